@@ -1,0 +1,416 @@
+//! API keys: a recognisable format, hashed storage, constant-time checks.
+//!
+//! - [`ApiKeys`] bundles the [`KeyFormat`] and the [`KeyHasher`], so keys are generated and
+//!   checked the same way: [`ApiKeys::generate`] returns the plaintext (once) and the
+//!   [`KeyRecord`] to store.
+//! - [`KeyStore`] is where records live ([`MemoryKeyStore`] built in).
+//! - [`ApiKeyAuthenticator`] reads the key from the request and checks it.
+//!
+//! # How a key is checked
+//!
+//! 1. Read it from `x-api-key` (configurable) or `Authorization: ApiKey <key>`; from the query
+//!    string only if the host opted in. Two keys in one request are refused (400).
+//! 2. Check prefix, length, alphabet and checksum: typos and guesses are refused here, with no
+//!    store lookup.
+//! 3. Hash the whole key, look its id up in the store (bounded by a timeout; an error or a
+//!    timeout refuses with 503), and compare hashes in constant time. An unknown id is compared
+//!    against a dummy hash, so "unknown id" and "wrong secret" take the same steps and give the
+//!    same answer (`invalid_key`): key ids cannot be probed.
+//! 4. Only once the secret is proved does the client learn that its key is revoked or expired.
+//!
+//! # Example
+//!
+//! ```
+//! use palisade::authn::api_key::{ApiKeys, KeySpec, MemoryKeyStore};
+//!
+//! let keys = ApiKeys::new();
+//! let issued = keys.generate(KeySpec::new("alice").role("admin")).unwrap();
+//! let store = MemoryKeyStore::new();
+//! store.insert(issued.record.clone());
+//! // Hand `issued.plaintext.expose_secret()` to alice, once. Then:
+//! let authenticator = keys.authenticator(store);
+//! # let _ = authenticator;
+//! ```
+
+mod format;
+mod hash;
+mod store;
+
+use std::fmt;
+use std::time::Duration;
+
+use http::header::AUTHORIZATION;
+use http::request::Parts;
+use http::{HeaderName, HeaderValue};
+
+pub use format::{KeyFormat, KeyGenError, KeyId, ParsedKey, SecretKey};
+pub use hash::{KeyHash, KeyHasher};
+pub use store::{DynKeyStore, KeyRecord, KeySpec, KeyStore, MemoryKeyStore};
+
+use super::{Authentication, Authenticator};
+use crate::clock::{Clock, SystemClock};
+use crate::error::ConfigError;
+use crate::rejection::{AuthnFailure, AuthnReason, Rejection, UnavailableReason};
+
+/// The default header: `x-api-key`.
+pub const DEFAULT_HEADER: HeaderName = HeaderName::from_static("x-api-key");
+/// The `Authorization` scheme for API keys: `Authorization: ApiKey <key>`.
+pub const AUTHORIZATION_SCHEME: &str = "ApiKey";
+/// The default store lookup timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A freshly generated key: the plaintext, to show its owner once, and the record to store.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct IssuedKey {
+    /// The key. Not stored anywhere by palisade.
+    pub plaintext: SecretKey,
+    /// What to store.
+    pub record: KeyRecord,
+}
+
+/// The key format and hasher of one key population: generates keys and builds authenticators
+/// that check them.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeys {
+    format: KeyFormat,
+    hasher: KeyHasher,
+}
+
+impl ApiKeys {
+    /// The default format (`pal_` prefix) and plain SHA-256 hashing.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Uses `format` (for a prefix of your own, e.g. `KeyFormat::new("acme")`).
+    #[must_use]
+    pub fn with_format(mut self, format: KeyFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Uses `hasher` (e.g. [`KeyHasher::keyed`] with a server-side secret).
+    #[must_use]
+    pub fn with_hasher(mut self, hasher: KeyHasher) -> Self {
+        self.hasher = hasher;
+        self
+    }
+
+    /// The key format.
+    #[must_use]
+    pub fn format(&self) -> &KeyFormat {
+        &self.format
+    }
+
+    /// The hasher.
+    #[must_use]
+    pub fn hasher(&self) -> &KeyHasher {
+        &self.hasher
+    }
+
+    /// Generates a key for `spec`.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyGenError`] when the operating system's random number generator fails.
+    pub fn generate(&self, spec: KeySpec) -> Result<IssuedKey, KeyGenError> {
+        let (id, plaintext) = self.format.generate()?;
+        let hash = self.hasher.hash(plaintext.expose_secret());
+        Ok(IssuedKey {
+            plaintext,
+            record: spec.into_record(id, hash),
+        })
+    }
+
+    /// The id and stored hash of an existing key (to import keys, or to check one by hand).
+    ///
+    /// # Errors
+    ///
+    /// [`AuthnReason::MalformedKey`] or [`AuthnReason::BadChecksum`].
+    pub fn hash(&self, key: &str) -> Result<(KeyId, KeyHash), AuthnReason> {
+        let parsed = self.format.parse(key)?;
+        Ok((*parsed.id(), self.hasher.hash(key)))
+    }
+
+    /// An authenticator for these keys, looking records up in `store`.
+    pub fn authenticator<S: KeyStore>(&self, store: S) -> ApiKeyAuthenticator<S> {
+        ApiKeyAuthenticator::new(self.clone(), store)
+    }
+}
+
+/// Where an [`ApiKeyAuthenticator`] looks for the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    Header(HeaderName),
+    Authorization,
+    Query(Box<str>),
+}
+
+/// Authenticates requests that carry an API key. See the [module docs](self).
+pub struct ApiKeyAuthenticator<S, C = SystemClock> {
+    keys: ApiKeys,
+    store: S,
+    clock: C,
+    sources: Vec<Source>,
+    timeout: Duration,
+    realm: Box<str>,
+    challenge: HeaderValue,
+    /// Compared against when the id is unknown, so both paths do the same work.
+    dummy_hash: KeyHash,
+}
+
+impl<S, C> fmt::Debug for ApiKeyAuthenticator<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyAuthenticator")
+            .field("keys", &self.keys)
+            .field("sources", &self.sources)
+            .field("timeout", &self.timeout)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: KeyStore> ApiKeyAuthenticator<S> {
+    /// Checks keys of `keys` against `store`, reading them from `x-api-key` and
+    /// `Authorization: ApiKey`, with a one-second store timeout and the system clock.
+    pub fn new(keys: ApiKeys, store: S) -> Self {
+        let dummy_hash = keys.hasher.hash("palisade dummy key: never matches a stored hash");
+        let realm: Box<str> = "api".into();
+        Self {
+            challenge: challenge(&realm, None),
+            keys,
+            store,
+            clock: SystemClock,
+            sources: vec![Source::Header(DEFAULT_HEADER), Source::Authorization],
+            timeout: DEFAULT_TIMEOUT,
+            realm,
+            dummy_hash,
+        }
+    }
+}
+
+fn challenge(realm: &str, error: Option<&str>) -> HeaderValue {
+    let value = match error {
+        None => format!("{AUTHORIZATION_SCHEME} realm=\"{realm}\""),
+        Some(e) => format!("{AUTHORIZATION_SCHEME} realm=\"{realm}\", error=\"{e}\""),
+    };
+    // The realm is validated to be a plain token-ish string when set.
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("ApiKey"))
+}
+
+impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
+    /// Reads keys from header `name` instead of `x-api-key` (`Authorization: ApiKey` stays).
+    #[must_use]
+    pub fn with_header(mut self, name: HeaderName) -> Self {
+        self.sources.retain(|s| !matches!(s, Source::Header(_)));
+        self.sources.insert(0, Source::Header(name));
+        self
+    }
+
+    /// Stops reading a dedicated header: only `Authorization: ApiKey` (and an opted-in query
+    /// parameter) remain.
+    #[must_use]
+    pub fn without_header(mut self) -> Self {
+        self.sources.retain(|s| !matches!(s, Source::Header(_)));
+        self
+    }
+
+    /// Stops accepting `Authorization: ApiKey <key>` (leaving `Authorization` to bearer tokens).
+    #[must_use]
+    pub fn without_authorization_scheme(mut self) -> Self {
+        self.sources.retain(|s| *s != Source::Authorization);
+        self
+    }
+
+    /// Also accepts the key in query parameter `name`.
+    ///
+    /// # Security
+    ///
+    /// Query strings end up in access logs, browser history and `Referer` headers, so a key
+    /// sent this way leaks easily (RFC 6750 §2.3 says the same of bearer tokens). Only for
+    /// clients that cannot set headers.
+    #[must_use]
+    pub fn allow_query_param(mut self, name: &str) -> Self {
+        self.sources.push(Source::Query(name.into()));
+        self
+    }
+
+    /// Bounds each store lookup to `timeout` (default one second); past it the request is
+    /// refused with 503.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the `realm` of the `WWW-Authenticate` challenge (default `api`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when the realm is empty, longer than 64 bytes, or holds anything
+    /// but visible ASCII other than `"` and `\`.
+    pub fn with_realm(mut self, realm: &str) -> Result<Self, ConfigError> {
+        let ok = !realm.is_empty()
+            && realm.len() <= 64
+            && realm
+                .bytes()
+                .all(|c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\');
+        if !ok {
+            return Err(ConfigError::Invalid {
+                field: "realm",
+                message: "1-64 visible ASCII characters, without quotes or backslashes".into(),
+            });
+        }
+        self.realm = realm.into();
+        self.challenge = challenge(realm, None);
+        Ok(self)
+    }
+
+    /// Reads time from `clock` (for key expiry).
+    pub fn with_clock<C2: Clock>(self, clock: C2) -> ApiKeyAuthenticator<S, C2> {
+        ApiKeyAuthenticator {
+            keys: self.keys,
+            store: self.store,
+            clock,
+            sources: self.sources,
+            timeout: self.timeout,
+            realm: self.realm,
+            challenge: self.challenge,
+            dummy_hash: self.dummy_hash,
+        }
+    }
+
+    /// The key store.
+    #[must_use]
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The key format and hasher.
+    #[must_use]
+    pub fn keys(&self) -> &ApiKeys {
+        &self.keys
+    }
+
+    /// Finds the one key in the request: `Ok(None)` if there is none.
+    fn extract<'a>(&self, parts: &'a Parts) -> Result<Option<&'a str>, AuthnReason> {
+        let mut found: Option<&'a str> = None;
+        let mut take = |value: &'a [u8]| -> Result<(), AuthnReason> {
+            if found.is_some() {
+                return Err(AuthnReason::MultipleCredentials);
+            }
+            found = Some(std::str::from_utf8(value).map_err(|_| AuthnReason::MalformedKey)?);
+            Ok(())
+        };
+        for source in &self.sources {
+            match source {
+                Source::Header(name) => {
+                    for v in parts.headers.get_all(name) {
+                        take(v.as_bytes())?;
+                    }
+                }
+                Source::Authorization => {
+                    for v in parts.headers.get_all(AUTHORIZATION) {
+                        if let Some(key) = strip_scheme(v.as_bytes()) {
+                            take(key)?;
+                        }
+                    }
+                }
+                Source::Query(name) => {
+                    let query = parts.uri.query().unwrap_or_default();
+                    for pair in query.split('&') {
+                        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                        if k == &**name {
+                            take(v.as_bytes())?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(found.map(str::trim))
+    }
+
+    fn refuse(&self, reason: AuthnReason) -> Authentication {
+        let challenges = if reason == AuthnReason::MultipleCredentials {
+            Vec::new()
+        } else {
+            vec![challenge(&self.realm, Some(reason.public_code()))]
+        };
+        Authentication::Refused(Rejection::Unauthenticated(AuthnFailure::new(
+            reason,
+            challenges.into(),
+        )))
+    }
+}
+
+/// `ApiKey <key>` → `<key>`; the scheme is case-insensitive (RFC 9110 §11.1).
+fn strip_scheme(value: &[u8]) -> Option<&[u8]> {
+    let n = AUTHORIZATION_SCHEME.len();
+    if value.len() > n
+        && value[..n].eq_ignore_ascii_case(AUTHORIZATION_SCHEME.as_bytes())
+        && value[n] == b' '
+    {
+        Some(&value[n + 1..])
+    } else {
+        None
+    }
+}
+
+impl<S: KeyStore, C: Clock> Authenticator for ApiKeyAuthenticator<S, C> {
+    async fn authenticate(&self, parts: &Parts) -> Authentication {
+        let key = match self.extract(parts) {
+            Ok(Some(key)) => key,
+            Ok(None) => return Authentication::Absent,
+            Err(reason) => return self.refuse(reason),
+        };
+        let parsed = match self.keys.format.parse(key) {
+            Ok(parsed) => parsed,
+            Err(reason) => return self.refuse(reason),
+        };
+        // Hash before the lookup so that every path below does the same work.
+        let presented = self.keys.hasher.hash(key);
+        let record = match tokio::time::timeout(self.timeout, self.store.get(parsed.id())).await
+        {
+            Ok(Ok(record)) => record,
+            Ok(Err(error)) => {
+                tracing::warn!(layer = "authn", key_id = %parsed.id(), %error, "api key store failed");
+                return Authentication::Refused(Rejection::unavailable(
+                    "authn",
+                    UnavailableReason::KeyStoreError,
+                ));
+            }
+            Err(_) => {
+                tracing::warn!(layer = "authn", key_id = %parsed.id(), timeout = ?self.timeout, "api key store timed out");
+                return Authentication::Refused(Rejection::unavailable(
+                    "authn",
+                    UnavailableReason::KeyStoreTimeout,
+                ));
+            }
+        };
+        // A store that answers with another id's record is treated as not knowing the id.
+        let record = record.filter(|r| r.id() == parsed.id());
+        let expected = record.as_ref().map_or(&self.dummy_hash, KeyRecord::hash);
+        let matches = presented.ct_eq(expected);
+        let record = match record {
+            Some(record) if matches => record,
+            Some(_) => return self.refuse(AuthnReason::WrongSecret),
+            None => return self.refuse(AuthnReason::UnknownKey),
+        };
+        if record.is_revoked() {
+            return self.refuse(AuthnReason::KeyRevoked);
+        }
+        if record.expires_at().is_some() && record.is_expired_at(self.clock.now()) {
+            return self.refuse(AuthnReason::KeyExpired);
+        }
+        Authentication::Authenticated(record.principal().clone())
+    }
+
+    fn challenges(&self, out: &mut Vec<HeaderValue>) {
+        out.push(self.challenge.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,125 @@
+//! The [`Authenticator`] trait, its outcome and the [`Chain`] of authenticators.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use http::HeaderValue;
+use http::request::Parts;
+
+use crate::BoxFuture;
+use crate::principal::Principal;
+use crate::rejection::Rejection;
+
+/// What an [`Authenticator`] concluded about a request.
+#[derive(Debug, Clone)]
+pub enum Authentication {
+    /// The credential is good: this is the caller.
+    Authenticated(Principal),
+    /// No credential of this authenticator's kind is present; the next one in a chain may try.
+    Absent,
+    /// A credential of this authenticator's kind is present but bad (or could not be checked):
+    /// the request is refused and no other authenticator is asked.
+    Refused(Rejection),
+}
+
+/// Turns request parts into a [`Principal`], or a reason to refuse.
+///
+/// # Contract
+///
+/// - Return [`Authentication::Absent`] only when the request carries no credential of your
+///   kind; a present-but-bad credential is [`Authentication::Refused`], never passed on.
+/// - Never log or return the credential itself, in any form a client could replay.
+/// - Bound the time spent on backends, and fail closed (refuse with
+///   [`Rejection::Unavailable`]) when a backend fails.
+///
+/// Write `async fn authenticate` in implementations; `Arc<T>` and `Arc<dyn DynAuthenticator>`
+/// are authenticators too.
+pub trait Authenticator: Send + Sync + 'static {
+    /// Authenticates the request described by `parts`.
+    fn authenticate(&self, parts: &Parts) -> impl Future<Output = Authentication> + Send;
+
+    /// Pushes this authenticator's `WWW-Authenticate` challenges, sent with the 401 when no
+    /// authenticator found a credential (RFC 9110 §11.6.1).
+    fn challenges(&self, out: &mut Vec<HeaderValue>);
+}
+
+impl<T: Authenticator> Authenticator for Arc<T> {
+    fn authenticate(&self, parts: &Parts) -> impl Future<Output = Authentication> + Send {
+        (**self).authenticate(parts)
+    }
+
+    fn challenges(&self, out: &mut Vec<HeaderValue>) {
+        (**self).challenges(out);
+    }
+}
+
+/// The object-safe companion of [`Authenticator`], for hosts that pick authenticators at run
+/// time: `Arc<dyn DynAuthenticator>` is an [`Authenticator`] (at the cost of one boxed future
+/// per call).
+pub trait DynAuthenticator: Send + Sync + 'static {
+    /// [`Authenticator::authenticate`], boxed.
+    fn authenticate_boxed<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, Authentication>;
+
+    /// [`Authenticator::challenges`].
+    fn challenges_dyn(&self, out: &mut Vec<HeaderValue>);
+}
+
+impl<T: Authenticator> DynAuthenticator for T {
+    fn authenticate_boxed<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, Authentication> {
+        Box::pin(self.authenticate(parts))
+    }
+
+    fn challenges_dyn(&self, out: &mut Vec<HeaderValue>) {
+        self.challenges(out);
+    }
+}
+
+impl Authenticator for Arc<dyn DynAuthenticator> {
+    async fn authenticate(&self, parts: &Parts) -> Authentication {
+        self.authenticate_boxed(parts).await
+    }
+
+    fn challenges(&self, out: &mut Vec<HeaderValue>) {
+        self.challenges_dyn(out);
+    }
+}
+
+/// Two authenticators tried in order: the first that finds its kind of credential decides.
+///
+/// ```
+/// # use palisade::authn::{Chain, Authenticator};
+/// # fn f<A: Authenticator, B: Authenticator, C: Authenticator>(a: A, b: B, c: C) {
+/// let chain = Chain::new(a, b).or(c);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Chain<A, B> {
+    first: A,
+    second: B,
+}
+
+impl<A, B> Chain<A, B> {
+    /// `first`, then `second` if `first` found no credential.
+    pub fn new(first: A, second: B) -> Self {
+        Self { first, second }
+    }
+
+    /// Appends `next` to the chain.
+    pub fn or<C>(self, next: C) -> Chain<Self, C> {
+        Chain::new(self, next)
+    }
+}
+
+impl<A: Authenticator, B: Authenticator> Authenticator for Chain<A, B> {
+    async fn authenticate(&self, parts: &Parts) -> Authentication {
+        match self.first.authenticate(parts).await {
+            Authentication::Absent => self.second.authenticate(parts).await,
+            decided => decided,
+        }
+    }
+
+    fn challenges(&self, out: &mut Vec<HeaderValue>) {
+        self.first.challenges(out);
+        self.second.challenges(out);
+    }
+}

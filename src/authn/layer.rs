@@ -1,0 +1,179 @@
+//! [`AuthnLayer`], its service [`Authn`] and [`ResponseFuture`].
+
+use std::fmt;
+use std::future::Future;
+use std::mem;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderValue, Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{Authentication, Authenticator};
+use crate::body::ResponseBody;
+use crate::principal::Principal;
+use crate::rejection::{AuthnFailure, AuthnReason, Rejection};
+
+/// Authenticates every request with an [`Authenticator`] (or a [`Chain`](super::Chain) of them).
+///
+/// An authenticated request gets its [`Principal`] in the extensions and reaches the inner
+/// service; any other is answered by the layer (401, 400 or 503) and the inner service is not
+/// called. See the [module docs](crate::authn).
+pub struct AuthnLayer<A> {
+    shared: Arc<Shared<A>>,
+}
+
+struct Shared<A> {
+    authenticator: A,
+    /// The challenges sent when no credential is found, computed once.
+    missing: Arc<[HeaderValue]>,
+}
+
+impl<A: Authenticator> AuthnLayer<A> {
+    /// A layer that authenticates with `authenticator`.
+    pub fn new(authenticator: A) -> Self {
+        let mut challenges = Vec::new();
+        authenticator.challenges(&mut challenges);
+        Self {
+            shared: Arc::new(Shared {
+                authenticator,
+                missing: challenges.into(),
+            }),
+        }
+    }
+
+    /// The authenticator.
+    #[must_use]
+    pub fn authenticator(&self) -> &A {
+        &self.shared.authenticator
+    }
+}
+
+impl<A> Clone for AuthnLayer<A> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<A> fmt::Debug for AuthnLayer<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthnLayer")
+            .field("authenticator", &std::any::type_name::<A>())
+            .finish()
+    }
+}
+
+impl<S, A> Layer<S> for AuthnLayer<A> {
+    type Service = Authn<S, A>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authn {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service of [`AuthnLayer`]. See the [module docs](crate::authn).
+pub struct Authn<S, A> {
+    inner: S,
+    shared: Arc<Shared<A>>,
+}
+
+impl<S, A> Authn<S, A> {
+    crate::macros::define_inner_service_accessors!();
+}
+
+impl<S: Clone, A> Clone for Authn<S, A> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, A> fmt::Debug for Authn<S, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authn")
+            .field("inner", &self.inner)
+            .field("authenticator", &std::any::type_name::<A>())
+            .finish()
+    }
+}
+
+impl<S, A, ReqBody, ResBody> Service<Request<ReqBody>> for Authn<S, A>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    A: Authenticator,
+    ReqBody: Send + 'static,
+    ResBody: 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // The ready service goes into the future; a fresh clone stays for the next call.
+        let clone = self.inner.clone();
+        let mut inner = mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        ResponseFuture {
+            inner: Box::pin(async move {
+                let (mut parts, body) = req.into_parts();
+                // Whatever an outer layer may have put here is not an authentication.
+                parts.extensions.remove::<Principal>();
+                let rejection = match shared.authenticator.authenticate(&parts).await {
+                    Authentication::Authenticated(principal) => {
+                        parts.extensions.insert(principal);
+                        let res = inner.call(Request::from_parts(parts, body)).await?;
+                        return Ok(res.map(ResponseBody::inner));
+                    }
+                    Authentication::Absent => Rejection::Unauthenticated(AuthnFailure::new(
+                        AuthnReason::MissingCredentials,
+                        shared.missing.clone(),
+                    )),
+                    Authentication::Refused(rejection) => rejection,
+                };
+                tracing::debug!(
+                    layer = "authn",
+                    reason = rejection.reason(),
+                    status = rejection.status().as_u16(),
+                    "request refused"
+                );
+                Ok(rejection.to_response().map(ResponseBody::refused))
+            }),
+        }
+    }
+}
+
+type BoxedResponse<B, E> =
+    Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
+
+/// The response future of [`Authn`].
+pub struct ResponseFuture<B, E> {
+    inner: BoxedResponse<B, E>,
+}
+
+impl<B, E> Future for ResponseFuture<B, E> {
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl<B, E> fmt::Debug for ResponseFuture<B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,93 @@
+//! palisade: composable [`tower`](https://docs.rs/tower) layers that guard an HTTP API.
+//!
+//! Safe by default (deny, fail closed, no secret in any response or log) and fast (the
+//! in-memory hot path does no I/O and almost no allocation). Each layer works alone; the
+//! [`Palisade`] builder composes them in the one safe order.
+//!
+//! | module | what it does |
+//! | --- | --- |
+//! | [`authn`] | API keys (hashed, constant-time, enumeration-proof) → [`Principal`], or 401 |
+//! | [`client_ip`] | the caller's address, trusting forwarded headers only from trusted proxies |
+//! | [`rejection`] | every refusal as RFC 9457 problem details |
+//! | [`clock`] | injected time, for tests that never sleep |
+//! | [`route`] | the (method, template) of a request |
+//! | `config` | a declarative YAML / TOML / JSON configuration (feature `config`) |
+//!
+//! # Quick start
+//!
+//! ```
+//! use axum::{Router, routing::get, body::Body};
+//! use http::{Request, StatusCode};
+//! use palisade::{Palisade, Principal};
+//! use palisade::authn::api_key::{ApiKeys, KeySpec, MemoryKeyStore};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let keys = ApiKeys::new();
+//! let store = MemoryKeyStore::new();
+//! let issued = keys.generate(KeySpec::new("alice").role("admin"))?;
+//! store.insert(issued.record);
+//!
+//! let app = Router::new()
+//!     .route("/hello", get(|p: Principal| async move { format!("hello {}", p.subject()) }))
+//!     .layer(Palisade::builder().authenticate(keys.authenticator(store)).build()?);
+//!
+//! let key = issued.plaintext.expose_secret();
+//! let ok = app.clone()
+//!     .oneshot(Request::get("/hello").header("x-api-key", key).body(Body::empty())?)
+//!     .await?;
+//! assert_eq!(ok.status(), StatusCode::OK);
+//!
+//! let refused = app.oneshot(Request::get("/hello").body(Body::empty())?).await?;
+//! assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+//! # Ok(()) }
+//! ```
+//!
+//! # Runtime
+//!
+//! Backend timeouts use tokio timers: run palisade inside a tokio runtime with the time driver
+//! enabled (`#[tokio::main]` does this).
+//!
+//! # Features
+//!
+//! - `axum` (default): the [`Principal`] extractor, axum `MatchedPath` routes and
+//!   `ConnectInfo` peer addresses.
+//! - `config`: declarative configuration files.
+//! - `full`: everything.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+mod macros;
+mod stack;
+
+pub mod authn;
+pub mod client_ip;
+pub mod clock;
+#[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
+pub mod config;
+pub mod error;
+pub mod principal;
+pub mod rejection;
+pub mod route;
+
+pub use body::ResponseBody;
+pub use client_ip::ClientIp;
+pub use error::{BoxError, ConfigError, StoreError};
+pub use principal::{AuthMethod, Principal};
+pub use rejection::Rejection;
+pub use route::Route;
+pub use stack::{NoAuthn, Palisade, PalisadeBuilder, PalisadeLayer, PalisadeService};
+
+/// A boxed `Send` future, as the `Dyn*` companion traits return.
+pub type BoxFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The types most hosts need.
+pub mod prelude {
+    pub use crate::authn::api_key::{ApiKeys, KeySpec, KeyStore, MemoryKeyStore};
+    pub use crate::authn::{Authenticator, AuthnLayer, Chain};
+    pub use crate::clock::{Clock, SystemClock, Timestamp};
+    pub use crate::{ClientIp, Palisade, Principal, Rejection};
+}

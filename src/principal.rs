@@ -1,0 +1,292 @@
+//! [`Principal`]: who is calling, as established by the authentication layer.
+//!
+//! The authn layer puts a `Principal` into the request extensions; later layers (quota, authz)
+//! and the handler read it from there. With the `axum` feature it is an extractor:
+//!
+//! ```
+//! use palisade::Principal;
+//!
+//! async fn handler(principal: Principal) -> String {
+//!     format!("hello {}", principal.subject())
+//! }
+//! # let _ = axum::routing::get(handler);
+//! ```
+//!
+//! Cloning is a reference-count bump: the data sits behind one `Arc`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::authn::api_key::KeyId;
+
+/// How a [`Principal`] was authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// An API key; the key id is public (it names the key, it does not prove anything).
+    ApiKey {
+        /// The id of the key that was presented.
+        key_id: KeyId,
+    },
+    /// A bearer token from an issuer.
+    Bearer {
+        /// The token's issuer (`iss`).
+        issuer: Arc<str>,
+    },
+    /// No credential: a route the policy declares public.
+    Anonymous,
+}
+
+/// The authenticated caller: subject, how it authenticated, roles, scopes, tenant and quota tier.
+///
+/// Build one with [`Principal::builder`]. All fields are read-only once built.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Principal(Arc<Inner>);
+
+#[derive(PartialEq, Eq, Serialize)]
+struct Inner {
+    subject: Box<str>,
+    method: AuthMethod,
+    roles: Box<[Box<str>]>,
+    scopes: Box<[Box<str>]>,
+    tenant: Option<Box<str>>,
+    tier: Option<Box<str>>,
+}
+
+impl Principal {
+    /// Starts a principal for `subject`, authenticated by `method`.
+    pub fn builder(subject: impl Into<String>, method: AuthMethod) -> PrincipalBuilder {
+        PrincipalBuilder {
+            subject: subject.into(),
+            method,
+            roles: Vec::new(),
+            scopes: Vec::new(),
+            tenant: None,
+            tier: None,
+        }
+    }
+
+    /// The anonymous principal (subject `"anonymous"`, no roles, no scopes).
+    #[must_use]
+    pub fn anonymous() -> Self {
+        Self::builder("anonymous", AuthMethod::Anonymous).build()
+    }
+
+    /// The subject: a user id, a service name, whatever the credential names.
+    #[must_use]
+    pub fn subject(&self) -> &str {
+        &self.0.subject
+    }
+
+    /// How the caller authenticated.
+    #[must_use]
+    pub fn method(&self) -> &AuthMethod {
+        &self.0.method
+    }
+
+    /// The API key id when the caller used an API key.
+    #[must_use]
+    pub fn key_id(&self) -> Option<&KeyId> {
+        match &self.0.method {
+            AuthMethod::ApiKey { key_id } => Some(key_id),
+            _ => None,
+        }
+    }
+
+    /// Whether this is the anonymous principal.
+    #[must_use]
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self.0.method, AuthMethod::Anonymous)
+    }
+
+    /// The roles granted to the caller.
+    pub fn roles(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.0.roles.iter().map(|r| &**r)
+    }
+
+    /// Whether the caller holds `role` directly (role inheritance is the authz layer's business).
+    #[must_use]
+    pub fn has_role(&self, role: &str) -> bool {
+        self.0.roles.iter().any(|r| &**r == role)
+    }
+
+    /// The scopes granted to the caller.
+    pub fn scopes(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.0.scopes.iter().map(|s| &**s)
+    }
+
+    /// Whether the caller holds `scope`.
+    #[must_use]
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.0.scopes.iter().any(|s| &**s == scope)
+    }
+
+    /// The caller's tenant, in multi-tenant APIs.
+    #[must_use]
+    pub fn tenant(&self) -> Option<&str> {
+        self.0.tenant.as_deref()
+    }
+
+    /// The caller's quota tier (`"free"`, `"pro"`...).
+    #[must_use]
+    pub fn tier(&self) -> Option<&str> {
+        self.0.tier.as_deref()
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Principal")
+            .field("subject", &self.0.subject)
+            .field("method", &self.0.method)
+            .field("roles", &self.0.roles)
+            .field("scopes", &self.0.scopes)
+            .field("tenant", &self.0.tenant)
+            .field("tier", &self.0.tier)
+            .finish()
+    }
+}
+
+impl Serialize for Principal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+/// Builds a [`Principal`]; see [`Principal::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct PrincipalBuilder {
+    subject: String,
+    method: AuthMethod,
+    roles: Vec<String>,
+    scopes: Vec<String>,
+    tenant: Option<String>,
+    tier: Option<String>,
+}
+
+impl PrincipalBuilder {
+    /// Adds a role.
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.roles.push(role.into());
+        self
+    }
+
+    /// Adds roles.
+    pub fn roles<I: IntoIterator<Item = T>, T: Into<String>>(mut self, roles: I) -> Self {
+        self.roles.extend(roles.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds a scope.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes.push(scope.into());
+        self
+    }
+
+    /// Adds scopes.
+    pub fn scopes<I: IntoIterator<Item = T>, T: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes.extend(scopes.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets the tenant.
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// Sets the quota tier.
+    pub fn tier(mut self, tier: impl Into<String>) -> Self {
+        self.tier = Some(tier.into());
+        self
+    }
+
+    /// Builds the principal. Duplicate roles and scopes are kept once.
+    pub fn build(self) -> Principal {
+        fn boxed(mut v: Vec<String>) -> Box<[Box<str>]> {
+            v.sort_unstable();
+            v.dedup();
+            v.into_iter().map(String::into_boxed_str).collect()
+        }
+        Principal(Arc::new(Inner {
+            subject: self.subject.into_boxed_str(),
+            method: self.method,
+            roles: boxed(self.roles),
+            scopes: boxed(self.scopes),
+            tenant: self.tenant.map(String::into_boxed_str),
+            tier: self.tier.map(String::into_boxed_str),
+        }))
+    }
+}
+
+#[cfg(feature = "axum")]
+mod extract {
+    use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+    use http::request::Parts;
+
+    use super::Principal;
+    use crate::rejection::MissingPrincipal;
+
+    /// Reads the [`Principal`] the authn layer stored. Refuses with 500 when there is none: the
+    /// route is then not behind palisade's authn layer, which is a wiring mistake, and failing
+    /// loudly beats serving the handler without an identity.
+    impl<S: Send + Sync> FromRequestParts<S> for Principal {
+        type Rejection = MissingPrincipal;
+
+        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+            parts
+                .extensions
+                .get::<Self>()
+                .cloned()
+                .ok_or(MissingPrincipal)
+        }
+    }
+
+    /// `Option<Principal>`: `None` when no layer authenticated the request.
+    impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
+        type Rejection = std::convert::Infallible;
+
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _: &S,
+        ) -> Result<Option<Self>, Self::Rejection> {
+            Ok(parts.extensions.get::<Self>().cloned())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_dedups_and_reads_back() {
+        let p = Principal::builder("alice", AuthMethod::Anonymous)
+            .roles(["admin", "reader", "admin"])
+            .scope("orders:read")
+            .tenant("acme")
+            .tier("pro")
+            .build();
+        assert_eq!(p.subject(), "alice");
+        assert_eq!(p.roles().collect::<Vec<_>>(), ["admin", "reader"]);
+        assert!(p.has_role("reader") && !p.has_role("root"));
+        assert!(p.has_scope("orders:read"));
+        assert_eq!(p.tenant(), Some("acme"));
+        assert_eq!(p.tier(), Some("pro"));
+        assert!(p.is_anonymous());
+        assert!(p.key_id().is_none());
+    }
+
+    #[test]
+    fn principal_is_send_sync_and_cheap_to_clone() {
+        fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+        assert_send_sync::<Principal>();
+        let p = Principal::anonymous();
+        let q = p.clone();
+        assert!(Arc::ptr_eq(&p.0, &q.0));
+    }
+}

@@ -1,0 +1,417 @@
+//! [`Rejection`]: why a layer refused a request, and the one place that turns it into a response.
+//!
+//! Every refusal in palisade is a `Rejection`. [`Rejection::to_response`] renders it as an
+//! RFC 9457 problem details document (`application/problem+json`) with:
+//!
+//! - `WWW-Authenticate` challenges on 401 (RFC 9110 §11.6.1, RFC 6750 §3 for bearer tokens);
+//! - `Cache-Control: no-store`, so no cache keeps an authentication failure;
+//! - the `Rejection` itself in the response extensions, so the audit layer (and the host) can
+//!   read who refused and the precise reason.
+//!
+//! # Public and precise reasons
+//!
+//! Some refusals must look alike to the client while the operator needs to tell them apart: an
+//! unknown API key id and a wrong secret for a known id both answer `invalid_key`, or keys could
+//! be enumerated. [`Rejection::public_reason`] is what goes on the wire; [`Rejection::reason`] is
+//! the precise code for audit and logs. Neither ever contains a credential.
+//!
+//! # Example
+//!
+//! ```
+//! use palisade::rejection::{AuthnReason, Rejection};
+//!
+//! let r = Rejection::unauthenticated(AuthnReason::WrongSecret, []);
+//! assert_eq!(r.status(), 401);
+//! assert_eq!(r.reason(), "wrong_secret");
+//! assert_eq!(r.public_reason(), "invalid_key");
+//! let response = r.to_response();
+//! assert_eq!(response.headers()["content-type"], "application/problem+json");
+//! assert!(response.extensions().get::<Rejection>().is_some());
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use serde::Serialize;
+
+/// The media type of problem details (RFC 9457 §3).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Why a request was refused. The closed set of palisade refusals; it grows as layers land.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The caller is not authenticated: no credential, or a bad one (401, or 400 for a
+    /// malformed authentication request).
+    Unauthenticated(AuthnFailure),
+    /// A backend the decision depends on failed or timed out (503, fail closed).
+    Unavailable(Unavailable),
+}
+
+impl Rejection {
+    /// An authentication failure with the `WWW-Authenticate` challenges to send.
+    pub fn unauthenticated(
+        reason: AuthnReason,
+        challenges: impl IntoIterator<Item = HeaderValue>,
+    ) -> Self {
+        Self::Unauthenticated(AuthnFailure {
+            reason,
+            challenges: challenges.into_iter().collect(),
+        })
+    }
+
+    /// A backend failure in `layer`.
+    #[must_use]
+    pub fn unavailable(layer: &'static str, reason: UnavailableReason) -> Self {
+        Self::Unavailable(Unavailable { layer, reason })
+    }
+
+    /// The HTTP status of the response.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated(f) => f.reason.status(),
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The precise, stable reason code, for audit and logs (never sent to the client when it
+    /// differs from [`public_reason`](Self::public_reason)).
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(f) => f.reason.code(),
+            Self::Unavailable(u) => u.reason.code(),
+        }
+    }
+
+    /// The reason code sent to the client in the problem body's `code` member.
+    #[must_use]
+    pub fn public_reason(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(f) => f.reason.public_code(),
+            Self::Unavailable(_) => "temporarily_unavailable",
+        }
+    }
+
+    /// The layer that refused (`"authn"`, ...).
+    #[must_use]
+    pub fn layer(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => "authn",
+            Self::Unavailable(u) => u.layer,
+        }
+    }
+
+    fn detail(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(f) => f.reason.detail(),
+            Self::Unavailable(_) => {
+                "The request could not be checked because a backend is unavailable; retry later."
+            }
+        }
+    }
+
+    /// Renders the refusal: problem+json body, status, challenges, and `self` in the extensions.
+    #[must_use]
+    pub fn to_response(&self) -> Response<Full<Bytes>> {
+        let status = self.status();
+        let body = Problem {
+            r#type: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.detail(),
+            code: self.public_reason(),
+        };
+        problem_response(status, &body, |res| {
+            if let Self::Unauthenticated(f) = self {
+                for c in f.challenges.iter() {
+                    res.headers_mut().append(WWW_AUTHENTICATE, c.clone());
+                }
+            }
+            res.extensions_mut().insert(self.clone());
+        })
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} refused the request: {} ({})",
+            self.layer(),
+            self.reason(),
+            self.status().as_u16()
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    r#type: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    code: &'a str,
+}
+
+fn problem_response(
+    status: StatusCode,
+    problem: &Problem<'_>,
+    finish: impl FnOnce(&mut Response<Full<Bytes>>),
+) -> Response<Full<Bytes>> {
+    // Serializing a struct of strings and an integer into a Vec cannot fail.
+    let json = serde_json::to_vec(problem).unwrap_or_default();
+    let mut res = Response::new(Full::new(Bytes::from(json)));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    finish(&mut res);
+    res
+}
+
+/// An authentication failure: the reason and the challenges for `WWW-Authenticate`.
+#[derive(Debug, Clone)]
+pub struct AuthnFailure {
+    reason: AuthnReason,
+    challenges: Arc<[HeaderValue]>,
+}
+
+impl AuthnFailure {
+    /// A failure for `reason`, sending `challenges` in `WWW-Authenticate`.
+    #[must_use]
+    pub fn new(reason: AuthnReason, challenges: Arc<[HeaderValue]>) -> Self {
+        Self { reason, challenges }
+    }
+
+    /// The precise reason.
+    #[must_use]
+    pub fn reason(&self) -> AuthnReason {
+        self.reason
+    }
+
+    /// The `WWW-Authenticate` values sent with the refusal.
+    #[must_use]
+    pub fn challenges(&self) -> &[HeaderValue] {
+        &self.challenges
+    }
+}
+
+/// Why authentication failed. Codes are stable; new reasons may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthnReason {
+    /// No credential any authenticator recognises.
+    MissingCredentials,
+    /// More than one credential (several key headers, or a key in two places): refused as an
+    /// invalid request, as RFC 6750 §3.1 does for bearer tokens (400).
+    MultipleCredentials,
+    /// The API key is not of the key format (prefix, length, alphabet).
+    MalformedKey,
+    /// The API key's checksum does not match: a typo or a truncated key. No store lookup is made.
+    BadChecksum,
+    /// No key with this id exists. Publicly `invalid_key`, like [`WrongSecret`](Self::WrongSecret).
+    UnknownKey,
+    /// The key id exists but the secret is wrong. Publicly `invalid_key`.
+    WrongSecret,
+    /// The key was valid but is past its expiry (only said once the secret was proved).
+    KeyExpired,
+    /// The key was revoked (only said once the secret was proved).
+    KeyRevoked,
+}
+
+impl AuthnReason {
+    /// The precise code (`"wrong_secret"`), for audit.
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::MissingCredentials => "missing_credentials",
+            Self::MultipleCredentials => "multiple_credentials",
+            Self::MalformedKey => "malformed_key",
+            Self::BadChecksum => "bad_checksum",
+            Self::UnknownKey => "unknown_key",
+            Self::WrongSecret => "wrong_secret",
+            Self::KeyExpired => "key_expired",
+            Self::KeyRevoked => "key_revoked",
+        }
+    }
+
+    /// The code the client sees: unknown id and wrong secret are both `invalid_key`.
+    #[must_use]
+    pub fn public_code(self) -> &'static str {
+        match self {
+            Self::UnknownKey | Self::WrongSecret => "invalid_key",
+            other => other.code(),
+        }
+    }
+
+    /// The HTTP status: 400 for [`MultipleCredentials`](Self::MultipleCredentials), else 401.
+    #[must_use]
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MultipleCredentials => StatusCode::BAD_REQUEST,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    fn detail(self) -> &'static str {
+        match self {
+            Self::MissingCredentials => "This resource requires authentication.",
+            Self::MultipleCredentials => {
+                "The request carries more than one credential; send exactly one."
+            }
+            Self::MalformedKey => "The API key is not in the expected format.",
+            Self::BadChecksum => "The API key's checksum does not match; check for a typo.",
+            Self::UnknownKey | Self::WrongSecret => "The API key is not valid.",
+            Self::KeyExpired => "The API key has expired.",
+            Self::KeyRevoked => "The API key has been revoked.",
+        }
+    }
+}
+
+/// A backend failure that made a layer refuse (fail closed).
+#[derive(Debug, Clone)]
+pub struct Unavailable {
+    layer: &'static str,
+    reason: UnavailableReason,
+}
+
+impl Unavailable {
+    /// The precise reason.
+    #[must_use]
+    pub fn reason(&self) -> UnavailableReason {
+        self.reason
+    }
+}
+
+/// Which backend failed, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UnavailableReason {
+    /// The key store returned an error.
+    KeyStoreError,
+    /// The key store did not answer within the configured timeout.
+    KeyStoreTimeout,
+}
+
+impl UnavailableReason {
+    /// The precise code, for audit.
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::KeyStoreError => "key_store_error",
+            Self::KeyStoreTimeout => "key_store_timeout",
+        }
+    }
+}
+
+/// The axum rejection of the [`Principal`](crate::Principal) extractor when no authn layer ran:
+/// a wiring mistake, answered with 500 rather than serving the handler without an identity.
+#[derive(Debug, Clone, Copy)]
+pub struct MissingPrincipal;
+
+impl MissingPrincipal {
+    /// Renders the 500 problem response.
+    #[must_use]
+    pub fn to_response(self) -> Response<Full<Bytes>> {
+        let status = StatusCode::INTERNAL_SERVER_ERROR;
+        let problem = Problem {
+            r#type: "about:blank",
+            title: "Internal Server Error",
+            status: status.as_u16(),
+            detail: "The server is misconfigured: this route is not behind an authentication layer.",
+            code: "principal_missing",
+        };
+        tracing::error!(
+            "a handler asked for a Principal but no palisade authn layer ran for this route"
+        );
+        problem_response(status, &problem, |_| {})
+    }
+}
+
+#[cfg(feature = "axum")]
+mod axum_impls {
+    use axum::response::{IntoResponse, Response};
+
+    use super::{MissingPrincipal, Rejection};
+
+    impl IntoResponse for Rejection {
+        fn into_response(self) -> Response {
+            self.to_response().map(axum::body::Body::new)
+        }
+    }
+
+    impl IntoResponse for MissingPrincipal {
+        fn into_response(self) -> Response {
+            self.to_response().map(axum::body::Body::new)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn body_json(res: Response<Full<Bytes>>) -> serde_json::Value {
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn rfc9457_3_1_problem_members_are_present() {
+        let challenge = HeaderValue::from_static(r#"ApiKey realm="api""#);
+        let res = Rejection::unauthenticated(AuthnReason::MissingCredentials, [challenge])
+            .to_response();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(res.headers()[CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+        assert_eq!(res.headers()[WWW_AUTHENTICATE], r#"ApiKey realm="api""#);
+        let v = body_json(res).await;
+        assert_eq!(v["type"], "about:blank");
+        // RFC 9457 §4.2.1: with about:blank the title is the status phrase.
+        assert_eq!(v["title"], "Unauthorized");
+        assert_eq!(v["status"], 401);
+        assert_eq!(v["code"], "missing_credentials");
+        assert!(v["detail"].is_string());
+    }
+
+    #[tokio::test]
+    async fn unknown_key_and_wrong_secret_render_identically() {
+        let a = Rejection::unauthenticated(AuthnReason::UnknownKey, []).to_response();
+        let b = Rejection::unauthenticated(AuthnReason::WrongSecret, []).to_response();
+        assert_eq!(a.status(), b.status());
+        assert_eq!(a.headers(), b.headers());
+        assert_eq!(body_json(a).await, body_json(b).await);
+    }
+
+    #[test]
+    fn multiple_credentials_is_a_bad_request() {
+        let r = Rejection::unauthenticated(AuthnReason::MultipleCredentials, []);
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn unavailable_hides_the_backend_reason() {
+        let r = Rejection::unavailable("authn", UnavailableReason::KeyStoreTimeout);
+        assert_eq!(r.reason(), "key_store_timeout");
+        let res = r.to_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(res.headers().get(WWW_AUTHENTICATE).is_none());
+        let v = body_json(res).await;
+        assert_eq!(v["code"], "temporarily_unavailable");
+        assert!(!v.to_string().contains("key_store"));
+    }
+
+    #[test]
+    fn rejection_is_send_sync() {
+        fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+        assert_send_sync::<Rejection>();
+    }
+}

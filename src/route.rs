@@ -1,0 +1,158 @@
+//! [`Route`]: the (method, path template) a request belongs to, and [`RouteTable`].
+//!
+//! Policies are written against route templates (`/v1/orders/{id}`), never against raw paths,
+//! so `/v1/orders/1` and `/v1/orders/2` are one route. In axum the router's `MatchedPath` names
+//! the template (feature `axum`); elsewhere, or when palisade wraps the whole router, a
+//! [`RouteTable`] (built on `matchit`, axum's template syntax) finds it.
+//!
+//! # Example
+//!
+//! ```
+//! use http::{Method, Request};
+//! use palisade::route::RouteTable;
+//!
+//! let table = RouteTable::new()
+//!     .with_route("/v1/orders/{id}").unwrap()
+//!     .with_route("/v1/orders").unwrap();
+//! let req = Request::post("/v1/orders/42?x=1").body(()).unwrap();
+//! let route = table.resolve(&req).unwrap();
+//! assert_eq!(route.template(), "/v1/orders/{id}");
+//! assert_eq!(route.method(), Method::POST);
+//! assert!(table.resolve(&Request::get("/v2").body(()).unwrap()).is_none());
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::{Method, Request};
+
+use crate::error::ConfigError;
+
+/// A request's route: its method and the path template it matched.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Route {
+    method: Method,
+    template: Arc<str>,
+}
+
+impl Route {
+    /// A route for `method` on `template`.
+    pub fn new(method: Method, template: impl Into<Arc<str>>) -> Self {
+        Self {
+            method,
+            template: template.into(),
+        }
+    }
+
+    /// The request method.
+    #[must_use]
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The path template, e.g. `/v1/orders/{id}`.
+    #[must_use]
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, self.template)
+    }
+}
+
+/// Path templates a service serves, to name the [`Route`] of a request.
+#[derive(Clone, Default)]
+pub struct RouteTable {
+    router: matchit::Router<Arc<str>>,
+    len: usize,
+}
+
+impl fmt::Debug for RouteTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteTable").field("len", &self.len).finish()
+    }
+}
+
+impl RouteTable {
+    /// An empty table.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a template (`/users/{id}`, `/files/{*path}`). Adding one twice is a no-op.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Route`] when the template is invalid or conflicts with another.
+    pub fn with_route(mut self, template: &str) -> Result<Self, ConfigError> {
+        if self.router.at(template).is_ok_and(|m| &**m.value == template) {
+            return Ok(self);
+        }
+        self.router
+            .insert(template, Arc::from(template))
+            .map_err(|e| ConfigError::Route {
+                template: template.to_owned(),
+                message: e.to_string(),
+            })?;
+        self.len += 1;
+        Ok(self)
+    }
+
+    /// The number of templates.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the table is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The route of `req`: axum's `MatchedPath` when present, else the table's match on the path.
+    #[must_use]
+    pub fn resolve<B>(&self, req: &Request<B>) -> Option<Route> {
+        #[cfg(feature = "axum")]
+        if let Some(matched) = req.extensions().get::<axum::extract::MatchedPath>() {
+            return Some(Route::new(req.method().clone(), matched.as_str()));
+        }
+        let m = self.router.at(req.uri().path()).ok()?;
+        Some(Route {
+            method: req.method().clone(),
+            template: m.value.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflicting_templates_are_config_errors() {
+        let err = RouteTable::new()
+            .with_route("/a/{id}")
+            .unwrap()
+            .with_route("/a/{name}")
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::Route { .. }), "{err}");
+    }
+
+    #[test]
+    fn duplicate_template_is_kept_once() {
+        let t = RouteTable::new().with_route("/a").unwrap().with_route("/a").unwrap();
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn query_string_does_not_affect_the_route() {
+        let t = RouteTable::new().with_route("/files/{*path}").unwrap();
+        let req = Request::get("/files/a/b.txt?download=1").body(()).unwrap();
+        assert_eq!(t.resolve(&req).unwrap().to_string(), "GET /files/{*path}");
+    }
+}

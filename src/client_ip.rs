@@ -375,20 +375,29 @@ mod tests {
         let peer = ip("203.0.113.50");
         assert_eq!(behind_proxy().resolve(peer, &h), peer);
         // With no trusted proxy at all, nothing is ever trusted.
-        assert_eq!(ClientIpResolver::new().resolve(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+        assert_eq!(
+            ClientIpResolver::new().resolve(ip("10.0.0.1"), &h),
+            ip("10.0.0.1")
+        );
     }
 
     #[test]
     fn spoofed_leftmost_entries_behind_trusted_proxy_are_ignored() {
         // The client wrote "1.1.1.1"; our proxy appended the real peer 203.0.113.9.
         let h = headers("x-forwarded-for", &["1.1.1.1, 203.0.113.9"]);
-        assert_eq!(behind_proxy().resolve(ip("10.0.0.2"), &h), ip("203.0.113.9"));
+        assert_eq!(
+            behind_proxy().resolve(ip("10.0.0.2"), &h),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]
     fn chain_of_trusted_proxies_is_skipped() {
         let h = headers("x-forwarded-for", &["198.51.100.1", "10.9.9.9, 10.8.8.8"]);
-        assert_eq!(behind_proxy().resolve(ip("10.0.0.2"), &h), ip("198.51.100.1"));
+        assert_eq!(
+            behind_proxy().resolve(ip("10.0.0.2"), &h),
+            ip("198.51.100.1")
+        );
     }
 
     #[test]
@@ -416,7 +425,10 @@ mod tests {
     #[test]
     fn ports_and_brackets_are_accepted() {
         let h = headers("x-forwarded-for", &["[2001:db8::7]:4711, 198.51.100.3:80"]);
-        assert_eq!(behind_proxy().resolve(ip("10.0.0.2"), &h), ip("198.51.100.3"));
+        assert_eq!(
+            behind_proxy().resolve(ip("10.0.0.2"), &h),
+            ip("198.51.100.3")
+        );
         let h = headers("x-forwarded-for", &["[2001:db8::7]:4711, fd00::1"]);
         assert_eq!(behind_proxy().resolve(ip("fd00::2"), &h), ip("2001:db8::7"));
     }
@@ -442,7 +454,9 @@ mod tests {
         // RFC 7239 §4 examples: quoted IPv6 with port, parameters, case-insensitive names.
         let h = headers(
             "forwarded",
-            &[r#"for=1.1.1.1, For="[2001:db8:cafe::17]:4711";proto=https, for=10.1.1.1;by=10.0.0.2"#],
+            &[
+                r#"for=1.1.1.1, For="[2001:db8:cafe::17]:4711";proto=https, for=10.1.1.1;by=10.0.0.2"#,
+            ],
         );
         assert_eq!(r.resolve(ip("10.0.0.2"), &h), ip("2001:db8:cafe::17"));
         // RFC 7239 §6: "unknown" and obfuscated nodes stop the walk.
@@ -462,11 +476,22 @@ mod tests {
         let got: Result<_, Infallible> = call_now(&mut svc, req);
         assert_eq!(got.unwrap(), None);
         let mut req = Request::new(());
-        req.extensions_mut().insert(PeerAddr("192.0.2.1:5000".parse().unwrap()));
-        assert_eq!(call_now(&mut svc, req).unwrap(), Some(ClientIp(ip("192.0.2.1"))));
+        req.extensions_mut()
+            .insert(PeerAddr("192.0.2.1:5000".parse().unwrap()));
+        assert_eq!(
+            call_now(&mut svc, req).unwrap(),
+            Some(ClientIp(ip("192.0.2.1")))
+        );
     }
 
-    fn tower_service_fn<F, R>(f: F) -> impl Service<Request<()>, Response = R, Error = std::convert::Infallible, Future = std::future::Ready<Result<R, std::convert::Infallible>>>
+    fn tower_service_fn<F, R>(
+        f: F,
+    ) -> impl Service<
+        Request<()>,
+        Response = R,
+        Error = std::convert::Infallible,
+        Future = std::future::Ready<Result<R, std::convert::Infallible>>,
+    >
     where
         F: FnMut(Request<()>) -> R,
     {
@@ -487,7 +512,12 @@ mod tests {
 
     fn call_now<S, R>(svc: &mut S, req: Request<()>) -> Result<R, std::convert::Infallible>
     where
-        S: Service<Request<()>, Response = R, Error = std::convert::Infallible, Future = std::future::Ready<Result<R, std::convert::Infallible>>>,
+        S: Service<
+                Request<()>,
+                Response = R,
+                Error = std::convert::Infallible,
+                Future = std::future::Ready<Result<R, std::convert::Infallible>>,
+            >,
     {
         svc.call(req).into_inner()
     }

@@ -214,7 +214,10 @@ mod tests {
     #[test]
     fn arithmetic_saturates() {
         let t = Timestamp::from_unix_nanos(u64::MAX - 1);
-        assert_eq!(t.saturating_add(Duration::from_secs(5)).as_unix_nanos(), u64::MAX);
+        assert_eq!(
+            t.saturating_add(Duration::from_secs(5)).as_unix_nanos(),
+            u64::MAX
+        );
         assert_eq!(
             Timestamp::UNIX_EPOCH.saturating_sub(Duration::from_secs(1)),
             Timestamp::UNIX_EPOCH
@@ -223,7 +226,10 @@ mod tests {
             Timestamp::UNIX_EPOCH.saturating_duration_since(t),
             Duration::ZERO
         );
-        assert_eq!(Timestamp::from_unix_secs(u64::MAX).as_unix_nanos(), u64::MAX);
+        assert_eq!(
+            Timestamp::from_unix_secs(u64::MAX).as_unix_nanos(),
+            u64::MAX
+        );
     }
 
     #[test]

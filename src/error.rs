@@ -20,7 +20,9 @@ pub enum ConfigError {
     },
     /// An API key prefix is not 2 to 16 lowercase ASCII letters and digits, starting with a
     /// letter.
-    #[error("api key prefix `{prefix}` must be 2-16 characters of [a-z0-9], starting with a letter")]
+    #[error(
+        "api key prefix `{prefix}` must be 2-16 characters of [a-z0-9], starting with a letter"
+    )]
     KeyPrefix {
         /// The prefix.
         prefix: String,
@@ -136,6 +138,8 @@ impl fmt::Display for StoreError {
 
 impl StdError for StoreError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
     }
 }

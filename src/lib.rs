@@ -81,8 +81,7 @@ pub use route::Route;
 pub use stack::{NoAuthn, Palisade, PalisadeBuilder, PalisadeLayer, PalisadeService};
 
 /// A boxed `Send` future, as the `Dyn*` companion traits return.
-pub type BoxFuture<'a, T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// The types most hosts need.
 pub mod prelude {

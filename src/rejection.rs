@@ -367,8 +367,8 @@ mod tests {
     #[tokio::test]
     async fn rfc9457_3_1_problem_members_are_present() {
         let challenge = HeaderValue::from_static(r#"ApiKey realm="api""#);
-        let res = Rejection::unauthenticated(AuthnReason::MissingCredentials, [challenge])
-            .to_response();
+        let res =
+            Rejection::unauthenticated(AuthnReason::MissingCredentials, [challenge]).to_response();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(res.headers()[CONTENT_TYPE], PROBLEM_JSON);
         assert_eq!(res.headers()[CACHE_CONTROL], "no-store");

@@ -72,7 +72,9 @@ pub struct RouteTable {
 
 impl fmt::Debug for RouteTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RouteTable").field("len", &self.len).finish()
+        f.debug_struct("RouteTable")
+            .field("len", &self.len)
+            .finish()
     }
 }
 
@@ -89,7 +91,11 @@ impl RouteTable {
     ///
     /// [`ConfigError::Route`] when the template is invalid or conflicts with another.
     pub fn with_route(mut self, template: &str) -> Result<Self, ConfigError> {
-        if self.router.at(template).is_ok_and(|m| &**m.value == template) {
+        if self
+            .router
+            .at(template)
+            .is_ok_and(|m| &**m.value == template)
+        {
             return Ok(self);
         }
         self.router
@@ -145,7 +151,11 @@ mod tests {
 
     #[test]
     fn duplicate_template_is_kept_once() {
-        let t = RouteTable::new().with_route("/a").unwrap().with_route("/a").unwrap();
+        let t = RouteTable::new()
+            .with_route("/a")
+            .unwrap()
+            .with_route("/a")
+            .unwrap();
         assert_eq!(t.len(), 1);
     }
 

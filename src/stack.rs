@@ -91,7 +91,10 @@ impl<A> PalisadeBuilder<A> {
     }
 
     /// Authenticates with `authenticator` (a single one or a [`Chain`](crate::authn::Chain)).
-    pub fn authenticate<B: Authenticator>(self, authenticator: B) -> PalisadeBuilder<AuthnLayer<B>> {
+    pub fn authenticate<B: Authenticator>(
+        self,
+        authenticator: B,
+    ) -> PalisadeBuilder<AuthnLayer<B>> {
         PalisadeBuilder {
             client_ip: self.client_ip,
             authn: AuthnLayer::new(authenticator),

@@ -76,11 +76,12 @@ impl<T: Authenticator> DynAuthenticator for T {
 
 impl Authenticator for Arc<dyn DynAuthenticator> {
     async fn authenticate(&self, parts: &Parts) -> Authentication {
-        self.authenticate_boxed(parts).await
+        // `(**self)`: the Arc is a DynAuthenticator too (blanket impl); calling it would recurse.
+        (**self).authenticate_boxed(parts).await
     }
 
     fn challenges(&self, out: &mut Vec<HeaderValue>) {
-        self.challenges_dyn(out);
+        (**self).challenges_dyn(out);
     }
 }
 

@@ -305,8 +305,14 @@ mod tests {
         let f = KeyFormat::default();
         let other = KeyFormat::new("acme").unwrap();
         assert_eq!(other.parse(&key).unwrap_err(), AuthnReason::MalformedKey);
-        assert_eq!(f.parse(&key[..key.len() - 1]).unwrap_err(), AuthnReason::MalformedKey);
-        assert_eq!(f.parse(&format!("{key}0")).unwrap_err(), AuthnReason::MalformedKey);
+        assert_eq!(
+            f.parse(&key[..key.len() - 1]).unwrap_err(),
+            AuthnReason::MalformedKey
+        );
+        assert_eq!(
+            f.parse(&format!("{key}0")).unwrap_err(),
+            AuthnReason::MalformedKey
+        );
         let dashed = key.replacen(&key[10..11], "-", 1);
         assert_eq!(f.parse(&dashed).unwrap_err(), AuthnReason::MalformedKey);
         assert_eq!(f.parse("").unwrap_err(), AuthnReason::MalformedKey);

@@ -182,7 +182,11 @@ mod tests {
     fn hex_round_trips_and_rejects_junk() {
         let h = KeyHasher::sha256().hash("x");
         assert!(KeyHash::from_hex(&h.to_hex()).unwrap().ct_eq(&h));
-        assert!(KeyHash::from_hex(&h.to_hex().to_uppercase()).unwrap().ct_eq(&h));
+        assert!(
+            KeyHash::from_hex(&h.to_hex().to_uppercase())
+                .unwrap()
+                .ct_eq(&h)
+        );
         assert!(KeyHash::from_hex("zz").is_none());
         assert!(KeyHash::from_hex(&"g".repeat(64)).is_none());
         assert!(KeyHash::from_hex(&"é".repeat(32)).is_none());

@@ -176,7 +176,9 @@ impl<S: KeyStore> ApiKeyAuthenticator<S> {
     /// Checks keys of `keys` against `store`, reading them from `x-api-key` and
     /// `Authorization: ApiKey`, with a one-second store timeout and the system clock.
     pub fn new(keys: ApiKeys, store: S) -> Self {
-        let dummy_hash = keys.hasher.hash("palisade dummy key: never matches a stored hash");
+        let dummy_hash = keys
+            .hasher
+            .hash("palisade dummy key: never matches a stored hash");
         let realm: Box<str> = "api".into();
         Self {
             challenge: challenge(&realm, None),
@@ -371,8 +373,7 @@ impl<S: KeyStore, C: Clock> Authenticator for ApiKeyAuthenticator<S, C> {
         };
         // Hash before the lookup so that every path below does the same work.
         let presented = self.keys.hasher.hash(key);
-        let record = match tokio::time::timeout(self.timeout, self.store.get(parsed.id())).await
-        {
+        let record = match tokio::time::timeout(self.timeout, self.store.get(parsed.id())).await {
             Ok(Ok(record)) => record,
             Ok(Err(error)) => {
                 tracing::warn!(layer = "authn", key_id = %parsed.id(), %error, "api key store failed");

@@ -287,10 +287,8 @@ impl From<KeyRecord> for KeyRecordRepr {
 /// Implementations write `async fn get`; `Arc<T>` and `Arc<dyn DynKeyStore>` are key stores too.
 pub trait KeyStore: Send + Sync + 'static {
     /// The record of key `id`, `Ok(None)` if unknown.
-    fn get(
-        &self,
-        id: &KeyId,
-    ) -> impl Future<Output = Result<Option<KeyRecord>, StoreError>> + Send;
+    fn get(&self, id: &KeyId)
+    -> impl Future<Output = Result<Option<KeyRecord>, StoreError>> + Send;
 }
 
 impl<T: KeyStore> KeyStore for Arc<T> {
@@ -323,7 +321,8 @@ impl<T: KeyStore> DynKeyStore for T {
 
 impl KeyStore for Arc<dyn DynKeyStore> {
     async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        self.get_boxed(id).await
+        // `(**self)`: the Arc is a DynKeyStore too (blanket impl); calling it would recurse.
+        (**self).get_boxed(id).await
     }
 }
 

@@ -1,1 +1,291 @@
+use std::time::Duration;
 
+use http::Request;
+
+use super::*;
+use crate::clock::{ManualClock, Timestamp};
+use crate::error::{StoreError, StoreErrorKind};
+
+fn parts(headers: &[(&str, &str)], uri: &str) -> Parts {
+    let mut b = Request::get(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(()).unwrap().into_parts().0
+}
+
+struct Fixture {
+    keys: ApiKeys,
+    store: MemoryKeyStore,
+    key: String,
+    clock: ManualClock,
+}
+
+fn fixture(spec: KeySpec) -> Fixture {
+    let keys = ApiKeys::new();
+    let store = MemoryKeyStore::new();
+    let issued = keys.generate(spec).unwrap();
+    store.insert(issued.record);
+    Fixture {
+        keys,
+        store,
+        key: issued.plaintext.expose_secret().to_owned(),
+        clock: ManualClock::new(Timestamp::from_unix_secs(1_000)),
+    }
+}
+
+impl Fixture {
+    fn auth(&self) -> ApiKeyAuthenticator<MemoryKeyStore, ManualClock> {
+        self.keys
+            .authenticator(self.store.clone())
+            .with_clock(self.clock.clone())
+    }
+}
+
+fn reason(a: Authentication) -> &'static str {
+    match a {
+        Authentication::Refused(r) => r.reason(),
+        Authentication::Authenticated(p) => panic!("authenticated {p:?}"),
+        Authentication::Absent => "absent",
+    }
+}
+
+#[tokio::test]
+async fn key_is_read_from_header_and_authorization_scheme() {
+    let f = fixture(KeySpec::new("alice"));
+    let auth = f.auth();
+    for headers in [
+        vec![("x-api-key", f.key.as_str())],
+        vec![("authorization", &*format!("ApiKey {}", f.key))],
+        vec![("authorization", &*format!("apikey {}", f.key))],
+    ] {
+        match auth.authenticate(&parts(&headers, "/")).await {
+            Authentication::Authenticated(p) => assert_eq!(p.subject(), "alice"),
+            other => panic!("{headers:?}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn other_authorization_schemes_are_left_to_other_authenticators() {
+    let f = fixture(KeySpec::new("alice"));
+    let p = parts(&[("authorization", "Bearer abc.def.ghi")], "/");
+    assert_eq!(reason(f.auth().authenticate(&p).await), "absent");
+    assert_eq!(
+        reason(f.auth().authenticate(&parts(&[], "/")).await),
+        "absent"
+    );
+}
+
+#[tokio::test]
+async fn query_parameter_is_read_only_when_allowed() {
+    let f = fixture(KeySpec::new("alice"));
+    let p = parts(&[], &format!("/x?a=1&api_key={}", f.key));
+    assert_eq!(reason(f.auth().authenticate(&p).await), "absent");
+    let allowed = f.auth().allow_query_param("api_key");
+    assert!(matches!(
+        allowed.authenticate(&p).await,
+        Authentication::Authenticated(_)
+    ));
+}
+
+#[tokio::test]
+async fn two_keys_in_one_request_are_refused() {
+    // RFC 6750 §3.1 invalid_request: more than one method of sending a credential.
+    let f = fixture(KeySpec::new("alice"));
+    let auth = f.auth().allow_query_param("k");
+    let both = parts(
+        &[
+            ("x-api-key", f.key.as_str()),
+            ("authorization", &*format!("ApiKey {}", f.key)),
+        ],
+        "/",
+    );
+    assert_eq!(
+        reason(auth.authenticate(&both).await),
+        "multiple_credentials"
+    );
+    let twice = parts(
+        &[("x-api-key", f.key.as_str()), ("x-api-key", f.key.as_str())],
+        "/",
+    );
+    assert_eq!(
+        reason(auth.authenticate(&twice).await),
+        "multiple_credentials"
+    );
+    let header_and_query = parts(&[("x-api-key", f.key.as_str())], &format!("/?k={}", f.key));
+    assert_eq!(
+        reason(auth.authenticate(&header_and_query).await),
+        "multiple_credentials"
+    );
+}
+
+#[tokio::test]
+async fn custom_header_replaces_the_default() {
+    let f = fixture(KeySpec::new("alice"));
+    let auth = f.auth().with_header(HeaderName::from_static("x-acme-key"));
+    let p = parts(&[("x-acme-key", f.key.as_str())], "/");
+    assert!(matches!(
+        auth.authenticate(&p).await,
+        Authentication::Authenticated(_)
+    ));
+    let p = parts(&[("x-api-key", f.key.as_str())], "/");
+    assert_eq!(reason(auth.authenticate(&p).await), "absent");
+}
+
+#[tokio::test]
+async fn expiry_follows_the_clock() {
+    let f = fixture(KeySpec::new("alice").expires_at(Timestamp::from_unix_secs(1_060)));
+    let auth = f.auth();
+    let p = parts(&[("x-api-key", f.key.as_str())], "/");
+    assert!(matches!(
+        auth.authenticate(&p).await,
+        Authentication::Authenticated(_)
+    ));
+    f.clock.advance(Duration::from_secs(60));
+    assert_eq!(reason(auth.authenticate(&p).await), "key_expired");
+}
+
+#[tokio::test]
+async fn revoked_key_is_refused_and_named_only_with_the_right_secret() {
+    let f = fixture(KeySpec::new("alice"));
+    let (id, _) = f.keys.hash(&f.key).unwrap();
+    f.store.revoke(&id, Timestamp::from_unix_secs(1));
+    let auth = f.auth();
+    let p = parts(&[("x-api-key", f.key.as_str())], "/");
+    assert_eq!(reason(auth.authenticate(&p).await), "key_revoked");
+    // Same id, forged secret with a valid checksum: the client must not learn "revoked".
+    let forged = forge_secret(&f.keys, &f.key);
+    let p = parts(&[("x-api-key", forged.as_str())], "/");
+    assert_eq!(reason(auth.authenticate(&p).await), "wrong_secret");
+}
+
+/// The same key id with another secret and a recomputed (valid) checksum.
+pub(crate) fn forge_secret(keys: &ApiKeys, key: &str) -> String {
+    let (_, other) = keys.format().generate().unwrap();
+    let prefix_len = keys.format().prefix().len() + 1;
+    let id = &key[prefix_len..prefix_len + format::ID_LEN];
+    let secret = &other.expose_secret()[prefix_len + format::ID_LEN..][..format::SECRET_LEN];
+    let signed = format!("{}_{id}{secret}", keys.format().prefix());
+    let mut crc = u64::from(crc32fast::hash(signed.as_bytes()));
+    let alphabet = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut digits = [0u8; format::CHECKSUM_LEN];
+    for d in digits.iter_mut().rev() {
+        *d = alphabet[(crc % 62) as usize];
+        crc /= 62;
+    }
+    let forged = format!("{signed}{}", std::str::from_utf8(&digits).unwrap());
+    assert!(keys.format().parse(&forged).is_ok());
+    forged
+}
+
+#[tokio::test]
+async fn keyed_hasher_keys_do_not_verify_without_the_secret() {
+    let peppered = ApiKeys::new().with_hasher(KeyHasher::keyed(&[7; 32]).unwrap());
+    let store = MemoryKeyStore::new();
+    let issued = peppered.generate(KeySpec::new("alice")).unwrap();
+    store.insert(issued.record);
+    let p = parts(&[("x-api-key", issued.plaintext.expose_secret())], "/");
+    assert!(matches!(
+        peppered.authenticator(store.clone()).authenticate(&p).await,
+        Authentication::Authenticated(_)
+    ));
+    // The same table checked with plain SHA-256 (a stolen table, no secret): nothing verifies.
+    assert_eq!(
+        reason(ApiKeys::new().authenticator(store).authenticate(&p).await),
+        "wrong_secret"
+    );
+}
+
+struct FailingStore;
+
+impl KeyStore for FailingStore {
+    async fn get(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        Err(StoreError::from_kind(StoreErrorKind::Unavailable))
+    }
+}
+
+struct HangingStore;
+
+impl KeyStore for HangingStore {
+    async fn get(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn store_error_fails_closed() {
+    let key = ApiKeys::new()
+        .generate(KeySpec::new("a"))
+        .unwrap()
+        .plaintext;
+    let p = parts(&[("x-api-key", key.expose_secret())], "/");
+    let auth = ApiKeys::new().authenticator(FailingStore);
+    assert_eq!(reason(auth.authenticate(&p).await), "key_store_error");
+}
+
+#[tokio::test(start_paused = true)]
+async fn hanging_store_fails_closed_at_the_timeout() {
+    let key = ApiKeys::new()
+        .generate(KeySpec::new("a"))
+        .unwrap()
+        .plaintext;
+    let p = parts(&[("x-api-key", key.expose_secret())], "/");
+    let auth = ApiKeys::new()
+        .authenticator(HangingStore)
+        .with_timeout(Duration::from_millis(250));
+    let start = tokio::time::Instant::now();
+    assert_eq!(reason(auth.authenticate(&p).await), "key_store_timeout");
+    assert_eq!(start.elapsed(), Duration::from_millis(250));
+}
+
+#[tokio::test]
+async fn malformed_and_bad_checksum_never_reach_the_store() {
+    // FailingStore would answer 503 if it were asked.
+    let auth = ApiKeys::new().authenticator(FailingStore);
+    let key = ApiKeys::new()
+        .generate(KeySpec::new("a"))
+        .unwrap()
+        .plaintext
+        .expose_secret()
+        .to_owned();
+    let mut typo = key.clone().into_bytes();
+    typo[30] = if typo[30] == b'a' { b'b' } else { b'a' };
+    let typo = String::from_utf8(typo).unwrap();
+    assert_eq!(
+        reason(
+            auth.authenticate(&parts(&[("x-api-key", &typo)], "/"))
+                .await
+        ),
+        "bad_checksum"
+    );
+    assert_eq!(
+        reason(
+            auth.authenticate(&parts(&[("x-api-key", "hunter2")], "/"))
+                .await
+        ),
+        "malformed_key"
+    );
+}
+
+#[test]
+fn realm_is_validated() {
+    let auth = ApiKeys::new().authenticator(MemoryKeyStore::new());
+    assert!(auth.with_realm("bad\"realm").is_err());
+    let auth = ApiKeys::new()
+        .authenticator(MemoryKeyStore::new())
+        .with_realm("orders")
+        .unwrap();
+    let mut out = Vec::new();
+    auth.challenges(&mut out);
+    assert_eq!(out, [HeaderValue::from_static(r#"ApiKey realm="orders""#)]);
+}
+
+#[test]
+fn authenticator_debug_shows_no_secret_material() {
+    let auth = ApiKeys::new()
+        .with_hasher(KeyHasher::keyed(b"0123456789abcdef0123456789abcdef").unwrap())
+        .authenticator(MemoryKeyStore::new());
+    let debug = format!("{auth:?}");
+    assert!(!debug.contains("0123456789abcdef"), "{debug}");
+}

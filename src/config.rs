@@ -1,0 +1,461 @@
+//! Declarative configuration: one YAML, TOML or JSON file describes keys, trusted proxies and
+//! routes (and, as layers land, roles, schemas, quotas and audit). Feature `config`.
+//!
+//! The format is documented in `docs/config.md`. Secrets never sit in the file: keys are stored
+//! as hashes, and the optional hashing secret is read from an environment variable the file
+//! names.
+//!
+//! # Example
+//!
+//! ```
+//! use palisade::config::{Config, Format};
+//!
+//! let config = Config::parse(r#"
+//! client_ip:
+//!   trusted_proxies: ["10.0.0.0/8"]
+//! api_keys:
+//!   prefix: acme
+//!   header: x-api-key
+//! routes:
+//!   - path: /v1/orders/{id}
+//!     methods: [GET, DELETE]
+//! "#, Format::Yaml)?;
+//! let store = config.key_store()?;
+//! let layer = config.palisade(store)?;
+//! # let _ = layer;
+//! # Ok::<(), palisade::ConfigError>(())
+//! ```
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
+
+use crate::authn::api_key::{
+    ApiKeyAuthenticator, ApiKeys, DEFAULT_TIMEOUT, KeyFormat, KeyHasher, KeyRecord, KeyStore,
+    MemoryKeyStore,
+};
+use crate::client_ip::{ClientIpResolver, ForwardedHeader};
+use crate::error::ConfigError;
+use crate::route::RouteTable;
+use crate::stack::{Palisade, PalisadeLayer};
+
+/// The file format of a configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Format {
+    /// YAML 1.2 (through the maintained `serde_yaml_ng`).
+    Yaml,
+    /// TOML.
+    Toml,
+    /// JSON.
+    Json,
+}
+
+impl Format {
+    /// The format of a file, by its extension (`.yaml`/`.yml`, `.toml`, `.json`).
+    #[must_use]
+    pub fn from_path(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "yaml" | "yml" => Some(Self::Yaml),
+            "toml" => Some(Self::Toml),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+}
+
+/// A whole configuration. Unknown fields are errors, so a typo never silently weakens a guard.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// How the client address is found.
+    #[serde(default)]
+    pub client_ip: ClientIpConfig,
+    /// API keys: format, where they are read from, and the stored records.
+    #[serde(default)]
+    pub api_keys: ApiKeyConfig,
+    /// The routes the service serves.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// The `client_ip` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ClientIpConfig {
+    /// Proxies (CIDR networks or single addresses) whose forwarded header is believed.
+    #[serde(default, deserialize_with = "nets")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// `x-forwarded-for` (default) or `forwarded` (RFC 7239).
+    #[serde(default)]
+    pub header: ForwardedHeaderConfig,
+}
+
+/// Which forwarded header trusted proxies set.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ForwardedHeaderConfig {
+    /// `X-Forwarded-For`.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded`.
+    Forwarded,
+}
+
+/// The `api_keys` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ApiKeyConfig {
+    /// The key prefix (default `pal`).
+    pub prefix: String,
+    /// The header keys are read from (default `x-api-key`); `null` for none.
+    pub header: Option<String>,
+    /// Whether `Authorization: ApiKey <key>` is accepted (default `true`).
+    pub authorization_scheme: bool,
+    /// A query parameter keys are also read from. Off by default: query strings leak.
+    pub query_param: Option<String>,
+    /// The key store timeout in milliseconds (default 1000).
+    pub timeout_ms: u64,
+    /// The `WWW-Authenticate` realm (default `api`).
+    pub realm: String,
+    /// The environment variable holding the server-side hashing secret (at least 32 bytes).
+    /// Unset: plain SHA-256.
+    pub pepper_env: Option<String>,
+    /// The stored key records (hashes, never plaintext keys).
+    pub keys: Vec<KeyRecord>,
+}
+
+impl Default for ApiKeyConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "pal".into(),
+            header: Some("x-api-key".into()),
+            authorization_scheme: true,
+            query_param: None,
+            timeout_ms: u64::try_from(DEFAULT_TIMEOUT.as_millis()).unwrap_or(1000),
+            realm: "api".into(),
+            pepper_env: None,
+            keys: Vec::new(),
+        }
+    }
+}
+
+/// One entry of `routes`: a path template and its methods.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RouteConfig {
+    /// The path template, axum syntax (`/v1/orders/{id}`, `/files/{*path}`).
+    pub path: String,
+    /// The methods served (default `[GET]`).
+    #[serde(default = "default_methods", deserialize_with = "methods")]
+    pub methods: Vec<Method>,
+}
+
+fn default_methods() -> Vec<Method> {
+    vec![Method::GET]
+}
+
+fn methods<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Method>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    names
+        .iter()
+        .map(|m| {
+            let upper = m.to_ascii_uppercase();
+            Method::from_bytes(upper.as_bytes())
+                .map_err(|_| serde::de::Error::custom(format!("`{m}` is not an HTTP method")))
+        })
+        .collect()
+}
+
+fn nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    let items = Vec::<String>::deserialize(d)?;
+    items
+        .iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("`{s}` is not an IP network or address"))
+                })
+        })
+        .collect()
+}
+
+impl Config {
+    /// Reads a configuration file; the format comes from the extension.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::File`] when the file cannot be read, has an unknown extension, or does not
+    /// parse (the message names the line and column).
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let file_error = |message: String| ConfigError::File {
+            path: path.display().to_string(),
+            message,
+        };
+        let format = Format::from_path(path)
+            .ok_or_else(|| file_error("use a .yaml, .yml, .toml or .json file".into()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+        Self::parse(&text, format).map_err(|e| match e {
+            ConfigError::File { message, .. } => file_error(message),
+            other => other,
+        })
+    }
+
+    /// Parses a configuration from text.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::File`] (with path `<text>`) when it does not parse.
+    pub fn parse(text: &str, format: Format) -> Result<Self, ConfigError> {
+        let parsed = match format {
+            Format::Yaml => serde_yaml_ng::from_str(text).map_err(|e| e.to_string()),
+            Format::Toml => toml::from_str(text).map_err(|e| e.to_string()),
+            Format::Json => serde_json::from_str(text).map_err(|e| e.to_string()),
+        };
+        parsed.map_err(|message| ConfigError::File {
+            path: "<text>".into(),
+            message,
+        })
+    }
+
+    /// The key format and hasher (reading the hashing secret from its environment variable).
+    ///
+    /// # Errors
+    ///
+    /// A bad prefix, a missing environment variable or a secret under 32 bytes.
+    pub fn api_keys(&self) -> Result<ApiKeys, ConfigError> {
+        let keys = ApiKeys::new().with_format(KeyFormat::new(&self.api_keys.prefix)?);
+        let Some(var) = &self.api_keys.pepper_env else {
+            return Ok(keys);
+        };
+        let secret = zeroize::Zeroizing::new(
+            std::env::var(var).map_err(|_| ConfigError::Env { name: var.clone() })?,
+        );
+        Ok(keys.with_hasher(KeyHasher::keyed(secret.as_bytes())?))
+    }
+
+    /// An in-memory key store holding the configured records.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::KeyRecord`] when two records share an id.
+    pub fn key_store(&self) -> Result<MemoryKeyStore, ConfigError> {
+        let store = MemoryKeyStore::new();
+        for record in &self.api_keys.keys {
+            if store.insert(record.clone()).is_some() {
+                return Err(ConfigError::KeyRecord {
+                    id: record.id().to_string(),
+                    message: "the id is used twice".into(),
+                });
+            }
+        }
+        Ok(store)
+    }
+
+    /// The API-key authenticator of this configuration, over `store`.
+    ///
+    /// # Errors
+    ///
+    /// As [`api_keys`](Self::api_keys), plus invalid header names, realm, or no key source.
+    pub fn authenticator<S: KeyStore>(
+        &self,
+        store: S,
+    ) -> Result<ApiKeyAuthenticator<S>, ConfigError> {
+        let c = &self.api_keys;
+        let mut auth = self
+            .api_keys()?
+            .authenticator(store)
+            .with_timeout(Duration::from_millis(c.timeout_ms))
+            .with_realm(&c.realm)?;
+        auth = match &c.header {
+            Some(name) => auth.with_header(
+                HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| ConfigError::HeaderName { name: name.clone() })?,
+            ),
+            None => auth.without_header(),
+        };
+        if !c.authorization_scheme {
+            auth = auth.without_authorization_scheme();
+        }
+        if let Some(param) = &c.query_param {
+            auth = auth.allow_query_param(param);
+        }
+        if c.header.is_none() && !c.authorization_scheme && c.query_param.is_none() {
+            return Err(ConfigError::NoKeySource);
+        }
+        Ok(auth)
+    }
+
+    /// The client address resolver.
+    #[must_use]
+    pub fn client_ip(&self) -> ClientIpResolver {
+        let header = match self.client_ip.header {
+            ForwardedHeaderConfig::XForwardedFor => ForwardedHeader::XForwardedFor,
+            ForwardedHeaderConfig::Forwarded => ForwardedHeader::Forwarded,
+        };
+        ClientIpResolver::new()
+            .trust_proxies(self.client_ip.trusted_proxies.iter().copied())
+            .with_header(header)
+    }
+
+    /// The declared routes as a table.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Route`] for an invalid or conflicting template, or a route declared twice
+    /// with the same method.
+    pub fn route_table(&self) -> Result<RouteTable, ConfigError> {
+        let mut seen = HashSet::new();
+        let mut table = RouteTable::new();
+        for r in &self.routes {
+            for m in &r.methods {
+                if !seen.insert((m.clone(), r.path.as_str())) {
+                    return Err(ConfigError::Route {
+                        template: r.path.clone(),
+                        message: format!("{m} is declared twice"),
+                    });
+                }
+            }
+            table = table.with_route(&r.path)?;
+        }
+        Ok(table)
+    }
+
+    /// The whole palisade stack of this configuration, with keys looked up in `store`.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ConfigError`] of the parts.
+    pub fn palisade<S: KeyStore>(
+        &self,
+        store: S,
+    ) -> Result<PalisadeLayer<ApiKeyAuthenticator<S>>, ConfigError> {
+        self.route_table()?;
+        Palisade::builder()
+            .with_client_ip(self.client_ip())
+            .authenticate(self.authenticator(store)?)
+            .build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    #[test]
+    fn the_same_config_reads_from_yaml_toml_and_json() {
+        let yaml = format!(
+            "client_ip:\n  trusted_proxies: [10.0.0.0/8, 192.0.2.1]\n  header: forwarded\n\
+             api_keys:\n  prefix: acme\n  keys:\n    - id: aaaaaaaaaaaaaaaa\n      hash: {HASH}\n      subject: alice\n      expires_at: 2030-01-01T00:00:00Z\n\
+             routes:\n  - path: /v1/orders/{{id}}\n    methods: [get, DELETE]\n"
+        );
+        let toml = format!(
+            "[client_ip]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\"]\nheader = \"forwarded\"\n\
+             [api_keys]\nprefix = \"acme\"\n[[api_keys.keys]]\nid = \"aaaaaaaaaaaaaaaa\"\nhash = \"{HASH}\"\nsubject = \"alice\"\nexpires_at = \"2030-01-01T00:00:00Z\"\n\
+             [[routes]]\npath = \"/v1/orders/{{id}}\"\nmethods = [\"get\", \"DELETE\"]\n"
+        );
+        let json = format!(
+            r#"{{"client_ip": {{"trusted_proxies": ["10.0.0.0/8", "192.0.2.1"], "header": "forwarded"}},
+              "api_keys": {{"prefix": "acme", "keys": [{{"id": "aaaaaaaaaaaaaaaa", "hash": "{HASH}", "subject": "alice", "expires_at": "2030-01-01T00:00:00Z"}}]}},
+              "routes": [{{"path": "/v1/orders/{{id}}", "methods": ["get", "DELETE"]}}]}}"#
+        );
+        for (text, format) in [
+            (yaml, Format::Yaml),
+            (toml, Format::Toml),
+            (json, Format::Json),
+        ] {
+            let c = Config::parse(&text, format).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+            assert_eq!(c.client_ip.trusted_proxies.len(), 2);
+            assert_eq!(c.client_ip.header, ForwardedHeaderConfig::Forwarded);
+            assert_eq!(c.api_keys.prefix, "acme");
+            assert_eq!(c.api_keys.keys[0].principal().subject(), "alice");
+            assert_eq!(c.routes[0].methods, [Method::GET, Method::DELETE]);
+            assert_eq!(c.key_store().unwrap().len(), 1);
+            assert_eq!(c.route_table().unwrap().len(), 1);
+            c.palisade(c.key_store().unwrap()).unwrap();
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_with_a_location() {
+        let err = Config::parse("api_keys:\n  prefx: acme\n", Format::Yaml).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("prefx") && msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn plaintext_secrets_in_key_records_are_refused() {
+        let text = format!(
+            "api_keys:\n  keys:\n    - id: aaaaaaaaaaaaaaaa\n      hash: {HASH}\n      subject: a\n      key: pal_secret\n"
+        );
+        assert!(Config::parse(&text, Format::Yaml).is_err());
+    }
+
+    #[test]
+    fn duplicate_key_ids_and_routes_are_refused() {
+        let text = format!(
+            "api_keys:\n  keys:\n    - {{id: aaaaaaaaaaaaaaaa, hash: {HASH}, subject: a}}\n    - {{id: aaaaaaaaaaaaaaaa, hash: {HASH}, subject: b}}\n"
+        );
+        let c = Config::parse(&text, Format::Yaml).unwrap();
+        assert!(matches!(c.key_store(), Err(ConfigError::KeyRecord { .. })));
+        let c = Config::parse(
+            "routes:\n  - {path: /a, methods: [GET]}\n  - {path: /a, methods: [get]}\n",
+            Format::Yaml,
+        )
+        .unwrap();
+        assert!(matches!(c.route_table(), Err(ConfigError::Route { .. })));
+    }
+
+    #[test]
+    fn bad_values_are_refused_at_load() {
+        assert!(Config::parse("routes: [{path: /a, methods: [\"GE T\"]}]", Format::Yaml).is_err());
+        assert!(Config::parse("client_ip: {trusted_proxies: [nope]}", Format::Yaml).is_err());
+        let c = Config::parse("api_keys: {prefix: Bad}", Format::Yaml).unwrap();
+        assert!(matches!(c.api_keys(), Err(ConfigError::KeyPrefix { .. })));
+        let c = Config::parse("api_keys: {header: \"bad header\"}", Format::Yaml).unwrap();
+        assert!(matches!(
+            c.authenticator(MemoryKeyStore::new()),
+            Err(ConfigError::HeaderName { .. })
+        ));
+        let c = Config::parse(
+            "api_keys: {header: null, authorization_scheme: false}",
+            Format::Yaml,
+        )
+        .unwrap();
+        assert!(matches!(
+            c.authenticator(MemoryKeyStore::new()),
+            Err(ConfigError::NoKeySource)
+        ));
+        let c = Config::parse(
+            "api_keys: {pepper_env: PALISADE_TEST_SURELY_UNSET_VARIABLE}",
+            Format::Yaml,
+        )
+        .unwrap();
+        assert!(matches!(c.api_keys(), Err(ConfigError::Env { .. })));
+    }
+
+    #[test]
+    fn file_format_comes_from_the_extension() {
+        assert_eq!(Format::from_path(Path::new("a.YML")), Some(Format::Yaml));
+        assert_eq!(Format::from_path(Path::new("a.toml")), Some(Format::Toml));
+        assert_eq!(Format::from_path(Path::new("a.ini")), None);
+        assert!(matches!(
+            Config::from_path("/nonexistent/palisade.yaml"),
+            Err(ConfigError::File { .. })
+        ));
+    }
+}

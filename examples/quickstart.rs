@@ -1,1 +1,173 @@
-fn main() {}
+//! An axum service guarded by palisade on in-memory defaults.
+//!
+//! Run with: `cargo run --example quickstart --features config`
+//!
+//! It prints a freshly generated demo API key and a ready `curl` line. Options:
+//!
+//! - `--listen ADDR`: where to listen (default `127.0.0.1:8080`; port 0 picks a free port);
+//! - `--config PATH`: a YAML, TOML or JSON configuration (see `docs/config.md`). Every route it
+//!   declares is served by a JSON echo handler, so a config file alone describes a test API.
+//!
+//! Refusals are logged at debug level (`RUST_LOG` overrides the default filter).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{MatchedPath, Request};
+use axum::routing::{MethodFilter, get, on};
+use axum::{Extension, Router};
+use bytes::Bytes;
+use http::Method;
+use http_body_util::{BodyExt, Limited};
+use palisade::authn::api_key::KeySpec;
+use palisade::config::Config;
+use palisade::{ClientIp, Principal};
+use serde_json::{Value, json};
+
+/// The routes served when the configuration declares none.
+const DEFAULT_ROUTES: &str = r#"
+routes:
+  - path: /v1/hello
+  - path: /v1/orders
+    methods: [GET, POST]
+  - path: /v1/orders/{id}
+    methods: [GET, DELETE]
+"#;
+
+/// Request bodies larger than this are refused by the echo handler (413).
+const MAX_ECHO_BODY: usize = 64 * 1024;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,palisade=debug".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let mut listen: SocketAddr = "127.0.0.1:8080".parse()?;
+    let mut config = Config::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => listen = args.next().ok_or("--listen needs an address")?.parse()?,
+            "--config" => config = Config::from_path(args.next().ok_or("--config needs a path")?)?,
+            "-h" | "--help" => {
+                println!("usage: quickstart [--listen ADDR] [--config PATH]");
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument `{other}` (try --help)").into()),
+        }
+    }
+    if config.routes.is_empty() {
+        config.routes = Config::parse(DEFAULT_ROUTES, palisade::config::Format::Yaml)?.routes;
+    }
+
+    // Keys from the config, plus one demo key generated now and shown once.
+    let store = config.key_store()?;
+    let issued = config.api_keys()?.generate(
+        KeySpec::new("demo")
+            .role("admin")
+            .name("quickstart demo key"),
+    )?;
+    store.insert(issued.record);
+    let guard = config.palisade(store)?;
+
+    // Every declared route answers with the echo handler; all of them sit behind palisade.
+    let mut by_path: BTreeMap<&str, MethodFilter> = BTreeMap::new();
+    for route in &config.routes {
+        for method in &route.methods {
+            let filter = MethodFilter::try_from(method.clone())
+                .map_err(|_| format!("method {method} cannot be routed"))?;
+            by_path
+                .entry(route.path.as_str())
+                .and_modify(|f| *f = f.or(filter))
+                .or_insert(filter);
+        }
+    }
+    let mut api = Router::new();
+    for (path, filter) in &by_path {
+        api = api.route(path, on(*filter, echo));
+    }
+    let app = api
+        .layer(guard)
+        // Outside the guard: public on purpose.
+        .route("/health", get(|| async { "ok" }));
+
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let (first_path, first_filter) = by_path.iter().next().ok_or("no routes")?;
+    println!("palisade quickstart listening on http://{addr}");
+    println!("demo API key for subject \"demo\" (shown once, not stored):");
+    println!("  {}", issued.plaintext.expose_secret());
+    println!("try it:");
+    println!(
+        "{}",
+        curl_line(
+            first_path,
+            *first_filter,
+            addr,
+            issued.plaintext.expose_secret()
+        )
+    );
+
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
+
+/// A `curl` command for `path` (parameters filled with `1`).
+fn curl_line(path: &str, filter: MethodFilter, addr: SocketAddr, key: &str) -> String {
+    let concrete: String = path
+        .split('/')
+        .map(|seg| if seg.starts_with('{') { "1" } else { seg })
+        .collect::<Vec<_>>()
+        .join("/");
+    let get = MethodFilter::GET;
+    let method = if filter.or(get) == filter {
+        String::new()
+    } else {
+        // Not GET-able: use POST with an empty JSON body.
+        "-X POST -H 'content-type: application/json' -d '{}' ".to_owned()
+    };
+    format!("curl -i {method}-H 'x-api-key: {key}' http://{addr}{concrete}")
+}
+
+/// Echoes the method, matched route, principal, client address and body as JSON.
+async fn echo(
+    method: Method,
+    route: MatchedPath,
+    principal: Principal,
+    client: Option<Extension<ClientIp>>,
+    request: Request,
+) -> Result<Json<Value>, (http::StatusCode, &'static str)> {
+    let body: Bytes = Limited::new(request.into_body(), MAX_ECHO_BODY)
+        .collect()
+        .await
+        .map_err(|_| (http::StatusCode::PAYLOAD_TOO_LARGE, "body too large"))?
+        .to_bytes();
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+    };
+    Ok(Json(json!({
+        "method": method.as_str(),
+        "route": route.as_str(),
+        "subject": principal.subject(),
+        "key_id": principal.key_id().map(ToString::to_string),
+        "roles": principal.roles().collect::<Vec<_>>(),
+        "client_ip": client.map(|Extension(ip)| ip.to_string()),
+        "body": body,
+    })))
+}

@@ -1,0 +1,426 @@
+//! API-key authentication over real HTTP on loopback: every refusal, the happy path, rotation,
+//! failing backends, and client addresses.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use palisade::Palisade;
+use palisade::authn::api_key::{
+    ApiKeys, DynKeyStore, KeyFormat, KeyId, KeyRecord, KeySpec, KeyStore, MemoryKeyStore,
+};
+use palisade::authn::{Chain, DynAuthenticator};
+use palisade::clock::{ManualClock, Timestamp};
+use palisade::error::{StoreError, StoreErrorKind};
+use palisade::rejection::AuthnReason;
+use support::{Reply, TestServer};
+
+const NOW: u64 = 1_800_000_000;
+
+struct Keys {
+    keys: ApiKeys,
+    store: MemoryKeyStore,
+    clock: ManualClock,
+}
+
+impl Keys {
+    fn new() -> Self {
+        Self {
+            keys: ApiKeys::new(),
+            store: MemoryKeyStore::new(),
+            clock: ManualClock::new(Timestamp::from_unix_secs(NOW)),
+        }
+    }
+
+    /// Issues and stores a key; returns its plaintext.
+    fn issue(&self, spec: KeySpec) -> String {
+        let issued = self.keys.generate(spec).unwrap();
+        self.store.insert(issued.record);
+        issued.plaintext.expose_secret().to_owned()
+    }
+
+    /// A well-formed key (valid checksum) whose id is known to the store with another secret.
+    fn known_id_wrong_secret(&self, spec: KeySpec) -> String {
+        let presented = self.keys.generate(KeySpec::new("nobody")).unwrap();
+        let other = self.keys.generate(KeySpec::new("nobody")).unwrap();
+        let id = *presented.record.id();
+        self.store
+            .insert(spec.into_record(id, *other.record.hash()));
+        presented.plaintext.expose_secret().to_owned()
+    }
+
+    /// A well-formed key (valid checksum) whose id the store does not know.
+    fn unknown(&self) -> String {
+        let k = self.keys.generate(KeySpec::new("ghost")).unwrap();
+        k.plaintext.expose_secret().to_owned()
+    }
+
+    async fn serve(&self) -> TestServer {
+        let guard = Palisade::builder()
+            .authenticate(
+                self.keys
+                    .authenticator(self.store.clone())
+                    .with_clock(self.clock.clone()),
+            )
+            .build()
+            .unwrap();
+        TestServer::start(guard).await
+    }
+}
+
+fn id_of(keys: &ApiKeys, key: &str) -> KeyId {
+    keys.hash(key).unwrap().0
+}
+
+/// Asserts a refusal: status, problem+json with `code`, the handler not run, no key echoed.
+#[track_caller]
+fn assert_refused(
+    server: &TestServer,
+    hits_before: usize,
+    reply: &Reply,
+    status: u16,
+    code: &str,
+    key: &str,
+) {
+    assert_eq!(reply.status.as_u16(), status, "{reply:?}");
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    let body = reply.json();
+    assert_eq!(body["status"], status);
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(server.hits(), hits_before, "the handler was reached");
+    if key.len() >= 40 {
+        // Neither the key nor its secret part appears anywhere the client can see.
+        let text = reply.visible_text();
+        assert!(!text.contains(key), "key echoed: {text}");
+        assert!(!text.contains(&key[20..40]), "secret echoed: {text}");
+    }
+}
+
+#[tokio::test]
+async fn rfc6750_3_no_key_is_401_with_challenge_and_problem_details() {
+    let k = Keys::new();
+    let server = k.serve().await;
+    let reply = server.get("/v1/orders", &[]).await;
+    assert_refused(&server, 0, &reply, 401, "missing_credentials", "");
+    // RFC 6750 §3.1: no error code when the request had no credential at all.
+    assert_eq!(reply.headers["www-authenticate"], r#"ApiKey realm="api""#);
+    assert_eq!(reply.headers["cache-control"], "no-store");
+    // RFC 9457 §3.1 members.
+    let body = reply.json();
+    assert_eq!(body["type"], "about:blank");
+    assert_eq!(body["title"], "Unauthorized");
+    assert!(body["detail"].is_string());
+}
+
+#[tokio::test]
+async fn malformed_key_is_401_malformed_key() {
+    let k = Keys::new();
+    let server = k.serve().await;
+    for bad in ["hunter2", "pal_", "Bearer", "pal_short", &"a".repeat(4096)] {
+        let reply = server.get("/", &[("x-api-key", bad)]).await;
+        assert_refused(&server, 0, &reply, 401, "malformed_key", bad);
+        assert_eq!(
+            reply.headers["www-authenticate"],
+            r#"ApiKey realm="api", error="malformed_key""#
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_checksum_is_401_without_store_lookup() {
+    let k = Keys::new();
+    let key = k.issue(KeySpec::new("alice"));
+    let server = k.serve().await;
+    // One character of the secret changed: a typo.
+    let mut typo = key.clone().into_bytes();
+    typo[40] = if typo[40] == b'x' { b'y' } else { b'x' };
+    let typo = String::from_utf8(typo).unwrap();
+    let reply = server.get("/", &[("x-api-key", &typo)]).await;
+    assert_refused(&server, 0, &reply, 401, "bad_checksum", &typo);
+}
+
+#[tokio::test]
+async fn unknown_key_is_401_invalid_key() {
+    let k = Keys::new();
+    let server = k.serve().await;
+    let key = k.unknown();
+    let reply = server.get("/", &[("x-api-key", &key)]).await;
+    assert_refused(&server, 0, &reply, 401, "invalid_key", &key);
+    assert_eq!(server.last_refusal().unwrap().reason(), "unknown_key");
+}
+
+#[tokio::test]
+async fn wrong_secret_for_known_id_is_401_invalid_key() {
+    let k = Keys::new();
+    let key = k.known_id_wrong_secret(KeySpec::new("alice"));
+    let server = k.serve().await;
+    let reply = server.get("/", &[("x-api-key", &key)]).await;
+    assert_refused(&server, 0, &reply, 401, "invalid_key", &key);
+    // The audit side keeps the precise reason.
+    assert_eq!(server.last_refusal().unwrap().reason(), "wrong_secret");
+}
+
+#[tokio::test]
+async fn unknown_id_and_wrong_secret_look_identical_to_the_client() {
+    // OWASP API2 (broken authentication): key ids must not be enumerable.
+    let k = Keys::new();
+    let wrong = k.known_id_wrong_secret(KeySpec::new("alice"));
+    let unknown = k.unknown();
+    let server = k.serve().await;
+    let a = server.get("/", &[("x-api-key", &unknown)]).await;
+    let b = server.get("/", &[("x-api-key", &wrong)]).await;
+    assert_eq!(a.status, b.status);
+    assert_eq!(a.body, b.body);
+    let strip = |r: &Reply| {
+        let mut h = r.headers.clone();
+        h.remove("date");
+        h
+    };
+    assert_eq!(strip(&a), strip(&b));
+    assert_eq!(server.hits(), 0);
+}
+
+#[tokio::test]
+async fn expired_key_is_401_key_expired() {
+    let k = Keys::new();
+    let key = k.issue(KeySpec::new("alice").expires_at(Timestamp::from_unix_secs(NOW + 60)));
+    let server = k.serve().await;
+    assert_eq!(server.get("/", &[("x-api-key", &key)]).await.status, 200);
+    k.clock.advance(Duration::from_secs(60));
+    let reply = server.get("/", &[("x-api-key", &key)]).await;
+    assert_refused(&server, 1, &reply, 401, "key_expired", &key);
+}
+
+#[tokio::test]
+async fn revoked_key_is_401_key_revoked() {
+    let k = Keys::new();
+    let key = k.issue(KeySpec::new("alice"));
+    let server = k.serve().await;
+    assert!(
+        k.store
+            .revoke(&id_of(&k.keys, &key), Timestamp::from_unix_secs(NOW))
+    );
+    let reply = server.get("/", &[("x-api-key", &key)]).await;
+    assert_refused(&server, 0, &reply, 401, "key_revoked", &key);
+}
+
+#[tokio::test]
+async fn expired_or_revoked_is_told_only_to_whoever_proved_the_secret() {
+    let k = Keys::new();
+    let expired = k.known_id_wrong_secret(
+        KeySpec::new("alice").expires_at(Timestamp::from_unix_secs(NOW - 1)),
+    );
+    let revoked = k.known_id_wrong_secret(KeySpec::new("bob"));
+    k.store
+        .revoke(&id_of(&k.keys, &revoked), Timestamp::from_unix_secs(NOW));
+    let server = k.serve().await;
+    for key in [&expired, &revoked] {
+        let reply = server.get("/", &[("x-api-key", key)]).await;
+        assert_refused(&server, 0, &reply, 401, "invalid_key", key);
+        assert_eq!(server.last_refusal().unwrap().reason(), "wrong_secret");
+    }
+}
+
+#[tokio::test]
+async fn good_key_is_200_and_the_handler_sees_the_principal() {
+    let k = Keys::new();
+    let key = k.issue(KeySpec::new("alice").role("admin").tenant("acme"));
+    let server = k.serve().await;
+    for header in [
+        ("x-api-key", key.clone()),
+        ("authorization", format!("ApiKey {key}")),
+    ] {
+        let reply = server.get("/v1/orders/7", &[(header.0, &header.1)]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        let body = reply.json();
+        assert_eq!(body["subject"], "alice");
+        assert_eq!(body["roles"][0], "admin");
+        assert_eq!(body["tenant"], "acme");
+        assert_eq!(body["key_id"], id_of(&k.keys, &key).to_string());
+    }
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test]
+async fn two_live_keys_for_one_subject_both_work_and_revoking_one_keeps_the_other() {
+    let k = Keys::new();
+    let old = k.issue(KeySpec::new("alice").name("old"));
+    let new = k.issue(KeySpec::new("alice").name("new"));
+    assert_eq!(k.store.keys_of("alice").len(), 2);
+    let server = k.serve().await;
+    assert_eq!(server.get("/", &[("x-api-key", &old)]).await.status, 200);
+    assert_eq!(server.get("/", &[("x-api-key", &new)]).await.status, 200);
+    k.store
+        .revoke(&id_of(&k.keys, &old), Timestamp::from_unix_secs(NOW));
+    let reply = server.get("/", &[("x-api-key", &old)]).await;
+    assert_refused(&server, 2, &reply, 401, "key_revoked", &old);
+    let reply = server.get("/", &[("x-api-key", &new)]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["subject"], "alice");
+}
+
+#[tokio::test]
+async fn rfc6750_3_1_two_credentials_are_an_invalid_request() {
+    let k = Keys::new();
+    let key = k.issue(KeySpec::new("alice"));
+    let server = k.serve().await;
+    let auth = format!("ApiKey {key}");
+    let reply = server
+        .get("/", &[("x-api-key", &key), ("authorization", &auth)])
+        .await;
+    assert_refused(&server, 0, &reply, 400, "multiple_credentials", &key);
+    let reply = server
+        .get("/", &[("x-api-key", &key), ("x-api-key", &key)])
+        .await;
+    assert_refused(&server, 0, &reply, 400, "multiple_credentials", &key);
+}
+
+#[tokio::test]
+async fn key_in_query_string_is_ignored_unless_allowed() {
+    let k = Keys::new();
+    let key = k.issue(KeySpec::new("alice"));
+    let server = k.serve().await;
+    let reply = server.get(&format!("/?api_key={key}"), &[]).await;
+    assert_refused(&server, 0, &reply, 401, "missing_credentials", &key);
+}
+
+struct FailingStore;
+
+impl KeyStore for FailingStore {
+    async fn get(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        Err(StoreError::new(
+            StoreErrorKind::Unavailable,
+            "connection refused (db.internal:5432)",
+        ))
+    }
+}
+
+struct HangingStore;
+
+impl KeyStore for HangingStore {
+    async fn get(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn store_error_is_503_and_says_nothing_of_the_backend() {
+    let keys = ApiKeys::new();
+    let key = keys.generate(KeySpec::new("a")).unwrap().plaintext;
+    let key = key.expose_secret();
+    let guard = Palisade::builder()
+        .authenticate(keys.authenticator(FailingStore))
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    let reply = server.get("/", &[("x-api-key", key)]).await;
+    assert_refused(&server, 0, &reply, 503, "temporarily_unavailable", key);
+    assert!(!reply.visible_text().contains("db.internal"));
+    assert!(reply.headers.get("www-authenticate").is_none());
+    assert_eq!(server.last_refusal().unwrap().reason(), "key_store_error");
+}
+
+#[tokio::test]
+async fn hanging_store_is_503_within_the_timeout() {
+    let keys = ApiKeys::new();
+    let key = keys.generate(KeySpec::new("a")).unwrap().plaintext;
+    let key = key.expose_secret();
+    let guard = Palisade::builder()
+        .authenticate(
+            keys.authenticator(HangingStore)
+                .with_timeout(Duration::from_millis(200)),
+        )
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    let start = Instant::now();
+    let reply = server.get("/", &[("x-api-key", key)]).await;
+    let took = start.elapsed();
+    assert_refused(&server, 0, &reply, 503, "temporarily_unavailable", key);
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(server.last_refusal().unwrap().reason(), "key_store_timeout");
+}
+
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let k = Keys::new();
+    let key = k.issue(KeySpec::new("alice"));
+    // The test client connects from 127.0.0.1, which is not a trusted proxy here.
+    let guard = Palisade::builder()
+        .trust_proxy("10.0.0.0/8".parse().unwrap())
+        .authenticate(k.keys.authenticator(k.store.clone()))
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    let reply = server
+        .get(
+            "/",
+            &[("x-api-key", &key), ("x-forwarded-for", "203.0.113.77")],
+        )
+        .await;
+    assert_eq!(reply.json()["client_ip"], "127.0.0.1");
+
+    // Control: when loopback is a trusted proxy, the same header is believed.
+    let guard = Palisade::builder()
+        .trust_proxy("127.0.0.0/8".parse().unwrap())
+        .authenticate(k.keys.authenticator(k.store.clone()))
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    let reply = server
+        .get(
+            "/",
+            &[("x-api-key", &key), ("x-forwarded-for", "203.0.113.77")],
+        )
+        .await;
+    assert_eq!(reply.json()["client_ip"], "203.0.113.77");
+}
+
+#[tokio::test]
+async fn a_chain_tries_the_next_authenticator_only_when_no_credential_was_found() {
+    // Two key populations: partner keys (`ptn_` in `x-partner-key`) and ordinary keys.
+    let k = Keys::new();
+    let partner_keys = ApiKeys::new().with_format(KeyFormat::new("ptn").unwrap());
+    let partner_store = MemoryKeyStore::new();
+    let issued = partner_keys.generate(KeySpec::new("partner")).unwrap();
+    partner_store.insert(issued.record);
+    let partner_key = issued.plaintext.expose_secret().to_owned();
+    let key = k.issue(KeySpec::new("alice"));
+
+    let partner = partner_keys
+        .authenticator(partner_store)
+        .with_header(http::HeaderName::from_static("x-partner-key"))
+        .without_authorization_scheme();
+    // Behind `Arc<dyn DynKeyStore>` and `Arc<dyn DynAuthenticator>`: chosen at run time.
+    let dyn_store: Arc<dyn DynKeyStore> = Arc::new(k.store.clone());
+    let ordinary: Arc<dyn DynAuthenticator> = Arc::new(k.keys.authenticator(dyn_store));
+    let guard = Palisade::builder()
+        .authenticate(Chain::new(partner, ordinary))
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+
+    let r = server.get("/", &[("x-partner-key", &partner_key)]).await;
+    assert_eq!(r.json()["subject"], "partner");
+    let r = server.get("/", &[("x-api-key", &key)]).await;
+    assert_eq!(r.json()["subject"], "alice");
+    // A bad partner key is refused by the partner authenticator, not passed on to the next
+    // one, even though a good ordinary key is also present.
+    let r = server
+        .get("/", &[("x-partner-key", "ptn_bad"), ("x-api-key", &key)])
+        .await;
+    assert_refused(&server, 2, &r, 401, "malformed_key", "");
+    // With no credential, both challenges are offered.
+    let r = server.get("/", &[]).await;
+    assert_eq!(r.headers.get_all("www-authenticate").iter().count(), 2);
+}
+
+#[test]
+fn unknown_and_wrong_secret_share_one_public_code() {
+    assert_eq!(AuthnReason::UnknownKey.public_code(), "invalid_key");
+    assert_eq!(AuthnReason::WrongSecret.public_code(), "invalid_key");
+}

@@ -1,0 +1,162 @@
+//! The examples as a user runs them: start the binary, run the `curl` line it prints.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A running example, killed on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `target/<profile>/examples/<name>`, built by `cargo test` before any test runs.
+fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let path = profile_dir.join("examples").join(name);
+    assert!(path.exists(), "{} is not built", path.display());
+    path
+}
+
+/// Starts the example and returns it with its stdout up to and including the `curl` line.
+fn start(name: &str, args: &[&str]) -> (Running, Vec<String>) {
+    let mut child = Command::new(example_binary(name))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let running = Running(child);
+    let mut lines = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("{name} printed no curl line: {lines:?}"));
+        let done = line.starts_with("curl ");
+        lines.push(line);
+        if done {
+            return (running, lines);
+        }
+    }
+}
+
+/// Runs a shell command line (the printed `curl` line) and returns its stdout.
+fn sh(line: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{line} --silent --show-error --max-time 10"))
+        .output()
+        .expect("sh and curl are installed (.ci/run installs curl)");
+    assert!(
+        out.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The line with one character of the key's secret changed.
+fn with_typo(curl: &str) -> String {
+    let start = curl.find("pal_").unwrap() + 30;
+    let mut bytes = curl.as_bytes().to_vec();
+    bytes[start] = if bytes[start] == b'Q' { b'R' } else { b'Q' };
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn quickstart_curl_line_returns_200_and_a_typo_returns_401() {
+    let (_server, lines) = start("quickstart", &["--listen", "127.0.0.1:0"]);
+    let curl = lines.last().unwrap();
+    let ok = sh(curl);
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains(r#""subject":"demo""#), "{ok}");
+    let refused = sh(&with_typo(curl));
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    assert!(refused.contains("application/problem+json"), "{refused}");
+    // The public health route sits outside the guard.
+    let addr = curl
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    assert_eq!(sh(&format!("curl http://{addr}/health")), "ok");
+}
+
+#[test]
+fn quickstart_serves_the_routes_a_config_file_declares() {
+    let dir = std::env::temp_dir().join(format!("palisade-quickstart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("api.yaml");
+    let mut f = std::fs::File::create(&path).unwrap();
+    // The file holds the key's hash only; the test keeps the plaintext to call with.
+    let keys = palisade::authn::api_key::ApiKeys::new();
+    let issued = keys
+        .generate(palisade::authn::api_key::KeySpec::new("configured"))
+        .unwrap();
+    let plaintext = issued.plaintext.expose_secret();
+    let (id, hash) = keys.hash(plaintext).unwrap();
+    writeln!(
+        f,
+        "api_keys:\n  keys:\n    - id: {id}\n      hash: {}\n      subject: configured\nroutes:\n  - path: /things/{{id}}\n    methods: [GET]\n",
+        hash.to_hex()
+    )
+    .unwrap();
+    drop(f);
+    let (_server, lines) = start(
+        "quickstart",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            path.to_str().unwrap(),
+        ],
+    );
+    let curl = lines.last().unwrap();
+    assert!(curl.ends_with("/things/1"), "{curl}");
+    let addr = curl
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let ok = sh(&format!(
+        "curl -i -H 'x-api-key: {plaintext}' http://{addr}/things/42"
+    ));
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains(r#""route":"/things/{id}""#), "{ok}");
+    assert!(ok.contains(r#""subject":"configured""#), "{ok}");
+    // Undeclared routes are still behind the guard.
+    let refused = sh(&format!("curl -i http://{addr}/v1/hello"));
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn hyper_example_curl_line_returns_200() {
+    let (_server, lines) = start("hyper", &["--listen", "127.0.0.1:0"]);
+    let curl = lines.last().unwrap();
+    let ok = sh(curl);
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains("hello demo from 127.0.0.1"), "{ok}");
+    let refused = sh(&with_typo(curl));
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+}

@@ -524,7 +524,7 @@ mod tests {
 
     fn arb_ip() -> impl Strategy<Value = IpAddr> {
         prop_oneof![
-            any::<[u8; 4]>().prop_map(|b| IpAddr::from(b)),
+            any::<[u8; 4]>().prop_map(IpAddr::from),
             any::<[u8; 16]>().prop_map(|b| IpAddr::from(b).to_canonical()),
         ]
     }

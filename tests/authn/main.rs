@@ -5,7 +5,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::StatusCode;
 use palisade::Palisade;
@@ -336,7 +336,7 @@ async fn hanging_store_is_503_within_the_timeout() {
         .build()
         .unwrap();
     let server = TestServer::start(guard).await;
-    let start = Instant::now();
+    let start = tokio::time::Instant::now();
     let reply = server.get("/", &[("x-api-key", key)]).await;
     let took = start.elapsed();
     assert_refused(&server, 0, &reply, 503, "temporarily_unavailable", key);

@@ -37,11 +37,14 @@ mod hash;
 mod store;
 
 use std::fmt;
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
 use http::header::AUTHORIZATION;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue};
+use tokio::time::error::Elapsed;
 
 pub use format::{KeyFormat, KeyGenError, KeyId, ParsedKey, SecretKey};
 pub use hash::{KeyHash, KeyHasher};
@@ -347,6 +350,17 @@ impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
     }
 }
 
+/// `future`, bounded by `timeout`. A store that answers at once (in memory) is polled once and
+/// never arms a timer; a slower one gets the tokio timeout.
+async fn bounded<F: Future>(timeout: Duration, future: F) -> Result<F::Output, Elapsed> {
+    let mut future = std::pin::pin!(future);
+    let first = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(output) => Ok(output),
+        Poll::Pending => tokio::time::timeout(timeout, future).await,
+    }
+}
+
 /// `ApiKey <key>` → `<key>`; the scheme is case-insensitive (RFC 9110 §11.1).
 fn strip_scheme(value: &[u8]) -> Option<&[u8]> {
     let n = AUTHORIZATION_SCHEME.len();
@@ -373,7 +387,7 @@ impl<S: KeyStore, C: Clock> Authenticator for ApiKeyAuthenticator<S, C> {
         };
         // Hash before the lookup so that every path below does the same work.
         let presented = self.keys.hasher.hash(key);
-        let record = match tokio::time::timeout(self.timeout, self.store.get(parsed.id())).await {
+        let record = match bounded(self.timeout, self.store.get(parsed.id())).await {
             Ok(Ok(record)) => record,
             Ok(Err(error)) => {
                 tracing::warn!(layer = "authn", key_id = %parsed.id(), %error, "api key store failed");

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Instructions per API-key authentication, per case, counted by callgrind.
+# Usage: bash benches/callgrind.sh [N]   (needs valgrind: apt-get install valgrind)
+set -euo pipefail
+n=${1:-2000}
+cd "$(dirname "$0")/.."
+cargo build --release --bench authn_instructions --quiet
+bin=$(ls -t target/release/deps/authn_instructions-* | grep -v '\.d$' | head -n1)
+count() {
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$1" "$2" 2>&1 \
+    | sed -n 's/.*refs: *\([0-9,]*\).*/\1/p' | tr -d ,
+}
+printf '%-20s %s\n' case instructions/request
+for case in valid unknown_id wrong_secret bad_checksum missing \
+  stack:bare stack:valid stack:unknown_id stack:wrong_secret stack:bad_checksum stack:missing; do
+  base=$(count "$case" 0)
+  total=$(count "$case" "$n")
+  printf '%-20s %d\n' "$case" $(( (total - base) / n ))
+done

@@ -9,7 +9,7 @@
 //! async fn handler(principal: Principal) -> String {
 //!     format!("hello {}", principal.subject())
 //! }
-//! # let _ = axum::routing::get(handler);
+//! # let _: axum::routing::MethodRouter = axum::routing::get(handler);
 //! ```
 //!
 //! Cloning is a reference-count bump: the data sits behind one `Arc`.

@@ -1,6 +1,6 @@
 //! An axum service guarded by palisade on in-memory defaults.
 //!
-//! Run with: `cargo run --example quickstart --features config`
+//! Run with: `cargo run --example quickstart`
 //!
 //! It prints a freshly generated demo API key and a ready `curl` line. Options:
 //!
@@ -110,7 +110,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             first_path,
             *first_filter,
             addr,
-            issued.plaintext.expose_secret()
+            &key_header(&config, issued.plaintext.expose_secret())?
         )
     );
 
@@ -125,8 +125,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// The `name: value` header that carries `key` under this configuration.
+fn key_header(config: &Config, key: &str) -> Result<String, &'static str> {
+    match (
+        &config.api_keys.header,
+        config.api_keys.authorization_scheme,
+    ) {
+        (Some(name), _) => Ok(format!("{name}: {key}")),
+        (None, true) => Ok(format!("authorization: ApiKey {key}")),
+        (None, false) => Err("the quickstart sends keys in a header; enable one in the config"),
+    }
+}
+
 /// A `curl` command for `path` (parameters filled with `1`).
-fn curl_line(path: &str, filter: MethodFilter, addr: SocketAddr, key: &str) -> String {
+fn curl_line(path: &str, filter: MethodFilter, addr: SocketAddr, header: &str) -> String {
     let concrete: String = path
         .split('/')
         .map(|seg| if seg.starts_with('{') { "1" } else { seg })
@@ -139,7 +151,7 @@ fn curl_line(path: &str, filter: MethodFilter, addr: SocketAddr, key: &str) -> S
         // Not GET-able: use POST with an empty JSON body.
         "-X POST -H 'content-type: application/json' -d '{}' ".to_owned()
     };
-    format!("curl -i {method}-H 'x-api-key: {key}' http://{addr}{concrete}")
+    format!("curl -i {method}-H '{header}' http://{addr}{concrete}")
 }
 
 /// Echoes the method, matched route, principal, client address and body as JSON.

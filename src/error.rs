@@ -143,3 +143,33 @@ impl StdError for StoreError {
             .map(|e| e as &(dyn StdError + 'static))
     }
 }
+
+/// Displays an error and its `source()` chain as `outer: inner: root`, for logs.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn StdError + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_shows_every_cause_and_display_only_the_kind() {
+        let e = StoreError::new(StoreErrorKind::Unavailable, "connection refused");
+        assert_eq!(e.to_string(), "store unavailable");
+        assert_eq!(
+            Chain(&e).to_string(),
+            "store unavailable: connection refused"
+        );
+    }
+}

@@ -53,7 +53,7 @@
 //!
 //! - `axum` (default): the [`Principal`] extractor, axum `MatchedPath` routes and
 //!   `ConnectInfo` peer addresses.
-//! - `config`: declarative configuration files.
+//! - `config` (default): declarative configuration files.
 //! - `full`: everything.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

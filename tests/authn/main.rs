@@ -424,3 +424,67 @@ fn unknown_and_wrong_secret_share_one_public_code() {
     assert_eq!(AuthnReason::UnknownKey.public_code(), "invalid_key");
     assert_eq!(AuthnReason::WrongSecret.public_code(), "invalid_key");
 }
+
+/// Collects what a `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_never_contain_a_key_or_its_hash_but_name_the_cause() {
+    // A current-thread runtime: the server task runs on this thread, under this subscriber.
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("palisade=trace")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let k = Keys::new();
+    let good = k.issue(KeySpec::new("alice"));
+    let wrong = k.known_id_wrong_secret(KeySpec::new("bob"));
+    let server = k.serve().await;
+    let mut typo = good.clone().into_bytes();
+    typo[40] = if typo[40] == b'x' { b'y' } else { b'x' };
+    let typo = String::from_utf8(typo).unwrap();
+    for key in [&good, &wrong, &typo, &k.unknown()] {
+        server.get("/", &[("x-api-key", key)]).await;
+    }
+    let failing = Palisade::builder()
+        .authenticate(k.keys.authenticator(FailingStore))
+        .build()
+        .unwrap();
+    let failing = TestServer::start(failing).await;
+    failing.get("/", &[("x-api-key", &good)]).await;
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    // The capture works: the refusals and the store failure were logged, with their reasons.
+    for expected in [
+        "wrong_secret",
+        "bad_checksum",
+        "unknown_key",
+        "api key store failed",
+        // The operator sees why the store failed (its error chain; no credential is in it).
+        "connection refused (db.internal:5432)",
+    ] {
+        assert!(logs.contains(expected), "missing {expected:?} in:\n{logs}");
+    }
+    for key in [&good, &wrong, &typo] {
+        assert!(!logs.contains(key.as_str()), "a key was logged:\n{logs}");
+        assert!(!logs.contains(&key[20..60]), "a secret was logged:\n{logs}");
+    }
+    let hash = k.keys.hash(&good).unwrap().1.to_hex();
+    assert!(!logs.contains(&hash), "a key hash was logged:\n{logs}");
+}

@@ -390,7 +390,7 @@ impl<S: KeyStore, C: Clock> Authenticator for ApiKeyAuthenticator<S, C> {
         let record = match bounded(self.timeout, self.store.get(parsed.id())).await {
             Ok(Ok(record)) => record,
             Ok(Err(error)) => {
-                tracing::warn!(layer = "authn", key_id = %parsed.id(), %error, "api key store failed");
+                tracing::warn!(layer = "authn", key_id = %parsed.id(), error = %crate::error::Chain(&error), "api key store failed");
                 return Authentication::Refused(Rejection::unavailable(
                     "authn",
                     UnavailableReason::KeyStoreError,

@@ -1,10 +1,12 @@
-//! Runs one API-key authentication case N times, for instruction counts under callgrind
+//! Runs one API-key authentication case N times, for instruction counts under callgrind and,
+//! with `PALISADE_COUNT_ALLOCATIONS=1`, heap allocations per request (dhat)
 //! (repeatable, unlike wall time on a shared machine). Not a criterion bench: run it through
 //! `benches/callgrind.sh`, which subtracts a run with N = 0 to leave the per-request cost.
 //!
 //! Usage: `authn_instructions CASE N` with CASE one of valid, unknown_id, wrong_secret,
 //! bad_checksum, missing (the authenticator alone), `stack:CASE` (an axum router behind
-//! palisade, through `oneshot`) or `stack:bare` (the same router without palisade).
+//! palisade, through `oneshot`), `stack:bare` (the same router without palisade) or
+//! `stack:passthrough` (the router behind a no-op tower layer: what any middleware costs).
 
 mod support;
 
@@ -18,6 +20,25 @@ use palisade::{Palisade, Principal};
 use support::KeyFixture;
 use tower::ServiceExt;
 
+/// Counts heap allocations (dhat in testing mode), to report allocations per request.
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+fn allocations() -> u64 {
+    if std::env::var_os("PALISADE_COUNT_ALLOCATIONS").is_some() {
+        dhat::HeapStats::get().total_blocks
+    } else {
+        0
+    }
+}
+
+fn report(n: u64, before: u64) {
+    if n > 0 && std::env::var_os("PALISADE_COUNT_ALLOCATIONS").is_some() {
+        let per = (allocations() - before) as f64 / n as f64;
+        println!("allocations/request {per:.2}");
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
     let (Some(case), Some(n)) = (args.next(), args.next()) else {
@@ -25,6 +46,13 @@ fn main() {
         return;
     };
     let n: u64 = n.parse().expect("N is a number");
+    // Counting only when asked: dhat's bookkeeping would distort instruction counts.
+    let counting = std::env::var_os("PALISADE_COUNT_ALLOCATIONS").is_some();
+    let _profiler = if std::env::var_os("PALISADE_DHAT_PROFILE").is_some() {
+        Some(dhat::Profiler::new_heap())
+    } else {
+        counting.then(|| dhat::Profiler::builder().testing().build())
+    };
     let f = KeyFixture::new();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -40,6 +68,11 @@ fn main() {
         );
         let router = if case == "bare" {
             router
+        } else if case == "passthrough" {
+            // The cost of any tower layer added with `Router::layer`: a no-op one.
+            router.layer(tower::util::MapRequestLayer::new(
+                |r: axum::extract::Request| r,
+            ))
         } else {
             router.layer(
                 Palisade::builder()
@@ -48,7 +81,11 @@ fn main() {
                     .unwrap(),
             )
         };
-        let key = if case == "bare" { None } else { f.key(case) };
+        let key = match case {
+            "bare" | "passthrough" => None,
+            case => f.key(case),
+        };
+        let before = allocations();
         rt.block_on(async {
             for _ in 0..n {
                 let mut b = http::Request::get("/v1/orders/42");
@@ -59,6 +96,7 @@ fn main() {
                 black_box(res.unwrap());
             }
         });
+        report(n, before);
         return;
     }
     let authenticator = f.keys.authenticator(f.store.clone());
@@ -71,9 +109,11 @@ fn main() {
     if case == "missing" {
         parts.headers.clear();
     }
+    let before = allocations();
     rt.block_on(async {
         for _ in 0..n {
             black_box(authenticator.authenticate(black_box(&parts)).await);
         }
     });
+    report(n, before);
 }

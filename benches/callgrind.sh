@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per API-key authentication, per case, counted by callgrind.
+# Instructions (callgrind) and heap allocations (dhat) per API-key authentication, per case.
 # Usage: bash benches/callgrind.sh [N]   (needs valgrind: apt-get install valgrind)
 set -euo pipefail
 n=${1:-2000}
@@ -10,10 +10,11 @@ count() {
   valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$1" "$2" 2>&1 \
     | sed -n 's/.*refs: *\([0-9,]*\).*/\1/p' | tr -d ,
 }
-printf '%-20s %s\n' case instructions/request
+printf '%-20s %22s %22s\n' case instructions/request allocations/request
 for case in valid unknown_id wrong_secret bad_checksum missing \
-  stack:bare stack:valid stack:unknown_id stack:wrong_secret stack:bad_checksum stack:missing; do
+  stack:bare stack:passthrough stack:valid stack:unknown_id stack:wrong_secret stack:bad_checksum stack:missing; do
   base=$(count "$case" 0)
   total=$(count "$case" "$n")
-  printf '%-20s %d\n' "$case" $(( (total - base) / n ))
+  allocs=$(PALISADE_COUNT_ALLOCATIONS=1 "$bin" "$case" "$n" | sed -n 's/allocations\/request //p')
+  printf '%-20s %22d %22s\n' "$case" $(( (total - base) / n )) "$allocs"
 done

@@ -488,3 +488,30 @@ async fn logs_never_contain_a_key_or_its_hash_but_name_the_cause() {
     let hash = k.keys.hash(&good).unwrap().1.to_hex();
     assert!(!logs.contains(&hash), "a key hash was logged:\n{logs}");
 }
+
+#[tokio::test]
+async fn a_handler_asking_for_a_principal_on_an_unguarded_route_gets_500_not_a_pass() {
+    use axum::routing::get;
+    use tower::ServiceExt;
+    // A wiring mistake: the route is not behind palisade. The extractor refuses loudly.
+    let app = axum::Router::new().route(
+        "/oops",
+        get(|p: palisade::Principal| async move { p.subject().to_owned() }),
+    );
+    let res = app
+        .oneshot(
+            http::Request::get("/oops")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["code"], "principal_missing");
+}

@@ -38,6 +38,7 @@ mod store;
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -159,7 +160,7 @@ pub struct ApiKeyAuthenticator<S, C = SystemClock> {
     sources: Vec<Source>,
     timeout: Duration,
     realm: Box<str>,
-    challenge: HeaderValue,
+    challenges: Challenges,
     /// Compared against when the id is unknown, so both paths do the same work.
     dummy_hash: KeyHash,
 }
@@ -184,7 +185,7 @@ impl<S: KeyStore> ApiKeyAuthenticator<S> {
             .hash("palisade dummy key: never matches a stored hash");
         let realm: Box<str> = "api".into();
         Self {
-            challenge: challenge(&realm, None),
+            challenges: Challenges::new(&realm),
             keys,
             store,
             clock: SystemClock,
@@ -192,6 +193,48 @@ impl<S: KeyStore> ApiKeyAuthenticator<S> {
             timeout: DEFAULT_TIMEOUT,
             realm,
             dummy_hash,
+        }
+    }
+}
+
+/// The `WWW-Authenticate` values, computed once per realm so a refusal allocates none.
+#[derive(Debug, Clone)]
+struct Challenges {
+    /// Without `error`: for requests that carried no key (RFC 6750 §3.1).
+    plain: HeaderValue,
+    none: Arc<[HeaderValue]>,
+    malformed: Arc<[HeaderValue]>,
+    bad_checksum: Arc<[HeaderValue]>,
+    invalid: Arc<[HeaderValue]>,
+    expired: Arc<[HeaderValue]>,
+    revoked: Arc<[HeaderValue]>,
+}
+
+impl Challenges {
+    fn new(realm: &str) -> Self {
+        let with = |reason: AuthnReason| -> Arc<[HeaderValue]> {
+            Arc::new([challenge(realm, Some(reason.public_code()))])
+        };
+        Self {
+            plain: challenge(realm, None),
+            none: Arc::new([]),
+            malformed: with(AuthnReason::MalformedKey),
+            bad_checksum: with(AuthnReason::BadChecksum),
+            invalid: with(AuthnReason::WrongSecret),
+            expired: with(AuthnReason::KeyExpired),
+            revoked: with(AuthnReason::KeyRevoked),
+        }
+    }
+
+    fn for_reason(&self, reason: AuthnReason) -> Arc<[HeaderValue]> {
+        match reason {
+            AuthnReason::MalformedKey => self.malformed.clone(),
+            AuthnReason::BadChecksum => self.bad_checksum.clone(),
+            AuthnReason::UnknownKey | AuthnReason::WrongSecret => self.invalid.clone(),
+            AuthnReason::KeyExpired => self.expired.clone(),
+            AuthnReason::KeyRevoked => self.revoked.clone(),
+            // A 400 for two credentials, or a reason this authenticator never gives.
+            _ => self.none.clone(),
         }
     }
 }
@@ -269,7 +312,7 @@ impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
             });
         }
         self.realm = realm.into();
-        self.challenge = challenge(realm, None);
+        self.challenges = Challenges::new(realm);
         Ok(self)
     }
 
@@ -282,7 +325,7 @@ impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
             sources: self.sources,
             timeout: self.timeout,
             realm: self.realm,
-            challenge: self.challenge,
+            challenges: self.challenges,
             dummy_hash: self.dummy_hash,
         }
     }
@@ -338,14 +381,9 @@ impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
     }
 
     fn refuse(&self, reason: AuthnReason) -> Authentication {
-        let challenges = if reason == AuthnReason::MultipleCredentials {
-            Vec::new()
-        } else {
-            vec![challenge(&self.realm, Some(reason.public_code()))]
-        };
         Authentication::Refused(Rejection::Unauthenticated(AuthnFailure::new(
             reason,
-            challenges.into(),
+            self.challenges.for_reason(reason),
         )))
     }
 }
@@ -423,7 +461,7 @@ impl<S: KeyStore, C: Clock> Authenticator for ApiKeyAuthenticator<S, C> {
     }
 
     fn challenges(&self, out: &mut Vec<HeaderValue>) {
-        out.push(self.challenge.clone());
+        out.push(self.challenges.plain.clone());
     }
 }
 

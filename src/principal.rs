@@ -205,6 +205,12 @@ impl PrincipalBuilder {
         self
     }
 
+    /// Sets how the principal authenticated.
+    pub fn method(mut self, method: AuthMethod) -> Self {
+        self.method = method;
+        self
+    }
+
     /// Builds the principal. Duplicate roles and scopes are kept once.
     pub fn build(self) -> Principal {
         fn boxed(mut v: Vec<String>) -> Box<[Box<str>]> {

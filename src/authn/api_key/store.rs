@@ -11,7 +11,7 @@ use super::hash::KeyHash;
 use crate::BoxFuture;
 use crate::clock::Timestamp;
 use crate::error::{ConfigError, StoreError};
-use crate::principal::{AuthMethod, Principal};
+use crate::principal::{AuthMethod, Principal, PrincipalBuilder};
 
 /// What a host stores for one API key: its id, the hash of the key, who it belongs to and
 /// what it grants, and its lifetime. Never the key itself.
@@ -109,11 +109,7 @@ impl KeyRecord {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct KeySpec {
-    subject: String,
-    roles: Vec<String>,
-    scopes: Vec<String>,
-    tenant: Option<String>,
-    tier: Option<String>,
+    identity: PrincipalBuilder,
     name: Option<String>,
     created_at: Option<Timestamp>,
     expires_at: Option<Timestamp>,
@@ -123,11 +119,8 @@ impl KeySpec {
     /// A key for `subject`, with no roles, no scopes and no expiry.
     pub fn new(subject: impl Into<String>) -> Self {
         Self {
-            subject: subject.into(),
-            roles: Vec::new(),
-            scopes: Vec::new(),
-            tenant: None,
-            tier: None,
+            // The method is set to the key's id in `into_record`.
+            identity: Principal::builder(subject, AuthMethod::Anonymous),
             name: None,
             created_at: None,
             expires_at: None,
@@ -136,25 +129,25 @@ impl KeySpec {
 
     /// Adds a role.
     pub fn role(mut self, role: impl Into<String>) -> Self {
-        self.roles.push(role.into());
+        self.identity = self.identity.role(role);
         self
     }
 
     /// Adds a scope.
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        self.scopes.push(scope.into());
+        self.identity = self.identity.scope(scope);
         self
     }
 
     /// Sets the tenant.
     pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.tenant = Some(tenant.into());
+        self.identity = self.identity.tenant(tenant);
         self
     }
 
     /// Sets the quota tier.
     pub fn tier(mut self, tier: impl Into<String>) -> Self {
-        self.tier = Some(tier.into());
+        self.identity = self.identity.tier(tier);
         self
     }
 
@@ -178,21 +171,13 @@ impl KeySpec {
 
     /// The record for the key `id` whose hash is `hash`.
     pub fn into_record(self, id: KeyId, hash: KeyHash) -> KeyRecord {
-        let principal = Principal::builder(self.subject, AuthMethod::ApiKey { key_id: id })
-            .roles(self.roles)
-            .scopes(self.scopes);
-        let principal = match self.tenant {
-            Some(t) => principal.tenant(t),
-            None => principal,
-        };
-        let principal = match self.tier {
-            Some(t) => principal.tier(t),
-            None => principal,
-        };
         KeyRecord {
             id,
             hash,
-            principal: principal.build(),
+            principal: self
+                .identity
+                .method(AuthMethod::ApiKey { key_id: id })
+                .build(),
             name: self.name.map(Arc::from),
             created_at: self.created_at,
             expires_at: self.expires_at,
@@ -235,12 +220,17 @@ impl TryFrom<KeyRecordRepr> for KeyRecord {
                 message: "the subject is empty".into(),
             });
         }
+        let mut identity = Principal::builder(r.subject, AuthMethod::Anonymous)
+            .roles(r.roles)
+            .scopes(r.scopes);
+        if let Some(t) = r.tenant {
+            identity = identity.tenant(t);
+        }
+        if let Some(t) = r.tier {
+            identity = identity.tier(t);
+        }
         let mut spec = KeySpec {
-            subject: r.subject,
-            roles: r.roles,
-            scopes: r.scopes,
-            tenant: r.tenant,
-            tier: r.tier,
+            identity,
             name: r.name,
             created_at: r.created_at,
             expires_at: r.expires_at,

@@ -21,6 +21,7 @@ use bytes::Bytes;
 use http::Method;
 use http_body_util::{BodyExt, Limited};
 use palisade::authn::api_key::KeySpec;
+use palisade::authz::Methods;
 use palisade::config::Config;
 use palisade::{ClientIp, Principal};
 use serde_json::{Value, json};
@@ -78,8 +79,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Every declared route answers with the echo handler; all of them sit behind palisade.
     let mut by_path: BTreeMap<&str, MethodFilter> = BTreeMap::new();
-    for route in &config.routes {
-        for method in &route.methods {
+    const ALL: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::CONNECT,
+    ];
+    // Prefix wildcards (`/admin/*`) are policy rules, not routes: only templates are served.
+    for route in config.routes.iter().filter(|r| !r.path.ends_with("/*")) {
+        let methods = match &route.methods {
+            Methods::Any => &ALL[..],
+            Methods::Some(m) => &m[..],
+        };
+        for method in methods {
             let filter = MethodFilter::try_from(method.clone())
                 .map_err(|_| format!("method {method} cannot be routed"))?;
             by_path

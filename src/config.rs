@@ -26,12 +26,11 @@
 //! # Ok::<(), palisade::ConfigError>(())
 //! ```
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use http::{HeaderName, Method};
+use http::HeaderName;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
@@ -39,6 +38,8 @@ use crate::authn::api_key::{
     ApiKeyAuthenticator, ApiKeys, DEFAULT_TIMEOUT, KeyFormat, KeyHasher, KeyRecord, KeyStore,
     MemoryKeyStore,
 };
+use crate::authz::Policy;
+use crate::authz::{AuthzLayer, LivePolicy, PolicySpec, RoleSpec, RuleSpec};
 use crate::client_ip::{ClientIpResolver, ForwardedHeader};
 use crate::error::ConfigError;
 use crate::route::RouteTable;
@@ -80,9 +81,12 @@ pub struct Config {
     /// API keys: format, where they are read from, and the stored records.
     #[serde(default)]
     pub api_keys: ApiKeyConfig,
-    /// The routes the service serves.
+    /// The roles of the authorization policy.
     #[serde(default)]
-    pub routes: Vec<RouteConfig>,
+    pub roles: Vec<RoleSpec>,
+    /// The routes the service serves, and who may call them: the authorization policy's rules.
+    #[serde(default)]
+    pub routes: Vec<RuleSpec>,
 }
 
 /// The `client_ip` section.
@@ -147,34 +151,6 @@ impl Default for ApiKeyConfig {
             keys: Vec::new(),
         }
     }
-}
-
-/// One entry of `routes`: a path template and its methods.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct RouteConfig {
-    /// The path template, axum syntax (`/v1/orders/{id}`, `/files/{*path}`).
-    pub path: String,
-    /// The methods served (default `[GET]`).
-    #[serde(default = "default_methods", deserialize_with = "methods")]
-    pub methods: Vec<Method>,
-}
-
-fn default_methods() -> Vec<Method> {
-    vec![Method::GET]
-}
-
-fn methods<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Method>, D::Error> {
-    let names = Vec::<String>::deserialize(d)?;
-    names
-        .iter()
-        .map(|m| {
-            let upper = m.to_ascii_uppercase();
-            Method::from_bytes(upper.as_bytes())
-                .map_err(|_| serde::de::Error::custom(format!("`{m}` is not an HTTP method")))
-        })
-        .collect()
 }
 
 fn nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
@@ -310,27 +286,36 @@ impl Config {
             .with_header(header)
     }
 
-    /// The declared routes as a table.
+    /// The declared route templates as a table (prefix wildcards such as `/admin/*` are rules,
+    /// not routes, and are left out).
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Route`] for an invalid or conflicting template, or a route declared twice
-    /// with the same method.
+    /// [`ConfigError::Route`] for an invalid or conflicting template.
     pub fn route_table(&self) -> Result<RouteTable, ConfigError> {
-        let mut seen = HashSet::new();
         let mut table = RouteTable::new();
-        for r in &self.routes {
-            for m in &r.methods {
-                if !seen.insert((m.clone(), r.path.as_str())) {
-                    return Err(ConfigError::Route {
-                        template: r.path.clone(),
-                        message: format!("{m} is declared twice"),
-                    });
-                }
-            }
+        for r in self.routes.iter().filter(|r| !r.path.ends_with("/*")) {
             table = table.with_route(&r.path)?;
         }
         Ok(table)
+    }
+
+    /// The authorization policy: the `roles` and `routes` sections.
+    #[must_use]
+    pub fn policy_spec(&self) -> PolicySpec {
+        let mut spec = PolicySpec::default();
+        spec.roles.clone_from(&self.roles);
+        spec.routes.clone_from(&self.routes);
+        spec
+    }
+
+    /// The compiled authorization policy.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Policy`] or [`ConfigError::Route`], as [`Policy::compile`].
+    pub fn policy(&self) -> Result<Policy, ConfigError> {
+        Policy::compile(&self.policy_spec())
     }
 
     /// The whole palisade stack of this configuration, with keys looked up in `store`.
@@ -338,14 +323,20 @@ impl Config {
     /// # Errors
     ///
     /// Any [`ConfigError`] of the parts.
+    ///
+    /// Authorization is always on: only what `routes` grants is allowed (each route is open to
+    /// any authenticated caller unless it names roles or scopes, or is `public`), and every
+    /// other request is refused.
     pub fn palisade<S: KeyStore>(
         &self,
         store: S,
-    ) -> Result<PalisadeLayer<ApiKeyAuthenticator<S>>, ConfigError> {
+    ) -> Result<PalisadeLayer<ApiKeyAuthenticator<S>, AuthzLayer>, ConfigError> {
         self.route_table()?;
+        let policy = LivePolicy::new(self.policy()?);
         Palisade::builder()
             .with_client_ip(self.client_ip())
             .authenticate(self.authenticator(store)?)
+            .authorize(AuthzLayer::new(policy))
             .build()
     }
 }
@@ -383,7 +374,10 @@ mod tests {
             assert_eq!(c.client_ip.header, ForwardedHeaderConfig::Forwarded);
             assert_eq!(c.api_keys.prefix, "acme");
             assert_eq!(c.api_keys.keys[0].principal().subject(), "alice");
-            assert_eq!(c.routes[0].methods, [Method::GET, Method::DELETE]);
+            assert_eq!(
+                c.routes[0].methods,
+                crate::authz::Methods::Some(vec![http::Method::GET, http::Method::DELETE])
+            );
             assert_eq!(c.key_store().unwrap().len(), 1);
             assert_eq!(c.route_table().unwrap().len(), 1);
             c.palisade(c.key_store().unwrap()).unwrap();
@@ -417,7 +411,7 @@ mod tests {
             Format::Yaml,
         )
         .unwrap();
-        assert!(matches!(c.route_table(), Err(ConfigError::Route { .. })));
+        assert!(matches!(c.policy(), Err(ConfigError::Policy { .. })));
     }
 
     #[test]

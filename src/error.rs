@@ -64,6 +64,12 @@ pub enum ConfigError {
         /// Its name.
         name: String,
     },
+    /// An authorization policy is invalid (unknown role, inheritance cycle, clashing rules...).
+    #[error("policy: {message}")]
+    Policy {
+        /// What is wrong, naming the role or rule.
+        message: String,
+    },
     /// A configuration value is invalid.
     #[error("`{field}`: {message}")]
     Invalid {

@@ -7,6 +7,7 @@
 //! | module | what it does |
 //! | --- | --- |
 //! | [`authn`] | API keys (hashed, constant-time, enumeration-proof) → [`Principal`], or 401 |
+//! | [`authz`] | RBAC on (method, route template): roles, inheritance, scopes, public routes, or 403 |
 //! | [`client_ip`] | the caller's address, trusting forwarded headers only from trusted proxies |
 //! | [`rejection`] | every refusal as RFC 9457 problem details |
 //! | [`clock`] | injected time, for tests that never sleep |
@@ -62,6 +63,7 @@ mod macros;
 mod stack;
 
 pub mod authn;
+pub mod authz;
 pub mod client_ip;
 pub mod clock;
 #[cfg(feature = "config")]
@@ -78,7 +80,7 @@ pub use error::{BoxError, ConfigError, StoreError};
 pub use principal::{AuthMethod, Principal};
 pub use rejection::Rejection;
 pub use route::Route;
-pub use stack::{NoAuthn, Palisade, PalisadeBuilder, PalisadeLayer, PalisadeService};
+pub use stack::{AuthzStage, NoAuthn, Palisade, PalisadeBuilder, PalisadeLayer, PalisadeService};
 
 /// A boxed `Send` future, as the `Dyn*` companion traits return.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -87,6 +89,7 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 pub mod prelude {
     pub use crate::authn::api_key::{ApiKeys, KeySpec, KeyStore, MemoryKeyStore};
     pub use crate::authn::{Authenticator, AuthnLayer, Chain};
+    pub use crate::authz::{AuthzLayer, LivePolicy, PolicySpec};
     pub use crate::clock::{Clock, SystemClock, Timestamp};
     pub use crate::{ClientIp, Palisade, Principal, Rejection};
 }

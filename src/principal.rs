@@ -17,9 +17,11 @@
 use std::fmt;
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
 use serde::Serialize;
 
 use crate::authn::api_key::KeyId;
+use crate::authz::{Policy, RoleBits};
 
 /// How a [`Principal`] was authenticated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,7 +56,30 @@ struct Inner {
     scopes: Box<[Box<str>]>,
     tenant: Option<Box<str>>,
     tier: Option<Box<str>>,
+    #[serde(skip)]
+    role_cache: RoleCache,
 }
+
+/// The principal's roles as a compiled policy's bit set, cached per policy generation, so
+/// authorization does not look role names up on every request. Two slots: the enforced policy
+/// and a shadow one.
+#[derive(Default)]
+struct RoleCache {
+    slots: [ArcSwapOption<CachedBits>; 2],
+}
+
+struct CachedBits {
+    generation: u64,
+    bits: RoleBits,
+}
+
+impl PartialEq for RoleCache {
+    fn eq(&self, _: &Self) -> bool {
+        true // a cache, not part of the identity
+    }
+}
+
+impl Eq for RoleCache {}
 
 impl Principal {
     /// Starts a principal for `subject`, authenticated by `method`.
@@ -69,10 +94,14 @@ impl Principal {
         }
     }
 
-    /// The anonymous principal (subject `"anonymous"`, no roles, no scopes).
+    /// The anonymous principal (subject `"anonymous"`, no roles, no scopes). One shared
+    /// instance: cloning it does not allocate.
     #[must_use]
     pub fn anonymous() -> Self {
-        Self::builder("anonymous", AuthMethod::Anonymous).build()
+        static ANONYMOUS: std::sync::OnceLock<Principal> = std::sync::OnceLock::new();
+        ANONYMOUS
+            .get_or_init(|| Self::builder("anonymous", AuthMethod::Anonymous).build())
+            .clone()
     }
 
     /// The subject: a user id, a service name, whatever the credential names.
@@ -134,6 +163,29 @@ impl Principal {
     #[must_use]
     pub fn tier(&self) -> Option<&str> {
         self.0.tier.as_deref()
+    }
+
+    /// Runs `f` on this principal's roles as `policy`'s bit set, computing and caching it in
+    /// cache `slot` (0 or 1) when the cached set belongs to another policy.
+    pub(crate) fn with_role_bits<R>(
+        &self,
+        policy: &Policy,
+        slot: usize,
+        f: impl FnOnce(&[u64]) -> R,
+    ) -> R {
+        let slot = &self.0.role_cache.slots[slot.min(1)];
+        if let Some(cached) = slot.load().as_ref() {
+            if cached.generation == policy.generation() {
+                return f(&cached.bits);
+            }
+        }
+        let bits = policy.role_bits(self.roles());
+        let result = f(&bits);
+        slot.store(Some(Arc::new(CachedBits {
+            generation: policy.generation(),
+            bits,
+        })));
+        result
     }
 }
 
@@ -225,6 +277,7 @@ impl PrincipalBuilder {
             scopes: boxed(self.scopes),
             tenant: self.tenant.map(String::into_boxed_str),
             tier: self.tier.map(String::into_boxed_str),
+            role_cache: RoleCache::default(),
         }))
     }
 }

@@ -48,6 +48,8 @@ pub enum Rejection {
     /// The caller is not authenticated: no credential, or a bad one (401, or 400 for a
     /// malformed authentication request).
     Unauthenticated(AuthnFailure),
+    /// The caller is authenticated but not allowed (403).
+    Forbidden(Forbidden),
     /// A backend the decision depends on failed or timed out (503, fail closed).
     Unavailable(Unavailable),
 }
@@ -75,6 +77,7 @@ impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthenticated(f) => f.reason.status(),
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -85,6 +88,7 @@ impl Rejection {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Unauthenticated(f) => f.reason.code(),
+            Self::Forbidden(f) => f.reason,
             Self::Unavailable(u) => u.reason.code(),
         }
     }
@@ -94,6 +98,7 @@ impl Rejection {
     pub fn public_reason(&self) -> &'static str {
         match self {
             Self::Unauthenticated(f) => f.reason.public_code(),
+            Self::Forbidden(f) => f.reason,
             Self::Unavailable(_) => "temporarily_unavailable",
         }
     }
@@ -103,6 +108,7 @@ impl Rejection {
     pub fn layer(&self) -> &'static str {
         match self {
             Self::Unauthenticated(_) => "authn",
+            Self::Forbidden(_) => "authz",
             Self::Unavailable(u) => u.layer,
         }
     }
@@ -110,6 +116,12 @@ impl Rejection {
     fn detail(&self) -> &'static str {
         match self {
             Self::Unauthenticated(f) => f.reason.detail(),
+            Self::Forbidden(f) => match f.reason {
+                "missing_scope" => "The credential lacks a scope this operation requires.",
+                "missing_role" => "The caller's roles do not allow this operation.",
+                "no_matching_rule" => "No rule allows this operation.",
+                _ => "The caller is not allowed to perform this operation.",
+            },
             Self::Unavailable(_) => {
                 "The request could not be checked because a backend is unavailable; retry later."
             }
@@ -132,6 +144,12 @@ impl Rejection {
                 for c in f.challenges.iter() {
                     res.headers_mut().append(WWW_AUTHENTICATE, c.clone());
                 }
+            }
+            if let Self::Forbidden(Forbidden {
+                challenge: Some(c), ..
+            }) = self
+            {
+                res.headers_mut().insert(WWW_AUTHENTICATE, c.clone());
             }
             res.extensions_mut().insert(self.clone());
         })
@@ -271,6 +289,50 @@ impl AuthnReason {
             Self::KeyExpired => "The API key has expired.",
             Self::KeyRevoked => "The API key has been revoked.",
         }
+    }
+}
+
+/// An authorization refusal: the reason code, the rule that decided (if a rule did), and for
+/// bearer-token callers missing a scope the RFC 6750 §3.1 `insufficient_scope` challenge.
+#[derive(Debug, Clone)]
+pub struct Forbidden {
+    reason: &'static str,
+    rule: Option<crate::authz::RuleRef>,
+    challenge: Option<HeaderValue>,
+}
+
+impl Forbidden {
+    /// A refusal for `reason` (a stable code such as `missing_role` or `not_owner`), decided by
+    /// `rule`.
+    #[must_use]
+    pub fn new(reason: &'static str, rule: Option<crate::authz::RuleRef>) -> Self {
+        Self {
+            reason,
+            rule,
+            challenge: None,
+        }
+    }
+
+    /// Adds `WWW-Authenticate: Bearer error="insufficient_scope", scope="…"` (RFC 6750 §3.1).
+    #[must_use]
+    pub fn with_insufficient_scope(mut self, scopes: &str) -> Self {
+        self.challenge = HeaderValue::from_str(&format!(
+            "Bearer error=\"insufficient_scope\", scope=\"{scopes}\""
+        ))
+        .ok();
+        self
+    }
+
+    /// The reason code.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+
+    /// The rule that decided, if any.
+    #[must_use]
+    pub fn rule(&self) -> Option<&crate::authz::RuleRef> {
+        self.rule.as_ref()
     }
 }
 

@@ -1,11 +1,10 @@
 //! [`Palisade`]: the builder that composes the layers in the one safe order.
 //!
 //! ```text
-//! client ip → authn → handler
+//! client ip → authn → authz → handler
 //! ```
 //!
-//! (audit, quotas, authorization and validation join this order as they land; see
-//! `ARCHITECTURE.md`.) The result is one [`tower::Layer`](tower_layer::Layer), usable on an axum
+//! (audit, quotas and validation join this order as they land.) The result is one [`tower::Layer`](tower_layer::Layer), usable on an axum
 //! `Router` or around any hyper service.
 //!
 //! # Example
@@ -34,13 +33,13 @@
 
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use http::Request;
 use ipnet::IpNet;
-use tower_layer::Layer;
+use tower_layer::{Identity, Layer};
 use tower_service::Service;
 
-use crate::authn::{Authenticator, Authn, AuthnLayer, ResponseFuture};
-use crate::body::ResponseBody;
+use crate::authn::{Authenticator, Authn, AuthnLayer};
+use crate::authz::{AuthzLayer, LivePolicy};
 use crate::client_ip::{ClientIpLayer, ClientIpResolver, ClientIpService, ForwardedHeader};
 use crate::error::ConfigError;
 
@@ -55,6 +54,7 @@ impl Palisade {
         PalisadeBuilder {
             client_ip: ClientIpResolver::new(),
             authn: NoAuthn,
+            authz: Identity::new(),
         }
     }
 }
@@ -63,15 +63,34 @@ impl Palisade {
 #[derive(Debug, Clone, Copy)]
 pub struct NoAuthn;
 
+/// The authorization stage of a stack: none ([`Identity`]) or an [`AuthzLayer`].
+pub trait AuthzStage: Clone + Send + Sync + 'static {
+    /// The policy whose public routes admit requests without credentials.
+    fn public_routes(&self) -> Option<LivePolicy>;
+}
+
+impl AuthzStage for Identity {
+    fn public_routes(&self) -> Option<LivePolicy> {
+        None
+    }
+}
+
+impl<Az: Send + Sync + 'static> AuthzStage for AuthzLayer<Az> {
+    fn public_routes(&self) -> Option<LivePolicy> {
+        Some(self.policy().clone())
+    }
+}
+
 /// Builds a [`PalisadeLayer`]; see [`Palisade::builder`].
 #[derive(Debug, Clone)]
 #[must_use]
-pub struct PalisadeBuilder<A> {
+pub struct PalisadeBuilder<A, Z = Identity> {
     client_ip: ClientIpResolver,
     authn: A,
+    authz: Z,
 }
 
-impl<A> PalisadeBuilder<A> {
+impl<A, Z> PalisadeBuilder<A, Z> {
     /// Trusts peers in `net` to report the client address (see [`crate::client_ip`]).
     pub fn trust_proxy(mut self, net: IpNet) -> Self {
         self.client_ip = self.client_ip.trust_proxy(net);
@@ -91,89 +110,95 @@ impl<A> PalisadeBuilder<A> {
     }
 
     /// Authenticates with `authenticator` (a single one or a [`Chain`](crate::authn::Chain)).
-    pub fn authenticate<B: Authenticator>(
-        self,
-        authenticator: B,
-    ) -> PalisadeBuilder<AuthnLayer<B>> {
+    pub fn authenticate<B: Authenticator>(self, authenticator: B) -> PalisadeBuilder<B, Z> {
         PalisadeBuilder {
             client_ip: self.client_ip,
-            authn: AuthnLayer::new(authenticator),
+            authn: authenticator,
+            authz: self.authz,
+        }
+    }
+
+    /// Authorizes with `layer` after authentication. Routes its policy declares public then
+    /// also admit requests without credentials (as the anonymous principal).
+    pub fn authorize<Az>(self, layer: AuthzLayer<Az>) -> PalisadeBuilder<A, AuthzLayer<Az>> {
+        PalisadeBuilder {
+            client_ip: self.client_ip,
+            authn: self.authn,
+            authz: layer,
         }
     }
 }
 
-impl<A: Authenticator> PalisadeBuilder<AuthnLayer<A>> {
+impl<A: Authenticator, Z: AuthzStage> PalisadeBuilder<A, Z> {
     /// Builds the layer.
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] for any mistake in the configuration (none can occur yet with only
-    /// authentication; later layers compile policies and schemas here).
-    pub fn build(self) -> Result<PalisadeLayer<A>, ConfigError> {
+    /// A [`ConfigError`] for any mistake in the configuration (policies are compiled before
+    /// they reach the builder; later layers compile schemas and limits here).
+    pub fn build(self) -> Result<PalisadeLayer<A, Z>, ConfigError> {
+        let mut authn = AuthnLayer::new(self.authn);
+        if let Some(policy) = self.authz.public_routes() {
+            authn = authn.allow_anonymous_on_public_routes(policy);
+        }
         Ok(PalisadeLayer {
             client_ip: ClientIpLayer::new(self.client_ip),
-            authn: self.authn,
+            authn,
+            authz: self.authz,
         })
     }
 }
 
-/// All of palisade as one layer. Cloning is cheap.
+/// All of palisade as one layer: client address → authentication → authorization. Cloning is
+/// cheap.
 #[derive(Debug)]
-pub struct PalisadeLayer<A> {
+pub struct PalisadeLayer<A, Z = Identity> {
     client_ip: ClientIpLayer,
     authn: AuthnLayer<A>,
+    authz: Z,
 }
 
-impl<A> Clone for PalisadeLayer<A> {
+impl<A, Z: Clone> Clone for PalisadeLayer<A, Z> {
     fn clone(&self) -> Self {
         Self {
             client_ip: self.client_ip.clone(),
             authn: self.authn.clone(),
+            authz: self.authz.clone(),
         }
     }
 }
 
-impl<S, A> Layer<S> for PalisadeLayer<A> {
-    type Service = PalisadeService<S, A>;
+impl<S, A, Z: Layer<S>> Layer<S> for PalisadeLayer<A, Z> {
+    type Service = PalisadeService<ClientIpService<Authn<Z::Service, A>>>;
 
     fn layer(&self, inner: S) -> Self::Service {
         PalisadeService {
-            inner: self.client_ip.layer(self.authn.layer(inner)),
+            inner: self
+                .client_ip
+                .layer(self.authn.layer(self.authz.layer(inner))),
         }
     }
 }
 
-/// The service of [`PalisadeLayer`].
-#[derive(Debug)]
-pub struct PalisadeService<S, A> {
-    inner: ClientIpService<Authn<S, A>>,
+/// The service of [`PalisadeLayer`]: the composed stack.
+#[derive(Debug, Clone)]
+pub struct PalisadeService<S> {
+    inner: S,
 }
 
-impl<S: Clone, A> Clone for PalisadeService<S, A> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-        }
-    }
-}
-
-impl<S, A, ReqBody, ResBody> Service<Request<ReqBody>> for PalisadeService<S, A>
+impl<S, B> Service<Request<B>> for PalisadeService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    A: Authenticator,
-    ReqBody: Send + 'static,
-    ResBody: 'static,
+    S: Service<Request<B>>,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = S::Response;
     type Error = S::Error;
-    type Future = ResponseFuture<ResBody, S::Error>;
+    type Future = S::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, req: Request<B>) -> Self::Future {
         self.inner.call(req)
     }
 }

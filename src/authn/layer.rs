@@ -12,6 +12,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{Authentication, Authenticator};
+use crate::authz::LivePolicy;
+use crate::authz::layer_is_public as is_public;
 use crate::body::ResponseBody;
 use crate::principal::Principal;
 use crate::rejection::{AuthnFailure, AuthnReason, Rejection};
@@ -29,6 +31,8 @@ struct Shared<A> {
     authenticator: A,
     /// The challenges sent when no credential is found, computed once.
     missing: Arc<[HeaderValue]>,
+    /// Routes this policy declares public admit requests without credentials, as anonymous.
+    public: Option<LivePolicy>,
 }
 
 impl<A: Authenticator> AuthnLayer<A> {
@@ -40,8 +44,25 @@ impl<A: Authenticator> AuthnLayer<A> {
             shared: Arc::new(Shared {
                 authenticator,
                 missing: challenges.into(),
+                public: None,
             }),
         }
+    }
+
+    /// Lets requests **without** any credential through, as [`Principal::anonymous`], on the
+    /// routes `policy` declares public. A request that carries a bad credential is still refused.
+    /// The [`Palisade`](crate::Palisade) builder wires this to its authorization policy.
+    ///
+    /// # Panics
+    ///
+    /// If the layer was cloned before this call (call it while building).
+    #[must_use]
+    pub fn allow_anonymous_on_public_routes(mut self, policy: LivePolicy) -> Self {
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => shared.public = Some(policy),
+            None => panic!("allow_anonymous_on_public_routes must be called before cloning"),
+        }
+        self
     }
 
     /// The authenticator.
@@ -135,6 +156,16 @@ where
                 let rejection = match shared.authenticator.authenticate(&parts).await {
                     Authentication::Authenticated(principal) => {
                         parts.extensions.insert(principal);
+                        let res = inner.call(Request::from_parts(parts, body)).await?;
+                        return Ok(res.map(ResponseBody::inner));
+                    }
+                    Authentication::Absent
+                        if shared
+                            .public
+                            .as_ref()
+                            .is_some_and(|p| is_public(p, &parts, &parts.method)) =>
+                    {
+                        parts.extensions.insert(Principal::anonymous());
                         let res = inner.call(Request::from_parts(parts, body)).await?;
                         return Ok(res.map(ResponseBody::inner));
                     }

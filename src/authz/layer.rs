@@ -1,0 +1,491 @@
+//! [`AuthzLayer`], its service [`Authz`], the [`Authorizer`] hook and shadow mode.
+
+use std::fmt;
+use std::future::Future;
+use std::mem;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+
+use http::request::Parts;
+use http::{Method, Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::policy::{Decision, Outcome, Policy};
+use super::source::LivePolicy;
+use crate::body::ResponseBody;
+use crate::principal::{AuthMethod, Principal};
+use crate::rejection::{AuthnFailure, AuthnReason, Forbidden, Rejection};
+use crate::route::Route;
+
+/// The path parameters of a request (`{id}` in `/v1/orders/{id}`), percent-decoded when axum
+/// extracted them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathParams(Vec<(Box<str>, Box<str>)>);
+
+impl PathParams {
+    /// The value of parameter `name`.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| &**k == name).map(|(_, v)| &**v)
+    }
+
+    /// Every (name, value) pair, in template order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+}
+
+/// What an [`Authorizer`] sees: the caller, the route, its parameters, and the request parts.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct AuthzRequest<'a> {
+    /// The authenticated caller.
+    pub principal: &'a Principal,
+    /// The route (method and template; the raw path when no template is known).
+    pub route: &'a Route,
+    /// The route's path parameters.
+    pub params: &'a PathParams,
+    /// The request head.
+    pub parts: &'a Parts,
+    /// The RBAC decision that allowed the request.
+    pub decision: &'a Decision,
+}
+
+/// An authorizer's refusal: a stable reason code (`"not_owner"`, `"tenant_mismatch"`), sent to
+/// the client in the 403 problem body. Never put data from the request in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Denial(&'static str);
+
+impl Denial {
+    /// A refusal with reason code `code`.
+    #[must_use]
+    pub const fn new(code: &'static str) -> Self {
+        Self(code)
+    }
+
+    /// The reason code.
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        self.0
+    }
+}
+
+/// The last word after RBAC allowed a request: checks that need the request itself, such as
+/// object ownership against path parameters or a tenant match. The hook for OWASP API1 (broken
+/// object level authorization).
+///
+/// Runs only for requests RBAC allowed, and only for authenticated (non-anonymous) callers.
+/// `()` is the no-op authorizer (the default), which costs nothing.
+pub trait Authorizer: Send + Sync + 'static {
+    /// Whether this authorizer never refuses (lets the layer skip it entirely).
+    #[doc(hidden)]
+    const ALWAYS_ALLOWS: bool = false;
+
+    /// Allows (`Ok`) or refuses the request.
+    fn authorize(
+        &self,
+        request: &AuthzRequest<'_>,
+    ) -> impl Future<Output = Result<(), Denial>> + Send;
+}
+
+impl Authorizer for () {
+    const ALWAYS_ALLOWS: bool = true;
+
+    async fn authorize(&self, _: &AuthzRequest<'_>) -> Result<(), Denial> {
+        Ok(())
+    }
+}
+
+impl<T: Authorizer> Authorizer for Arc<T> {
+    const ALWAYS_ALLOWS: bool = T::ALWAYS_ALLOWS;
+
+    fn authorize(
+        &self,
+        request: &AuthzRequest<'_>,
+    ) -> impl Future<Output = Result<(), Denial>> + Send {
+        (**self).authorize(request)
+    }
+}
+
+/// A shadow policy's decision that differed from the enforced one. Put in the response
+/// extensions (for audit) and logged; never enforced.
+#[derive(Debug, Clone)]
+pub struct ShadowDivergence {
+    /// What the enforced policy decided (and what happened).
+    pub enforced: Decision,
+    /// What the candidate policy would have decided.
+    pub shadow: Decision,
+}
+
+/// Decides every request on (method, route template) with the caller's roles and scopes; see
+/// the [module docs](crate::authz).
+pub struct AuthzLayer<Az = ()> {
+    policy: LivePolicy,
+    shadow: Option<LivePolicy>,
+    authorizer: Arc<Az>,
+    divergences: Arc<AtomicU64>,
+}
+
+impl AuthzLayer {
+    /// Enforces `policy`, with no authorizer.
+    #[must_use]
+    pub fn new(policy: LivePolicy) -> Self {
+        Self {
+            policy,
+            shadow: None,
+            authorizer: Arc::new(()),
+            divergences: Arc::default(),
+        }
+    }
+}
+
+impl<Az> AuthzLayer<Az> {
+    /// Adds an [`Authorizer`] that has the last word after RBAC.
+    pub fn with_authorizer<B: Authorizer>(self, authorizer: B) -> AuthzLayer<B> {
+        AuthzLayer {
+            policy: self.policy,
+            shadow: self.shadow,
+            authorizer: Arc::new(authorizer),
+            divergences: self.divergences,
+        }
+    }
+
+    /// Evaluates `candidate` beside the enforced policy and records (logs, and puts a
+    /// [`ShadowDivergence`] in the response extensions) every request on which they disagree,
+    /// without enforcing it.
+    #[must_use]
+    pub fn with_shadow(mut self, candidate: LivePolicy) -> Self {
+        self.shadow = Some(candidate);
+        self
+    }
+
+    /// The enforced policy.
+    #[must_use]
+    pub fn policy(&self) -> &LivePolicy {
+        &self.policy
+    }
+
+    /// How many requests the shadow policy would have decided differently.
+    #[must_use]
+    pub fn shadow_divergences(&self) -> u64 {
+        self.divergences.load(Ordering::Relaxed)
+    }
+}
+
+impl<Az> Clone for AuthzLayer<Az> {
+    fn clone(&self) -> Self {
+        Self {
+            policy: self.policy.clone(),
+            shadow: self.shadow.clone(),
+            authorizer: self.authorizer.clone(),
+            divergences: self.divergences.clone(),
+        }
+    }
+}
+
+impl<Az> fmt::Debug for AuthzLayer<Az> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthzLayer")
+            .field("policy", &self.policy)
+            .field("shadow", &self.shadow)
+            .field("authorizer", &std::any::type_name::<Az>())
+            .finish()
+    }
+}
+
+impl<S, Az> Layer<S> for AuthzLayer<Az> {
+    type Service = Authz<S, Az>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authz {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`AuthzLayer`].
+pub struct Authz<S, Az = ()> {
+    inner: S,
+    layer: AuthzLayer<Az>,
+}
+
+impl<S, Az> Authz<S, Az> {
+    crate::macros::define_inner_service_accessors!();
+}
+
+impl<S: Clone, Az> Clone for Authz<S, Az> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, Az> fmt::Debug for Authz<S, Az> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authz")
+            .field("inner", &self.inner)
+            .field("layer", &self.layer)
+            .finish()
+    }
+}
+
+/// The route template axum matched, if any.
+pub(crate) fn matched_template<B>(req: &Request<B>) -> Option<&str> {
+    #[cfg(feature = "axum")]
+    if let Some(m) = req.extensions().get::<axum::extract::MatchedPath>() {
+        return Some(m.as_str());
+    }
+    let _ = req;
+    None
+}
+
+fn refusal(decision: &Decision, principal: Option<&Principal>) -> Rejection {
+    let rule = decision.rule().cloned();
+    match decision.outcome() {
+        Outcome::NotAuthenticated => Rejection::Unauthenticated(AuthnFailure::new(
+            AuthnReason::MissingCredentials,
+            Arc::new([]),
+        )),
+        Outcome::MissingScope => {
+            let forbidden = Forbidden::new(Outcome::MissingScope.code(), rule.clone());
+            // RFC 6750 §3.1: a bearer token without the needed scope gets a challenge naming it.
+            match (principal.map(Principal::method), rule) {
+                (Some(AuthMethod::Bearer { .. }), Some(rule)) => {
+                    Rejection::Forbidden(forbidden.with_insufficient_scope(rule.scopes()))
+                }
+                _ => Rejection::Forbidden(forbidden),
+            }
+        }
+        other => Rejection::Forbidden(Forbidden::new(other.code(), rule)),
+    }
+}
+
+fn refused<B>(
+    rejection: &Rejection,
+    divergence: Option<ShadowDivergence>,
+) -> Response<ResponseBody<B>> {
+    tracing::debug!(
+        layer = "authz",
+        reason = rejection.reason(),
+        status = rejection.status().as_u16(),
+        "request refused"
+    );
+    let mut res = rejection.to_response().map(ResponseBody::refused);
+    if let Some(d) = divergence {
+        res.extensions_mut().insert(d);
+    }
+    res
+}
+
+impl<S, Az, ReqBody, ResBody> Service<Request<ReqBody>> for Authz<S, Az>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    Az: Authorizer,
+    ReqBody: Send + 'static,
+    ResBody: 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let template = matched_template(&req);
+        let principal = req.extensions().get::<Principal>();
+        let (method, path) = (req.method(), req.uri().path());
+        let decision = self
+            .layer
+            .policy
+            .load()
+            .decide_with(principal, method, template, path, 0);
+        let divergence = self.layer.shadow.as_ref().and_then(|shadow| {
+            let candidate = shadow
+                .load()
+                .decide_with(principal, method, template, path, 1);
+            (candidate.is_allowed() != decision.is_allowed()).then(|| {
+                self.layer.divergences.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    layer = "authz",
+                    method = %method,
+                    route = template.unwrap_or(path),
+                    enforced = %decision,
+                    shadow = %candidate,
+                    "shadow policy disagrees"
+                );
+                ShadowDivergence {
+                    enforced: decision.clone(),
+                    shadow: candidate,
+                }
+            })
+        });
+        if !decision.is_allowed() {
+            let rejection = refusal(&decision, principal);
+            return ResponseFuture::refused(refused(&rejection, divergence));
+        }
+        let needs_authorizer = !Az::ALWAYS_ALLOWS && principal.is_some_and(|p| !p.is_anonymous());
+        req.extensions_mut().insert(decision.clone());
+        if !needs_authorizer {
+            return ResponseFuture {
+                kind: Kind::Inner {
+                    future: self.inner.call(req),
+                    extras: Some((decision, divergence)),
+                },
+            };
+        }
+        let clone = self.inner.clone();
+        let mut inner = mem::replace(&mut self.inner, clone);
+        let authorizer = self.layer.authorizer.clone();
+        let policy = self.layer.policy.current();
+        ResponseFuture {
+            kind: Kind::Boxed {
+                future: Box::pin(async move {
+                    let (mut parts, body) = req.into_parts();
+                    let params = path_params(&mut parts, &policy).await;
+                    let route = match matched_template_parts(&parts) {
+                        Some(t) => Route::new(parts.method.clone(), t),
+                        None => Route::new(parts.method.clone(), parts.uri.path()),
+                    };
+                    let outcome = match parts.extensions.get::<Principal>() {
+                        Some(principal) => {
+                            authorizer
+                                .authorize(&AuthzRequest {
+                                    principal,
+                                    route: &route,
+                                    params: &params,
+                                    parts: &parts,
+                                    decision: &decision,
+                                })
+                                .await
+                        }
+                        None => Ok(()),
+                    };
+                    if let Err(denial) = outcome {
+                        let rejection = Rejection::Forbidden(Forbidden::new(
+                            denial.code(),
+                            decision.rule().cloned(),
+                        ));
+                        return Ok(refused(&rejection, divergence));
+                    }
+                    let mut res = inner
+                        .call(Request::from_parts(parts, body))
+                        .await?
+                        .map(ResponseBody::inner);
+                    res.extensions_mut().insert(decision);
+                    if let Some(d) = divergence {
+                        res.extensions_mut().insert(d);
+                    }
+                    Ok(res)
+                }),
+            },
+        }
+    }
+}
+
+fn matched_template_parts(parts: &Parts) -> Option<String> {
+    #[cfg(feature = "axum")]
+    if let Some(m) = parts.extensions.get::<axum::extract::MatchedPath>() {
+        return Some(m.as_str().to_owned());
+    }
+    let _ = parts;
+    None
+}
+
+/// The path parameters: axum's (percent-decoded) when axum routed the request, else the
+/// policy's own template table's (raw).
+async fn path_params(parts: &mut Parts, policy: &Policy) -> PathParams {
+    #[cfg(feature = "axum")]
+    {
+        use axum::extract::{FromRequestParts, RawPathParams};
+        if let Ok(raw) = RawPathParams::from_request_parts(parts, &()).await {
+            return PathParams(raw.iter().map(|(k, v)| (k.into(), v.into())).collect());
+        }
+    }
+    PathParams(policy.path_params(parts.uri.path()))
+}
+
+pin_project! {
+    /// The response future of [`Authz`].
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        kind: Kind<F, B, E>,
+    }
+}
+
+type Extras = (Decision, Option<ShadowDivergence>);
+type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B, E> {
+        Refused { response: Option<Response<ResponseBody<B>>> },
+        Inner { #[pin] future: F, extras: Option<Extras> },
+        Boxed { future: Boxed<B, E> },
+    }
+}
+
+impl<F, B, E> ResponseFuture<F, B, E> {
+    fn refused(response: Response<ResponseBody<B>>) -> Self {
+        Self {
+            kind: Kind::Refused {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Refused { response } => match response.take() {
+                Some(res) => Poll::Ready(Ok(res)),
+                None => panic!("ResponseFuture polled after completion"),
+            },
+            KindProj::Inner { future, extras } => {
+                let mut res = ready!(future.poll(cx))?.map(ResponseBody::inner);
+                if let Some((decision, divergence)) = extras.take() {
+                    res.extensions_mut().insert(decision);
+                    if let Some(d) = divergence {
+                        res.extensions_mut().insert(d);
+                    }
+                }
+                Poll::Ready(Ok(res))
+            }
+            KindProj::Boxed { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+/// Whether a request may go without credentials: the public-route check the authn layer asks
+/// when no credential was found.
+pub(crate) fn is_public(policy: &LivePolicy, parts: &Parts, method: &Method) -> bool {
+    #[cfg(feature = "axum")]
+    let template = parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(axum::extract::MatchedPath::as_str);
+    #[cfg(not(feature = "axum"))]
+    let template: Option<&str> = None;
+    policy.load().is_public(method, template, parts.uri.path())
+}

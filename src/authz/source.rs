@@ -1,0 +1,251 @@
+//! Where policies come from ([`PolicySource`]) and the policy in force ([`LivePolicy`]).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::{ArcSwap, Guard};
+
+use super::policy::{Policy, PolicySpec};
+use crate::error::{ConfigError, StoreError};
+
+/// Where the written policy comes from: code, a file, the host's database.
+///
+/// `load` returns the whole current policy; [`LivePolicy::watch`] calls it periodically and
+/// swaps in what changed. Implementations write `async fn load`.
+pub trait PolicySource: Send + Sync + 'static {
+    /// The current written policy.
+    fn load(&self) -> impl Future<Output = Result<PolicySpec, StoreError>> + Send;
+}
+
+/// A policy in code is its own (unchanging) source.
+impl PolicySource for PolicySpec {
+    async fn load(&self) -> Result<Self, StoreError> {
+        Ok(self.clone())
+    }
+}
+
+impl<T: PolicySource> PolicySource for Arc<T> {
+    fn load(&self) -> impl Future<Output = Result<PolicySpec, StoreError>> + Send {
+        (**self).load()
+    }
+}
+
+/// A policy file (YAML, TOML or JSON by its extension) with top-level `roles` and `routes`, the
+/// same format as those sections of the configuration file. Feature `config`.
+#[cfg(feature = "config")]
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    path: std::path::PathBuf,
+}
+
+#[cfg(feature = "config")]
+impl FileSource {
+    /// A source reading `path`.
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+}
+
+#[cfg(feature = "config")]
+impl PolicySource for FileSource {
+    async fn load(&self) -> Result<PolicySpec, StoreError> {
+        use crate::config::Format;
+        use crate::error::StoreErrorKind;
+        let format = Format::from_path(&self.path).ok_or_else(|| {
+            StoreError::new(
+                StoreErrorKind::InvalidData,
+                "a policy file ends in .yaml, .yml, .toml or .json",
+            )
+        })?;
+        // A small file, read from the watcher's background task.
+        let text = std::fs::read_to_string(&self.path)
+            .map_err(|e| StoreError::new(StoreErrorKind::Unavailable, e))?;
+        let parsed = match format {
+            Format::Yaml => serde_yaml_ng::from_str(&text).map_err(|e| e.to_string()),
+            Format::Toml => toml::from_str(&text).map_err(|e| e.to_string()),
+            Format::Json => serde_json::from_str(&text).map_err(|e| e.to_string()),
+        };
+        parsed.map_err(|message| StoreError::new(StoreErrorKind::InvalidData, message))
+    }
+}
+
+/// Why a reload did not change the policy in force.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The source could not be read or parsed.
+    #[error("policy source failed")]
+    Source(#[source] StoreError),
+    /// The new policy does not compile.
+    #[error("new policy refused")]
+    Invalid(#[source] ConfigError),
+}
+
+#[derive(Default)]
+struct Status {
+    errors: AtomicU64,
+    reloads: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// The policy in force, swapped atomically on reload: a request sees either the old policy or
+/// the new one, never a mix. Clones share it.
+#[derive(Clone)]
+pub struct LivePolicy {
+    current: Arc<ArcSwap<Policy>>,
+    status: Arc<Status>,
+}
+
+impl fmt::Debug for LivePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LivePolicy")
+            .field("current", &self.current.load())
+            .field("reloads", &self.reloads())
+            .field("reload_errors", &self.reload_errors())
+            .finish()
+    }
+}
+
+impl LivePolicy {
+    /// Puts `policy` in force.
+    #[must_use]
+    pub fn new(policy: Policy) -> Self {
+        Self {
+            current: Arc::new(ArcSwap::from_pointee(policy)),
+            status: Arc::default(),
+        }
+    }
+
+    /// Compiles `spec` and puts it in force.
+    ///
+    /// # Errors
+    ///
+    /// As [`Policy::compile`].
+    pub fn from_spec(spec: &PolicySpec) -> Result<Self, ConfigError> {
+        Ok(Self::new(Policy::compile(spec)?))
+    }
+
+    /// Loads and compiles the first policy from `source`. At start-up a bad policy is an error,
+    /// not a fallback.
+    ///
+    /// # Errors
+    ///
+    /// [`ReloadError`] when the source fails or its policy does not compile.
+    pub async fn from_source<S: PolicySource>(source: &S) -> Result<Self, ReloadError> {
+        let spec = source.load().await.map_err(ReloadError::Source)?;
+        Self::from_spec(&spec).map_err(ReloadError::Invalid)
+    }
+
+    /// The policy in force now.
+    #[must_use]
+    pub fn current(&self) -> Arc<Policy> {
+        self.current.load_full()
+    }
+
+    /// The policy in force, without touching its reference count (the request path).
+    pub(crate) fn load(&self) -> Guard<Arc<Policy>> {
+        self.current.load()
+    }
+
+    /// Compiles `spec` and swaps it in. On error the policy in force stays, and the error is
+    /// logged and counted.
+    ///
+    /// # Errors
+    ///
+    /// [`ReloadError::Invalid`] when `spec` does not compile.
+    pub fn replace(&self, spec: &PolicySpec) -> Result<(), ReloadError> {
+        match Policy::compile(spec) {
+            Ok(policy) => {
+                let generation = policy.generation();
+                self.current.store(Arc::new(policy));
+                self.status.reloads.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(layer = "authz", generation, "policy reloaded");
+                Ok(())
+            }
+            Err(e) => Err(self.refused(ReloadError::Invalid(e))),
+        }
+    }
+
+    /// Loads `source` once and swaps its policy in (see [`replace`](Self::replace)).
+    ///
+    /// # Errors
+    ///
+    /// [`ReloadError`]; the policy in force stays.
+    pub async fn reload<S: PolicySource>(&self, source: &S) -> Result<(), ReloadError> {
+        match source.load().await {
+            Ok(spec) => self.replace(&spec),
+            Err(e) => Err(self.refused(ReloadError::Source(e))),
+        }
+    }
+
+    fn refused(&self, error: ReloadError) -> ReloadError {
+        let chain = crate::error::Chain(&error).to_string();
+        tracing::error!(layer = "authz", error = %chain, "policy reload refused; the policy in force stays");
+        self.status.errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.status.last_error.lock() {
+            *last = Some(chain);
+        }
+        error
+    }
+
+    /// Polls `source` every `every` on a tokio task and swaps in each changed policy. A policy
+    /// that fails to load or compile is refused (logged and counted); the one in force stays.
+    /// The task stops when the returned handle is dropped.
+    #[must_use = "the watcher stops when its handle is dropped"]
+    pub fn watch<S: PolicySource>(&self, source: S, every: Duration) -> WatchHandle {
+        let live = self.clone();
+        let task = tokio::spawn(async move {
+            let mut last: Option<PolicySpec> = None;
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match source.load().await {
+                    Ok(spec) if last.as_ref() == Some(&spec) => {}
+                    Ok(spec) => {
+                        // Remember even a refused spec, so it is reported once, not every tick.
+                        let _ = live.replace(&spec);
+                        last = Some(spec);
+                    }
+                    Err(e) => {
+                        let _ = live.refused(ReloadError::Source(e));
+                    }
+                }
+            }
+        });
+        WatchHandle { task }
+    }
+
+    /// How many policies were swapped in after the first.
+    #[must_use]
+    pub fn reloads(&self) -> u64 {
+        self.status.reloads.load(Ordering::Relaxed)
+    }
+
+    /// How many reloads were refused.
+    #[must_use]
+    pub fn reload_errors(&self) -> u64 {
+        self.status.errors.load(Ordering::Relaxed)
+    }
+
+    /// The last refused reload's error chain.
+    #[must_use]
+    pub fn last_error(&self) -> Option<String> {
+        self.status.last_error.lock().ok().and_then(|l| l.clone())
+    }
+}
+
+/// Keeps a [`LivePolicy::watch`] task running; dropping it stops the task.
+#[derive(Debug)]
+pub struct WatchHandle {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use palisade::authz::{Decision, ShadowDivergence};
 use palisade::{ClientIp, Principal, Rejection};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,26 +26,34 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
     pub refusals: Arc<Mutex<Vec<Rejection>>>,
+    pub divergences: Arc<Mutex<Vec<ShadowDivergence>>>,
 }
 
 impl TestServer {
-    /// Serves `/{*path}` and `/` with a JSON handler behind `guard`.
-    pub async fn start<L>(guard: L) -> Self
+    /// Serves `/{*path}` and `/` with a JSON handler, with `guard` wrapped around the router
+    /// (so routes are decided on the raw path, as a non-axum host would).
+    pub async fn start<L, B>(guard: L) -> Self
     where
-        L: Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
-        L::Service: tower::Service<axum::extract::Request, Error = std::convert::Infallible>
-            + Clone
+        L: Layer<Router>,
+        L::Service: tower::Service<
+                axum::extract::Request,
+                Response = http::Response<B>,
+                Error = std::convert::Infallible,
+            > + Clone
             + Send
             + Sync
             + 'static,
-        <L::Service as tower::Service<axum::extract::Request>>::Response:
-            axum::response::IntoResponse + 'static,
         <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
     {
         let hits = Arc::new(AtomicUsize::new(0));
         let refusals = Arc::new(Mutex::new(Vec::new()));
+        let divergences = Arc::new(Mutex::new(Vec::new()));
         let counter = hits.clone();
-        let handler = move |principal: Principal, ip: Option<Extension<ClientIp>>| {
+        let handler = move |principal: Principal,
+                            ip: Option<Extension<ClientIp>>,
+                            decision: Option<Extension<Decision>>| {
             let counter = counter.clone();
             async move {
                 counter.fetch_add(1, Ordering::SeqCst);
@@ -54,40 +63,41 @@ impl TestServer {
                     "roles": principal.roles().collect::<Vec<_>>(),
                     "tenant": principal.tenant(),
                     "client_ip": ip.map(|Extension(ip)| ip.to_string()),
+                    "rule": decision.and_then(|Extension(d)| d.rule().map(|r| r.description().to_owned())),
                 }))
             }
         };
-        let seen = refusals.clone();
-        let app = Router::new()
+        let router = Router::new()
             .route("/", any(handler.clone()))
-            .route("/{*path}", any(handler))
-            .layer(guard)
+            .route("/{*path}", any(handler));
+        let (seen, diverged) = (refusals.clone(), divergences.clone());
+        let service = tower::ServiceBuilder::new()
             // Outermost, like the audit layer: reads why a layer refused.
-            .layer(axum::middleware::map_response(
-                move |res: axum::response::Response| {
-                    let seen = seen.clone();
-                    async move {
-                        if let Some(r) = res.extensions().get::<Rejection>() {
-                            seen.lock().unwrap().push(r.clone());
-                        }
-                        res
-                    }
-                },
-            ));
+            .map_response(move |res: http::Response<B>| {
+                if let Some(r) = res.extensions().get::<Rejection>() {
+                    seen.lock().unwrap().push(r.clone());
+                }
+                if let Some(d) = res.extensions().get::<ShadowDivergence>() {
+                    diverged.lock().unwrap().push(d.clone());
+                }
+                res.map(axum::body::Body::new)
+            })
+            .layer(guard)
+            .service(router);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
+            let make =
+                axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                    SocketAddr,
+                >(service);
+            axum::serve(listener, make).await.unwrap();
         });
         Self {
             addr,
             hits,
             refusals,
+            divergences,
         }
     }
 
@@ -101,7 +111,20 @@ impl TestServer {
 
     /// GET `path` with `headers` over a fresh connection.
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
-        let mut b = Request::get(path).header("host", self.addr.to_string());
+        self.request(http::Method::GET, path, headers).await
+    }
+
+    /// `method` on `path` with `headers` over a fresh connection.
+    pub async fn request(
+        &self,
+        method: http::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.addr.to_string());
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
@@ -148,4 +171,23 @@ pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Reply {
         headers: parts.headers,
         body: body.collect().await.unwrap().to_bytes(),
     }
+}
+
+/// Sends `raw` bytes as one HTTP/1.1 request on a fresh connection (the path reaches the server
+/// exactly as written: no client normalises `..`, `//` or percent-encoding) and returns the
+/// status code and body.
+pub async fn raw(addr: SocketAddr, raw: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(raw.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
 }

@@ -14,8 +14,8 @@ fn who(roles: &[&str], scopes: &[&str]) -> Principal {
         .build()
 }
 
-fn outcome(p: &Policy, principal: Option<&Principal>, method: Method, path: &str) -> Outcome {
-    p.decide(principal, &method, None, path).outcome()
+fn outcome(p: &Policy, principal: Option<&Principal>, method: &Method, path: &str) -> Outcome {
+    p.decide(principal, method, None, path).outcome()
 }
 
 fn three_levels() -> Policy {
@@ -38,20 +38,20 @@ fn inheritance_three_levels_deep() {
     let p = three_levels();
     let root = who(&["root"], &[]);
     for m in [Method::GET, Method::PUT, Method::DELETE] {
-        assert_eq!(outcome(&p, Some(&root), m, "/docs/1"), Outcome::Granted);
+        assert_eq!(outcome(&p, Some(&root), &m, "/docs/1"), Outcome::Granted);
     }
     let viewer = who(&["viewer"], &[]);
     assert_eq!(
-        outcome(&p, Some(&viewer), Method::GET, "/docs/1"),
+        outcome(&p, Some(&viewer), &Method::GET, "/docs/1"),
         Outcome::Granted
     );
     assert_eq!(
-        outcome(&p, Some(&viewer), Method::PUT, "/docs/1"),
+        outcome(&p, Some(&viewer), &Method::PUT, "/docs/1"),
         Outcome::MissingRole
     );
     let editor = who(&["editor"], &[]);
     assert_eq!(
-        outcome(&p, Some(&editor), Method::DELETE, "/docs/1"),
+        outcome(&p, Some(&editor), &Method::DELETE, "/docs/1"),
         Outcome::MissingRole
     );
 }
@@ -61,16 +61,16 @@ fn unlisted_route_and_unlisted_method_are_denied_by_default() {
     let p = three_levels();
     let root = who(&["root"], &[]);
     assert_eq!(
-        outcome(&p, Some(&root), Method::GET, "/secret"),
+        outcome(&p, Some(&root), &Method::GET, "/secret"),
         Outcome::NoRule
     );
     assert_eq!(
-        outcome(&p, Some(&root), Method::POST, "/docs/1"),
+        outcome(&p, Some(&root), &Method::POST, "/docs/1"),
         Outcome::NoRule
     );
     // HEAD is a method of its own: a GET grant does not cover it.
     assert_eq!(
-        outcome(&p, Some(&root), Method::HEAD, "/docs/1"),
+        outcome(&p, Some(&root), &Method::HEAD, "/docs/1"),
         Outcome::NoRule
     );
     assert!(
@@ -83,16 +83,16 @@ fn unlisted_route_and_unlisted_method_are_denied_by_default() {
 #[test]
 fn public_routes_need_no_principal_and_others_do() {
     let p = three_levels();
-    assert_eq!(outcome(&p, None, Method::GET, "/health"), Outcome::Public);
+    assert_eq!(outcome(&p, None, &Method::GET, "/health"), Outcome::Public);
     assert!(p.is_public(&Method::GET, None, "/health"));
     assert!(!p.is_public(&Method::POST, None, "/health"));
     assert_eq!(
-        outcome(&p, None, Method::GET, "/docs/1"),
+        outcome(&p, None, &Method::GET, "/docs/1"),
         Outcome::NotAuthenticated
     );
     let anon = Principal::anonymous();
     assert_eq!(
-        outcome(&p, Some(&anon), Method::GET, "/docs/1"),
+        outcome(&p, Some(&anon), &Method::GET, "/docs/1"),
         Outcome::NotAuthenticated
     );
 }
@@ -116,14 +116,14 @@ fn scopes_are_all_required() {
     assert_eq!(d.outcome(), Outcome::MissingScope);
     assert_eq!(d.rule().unwrap().scopes(), "orders:read orders:list");
     assert_eq!(
-        outcome(&p, Some(&full), Method::GET, "/orders"),
+        outcome(&p, Some(&full), &Method::GET, "/orders"),
         Outcome::Granted
     );
     assert_eq!(
         outcome(
             &p,
             Some(&who(&[], &["orders:read", "orders:list"])),
-            Method::GET,
+            &Method::GET,
             "/orders"
         ),
         Outcome::MissingRole
@@ -150,43 +150,43 @@ fn the_most_specific_rule_wins() {
     );
     // Exact template beats every wildcard.
     assert_eq!(
-        outcome(&p, Some(&reader), Method::GET, "/admin/metrics/cpu"),
+        outcome(&p, Some(&reader), &Method::GET, "/admin/metrics/cpu"),
         Outcome::Granted
     );
     assert_eq!(
-        outcome(&p, Some(&admin), Method::GET, "/admin/metrics/cpu"),
+        outcome(&p, Some(&admin), &Method::GET, "/admin/metrics/cpu"),
         Outcome::MissingRole
     );
     // An unlisted method on the exact template falls back to the wildcards covering it.
     assert_eq!(
-        outcome(&p, Some(&admin), Method::DELETE, "/admin/metrics/cpu"),
+        outcome(&p, Some(&admin), &Method::DELETE, "/admin/metrics/cpu"),
         Outcome::Granted
     );
     // A listed method beats `*` on the same template.
     assert_eq!(
-        outcome(&p, Some(&ops), Method::PUT, "/admin/metrics/disk"),
+        outcome(&p, Some(&ops), &Method::PUT, "/admin/metrics/disk"),
         Outcome::Granted
     );
     // The longer wildcard beats the shorter; its unlisted methods fall back to the shorter.
     assert_eq!(
-        outcome(&p, Some(&ops), Method::GET, "/admin/metrics/mem"),
+        outcome(&p, Some(&ops), &Method::GET, "/admin/metrics/mem"),
         Outcome::Granted
     );
     assert_eq!(
-        outcome(&p, Some(&admin), Method::GET, "/admin/metrics/mem"),
+        outcome(&p, Some(&admin), &Method::GET, "/admin/metrics/mem"),
         Outcome::MissingRole
     );
     assert_eq!(
-        outcome(&p, Some(&admin), Method::POST, "/admin/metrics/mem"),
+        outcome(&p, Some(&admin), &Method::POST, "/admin/metrics/mem"),
         Outcome::Granted
     );
     // A wildcard covers its own prefix, not a longer word.
     assert_eq!(
-        outcome(&p, Some(&admin), Method::GET, "/admin"),
+        outcome(&p, Some(&admin), &Method::GET, "/admin"),
         Outcome::Granted
     );
     assert_eq!(
-        outcome(&p, Some(&admin), Method::GET, "/administrator"),
+        outcome(&p, Some(&admin), &Method::GET, "/administrator"),
         Outcome::NoRule
     );
     let d = p.decide(Some(&ops), &Method::GET, None, "/admin/metrics/mem");
@@ -267,14 +267,14 @@ fn unknown_roles_held_by_a_principal_are_ignored() {
     let p = three_levels();
     let u = who(&["viewer", "not-in-policy"], &[]);
     assert_eq!(
-        outcome(&p, Some(&u), Method::GET, "/docs/1"),
+        outcome(&p, Some(&u), &Method::GET, "/docs/1"),
         Outcome::Granted
     );
     assert_eq!(
         outcome(
             &p,
             Some(&who(&["not-in-policy"], &[])),
-            Method::GET,
+            &Method::GET,
             "/docs/1"
         ),
         Outcome::MissingRole
@@ -301,11 +301,11 @@ fn a_cached_role_set_never_leaks_into_another_policy() {
     let reader = who(&["reader"], &[]);
     for _ in 0..3 {
         assert_eq!(
-            outcome(&a, Some(&reader), Method::GET, "/x"),
+            outcome(&a, Some(&reader), &Method::GET, "/x"),
             Outcome::Granted
         );
         assert_eq!(
-            outcome(&b, Some(&reader), Method::GET, "/x"),
+            outcome(&b, Some(&reader), &Method::GET, "/x"),
             Outcome::MissingRole
         );
     }

@@ -1,0 +1,186 @@
+//! One authorization decision with 50 roles, 500 route rules and a 5-level role hierarchy:
+//! palisade's compiled policy next to casbin's RBAC model, in the same run.
+//!
+//! Run with: `cargo bench --bench authz`
+
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
+#[path = "support/policy.rs"]
+mod policy;
+
+use std::hint::black_box;
+
+use casbin::prelude::*;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::Method;
+use palisade::{AuthMethod, Principal};
+
+const EXACT_MODEL: &str = "
+[request_definition]
+r = sub, obj, act
+[policy_definition]
+p = sub, obj, act
+[role_definition]
+g = _, _
+[policy_effect]
+e = some(where (p.eft == allow))
+[matchers]
+m = g(r.sub, p.sub) && r.obj == p.obj && r.act == p.act
+";
+
+const KEYMATCH_MODEL: &str = "
+[request_definition]
+r = sub, obj, act
+[policy_definition]
+p = sub, obj, act
+[role_definition]
+g = _, _
+[policy_effect]
+e = some(where (p.eft == allow))
+[matchers]
+m = g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && r.act == p.act
+";
+
+/// A casbin enforcer holding the same roles, hierarchy and rules (templates in `:id` form for
+/// keyMatch2).
+fn casbin_enforcer(model: &str, colon_params: bool) -> Enforcer {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let m = DefaultModel::from_str(model).await.unwrap();
+        let mut e = Enforcer::new(m, MemoryAdapter::default()).await.unwrap();
+        e.enable_auto_save(false);
+        let mut grouping = Vec::new();
+        for level in 0..policy::LEVELS {
+            for i in 0..policy::PER_LEVEL {
+                for parent in policy::inherits(level, i) {
+                    grouping.push(vec![policy::role(level, i), parent]);
+                }
+            }
+        }
+        for r in policy::caller_roles() {
+            grouping.push(vec!["caller".to_owned(), r]);
+        }
+        e.add_grouping_policies(grouping).await.unwrap();
+        let rules = (0..policy::RULES)
+            .map(|n| {
+                let (template, method, role) = policy::rule(n);
+                let obj = if colon_params {
+                    template.replace("{id}", ":id")
+                } else {
+                    template
+                };
+                vec![role, obj, method.to_owned()]
+            })
+            .collect();
+        e.add_policies(rules).await.unwrap();
+        e
+    })
+}
+
+fn bench(c: &mut Criterion) {
+    let compiled = policy::spec().compile().unwrap();
+    let caller = Principal::builder("caller", AuthMethod::Anonymous)
+        .method(AuthMethod::Bearer { issuer: "i".into() })
+        .roles(policy::caller_roles())
+        .build();
+    // Rule 250 is granted to `l0r0`, which the caller reaches through four levels of
+    // inheritance; rule 259 to `l4r1`, which the caller neither holds nor inherits.
+    let (allowed_template, allowed_method, _) = policy::rule(250);
+    let (denied_template, denied_method, _) = policy::rule(259);
+    let allowed_path = allowed_template.replace("{id}", "42");
+    let denied_path = denied_template.replace("{id}", "42");
+    let allowed_method = Method::from_bytes(allowed_method.as_bytes()).unwrap();
+    let denied_method_h = Method::from_bytes(denied_method.as_bytes()).unwrap();
+    assert!(
+        compiled
+            .decide(
+                Some(&caller),
+                &allowed_method,
+                Some(&allowed_template),
+                &allowed_path
+            )
+            .is_allowed()
+    );
+    assert!(
+        !compiled
+            .decide(
+                Some(&caller),
+                &denied_method_h,
+                Some(&denied_template),
+                &denied_path
+            )
+            .is_allowed()
+    );
+
+    let exact = casbin_enforcer(EXACT_MODEL, false);
+    let keymatch = casbin_enforcer(KEYMATCH_MODEL, true);
+    let (am, dm) = (allowed_method.as_str(), denied_method);
+    assert!(
+        exact
+            .enforce(("caller", allowed_template.as_str(), am))
+            .unwrap()
+    );
+    assert!(
+        !exact
+            .enforce(("caller", denied_template.as_str(), dm))
+            .unwrap()
+    );
+    assert!(
+        keymatch
+            .enforce(("caller", allowed_path.as_str(), am))
+            .unwrap()
+    );
+    assert!(
+        !keymatch
+            .enforce(("caller", denied_path.as_str(), dm))
+            .unwrap()
+    );
+
+    let mut g = c.benchmark_group("authz");
+    g.bench_function("palisade/template/allow", |b| {
+        b.iter(|| {
+            black_box(compiled.decide(
+                Some(&caller),
+                &allowed_method,
+                Some(black_box(&allowed_template)),
+                &allowed_path,
+            ))
+        });
+    });
+    g.bench_function("palisade/template/deny", |b| {
+        b.iter(|| {
+            black_box(compiled.decide(
+                Some(&caller),
+                &denied_method_h,
+                Some(black_box(&denied_template)),
+                &denied_path,
+            ))
+        });
+    });
+    g.bench_function("palisade/path/allow", |b| {
+        b.iter(|| {
+            black_box(compiled.decide(
+                Some(&caller),
+                &allowed_method,
+                None,
+                black_box(&allowed_path),
+            ))
+        });
+    });
+    g.bench_function("casbin/exact/allow", |b| {
+        b.iter(|| black_box(exact.enforce(("caller", black_box(allowed_template.as_str()), am))));
+    });
+    g.bench_function("casbin/exact/deny", |b| {
+        b.iter(|| black_box(exact.enforce(("caller", black_box(denied_template.as_str()), dm))));
+    });
+    g.bench_function("casbin/keymatch2/allow", |b| {
+        b.iter(|| black_box(keymatch.enforce(("caller", black_box(allowed_path.as_str()), am))));
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -8,7 +8,9 @@
 //! - `--config PATH`: a YAML, TOML or JSON configuration (see `docs/config.md`). Every route it
 //!   declares is served by a JSON echo handler, so a config file alone describes a test API.
 //!
-//! Refusals are logged at debug level (`RUST_LOG` overrides the default filter).
+//! With no `--config`, it serves a small API with a policy: `/v1/hello` for any key,
+//! `/v1/orders` for readers, `DELETE /v1/orders/{id}` for admins, `/v1/status` public. The
+//! demo key is an admin. Refusals are logged at debug level (`RUST_LOG` overrides the filter).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -26,14 +28,25 @@ use palisade::config::Config;
 use palisade::{ClientIp, Principal};
 use serde_json::{Value, json};
 
-/// The routes served when the configuration declares none.
-const DEFAULT_ROUTES: &str = r#"
+/// The API served when the configuration declares no routes: who may call what.
+const DEFAULT_POLICY: &str = r#"
+roles:
+  - name: reader
+  - name: admin
+    inherits: [reader]
 routes:
-  - path: /v1/hello
+  - path: /v1/hello             # any authenticated caller
   - path: /v1/orders
     methods: [GET, POST]
+    roles: [reader]
   - path: /v1/orders/{id}
-    methods: [GET, DELETE]
+    methods: [GET]
+    roles: [reader]
+  - path: /v1/orders/{id}
+    methods: [DELETE]
+    roles: [admin]
+  - path: /v1/status
+    public: true                # no key needed
 "#;
 
 /// Request bodies larger than this are refused by the echo handler (413).
@@ -64,7 +77,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     if config.routes.is_empty() {
-        config.routes = Config::parse(DEFAULT_ROUTES, palisade::config::Format::Yaml)?.routes;
+        let default = Config::parse(DEFAULT_POLICY, palisade::config::Format::Yaml)?;
+        config.routes = default.routes;
+        if config.roles.is_empty() {
+            config.roles = default.roles;
+        }
     }
 
     // Keys from the config, plus one demo key generated now and shown once.

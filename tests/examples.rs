@@ -1,4 +1,7 @@
 //! The examples as a user runs them: start the binary, run the `curl` line it prints.
+//!
+//! Run through a plain `cargo test` (which builds the examples first): `cargo test --test
+//! examples` alone does not rebuild them and would run stale binaries.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -98,6 +101,28 @@ fn quickstart_curl_line_returns_200_and_a_typo_returns_401() {
         .next()
         .unwrap();
     assert_eq!(sh(&format!("curl http://{addr}/health")), "ok");
+    // `/v1/status` is public by policy: no key, the anonymous principal.
+    let status = sh(&format!("curl -i http://{addr}/v1/status"));
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(status.contains(r#""subject":"anonymous""#), "{status}");
+    // The demo key is an admin (admin inherits reader): it may delete orders.
+    let key = curl
+        .split("x-api-key: ")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
+    let delete = sh(&format!(
+        "curl -i -X DELETE -H 'x-api-key: {key}' http://{addr}/v1/orders/9"
+    ));
+    assert!(delete.starts_with("HTTP/1.1 200"), "{delete}");
+    // What the policy does not grant is refused, with the reason.
+    let put = sh(&format!(
+        "curl -i -X PUT -H 'x-api-key: {key}' http://{addr}/v1/orders/9"
+    ));
+    assert!(put.starts_with("HTTP/1.1 403"), "{put}");
+    assert!(put.contains("no_matching_rule"), "{put}");
 }
 
 #[test]

@@ -140,45 +140,46 @@ fn bench(c: &mut Criterion) {
     );
 
     let mut g = c.benchmark_group("authz");
-    g.bench_function("palisade/template/allow", |b| {
-        b.iter(|| {
-            black_box(compiled.decide(
-                Some(&caller),
-                &allowed_method,
-                Some(black_box(&allowed_template)),
-                &allowed_path,
-            ))
+    let palisade_cases = [
+        (
+            "palisade/template/allow",
+            &allowed_method,
+            Some(allowed_template.as_str()),
+            allowed_path.as_str(),
+        ),
+        (
+            "palisade/template/deny",
+            &denied_method_h,
+            Some(denied_template.as_str()),
+            denied_path.as_str(),
+        ),
+        (
+            "palisade/path/allow",
+            &allowed_method,
+            None,
+            allowed_path.as_str(),
+        ),
+    ];
+    for (name, method, template, path) in palisade_cases {
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(compiled.decide(Some(&caller), method, black_box(template), path)));
         });
-    });
-    g.bench_function("palisade/template/deny", |b| {
-        b.iter(|| {
-            black_box(compiled.decide(
-                Some(&caller),
-                &denied_method_h,
-                Some(black_box(&denied_template)),
-                &denied_path,
-            ))
+    }
+    let casbin_cases = [
+        ("casbin/exact/allow", &exact, allowed_template.as_str(), am),
+        ("casbin/exact/deny", &exact, denied_template.as_str(), dm),
+        (
+            "casbin/keymatch2/allow",
+            &keymatch,
+            allowed_path.as_str(),
+            am,
+        ),
+    ];
+    for (name, enforcer, object, action) in casbin_cases {
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(enforcer.enforce(("caller", black_box(object), action))));
         });
-    });
-    g.bench_function("palisade/path/allow", |b| {
-        b.iter(|| {
-            black_box(compiled.decide(
-                Some(&caller),
-                &allowed_method,
-                None,
-                black_box(&allowed_path),
-            ))
-        });
-    });
-    g.bench_function("casbin/exact/allow", |b| {
-        b.iter(|| black_box(exact.enforce(("caller", black_box(allowed_template.as_str()), am))));
-    });
-    g.bench_function("casbin/exact/deny", |b| {
-        b.iter(|| black_box(exact.enforce(("caller", black_box(denied_template.as_str()), dm))));
-    });
-    g.bench_function("casbin/keymatch2/allow", |b| {
-        b.iter(|| black_box(keymatch.enforce(("caller", black_box(allowed_path.as_str()), am))));
-    });
+    }
     g.finish();
 }
 

@@ -59,6 +59,15 @@ fn start(name: &str, args: &[&str]) -> (Running, Vec<String>) {
     }
 }
 
+/// The `host:port` a printed `curl` line points at.
+fn address_of(curl: &str) -> &str {
+    let url = curl
+        .split("http://")
+        .nth(1)
+        .expect("a URL in the curl line");
+    url.split('/').next().unwrap_or(url)
+}
+
 /// Runs a shell command line (the printed `curl` line) and returns its stdout.
 fn sh(line: &str) -> String {
     let out = Command::new("sh")
@@ -93,13 +102,7 @@ fn quickstart_curl_line_returns_200_and_a_typo_returns_401() {
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
     assert!(refused.contains("application/problem+json"), "{refused}");
     // The public health route sits outside the guard.
-    let addr = curl
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap();
+    let addr = address_of(curl);
     assert_eq!(sh(&format!("curl http://{addr}/health")), "ok");
     // `/v1/status` is public by policy: no key, the anonymous principal.
     let status = sh(&format!("curl -i http://{addr}/v1/status"));
@@ -156,13 +159,7 @@ fn quickstart_serves_the_routes_a_config_file_declares() {
     );
     let curl = lines.last().unwrap();
     assert!(curl.ends_with("/things/1"), "{curl}");
-    let addr = curl
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap();
+    let addr = address_of(curl);
     let ok = sh(&format!(
         "curl -i -H 'x-api-key: {plaintext}' http://{addr}/things/42"
     ));

@@ -259,6 +259,10 @@ async fn the_authorizer_refuses_another_users_object() {
     let other = support::send(addr, get_req(addr, "/users/bob/orders", &alice)).await;
     assert_eq!(other.status, StatusCode::FORBIDDEN);
     assert_eq!(other.json()["code"], "not_owner");
+    assert!(
+        !String::from_utf8_lossy(&other.body).contains("orders of"),
+        "handler reached"
+    );
     // Percent-encoding does not smuggle another user past the check (axum decodes first).
     let other = support::send(addr, get_req(addr, "/users/b%6Fb/orders", &alice)).await;
     assert_eq!(other.status, StatusCode::FORBIDDEN);
@@ -442,6 +446,7 @@ async fn shadow_mode_records_differences_but_does_not_enforce_them() {
         200
     );
     assert_eq!(server.get("/x", &[("x-api-key", &admin)]).await.status, 403);
+    assert_eq!(server.hits(), 1, "the enforced refusal reached the handler");
     assert_eq!(layer.shadow_divergences(), 2);
     let recorded = server.divergences.lock().unwrap().clone();
     assert_eq!(recorded.len(), 2);

@@ -137,10 +137,10 @@ impl<A: Authenticator, Z: AuthzStage> PalisadeBuilder<A, Z> {
     /// A [`ConfigError`] for any mistake in the configuration (policies are compiled before
     /// they reach the builder; later layers compile schemas and limits here).
     pub fn build(self) -> Result<PalisadeLayer<A, Z>, ConfigError> {
-        let mut authn = AuthnLayer::new(self.authn);
-        if let Some(policy) = self.authz.public_routes() {
-            authn = authn.allow_anonymous_on_public_routes(policy);
-        }
+        let authn = match self.authz.public_routes() {
+            Some(policy) => AuthnLayer::with_public_routes(self.authn, policy),
+            None => AuthnLayer::new(self.authn),
+        };
         Ok(PalisadeLayer {
             client_ip: ClientIpLayer::new(self.client_ip),
             authn,

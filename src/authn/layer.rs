@@ -38,31 +38,27 @@ struct Shared<A> {
 impl<A: Authenticator> AuthnLayer<A> {
     /// A layer that authenticates with `authenticator`.
     pub fn new(authenticator: A) -> Self {
+        Self::build(authenticator, None)
+    }
+
+    /// A layer that authenticates with `authenticator`, and lets requests **without** any
+    /// credential through as [`Principal::anonymous`] on the routes `policy` declares public.
+    /// A request that carries a bad credential is still refused. The
+    /// [`Palisade`](crate::Palisade) builder uses this with its authorization policy.
+    pub fn with_public_routes(authenticator: A, policy: LivePolicy) -> Self {
+        Self::build(authenticator, Some(policy))
+    }
+
+    fn build(authenticator: A, public: Option<LivePolicy>) -> Self {
         let mut challenges = Vec::new();
         authenticator.challenges(&mut challenges);
         Self {
             shared: Arc::new(Shared {
                 authenticator,
                 missing: challenges.into(),
-                public: None,
+                public,
             }),
         }
-    }
-
-    /// Lets requests **without** any credential through, as [`Principal::anonymous`], on the
-    /// routes `policy` declares public. A request that carries a bad credential is still refused.
-    /// The [`Palisade`](crate::Palisade) builder wires this to its authorization policy.
-    ///
-    /// # Panics
-    ///
-    /// If the layer was cloned before this call (call it while building).
-    #[must_use]
-    pub fn allow_anonymous_on_public_routes(mut self, policy: LivePolicy) -> Self {
-        match Arc::get_mut(&mut self.shared) {
-            Some(shared) => shared.public = Some(policy),
-            None => panic!("allow_anonymous_on_public_routes must be called before cloning"),
-        }
-        self
     }
 
     /// The authenticator.

@@ -6,7 +6,8 @@
 //! Usage: `authn_instructions CASE N` with CASE one of valid, unknown_id, wrong_secret,
 //! bad_checksum, missing (the authenticator alone), `stack:CASE` (an axum router behind
 //! palisade, through `oneshot`), `stack:bare` (the same router without palisade) or
-//! `stack:passthrough` (the router behind a no-op tower layer: what any middleware costs).
+//! `stack:passthrough` (the router behind a no-op tower layer: what any middleware costs), or
+//! `stack:authz-allow` / `stack:authz-deny` (a valid key through authn and authz).
 
 mod support;
 
@@ -16,6 +17,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use palisade::authn::Authenticator;
+use palisade::authz::{AuthzLayer, LivePolicy, PolicySpec};
 use palisade::{Palisade, Principal};
 use support::KeyFixture;
 use tower::ServiceExt;
@@ -66,7 +68,26 @@ fn main() {
                 "ok"
             }),
         );
-        let router = if case == "bare" {
+        let router = if let Some(granted_to) = case.strip_prefix("authz-") {
+            // authn + authz: the route granted to `admin` (the caller's role) or to `root`.
+            let role = if granted_to == "allow" {
+                "admin"
+            } else {
+                "root"
+            };
+            let policy = PolicySpec::builder()
+                .role("admin", [])
+                .role("root", [])
+                .allow([http::Method::GET], "/v1/orders/{id}", [role])
+                .build();
+            router.layer(
+                Palisade::builder()
+                    .authenticate(f.keys.authenticator(f.store.clone()))
+                    .authorize(AuthzLayer::new(LivePolicy::from_spec(&policy).unwrap()))
+                    .build()
+                    .unwrap(),
+            )
+        } else if case == "bare" {
             router
         } else if case == "passthrough" {
             // The cost of any tower layer added with `Router::layer`: a no-op one.
@@ -83,6 +104,7 @@ fn main() {
         };
         let key = match case {
             "bare" | "passthrough" => None,
+            "authz-allow" | "authz-deny" => f.key("valid"),
             case => f.key(case),
         };
         let before = allocations();

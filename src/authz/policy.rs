@@ -545,6 +545,18 @@ impl Policy {
                 "routes[{i}]: a public rule cannot also require roles or scopes"
             )));
         }
+        // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), so a scope can be
+        // named in a `WWW-Authenticate` challenge.
+        if let Some(bad) = spec.scopes.iter().find(|s| {
+            s.is_empty()
+                || !s
+                    .bytes()
+                    .all(|c| c == 0x21 || (0x23..=0x5B).contains(&c) || (0x5D..=0x7E).contains(&c))
+        }) {
+            return Err(policy_error(format!(
+                "routes[{i}]: scope {bad:?} is not an RFC 6749 scope token (visible ASCII, no space, quote or backslash)"
+            )));
+        }
         let mut listed = vec![false; self.role_index.len()];
         for role in &spec.roles {
             let idx = self.role_index.get(role.as_str()).ok_or_else(|| {

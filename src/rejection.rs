@@ -29,6 +29,49 @@
 //! assert!(response.extensions().get::<Rejection>().is_some());
 //! ```
 
+//!
+//! # Your own body format
+//!
+//! The problem document is the default. To answer in your API's own error format, wrap palisade
+//! in a layer that finds the [`Rejection`] in the response extensions and renders it; status,
+//! reason and challenges are all there, and the refusal still never reached your handler:
+//!
+//! ```
+//! use axum::{Router, body::Body, response::Response, routing::get};
+//! use http::{Request, StatusCode, header::CONTENT_TYPE};
+//! use palisade::{Palisade, Rejection};
+//! use palisade::authn::api_key::{ApiKeys, MemoryKeyStore};
+//! use tower::ServiceExt;
+//!
+//! /// `{"error": {"code": …}}` instead of problem+json.
+//! fn house_style(res: Response) -> Response {
+//!     let Some(rejection) = res.extensions().get::<Rejection>().cloned() else {
+//!         return res;
+//!     };
+//!     let (mut parts, _) = res.into_parts();
+//!     let body = serde_json::json!({ "error": { "code": rejection.public_reason() } });
+//!     parts.headers.insert(CONTENT_TYPE, "application/json".parse().unwrap());
+//!     parts.headers.remove(http::header::CONTENT_LENGTH);
+//!     Response::from_parts(parts, Body::from(body.to_string()))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let guard = Palisade::builder()
+//!     .authenticate(ApiKeys::new().authenticator(MemoryKeyStore::new()))
+//!     .build()?;
+//! let app = Router::new()
+//!     .route("/", get(|| async { "hello" }))
+//!     .layer(guard)
+//!     .layer(axum::middleware::map_response(|res: Response| async { house_style(res) }));
+//!
+//! let res = app.oneshot(Request::get("/").body(Body::empty())?).await?;
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(res.headers()[CONTENT_TYPE], "application/json");
+//! assert!(res.headers().contains_key("www-authenticate"));
+//! # Ok(()) }
+//! ```
+
 use std::fmt;
 use std::sync::Arc;
 

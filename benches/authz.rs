@@ -16,7 +16,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::Method;
 use palisade::{AuthMethod, Principal};
 
-const EXACT_MODEL: &str = "
+/// casbin's RBAC model with the given matcher on the object.
+fn model(object_matcher: &str) -> String {
+    format!(
+        "
 [request_definition]
 r = sub, obj, act
 [policy_definition]
@@ -26,21 +29,10 @@ g = _, _
 [policy_effect]
 e = some(where (p.eft == allow))
 [matchers]
-m = g(r.sub, p.sub) && r.obj == p.obj && r.act == p.act
-";
-
-const KEYMATCH_MODEL: &str = "
-[request_definition]
-r = sub, obj, act
-[policy_definition]
-p = sub, obj, act
-[role_definition]
-g = _, _
-[policy_effect]
-e = some(where (p.eft == allow))
-[matchers]
-m = g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && r.act == p.act
-";
+m = g(r.sub, p.sub) && {object_matcher} && r.act == p.act
+"
+    )
+}
 
 /// A casbin enforcer holding the same roles, hierarchy and rules (templates in `:id` form for
 /// keyMatch2).
@@ -115,8 +107,8 @@ fn bench(c: &mut Criterion) {
             .is_allowed()
     );
 
-    let exact = casbin_enforcer(EXACT_MODEL, false);
-    let keymatch = casbin_enforcer(KEYMATCH_MODEL, true);
+    let exact = casbin_enforcer(&model("r.obj == p.obj"), false);
+    let keymatch = casbin_enforcer(&model("keyMatch2(r.obj, p.obj)"), true);
     let (am, dm) = (allowed_method.as_str(), denied_method);
     assert!(
         exact

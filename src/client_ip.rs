@@ -177,17 +177,7 @@ impl ClientIpResolver {
     /// The peer address of `req` from its extensions ([`PeerAddr`], or axum's `ConnectInfo`).
     #[must_use]
     pub fn peer_addr<B>(req: &Request<B>) -> Option<SocketAddr> {
-        if let Some(PeerAddr(addr)) = req.extensions().get::<PeerAddr>() {
-            return Some(*addr);
-        }
-        #[cfg(feature = "axum")]
-        if let Some(axum::extract::ConnectInfo(addr)) = req
-            .extensions()
-            .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        {
-            return Some(*addr);
-        }
-        None
+        peer_addr_of(req.extensions())
     }
 
     /// The client address of `req`, or `None` if its peer address is unknown.
@@ -195,6 +185,20 @@ impl ClientIpResolver {
     pub fn resolve_request<B>(&self, req: &Request<B>) -> Option<ClientIp> {
         Self::peer_addr(req).map(|peer| ClientIp(self.resolve(peer.ip(), req.headers())))
     }
+}
+
+/// The peer address in `ext` ([`PeerAddr`], or axum's `ConnectInfo`).
+pub(crate) fn peer_addr_of(ext: &http::Extensions) -> Option<SocketAddr> {
+    if let Some(PeerAddr(addr)) = ext.get::<PeerAddr>() {
+        return Some(*addr);
+    }
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(addr)) =
+        ext.get::<axum::extract::ConnectInfo<SocketAddr>>()
+    {
+        return Some(*addr);
+    }
+    None
 }
 
 /// Items of a comma-separated header line, right to left; one `None`-like marker for a

@@ -71,6 +71,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod principal;
+pub mod quota;
 pub mod rejection;
 pub mod route;
 
@@ -80,7 +81,9 @@ pub use error::{BoxError, ConfigError, StoreError};
 pub use principal::{AuthMethod, Principal};
 pub use rejection::Rejection;
 pub use route::Route;
-pub use stack::{AuthzStage, NoAuthn, Palisade, PalisadeBuilder, PalisadeLayer, PalisadeService};
+pub use stack::{
+    AuthzStage, NoAuthn, Palisade, PalisadeBuilder, PalisadeLayer, PalisadeService, QuotaStage,
+};
 
 /// A boxed `Send` future, as the `Dyn*` companion traits return.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -74,15 +74,21 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
 
 /// The media type of problem details (RFC 9457 §3).
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The problem type of a 429 (IETF RateLimit fields draft §5.1).
+pub const QUOTA_EXCEEDED: &str = "https://iana.org/assignments/http-problem-types#quota-exceeded";
 
 /// Why a request was refused. The closed set of palisade refusals; it grows as layers land.
 #[derive(Debug, Clone)]
@@ -93,6 +99,8 @@ pub enum Rejection {
     Unauthenticated(AuthnFailure),
     /// The caller is authenticated but not allowed (403).
     Forbidden(Forbidden),
+    /// A rate limit or quota is exhausted (429, with `Retry-After` and the rate-limit fields).
+    TooManyRequests(TooManyRequests),
     /// A backend the decision depends on failed or timed out (503, fail closed).
     Unavailable(Unavailable),
 }
@@ -121,6 +129,7 @@ impl Rejection {
         match self {
             Self::Unauthenticated(f) => f.reason.status(),
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -132,6 +141,7 @@ impl Rejection {
         match self {
             Self::Unauthenticated(f) => f.reason.code(),
             Self::Forbidden(f) => f.reason,
+            Self::TooManyRequests(_) => "quota_exceeded",
             Self::Unavailable(u) => u.reason.code(),
         }
     }
@@ -142,6 +152,7 @@ impl Rejection {
         match self {
             Self::Unauthenticated(f) => f.reason.public_code(),
             Self::Forbidden(f) => f.reason,
+            Self::TooManyRequests(_) => "quota_exceeded",
             Self::Unavailable(_) => "temporarily_unavailable",
         }
     }
@@ -152,6 +163,7 @@ impl Rejection {
         match self {
             Self::Unauthenticated(_) => "authn",
             Self::Forbidden(_) => "authz",
+            Self::TooManyRequests(_) => "quota",
             Self::Unavailable(u) => u.layer,
         }
     }
@@ -165,6 +177,9 @@ impl Rejection {
                 "no_matching_rule" => "No rule allows this operation.",
                 _ => "The caller is not allowed to perform this operation.",
             },
+            Self::TooManyRequests(_) => {
+                "A rate limit or quota for this caller is exhausted; retry after the time given."
+            }
             Self::Unavailable(_) => {
                 "The request could not be checked because a backend is unavailable; retry later."
             }
@@ -175,12 +190,26 @@ impl Rejection {
     #[must_use]
     pub fn to_response(&self) -> Response<Full<Bytes>> {
         let status = self.status();
+        let too_many = match self {
+            Self::TooManyRequests(t) => Some(t),
+            _ => None,
+        };
         let body = Problem {
-            r#type: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error"),
+            // IETF RateLimit fields draft §5.1: the quota-exceeded problem type.
+            r#type: if too_many.is_some() {
+                QUOTA_EXCEEDED
+            } else {
+                "about:blank"
+            },
+            title: if too_many.is_some() {
+                "Quota Exceeded"
+            } else {
+                status.canonical_reason().unwrap_or("Error")
+            },
             status: status.as_u16(),
             detail: self.detail(),
             code: self.public_reason(),
+            violated_policies: too_many.map(|t| &*t.violated),
         };
         problem_response(status, &body, |res| {
             if let Self::Unauthenticated(f) = self {
@@ -193,6 +222,13 @@ impl Rejection {
             }) = self
             {
                 res.headers_mut().insert(WWW_AUTHENTICATE, c.clone());
+            }
+            if let Some(t) = too_many {
+                res.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(t.retry_after_secs()));
+                for (name, value) in t.fields.iter() {
+                    res.headers_mut().append(name, value.clone());
+                }
             }
             res.extensions_mut().insert(self.clone());
         })
@@ -218,6 +254,8 @@ struct Problem<'a> {
     status: u16,
     detail: &'a str,
     code: &'a str,
+    #[serde(rename = "violated-policies", skip_serializing_if = "Option::is_none")]
+    violated_policies: Option<&'a [Box<str>]>,
 }
 
 fn problem_response(
@@ -379,6 +417,67 @@ impl Forbidden {
     }
 }
 
+/// A rate limit or quota refusal: which limits were exceeded, when to retry, and the
+/// rate-limit header fields to send.
+#[derive(Debug, Clone)]
+pub struct TooManyRequests {
+    policy: Arc<str>,
+    violated: Arc<[Box<str>]>,
+    retry_after: Duration,
+    fields: Arc<[(HeaderName, HeaderValue)]>,
+}
+
+impl TooManyRequests {
+    /// A refusal by `policy`, whose limits `violated` (their item names) are exceeded, to be
+    /// retried after `retry_after`, sending `fields` (the `RateLimit-Policy` / `RateLimit`
+    /// fields, or any the host wants) with the response.
+    #[must_use]
+    pub fn new(
+        policy: Arc<str>,
+        violated: Arc<[Box<str>]>,
+        retry_after: Duration,
+        fields: Arc<[(HeaderName, HeaderValue)]>,
+    ) -> Self {
+        Self {
+            policy,
+            violated,
+            retry_after,
+            fields,
+        }
+    }
+
+    /// The refusing policy's name.
+    #[must_use]
+    pub fn policy(&self) -> &str {
+        &self.policy
+    }
+
+    /// The item names of the exceeded limits.
+    pub fn violated(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.violated.iter().map(AsRef::as_ref)
+    }
+
+    /// How long until the request would be admitted.
+    #[must_use]
+    pub fn retry_after(&self) -> Duration {
+        self.retry_after
+    }
+
+    /// `Retry-After` in whole seconds, rounded up and at least 1 (RFC 9110 §10.2.3), so a client
+    /// that honours it is admitted.
+    #[must_use]
+    pub fn retry_after_secs(&self) -> u64 {
+        let d = self.retry_after;
+        (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+    }
+
+    /// The header fields sent with the refusal, besides `Retry-After`.
+    #[must_use]
+    pub fn fields(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.fields
+    }
+}
+
 /// A backend failure that made a layer refuse (fail closed).
 #[derive(Debug, Clone)]
 pub struct Unavailable {
@@ -402,6 +501,8 @@ pub enum UnavailableReason {
     KeyStoreError,
     /// The key store did not answer within the configured timeout.
     KeyStoreTimeout,
+    /// The quota store failed or timed out, and its outage policy is to fail closed.
+    QuotaStore,
 }
 
 impl UnavailableReason {
@@ -411,6 +512,7 @@ impl UnavailableReason {
         match self {
             Self::KeyStoreError => "key_store_error",
             Self::KeyStoreTimeout => "key_store_timeout",
+            Self::QuotaStore => "quota_store_unavailable",
         }
     }
 }
@@ -431,6 +533,7 @@ impl MissingPrincipal {
             status: status.as_u16(),
             detail: "The server is misconfigured: this route is not behind an authentication layer.",
             code: "principal_missing",
+            violated_policies: None,
         };
         tracing::error!(
             "a handler asked for a Principal but no palisade authn layer ran for this route"

@@ -1,11 +1,11 @@
 //! [`Palisade`]: the builder that composes the layers in the one safe order.
 //!
 //! ```text
-//! client ip → authn → authz → handler
+//! client ip → quota (per client) → authn → quota (per principal) → authz → handler
 //! ```
 //!
-//! (audit, quotas and validation join this order as they land.) The result is one [`tower::Layer`](tower_layer::Layer), usable on an axum
-//! `Router` or around any hyper service.
+//! (audit and validation join this order as they land.) The result is one
+//! [`tower::Layer`](tower_layer::Layer), usable on an axum `Router` or around any hyper service.
 //!
 //! # Example
 //!
@@ -42,6 +42,7 @@ use crate::authn::{Authenticator, Authn, AuthnLayer};
 use crate::authz::{AuthzLayer, LivePolicy};
 use crate::client_ip::{ClientIpLayer, ClientIpResolver, ClientIpService, ForwardedHeader};
 use crate::error::ConfigError;
+use crate::quota::{QuotaLayer, QuotaStore};
 
 /// Entry point: [`Palisade::builder`].
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +56,8 @@ impl Palisade {
             client_ip: ClientIpResolver::new(),
             authn: NoAuthn,
             authz: Identity::new(),
+            clients: Identity::new(),
+            principals: Identity::new(),
         }
     }
 }
@@ -81,16 +84,36 @@ impl<Az: Send + Sync + 'static> AuthzStage for AuthzLayer<Az> {
     }
 }
 
+/// A quota stage of a stack: none ([`Identity`]) or a [`QuotaLayer`].
+pub trait QuotaStage: Clone + Send + Sync + 'static {
+    /// Whether a rule of the stage keys requests by the principal.
+    fn needs_principal(&self) -> bool;
+}
+
+impl QuotaStage for Identity {
+    fn needs_principal(&self) -> bool {
+        false
+    }
+}
+
+impl<St: QuotaStore> QuotaStage for QuotaLayer<St> {
+    fn needs_principal(&self) -> bool {
+        Self::needs_principal(self)
+    }
+}
+
 /// Builds a [`PalisadeLayer`]; see [`Palisade::builder`].
 #[derive(Debug, Clone)]
 #[must_use]
-pub struct PalisadeBuilder<A, Z = Identity> {
+pub struct PalisadeBuilder<A, Z = Identity, Qc = Identity, Qp = Identity> {
     client_ip: ClientIpResolver,
     authn: A,
     authz: Z,
+    clients: Qc,
+    principals: Qp,
 }
 
-impl<A, Z> PalisadeBuilder<A, Z> {
+impl<A, Z, Qc, Qp> PalisadeBuilder<A, Z, Qc, Qp> {
     /// Trusts peers in `net` to report the client address (see [`crate::client_ip`]).
     pub fn trust_proxy(mut self, net: IpNet) -> Self {
         self.client_ip = self.client_ip.trust_proxy(net);
@@ -110,72 +133,133 @@ impl<A, Z> PalisadeBuilder<A, Z> {
     }
 
     /// Authenticates with `authenticator` (a single one or a [`Chain`](crate::authn::Chain)).
-    pub fn authenticate<B: Authenticator>(self, authenticator: B) -> PalisadeBuilder<B, Z> {
+    pub fn authenticate<B: Authenticator>(self, authenticator: B) -> PalisadeBuilder<B, Z, Qc, Qp> {
         PalisadeBuilder {
             client_ip: self.client_ip,
             authn: authenticator,
             authz: self.authz,
+            clients: self.clients,
+            principals: self.principals,
         }
     }
 
     /// Authorizes with `layer` after authentication. Routes its policy declares public then
     /// also admit requests without credentials (as the anonymous principal).
-    pub fn authorize<Az>(self, layer: AuthzLayer<Az>) -> PalisadeBuilder<A, AuthzLayer<Az>> {
+    pub fn authorize<Az>(
+        self,
+        layer: AuthzLayer<Az>,
+    ) -> PalisadeBuilder<A, AuthzLayer<Az>, Qc, Qp> {
         PalisadeBuilder {
             client_ip: self.client_ip,
             authn: self.authn,
             authz: layer,
+            clients: self.clients,
+            principals: self.principals,
+        }
+    }
+
+    /// Limits requests **before** authentication, by client address (or route, or a custom
+    /// key): cheap flood protection that runs before any credential is checked, and the place
+    /// for [`Counting::failed_authentication`](crate::quota::Counting::failed_authentication)
+    /// rules. A rule keyed by the principal here is a [`ConfigError`] at
+    /// [`build`](Self::build).
+    pub fn limit_clients<St>(
+        self,
+        layer: QuotaLayer<St>,
+    ) -> PalisadeBuilder<A, Z, QuotaLayer<St>, Qp> {
+        PalisadeBuilder {
+            client_ip: self.client_ip,
+            authn: self.authn,
+            authz: self.authz,
+            clients: layer,
+            principals: self.principals,
+        }
+    }
+
+    /// Limits requests **after** authentication and before authorization: per API key, user
+    /// or tenant, by tier. Anonymous callers on public routes count by client address.
+    pub fn limit_principals<St>(
+        self,
+        layer: QuotaLayer<St>,
+    ) -> PalisadeBuilder<A, Z, Qc, QuotaLayer<St>> {
+        PalisadeBuilder {
+            client_ip: self.client_ip,
+            authn: self.authn,
+            authz: self.authz,
+            clients: self.clients,
+            principals: layer,
         }
     }
 }
 
-impl<A: Authenticator, Z: AuthzStage> PalisadeBuilder<A, Z> {
+impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage>
+    PalisadeBuilder<A, Z, Qc, Qp>
+{
     /// Builds the layer.
     ///
     /// # Errors
     ///
     /// A [`ConfigError`] for any mistake in the configuration (policies are compiled before
     /// they reach the builder; later layers compile schemas and limits here).
-    pub fn build(self) -> Result<PalisadeLayer<A, Z>, ConfigError> {
+    pub fn build(self) -> Result<PalisadeLayer<A, Z, Qc, Qp>, ConfigError> {
+        if self.clients.needs_principal() {
+            return Err(ConfigError::Invalid {
+                field: "limit_clients",
+                message: "a rule keyed by key id, subject or tenant runs before authentication \
+                          and would never see a principal: add it with limit_principals"
+                    .into(),
+            });
+        }
         let authn = match self.authz.public_routes() {
             Some(policy) => AuthnLayer::with_public_routes(self.authn, policy),
             None => AuthnLayer::new(self.authn),
         };
         Ok(PalisadeLayer {
             client_ip: ClientIpLayer::new(self.client_ip),
+            clients: self.clients,
             authn,
+            principals: self.principals,
             authz: self.authz,
         })
     }
 }
 
-/// All of palisade as one layer: client address → authentication → authorization. Cloning is
-/// cheap.
+/// All of palisade as one layer: client address → per-client quota → authentication →
+/// per-principal quota → authorization. Cloning is cheap.
 #[derive(Debug)]
-pub struct PalisadeLayer<A, Z = Identity> {
+pub struct PalisadeLayer<A, Z = Identity, Qc = Identity, Qp = Identity> {
     client_ip: ClientIpLayer,
+    clients: Qc,
     authn: AuthnLayer<A>,
+    principals: Qp,
     authz: Z,
 }
 
-impl<A, Z: Clone> Clone for PalisadeLayer<A, Z> {
+impl<A, Z: Clone, Qc: Clone, Qp: Clone> Clone for PalisadeLayer<A, Z, Qc, Qp> {
     fn clone(&self) -> Self {
         Self {
             client_ip: self.client_ip.clone(),
+            clients: self.clients.clone(),
             authn: self.authn.clone(),
+            principals: self.principals.clone(),
             authz: self.authz.clone(),
         }
     }
 }
 
-impl<S, A, Z: Layer<S>> Layer<S> for PalisadeLayer<A, Z> {
-    type Service = PalisadeService<ClientIpService<Authn<Z::Service, A>>>;
+impl<S, A, Z, Qc, Qp> Layer<S> for PalisadeLayer<A, Z, Qc, Qp>
+where
+    Z: Layer<S>,
+    Qp: Layer<Z::Service>,
+    Qc: Layer<Authn<Qp::Service, A>>,
+{
+    type Service = PalisadeService<ClientIpService<Qc::Service>>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        let authz = self.authz.layer(inner);
+        let authn = self.authn.layer(self.principals.layer(authz));
         PalisadeService {
-            inner: self
-                .client_ip
-                .layer(self.authn.layer(self.authz.layer(inner))),
+            inner: self.client_ip.layer(self.clients.layer(authn)),
         }
     }
 }

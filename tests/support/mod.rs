@@ -15,6 +15,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use palisade::authz::{Decision, ShadowDivergence};
+use palisade::quota::QuotaMode;
 use palisade::{ClientIp, Principal, Rejection};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,6 +28,8 @@ pub struct TestServer {
     pub hits: Arc<AtomicUsize>,
     pub refusals: Arc<Mutex<Vec<Rejection>>>,
     pub divergences: Arc<Mutex<Vec<ShadowDivergence>>>,
+    /// The quota mode of each response that had one other than `Enforced`.
+    pub quota_modes: Arc<Mutex<Vec<QuotaMode>>>,
 }
 
 impl TestServer {
@@ -50,6 +53,7 @@ impl TestServer {
         let hits = Arc::new(AtomicUsize::new(0));
         let refusals = Arc::new(Mutex::new(Vec::new()));
         let divergences = Arc::new(Mutex::new(Vec::new()));
+        let quota_modes = Arc::new(Mutex::new(Vec::new()));
         let counter = hits.clone();
         let handler = move |principal: Principal,
                             ip: Option<Extension<ClientIp>>,
@@ -70,7 +74,7 @@ impl TestServer {
         let router = Router::new()
             .route("/", any(handler.clone()))
             .route("/{*path}", any(handler));
-        let (seen, diverged) = (refusals.clone(), divergences.clone());
+        let (seen, diverged, modes) = (refusals.clone(), divergences.clone(), quota_modes.clone());
         let service = tower::ServiceBuilder::new()
             // Outermost, like the audit layer: reads why a layer refused.
             .map_response(move |res: http::Response<B>| {
@@ -79,6 +83,9 @@ impl TestServer {
                 }
                 if let Some(d) = res.extensions().get::<ShadowDivergence>() {
                     diverged.lock().unwrap().push(d.clone());
+                }
+                if let Some(m) = res.extensions().get::<QuotaMode>() {
+                    modes.lock().unwrap().push(*m);
                 }
                 res.map(axum::body::Body::new)
             })
@@ -98,6 +105,7 @@ impl TestServer {
             hits,
             refusals,
             divergences,
+            quota_modes,
         }
     }
 

@@ -1,0 +1,972 @@
+//! [`QuotaLayer`], its rules ([`QuotaRule`], [`KeyBy`], [`TierBy`], [`Counting`]) and its
+//! service [`Quota`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::mem;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use http::header::{HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Extensions, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::limit::{LimitState, Verdict};
+use super::policy::{KeyPart, QuotaKey, QuotaPolicy, mask};
+use super::store::{QuotaMode, QuotaStore};
+use crate::body::ResponseBody;
+use crate::client_ip::{ClientIp, peer_addr_of};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Chain, ConfigError};
+use crate::principal::Principal;
+use crate::rejection::{AuthnReason, Rejection, TooManyRequests, UnavailableReason};
+
+/// The `RateLimit-Policy` field (IETF RateLimit fields draft §3).
+pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// The `RateLimit` field (IETF RateLimit fields draft §4).
+pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+static X_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static X_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// Whose bucket a request counts against.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum KeyBy {
+    /// The client address from [`ClientIp`] (so forwarded headers count only from trusted
+    /// proxies), grouped by prefix: IPv4 by `v4_prefix` bits, IPv6 by `v6_prefix` bits (one
+    /// customer usually holds a whole /64, and an attacker as many addresses in it as they
+    /// like). Without a `ClientIp` the peer address is used; without that, one shared bucket.
+    ClientIp {
+        /// Prefix length for IPv4 (default 32).
+        v4_prefix: u8,
+        /// Prefix length for IPv6 (default 64).
+        v6_prefix: u8,
+    },
+    /// The API key id of the principal.
+    KeyId,
+    /// The principal's subject.
+    Subject,
+    /// The principal's tenant.
+    Tenant,
+    /// The route template: one bucket per route shared by every caller (protects an
+    /// expensive endpoint as a whole). Requests whose route is unknown share one bucket.
+    Route,
+    /// A host function of the request head; `None` falls back to the client address.
+    Custom(KeyFn),
+}
+
+impl KeyBy {
+    /// The client address, IPv4 per address and IPv6 per /64.
+    #[must_use]
+    pub const fn client_ip() -> Self {
+        Self::ClientIp {
+            v4_prefix: 32,
+            v6_prefix: 64,
+        }
+    }
+
+    /// A key computed by `f` from the request head.
+    pub fn custom(f: impl Fn(&Parts) -> Option<String> + Send + Sync + 'static) -> Self {
+        Self::Custom(KeyFn(Arc::new(f)))
+    }
+
+    /// Whether the key comes from the authenticated principal (so the rule belongs after
+    /// authentication).
+    #[must_use]
+    pub fn needs_principal(&self) -> bool {
+        matches!(self, Self::KeyId | Self::Subject | Self::Tenant)
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::ClientIp { .. } => "client_ip",
+            Self::KeyId => "key_id",
+            Self::Subject => "subject",
+            Self::Tenant => "tenant",
+            Self::Route => "route",
+            Self::Custom(_) => "custom",
+        }
+    }
+}
+
+impl fmt::Debug for KeyBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ClientIp {
+                v4_prefix,
+                v6_prefix,
+            } => write!(f, "ClientIp(/{v4_prefix}, /{v6_prefix})"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// A host function that keys requests (see [`KeyBy::custom`]).
+#[derive(Clone)]
+pub struct KeyFn(Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>);
+
+impl fmt::Debug for KeyFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyFn")
+    }
+}
+
+/// How a rule picks the principal's tier among its [`QuotaRule::tier`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TierBy {
+    /// The principal's [`tier`](Principal::tier) (default).
+    #[default]
+    Tier,
+    /// The first tier, in the order they were added, named like one of the principal's roles.
+    Role,
+}
+
+/// Which requests a rule counts.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum Counting {
+    /// Every request, charged (with its route's cost) before it runs (default).
+    #[default]
+    Every,
+    /// Only requests whose response matches: checked before the request runs (a caller over
+    /// the limit is refused) and charged one unit after the response, when it matches. For
+    /// limits on outcomes, such as failed authentications per client address.
+    Responses(ResponseFilter),
+}
+
+impl Counting {
+    /// Counts failed authentications: responses refused by the authn layer for a bad
+    /// credential (not for a missing one). Put the rule before authentication, keyed by client
+    /// address: after `n` failures the next attempt is refused even with a valid credential,
+    /// which stops credential stuffing and key guessing.
+    #[must_use]
+    pub fn failed_authentication() -> Self {
+        Self::Responses(ResponseFilter(Arc::new(|_, ext| {
+            matches!(
+                ext.get::<Rejection>(),
+                Some(Rejection::Unauthenticated(f))
+                    if !matches!(f.reason(), AuthnReason::MissingCredentials)
+            )
+        })))
+    }
+
+    /// Counts responses for which `f(status, extensions)` is true.
+    pub fn responses(f: impl Fn(StatusCode, &Extensions) -> bool + Send + Sync + 'static) -> Self {
+        Self::Responses(ResponseFilter(Arc::new(f)))
+    }
+}
+
+impl fmt::Debug for Counting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Every => f.write_str("Every"),
+            Self::Responses(_) => f.write_str("Responses"),
+        }
+    }
+}
+
+/// A predicate on a response (see [`Counting::responses`]).
+#[derive(Clone)]
+pub struct ResponseFilter(Arc<dyn Fn(StatusCode, &Extensions) -> bool + Send + Sync>);
+
+impl fmt::Debug for ResponseFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResponseFilter")
+    }
+}
+
+/// One limit rule: a key, a policy (or one per tier), and what it counts.
+///
+/// ```
+/// use palisade::quota::{KeyBy, Limit, QuotaPolicy, QuotaRule, TierBy, Window};
+///
+/// let free = QuotaPolicy::new("free", [Limit::per_second(5), Limit::quota(10_000, Window::Day)])?;
+/// let pro = QuotaPolicy::new("pro", [Limit::per_second(100), Limit::quota(1_000_000, Window::Day)])?;
+/// let per_user = QuotaRule::new(KeyBy::Subject, free) // the default tier
+///     .tier("pro", pro)
+///     .tier_by(TierBy::Tier);
+/// # let _ = per_user;
+/// # Ok::<(), palisade::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct QuotaRule {
+    key: KeyBy,
+    default: QuotaPolicy,
+    tiers: Vec<(Arc<str>, QuotaPolicy)>,
+    tier_by: TierBy,
+    counting: Counting,
+}
+
+impl QuotaRule {
+    /// A rule keying requests by `key` under `policy` (the policy of every principal when no
+    /// tier is added, else of those without a known tier, and of anonymous callers).
+    #[must_use]
+    pub fn new(key: KeyBy, policy: QuotaPolicy) -> Self {
+        Self {
+            key,
+            default: policy,
+            tiers: Vec::new(),
+            tier_by: TierBy::Tier,
+            counting: Counting::Every,
+        }
+    }
+
+    /// Applies `policy` to principals of tier `name` (see [`tier_by`](Self::tier_by)).
+    #[must_use]
+    pub fn tier(mut self, name: impl Into<Arc<str>>, policy: QuotaPolicy) -> Self {
+        self.tiers.push((name.into(), policy));
+        self
+    }
+
+    /// How the tier is chosen (default [`TierBy::Tier`]).
+    #[must_use]
+    pub fn tier_by(mut self, by: TierBy) -> Self {
+        self.tier_by = by;
+        self
+    }
+
+    /// What the rule counts (default [`Counting::Every`]).
+    #[must_use]
+    pub fn counting(mut self, counting: Counting) -> Self {
+        self.counting = counting;
+        self
+    }
+
+    /// The key.
+    #[must_use]
+    pub fn key(&self) -> &KeyBy {
+        &self.key
+    }
+
+    fn policies(&self) -> impl Iterator<Item = &QuotaPolicy> {
+        std::iter::once(&self.default).chain(self.tiers.iter().map(|(_, p)| p))
+    }
+
+    fn policy_for(&self, principal: Option<&Principal>) -> &QuotaPolicy {
+        if self.tiers.is_empty() {
+            return &self.default;
+        }
+        let Some(p) = principal.filter(|p| !p.is_anonymous()) else {
+            return &self.default;
+        };
+        let found = match self.tier_by {
+            TierBy::Tier => p
+                .tier()
+                .and_then(|t| self.tiers.iter().find(|(n, _)| **n == *t)),
+            TierBy::Role => self.tiers.iter().find(|(n, _)| p.has_role(n)),
+        };
+        found.map_or(&self.default, |(_, policy)| policy)
+    }
+
+    fn key_for(&self, parts: &Parts, policy: &QuotaPolicy, route: Option<&Arc<str>>) -> QuotaKey {
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .filter(|p| !p.is_anonymous());
+        let part = match &self.key {
+            KeyBy::ClientIp { .. } => None,
+            KeyBy::KeyId => principal
+                .filter(|p| p.key_id().is_some())
+                .map(|p| KeyPart::KeyId(p.clone())),
+            KeyBy::Subject => principal.map(|p| KeyPart::Subject(p.clone())),
+            KeyBy::Tenant => principal
+                .filter(|p| p.tenant().is_some())
+                .map(|p| KeyPart::Tenant(p.clone())),
+            KeyBy::Route => Some(match route {
+                Some(r) => KeyPart::Route(r.clone()),
+                None => KeyPart::Unknown,
+            }),
+            KeyBy::Custom(f) => (f.0)(parts).map(|s| KeyPart::Custom(s.into())),
+        };
+        let part = part.unwrap_or_else(|| self.ip_part(parts));
+        QuotaKey::new(policy.clone(), part)
+    }
+
+    /// The client address part of a key: the rule's prefixes, or /32 and /64 when the rule is
+    /// keyed otherwise and falls back to the address.
+    fn ip_part(&self, parts: &Parts) -> KeyPart {
+        let (v4, v6) = match self.key {
+            KeyBy::ClientIp {
+                v4_prefix,
+                v6_prefix,
+            } => (v4_prefix, v6_prefix),
+            _ => (32, 64),
+        };
+        let ip = parts
+            .extensions
+            .get::<ClientIp>()
+            .map(|c| c.ip())
+            .or_else(|| peer_addr_of(&parts.extensions).map(|a| a.ip()));
+        match ip {
+            Some(ip) => {
+                let ip = ip.to_canonical();
+                let prefix = if ip.is_ipv4() { v4 } else { v6 };
+                KeyPart::Ip(mask(ip, prefix), prefix)
+            }
+            None => KeyPart::Unknown,
+        }
+    }
+}
+
+/// The route template axum matched, if any.
+fn matched_template(parts: &Parts) -> Option<&str> {
+    #[cfg(feature = "axum")]
+    if let Some(m) = parts.extensions.get::<axum::extract::MatchedPath>() {
+        return Some(m.as_str());
+    }
+    let _ = parts;
+    None
+}
+
+/// Which rate-limit fields the layer sends.
+///
+/// By default the IETF `RateLimit-Policy` and `RateLimit` fields go on every response of a
+/// limited request, admitted or refused, and a 429 also carries `Retry-After`. The legacy
+/// `X-RateLimit-Limit`, `-Remaining` and `-Reset` (seconds) fields are off unless asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitHeaders {
+    on_allowed: bool,
+    legacy: bool,
+}
+
+impl Default for RateLimitHeaders {
+    fn default() -> Self {
+        Self {
+            on_allowed: true,
+            legacy: false,
+        }
+    }
+}
+
+impl RateLimitHeaders {
+    /// The defaults: IETF fields on every response, no legacy fields.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends the fields only on 429 responses (they still carry `Retry-After`).
+    #[must_use]
+    pub fn only_on_refusals(mut self) -> Self {
+        self.on_allowed = false;
+        self
+    }
+
+    /// Also sends `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` for the
+    /// most constrained limit, for clients written against them.
+    #[must_use]
+    pub fn with_legacy(mut self) -> Self {
+        self.legacy = true;
+        self
+    }
+}
+
+/// Builds a [`QuotaLayer`]; see [`QuotaLayer::builder`].
+#[must_use]
+pub struct QuotaBuilder<St> {
+    store: St,
+    rules: Vec<QuotaRule>,
+    costs: Vec<(String, u64)>,
+    clock: Arc<dyn Clock>,
+    headers: RateLimitHeaders,
+}
+
+impl<St> fmt::Debug for QuotaBuilder<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QuotaBuilder")
+            .field("rules", &self.rules)
+            .field("costs", &self.costs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<St: QuotaStore> QuotaBuilder<St> {
+    /// Adds a rule. Rules are checked in order; each is one atomic check of its key. A request
+    /// refused by a later rule stays charged by the earlier ones, as it would be by separate
+    /// limiters.
+    pub fn rule(mut self, rule: QuotaRule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Requests to the route `template` (axum syntax, such as `/v1/reports/{id}`) cost `cost`
+    /// units instead of 1 in the rules that count every request.
+    pub fn cost(mut self, template: impl Into<String>, cost: u64) -> Self {
+        self.costs.push((template.into(), cost));
+        self
+    }
+
+    /// Reads time from `clock` (default [`SystemClock`]).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Which rate-limit fields to send (default [`RateLimitHeaders::new`]).
+    pub fn headers(mut self, headers: RateLimitHeaders) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] without rules, for a zero cost or one larger than a policy of
+    /// a rule can ever admit, and [`ConfigError::Route`] for a bad or duplicate template.
+    pub fn build(self) -> Result<QuotaLayer<St>, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            field: "quota",
+            message,
+        };
+        if self.rules.is_empty() {
+            return Err(invalid("a quota layer needs at least one rule".into()));
+        }
+        let mut router = matchit::Router::new();
+        let mut exact = HashMap::new();
+        let mut max_cost = 1;
+        for (template, cost) in &self.costs {
+            if *cost == 0 {
+                return Err(invalid(format!("route `{template}`: a cost is at least 1")));
+            }
+            max_cost = max_cost.max(*cost);
+            let arc: Arc<str> = template.as_str().into();
+            router
+                .insert(template.as_str(), (arc.clone(), *cost))
+                .map_err(|e| ConfigError::Route {
+                    template: template.clone(),
+                    message: e.to_string(),
+                })?;
+            exact.insert(arc.clone(), (arc, *cost));
+        }
+        for rule in &self.rules {
+            let cost = match rule.counting {
+                Counting::Every => max_cost,
+                Counting::Responses(_) => 1,
+            };
+            for policy in rule.policies() {
+                if policy.capacity() < cost {
+                    return Err(invalid(format!(
+                        "policy `{}` admits at most {} at once, less than the cost {cost} of a route",
+                        policy.name(),
+                        policy.capacity()
+                    )));
+                }
+            }
+        }
+        Ok(QuotaLayer {
+            shared: Arc::new(Shared {
+                store: self.store,
+                rules: self.rules.into(),
+                router,
+                exact,
+                clock: self.clock,
+                headers: self.headers,
+            }),
+        })
+    }
+}
+
+/// Limits how many requests each caller may make: see the [module docs](crate::quota).
+///
+/// Put one before authentication for per-address limits (floods, failed-authentication
+/// limits) and one after it for per-key, per-user and per-tenant limits; the
+/// [`Palisade`](crate::Palisade) builder does so with `limit_clients` and `limit_principals`.
+pub struct QuotaLayer<St> {
+    shared: Arc<Shared<St>>,
+}
+
+struct Shared<St> {
+    store: St,
+    rules: Box<[QuotaRule]>,
+    router: matchit::Router<(Arc<str>, u64)>,
+    exact: HashMap<Arc<str>, (Arc<str>, u64)>,
+    clock: Arc<dyn Clock>,
+    headers: RateLimitHeaders,
+}
+
+impl<St: QuotaStore> QuotaLayer<St> {
+    /// Starts a layer counting in `store`.
+    pub fn builder(store: St) -> QuotaBuilder<St> {
+        QuotaBuilder {
+            store,
+            rules: Vec::new(),
+            costs: Vec::new(),
+            clock: Arc::new(SystemClock),
+            headers: RateLimitHeaders::default(),
+        }
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &St {
+        &self.shared.store
+    }
+
+    /// Whether a rule keys by the principal (so the layer belongs after authentication).
+    #[must_use]
+    pub fn needs_principal(&self) -> bool {
+        self.shared.rules.iter().any(|r| r.key.needs_principal())
+    }
+}
+
+impl<St> Clone for QuotaLayer<St> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<St> fmt::Debug for QuotaLayer<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QuotaLayer")
+            .field("rules", &self.shared.rules)
+            .field("store", &std::any::type_name::<St>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, St> Layer<S> for QuotaLayer<St> {
+    type Service = Quota<S, St>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Quota {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service of [`QuotaLayer`].
+pub struct Quota<S, St> {
+    inner: S,
+    shared: Arc<Shared<St>>,
+}
+
+impl<S, St> Quota<S, St> {
+    crate::macros::define_inner_service_accessors!();
+}
+
+impl<S: Clone, St> Clone for Quota<S, St> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, St> fmt::Debug for Quota<S, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Quota")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the rules said about one request so far.
+struct Tally {
+    /// Items of the `RateLimit` field for the rules that count every request.
+    ratelimit: String,
+    /// The `RateLimit-Policy` values of those rules.
+    policies: Vec<HeaderValue>,
+    /// The most constrained limit so far: (capacity, remaining, reset) for legacy fields.
+    tightest: Option<(u64, u64, Duration)>,
+    /// The least normal mode.
+    mode: QuotaMode,
+    /// Keys to charge when the response matches their rule's filter.
+    charges: Vec<(usize, QuotaKey)>,
+}
+
+impl Tally {
+    const fn new() -> Self {
+        Self {
+            ratelimit: String::new(),
+            policies: Vec::new(),
+            tightest: None,
+            mode: QuotaMode::Enforced,
+            charges: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, policy: &QuotaPolicy, verdict: &Verdict) {
+        self.mode = self.mode.max(verdict.mode());
+        if verdict.mode() == QuotaMode::FailOpen {
+            return;
+        }
+        self.policies.push(policy.header().clone());
+        write_items(&mut self.ratelimit, policy, verdict.states());
+        for (limit, state) in policy.limits().iter().zip(verdict.states()) {
+            let cap = limit.capacity();
+            if self
+                .tightest
+                .is_none_or(|(_, remaining, _)| state.remaining < remaining)
+            {
+                self.tightest = Some((cap, state.remaining, state.reset));
+            }
+        }
+    }
+
+    fn apply<B>(&mut self, res: &mut Response<B>, headers: RateLimitHeaders) {
+        if self.mode != QuotaMode::Enforced {
+            let ext = res.extensions_mut();
+            let worst = ext
+                .get::<QuotaMode>()
+                .copied()
+                .unwrap_or_default()
+                .max(self.mode);
+            ext.insert(worst);
+        }
+        if !headers.on_allowed || self.ratelimit.is_empty() {
+            return;
+        }
+        let h = res.headers_mut();
+        for p in self.policies.drain(..) {
+            h.append(&RATELIMIT_POLICY, p);
+        }
+        if let Ok(v) = HeaderValue::try_from(mem::take(&mut self.ratelimit)) {
+            h.append(&RATELIMIT, v);
+        }
+        if headers.legacy {
+            if let Some((cap, remaining, reset)) = self.tightest {
+                let tighter = h
+                    .get(&X_REMAINING)
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                    .is_none_or(|r| remaining < r);
+                if tighter {
+                    h.insert(&X_LIMIT, cap.into());
+                    h.insert(&X_REMAINING, remaining.into());
+                    h.insert(&X_RESET, ceil_secs(reset).into());
+                }
+            }
+        }
+    }
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// Appends `"item";r=remaining;t=reset` for each limit (IETF RateLimit fields draft §4).
+fn write_items(out: &mut String, policy: &QuotaPolicy, states: &[LimitState]) {
+    for (item, state) in policy.item_names().zip(states) {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        let _ = write!(
+            out,
+            "\"{item}\";r={};t={}",
+            state.remaining,
+            ceil_secs(state.reset)
+        );
+    }
+}
+
+fn too_many(policy: &QuotaPolicy, verdict: &Verdict, headers: RateLimitHeaders) -> Rejection {
+    let violated: Arc<[Box<str>]> = policy
+        .item_names()
+        .zip(verdict.states())
+        .filter(|(_, s)| s.exceeded)
+        .map(|(n, _)| n.into())
+        .collect();
+    let mut items = String::new();
+    write_items(&mut items, policy, verdict.states());
+    let mut fields = vec![(RATELIMIT_POLICY.clone(), policy.header().clone())];
+    if let Ok(v) = HeaderValue::try_from(items) {
+        fields.push((RATELIMIT.clone(), v));
+    }
+    if headers.legacy {
+        if let Some((limit, state)) = policy
+            .limits()
+            .iter()
+            .zip(verdict.states())
+            .find(|(_, s)| s.exceeded)
+        {
+            fields.push((X_LIMIT.clone(), limit.capacity().into()));
+            fields.push((X_REMAINING.clone(), state.remaining.into()));
+            fields.push((X_RESET.clone(), ceil_secs(verdict.retry_after()).into()));
+        }
+    }
+    Rejection::TooManyRequests(TooManyRequests::new(
+        policy.name_arc().clone(),
+        violated,
+        verdict.retry_after(),
+        fields.into(),
+    ))
+}
+
+fn refuse<B>(rejection: &Rejection, mode: QuotaMode) -> Response<ResponseBody<B>> {
+    tracing::debug!(
+        layer = "quota",
+        reason = rejection.reason(),
+        status = rejection.status().as_u16(),
+        "request refused"
+    );
+    let mut res = rejection.to_response().map(ResponseBody::refused);
+    if mode != QuotaMode::Enforced {
+        res.extensions_mut().insert(mode);
+    }
+    res
+}
+
+impl<St> Shared<St> {
+    /// The route template of a request and its cost: axum's matched template when present,
+    /// else the cost table's own match of the path.
+    fn route(&self, parts: &Parts) -> (Option<Arc<str>>, u64) {
+        if self.exact.is_empty() && !self.rules.iter().any(|r| matches!(r.key, KeyBy::Route)) {
+            return (None, 1);
+        }
+        if let Some(t) = matched_template(parts) {
+            return match self.exact.get(t) {
+                Some((t, cost)) => (Some(t.clone()), *cost),
+                None => (Some(t.into()), 1),
+            };
+        }
+        match self.router.at(parts.uri.path()) {
+            Ok(m) => (Some(m.value.0.clone()), m.value.1),
+            Err(_) => (None, 1),
+        }
+    }
+}
+
+/// Where the synchronous pass stopped.
+enum Pass {
+    /// Every rule admitted the request.
+    Admitted,
+    /// A rule refused it, or the store failed.
+    Refused(Rejection, QuotaMode),
+    /// Rule `i` needs the store's asynchronous check.
+    Pending(usize),
+}
+
+impl<St: QuotaStore> Shared<St> {
+    /// One rule's check inputs: its policy, key, cost and whether it consumes now.
+    fn prepare(
+        &self,
+        i: usize,
+        parts: &Parts,
+        route: Option<&Arc<str>>,
+        cost: u64,
+    ) -> (QuotaKey, u64, bool) {
+        let rule = &self.rules[i];
+        let policy = rule.policy_for(parts.extensions.get::<Principal>());
+        let key = rule.key_for(parts, policy, route);
+        match rule.counting {
+            Counting::Every => (key, cost, true),
+            Counting::Responses(_) => (key, 1, false),
+        }
+    }
+
+    /// Folds one rule's verdict into the tally, or returns the refusal.
+    fn settle(
+        &self,
+        i: usize,
+        key: QuotaKey,
+        result: Result<Verdict, crate::StoreError>,
+        tally: &mut Tally,
+    ) -> Result<(), Rejection> {
+        let verdict = match result {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(layer = "quota", error = %Chain(&e), "quota store failed: refusing");
+                return Err(Rejection::unavailable(
+                    "quota",
+                    UnavailableReason::QuotaStore,
+                ));
+            }
+        };
+        if !verdict.is_allowed() {
+            tally.mode = tally.mode.max(verdict.mode());
+            return Err(too_many(key.policy(), &verdict, self.headers));
+        }
+        match self.rules[i].counting {
+            Counting::Every => tally.record(key.policy(), &verdict),
+            Counting::Responses(_) => {
+                tally.mode = tally.mode.max(verdict.mode());
+                tally.charges.push((i, key));
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_pass(
+        &self,
+        parts: &Parts,
+        route: Option<&Arc<str>>,
+        cost: u64,
+        tally: &mut Tally,
+    ) -> Pass {
+        let now = self.clock.now();
+        for i in 0..self.rules.len() {
+            let (key, cost, consume) = self.prepare(i, parts, route, cost);
+            let Some(result) = self.store.check_now(&key, cost, now, consume) else {
+                return Pass::Pending(i);
+            };
+            if let Err(r) = self.settle(i, key, result, tally) {
+                return Pass::Refused(r, tally.mode);
+            }
+        }
+        Pass::Admitted
+    }
+
+    /// The charges due for a response: the keys whose rule's filter matches it.
+    fn due<B>(&self, res: &Response<B>, tally: &mut Tally) -> Vec<QuotaKey> {
+        let mut due = Vec::new();
+        for (i, key) in tally.charges.drain(..) {
+            if let Counting::Responses(f) = &self.rules[i].counting {
+                if (f.0)(res.status(), res.extensions()) {
+                    due.push(key);
+                }
+            }
+        }
+        due
+    }
+}
+
+impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for Quota<S, St>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    St: QuotaStore,
+    ReqBody: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error, St>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let shared = &self.shared;
+        let (parts, body) = req.into_parts();
+        let (route, cost) = shared.route(&parts);
+        let mut tally = Tally::new();
+        let start = match shared.sync_pass(&parts, route.as_ref(), cost, &mut tally) {
+            Pass::Admitted => {
+                let future = self.inner.call(Request::from_parts(parts, body));
+                return ResponseFuture {
+                    kind: Kind::Inner {
+                        future,
+                        tally: Some(tally),
+                        shared: shared.clone(),
+                    },
+                };
+            }
+            Pass::Refused(rejection, mode) => {
+                return ResponseFuture {
+                    kind: Kind::Refused {
+                        response: Some(refuse(&rejection, mode)),
+                    },
+                };
+            }
+            Pass::Pending(i) => i,
+        };
+        let clone = self.inner.clone();
+        let mut inner = mem::replace(&mut self.inner, clone);
+        let shared = shared.clone();
+        ResponseFuture {
+            kind: Kind::Boxed {
+                future: Box::pin(async move {
+                    let now = shared.clock.now();
+                    for i in start..shared.rules.len() {
+                        let (key, cost, consume) = shared.prepare(i, &parts, route.as_ref(), cost);
+                        let result = shared.store.check(&key, cost, now, consume).await;
+                        if let Err(r) = shared.settle(i, key, result, &mut tally) {
+                            return Ok(refuse(&r, tally.mode));
+                        }
+                    }
+                    let mut res = inner
+                        .call(Request::from_parts(parts, body))
+                        .await?
+                        .map(ResponseBody::inner);
+                    let due = shared.due(&res, &mut tally);
+                    let now = shared.clock.now();
+                    for key in due {
+                        if let Err(e) = shared.store.check(&key, 1, now, true).await {
+                            tracing::warn!(layer = "quota", error = %Chain(&e), "quota store failed to count a response");
+                        }
+                    }
+                    tally.apply(&mut res, shared.headers);
+                    Ok(res)
+                }),
+            },
+        }
+    }
+}
+
+type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
+
+pin_project! {
+    /// The response future of [`Quota`].
+    pub struct ResponseFuture<F, B, E, St> {
+        #[pin]
+        kind: Kind<F, B, E, St>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B, E, St> {
+        Refused { response: Option<Response<ResponseBody<B>>> },
+        Inner { #[pin] future: F, tally: Option<Tally>, shared: Arc<Shared<St>> },
+        Boxed { future: Boxed<B, E> },
+    }
+}
+
+impl<F, B, E, St> Future for ResponseFuture<F, B, E, St>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    St: QuotaStore,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Refused { response } => match response.take() {
+                Some(res) => Poll::Ready(Ok(res)),
+                None => panic!("ResponseFuture polled after completion"),
+            },
+            KindProj::Inner {
+                future,
+                tally,
+                shared,
+            } => {
+                let mut res = ready!(future.poll(cx))?.map(ResponseBody::inner);
+                if let Some(mut tally) = tally.take() {
+                    if !tally.charges.is_empty() {
+                        let due = shared.due(&res, &mut tally);
+                        let now = shared.clock.now();
+                        for key in due {
+                            // A synchronous store answered the check; it answers this too.
+                            if let Some(Err(e)) = shared.store.check_now(&key, 1, now, true) {
+                                tracing::warn!(layer = "quota", error = %Chain(&e), "quota store failed to count a response");
+                            }
+                        }
+                    }
+                    tally.apply(&mut res, shared.headers);
+                }
+                Poll::Ready(Ok(res))
+            }
+            KindProj::Boxed { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, B, E, St> fmt::Debug for ResponseFuture<F, B, E, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,549 @@
+//! The pure arithmetic of limits: [`Limit`] (a GCRA rate with burst, or a fixed-window quota)
+//! and [`apply`], which checks and consumes several limits of one key in one step.
+//!
+//! No storage and no clock here: the state of a key is one `u64` cell per limit, and the time
+//! is an argument. [`MemoryStore`](super::MemoryStore) keeps cells in memory; the Redis store
+//! runs the same arithmetic in a Lua script.
+//!
+//! # GCRA
+//!
+//! A rate of `n` per `period` with a burst of `b` is the generic cell rate algorithm: the
+//! emission interval is `T = period / n` and the cell holds the theoretical arrival time (TAT).
+//! A request of cost `c` at `now` is admitted when `max(TAT, now) + c·T <= now + b·T`, and then
+//! TAT moves to that sum. It behaves as a token bucket of size `b` refilled one token every `T`,
+//! with one integer of state and no refill loop.
+//!
+//! # Windows
+//!
+//! A quota of `n` per minute, hour, day, calendar month (UTC) or fixed duration counts requests
+//! in the current window; the cell packs the window number (high 32 bits) and the count (low 32).
+//! A window boundary resets the count.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::store::QuotaMode;
+use crate::clock::Timestamp;
+
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+/// The most limits one [`QuotaPolicy`](super::QuotaPolicy) may hold.
+pub const MAX_LIMITS: usize = 8;
+
+/// The span of a fixed-window quota. Windows are aligned to the Unix epoch in UTC: a day
+/// starts at midnight UTC, a month on its first day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Window {
+    /// A minute, starting at second 0.
+    Minute,
+    /// An hour, starting at minute 0.
+    Hour,
+    /// A day, starting at midnight UTC.
+    Day,
+    /// A calendar month (28 to 31 days), starting on the first at midnight UTC.
+    Month,
+    /// A fixed span, counted from the Unix epoch (at least one second, whole seconds).
+    Every(Duration),
+}
+
+impl Window {
+    /// The window's length in seconds, as the `w` parameter of `RateLimit-Policy`
+    /// (31 days for a calendar month: the field has one value, the longest month is the bound).
+    #[must_use]
+    pub fn seconds(self) -> u64 {
+        match self {
+            Self::Minute => 60,
+            Self::Hour => 3_600,
+            Self::Day => 86_400,
+            Self::Month => 31 * 86_400,
+            Self::Every(d) => d.as_secs(),
+        }
+    }
+
+    /// The number of the window containing `now` and the time it ends.
+    pub(crate) fn locate(self, now: Timestamp) -> (u32, Timestamp) {
+        let nanos = now.as_unix_nanos();
+        if self == Self::Month {
+            let days = nanos / (86_400 * NANOS_PER_SEC);
+            let (y, m) = year_month(days);
+            let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            let end = days_from_civil(ny, nm) * 86_400;
+            // Months since year 0: fits u32 for any representable time.
+            let index = u32::try_from(y * 12 + (m - 1)).unwrap_or(u32::MAX);
+            return (index, Timestamp::from_unix_secs(end));
+        }
+        let period = self.seconds().max(1) * NANOS_PER_SEC;
+        let index = nanos / period;
+        let end = Timestamp::from_unix_nanos(index.saturating_add(1).saturating_mul(period));
+        // Wraps only after 2^32 windows (136 years of one-second windows): the number just has
+        // to differ from the previous window's.
+        (index as u32, end)
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Minute => f.write_str("minute"),
+            Self::Hour => f.write_str("hour"),
+            Self::Day => f.write_str("day"),
+            Self::Month => f.write_str("month"),
+            Self::Every(d) => write!(f, "{}s", d.as_secs()),
+        }
+    }
+}
+
+/// Civil (year, month 1-12) of a day count since 1970-01-01 (H. Hinnant's algorithm).
+fn year_month(days: u64) -> (u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m)
+}
+
+/// Days since 1970-01-01 of the first day of (year, month).
+fn days_from_civil(y: u64, m: u64) -> u64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).saturating_sub(719_468)
+}
+
+/// One limit: a rate with a burst (GCRA) or a quota per window.
+///
+/// ```
+/// use std::time::Duration;
+/// use palisade::quota::{Limit, Window};
+///
+/// let steady = Limit::per_second(10).burst(20);        // 10/s, bursts of 20
+/// let slow = Limit::rate(100, Duration::from_secs(60)); // 100/min, bursts of 100
+/// let daily = Limit::quota(10_000, Window::Day);        // 10,000 per UTC day
+/// # let _ = (steady, slow, daily);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Limit {
+    kind: Kind,
+    name: Option<Box<str>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Kind {
+    /// `count` per `period`, admitting bursts of `burst`.
+    Rate {
+        count: u64,
+        period: Duration,
+        burst: u64,
+    },
+    /// `max` per window.
+    Quota { max: u64, window: Window },
+}
+
+impl Limit {
+    /// `count` requests per `period`, with bursts of up to `count` (change it with
+    /// [`burst`](Self::burst)).
+    #[must_use]
+    pub fn rate(count: u64, period: Duration) -> Self {
+        Self {
+            kind: Kind::Rate {
+                count,
+                period,
+                burst: count,
+            },
+            name: None,
+        }
+    }
+
+    /// `count` per second.
+    #[must_use]
+    pub fn per_second(count: u64) -> Self {
+        Self::rate(count, Duration::from_secs(1))
+    }
+
+    /// `count` per minute.
+    #[must_use]
+    pub fn per_minute(count: u64) -> Self {
+        Self::rate(count, Duration::from_secs(60))
+    }
+
+    /// `count` per hour.
+    #[must_use]
+    pub fn per_hour(count: u64) -> Self {
+        Self::rate(count, Duration::from_secs(3_600))
+    }
+
+    /// At most `max` per `window` (a fixed-window quota: the count resets at the boundary).
+    #[must_use]
+    pub fn quota(max: u64, window: Window) -> Self {
+        Self {
+            kind: Kind::Quota { max, window },
+            name: None,
+        }
+    }
+
+    /// Sets the burst of a rate: how many requests may arrive at once after a quiet spell.
+    /// Ignored for window quotas.
+    #[must_use]
+    pub fn burst(mut self, burst: u64) -> Self {
+        if let Kind::Rate { burst: b, .. } = &mut self.kind {
+            *b = burst;
+        }
+        self
+    }
+
+    /// Names the limit in the `RateLimit-Policy` and `RateLimit` fields (default: the policy
+    /// name, then `-` and the limit's position when the policy has several).
+    #[must_use]
+    pub fn named(mut self, name: impl Into<Box<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The name given with [`named`](Self::named).
+    #[must_use]
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// How many requests the limit admits at once: the burst of a rate, the maximum of a quota.
+    #[must_use]
+    pub fn capacity(&self) -> u64 {
+        match self.kind {
+            Kind::Rate { burst, .. } => burst,
+            Kind::Quota { max, .. } => max,
+        }
+    }
+
+    /// `(q, w)` of the `RateLimit-Policy` field: the quota and its window in seconds. For a rate
+    /// that is the burst and the time the burst takes to refill.
+    pub(crate) fn policy_params(&self) -> (u64, u64) {
+        match self.kind {
+            Kind::Rate { .. } => {
+                let (t, b) = self.gcra();
+                (b, t.saturating_mul(b).div_ceil(NANOS_PER_SEC).max(1))
+            }
+            Kind::Quota { max, window } => (max, window.seconds().max(1)),
+        }
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// `(emission interval in nanoseconds, burst)` of a rate.
+    pub(crate) fn gcra(&self) -> (u64, u64) {
+        match self.kind {
+            Kind::Rate {
+                count,
+                period,
+                burst,
+            } => {
+                let period = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
+                (period.div_ceil(count.max(1)).max(1), burst)
+            }
+            Kind::Quota { max, .. } => (0, max),
+        }
+    }
+
+    /// Checks the limit's own sanity.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        match self.kind {
+            Kind::Rate {
+                count,
+                period,
+                burst,
+            } => {
+                if count == 0 {
+                    return Err("a rate must admit at least one request per period".into());
+                }
+                if burst == 0 {
+                    return Err("a burst must be at least 1".into());
+                }
+                if period < Duration::from_millis(1) {
+                    return Err("a rate's period must be at least 1ms".into());
+                }
+                if period > Duration::from_secs(366 * 86_400) {
+                    return Err("a rate's period must be at most a year".into());
+                }
+                let (t, b) = self.gcra();
+                if t.checked_mul(b)
+                    .is_none_or(|span| span > 10 * 366 * 86_400 * NANOS_PER_SEC)
+                {
+                    return Err("burst × interval must be under ten years".into());
+                }
+                Ok(())
+            }
+            Kind::Quota { max, window } => {
+                if max == 0 {
+                    return Err("a quota must admit at least one request per window".into());
+                }
+                if max > u64::from(u32::MAX) {
+                    return Err(format!("a quota is at most {} per window", u32::MAX));
+                }
+                if let Window::Every(d) = window {
+                    if d.as_secs() == 0 || d.subsec_nanos() != 0 {
+                        return Err("a window must be a whole number of seconds, at least 1".into());
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The limit that enforces `1/share` of this one (at least one request): what each of
+    /// `share` instances enforces locally while a shared store is down.
+    pub(crate) fn share(&self, share: u64) -> Self {
+        let share = share.max(1);
+        let kind = match self.kind {
+            Kind::Rate {
+                count,
+                period,
+                burst,
+            } => Kind::Rate {
+                // The same count over `share` times the period: exact, unlike dividing it.
+                count,
+                period: period.saturating_mul(u32::try_from(share).unwrap_or(u32::MAX)),
+                burst: (burst / share).max(1),
+            },
+            Kind::Quota { max, window } => Kind::Quota {
+                max: (max / share).max(1),
+                window,
+            },
+        };
+        Self {
+            kind,
+            name: self.name.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            Kind::Rate {
+                count,
+                period,
+                burst,
+            } => write!(
+                f,
+                "{count} per {} (burst {burst})",
+                humantime::format_duration(period)
+            ),
+            Kind::Quota { max, window } => write!(f, "{max} per {window}"),
+        }
+    }
+}
+
+/// What one limit says about a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LimitState {
+    /// Requests (cost units) still admitted now, after this request if it was admitted.
+    pub remaining: u64,
+    /// Time until more quota becomes available (the `t` of the `RateLimit` field): for a rate,
+    /// until the next unit refills (zero when full); for a quota, until the window ends.
+    pub reset: Duration,
+    /// Whether this limit alone would refuse the request.
+    pub exceeded: bool,
+}
+
+/// The answer of a check: admitted or not, when to retry, and the state of every limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    allowed: bool,
+    retry_after: Duration,
+    len: u8,
+    states: [LimitState; MAX_LIMITS],
+    mode: QuotaMode,
+}
+
+impl Verdict {
+    /// A verdict for `states` (one per limit, at most [`MAX_LIMITS`]): admitted when no state
+    /// is exceeded. For stores written by hosts.
+    ///
+    /// # Panics
+    ///
+    /// When `states` holds more than [`MAX_LIMITS`] entries.
+    #[must_use]
+    pub fn new(states: &[LimitState], retry_after: Duration) -> Self {
+        assert!(states.len() <= MAX_LIMITS, "at most MAX_LIMITS states");
+        let mut all = [LimitState::default(); MAX_LIMITS];
+        all[..states.len()].copy_from_slice(states);
+        Self {
+            allowed: !states.iter().any(|s| s.exceeded),
+            retry_after,
+            len: states.len() as u8,
+            states: all,
+            mode: QuotaMode::Enforced,
+        }
+    }
+
+    /// A verdict that admits without counting (no limit applied).
+    #[must_use]
+    pub const fn unlimited() -> Self {
+        Self {
+            allowed: true,
+            retry_after: Duration::ZERO,
+            len: 0,
+            states: [LimitState {
+                remaining: 0,
+                reset: Duration::ZERO,
+                exceeded: false,
+            }; MAX_LIMITS],
+            mode: QuotaMode::Enforced,
+        }
+    }
+
+    /// The same verdict, reached in `mode` (stores set this when an outage policy decided).
+    #[must_use]
+    pub const fn with_mode(mut self, mode: QuotaMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// How the verdict was reached.
+    #[must_use]
+    pub fn mode(&self) -> QuotaMode {
+        self.mode
+    }
+
+    /// Whether the request was admitted (and, for a consuming check, counted).
+    #[must_use]
+    pub fn is_allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// How long until the refused request would be admitted (zero when admitted).
+    #[must_use]
+    pub fn retry_after(&self) -> Duration {
+        self.retry_after
+    }
+
+    /// The state of each limit, in the policy's order.
+    #[must_use]
+    pub fn states(&self) -> &[LimitState] {
+        &self.states[..usize::from(self.len)]
+    }
+}
+
+/// Checks `cost` against every limit of one key at `now`, and when all admit it and `consume`
+/// is set, consumes it from all of them. `cells` holds the key's state, one per limit (zero for
+/// a fresh key). Returns the verdict and the time after which the key's state is equivalent to
+/// a fresh one (when it may be forgotten).
+///
+/// All or nothing: a request one limit refuses is counted by none.
+pub(crate) fn apply(
+    limits: &[Limit],
+    cells: &mut [u64],
+    now: Timestamp,
+    cost: u64,
+    consume: bool,
+) -> (Verdict, Timestamp) {
+    let now_ns = now.as_unix_nanos();
+    let mut states = [LimitState::default(); MAX_LIMITS];
+    let mut next = [0u64; MAX_LIMITS];
+    let mut allowed = true;
+    let mut retry = 0u64;
+    let mut idle_at = now_ns;
+    for (i, limit) in limits.iter().enumerate() {
+        match limit.kind {
+            Kind::Rate { .. } => {
+                let (t, b) = limit.gcra();
+                let tat = cells[i].max(now_ns);
+                let new_tat = tat.saturating_add(t.saturating_mul(cost));
+                let horizon = now_ns.saturating_add(t.saturating_mul(b));
+                if new_tat <= horizon {
+                    next[i] = new_tat;
+                    states[i] = LimitState {
+                        remaining: (horizon - new_tat) / t,
+                        reset: until_next_unit(new_tat, now_ns, t),
+                        exceeded: false,
+                    };
+                } else {
+                    allowed = false;
+                    next[i] = cells[i];
+                    retry = retry.max(new_tat - horizon);
+                    states[i] = LimitState {
+                        remaining: horizon.saturating_sub(tat) / t,
+                        reset: until_next_unit(tat, now_ns, t),
+                        exceeded: true,
+                    };
+                }
+            }
+            Kind::Quota { max, window } => {
+                let (index, end) = window.locate(now);
+                let cell = cells[i];
+                let used = if (cell >> 32) as u32 == index && cell != 0 {
+                    cell & 0xffff_ffff
+                } else {
+                    0
+                };
+                let reset = end.saturating_duration_since(now);
+                if used.saturating_add(cost) <= max {
+                    next[i] = (u64::from(index) << 32) | (used + cost);
+                    states[i] = LimitState {
+                        remaining: max - used - cost,
+                        reset,
+                        exceeded: false,
+                    };
+                } else {
+                    allowed = false;
+                    next[i] = cell;
+                    retry = retry.max(duration_nanos(reset));
+                    states[i] = LimitState {
+                        remaining: max.saturating_sub(used),
+                        reset,
+                        exceeded: true,
+                    };
+                }
+            }
+        }
+    }
+    if allowed && consume {
+        cells[..limits.len()].copy_from_slice(&next[..limits.len()]);
+    }
+    for (i, limit) in limits.iter().enumerate() {
+        let until = match limit.kind {
+            Kind::Rate { .. } => cells[i],
+            Kind::Quota { window, .. } if cells[i] != 0 => window.locate(now).1.as_unix_nanos(),
+            Kind::Quota { .. } => 0,
+        };
+        idle_at = idle_at.max(until);
+    }
+    let verdict = Verdict {
+        allowed,
+        retry_after: if allowed {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(retry)
+        },
+        len: limits.len() as u8,
+        states,
+        mode: QuotaMode::Enforced,
+    };
+    (verdict, Timestamp::from_unix_nanos(idle_at))
+}
+
+/// Time until the bucket whose TAT is `tat` has one more unit than now (zero when full).
+fn until_next_unit(tat: u64, now: u64, t: u64) -> Duration {
+    if tat <= now {
+        return Duration::ZERO;
+    }
+    let owed = tat - now;
+    let partial = owed % t;
+    Duration::from_nanos(if partial == 0 { t } else { partial })
+}
+
+fn duration_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,487 @@
+//! [`RedisStore`]: quotas shared by every instance through Redis (feature `redis`).
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::limit::{Kind, LimitState, MAX_LIMITS, Verdict};
+use super::memory::MemoryStore;
+use super::policy::QuotaKey;
+use super::store::{QuotaMode, QuotaStore};
+use crate::clock::Timestamp;
+use crate::error::{ConfigError, StoreError, StoreErrorKind};
+
+/// The check, in one script so that it is atomic: GCRA cells and window counters of one key,
+/// all tested, then all written or none. Times are Unix microseconds (exact in a Lua double).
+///
+/// KEYS: one per limit. ARGV: now, cost, consume (1/0), then per limit `kind a b c`:
+/// `r T burst 0` for a rate (T = emission interval), `q max 0 end` for a window quota whose
+/// key already names the window. Returns `allowed, retry` then `remaining, reset, exceeded`
+/// per limit.
+const SCRIPT: &str = r"
+local now = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
+local consume = ARGV[3] == '1'
+local out = {1, 0}
+local writes = {}
+local ttls = {}
+local allowed = true
+local retry = 0
+local function next_unit(tat, t)
+  if tat <= now then return 0 end
+  local p = (tat - now) % t
+  if p == 0 then return t end
+  return p
+end
+for i = 1, #KEYS do
+  local base = 3 + (i - 1) * 4
+  local kind = ARGV[base + 1]
+  local a = tonumber(ARGV[base + 2])
+  local b = tonumber(ARGV[base + 3])
+  local c = tonumber(ARGV[base + 4])
+  local cur = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+  local remaining, reset, exceeded
+  if kind == 'r' then
+    local tat = math.max(cur, now)
+    local new_tat = tat + a * cost
+    local horizon = now + a * b
+    if new_tat <= horizon then
+      writes[i] = new_tat
+      ttls[i] = new_tat - now
+      remaining = math.floor((horizon - new_tat) / a)
+      reset = next_unit(new_tat, a)
+      exceeded = 0
+    else
+      allowed = false
+      retry = math.max(retry, new_tat - horizon)
+      remaining = math.max(0, math.floor((horizon - tat) / a))
+      reset = next_unit(tat, a)
+      exceeded = 1
+    end
+  else
+    reset = c - now
+    if cur + cost <= a then
+      writes[i] = cur + cost
+      ttls[i] = reset
+      remaining = a - cur - cost
+      exceeded = 0
+    else
+      allowed = false
+      retry = math.max(retry, reset)
+      remaining = math.max(0, a - cur)
+      exceeded = 1
+    end
+  end
+  out[#out + 1] = remaining
+  out[#out + 1] = reset
+  out[#out + 1] = exceeded
+end
+if allowed and consume then
+  for i = 1, #KEYS do
+    local ms = math.max(1, math.ceil(ttls[i] / 1000) + 1000)
+    redis.call('SET', KEYS[i], string.format('%.0f', writes[i]), 'PX', string.format('%.0f', ms))
+  end
+end
+if not allowed then out[1] = 0 end
+out[2] = retry
+return out
+";
+
+/// What a [`RedisStore`] does when Redis cannot answer in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OnOutage {
+    /// Refuse with 503 (the default: no limit is ever silently lifted).
+    #[default]
+    FailClosed,
+    /// Admit the request unchecked, marked [`QuotaMode::FailOpen`] for audit.
+    FailOpen,
+    /// Enforce `1 / instances` of every limit in this process's memory (at least one request
+    /// per limit) until Redis answers again, marked [`QuotaMode::Degraded`]. With `instances`
+    /// set to the number of instances, the fleet as a whole keeps about the configured limit.
+    Local {
+        /// How many instances share the limits.
+        instances: u64,
+    },
+}
+
+/// Counters in Redis, shared by every instance: one atomic Lua script per check (GCRA and
+/// windows of a key together), keys expiring as soon as their state equals a fresh one, and
+/// every key of one identity under one hash tag, so it works on Redis Cluster.
+///
+/// The connection reconnects by itself; every check is bounded by the
+/// [`timeout`](RedisStoreBuilder::timeout) and, past it, [`OnOutage`] decides.
+///
+/// Instances compute time from their own clocks (keep them NTP-synchronised): a skew of `d`
+/// between two instances lets a caller who alternates between them gain at most `d` worth of
+/// rate.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use palisade::quota::{OnOutage, RedisStore};
+///
+/// # async fn run() -> Result<(), palisade::ConfigError> {
+/// let store = RedisStore::builder("redis://127.0.0.1:6379/")
+///     .timeout(Duration::from_millis(50))
+///     .on_outage(OnOutage::Local { instances: 4 })
+///     .build()?;
+/// # let _ = store; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: ConnectionManager,
+    script: redis::Script,
+    prefix: Box<str>,
+    timeout: Duration,
+    on_outage: OnOutage,
+    local: MemoryStore,
+    down: AtomicBool,
+    failures: AtomicU64,
+}
+
+/// Builds a [`RedisStore`]; see [`RedisStore::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    on_outage: OnOutage,
+    local_max_keys: usize,
+}
+
+impl RedisStoreBuilder {
+    /// Prefixes every key (default `palisade:`), to share a Redis with other data.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Bounds each check, reconnection included (default 100 ms).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// What to do when Redis does not answer in time (default [`OnOutage::FailClosed`]).
+    pub fn on_outage(mut self, on_outage: OnOutage) -> Self {
+        self.on_outage = on_outage;
+        self
+    }
+
+    /// The key bound of the local fallback store of [`OnOutage::Local`].
+    pub fn local_max_keys(mut self, max_keys: usize) -> Self {
+        self.local_max_keys = max_keys;
+        self
+    }
+
+    /// Builds the store. It connects on first use, so it can start while Redis is down (the
+    /// outage policy then applies). Call it inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for a URL the `redis` crate refuses, a zero timeout or
+    /// `Local { instances: 0 }`.
+    pub fn build(self) -> Result<RedisStore, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            field: "quota.store.redis",
+            message,
+        };
+        if self.timeout.is_zero() {
+            return Err(invalid("the timeout must be positive".into()));
+        }
+        if self.on_outage == (OnOutage::Local { instances: 0 }) {
+            return Err(invalid("local fallback needs at least one instance".into()));
+        }
+        // The URL may hold a password: never echo it.
+        let client = redis::Client::open(self.url.as_str())
+            .map_err(|e| invalid(format!("invalid redis url ({})", e.kind_name())))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| invalid(format!("redis connection manager: {}", e.kind_name())))?;
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                conn,
+                script: redis::Script::new(SCRIPT),
+                prefix: self.prefix.into(),
+                timeout: self.timeout,
+                on_outage: self.on_outage,
+                local: MemoryStore::with_max_keys(self.local_max_keys),
+                down: AtomicBool::new(false),
+                failures: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+trait KindName {
+    fn kind_name(&self) -> String;
+}
+
+impl KindName for redis::RedisError {
+    fn kind_name(&self) -> String {
+        format!("{:?}", self.kind())
+    }
+}
+
+impl RedisStore {
+    /// Starts a builder for the Redis at `url` (`redis://[user:password@]host:port/db`, or
+    /// `rediss://` for TLS when the `redis` crate is built with it).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: "palisade:".into(),
+            timeout: Duration::from_millis(100),
+            on_outage: OnOutage::FailClosed,
+            local_max_keys: super::memory::DEFAULT_MAX_KEYS,
+        }
+    }
+
+    /// How many checks Redis failed to answer (each decided by the outage policy).
+    #[must_use]
+    pub fn failures(&self) -> u64 {
+        self.inner.failures.load(Ordering::Relaxed)
+    }
+
+    /// Whether the last check found Redis unreachable.
+    #[must_use]
+    pub fn is_down(&self) -> bool {
+        self.inner.down.load(Ordering::Relaxed)
+    }
+
+    /// The Redis key of limit `i` of `key`: `{prefix}{<policy>:<kind>:<value>}:<i>`, plus
+    /// `:<window number>` for a window. The braces are the Redis Cluster hash tag, so all keys
+    /// of one identity live on one shard; `}` and `%` in the value are percent-encoded so the
+    /// tag always ends where the identity does.
+    fn redis_key(&self, key: &QuotaKey, i: usize, window: Option<u32>) -> String {
+        let ident = key.to_string();
+        let mut out = String::with_capacity(self.inner.prefix.len() + ident.len() + 16);
+        out.push_str(&self.inner.prefix);
+        out.push('{');
+        for ch in ident.chars() {
+            match ch {
+                '}' => out.push_str("%7D"),
+                '%' => out.push_str("%25"),
+                c => out.push(c),
+            }
+        }
+        out.push_str("}:");
+        out.push_str(&i.to_string());
+        if let Some(w) = window {
+            out.push(':');
+            out.push_str(&w.to_string());
+        }
+        out
+    }
+
+    async fn eval(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+        consume: bool,
+    ) -> Result<Verdict, StoreError> {
+        let limits = key.policy().limits();
+        let now_us = now.as_unix_nanos() / 1_000;
+        let mut inv = self.inner.script.prepare_invoke();
+        inv.arg(now_us).arg(cost).arg(u8::from(consume));
+        for (i, limit) in limits.iter().enumerate() {
+            match limit.kind() {
+                Kind::Rate { .. } => {
+                    let (t, burst) = limit.gcra();
+                    inv.key(self.redis_key(key, i, None));
+                    inv.arg("r").arg(t.div_ceil(1_000).max(1)).arg(burst).arg(0);
+                }
+                Kind::Quota { max, window } => {
+                    let (index, end) = window.locate(now);
+                    inv.key(self.redis_key(key, i, Some(index)));
+                    inv.arg("q")
+                        .arg(max)
+                        .arg(0)
+                        .arg(end.as_unix_nanos() / 1_000);
+                }
+            }
+        }
+        let mut conn = self.inner.conn.clone();
+        let reply: Vec<i64> =
+            match tokio::time::timeout(self.inner.timeout, inv.invoke_async(&mut conn)).await {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => return Err(StoreError::new(StoreErrorKind::Unavailable, e)),
+                Err(elapsed) => return Err(StoreError::new(StoreErrorKind::Unavailable, elapsed)),
+            };
+        decode(&reply, limits.len())
+    }
+
+    fn outage(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+        consume: bool,
+        e: StoreError,
+    ) -> Result<Verdict, StoreError> {
+        self.inner.failures.fetch_add(1, Ordering::Relaxed);
+        if !self.inner.down.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                layer = "quota",
+                error = %crate::error::Chain(&e),
+                on_outage = ?self.inner.on_outage,
+                "redis quota store unreachable"
+            );
+        }
+        match self.inner.on_outage {
+            OnOutage::FailClosed => Err(e),
+            OnOutage::FailOpen => Ok(Verdict::unlimited().with_mode(QuotaMode::FailOpen)),
+            OnOutage::Local { instances } => {
+                let shared: Vec<_> = key
+                    .policy()
+                    .limits()
+                    .iter()
+                    .map(|l| l.share(instances))
+                    .collect();
+                Ok(self
+                    .inner
+                    .local
+                    .check_limits(key, &shared, cost, now, consume)
+                    .with_mode(QuotaMode::Degraded))
+            }
+        }
+    }
+}
+
+fn decode(reply: &[i64], n: usize) -> Result<Verdict, StoreError> {
+    if reply.len() != 2 + 3 * n || n > MAX_LIMITS {
+        return Err(StoreError::new(
+            StoreErrorKind::InvalidData,
+            format!(
+                "quota script returned {} values for {n} limits",
+                reply.len()
+            ),
+        ));
+    }
+    let us = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
+    let mut states = [LimitState::default(); MAX_LIMITS];
+    for (i, s) in states.iter_mut().take(n).enumerate() {
+        let base = 2 + 3 * i;
+        *s = LimitState {
+            remaining: u64::try_from(reply[base]).unwrap_or(0),
+            reset: us(reply[base + 1]),
+            exceeded: reply[base + 2] != 0,
+        };
+    }
+    let verdict = Verdict::new(
+        &states[..n],
+        if reply[0] == 1 {
+            Duration::ZERO
+        } else {
+            us(reply[1])
+        },
+    );
+    if verdict.is_allowed() != (reply[0] == 1) {
+        return Err(StoreError::new(
+            StoreErrorKind::InvalidData,
+            "quota script verdict disagrees with its limit states",
+        ));
+    }
+    Ok(verdict)
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.inner.prefix)
+            .field("timeout", &self.inner.timeout)
+            .field("on_outage", &self.inner.on_outage)
+            .field("down", &self.is_down())
+            .finish_non_exhaustive()
+    }
+}
+
+impl QuotaStore for RedisStore {
+    async fn check(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+        consume: bool,
+    ) -> Result<Verdict, StoreError> {
+        match self.eval(key, cost, now, consume).await {
+            Ok(v) => {
+                if self.inner.down.swap(false, Ordering::Relaxed) {
+                    tracing::info!(layer = "quota", "redis quota store is back");
+                }
+                Ok(v)
+            }
+            Err(e) => self.outage(key, cost, now, consume, e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quota::{Limit, QuotaPolicy, Window};
+
+    #[tokio::test]
+    async fn keys_share_one_hash_tag_and_escape_braces() {
+        let store = RedisStore::builder("redis://127.0.0.1:1/").build().unwrap();
+        let p =
+            QuotaPolicy::new("free", [Limit::per_second(1), Limit::quota(5, Window::Day)]).unwrap();
+        let key = QuotaKey::custom(p, "a}b%c");
+        assert_eq!(
+            store.redis_key(&key, 0, None),
+            "palisade:{free:custom:a%7Db%25c}:0"
+        );
+        assert_eq!(
+            store.redis_key(&key, 1, Some(7)),
+            "palisade:{free:custom:a%7Db%25c}:1:7"
+        );
+    }
+
+    #[test]
+    fn bad_urls_and_settings_are_config_errors_without_secrets() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let e = RedisStore::builder("http://user:hunter2@host/")
+                .build()
+                .unwrap_err();
+            assert!(!e.to_string().contains("hunter2"));
+            assert!(
+                RedisStore::builder("redis://127.0.0.1/")
+                    .timeout(Duration::ZERO)
+                    .build()
+                    .is_err()
+            );
+            assert!(
+                RedisStore::builder("redis://127.0.0.1/")
+                    .on_outage(OnOutage::Local { instances: 0 })
+                    .build()
+                    .is_err()
+            );
+        });
+    }
+
+    #[test]
+    fn malformed_replies_are_invalid_data() {
+        assert!(decode(&[1, 0, 5], 1).is_err());
+        assert!(decode(&[1, 0, 5, 0, 1], 1).is_err(), "allowed but exceeded");
+        let v = decode(&[0, 1_500_000, 0, 1_500_000, 1], 1).unwrap();
+        assert!(!v.is_allowed());
+        assert_eq!(v.retry_after(), Duration::from_millis(1_500));
+    }
+}

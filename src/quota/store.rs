@@ -1,0 +1,93 @@
+//! The [`QuotaStore`] trait: atomic check-and-consume of a key's limits.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::limit::Verdict;
+use super::policy::QuotaKey;
+use crate::clock::Timestamp;
+use crate::error::StoreError;
+
+/// Where counters live. Implementations must check and consume **atomically**: two concurrent
+/// checks of one key never both take the last unit, and the limits of one key are consumed all
+/// together or not at all ([`MemoryStore`](super::MemoryStore) and the Redis store do this).
+///
+/// A store that answers without waiting (memory) also implements
+/// [`check_now`](Self::check_now), which lets the layer skip boxing a future.
+pub trait QuotaStore: Send + Sync + 'static {
+    /// Checks `cost` units for `key` at `now` against the limits of `key.policy()`. When all
+    /// admit it and `consume` is set, consumes them; with `consume` unset only reports whether
+    /// they would be admitted.
+    ///
+    /// An `Err` means the store could not decide: the layer refuses with 503 (fail closed).
+    /// Stores with another outage policy (fail open, local limits) decide inside and report it
+    /// with [`Verdict::with_mode`].
+    fn check(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+        consume: bool,
+    ) -> impl Future<Output = Result<Verdict, StoreError>> + Send;
+
+    /// The same check, answered at once, or `None` if this store must wait for I/O (then the
+    /// layer awaits [`check`](Self::check)). The default is `None`.
+    fn check_now(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+        consume: bool,
+    ) -> Option<Result<Verdict, StoreError>> {
+        let _ = (key, cost, now, consume);
+        None
+    }
+}
+
+impl<T: QuotaStore + ?Sized> QuotaStore for Arc<T> {
+    fn check(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+        consume: bool,
+    ) -> impl Future<Output = Result<Verdict, StoreError>> + Send {
+        (**self).check(key, cost, now, consume)
+    }
+
+    fn check_now(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+        consume: bool,
+    ) -> Option<Result<Verdict, StoreError>> {
+        (**self).check_now(key, cost, now, consume)
+    }
+}
+
+/// How a verdict was reached: by the store as configured, or by its outage policy. The layer
+/// puts the least normal mode of a request in the response extensions, for audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[non_exhaustive]
+pub enum QuotaMode {
+    /// The store decided (the normal case).
+    #[default]
+    Enforced,
+    /// The shared store was down: this instance enforced its share of the limits locally.
+    Degraded,
+    /// The shared store was down and the request was let through unchecked (fail open).
+    FailOpen,
+}
+
+impl QuotaMode {
+    /// A stable code: `enforced`, `degraded` or `fail_open`.
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Enforced => "enforced",
+            Self::Degraded => "degraded",
+            Self::FailOpen => "fail_open",
+        }
+    }
+}

@@ -1,0 +1,589 @@
+//! Quotas over real HTTP on loopback, in memory, with a manual clock: bursts, windows, tiers,
+//! route costs, failed-authentication limits, spoofed addresses and the rate-limit fields.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::future::Future;
+use std::time::Duration;
+
+use http::StatusCode;
+use palisade::Palisade;
+use palisade::authn::api_key::{ApiKeys, KeySpec, MemoryKeyStore};
+use palisade::clock::{ManualClock, Timestamp};
+use palisade::error::{StoreError, StoreErrorKind};
+use palisade::quota::{
+    Counting, KeyBy, Limit, MemoryStore, QuotaKey, QuotaLayer, QuotaPolicy, QuotaRule, QuotaStore,
+    RateLimitHeaders, TierBy, Verdict, Window,
+};
+use palisade::rejection::QUOTA_EXCEEDED;
+use support::{Reply, TestServer};
+
+/// 2026-01-01T00:00:00Z
+const T0: u64 = 1_767_225_600;
+
+struct Fixture {
+    keys: ApiKeys,
+    store: MemoryKeyStore,
+    clock: ManualClock,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self {
+            keys: ApiKeys::new(),
+            store: MemoryKeyStore::new(),
+            clock: ManualClock::new(Timestamp::from_unix_secs(T0)),
+        }
+    }
+
+    fn issue(&self, spec: KeySpec) -> String {
+        let issued = self.keys.generate(spec).unwrap();
+        self.store.insert(issued.record);
+        issued.plaintext.expose_secret().to_owned()
+    }
+
+    fn authenticator(&self) -> impl palisade::authn::Authenticator + use<> {
+        self.keys.authenticator(self.store.clone())
+    }
+
+    fn layer(&self, rules: impl IntoIterator<Item = QuotaRule>) -> QuotaLayer<MemoryStore> {
+        self.layer_with(rules, |b| b)
+    }
+
+    fn layer_with(
+        &self,
+        rules: impl IntoIterator<Item = QuotaRule>,
+        f: impl FnOnce(
+            palisade::quota::QuotaBuilder<MemoryStore>,
+        ) -> palisade::quota::QuotaBuilder<MemoryStore>,
+    ) -> QuotaLayer<MemoryStore> {
+        let mut b = QuotaLayer::builder(MemoryStore::new()).clock(self.clock.clone());
+        for r in rules {
+            b = b.rule(r);
+        }
+        f(b).build().unwrap()
+    }
+}
+
+fn policy(name: &str, limits: impl IntoIterator<Item = Limit>) -> QuotaPolicy {
+    QuotaPolicy::new(name, limits).unwrap()
+}
+
+fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
+    r.headers.get(name).map(|v| v.to_str().unwrap())
+}
+
+async fn get(server: &TestServer, path: &str, key: &str) -> Reply {
+    server.get(path, &[("x-api-key", key)]).await
+}
+
+#[tokio::test]
+async fn burst_then_429_with_retry_after_and_ratelimit_fields() {
+    let fx = Fixture::new();
+    let key = fx.issue(KeySpec::new("alice"));
+    let rule = QuotaRule::new(
+        KeyBy::Subject,
+        policy("user", [Limit::per_second(1).burst(3)]),
+    );
+    let guard = Palisade::builder()
+        .authenticate(fx.authenticator())
+        .limit_principals(fx.layer([rule]))
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+
+    for remaining in [2, 1, 0] {
+        let ok = get(&server, "/v1/things", &key).await;
+        assert_eq!(ok.status, StatusCode::OK);
+        // IETF RateLimit fields draft §3 and §4: the policy and the remaining quota on
+        // admitted responses too.
+        assert_eq!(header(&ok, "ratelimit-policy"), Some(r#""user";q=3;w=3"#));
+        // `t`: the next unit refills in a second.
+        assert_eq!(
+            header(&ok, "ratelimit").unwrap(),
+            format!(r#""user";r={remaining};t=1"#)
+        );
+    }
+    let refused = get(&server, "/v1/things", &key).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    // RFC 6585 §4 and RFC 9110 §10.2.3: Retry-After in seconds, here the refill of one unit.
+    assert_eq!(header(&refused, "retry-after"), Some("1"));
+    assert_eq!(header(&refused, "ratelimit"), Some(r#""user";r=0;t=1"#));
+    assert_eq!(
+        header(&refused, "ratelimit-policy"),
+        Some(r#""user";q=3;w=3"#)
+    );
+    assert_eq!(
+        header(&refused, "content-type"),
+        Some("application/problem+json")
+    );
+    let body = refused.json();
+    // IETF RateLimit fields draft §5.1: the quota-exceeded problem type names the policies.
+    assert_eq!(body["type"], QUOTA_EXCEEDED);
+    assert_eq!(body["status"], 429);
+    assert_eq!(body["violated-policies"], serde_json::json!(["user"]));
+    assert_eq!(
+        server.hits(),
+        3,
+        "the refused request never reached the handler"
+    );
+    let rejection = server.last_refusal().unwrap();
+    assert_eq!(
+        (rejection.layer(), rejection.reason()),
+        ("quota", "quota_exceeded")
+    );
+
+    // A second later one unit has refilled: one request, not two.
+    fx.clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        get(&server, "/v1/things", &key).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&server, "/v1/things", &key).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn callers_have_buckets_of_their_own() {
+    let fx = Fixture::new();
+    let alice = fx.issue(KeySpec::new("alice"));
+    let bob = fx.issue(KeySpec::new("bob"));
+    let alice_second_key = fx.issue(KeySpec::new("alice"));
+    let rule = QuotaRule::new(
+        KeyBy::Subject,
+        policy("user", [Limit::quota(2, Window::Hour)]),
+    );
+    let per_key = QuotaRule::new(
+        KeyBy::KeyId,
+        policy("key", [Limit::quota(100, Window::Hour)]),
+    );
+    let guard = Palisade::builder()
+        .authenticate(fx.authenticator())
+        .limit_principals(fx.layer([rule, per_key]))
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    assert_eq!(get(&server, "/", &alice).await.status, StatusCode::OK);
+    assert_eq!(
+        get(&server, "/", &alice_second_key).await.status,
+        StatusCode::OK
+    );
+    // Two keys of one subject share the per-subject bucket.
+    assert_eq!(
+        get(&server, "/", &alice).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let bob_ok = get(&server, "/", &bob).await;
+    assert_eq!(bob_ok.status, StatusCode::OK);
+    // Both rules report: the fields are lists with one item per limit.
+    assert_eq!(
+        header(&bob_ok, "ratelimit").unwrap(),
+        r#""user";r=1;t=3600, "key";r=99;t=3600"#
+    );
+    assert_eq!(bob_ok.headers.get_all("ratelimit-policy").iter().count(), 2);
+}
+
+#[tokio::test]
+async fn window_quota_resets_at_the_boundary() {
+    let fx = Fixture::new();
+    let key = fx.issue(KeySpec::new("alice"));
+    let rule = QuotaRule::new(
+        KeyBy::Subject,
+        policy("daily", [Limit::quota(2, Window::Day)]),
+    );
+    let guard = Palisade::builder()
+        .authenticate(fx.authenticator())
+        .limit_principals(fx.layer([rule]))
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    fx.clock.advance(Duration::from_secs(86_400 - 10)); // 23:59:50
+    assert_eq!(get(&server, "/", &key).await.status, StatusCode::OK);
+    assert_eq!(get(&server, "/", &key).await.status, StatusCode::OK);
+    let refused = get(&server, "/", &key).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&refused, "retry-after"), Some("10"));
+    fx.clock.advance(Duration::from_secs(10)); // midnight UTC: a new day
+    let ok = get(&server, "/", &key).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(header(&ok, "ratelimit"), Some(r#""daily";r=1;t=86400"#));
+}
+
+#[tokio::test]
+async fn tiers_choose_the_principal_policy() {
+    let fx = Fixture::new();
+    let free = fx.issue(KeySpec::new("free-user"));
+    let pro = fx.issue(KeySpec::new("pro-user").tier("pro"));
+    let unknown_tier = fx.issue(KeySpec::new("odd-user").tier("platinum"));
+    let rule = QuotaRule::new(
+        KeyBy::Subject,
+        policy("free", [Limit::quota(1, Window::Hour)]),
+    )
+    .tier("pro", policy("pro", [Limit::quota(3, Window::Hour)]));
+    let guard = Palisade::builder()
+        .authenticate(fx.authenticator())
+        .limit_principals(fx.layer([rule]))
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    let admitted = async |key: &str| {
+        let mut n = 0;
+        for _ in 0..5 {
+            if get(&server, "/", key).await.status == StatusCode::OK {
+                n += 1;
+            }
+        }
+        n
+    };
+    assert_eq!(admitted(&free).await, 1);
+    assert_eq!(admitted(&pro).await, 3);
+    // A tier without a policy gets the default one, not an unlimited pass.
+    assert_eq!(admitted(&unknown_tier).await, 1);
+}
+
+#[tokio::test]
+async fn tiers_by_role_take_the_first_matching_tier() {
+    let fx = Fixture::new();
+    let partner = fx.issue(KeySpec::new("p").role("reader").role("partner"));
+    let reader = fx.issue(KeySpec::new("r").role("reader"));
+    let rule = QuotaRule::new(
+        KeyBy::Subject,
+        policy("base", [Limit::quota(1, Window::Hour)]),
+    )
+    .tier(
+        "partner",
+        policy("partner", [Limit::quota(4, Window::Hour)]),
+    )
+    .tier("reader", policy("reader", [Limit::quota(2, Window::Hour)]))
+    .tier_by(TierBy::Role);
+    let guard = Palisade::builder()
+        .authenticate(fx.authenticator())
+        .limit_principals(fx.layer([rule]))
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    let ok = get(&server, "/", &partner).await;
+    assert_eq!(
+        header(&ok, "ratelimit-policy"),
+        Some(r#""partner";q=4;w=3600"#)
+    );
+    let ok = get(&server, "/", &reader).await;
+    assert_eq!(
+        header(&ok, "ratelimit-policy"),
+        Some(r#""reader";q=2;w=3600"#)
+    );
+}
+
+#[tokio::test]
+async fn routes_cost_what_they_are_declared_to() {
+    let fx = Fixture::new();
+    let key = fx.issue(KeySpec::new("alice"));
+    let rule = QuotaRule::new(
+        KeyBy::Subject,
+        policy("user", [Limit::quota(5, Window::Hour)]),
+    );
+    let layer = fx.layer_with([rule], |b| {
+        b.cost("/v1/search", 3).cost("/v1/reports/{id}", 5)
+    });
+    let guard = Palisade::builder()
+        .authenticate(fx.authenticator())
+        .limit_principals(layer)
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    let search = get(&server, "/v1/search", &key).await;
+    assert_eq!(search.status, StatusCode::OK);
+    assert_eq!(header(&search, "ratelimit"), Some(r#""user";r=2;t=3600"#));
+    // 2 left: another search (3) is refused, a report (5) too, a plain call (1) is not.
+    assert_eq!(
+        get(&server, "/v1/search", &key).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        get(&server, "/v1/reports/9", &key).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(get(&server, "/v1/other", &key).await.status, StatusCode::OK);
+}
+
+#[test]
+fn a_cost_no_policy_can_admit_is_a_config_error() {
+    let rule = QuotaRule::new(KeyBy::Subject, policy("user", [Limit::per_second(2)]));
+    let err = QuotaLayer::builder(MemoryStore::new())
+        .rule(rule)
+        .cost("/v1/export", 3)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("cost 3"), "{err}");
+}
+
+#[test]
+fn principal_keys_before_authentication_are_a_config_error() {
+    let fx = Fixture::new();
+    let rule = QuotaRule::new(KeyBy::Subject, policy("user", [Limit::per_second(2)]));
+    let Err(err) = Palisade::builder()
+        .authenticate(fx.authenticator())
+        .limit_clients(fx.layer([rule]))
+        .build()
+    else {
+        panic!("a per-subject rule before authentication was accepted");
+    };
+    assert!(err.to_string().contains("limit_principals"), "{err}");
+}
+
+/// OWASP Authentication Cheat Sheet, "Protect against automated attacks": failed attempts per
+/// client address are limited, so credential stuffing stops after a few guesses.
+#[tokio::test]
+async fn failed_authentications_per_ip_lock_out_even_a_valid_key() {
+    let fx = Fixture::new();
+    let valid = fx.issue(KeySpec::new("alice"));
+    let rule = QuotaRule::new(
+        KeyBy::client_ip(),
+        policy(
+            "auth-failures",
+            [Limit::quota(3, Window::Every(Duration::from_secs(900)))],
+        ),
+    )
+    .counting(Counting::failed_authentication());
+    let guard = Palisade::builder()
+        .limit_clients(fx.layer([rule]))
+        .authenticate(fx.authenticator())
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+
+    // Successes and missing credentials do not count.
+    for _ in 0..10 {
+        assert_eq!(get(&server, "/", &valid).await.status, StatusCode::OK);
+        assert_eq!(server.get("/", &[]).await.status, StatusCode::UNAUTHORIZED);
+    }
+    let wrong = fx.keys.generate(KeySpec::new("ghost")).unwrap();
+    let wrong = wrong.plaintext.expose_secret();
+    for _ in 0..3 {
+        assert_eq!(
+            get(&server, "/", wrong).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let locked = get(&server, "/", &valid).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        locked.json()["violated-policies"],
+        serde_json::json!(["auth-failures"])
+    );
+    assert_eq!(header(&locked, "retry-after"), Some("900"));
+    let hits = server.hits();
+    assert_eq!(
+        get(&server, "/", wrong).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(server.hits(), hits);
+
+    // The window ends: the address may try again.
+    fx.clock.advance(Duration::from_secs(900));
+    let ok = get(&server, "/", &valid).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert!(header(&ok, "ratelimit").is_none());
+}
+
+/// A client behind no trusted proxy cannot escape its per-address bucket by sending a fresh
+/// `X-Forwarded-For` with every request (OWASP: do not trust client-supplied addresses).
+#[tokio::test]
+async fn spoofed_forwarded_for_does_not_escape_the_per_ip_limit() {
+    let fx = Fixture::new();
+    let key = fx.issue(KeySpec::new("alice"));
+    let rule = || {
+        QuotaRule::new(
+            KeyBy::client_ip(),
+            policy("ip", [Limit::quota(2, Window::Hour)]),
+        )
+    };
+    let untrusted = Palisade::builder()
+        .trust_proxy("10.0.0.0/8".parse().unwrap())
+        .limit_clients(fx.layer([rule()]))
+        .authenticate(fx.authenticator())
+        .build()
+        .unwrap();
+    let server = TestServer::start(untrusted).await;
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let spoofed = format!("198.51.100.{i}");
+        let r = server
+            .get("/", &[("x-api-key", &key), ("x-forwarded-for", &spoofed)])
+            .await;
+        statuses.push(r.status.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429, 429]);
+
+    // Behind a trusted proxy the forwarded address is the client: distinct buckets.
+    let trusted = Palisade::builder()
+        .trust_proxy("127.0.0.1/32".parse().unwrap())
+        .limit_clients(fx.layer([rule()]))
+        .authenticate(fx.authenticator())
+        .build()
+        .unwrap();
+    let server = TestServer::start(trusted).await;
+    for i in 0..4 {
+        let forwarded = format!("198.51.100.{i}");
+        let r = server
+            .get("/", &[("x-api-key", &key), ("x-forwarded-for", &forwarded)])
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn ipv6_clients_are_grouped_by_their_64() {
+    let fx = Fixture::new();
+    let key = fx.issue(KeySpec::new("alice"));
+    let rule = QuotaRule::new(
+        KeyBy::client_ip(),
+        policy("ip", [Limit::quota(2, Window::Hour)]),
+    );
+    let guard = Palisade::builder()
+        .trust_proxy("127.0.0.1/32".parse().unwrap())
+        .limit_clients(fx.layer([rule]))
+        .authenticate(fx.authenticator())
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    let from = async |ip: &str| {
+        server
+            .get("/", &[("x-api-key", &key), ("x-forwarded-for", ip)])
+            .await
+            .status
+    };
+    assert_eq!(from("2001:db8:0:1::1").await, StatusCode::OK);
+    assert_eq!(from("2001:db8:0:1:ffff::2").await, StatusCode::OK);
+    // A third address in the same /64 shares the bucket; the next /64 does not.
+    assert_eq!(
+        from("2001:db8:0:1:dead::3").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(from("2001:db8:0:2::1").await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn legacy_fields_on_request_and_fields_only_on_refusals() {
+    let fx = Fixture::new();
+    let key = fx.issue(KeySpec::new("alice"));
+    let rule = || {
+        QuotaRule::new(
+            KeyBy::Subject,
+            policy("user", [Limit::quota(1, Window::Minute)]),
+        )
+    };
+    let legacy = fx.layer_with([rule()], |b| {
+        b.headers(RateLimitHeaders::new().with_legacy())
+    });
+    let guard = Palisade::builder()
+        .authenticate(fx.authenticator())
+        .limit_principals(legacy)
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    let ok = get(&server, "/", &key).await;
+    assert_eq!(header(&ok, "x-ratelimit-limit"), Some("1"));
+    assert_eq!(header(&ok, "x-ratelimit-remaining"), Some("0"));
+    assert_eq!(header(&ok, "x-ratelimit-reset"), Some("60"));
+    let refused = get(&server, "/", &key).await;
+    assert_eq!(header(&refused, "x-ratelimit-remaining"), Some("0"));
+    assert_eq!(header(&refused, "retry-after"), Some("60"));
+
+    let quiet = fx.layer_with([rule()], |b| {
+        b.headers(RateLimitHeaders::new().only_on_refusals())
+    });
+    let guard = Palisade::builder()
+        .authenticate(fx.authenticator())
+        .limit_principals(quiet)
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    let ok = get(&server, "/", &key).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert!(header(&ok, "ratelimit").is_none());
+    assert!(header(&ok, "ratelimit-policy").is_none());
+    let refused = get(&server, "/", &key).await;
+    assert_eq!(header(&refused, "ratelimit"), Some(r#""user";r=0;t=60"#));
+}
+
+/// A store that always fails, to check that quota fails closed.
+struct Broken;
+
+impl QuotaStore for Broken {
+    fn check(
+        &self,
+        _: &QuotaKey,
+        _: u64,
+        _: Timestamp,
+        _: bool,
+    ) -> impl Future<Output = Result<Verdict, StoreError>> + Send {
+        async {
+            Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "redis://:hunter2@db down",
+            ))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failing_store_fails_closed_without_leaking_its_error() {
+    let fx = Fixture::new();
+    let key = fx.issue(KeySpec::new("alice"));
+    let layer = QuotaLayer::builder(Broken)
+        .rule(QuotaRule::new(
+            KeyBy::Subject,
+            policy("user", [Limit::per_second(5)]),
+        ))
+        .build()
+        .unwrap();
+    let guard = Palisade::builder()
+        .authenticate(fx.authenticator())
+        .limit_principals(layer)
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    let r = get(&server, "/", &key).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json()["code"], "temporarily_unavailable");
+    assert!(!r.visible_text().contains("hunter2"));
+    assert_eq!(server.hits(), 0);
+    assert_eq!(
+        server.last_refusal().unwrap().reason(),
+        "quota_store_unavailable"
+    );
+}
+
+#[tokio::test]
+async fn route_keys_share_one_bucket_per_route() {
+    let fx = Fixture::new();
+    let alice = fx.issue(KeySpec::new("alice"));
+    let bob = fx.issue(KeySpec::new("bob"));
+    let rule = QuotaRule::new(
+        KeyBy::Route,
+        policy("route", [Limit::quota(2, Window::Hour)]),
+    );
+    let layer = fx.layer_with([rule], |b| b.cost("/v1/expensive/{id}", 1));
+    let guard = Palisade::builder()
+        .authenticate(fx.authenticator())
+        .limit_principals(layer)
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    assert_eq!(
+        get(&server, "/v1/expensive/1", &alice).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&server, "/v1/expensive/2", &bob).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&server, "/v1/expensive/3", &alice).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

@@ -246,8 +246,11 @@ impl Limit {
                 period,
                 burst,
             } => {
+                // Rounded up to whole microseconds, the resolution of the Redis script, so
+                // both stores compute the same answers.
                 let period = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
-                (period.div_ceil(count.max(1)).max(1), burst)
+                let t = period.div_ceil(count.max(1)).div_ceil(1_000).max(1) * 1_000;
+                (t, burst)
             }
             Kind::Quota { max, .. } => (0, max),
         }

@@ -66,7 +66,14 @@ impl Redis {
     async fn restart(&mut self) {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -192,17 +199,30 @@ async fn two_instances_sharing_redis_admit_exactly_the_limit() {
     let key = fx.issue("alice");
     let policy = QuotaPolicy::new(
         "shared",
-        [Limit::per_minute(600).burst(100), Limit::quota(20, Window::Hour)],
+        [
+            Limit::per_minute(600).burst(100),
+            Limit::quota(20, Window::Hour),
+        ],
     )
     .unwrap();
-    let a = fx.instance(store(&redis, OnOutage::FailClosed), policy.clone()).await;
-    let b = fx.instance(store(&redis, OnOutage::FailClosed), policy).await;
+    let a = fx
+        .instance(store(&redis, OnOutage::FailClosed), policy.clone())
+        .await;
+    let b = fx
+        .instance(store(&redis, OnOutage::FailClosed), policy)
+        .await;
 
     // One at a time, alternating: each instance sees the other's requests.
     let mut statuses = Vec::new();
     for i in 0..26 {
         let server = if i % 2 == 0 { &a } else { &b };
-        statuses.push(server.get("/", &[("x-api-key", &key)]).await.status.as_u16());
+        statuses.push(
+            server
+                .get("/", &[("x-api-key", &key)])
+                .await
+                .status
+                .as_u16(),
+        );
     }
     assert_eq!(statuses[..20], [200; 20]);
     assert_eq!(statuses[20..], [429; 6]);
@@ -217,7 +237,9 @@ async fn two_instances_sharing_redis_admit_exactly_the_limit() {
     // The GCRA burst is shared the same way.
     let bob = fx.issue("bob");
     let rate = QuotaPolicy::new("rate", [Limit::per_hour(1).burst(7)]).unwrap();
-    let c = fx.instance(store(&redis, OnOutage::FailClosed), rate.clone()).await;
+    let c = fx
+        .instance(store(&redis, OnOutage::FailClosed), rate.clone())
+        .await;
     let d = fx.instance(store(&redis, OnOutage::FailClosed), rate).await;
     let statuses = burst(&[&c, &d], &bob, 30).await;
     assert_eq!(count(&statuses, StatusCode::OK), 7, "{statuses:?}");
@@ -235,8 +257,13 @@ async fn keys_carry_ttls_and_one_hash_tag() {
         [Limit::per_second(10), Limit::quota(100, Window::Minute)],
     )
     .unwrap();
-    let server = fx.instance(store(&redis, OnOutage::FailClosed), policy).await;
-    assert_eq!(server.get("/", &[("x-api-key", &key)]).await.status, StatusCode::OK);
+    let server = fx
+        .instance(store(&redis, OnOutage::FailClosed), policy)
+        .await;
+    assert_eq!(
+        server.get("/", &[("x-api-key", &key)]).await.status,
+        StatusCode::OK
+    );
 
     let mut conn = redis.client().await;
     let mut keys: Vec<String> = redis::cmd("KEYS")
@@ -254,7 +281,11 @@ async fn keys_carry_ttls_and_one_hash_tag() {
         ]
     );
     for k in &keys {
-        let ttl: i64 = redis::cmd("PTTL").arg(k).query_async(&mut conn).await.unwrap();
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         // Every key expires: the rate's once refilled, the window's once over (plus 1s slack).
         assert!(ttl > 0 && ttl <= 61_000, "{k} has PTTL {ttl}");
     }
@@ -268,7 +299,9 @@ async fn fail_closed_answers_503_within_the_timeout_and_recovers_by_itself() {
     let fx = Fixture::new();
     let key = fx.issue("dave");
     let policy = QuotaPolicy::new("closed", [Limit::quota(1_000, Window::Hour)]).unwrap();
-    let server = fx.instance(store(&redis, OnOutage::FailClosed), policy).await;
+    let server = fx
+        .instance(store(&redis, OnOutage::FailClosed), policy)
+        .await;
     let get = async || server.get("/", &[("x-api-key", &key)]).await;
     assert_eq!(get().await.status, StatusCode::OK);
 
@@ -279,7 +312,11 @@ async fn fail_closed_answers_503_within_the_timeout_and_recovers_by_itself() {
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.json()["code"], "temporarily_unavailable");
         // The store's timeout is 250 ms: the answer comes well within a second.
-        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
     }
     let hits = server.hits();
 
@@ -290,7 +327,10 @@ async fn fail_closed_answers_503_within_the_timeout_and_recovers_by_itself() {
         if status == StatusCode::OK {
             break;
         }
-        assert!(Instant::now() < deadline, "no recovery after Redis came back");
+        assert!(
+            Instant::now() < deadline,
+            "no recovery after Redis came back"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(server.hits(), hits + 1);
@@ -345,4 +385,49 @@ async fn degraded_mode_keeps_limiting_with_the_local_share() {
     let modes = server.quota_modes.lock().unwrap().clone();
     assert_eq!(modes, [QuotaMode::Degraded; 8]);
     assert_eq!(server.last_refusal().unwrap().reason(), "quota_exceeded");
+}
+
+/// The Lua script and the in-memory arithmetic are one algorithm: the same sequence of checks
+/// gets the same answers from both (admitted, retry time, remaining and reset of every limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_and_memory_stores_agree_on_every_answer() {
+    use palisade::quota::{MemoryStore, QuotaKey, QuotaStore};
+    let Some(redis) = Redis::start("redis_and_memory_stores_agree").await else {
+        return;
+    };
+    let remote = store(&redis, OnOutage::FailClosed);
+    let local = MemoryStore::new();
+    let policies = [
+        QuotaPolicy::new("a", [Limit::per_second(3).burst(4)]).unwrap(),
+        QuotaPolicy::new(
+            "b",
+            [
+                Limit::rate(7, Duration::from_secs(2)).burst(3),
+                Limit::quota(9, Window::Every(Duration::from_secs(5))),
+                Limit::quota(40, Window::Minute),
+            ],
+        )
+        .unwrap(),
+    ];
+    // A fixed linear congruential sequence: reproducible, no extra dependency.
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: u64| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (seed >> 33) % n
+    };
+    let mut now = Timestamp::from_unix_secs(T0);
+    let mut refused = 0;
+    for step in 0..600 {
+        now = now.saturating_add(Duration::from_millis(next(700)));
+        let policy = &policies[next(2) as usize];
+        let key = QuotaKey::custom(policy.clone(), format!("caller-{}", next(3)));
+        let cost = 1 + next(3);
+        let consume = next(5) != 0;
+        let want = local.check(&key, cost, now, consume).await.unwrap();
+        let got = remote.check(&key, cost, now, consume).await.unwrap();
+        assert_eq!(got, want, "step {step}: {key} cost {cost} at {now}");
+        refused += usize::from(!want.is_allowed());
+    }
+    // The sequence exercises both answers.
+    assert!((30..500).contains(&refused), "{refused} refusals");
 }

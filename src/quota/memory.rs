@@ -15,8 +15,9 @@ use super::store::QuotaStore;
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 
-/// The default bound on keys: about 25 MB of buckets at most.
-pub const DEFAULT_MAX_KEYS: usize = 250_000;
+/// The default bound on keys: at most about 35 MB (a bucket is 88 bytes, up to ~350 with the
+/// hash tables' slack; `tests/quota_allocations.rs` measures it).
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
 /// Counters in memory, for one process (or as the local fallback of a shared store).
 ///
@@ -24,7 +25,8 @@ pub const DEFAULT_MAX_KEYS: usize = 250_000;
 ///   no interleaving admits more than the limits allow.
 /// - **No global lock** on the hot path: `dashmap` shards the keys; a check of a known key
 ///   locks one shard for a few dozen nanoseconds and allocates nothing.
-/// - **Bounded**: at most `max_keys` buckets (default [`DEFAULT_MAX_KEYS`], ~100 bytes each).
+/// - **Bounded**: at most `max_keys` buckets (default [`DEFAULT_MAX_KEYS`], 88 bytes each plus
+///   the hash tables' slack).
 ///   A bucket whose state equals a fresh one (its rate refilled, its windows over) is idle and
 ///   may be dropped without changing any answer; when the store is full, idle buckets go
 ///   first. If every bucket is still live (a flood of distinct keys) a random eighth of them

@@ -574,12 +574,15 @@ impl<S: fmt::Debug, St> fmt::Debug for Quota<S, St> {
     }
 }
 
+const INLINE_POLICIES: usize = 4;
+
 /// What the rules said about one request so far.
 struct Tally {
     /// Items of the `RateLimit` field for the rules that count every request.
     ratelimit: String,
-    /// The `RateLimit-Policy` values of those rules.
-    policies: Vec<HeaderValue>,
+    /// The `RateLimit-Policy` values of those rules (inline for the usual few).
+    policies: [Option<HeaderValue>; INLINE_POLICIES],
+    more_policies: Vec<HeaderValue>,
     /// The most constrained limit so far: (capacity, remaining, reset) for legacy fields.
     tightest: Option<(u64, u64, Duration)>,
     /// The least normal mode.
@@ -592,7 +595,8 @@ impl Tally {
     const fn new() -> Self {
         Self {
             ratelimit: String::new(),
-            policies: Vec::new(),
+            policies: [const { None }; INLINE_POLICIES],
+            more_policies: Vec::new(),
             tightest: None,
             mode: QuotaMode::Enforced,
             charges: Vec::new(),
@@ -604,15 +608,21 @@ impl Tally {
         if verdict.mode() == QuotaMode::FailOpen {
             return;
         }
-        self.policies.push(policy.header().clone());
+        match self.policies.iter_mut().find(|p| p.is_none()) {
+            Some(slot) => *slot = Some(policy.header().clone()),
+            None => self.more_policies.push(policy.header().clone()),
+        }
+        if self.ratelimit.capacity() == 0 {
+            self.ratelimit.reserve(64);
+        }
         write_items(&mut self.ratelimit, policy, verdict.states());
         for (limit, state) in policy.limits().iter().zip(verdict.states()) {
             let cap = limit.capacity();
             if self
                 .tightest
-                .is_none_or(|(_, remaining, _)| state.remaining < remaining)
+                .is_none_or(|(_, remaining, _)| state.remaining() < remaining)
             {
-                self.tightest = Some((cap, state.remaining, state.reset));
+                self.tightest = Some((cap, state.remaining(), state.reset()));
             }
         }
     }
@@ -631,7 +641,10 @@ impl Tally {
             return;
         }
         let h = res.headers_mut();
-        for p in self.policies.drain(..) {
+        for p in self.policies.iter_mut().filter_map(Option::take) {
+            h.append(&RATELIMIT_POLICY, p);
+        }
+        for p in self.more_policies.drain(..) {
             h.append(&RATELIMIT_POLICY, p);
         }
         if let Ok(v) = HeaderValue::try_from(mem::take(&mut self.ratelimit)) {
@@ -666,8 +679,8 @@ fn write_items(out: &mut String, policy: &QuotaPolicy, states: &[LimitState]) {
         let _ = write!(
             out,
             "\"{item}\";r={};t={}",
-            state.remaining,
-            ceil_secs(state.reset)
+            state.remaining(),
+            ceil_secs(state.reset())
         );
     }
 }
@@ -676,7 +689,7 @@ fn too_many(policy: &QuotaPolicy, verdict: &Verdict, headers: RateLimitHeaders) 
     let violated: Arc<[Box<str>]> = policy
         .item_names()
         .zip(verdict.states())
-        .filter(|(_, s)| s.exceeded)
+        .filter(|(_, s)| s.exceeded())
         .map(|(n, _)| n.into())
         .collect();
     let mut items = String::new();
@@ -690,10 +703,10 @@ fn too_many(policy: &QuotaPolicy, verdict: &Verdict, headers: RateLimitHeaders) 
             .limits()
             .iter()
             .zip(verdict.states())
-            .find(|(_, s)| s.exceeded)
+            .find(|(_, s)| s.exceeded())
         {
             fields.push((X_LIMIT.clone(), limit.capacity().into()));
-            fields.push((X_REMAINING.clone(), state.remaining.into()));
+            fields.push((X_REMAINING.clone(), state.remaining().into()));
             fields.push((X_RESET.clone(), ceil_secs(verdict.retry_after()).into()));
         }
     }

@@ -28,7 +28,7 @@ use crate::clock::Timestamp;
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 /// The most limits one [`QuotaPolicy`](super::QuotaPolicy) may hold.
-pub const MAX_LIMITS: usize = 8;
+pub const MAX_LIMITS: usize = 4;
 
 /// The span of a fixed-window quota. Windows are aligned to the Unix epoch in UTC: a day
 /// starts at midnight UTC, a month on its first day.
@@ -142,6 +142,8 @@ pub(crate) enum Kind {
         count: u64,
         period: Duration,
         burst: u64,
+        /// The emission interval `period / count` in nanoseconds, computed once.
+        interval: u64,
     },
     /// `max` per window.
     Quota { max: u64, window: Window },
@@ -157,6 +159,7 @@ impl Limit {
                 count,
                 period,
                 burst: count,
+                interval: interval(count, period),
             },
             name: None,
         }
@@ -242,16 +245,8 @@ impl Limit {
     pub(crate) fn gcra(&self) -> (u64, u64) {
         match self.kind {
             Kind::Rate {
-                count,
-                period,
-                burst,
-            } => {
-                // Rounded up to whole microseconds, the resolution of the Redis script, so
-                // both stores compute the same answers.
-                let period = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
-                let t = period.div_ceil(count.max(1)).div_ceil(1_000).max(1) * 1_000;
-                (t, burst)
-            }
+                interval, burst, ..
+            } => (interval, burst),
             Kind::Quota { max, .. } => (0, max),
         }
     }
@@ -263,6 +258,7 @@ impl Limit {
                 count,
                 period,
                 burst,
+                ..
             } => {
                 if count == 0 {
                     return Err("a rate must admit at least one request per period".into());
@@ -310,12 +306,17 @@ impl Limit {
                 count,
                 period,
                 burst,
-            } => Kind::Rate {
+                ..
+            } => {
                 // The same count over `share` times the period: exact, unlike dividing it.
-                count,
-                period: period.saturating_mul(u32::try_from(share).unwrap_or(u32::MAX)),
-                burst: (burst / share).max(1),
-            },
+                let period = period.saturating_mul(u32::try_from(share).unwrap_or(u32::MAX));
+                Kind::Rate {
+                    count,
+                    period,
+                    burst: (burst / share).max(1),
+                    interval: interval(count, period),
+                }
+            }
             Kind::Quota { max, window } => Kind::Quota {
                 max: (max / share).max(1),
                 window,
@@ -335,6 +336,7 @@ impl fmt::Display for Limit {
                 count,
                 period,
                 burst,
+                ..
             } => write!(
                 f,
                 "{count} per {} (burst {burst})",
@@ -345,16 +347,51 @@ impl fmt::Display for Limit {
     }
 }
 
+/// The emission interval of `count` per `period`, in nanoseconds rounded up to whole
+/// microseconds (the resolution of the Redis script, so both stores give the same answers).
+fn interval(count: u64, period: Duration) -> u64 {
+    let period = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
+    period.div_ceil(count.max(1)).div_ceil(1_000).max(1) * 1_000
+}
+
 /// What one limit says about a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LimitState {
-    /// Requests (cost units) still admitted now, after this request if it was admitted.
-    pub remaining: u64,
+    remaining: u64,
+    reset_ns: u64,
+    exceeded: bool,
+}
+
+impl LimitState {
+    /// A state: `remaining` units, more available after `reset`, and whether this limit refuses.
+    #[must_use]
+    pub fn new(remaining: u64, reset: Duration, exceeded: bool) -> Self {
+        Self {
+            remaining,
+            reset_ns: duration_nanos(reset),
+            exceeded,
+        }
+    }
+
+    /// Units (requests, or cost units) still admitted now, after this request if it was
+    /// admitted.
+    #[must_use]
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
     /// Time until more quota becomes available (the `t` of the `RateLimit` field): for a rate,
     /// until the next unit refills (zero when full); for a quota, until the window ends.
-    pub reset: Duration,
-    /// Whether this limit alone would refuse the request.
-    pub exceeded: bool,
+    #[must_use]
+    pub fn reset(&self) -> Duration {
+        Duration::from_nanos(self.reset_ns)
+    }
+
+    /// Whether this limit alone refuses the request.
+    #[must_use]
+    pub fn exceeded(&self) -> bool {
+        self.exceeded
+    }
 }
 
 /// The answer of a check: admitted or not, when to retry, and the state of every limit.
@@ -397,7 +434,7 @@ impl Verdict {
             len: 0,
             states: [LimitState {
                 remaining: 0,
-                reset: Duration::ZERO,
+                reset_ns: 0,
                 exceeded: false,
             }; MAX_LIMITS],
             mode: QuotaMode::Enforced,
@@ -452,6 +489,9 @@ pub(crate) fn apply(
     let now_ns = now.as_unix_nanos();
     let mut states = [LimitState::default(); MAX_LIMITS];
     let mut next = [0u64; MAX_LIMITS];
+    // Per limit: when its stored state stops mattering (window end, for quotas).
+    let mut window_end = [0u64; MAX_LIMITS];
+    let mut window_index = [0u64; MAX_LIMITS];
     let mut allowed = true;
     let mut retry = 0u64;
     let mut idle_at = now_ns;
@@ -466,7 +506,7 @@ pub(crate) fn apply(
                     next[i] = new_tat;
                     states[i] = LimitState {
                         remaining: (horizon - new_tat) / t,
-                        reset: until_next_unit(new_tat, now_ns, t),
+                        reset_ns: until_next_unit(new_tat, now_ns, t),
                         exceeded: false,
                     };
                 } else {
@@ -475,7 +515,7 @@ pub(crate) fn apply(
                     retry = retry.max(new_tat - horizon);
                     states[i] = LimitState {
                         remaining: horizon.saturating_sub(tat) / t,
-                        reset: until_next_unit(tat, now_ns, t),
+                        reset_ns: until_next_unit(tat, now_ns, t),
                         exceeded: true,
                     };
                 }
@@ -488,21 +528,23 @@ pub(crate) fn apply(
                 } else {
                     0
                 };
-                let reset = end.saturating_duration_since(now);
+                window_end[i] = end.as_unix_nanos();
+                window_index[i] = u64::from(index);
+                let reset = window_end[i].saturating_sub(now_ns);
                 if used.saturating_add(cost) <= max {
                     next[i] = (u64::from(index) << 32) | (used + cost);
                     states[i] = LimitState {
                         remaining: max - used - cost,
-                        reset,
+                        reset_ns: reset,
                         exceeded: false,
                     };
                 } else {
                     allowed = false;
                     next[i] = cell;
-                    retry = retry.max(duration_nanos(reset));
+                    retry = retry.max(reset);
                     states[i] = LimitState {
                         remaining: max.saturating_sub(used),
-                        reset,
+                        reset_ns: reset,
                         exceeded: true,
                     };
                 }
@@ -514,8 +556,12 @@ pub(crate) fn apply(
     }
     for (i, limit) in limits.iter().enumerate() {
         let until = match limit.kind {
+            // A rate is back to full once its TAT has passed.
             Kind::Rate { .. } => cells[i],
-            Kind::Quota { window, .. } if cells[i] != 0 => window.locate(now).1.as_unix_nanos(),
+            // A count matters until its window ends; an older window's count, not at all.
+            Kind::Quota { .. } if cells[i] != 0 && cells[i] >> 32 == window_index[i] => {
+                window_end[i]
+            }
             Kind::Quota { .. } => 0,
         };
         idle_at = idle_at.max(until);
@@ -534,14 +580,14 @@ pub(crate) fn apply(
     (verdict, Timestamp::from_unix_nanos(idle_at))
 }
 
-/// Time until the bucket whose TAT is `tat` has one more unit than now (zero when full).
-fn until_next_unit(tat: u64, now: u64, t: u64) -> Duration {
+/// Nanoseconds until the bucket whose TAT is `tat` has one more unit than now (zero when
+/// full).
+fn until_next_unit(tat: u64, now: u64, t: u64) -> u64 {
     if tat <= now {
-        return Duration::ZERO;
+        return 0;
     }
-    let owed = tat - now;
-    let partial = owed % t;
-    Duration::from_nanos(if partial == 0 { t } else { partial })
+    let partial = (tat - now) % t;
+    if partial == 0 { t } else { partial }
 }
 
 fn duration_nanos(d: Duration) -> u64 {

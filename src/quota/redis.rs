@@ -375,11 +375,11 @@ fn decode(reply: &[i64], n: usize) -> Result<Verdict, StoreError> {
     let mut states = [LimitState::default(); MAX_LIMITS];
     for (i, s) in states.iter_mut().take(n).enumerate() {
         let base = 2 + 3 * i;
-        *s = LimitState {
-            remaining: u64::try_from(reply[base]).unwrap_or(0),
-            reset: us(reply[base + 1]),
-            exceeded: reply[base + 2] != 0,
-        };
+        *s = LimitState::new(
+            u64::try_from(reply[base]).unwrap_or(0),
+            us(reply[base + 1]),
+            reply[base + 2] != 0,
+        );
     }
     let verdict = Verdict::new(
         &states[..n],

@@ -37,14 +37,14 @@ fn burst_then_steady_rate() {
     for expected_remaining in (0..5).rev() {
         let v = key.hit(t, 1);
         assert!(v.is_allowed());
-        assert_eq!(v.states()[0].remaining, expected_remaining);
+        assert_eq!(v.states()[0].remaining(), expected_remaining);
     }
     let refused = key.hit(t, 1);
     assert!(!refused.is_allowed());
     assert_eq!(refused.retry_after(), Duration::from_millis(100));
-    assert_eq!(refused.states()[0].remaining, 0);
-    assert_eq!(refused.states()[0].reset, Duration::from_millis(100));
-    assert!(refused.states()[0].exceeded);
+    assert_eq!(refused.states()[0].remaining(), 0);
+    assert_eq!(refused.states()[0].reset(), Duration::from_millis(100));
+    assert!(refused.states()[0].exceeded());
 
     // One unit refills every 100ms: 99ms is too early, 100ms is on time.
     assert!(!key.hit(at(0, 99), 1).is_allowed());
@@ -53,12 +53,12 @@ fn burst_then_steady_rate() {
     for i in 2..=50 {
         let v = key.hit(at(0, 100 * i), 1);
         assert!(v.is_allowed(), "request {i}");
-        assert_eq!(v.states()[0].remaining, 0);
+        assert_eq!(v.states()[0].remaining(), 0);
         assert!(!key.hit(at(0, 100 * i), 1).is_allowed());
     }
     // After a quiet second the full burst is back, and no more.
     let later = at(6, 0);
-    assert_eq!(key.peek(later, 1).states()[0].remaining, 4);
+    assert_eq!(key.peek(later, 1).states()[0].remaining(), 4);
     assert!(key.hit(later, 5).is_allowed());
     assert!(!key.hit(later, 1).is_allowed());
 }
@@ -84,8 +84,8 @@ fn window_resets_at_the_boundary() {
     for remaining in [2, 1, 0] {
         let v = key.hit(t, 1);
         assert!(v.is_allowed());
-        assert_eq!(v.states()[0].remaining, remaining);
-        assert_eq!(v.states()[0].reset, Duration::from_secs(1));
+        assert_eq!(v.states()[0].remaining(), remaining);
+        assert_eq!(v.states()[0].reset(), Duration::from_secs(1));
     }
     let refused = key.hit(at(59, 999), 1);
     assert!(!refused.is_allowed());
@@ -93,8 +93,8 @@ fn window_resets_at_the_boundary() {
     // 00:01:00 is a new window: the full quota again, resetting in a minute.
     let v = key.hit(at(60, 0), 1);
     assert!(v.is_allowed());
-    assert_eq!(v.states()[0].remaining, 2);
-    assert_eq!(v.states()[0].reset, Duration::from_secs(60));
+    assert_eq!(v.states()[0].remaining(), 2);
+    assert_eq!(v.states()[0].reset(), Duration::from_secs(60));
 }
 
 #[test]
@@ -134,7 +134,7 @@ fn cost_is_charged_in_units() {
     let t = at(0, 0);
     let v = key.hit(t, 3);
     assert!(v.is_allowed());
-    assert_eq!(v.states()[0].remaining, 2);
+    assert_eq!(v.states()[0].remaining(), 2);
     let refused = key.hit(t, 3);
     assert!(!refused.is_allowed());
     // One more unit is needed: one emission interval (a second).
@@ -150,10 +150,10 @@ fn limits_of_one_key_are_all_or_nothing() {
     assert!(key.hit(t, 1).is_allowed());
     let refused = key.hit(t, 1);
     assert!(!refused.is_allowed());
-    assert!(!refused.states()[0].exceeded);
-    assert!(refused.states()[1].exceeded);
+    assert!(!refused.states()[0].exceeded());
+    assert!(refused.states()[1].exceeded());
     // The hourly quota refused, so the rate was not charged: 98 of 100 remain.
-    assert_eq!(key.peek(t, 1).states()[0].remaining, 97);
+    assert_eq!(key.peek(t, 1).states()[0].remaining(), 97);
     assert_eq!(refused.retry_after(), Duration::from_secs(3_600));
 }
 

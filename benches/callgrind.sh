@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Instructions (callgrind) and heap allocations (dhat) per API-key authentication, per case.
+# Instructions (callgrind) and heap allocations (dhat) per request, per case: API-key
+# authentication, authorization, quotas (beside tower_governor) and the whole stack.
 # Usage: bash benches/callgrind.sh [N]   (needs valgrind: apt-get install valgrind)
 set -euo pipefail
 n=${1:-2000}
 cd "$(dirname "$0")/.."
-cargo build --release --bench authn_instructions --quiet
-bin=$(ls -t target/release/deps/authn_instructions-* | grep -v '\.d$' | head -n1)
+cargo build --release --bench instructions --quiet
+bin=$(ls -t target/release/deps/instructions-* | grep -v '\.d$' | head -n1)
 count() {
   valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$1" "$2" 2>&1 \
     | sed -n 's/.*refs: *\([0-9,]*\).*/\1/p' | tr -d ,
@@ -13,7 +14,8 @@ count() {
 printf '%-20s %22s %22s\n' case instructions/request allocations/request
 for case in valid unknown_id wrong_secret bad_checksum missing \
   stack:bare stack:passthrough stack:valid stack:unknown_id stack:wrong_secret stack:bad_checksum stack:missing \
-  stack:authz-allow stack:authz-deny; do
+  stack:authz-allow stack:authz-deny \
+  stack:quota-quiet stack:quota-fields stack:governor stack:governor-fields stack:full; do
   base=$(count "$case" 0)
   total=$(count "$case" "$n")
   allocs=$(PALISADE_COUNT_ALLOCATIONS=1 "$bin" "$case" "$n" | sed -n 's/allocations\/request //p')

@@ -23,6 +23,7 @@ use http::Request;
 use palisade::clock::{Clock, SystemClock};
 use palisade::quota::{
     KeyBy, Limit, MemoryStore, QuotaKey, QuotaLayer, QuotaPolicy, QuotaRule, QuotaStore,
+    RateLimitHeaders,
 };
 use tower::ServiceExt;
 
@@ -103,17 +104,29 @@ fn layers(c: &mut Criterion) {
         });
     });
 
-    let quota = QuotaLayer::builder(MemoryStore::new())
-        .rule(QuotaRule::new(KeyBy::client_ip(), policy()))
-        .build()
-        .unwrap();
-    let palisade = app().layer(quota);
-    g.bench_function("palisade QuotaLayer (per IP, RateLimit fields)", |b| {
-        b.to_async(&rt).iter(|| async {
-            let res = palisade.clone().oneshot(request(peer)).await.unwrap();
-            assert!(res.status().is_success());
+    for (name, headers) in [
+        (
+            "palisade QuotaLayer, no fields on 200",
+            RateLimitHeaders::new().only_on_refusals(),
+        ),
+        (
+            "palisade QuotaLayer, RateLimit fields on 200",
+            RateLimitHeaders::new(),
+        ),
+    ] {
+        let quota = QuotaLayer::builder(MemoryStore::new())
+            .rule(QuotaRule::new(KeyBy::client_ip(), policy()))
+            .headers(headers)
+            .build()
+            .unwrap();
+        let palisade = app().layer(quota);
+        g.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                let res = palisade.clone().oneshot(request(peer)).await.unwrap();
+                assert!(res.status().is_success());
+            });
         });
-    });
+    }
 
     let config = Arc::new(
         tower_governor::governor::GovernorConfigBuilder::default()
@@ -123,7 +136,22 @@ fn layers(c: &mut Criterion) {
             .unwrap(),
     );
     let governed = app().layer(tower_governor::GovernorLayer::new(config));
-    g.bench_function("tower_governor GovernorLayer (per peer IP)", |b| {
+    g.bench_function("tower_governor, no fields on 200", |b| {
+        b.to_async(&rt).iter(|| async {
+            let res = governed.clone().oneshot(request(peer)).await.unwrap();
+            assert!(res.status().is_success());
+        });
+    });
+    let config = Arc::new(
+        tower_governor::governor::GovernorConfigBuilder::default()
+            .per_nanosecond(1_000)
+            .burst_size(1_000_000)
+            .use_headers()
+            .finish()
+            .unwrap(),
+    );
+    let governed = app().layer(tower_governor::GovernorLayer::new(config));
+    g.bench_function("tower_governor, x-ratelimit fields on 200", |b| {
         b.to_async(&rt).iter(|| async {
             let res = governed.clone().oneshot(request(peer)).await.unwrap();
             assert!(res.status().is_success());
@@ -142,7 +170,14 @@ fn redis(c: &mut Criterion) {
         .unwrap()
         .port();
     let Ok(mut child) = Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""])
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+        ])
         .stdout(Stdio::null())
         .spawn()
     else {

@@ -1,5 +1,5 @@
-//! Declarative configuration: one YAML, TOML or JSON file describes keys, trusted proxies and
-//! routes (and, as layers land, roles, schemas, quotas and audit). Feature `config`.
+//! Declarative configuration: one YAML, TOML or JSON file describes keys, trusted proxies,
+//! roles, routes and quotas (and, as layers land, schemas and audit). Feature `config`.
 //!
 //! The format is documented in `docs/config.md`. Secrets never sit in the file: keys are stored
 //! as hashes, and the optional hashing secret is read from an environment variable the file
@@ -42,8 +42,23 @@ use crate::authz::Policy;
 use crate::authz::{AuthzLayer, LivePolicy, PolicySpec, RoleSpec, RuleSpec};
 use crate::client_ip::{ClientIpResolver, ForwardedHeader};
 use crate::error::ConfigError;
+use crate::quota::{AnyQuotaStore, QuotaLayer};
 use crate::route::RouteTable;
 use crate::stack::{Palisade, PalisadeLayer};
+
+pub use crate::quota::config::{
+    CostConfig, CountConfig, HeadersConfig, KeyConfig, LimitConfig, OutageConfig, QuotaConfig,
+    RedisConfig, RuleConfig, StoreConfig, TierByConfig, WindowConfig,
+};
+
+/// The stack a configuration builds: API keys, authorization, and the two quota stages (which
+/// admit everything when the configuration has no rules for them).
+pub type ConfiguredLayer<S> = PalisadeLayer<
+    ApiKeyAuthenticator<S>,
+    AuthzLayer,
+    QuotaLayer<AnyQuotaStore>,
+    QuotaLayer<AnyQuotaStore>,
+>;
 
 /// The file format of a configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +102,9 @@ pub struct Config {
     /// The routes the service serves, and who may call them: the authorization policy's rules.
     #[serde(default)]
     pub routes: Vec<RuleSpec>,
+    /// Rate limits and quotas.
+    #[serde(default)]
+    pub quota: QuotaConfig,
 }
 
 /// The `client_ip` section.
@@ -327,15 +345,17 @@ impl Config {
     /// Authorization is always on: only what `routes` grants is allowed (each route is open to
     /// any authenticated caller unless it names roles or scopes, or is `public`), and every
     /// other request is refused.
-    pub fn palisade<S: KeyStore>(
-        &self,
-        store: S,
-    ) -> Result<PalisadeLayer<ApiKeyAuthenticator<S>, AuthzLayer>, ConfigError> {
+    ///
+    /// A Redis quota store must be built inside a tokio runtime.
+    pub fn palisade<S: KeyStore>(&self, store: S) -> Result<ConfiguredLayer<S>, ConfigError> {
         self.route_table()?;
         let policy = LivePolicy::new(self.policy()?);
+        let quotas = self.quota.stages()?;
         Palisade::builder()
             .with_client_ip(self.client_ip())
+            .limit_clients(quotas.clients)
             .authenticate(self.authenticator(store)?)
+            .limit_principals(quotas.principals)
             .authorize(AuthzLayer::new(policy))
             .build()
     }
@@ -440,6 +460,61 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(c.api_keys(), Err(ConfigError::Env { .. })));
+    }
+
+    const QUOTA: &str = r#"
+quota:
+  store: {type: memory, max_keys: 1000}
+  headers: {legacy: true}
+  policies:
+    ip: [{rate: 20, per: 1s, burst: 40}]
+    auth-failures: [{quota: 10, window: 15m}]
+    free: [{rate: 5, per: 1s}, {quota: 10000, window: day}]
+    pro: [{rate: 50, per: 1s, name: pro-burst}, {quota: 1000000, window: month}]
+  clients:
+    - {key: client_ip, policy: ip, ipv6_prefix: 56}
+    - {key: client_ip, policy: auth-failures, count: failed-authentication}
+  principals:
+    - {key: subject, policy: free, tiers: {pro: pro}, tier_by: tier}
+  costs:
+    - {path: /v1/search, cost: 3}
+"#;
+
+    #[test]
+    fn the_quota_section_builds_both_stages() {
+        let c = Config::parse(QUOTA, Format::Yaml).unwrap();
+        let policies = c.quota.policies().unwrap();
+        assert_eq!(policies.len(), 4);
+        assert_eq!(
+            policies["pro"].header(),
+            r#""pro-burst";q=50;w=1, "pro-month";q=1000000;w=2678400"#
+        );
+        let stages = c.quota.stages().unwrap();
+        assert!(!stages.clients.needs_principal());
+        assert!(stages.principals.needs_principal());
+        c.palisade(c.key_store().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn quota_mistakes_are_refused_at_load() {
+        let load = |yaml: &str| {
+            Config::parse(yaml, Format::Yaml).and_then(|c| c.quota.stages().map(|_| ()))
+        };
+        // A typo in a limit, an unknown window, an unknown policy, a principal key before
+        // authentication, a cost no policy admits, a rate of zero.
+        for bad in [
+            "quota: {policies: {p: [{rate: 5, per: 1s, brust: 9}]}}",
+            "quota: {policies: {p: [{quota: 5, window: fortnight}]}}",
+            "quota: {policies: {p: [{rate: 5, per: 1s}]}, clients: [{key: client_ip, policy: q}]}",
+            "quota: {policies: {p: [{rate: 5, per: 1s}]}, clients: [{key: subject, policy: p}]}",
+            "quota: {policies: {p: [{rate: 2, per: 1s}]}, principals: [{key: subject, policy: p}], costs: [{path: /a, cost: 3}]}",
+            "quota: {policies: {p: [{rate: 0, per: 1s}]}}",
+            "quota: {store: {type: memory, max_kyes: 5}}",
+            "quota: {store: {type: redis, url_env: PALISADE_TEST_SURELY_UNSET_VARIABLE}}",
+        ] {
+            assert!(load(bad).is_err(), "accepted: {bad}");
+        }
+        assert!(load("quota: {}").is_ok());
     }
 
     #[test]

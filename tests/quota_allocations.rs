@@ -48,7 +48,11 @@ fn main() {
     let mut at_100k = 0;
     for i in 0..1_000_000u32 {
         check(&store, &QuotaKey::ip(policy.clone(), ip(i), 64), now);
-        assert!(store.len() <= BOUND, "{} keys after client {i}", store.len());
+        assert!(
+            store.len() <= BOUND,
+            "{} keys after client {i}",
+            store.len()
+        );
         if i == 100_000 {
             at_100k = dhat::HeapStats::get().curr_bytes;
         }
@@ -64,7 +68,10 @@ fn main() {
     );
     // The footprint stops growing with the number of clients: the tables reach their size for
     // the bound (with hash-table slack) and stay there.
-    dhat::assert!(after.curr_bytes <= at_100k * 11 / 10, "the store kept growing");
+    dhat::assert!(
+        after.curr_bytes <= at_100k * 11 / 10,
+        "the store kept growing"
+    );
     dhat::assert!(
         after.max_bytes <= BOUND * 400,
         "more than 400 bytes per key at peak: {}",

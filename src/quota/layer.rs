@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::mem;
 use std::pin::Pin;
@@ -506,6 +505,21 @@ impl<St: QuotaStore> QuotaLayer<St> {
         }
     }
 
+    /// A layer without rules, which admits everything (what a configuration without a quota
+    /// stage builds, so that its stack has one type).
+    pub(crate) fn empty(store: St) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                rules: Box::new([]),
+                router: matchit::Router::new(),
+                exact: HashMap::new(),
+                clock: Arc::new(SystemClock),
+                headers: RateLimitHeaders::default(),
+            }),
+        }
+    }
+
     /// The store.
     #[must_use]
     pub fn store(&self) -> &St {
@@ -603,9 +617,9 @@ impl Tally {
         }
     }
 
-    fn record(&mut self, policy: &QuotaPolicy, verdict: &Verdict) {
+    fn record(&mut self, policy: &QuotaPolicy, verdict: &Verdict, headers: RateLimitHeaders) {
         self.mode = self.mode.max(verdict.mode());
-        if verdict.mode() == QuotaMode::FailOpen {
+        if verdict.mode() == QuotaMode::FailOpen || !headers.on_allowed {
             return;
         }
         match self.policies.iter_mut().find(|p| p.is_none()) {
@@ -625,6 +639,11 @@ impl Tally {
                 self.tightest = Some((cap, state.remaining(), state.reset()));
             }
         }
+    }
+
+    /// Whether the tally has nothing to add to the response.
+    fn is_trivial(&self) -> bool {
+        self.mode == QuotaMode::Enforced && self.ratelimit.is_empty() && self.charges.is_empty()
     }
 
     fn apply<B>(&mut self, res: &mut Response<B>, headers: RateLimitHeaders) {
@@ -676,12 +695,14 @@ fn write_items(out: &mut String, policy: &QuotaPolicy, states: &[LimitState]) {
         if !out.is_empty() {
             out.push_str(", ");
         }
-        let _ = write!(
-            out,
-            "\"{item}\";r={};t={}",
-            state.remaining(),
-            ceil_secs(state.reset())
-        );
+        // itoa, not `fmt`: this runs on every admitted request.
+        let mut num = itoa::Buffer::new();
+        out.push('"');
+        out.push_str(item);
+        out.push_str("\";r=");
+        out.push_str(num.format(state.remaining()));
+        out.push_str(";t=");
+        out.push_str(num.format(ceil_secs(state.reset())));
     }
 }
 
@@ -803,7 +824,7 @@ impl<St: QuotaStore> Shared<St> {
             return Err(too_many(key.policy(), &verdict, self.headers));
         }
         match self.rules[i].counting {
-            Counting::Every => tally.record(key.policy(), &verdict),
+            Counting::Every => tally.record(key.policy(), &verdict, self.headers),
             Counting::Responses(_) => {
                 tally.mode = tally.mode.max(verdict.mode());
                 tally.charges.push((i, key));
@@ -873,7 +894,8 @@ where
                 return ResponseFuture {
                     kind: Kind::Inner {
                         future,
-                        tally: Some(tally),
+                        // Nothing to add to the response: carry nothing (no allocation).
+                        tally: (!tally.is_trivial()).then(|| Box::new(tally)),
                         shared: shared.clone(),
                     },
                 };
@@ -934,7 +956,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, B, E, St> {
         Refused { response: Option<Response<ResponseBody<B>>> },
-        Inner { #[pin] future: F, tally: Option<Tally>, shared: Arc<Shared<St>> },
+        Inner { #[pin] future: F, tally: Option<Box<Tally>>, shared: Arc<Shared<St>> },
         Boxed { future: Boxed<B, E> },
     }
 }

@@ -299,6 +299,7 @@ impl Limit {
 
     /// The limit that enforces `1/share` of this one (at least one request): what each of
     /// `share` instances enforces locally while a shared store is down.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn share(&self, share: u64) -> Self {
         let share = share.max(1);
         let kind = match self.kind {

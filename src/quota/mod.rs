@@ -1,5 +1,7 @@
 #![doc = include_str!("../../docs/quota.md")]
 
+#[cfg(feature = "config")]
+pub(crate) mod config;
 mod layer;
 mod limit;
 mod memory;
@@ -18,4 +20,4 @@ pub use policy::{QuotaKey, QuotaPolicy};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{OnOutage, RedisStore, RedisStoreBuilder};
-pub use store::{QuotaMode, QuotaStore};
+pub use store::{AnyQuotaStore, QuotaMode, QuotaStore};

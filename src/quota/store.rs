@@ -91,3 +91,46 @@ impl QuotaMode {
         }
     }
 }
+
+/// A store chosen at run time (by a configuration file): in memory, or Redis with the `redis`
+/// feature. Memory checks still answer at once, without a boxed future.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum AnyQuotaStore {
+    /// Counters in this process.
+    Memory(super::MemoryStore),
+    /// Counters in Redis, shared by every instance.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    Redis(super::RedisStore),
+}
+
+impl QuotaStore for AnyQuotaStore {
+    async fn check(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+        consume: bool,
+    ) -> Result<Verdict, StoreError> {
+        match self {
+            Self::Memory(m) => m.check(key, cost, now, consume).await,
+            #[cfg(feature = "redis")]
+            Self::Redis(r) => r.check(key, cost, now, consume).await,
+        }
+    }
+
+    fn check_now(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+        consume: bool,
+    ) -> Option<Result<Verdict, StoreError>> {
+        match self {
+            Self::Memory(m) => m.check_now(key, cost, now, consume),
+            #[cfg(feature = "redis")]
+            Self::Redis(r) => r.check_now(key, cost, now, consume),
+        }
+    }
+}

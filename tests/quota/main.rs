@@ -587,3 +587,58 @@ async fn route_keys_share_one_bucket_per_route() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+#[tokio::test]
+async fn a_configuration_file_sets_up_both_quota_stages() {
+    use palisade::config::{Config, Format};
+    let config = Config::parse(
+        r#"
+routes:
+  - path: /v1/search
+  - path: /v1/items
+quota:
+  policies:
+    ip: [{rate: 100, per: 1s}]
+    user: [{quota: 4, window: hour}]
+  clients:
+    - {key: client_ip, policy: ip}
+  principals:
+    - {key: subject, policy: user}
+  costs:
+    - {path: /v1/search, cost: 3}
+"#,
+        Format::Yaml,
+    )
+    .unwrap();
+    let store = config.key_store().unwrap();
+    let issued = config
+        .api_keys()
+        .unwrap()
+        .generate(KeySpec::new("alice"))
+        .unwrap();
+    store.insert(issued.record);
+    let key = issued.plaintext.expose_secret();
+    let server = TestServer::start(config.palisade(store).unwrap()).await;
+
+    let search = get(&server, "/v1/search", key).await;
+    assert_eq!(search.status, StatusCode::OK);
+    // Both stages report: the per-address rate and the per-user quota (3 of 4 used).
+    let fields = search
+        .headers
+        .get_all("ratelimit")
+        .iter()
+        .collect::<Vec<_>>();
+    assert_eq!(fields.len(), 2, "{fields:?}");
+    // (The system clock: `t` is whatever is left of this hour.)
+    assert!(
+        fields
+            .iter()
+            .any(|v| v.to_str().unwrap().starts_with(r#""user";r=1;t="#)),
+        "{fields:?}"
+    );
+    assert_eq!(get(&server, "/v1/items", key).await.status, StatusCode::OK);
+    assert_eq!(
+        get(&server, "/v1/items", key).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

@@ -3,24 +3,40 @@
 //! (repeatable, unlike wall time on a shared machine). Not a criterion bench: run it through
 //! `benches/callgrind.sh`, which subtracts a run with N = 0 to leave the per-request cost.
 //!
-//! Usage: `authn_instructions CASE N` with CASE one of valid, unknown_id, wrong_secret,
+//! Usage: `instructions CASE N` with CASE one of valid, unknown_id, wrong_secret,
 //! bad_checksum, missing (the authenticator alone), `stack:CASE` (an axum router behind
 //! palisade, through `oneshot`), `stack:bare` (the same router without palisade) or
 //! `stack:passthrough` (the router behind a no-op tower layer: what any middleware costs), or
-//! `stack:authz-allow` / `stack:authz-deny` (a valid key through authn and authz).
+//! `stack:authz-allow` / `stack:authz-deny` (a valid key through authn and authz), or the quota
+//! cases: `stack:quota-quiet` / `stack:quota-fields` (a per-IP `QuotaLayer` alone, without or
+//! with `RateLimit` fields on 200), `stack:governor` / `stack:governor-fields` (tower_governor
+//! per peer IP, without or with its `x-ratelimit` fields) and `stack:full` (per-IP quota,
+//! authn, per-subject quota with fields, authz).
 
 mod support;
 
 use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::routing::get;
 use palisade::authn::Authenticator;
 use palisade::authz::{AuthzLayer, LivePolicy, PolicySpec};
+use palisade::quota::{
+    KeyBy, Limit, MemoryStore, QuotaLayer, QuotaPolicy, QuotaRule, RateLimitHeaders,
+};
 use palisade::{Palisade, Principal};
 use support::KeyFixture;
 use tower::ServiceExt;
+
+const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), 4567);
+
+/// A limit no run exhausts.
+fn generous(name: &str) -> QuotaPolicy {
+    QuotaPolicy::new(name, [Limit::per_second(1_000_000)]).unwrap()
+}
 
 /// Counts heap allocations (dhat in testing mode), to report allocations per request.
 #[global_allocator]
@@ -44,7 +60,7 @@ fn report(n: u64, before: u64) {
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
     let (Some(case), Some(n)) = (args.next(), args.next()) else {
-        eprintln!("usage: authn_instructions CASE N");
+        eprintln!("usage: instructions CASE N");
         return;
     };
     let n: u64 = n.parse().expect("N is a number");
@@ -87,6 +103,53 @@ fn main() {
                     .build()
                     .unwrap(),
             )
+        } else if let Some(fields) = case.strip_prefix("quota-") {
+            let headers = if fields == "fields" {
+                RateLimitHeaders::new()
+            } else {
+                RateLimitHeaders::new().only_on_refusals()
+            };
+            router.layer(
+                QuotaLayer::builder(MemoryStore::new())
+                    .rule(QuotaRule::new(KeyBy::client_ip(), generous("ip")))
+                    .headers(headers)
+                    .build()
+                    .unwrap(),
+            )
+        } else if let Some(fields) = case.strip_prefix("governor") {
+            let mut config = tower_governor::governor::GovernorConfigBuilder::default();
+            config.per_nanosecond(1_000).burst_size(1_000_000);
+            if fields == "-fields" {
+                let config = config.use_headers().finish().unwrap();
+                router.layer(tower_governor::GovernorLayer::new(config))
+            } else {
+                router.layer(tower_governor::GovernorLayer::new(config.finish().unwrap()))
+            }
+        } else if case == "full" {
+            let policy = PolicySpec::builder()
+                .role("admin", [])
+                .allow([http::Method::GET], "/v1/orders/{id}", ["admin"])
+                .build();
+            router.layer(
+                Palisade::builder()
+                    .limit_clients(
+                        QuotaLayer::builder(MemoryStore::new())
+                            .rule(QuotaRule::new(KeyBy::client_ip(), generous("ip")))
+                            .headers(RateLimitHeaders::new().only_on_refusals())
+                            .build()
+                            .unwrap(),
+                    )
+                    .authenticate(f.keys.authenticator(f.store.clone()))
+                    .limit_principals(
+                        QuotaLayer::builder(MemoryStore::new())
+                            .rule(QuotaRule::new(KeyBy::Subject, generous("user")))
+                            .build()
+                            .unwrap(),
+                    )
+                    .authorize(AuthzLayer::new(LivePolicy::from_spec(&policy).unwrap()))
+                    .build()
+                    .unwrap(),
+            )
         } else if case == "bare" {
             router
         } else if case == "passthrough" {
@@ -103,8 +166,9 @@ fn main() {
             )
         };
         let key = match case {
-            "bare" | "passthrough" => None,
-            "authz-allow" | "authz-deny" => f.key("valid"),
+            "bare" | "passthrough" | "quota-quiet" | "quota-fields" | "governor"
+            | "governor-fields" => None,
+            "authz-allow" | "authz-deny" | "full" => f.key("valid"),
             case => f.key(case),
         };
         let before = allocations();
@@ -114,7 +178,10 @@ fn main() {
                 if let Some(key) = key {
                     b = b.header("x-api-key", key);
                 }
-                let res = router.clone().oneshot(b.body(Body::empty()).unwrap()).await;
+                let mut req = b.body(Body::empty()).unwrap();
+                // The peer address the server would record (per-IP limits key on it).
+                req.extensions_mut().insert(ConnectInfo(PEER));
+                let res = router.clone().oneshot(req).await;
                 black_box(res.unwrap());
             }
         });

@@ -1,0 +1,453 @@
+//! The `quota` section of a configuration file (feature `config`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use super::layer::{Counting, KeyBy, QuotaLayer, QuotaRule, RateLimitHeaders, TierBy};
+use super::limit::{Limit, Window};
+use super::memory::{DEFAULT_MAX_KEYS, MemoryStore};
+use super::policy::QuotaPolicy;
+use super::store::AnyQuotaStore;
+use crate::error::ConfigError;
+
+/// The `quota` section: named policies, the rules of the two stages, route costs, the fields
+/// sent and the store. See `docs/config.md`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct QuotaConfig {
+    /// Where counters live (default: memory).
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Named policies: each a list of limits.
+    #[serde(default)]
+    pub policies: BTreeMap<String, Vec<LimitConfig>>,
+    /// Rules checked before authentication (per client address, route or failed
+    /// authentication).
+    #[serde(default)]
+    pub clients: Vec<RuleConfig>,
+    /// Rules checked after authentication (per key, subject or tenant, with tiers).
+    #[serde(default)]
+    pub principals: Vec<RuleConfig>,
+    /// Routes that cost more than one unit.
+    #[serde(default)]
+    pub costs: Vec<CostConfig>,
+    /// Which rate-limit fields to send.
+    #[serde(default)]
+    pub headers: HeadersConfig,
+}
+
+/// One limit: `{rate: 10, per: 1s, burst: 20}` or `{quota: 10000, window: day}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+#[non_exhaustive]
+pub enum LimitConfig {
+    /// A rate with a burst.
+    Rate {
+        /// Requests per period.
+        rate: u64,
+        /// The period, such as `1s`, `1m`, `500ms`.
+        #[serde(deserialize_with = "duration")]
+        per: Duration,
+        /// The burst (default: `rate`).
+        #[serde(default)]
+        burst: Option<u64>,
+        /// The item name in the rate-limit fields.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// A fixed-window quota.
+    Quota {
+        /// Requests per window.
+        quota: u64,
+        /// `minute`, `hour`, `day`, `month` or a duration such as `15m`.
+        window: WindowConfig,
+        /// The item name in the rate-limit fields.
+        #[serde(default)]
+        name: Option<String>,
+    },
+}
+
+/// A window: a calendar unit or a fixed duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowConfig(pub Window);
+
+impl<'de> Deserialize<'de> for WindowConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(Self(match s.as_str() {
+            "minute" => Window::Minute,
+            "hour" => Window::Hour,
+            "day" => Window::Day,
+            "month" => Window::Month,
+            other => Window::Every(humantime::parse_duration(other).map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "`{other}` is not minute, hour, day, month or a duration such as 15m"
+                ))
+            })?),
+        }))
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s)
+        .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a duration such as 1s or 5m")))
+}
+
+/// What a rule keys by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum KeyConfig {
+    /// The client address (IPv6 grouped by `ipv6_prefix`).
+    ClientIp,
+    /// The API key id.
+    KeyId,
+    /// The principal's subject.
+    Subject,
+    /// The principal's tenant.
+    Tenant,
+    /// The route template.
+    Route,
+}
+
+/// What a rule counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum CountConfig {
+    /// Every request (default).
+    #[default]
+    Every,
+    /// Failed authentications only.
+    FailedAuthentication,
+}
+
+/// How tiers are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TierByConfig {
+    /// The principal's tier (default).
+    #[default]
+    Tier,
+    /// The first tier named like one of the principal's roles.
+    Role,
+}
+
+/// One rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RuleConfig {
+    /// What the rule keys by.
+    pub key: KeyConfig,
+    /// The policy (a name from `policies`) of callers without a tier.
+    pub policy: String,
+    /// Tier name → policy name.
+    #[serde(default)]
+    pub tiers: BTreeMap<String, String>,
+    /// How tiers are chosen.
+    #[serde(default)]
+    pub tier_by: TierByConfig,
+    /// What the rule counts.
+    #[serde(default)]
+    pub count: CountConfig,
+    /// IPv4 prefix length for `client_ip` keys (default 32).
+    #[serde(default = "v4")]
+    pub ipv4_prefix: u8,
+    /// IPv6 prefix length for `client_ip` keys (default 64).
+    #[serde(default = "v6")]
+    pub ipv6_prefix: u8,
+}
+
+const fn v4() -> u8 {
+    32
+}
+
+const fn v6() -> u8 {
+    64
+}
+
+/// A route cost.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CostConfig {
+    /// The route template.
+    pub path: String,
+    /// Its cost in units.
+    pub cost: u64,
+}
+
+/// The `headers` subsection.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct HeadersConfig {
+    /// `RateLimit-Policy` / `RateLimit` on admitted responses too (default true).
+    pub on_allowed: bool,
+    /// Legacy `X-RateLimit-*` fields (default false).
+    pub legacy: bool,
+}
+
+impl Default for HeadersConfig {
+    fn default() -> Self {
+        Self {
+            on_allowed: true,
+            legacy: false,
+        }
+    }
+}
+
+/// The `store` subsection: `{type: memory, max_keys: 100000}` or `{type: redis, url_env: …}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields, rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StoreConfig {
+    /// In memory, bounded.
+    Memory {
+        /// The most keys held (default 100,000).
+        #[serde(default = "max_keys")]
+        max_keys: usize,
+    },
+    /// Redis (feature `redis`).
+    Redis(RedisConfig),
+}
+
+const fn max_keys() -> usize {
+    DEFAULT_MAX_KEYS
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self::Memory {
+            max_keys: DEFAULT_MAX_KEYS,
+        }
+    }
+}
+
+/// The Redis store settings. The URL comes from an environment variable: it may hold a
+/// password, and secrets never sit in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// The environment variable holding the `redis://` URL.
+    pub url_env: String,
+    /// Key prefix (default `palisade:`).
+    #[serde(default = "prefix")]
+    pub prefix: String,
+    /// Timeout per check in milliseconds (default 100).
+    #[serde(default = "timeout_ms")]
+    pub timeout_ms: u64,
+    /// `fail-closed` (default), `fail-open` or `local`.
+    #[serde(default)]
+    pub on_outage: OutageConfig,
+    /// With `local`: how many instances share the limits.
+    #[serde(default)]
+    pub instances: Option<u64>,
+}
+
+fn prefix() -> String {
+    "palisade:".into()
+}
+
+const fn timeout_ms() -> u64 {
+    100
+}
+
+/// What a Redis store does in an outage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum OutageConfig {
+    /// 503 (default).
+    #[default]
+    FailClosed,
+    /// Admit, marked for audit.
+    FailOpen,
+    /// Each instance enforces its share in memory.
+    Local,
+}
+
+/// The two quota stages a configuration builds.
+pub(crate) struct Stages {
+    pub(crate) clients: QuotaLayer<AnyQuotaStore>,
+    pub(crate) principals: QuotaLayer<AnyQuotaStore>,
+}
+
+fn invalid(message: String) -> ConfigError {
+    ConfigError::Invalid {
+        field: "quota",
+        message,
+    }
+}
+
+impl QuotaConfig {
+    /// The configured store. A Redis store must be built inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// A missing URL variable, bad Redis settings, or Redis without the `redis` feature.
+    pub fn store(&self) -> Result<AnyQuotaStore, ConfigError> {
+        match &self.store {
+            StoreConfig::Memory { max_keys } => {
+                Ok(AnyQuotaStore::Memory(MemoryStore::with_max_keys(*max_keys)))
+            }
+            StoreConfig::Redis(r) => redis_store(r),
+        }
+    }
+
+    /// The named policies, compiled.
+    ///
+    /// # Errors
+    ///
+    /// Any invalid limit or policy.
+    pub fn policies(&self) -> Result<BTreeMap<String, QuotaPolicy>, ConfigError> {
+        self.policies
+            .iter()
+            .map(|(name, limits)| {
+                let limits = limits.iter().map(|l| match l {
+                    LimitConfig::Rate {
+                        rate,
+                        per,
+                        burst,
+                        name,
+                    } => {
+                        let mut limit = Limit::rate(*rate, *per);
+                        if let Some(b) = burst {
+                            limit = limit.burst(*b);
+                        }
+                        named(limit, name.as_deref())
+                    }
+                    LimitConfig::Quota {
+                        quota,
+                        window,
+                        name,
+                    } => named(Limit::quota(*quota, window.0), name.as_deref()),
+                });
+                Ok((name.clone(), QuotaPolicy::new(name.as_str(), limits)?))
+            })
+            .collect()
+    }
+
+    /// Builds both stages on one store.
+    pub(crate) fn stages(&self) -> Result<Stages, ConfigError> {
+        let store = self.store()?;
+        let policies = self.policies()?;
+        let stage = |rules: &[RuleConfig], before_authn: bool| {
+            if rules.is_empty() {
+                return Ok(QuotaLayer::empty(store.clone()));
+            }
+            let mut b = QuotaLayer::builder(store.clone()).headers(headers(self.headers));
+            for c in &self.costs {
+                b = b.cost(c.path.clone(), c.cost);
+            }
+            for r in rules {
+                let rule = rule(r, &policies)?;
+                if before_authn && rule.key().needs_principal() {
+                    return Err(invalid(format!(
+                        "rule `{}` keys by the principal: put it under `principals`",
+                        r.policy
+                    )));
+                }
+                b = b.rule(rule);
+            }
+            b.build()
+        };
+        Ok(Stages {
+            clients: stage(&self.clients, true)?,
+            principals: stage(&self.principals, false)?,
+        })
+    }
+}
+
+fn named(limit: Limit, name: Option<&str>) -> Limit {
+    match name {
+        Some(n) => limit.named(n),
+        None => limit,
+    }
+}
+
+fn headers(h: HeadersConfig) -> RateLimitHeaders {
+    let mut out = RateLimitHeaders::new();
+    if !h.on_allowed {
+        out = out.only_on_refusals();
+    }
+    if h.legacy {
+        out = out.with_legacy();
+    }
+    out
+}
+
+fn rule(
+    r: &RuleConfig,
+    policies: &BTreeMap<String, QuotaPolicy>,
+) -> Result<QuotaRule, ConfigError> {
+    let policy = |name: &str| {
+        policies
+            .get(name)
+            .cloned()
+            .ok_or_else(|| invalid(format!("unknown policy `{name}`")))
+    };
+    if r.ipv4_prefix > 32 || r.ipv6_prefix > 128 {
+        return Err(invalid(
+            "prefix lengths are at most 32 (IPv4) and 128 (IPv6)".into(),
+        ));
+    }
+    let key = match r.key {
+        KeyConfig::ClientIp => KeyBy::ClientIp {
+            v4_prefix: r.ipv4_prefix,
+            v6_prefix: r.ipv6_prefix,
+        },
+        KeyConfig::KeyId => KeyBy::KeyId,
+        KeyConfig::Subject => KeyBy::Subject,
+        KeyConfig::Tenant => KeyBy::Tenant,
+        KeyConfig::Route => KeyBy::Route,
+    };
+    let mut rule = QuotaRule::new(key, policy(&r.policy)?).tier_by(match r.tier_by {
+        TierByConfig::Tier => TierBy::Tier,
+        TierByConfig::Role => TierBy::Role,
+    });
+    for (tier, name) in &r.tiers {
+        rule = rule.tier(tier.as_str(), policy(name)?);
+    }
+    if r.count == CountConfig::FailedAuthentication {
+        rule = rule.counting(Counting::failed_authentication());
+    }
+    Ok(rule)
+}
+
+#[cfg(feature = "redis")]
+fn redis_store(r: &RedisConfig) -> Result<AnyQuotaStore, ConfigError> {
+    use super::redis::{OnOutage, RedisStore};
+    let url = std::env::var(&r.url_env).map_err(|_| ConfigError::Env {
+        name: r.url_env.clone(),
+    })?;
+    let on_outage = match (r.on_outage, r.instances) {
+        (OutageConfig::FailClosed, _) => OnOutage::FailClosed,
+        (OutageConfig::FailOpen, _) => OnOutage::FailOpen,
+        (OutageConfig::Local, Some(instances)) => OnOutage::Local { instances },
+        (OutageConfig::Local, None) => {
+            return Err(invalid("`on_outage: local` needs `instances`".into()));
+        }
+    };
+    Ok(AnyQuotaStore::Redis(
+        RedisStore::builder(url)
+            .prefix(r.prefix.clone())
+            .timeout(Duration::from_millis(r.timeout_ms))
+            .on_outage(on_outage)
+            .build()?,
+    ))
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_store(_: &RedisConfig) -> Result<AnyQuotaStore, ConfigError> {
+    Err(invalid(
+        "the redis store needs palisade's `redis` feature".into(),
+    ))
+}

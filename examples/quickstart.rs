@@ -9,8 +9,10 @@
 //!   declares is served by a JSON echo handler, so a config file alone describes a test API.
 //!
 //! With no `--config`, it serves a small API with a policy: `/v1/hello` for any key,
-//! `/v1/orders` for readers, `DELETE /v1/orders/{id}` for admins, `/v1/status` public. The
-//! demo key is an admin. Refusals are logged at debug level (`RUST_LOG` overrides the filter).
+//! `/v1/orders` for readers, `DELETE /v1/orders/{id}` for admins, `/v1/status` public, and
+//! quotas: 50/s per client address, 20 failed authentications per address per 15 minutes,
+//! 10/s and 10,000 a day per user (the `RateLimit` fields show them). The demo key is an
+//! admin. Refusals are logged at debug level (`RUST_LOG` overrides the filter).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -47,6 +49,16 @@ routes:
     roles: [admin]
   - path: /v1/status
     public: true                # no key needed
+quota:
+  policies:
+    per-ip: [{rate: 50, per: 1s, burst: 100}]
+    auth-failures: [{quota: 20, window: 15m}]
+    per-user: [{rate: 10, per: 1s, burst: 20}, {quota: 10000, window: day}]
+  clients:                      # before authentication
+    - {key: client_ip, policy: per-ip}
+    - {key: client_ip, policy: auth-failures, count: failed-authentication}
+  principals:                   # after authentication
+    - {key: subject, policy: per-user}
 "#;
 
 /// Request bodies larger than this are refused by the echo handler (413).
@@ -81,6 +93,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.routes = default.routes;
         if config.roles.is_empty() {
             config.roles = default.roles;
+        }
+        if config.quota.clients.is_empty() && config.quota.principals.is_empty() {
+            config.quota = default.quota;
         }
     }
 

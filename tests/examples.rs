@@ -98,6 +98,14 @@ fn quickstart_curl_line_returns_200_and_a_typo_returns_401() {
     let ok = sh(curl);
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     assert!(ok.contains(r#""subject":"demo""#), "{ok}");
+    // The default quotas announce themselves (IETF RateLimit fields).
+    assert!(
+        ok.contains(
+            r#"ratelimit-policy: "per-user-rate";q=20;w=2, "per-user-day";q=10000;w=86400"#
+        ),
+        "{ok}"
+    );
+    assert!(ok.contains(r#"ratelimit: "per-ip";r=99;t=1"#), "{ok}");
     let refused = sh(&with_typo(curl));
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
     assert!(refused.contains("application/problem+json"), "{refused}");

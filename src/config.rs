@@ -496,6 +496,20 @@ quota:
     }
 
     #[test]
+    fn the_reference_in_docs_config_md_parses() {
+        let doc = include_str!("../docs/config.md");
+        let yaml = doc
+            .split("```yaml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a yaml block in docs/config.md");
+        let c = Config::parse(yaml, Format::Yaml).unwrap();
+        assert!(matches!(c.quota.store, StoreConfig::Redis(_)));
+        assert_eq!(c.quota.policies().unwrap().len(), 4);
+        c.policy().unwrap();
+    }
+
+    #[test]
     fn quota_mistakes_are_refused_at_load() {
         let load = |yaml: &str| {
             Config::parse(yaml, Format::Yaml).and_then(|c| c.quota.stages().map(|_| ()))

@@ -8,6 +8,7 @@
 //! | --- | --- |
 //! | [`authn`] | API keys (hashed, constant-time, enumeration-proof) → [`Principal`], or 401 |
 //! | [`authz`] | RBAC on (method, route template): roles, inheritance, scopes, public routes, or 403 |
+//! | [`quota`] | rate limits and quotas per address, key, user, tenant or route, in memory or Redis, or 429 |
 //! | [`client_ip`] | the caller's address, trusting forwarded headers only from trusted proxies |
 //! | [`rejection`] | every refusal as RFC 9457 problem details |
 //! | [`clock`] | injected time, for tests that never sleep |
@@ -55,6 +56,7 @@
 //! - `axum` (default): the [`Principal`] extractor, axum `MatchedPath` routes and
 //!   `ConnectInfo` peer addresses.
 //! - `config` (default): declarative configuration files.
+//! - `redis`: `RedisStore`, quotas shared through Redis.
 //! - `full`: everything.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -94,5 +96,8 @@ pub mod prelude {
     pub use crate::authn::{Authenticator, AuthnLayer, Chain};
     pub use crate::authz::{AuthzLayer, LivePolicy, PolicySpec};
     pub use crate::clock::{Clock, SystemClock, Timestamp};
+    pub use crate::quota::{
+        KeyBy, Limit, MemoryStore, QuotaLayer, QuotaPolicy, QuotaRule, QuotaStore, Window,
+    };
     pub use crate::{ClientIp, Palisade, Principal, Rejection};
 }

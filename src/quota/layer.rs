@@ -110,7 +110,9 @@ impl fmt::Debug for KeyBy {
 
 /// A host function that keys requests (see [`KeyBy::custom`]).
 #[derive(Clone)]
-pub struct KeyFn(Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>);
+pub struct KeyFn(Arc<KeyFnInner>);
+
+type KeyFnInner = dyn Fn(&Parts) -> Option<String> + Send + Sync;
 
 impl fmt::Debug for KeyFn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -175,7 +177,9 @@ impl fmt::Debug for Counting {
 
 /// A predicate on a response (see [`Counting::responses`]).
 #[derive(Clone)]
-pub struct ResponseFilter(Arc<dyn Fn(StatusCode, &Extensions) -> bool + Send + Sync>);
+pub struct ResponseFilter(Arc<FilterFn>);
+
+type FilterFn = dyn Fn(StatusCode, &Extensions) -> bool + Send + Sync;
 
 impl fmt::Debug for ResponseFilter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -507,6 +511,7 @@ impl<St: QuotaStore> QuotaLayer<St> {
 
     /// A layer without rules, which admits everything (what a configuration without a quota
     /// stage builds, so that its stack has one type).
+    #[cfg_attr(not(feature = "config"), allow(dead_code))]
     pub(crate) fn empty(store: St) -> Self {
         Self {
             shared: Arc::new(Shared {

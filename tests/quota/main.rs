@@ -4,7 +4,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::future::Future;
 use std::time::Duration;
 
 use http::StatusCode;
@@ -514,19 +513,17 @@ async fn legacy_fields_on_request_and_fields_only_on_refusals() {
 struct Broken;
 
 impl QuotaStore for Broken {
-    fn check(
+    async fn check(
         &self,
         _: &QuotaKey,
         _: u64,
         _: Timestamp,
         _: bool,
-    ) -> impl Future<Output = Result<Verdict, StoreError>> + Send {
-        async {
-            Err(StoreError::new(
-                StoreErrorKind::Unavailable,
-                "redis://:hunter2@db down",
-            ))
-        }
+    ) -> Result<Verdict, StoreError> {
+        Err(StoreError::new(
+            StoreErrorKind::Unavailable,
+            "redis://:hunter2@db down",
+        ))
     }
 }
 

@@ -431,3 +431,38 @@ async fn redis_and_memory_stores_agree_on_every_answer() {
     // The sequence exercises both answers.
     assert!((30..500).contains(&refused), "{refused} refusals");
 }
+
+/// A Redis that accepts the connection but does not answer (paused) is an outage too: the
+/// request is refused within the timeout instead of hanging with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_answers_503_within_the_timeout() {
+    let Some(redis) = Redis::start("a_hung_redis_answers_503_within_the_timeout").await else {
+        return;
+    };
+    let fx = Fixture::new();
+    let key = fx.issue("gina");
+    let policy = QuotaPolicy::new("hung", [Limit::quota(100, Window::Hour)]).unwrap();
+    let server = fx
+        .instance(store(&redis, OnOutage::FailClosed), policy)
+        .await;
+    let get = async || server.get("/", &[("x-api-key", &key)]).await;
+    assert_eq!(get().await.status, StatusCode::OK);
+
+    let mut admin = redis.client().await;
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(2_000)
+        .arg("ALL")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let r = get().await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_millis(1_500),
+        "answered after {waited:?} with a 250 ms timeout"
+    );
+    assert_eq!(server.hits(), 1);
+}

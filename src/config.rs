@@ -474,6 +474,7 @@ quota:
   clients:
     - {key: client_ip, policy: ip, ipv6_prefix: 56}
     - {key: client_ip, policy: auth-failures, count: failed-authentication}
+    - {key: client_ip, policy: auth-failures, routes: [/v1/login]}
   principals:
     - {key: subject, policy: free, tiers: {pro: pro}, tier_by: tier}
   costs:
@@ -505,8 +506,12 @@ quota:
             .expect("a yaml block in docs/config.md");
         let c = Config::parse(yaml, Format::Yaml).unwrap();
         assert!(matches!(c.quota.store, StoreConfig::Redis(_)));
-        assert_eq!(c.quota.policies().unwrap().len(), 4);
+        assert_eq!(c.quota.policies().unwrap().len(), 5);
         c.policy().unwrap();
+        // Everything but the Redis connection builds (its URL variable is not set here).
+        let mut c = c;
+        c.quota.store = StoreConfig::default();
+        c.quota.stages().unwrap();
     }
 
     #[test]

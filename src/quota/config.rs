@@ -156,6 +156,9 @@ pub struct RuleConfig {
     /// What the rule counts.
     #[serde(default)]
     pub count: CountConfig,
+    /// Limits the rule to these route templates (default: every route).
+    #[serde(default)]
+    pub routes: Option<Vec<String>>,
     /// IPv4 prefix length for `client_ip` keys (default 32).
     #[serde(default = "v4")]
     pub ipv4_prefix: u8,
@@ -415,6 +418,9 @@ fn rule(
     });
     for (tier, name) in &r.tiers {
         rule = rule.tier(tier.as_str(), policy(name)?);
+    }
+    if let Some(routes) = &r.routes {
+        rule = rule.on_routes(routes.iter().map(String::as_str));
     }
     if r.count == CountConfig::FailedAuthentication {
         rule = rule.counting(Counting::failed_authentication());

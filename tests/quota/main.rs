@@ -639,3 +639,40 @@ quota:
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+/// OWASP Authentication Cheat Sheet: a sensitive endpoint gets a stricter limit of its own,
+/// beside the general one.
+#[tokio::test]
+async fn a_rule_limited_to_some_routes_leaves_the_others_alone() {
+    let fx = Fixture::new();
+    let key = fx.issue(KeySpec::new("alice"));
+    let strict = QuotaRule::new(
+        KeyBy::client_ip(),
+        policy("login", [Limit::quota(2, Window::Minute)]),
+    )
+    .on_routes(["/v1/login", "/v1/password/{user}"]);
+    let general = QuotaRule::new(KeyBy::client_ip(), policy("ip", [Limit::per_second(100)]));
+    let guard = Palisade::builder()
+        .limit_clients(fx.layer([strict, general]))
+        .authenticate(fx.authenticator())
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    assert_eq!(get(&server, "/v1/login", &key).await.status, StatusCode::OK);
+    assert_eq!(
+        get(&server, "/v1/password/alice", &key).await.status,
+        StatusCode::OK
+    );
+    let refused = get(&server, "/v1/login", &key).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        refused.json()["violated-policies"],
+        serde_json::json!(["login"])
+    );
+    for _ in 0..5 {
+        let ok = get(&server, "/v1/items", &key).await;
+        assert_eq!(ok.status, StatusCode::OK);
+        // Only the general rule reports on other routes.
+        assert_eq!(ok.headers.get_all("ratelimit-policy").iter().count(), 1);
+    }
+}

@@ -10,8 +10,9 @@
 //! `stack:authz-allow` / `stack:authz-deny` (a valid key through authn and authz), or the quota
 //! cases: `stack:quota-quiet` / `stack:quota-fields` (a per-IP `QuotaLayer` alone, without or
 //! with `RateLimit` fields on 200), `stack:governor` / `stack:governor-fields` (tower_governor
-//! per peer IP, without or with its `x-ratelimit` fields) and `stack:full` (per-IP quota,
-//! authn, per-subject quota with fields, authz).
+//! per peer IP, without or with its `x-ratelimit` fields), `stack:quota-clients` (a per-IP
+//! rate and a failed-authentication limit) and `stack:full` (per-IP quota, authn, per-subject
+//! quota with fields, authz).
 
 mod support;
 
@@ -25,7 +26,7 @@ use axum::routing::get;
 use palisade::authn::Authenticator;
 use palisade::authz::{AuthzLayer, LivePolicy, PolicySpec};
 use palisade::quota::{
-    KeyBy, Limit, MemoryStore, QuotaLayer, QuotaPolicy, QuotaRule, RateLimitHeaders,
+    Counting, KeyBy, Limit, MemoryStore, QuotaLayer, QuotaPolicy, QuotaRule, RateLimitHeaders,
 };
 use palisade::{Palisade, Principal};
 use support::KeyFixture;
@@ -103,6 +104,19 @@ fn main() {
                     .build()
                     .unwrap(),
             )
+        } else if case == "quota-clients" {
+            // The quickstart's client stage: a per-IP rate and a failed-authentication limit.
+            router.layer(
+                QuotaLayer::builder(MemoryStore::new())
+                    .rule(QuotaRule::new(KeyBy::client_ip(), generous("ip")))
+                    .rule(
+                        QuotaRule::new(KeyBy::client_ip(), generous("failures"))
+                            .counting(Counting::failed_authentication()),
+                    )
+                    .headers(RateLimitHeaders::new().only_on_refusals())
+                    .build()
+                    .unwrap(),
+            )
         } else if let Some(fields) = case.strip_prefix("quota-") {
             let headers = if fields == "fields" {
                 RateLimitHeaders::new()
@@ -166,8 +180,8 @@ fn main() {
             )
         };
         let key = match case {
-            "bare" | "passthrough" | "quota-quiet" | "quota-fields" | "governor"
-            | "governor-fields" => None,
+            "bare" | "passthrough" | "quota-quiet" | "quota-fields" | "quota-clients"
+            | "governor" | "governor-fields" => None,
             "authz-allow" | "authz-deny" | "full" => f.key("valid"),
             case => f.key(case),
         };

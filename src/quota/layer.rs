@@ -662,6 +662,7 @@ struct Tally {
     /// The least normal mode.
     mode: QuotaMode,
     /// Keys to charge when the response matches their rule's filter.
+    first_charge: Option<(usize, QuotaKey)>,
     charges: Vec<(usize, QuotaKey)>,
 }
 
@@ -673,6 +674,7 @@ impl Tally {
             more_policies: Vec::new(),
             tightest: None,
             mode: QuotaMode::Enforced,
+            first_charge: None,
             charges: Vec::new(),
         }
     }
@@ -703,7 +705,10 @@ impl Tally {
 
     /// Whether the tally has nothing to add to the response.
     fn is_trivial(&self) -> bool {
-        self.mode == QuotaMode::Enforced && self.ratelimit.is_empty() && self.charges.is_empty()
+        self.mode == QuotaMode::Enforced
+            && self.ratelimit.is_empty()
+            && self.first_charge.is_none()
+            && self.charges.is_empty()
     }
 
     fn apply<B>(&mut self, res: &mut Response<B>, headers: RateLimitHeaders) {
@@ -890,7 +895,12 @@ impl<St: QuotaStore> Shared<St> {
             Counting::Every => tally.record(key.policy(), &verdict, self.headers),
             Counting::Responses(_) => {
                 tally.mode = tally.mode.max(verdict.mode());
-                tally.charges.push((i, key));
+                // The usual single charge (a failed-authentication rule) needs no vector.
+                if tally.first_charge.is_none() {
+                    tally.first_charge = Some((i, key));
+                } else {
+                    tally.charges.push((i, key));
+                }
             }
         }
         Ok(())
@@ -919,17 +929,30 @@ impl<St: QuotaStore> Shared<St> {
         Pass::Admitted
     }
 
+    /// Whether rule `i` counts `res`.
+    fn counts<B>(&self, i: usize, res: &Response<B>) -> bool {
+        match &self.rules[i].counting {
+            Counting::Responses(f) => (f.0)(res.status(), res.extensions()),
+            Counting::Every => false,
+        }
+    }
+
     /// The charges due for a response: the keys whose rule's filter matches it.
     fn due<B>(&self, res: &Response<B>, tally: &mut Tally) -> Vec<QuotaKey> {
-        let mut due = Vec::new();
-        for (i, key) in tally.charges.drain(..) {
-            if let Counting::Responses(f) = &self.rules[i].counting {
-                if (f.0)(res.status(), res.extensions()) {
-                    due.push(key);
-                }
-            }
+        let first = tally.first_charge.take();
+        first
+            .into_iter()
+            .chain(tally.charges.drain(..))
+            .filter(|(i, _)| self.counts(*i, res))
+            .map(|(_, key)| key)
+            .collect()
+    }
+
+    /// Charges `key` one unit now, with a store that answers at once.
+    fn charge_now(&self, key: &QuotaKey) {
+        if let Some(Err(e)) = self.store.check_now(key, 1, self.clock.now(), true) {
+            tracing::warn!(layer = "quota", error = %Chain(&e), "quota store failed to count a response");
         }
-        due
     }
 }
 
@@ -957,9 +980,11 @@ where
         let start = match shared.sync_pass(&parts, route.as_ref(), cost, &mut tally) {
             Pass::Admitted => {
                 let future = self.inner.call(Request::from_parts(parts, body));
+                let charge = tally.first_charge.take();
                 return ResponseFuture {
                     kind: Kind::Inner {
                         future,
+                        charge,
                         // Nothing to add to the response: carry nothing (no allocation).
                         tally: (!tally.is_trivial()).then(|| Box::new(tally)),
                         shared: shared.clone(),
@@ -1025,7 +1050,12 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, B, E, St> {
         Refused { response: Option<Response<ResponseBody<B>>> },
-        Inner { #[pin] future: F, tally: Option<Box<Tally>>, shared: Arc<Shared<St>> },
+        Inner {
+            #[pin] future: F,
+            charge: Option<(usize, QuotaKey)>,
+            tally: Option<Box<Tally>>,
+            shared: Arc<Shared<St>>,
+        },
         Boxed { future: Boxed<B, E> },
     }
 }
@@ -1045,19 +1075,21 @@ where
             },
             KindProj::Inner {
                 future,
+                charge,
                 tally,
                 shared,
             } => {
                 let mut res = ready!(future.poll(cx))?.map(ResponseBody::inner);
+                // A synchronous store answered the checks; it answers the charges too.
+                if let Some((i, key)) = charge.take() {
+                    if shared.counts(i, &res) {
+                        shared.charge_now(&key);
+                    }
+                }
                 if let Some(mut tally) = tally.take() {
                     if !tally.charges.is_empty() {
-                        let due = shared.due(&res, &mut tally);
-                        let now = shared.clock.now();
-                        for key in due {
-                            // A synchronous store answered the check; it answers this too.
-                            if let Some(Err(e)) = shared.store.check_now(&key, 1, now, true) {
-                                tracing::warn!(layer = "quota", error = %Chain(&e), "quota store failed to count a response");
-                            }
+                        for key in shared.due(&res, &mut tally) {
+                            shared.charge_now(&key);
                         }
                     }
                     tally.apply(&mut res, shared.headers);

@@ -123,9 +123,8 @@ impl RouteTable {
     /// The route of `req`: axum's `MatchedPath` when present, else the table's match on the path.
     #[must_use]
     pub fn resolve<B>(&self, req: &Request<B>) -> Option<Route> {
-        #[cfg(feature = "axum")]
-        if let Some(matched) = req.extensions().get::<axum::extract::MatchedPath>() {
-            return Some(Route::new(req.method().clone(), matched.as_str()));
+        if let Some(matched) = matched_template(req.extensions()) {
+            return Some(Route::new(req.method().clone(), matched));
         }
         let m = self.router.at(req.uri().path()).ok()?;
         Some(Route {
@@ -133,6 +132,17 @@ impl RouteTable {
             template: m.value.clone(),
         })
     }
+}
+
+/// The route template axum's router matched (its `MatchedPath`), if any: the one place palisade
+/// reads it.
+pub(crate) fn matched_template(ext: &http::Extensions) -> Option<&str> {
+    #[cfg(feature = "axum")]
+    if let Some(m) = ext.get::<axum::extract::MatchedPath>() {
+        return Some(m.as_str());
+    }
+    let _ = ext;
+    None
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use super::source::LivePolicy;
 use crate::body::ResponseBody;
 use crate::principal::{AuthMethod, Principal};
 use crate::rejection::{AuthnFailure, AuthnReason, Forbidden, Rejection};
-use crate::route::Route;
+use crate::route::{Route, matched_template};
 
 /// The path parameters of a request (`{id}` in `/v1/orders/{id}`), percent-decoded when axum
 /// extracted them.
@@ -236,16 +236,6 @@ impl<S: fmt::Debug, Az> fmt::Debug for Authz<S, Az> {
     }
 }
 
-/// The route template axum matched, if any.
-pub(crate) fn matched_template<B>(req: &Request<B>) -> Option<&str> {
-    #[cfg(feature = "axum")]
-    if let Some(m) = req.extensions().get::<axum::extract::MatchedPath>() {
-        return Some(m.as_str());
-    }
-    let _ = req;
-    None
-}
-
 fn refusal(decision: &Decision, principal: Option<&Principal>) -> Rejection {
     let rule = decision.rule().cloned();
     match decision.outcome() {
@@ -301,7 +291,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let template = matched_template(&req);
+        let template = matched_template(req.extensions());
         let principal = req.extensions().get::<Principal>();
         let (method, path) = (req.method(), req.uri().path());
         let decision = self
@@ -352,10 +342,8 @@ where
                 future: Box::pin(async move {
                     let (mut parts, body) = req.into_parts();
                     let params = path_params(&mut parts, &policy).await;
-                    let route = match matched_template_parts(&parts) {
-                        Some(t) => Route::new(parts.method.clone(), t),
-                        None => Route::new(parts.method.clone(), parts.uri.path()),
-                    };
+                    let template = matched_template(&parts.extensions).unwrap_or(parts.uri.path());
+                    let route = Route::new(parts.method.clone(), template);
                     let outcome = match parts.extensions.get::<Principal>() {
                         Some(principal) => {
                             authorizer
@@ -390,15 +378,6 @@ where
             },
         }
     }
-}
-
-fn matched_template_parts(parts: &Parts) -> Option<String> {
-    #[cfg(feature = "axum")]
-    if let Some(m) = parts.extensions.get::<axum::extract::MatchedPath>() {
-        return Some(m.as_str().to_owned());
-    }
-    let _ = parts;
-    None
 }
 
 /// The path parameters: axum's (percent-decoded) when axum routed the request, else the
@@ -480,12 +459,6 @@ impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
 /// Whether a request may go without credentials: the public-route check the authn layer asks
 /// when no credential was found.
 pub(crate) fn is_public(policy: &LivePolicy, parts: &Parts, method: &Method) -> bool {
-    #[cfg(feature = "axum")]
-    let template = parts
-        .extensions
-        .get::<axum::extract::MatchedPath>()
-        .map(axum::extract::MatchedPath::as_str);
-    #[cfg(not(feature = "axum"))]
-    let template: Option<&str> = None;
+    let template = matched_template(&parts.extensions);
     policy.load().is_public(method, template, parts.uri.path())
 }

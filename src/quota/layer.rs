@@ -26,6 +26,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Chain, ConfigError};
 use crate::principal::Principal;
 use crate::rejection::{AuthnReason, Rejection, TooManyRequests, UnavailableReason};
+use crate::route::matched_template;
 
 /// The `RateLimit-Policy` field (IETF RateLimit fields draft §3).
 pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -281,11 +282,11 @@ impl QuotaRule {
         std::iter::once(&self.default).chain(self.tiers.iter().map(|(_, p)| p))
     }
 
-    fn policy_for(&self, principal: Option<&Principal>) -> &QuotaPolicy {
+    fn policy_for(&self, ext: &Extensions) -> &QuotaPolicy {
         if self.tiers.is_empty() {
             return &self.default;
         }
-        let Some(p) = principal.filter(|p| !p.is_anonymous()) else {
+        let Some(p) = ext.get::<Principal>().filter(|p| !p.is_anonymous()) else {
             return &self.default;
         };
         let found = match self.tier_by {
@@ -298,17 +299,19 @@ impl QuotaRule {
     }
 
     fn key_for(&self, parts: &Parts, policy: &QuotaPolicy, route: Option<&Arc<str>>) -> QuotaKey {
-        let principal = parts
-            .extensions
-            .get::<Principal>()
-            .filter(|p| !p.is_anonymous());
+        let principal = || {
+            parts
+                .extensions
+                .get::<Principal>()
+                .filter(|p| !p.is_anonymous())
+        };
         let part = match &self.key {
             KeyBy::ClientIp { .. } => None,
-            KeyBy::KeyId => principal
+            KeyBy::KeyId => principal()
                 .filter(|p| p.key_id().is_some())
                 .map(|p| KeyPart::KeyId(p.clone())),
-            KeyBy::Subject => principal.map(|p| KeyPart::Subject(p.clone())),
-            KeyBy::Tenant => principal
+            KeyBy::Subject => principal().map(|p| KeyPart::Subject(p.clone())),
+            KeyBy::Tenant => principal()
                 .filter(|p| p.tenant().is_some())
                 .map(|p| KeyPart::Tenant(p.clone())),
             KeyBy::Route => Some(match route {
@@ -345,16 +348,6 @@ impl QuotaRule {
             None => KeyPart::Unknown,
         }
     }
-}
-
-/// The route template axum matched, if any.
-fn matched_template(parts: &Parts) -> Option<&str> {
-    #[cfg(feature = "axum")]
-    if let Some(m) = parts.extensions.get::<axum::extract::MatchedPath>() {
-        return Some(m.as_str());
-    }
-    let _ = parts;
-    None
 }
 
 /// Which rate-limit fields the layer sends.
@@ -461,22 +454,14 @@ impl<St: QuotaStore> QuotaBuilder<St> {
         if self.rules.is_empty() {
             return Err(invalid("a quota layer needs at least one rule".into()));
         }
-        let mut router = matchit::Router::new();
-        let mut exact = HashMap::new();
-        let mut max_cost = 1;
+        // Every template the layer must recognise: the costed ones, then those rules are
+        // limited to (at cost 1 unless costed).
+        let mut templates: Vec<(Arc<str>, u64)> = Vec::new();
         for (template, cost) in &self.costs {
             if *cost == 0 {
                 return Err(invalid(format!("route `{template}`: a cost is at least 1")));
             }
-            max_cost = max_cost.max(*cost);
-            let arc: Arc<str> = template.as_str().into();
-            router
-                .insert(template.as_str(), (arc.clone(), *cost))
-                .map_err(|e| ConfigError::Route {
-                    template: template.clone(),
-                    message: e.to_string(),
-                })?;
-            exact.insert(arc.clone(), (arc, *cost));
+            templates.push((template.as_str().into(), *cost));
         }
         for template in self
             .rules
@@ -484,17 +469,22 @@ impl<St: QuotaStore> QuotaBuilder<St> {
             .filter_map(|r| r.routes.as_deref())
             .flatten()
         {
-            if exact.contains_key(template) {
-                continue;
+            if !templates.iter().any(|(t, _)| t == template) {
+                templates.push((template.clone(), 1));
             }
+        }
+        let mut router = matchit::Router::new();
+        let mut exact = HashMap::new();
+        for (template, cost) in templates {
             router
-                .insert(&**template, (template.clone(), 1))
+                .insert(&*template, (template.clone(), cost))
                 .map_err(|e| ConfigError::Route {
                     template: template.to_string(),
                     message: e.to_string(),
                 })?;
-            exact.insert(template.clone(), (template.clone(), 1));
+            exact.insert(template.clone(), (template, cost));
         }
+        let max_cost = exact.values().map(|(_, c)| *c).max().unwrap_or(1);
         for rule in &self.rules {
             if rule.routes.as_ref().is_some_and(|r| r.is_empty()) {
                 return Err(invalid(
@@ -524,6 +514,7 @@ impl<St: QuotaStore> QuotaBuilder<St> {
         Ok(QuotaLayer {
             shared: Arc::new(Shared {
                 store: self.store,
+                keyed_by_route: self.rules.iter().any(|r| matches!(r.key, KeyBy::Route)),
                 rules: self.rules.into(),
                 router,
                 exact,
@@ -546,6 +537,8 @@ pub struct QuotaLayer<St> {
 struct Shared<St> {
     store: St,
     rules: Box<[QuotaRule]>,
+    /// Whether a rule keys by route (then an unknown template still needs its name).
+    keyed_by_route: bool,
     router: matchit::Router<(Arc<str>, u64)>,
     exact: HashMap<Arc<str>, (Arc<str>, u64)>,
     clock: Arc<dyn Clock>,
@@ -572,6 +565,7 @@ impl<St: QuotaStore> QuotaLayer<St> {
             shared: Arc::new(Shared {
                 store,
                 rules: Box::new([]),
+                keyed_by_route: false,
                 router: matchit::Router::new(),
                 exact: HashMap::new(),
                 clock: Arc::new(SystemClock),
@@ -822,11 +816,11 @@ impl<St> Shared<St> {
     /// The route template of a request and its cost: axum's matched template when present,
     /// else the cost table's own match of the path.
     fn route(&self, parts: &Parts) -> (Option<Arc<str>>, u64) {
-        let keyed_by_route = self.rules.iter().any(|r| matches!(r.key, KeyBy::Route));
+        let keyed_by_route = self.keyed_by_route;
         if self.exact.is_empty() && !keyed_by_route {
             return (None, 1);
         }
-        if let Some(t) = matched_template(parts) {
+        if let Some(t) = matched_template(&parts.extensions) {
             return match self.exact.get(t) {
                 Some((t, cost)) => (Some(t.clone()), *cost),
                 // A template no cost or rule names: only a route key needs its name.
@@ -861,7 +855,7 @@ impl<St: QuotaStore> Shared<St> {
         cost: u64,
     ) -> (QuotaKey, u64, bool) {
         let rule = &self.rules[i];
-        let policy = rule.policy_for(parts.extensions.get::<Principal>());
+        let policy = rule.policy_for(&parts.extensions);
         let key = rule.key_for(parts, policy, route);
         match rule.counting {
             Counting::Every => (key, cost, true),

@@ -272,6 +272,11 @@ impl Limit {
                 if period > Duration::from_secs(366 * 86_400) {
                     return Err("a rate's period must be at most a year".into());
                 }
+                if period.as_nanos() < u128::from(count) * 1_000 {
+                    return Err(
+                        "a rate is at most one per microsecond (the stores' resolution)".into(),
+                    );
+                }
                 let (t, b) = self.gcra();
                 if t.checked_mul(b)
                     .is_none_or(|span| span > 10 * 366 * 86_400 * NANOS_PER_SEC)
@@ -406,21 +411,18 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// A verdict for `states` (one per limit, at most [`MAX_LIMITS`]): admitted when no state
-    /// is exceeded. For stores written by hosts.
-    ///
-    /// # Panics
-    ///
-    /// When `states` holds more than [`MAX_LIMITS`] entries.
+    /// A verdict for `states` (one per limit): admitted when no state is exceeded. For stores
+    /// written by hosts. Only the first [`MAX_LIMITS`] states are kept for the rate-limit
+    /// fields, but every state counts towards the answer.
     #[must_use]
     pub fn new(states: &[LimitState], retry_after: Duration) -> Self {
-        assert!(states.len() <= MAX_LIMITS, "at most MAX_LIMITS states");
+        let kept = states.len().min(MAX_LIMITS);
         let mut all = [LimitState::default(); MAX_LIMITS];
-        all[..states.len()].copy_from_slice(states);
+        all[..kept].copy_from_slice(&states[..kept]);
         Self {
             allowed: !states.iter().any(|s| s.exceeded),
             retry_after,
-            len: states.len() as u8,
+            len: kept as u8,
             states: all,
             mode: QuotaMode::Enforced,
         }

@@ -194,7 +194,18 @@ fn validation_refuses_limits_that_cannot_admit() {
             .validate()
             .is_err()
     );
+    assert!(Limit::per_second(2_000_000).validate().is_err());
+    assert!(Limit::per_second(1_000_000).validate().is_ok());
     assert!(Limit::per_second(5).validate().is_ok());
+}
+
+#[test]
+fn a_host_verdict_with_too_many_states_still_refuses() {
+    let mut states = vec![LimitState::new(5, Duration::ZERO, false); MAX_LIMITS];
+    states.push(LimitState::new(0, Duration::from_secs(1), true));
+    let v = Verdict::new(&states, Duration::from_secs(1));
+    assert!(!v.is_allowed());
+    assert_eq!(v.states().len(), MAX_LIMITS);
 }
 
 #[test]

@@ -103,7 +103,10 @@ impl Timestamp {
 }
 
 fn duration_nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    // u64 arithmetic (no u128): this runs on every clock read.
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
 }
 
 impl fmt::Debug for Timestamp {

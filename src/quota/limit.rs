@@ -476,6 +476,90 @@ impl Verdict {
     }
 }
 
+/// What one limit says about a request: its state, the cell to store if the request is
+/// admitted, the wait before it would be, and until when its stored state matters.
+struct Step {
+    state: LimitState,
+    next: u64,
+    retry: u64,
+    /// With the request counted / not counted: when the cell stops mattering.
+    idle_if_taken: u64,
+    idle_if_not: u64,
+}
+
+fn step(limit: &Limit, cell: u64, now: Timestamp, cost: u64) -> Step {
+    let now_ns = now.as_unix_nanos();
+    match limit.kind {
+        Kind::Rate {
+            interval: t, burst, ..
+        } => {
+            let tat = cell.max(now_ns);
+            let new_tat = tat.saturating_add(t.saturating_mul(cost));
+            let horizon = now_ns.saturating_add(t.saturating_mul(burst));
+            // A rate is back to full once its TAT has passed.
+            if new_tat <= horizon {
+                Step {
+                    state: LimitState {
+                        remaining: (horizon - new_tat) / t,
+                        reset_ns: until_next_unit(new_tat, now_ns, t),
+                        exceeded: false,
+                    },
+                    next: new_tat,
+                    retry: 0,
+                    idle_if_taken: new_tat,
+                    idle_if_not: cell,
+                }
+            } else {
+                Step {
+                    state: LimitState {
+                        remaining: horizon.saturating_sub(tat) / t,
+                        reset_ns: until_next_unit(tat, now_ns, t),
+                        exceeded: true,
+                    },
+                    next: cell,
+                    retry: new_tat - horizon,
+                    idle_if_taken: cell,
+                    idle_if_not: cell,
+                }
+            }
+        }
+        Kind::Quota { max, window } => {
+            let (index, end) = window.locate(now);
+            let end = end.as_unix_nanos();
+            let current = cell != 0 && (cell >> 32) as u32 == index;
+            let used = if current { cell & 0xffff_ffff } else { 0 };
+            let reset = end.saturating_sub(now_ns);
+            // A count matters until its window ends; an older window's count, not at all.
+            let idle_if_not = if current { end } else { 0 };
+            if used.saturating_add(cost) <= max {
+                Step {
+                    state: LimitState {
+                        remaining: max - used - cost,
+                        reset_ns: reset,
+                        exceeded: false,
+                    },
+                    next: (u64::from(index) << 32) | (used + cost),
+                    retry: 0,
+                    idle_if_taken: end,
+                    idle_if_not,
+                }
+            } else {
+                Step {
+                    state: LimitState {
+                        remaining: max.saturating_sub(used),
+                        reset_ns: reset,
+                        exceeded: true,
+                    },
+                    next: cell,
+                    retry: reset,
+                    idle_if_taken: idle_if_not,
+                    idle_if_not,
+                }
+            }
+        }
+    }
+}
+
 /// Checks `cost` against every limit of one key at `now`, and when all admit it and `consume`
 /// is set, consumes it from all of them. `cells` holds the key's state, one per limit (zero for
 /// a fresh key). Returns the verdict and the time after which the key's state is equivalent to
@@ -489,98 +573,45 @@ pub(crate) fn apply(
     cost: u64,
     consume: bool,
 ) -> (Verdict, Timestamp) {
-    let now_ns = now.as_unix_nanos();
-    let mut states = [LimitState::default(); MAX_LIMITS];
-    let mut next = [0u64; MAX_LIMITS];
-    // Per limit: when its stored state stops mattering (window end, for quotas).
-    let mut window_end = [0u64; MAX_LIMITS];
-    let mut window_index = [0u64; MAX_LIMITS];
-    let mut allowed = true;
-    let mut retry = 0u64;
-    let mut idle_at = now_ns;
+    let mut verdict = Verdict::unlimited();
+    verdict.len = limits.len() as u8;
+    if let [limit] = limits {
+        // The usual single-limit policy: no per-limit arrays.
+        let s = step(limit, cells[0], now, cost);
+        verdict.states[0] = s.state;
+        verdict.allowed = !s.state.exceeded;
+        verdict.retry_after = Duration::from_nanos(s.retry);
+        let idle = if verdict.allowed && consume {
+            cells[0] = s.next;
+            s.idle_if_taken
+        } else {
+            s.idle_if_not
+        };
+        return (verdict, Timestamp::from_unix_nanos(idle));
+    }
+    let mut steps: [Option<Step>; MAX_LIMITS] = [const { None }; MAX_LIMITS];
+    let mut retry = 0;
     for (i, limit) in limits.iter().enumerate() {
-        match limit.kind {
-            Kind::Rate { .. } => {
-                let (t, b) = limit.gcra();
-                let tat = cells[i].max(now_ns);
-                let new_tat = tat.saturating_add(t.saturating_mul(cost));
-                let horizon = now_ns.saturating_add(t.saturating_mul(b));
-                if new_tat <= horizon {
-                    next[i] = new_tat;
-                    states[i] = LimitState {
-                        remaining: (horizon - new_tat) / t,
-                        reset_ns: until_next_unit(new_tat, now_ns, t),
-                        exceeded: false,
-                    };
-                } else {
-                    allowed = false;
-                    next[i] = cells[i];
-                    retry = retry.max(new_tat - horizon);
-                    states[i] = LimitState {
-                        remaining: horizon.saturating_sub(tat) / t,
-                        reset_ns: until_next_unit(tat, now_ns, t),
-                        exceeded: true,
-                    };
-                }
-            }
-            Kind::Quota { max, window } => {
-                let (index, end) = window.locate(now);
-                let cell = cells[i];
-                let used = if (cell >> 32) as u32 == index && cell != 0 {
-                    cell & 0xffff_ffff
-                } else {
-                    0
-                };
-                window_end[i] = end.as_unix_nanos();
-                window_index[i] = u64::from(index);
-                let reset = window_end[i].saturating_sub(now_ns);
-                if used.saturating_add(cost) <= max {
-                    next[i] = (u64::from(index) << 32) | (used + cost);
-                    states[i] = LimitState {
-                        remaining: max - used - cost,
-                        reset_ns: reset,
-                        exceeded: false,
-                    };
-                } else {
-                    allowed = false;
-                    next[i] = cell;
-                    retry = retry.max(reset);
-                    states[i] = LimitState {
-                        remaining: max.saturating_sub(used),
-                        reset_ns: reset,
-                        exceeded: true,
-                    };
-                }
-            }
+        let s = step(limit, cells[i], now, cost);
+        verdict.states[i] = s.state;
+        verdict.allowed &= !s.state.exceeded;
+        retry = retry.max(s.retry);
+        steps[i] = Some(s);
+    }
+    let take = verdict.allowed && consume;
+    let mut idle = now.as_unix_nanos();
+    for (cell, s) in cells.iter_mut().zip(steps.iter().flatten()) {
+        if take {
+            *cell = s.next;
+            idle = idle.max(s.idle_if_taken);
+        } else {
+            idle = idle.max(s.idle_if_not);
         }
     }
-    if allowed && consume {
-        cells[..limits.len()].copy_from_slice(&next[..limits.len()]);
+    if !verdict.allowed {
+        verdict.retry_after = Duration::from_nanos(retry);
     }
-    for (i, limit) in limits.iter().enumerate() {
-        let until = match limit.kind {
-            // A rate is back to full once its TAT has passed.
-            Kind::Rate { .. } => cells[i],
-            // A count matters until its window ends; an older window's count, not at all.
-            Kind::Quota { .. } if cells[i] != 0 && cells[i] >> 32 == window_index[i] => {
-                window_end[i]
-            }
-            Kind::Quota { .. } => 0,
-        };
-        idle_at = idle_at.max(until);
-    }
-    let verdict = Verdict {
-        allowed,
-        retry_after: if allowed {
-            Duration::ZERO
-        } else {
-            Duration::from_nanos(retry)
-        },
-        len: limits.len() as u8,
-        states,
-        mode: QuotaMode::Enforced,
-    };
-    (verdict, Timestamp::from_unix_nanos(idle_at))
+    (verdict, Timestamp::from_unix_nanos(idle))
 }
 
 /// Nanoseconds until the bucket whose TAT is `tat` has one more unit than now (zero when

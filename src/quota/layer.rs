@@ -413,9 +413,10 @@ impl<St> fmt::Debug for QuotaBuilder<St> {
 }
 
 impl<St: QuotaStore> QuotaBuilder<St> {
-    /// Adds a rule. Rules are checked in order; each is one atomic check of its key. A request
-    /// refused by a later rule stays charged by the earlier ones, as it would be by separate
-    /// limiters.
+    /// Adds a rule. Each rule is one atomic check of its key; a store that must wait for I/O
+    /// (Redis) gets all of a request's checks at once, so they cost one round trip of latency.
+    /// A request refused by one rule stays charged by the others, as it would be by separate
+    /// limiters; the first refusing rule, in the order added, answers.
     pub fn rule(mut self, rule: QuotaRule) -> Self {
         self.rules.push(rule);
         self
@@ -1000,13 +1001,18 @@ where
         ResponseFuture {
             kind: Kind::Boxed {
                 future: Box::pin(async move {
+                    // The remaining rules go to the store at once: one round trip of latency
+                    // for all of them, not one each.
                     let now = shared.clock.now();
-                    for i in start..shared.rules.len() {
-                        if !shared.rules[i].applies_to(route.as_ref()) {
-                            continue;
-                        }
-                        let (key, cost, consume) = shared.prepare(i, &parts, route.as_ref(), cost);
-                        let result = shared.store.check(&key, cost, now, consume).await;
+                    let checks: Vec<_> = (start..shared.rules.len())
+                        .filter(|&i| shared.rules[i].applies_to(route.as_ref()))
+                        .map(|i| (i, shared.prepare(i, &parts, route.as_ref(), cost)))
+                        .collect();
+                    let results = join_all(checks.iter().map(|(_, (key, cost, consume))| {
+                        shared.store.check(key, *cost, now, *consume)
+                    }))
+                    .await;
+                    for ((i, (key, _, _)), result) in checks.into_iter().zip(results) {
                         if let Err(r) = shared.settle(i, key, result, &mut tally) {
                             return Ok(refuse(&r, tally.mode));
                         }
@@ -1017,10 +1023,10 @@ where
                         .map(ResponseBody::inner);
                     let due = shared.due(&res, &mut tally);
                     let now = shared.clock.now();
-                    for key in due {
-                        if let Err(e) = shared.store.check(&key, 1, now, true).await {
-                            tracing::warn!(layer = "quota", error = %Chain(&e), "quota store failed to count a response");
-                        }
+                    let charged =
+                        join_all(due.iter().map(|key| shared.store.check(key, 1, now, true)));
+                    for e in charged.await.into_iter().filter_map(Result::err) {
+                        tracing::warn!(layer = "quota", error = %Chain(&e), "quota store failed to count a response");
                     }
                     tally.apply(&mut res, shared.headers);
                     Ok(res)
@@ -1031,6 +1037,30 @@ where
 }
 
 type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
+
+/// Runs `futures` concurrently and returns their outputs in order.
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut ready_all = true;
+        for (fut, out) in pending.iter_mut().zip(done.iter_mut()) {
+            if out.is_none() {
+                match fut.as_mut().poll(cx) {
+                    Poll::Ready(v) => *out = Some(v),
+                    Poll::Pending => ready_all = false,
+                }
+            }
+        }
+        if ready_all {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
+}
 
 pin_project! {
     /// The response future of [`Quota`].

@@ -676,3 +676,48 @@ async fn a_rule_limited_to_some_routes_leaves_the_others_alone() {
         assert_eq!(ok.headers.get_all("ratelimit-policy").iter().count(), 1);
     }
 }
+
+/// A store that answers only once two checks are in flight at the same time.
+struct NeedsCompany(tokio::sync::Barrier);
+
+impl QuotaStore for NeedsCompany {
+    async fn check(
+        &self,
+        _: &QuotaKey,
+        _: u64,
+        _: Timestamp,
+        _: bool,
+    ) -> Result<Verdict, StoreError> {
+        self.0.wait().await;
+        Ok(Verdict::unlimited())
+    }
+}
+
+/// With a store that waits for I/O, a request's rules are checked at once (one round trip of
+/// latency for all of them): this store would never answer checks made one after the other.
+#[tokio::test]
+async fn an_async_store_gets_all_rules_of_a_request_at_once() {
+    let fx = Fixture::new();
+    let key = fx.issue(KeySpec::new("alice"));
+    let layer = QuotaLayer::builder(NeedsCompany(tokio::sync::Barrier::new(2)))
+        .rule(QuotaRule::new(
+            KeyBy::client_ip(),
+            policy("ip", [Limit::per_second(5)]),
+        ))
+        .rule(QuotaRule::new(
+            KeyBy::Subject,
+            policy("user", [Limit::per_second(5)]),
+        ))
+        .build()
+        .unwrap();
+    let guard = Palisade::builder()
+        .authenticate(fx.authenticator())
+        .limit_principals(layer)
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    let reply = tokio::time::timeout(Duration::from_secs(10), get(&server, "/", &key))
+        .await
+        .expect("the two checks were made one after the other");
+    assert_eq!(reply.status, StatusCode::OK);
+}

@@ -159,6 +159,9 @@ pub struct RuleConfig {
     /// Limits the rule to these route templates (default: every route).
     #[serde(default)]
     pub routes: Option<Vec<String>>,
+    /// Report only: count and report would-be refusals, never refuse (default false).
+    #[serde(default)]
+    pub shadow: bool,
     /// IPv4 prefix length for `client_ip` keys (default 32).
     #[serde(default = "v4")]
     pub ipv4_prefix: u8,
@@ -421,6 +424,9 @@ fn rule(
     }
     if let Some(routes) = &r.routes {
         rule = rule.on_routes(routes.iter().map(String::as_str));
+    }
+    if r.shadow {
+        rule = rule.shadow();
     }
     if r.count == CountConfig::FailedAuthentication {
         rule = rule.counting(Counting::failed_authentication());

@@ -176,6 +176,16 @@ impl fmt::Debug for Counting {
     }
 }
 
+/// A refusal a [`QuotaRule::shadow`] rule would have made. Put in the response extensions of
+/// the request it let through; never enforced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaShadow {
+    /// The policy that would have refused.
+    pub policy: Arc<str>,
+    /// How long the caller would have been told to wait.
+    pub retry_after: Duration,
+}
+
 /// A predicate on a response (see [`Counting::responses`]).
 #[derive(Clone)]
 pub struct ResponseFilter(Arc<FilterFn>);
@@ -214,6 +224,8 @@ pub struct QuotaRule {
     counting: Counting,
     /// The route templates the rule is limited to (`None`: every route).
     routes: Option<Box<[Arc<str>]>>,
+    /// Report only: count, and report would-be refusals, but never refuse.
+    shadow: bool,
 }
 
 impl QuotaRule {
@@ -228,7 +240,17 @@ impl QuotaRule {
             tier_by: TierBy::Tier,
             counting: Counting::Every,
             routes: None,
+            shadow: false,
         }
+    }
+
+    /// Report only: the rule counts as usual, but a request it would refuse goes through, with
+    /// a [`QuotaShadow`] in the response extensions (for audit) and an `info` log line. For
+    /// trying a new limit on live traffic before enforcing it; its fields are not sent.
+    #[must_use]
+    pub fn shadow(mut self) -> Self {
+        self.shadow = true;
+        self
     }
 
     /// Applies the rule only to requests for these route templates (axum syntax, such as
@@ -659,6 +681,8 @@ struct Tally {
     /// Keys to charge when the response matches their rule's filter.
     first_charge: Option<(usize, QuotaKey)>,
     charges: Vec<(usize, QuotaKey)>,
+    /// The first would-be refusal of a shadow rule.
+    shadow: Option<QuotaShadow>,
 }
 
 impl Tally {
@@ -671,6 +695,7 @@ impl Tally {
             mode: QuotaMode::Enforced,
             first_charge: None,
             charges: Vec::new(),
+            shadow: None,
         }
     }
 
@@ -704,9 +729,13 @@ impl Tally {
             && self.ratelimit.is_empty()
             && self.first_charge.is_none()
             && self.charges.is_empty()
+            && self.shadow.is_none()
     }
 
     fn apply<B>(&mut self, res: &mut Response<B>, headers: RateLimitHeaders) {
+        if let Some(shadow) = self.shadow.take() {
+            res.extensions_mut().insert(shadow);
+        }
         if self.mode != QuotaMode::Enforced {
             let ext = res.extensions_mut();
             let worst = ext
@@ -882,11 +911,26 @@ impl<St: QuotaStore> Shared<St> {
                 ));
             }
         };
+        let rule = &self.rules[i];
         if !verdict.is_allowed() {
             tally.mode = tally.mode.max(verdict.mode());
-            return Err(too_many(key.policy(), &verdict, self.headers));
+            if !rule.shadow {
+                return Err(too_many(key.policy(), &verdict, self.headers));
+            }
+            tracing::info!(
+                layer = "quota",
+                policy = key.policy().name(),
+                key = key.kind(),
+                "shadow quota rule would refuse"
+            );
+            tally.shadow.get_or_insert_with(|| QuotaShadow {
+                policy: key.policy().name_arc().clone(),
+                retry_after: verdict.retry_after(),
+            });
+            return Ok(());
         }
-        match self.rules[i].counting {
+        match rule.counting {
+            Counting::Every if rule.shadow => tally.mode = tally.mode.max(verdict.mode()),
             Counting::Every => tally.record(key.policy(), &verdict, self.headers),
             Counting::Responses(_) => {
                 tally.mode = tally.mode.max(verdict.mode());

@@ -11,7 +11,7 @@ mod redis;
 mod store;
 
 pub use layer::{
-    Counting, KeyBy, KeyFn, Quota, QuotaBuilder, QuotaLayer, QuotaRule, RATELIMIT,
+    Counting, KeyBy, KeyFn, Quota, QuotaBuilder, QuotaLayer, QuotaRule, QuotaShadow, RATELIMIT,
     RATELIMIT_POLICY, RateLimitHeaders, ResponseFilter, ResponseFuture, TierBy,
 };
 pub use limit::{Limit, LimitState, MAX_LIMITS, Verdict, Window};

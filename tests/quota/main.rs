@@ -721,3 +721,39 @@ async fn an_async_store_gets_all_rules_of_a_request_at_once() {
         .expect("the two checks were made one after the other");
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_shadow_rule_reports_but_never_refuses() {
+    let fx = Fixture::new();
+    let key = fx.issue(KeySpec::new("alice"));
+    let candidate = QuotaRule::new(
+        KeyBy::Subject,
+        policy("candidate", [Limit::quota(2, Window::Hour)]),
+    )
+    .shadow();
+    let enforced = QuotaRule::new(
+        KeyBy::Subject,
+        policy("user", [Limit::quota(100, Window::Hour)]),
+    );
+    let guard = Palisade::builder()
+        .authenticate(fx.authenticator())
+        .limit_principals(fx.layer([candidate, enforced]))
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    for _ in 0..4 {
+        let ok = get(&server, "/", &key).await;
+        assert_eq!(ok.status, StatusCode::OK);
+        // Only the enforced rule is advertised.
+        assert_eq!(
+            header(&ok, "ratelimit-policy"),
+            Some(r#""user";q=100;w=3600"#)
+        );
+    }
+    assert_eq!(server.hits(), 4);
+    // The third and fourth requests would have been refused by the candidate.
+    let shadows = server.quota_shadows.lock().unwrap().clone();
+    assert_eq!(shadows.len(), 2);
+    assert_eq!(&*shadows[0].policy, "candidate");
+    assert_eq!(shadows[0].retry_after, Duration::from_secs(3_600));
+}

@@ -15,7 +15,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use palisade::authz::{Decision, ShadowDivergence};
-use palisade::quota::QuotaMode;
+use palisade::quota::{QuotaMode, QuotaShadow};
 use palisade::{ClientIp, Principal, Rejection};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
@@ -30,6 +30,8 @@ pub struct TestServer {
     pub divergences: Arc<Mutex<Vec<ShadowDivergence>>>,
     /// The quota mode of each response that had one other than `Enforced`.
     pub quota_modes: Arc<Mutex<Vec<QuotaMode>>>,
+    /// The would-be refusals of shadow quota rules.
+    pub quota_shadows: Arc<Mutex<Vec<QuotaShadow>>>,
 }
 
 impl TestServer {
@@ -54,6 +56,7 @@ impl TestServer {
         let refusals = Arc::new(Mutex::new(Vec::new()));
         let divergences = Arc::new(Mutex::new(Vec::new()));
         let quota_modes = Arc::new(Mutex::new(Vec::new()));
+        let quota_shadows = Arc::new(Mutex::new(Vec::new()));
         let counter = hits.clone();
         let handler = move |principal: Principal,
                             ip: Option<Extension<ClientIp>>,
@@ -74,7 +77,12 @@ impl TestServer {
         let router = Router::new()
             .route("/", any(handler.clone()))
             .route("/{*path}", any(handler));
-        let (seen, diverged, modes) = (refusals.clone(), divergences.clone(), quota_modes.clone());
+        let (seen, diverged, modes, shadows) = (
+            refusals.clone(),
+            divergences.clone(),
+            quota_modes.clone(),
+            quota_shadows.clone(),
+        );
         let service = tower::ServiceBuilder::new()
             // Outermost, like the audit layer: reads why a layer refused.
             .map_response(move |res: http::Response<B>| {
@@ -86,6 +94,9 @@ impl TestServer {
                 }
                 if let Some(m) = res.extensions().get::<QuotaMode>() {
                     modes.lock().unwrap().push(*m);
+                }
+                if let Some(s) = res.extensions().get::<QuotaShadow>() {
+                    shadows.lock().unwrap().push(s.clone());
                 }
                 res.map(axum::body::Body::new)
             })
@@ -106,6 +117,7 @@ impl TestServer {
             refusals,
             divergences,
             quota_modes,
+            quota_shadows,
         }
     }
 

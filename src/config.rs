@@ -171,7 +171,7 @@ impl Default for ApiKeyConfig {
     }
 }
 
-fn nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+pub(crate) fn nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
     let items = Vec::<String>::deserialize(d)?;
     items
         .iter()
@@ -472,7 +472,7 @@ quota:
     free: [{rate: 5, per: 1s}, {quota: 10000, window: day}]
     pro: [{rate: 50, per: 1s, name: pro-burst}, {quota: 1000000, window: month}]
   clients:
-    - {key: client_ip, policy: ip, ipv6_prefix: 56}
+    - {key: client_ip, policy: ip, ipv6_prefix: 56, exempt: [10.0.0.0/8, 192.0.2.7]}
     - {key: client_ip, policy: auth-failures, count: failed-authentication}
     - {key: client_ip, policy: auth-failures, routes: [/v1/login]}
   principals:
@@ -506,7 +506,7 @@ quota:
             .expect("a yaml block in docs/config.md");
         let c = Config::parse(yaml, Format::Yaml).unwrap();
         assert!(matches!(c.quota.store, StoreConfig::Redis(_)));
-        assert_eq!(c.quota.policies().unwrap().len(), 5);
+        assert_eq!(c.quota.policies().unwrap().len(), 6);
         c.policy().unwrap();
         // Everything but the Redis connection builds (its URL variable is not set here).
         let mut c = c;

@@ -162,6 +162,9 @@ pub struct RuleConfig {
     /// Report only: count and report would-be refusals, never refuse (default false).
     #[serde(default)]
     pub shadow: bool,
+    /// Client networks the rule does not apply to.
+    #[serde(default, deserialize_with = "crate::config::nets")]
+    pub exempt: Vec<ipnet::IpNet>,
     /// IPv4 prefix length for `client_ip` keys (default 32).
     #[serde(default = "v4")]
     pub ipv4_prefix: u8,
@@ -427,6 +430,9 @@ fn rule(
     }
     if r.shadow {
         rule = rule.shadow();
+    }
+    if !r.exempt.is_empty() {
+        rule = rule.exempt(r.exempt.iter().copied());
     }
     if r.count == CountConfig::FailedAuthentication {
         rule = rule.counting(Counting::failed_authentication());

@@ -226,6 +226,8 @@ pub struct QuotaRule {
     routes: Option<Box<[Arc<str>]>>,
     /// Report only: count, and report would-be refusals, but never refuse.
     shadow: bool,
+    /// Client networks the rule does not apply to.
+    exempt: Box<[ipnet::IpNet]>,
 }
 
 impl QuotaRule {
@@ -241,7 +243,17 @@ impl QuotaRule {
             counting: Counting::Every,
             routes: None,
             shadow: false,
+            exempt: Box::new([]),
         }
+    }
+
+    /// Exempts clients in these networks from the rule (your own monitoring, a partner's
+    /// fixed addresses). The address is the one [`ClientIp`] resolved, so a forwarded header
+    /// counts only from a trusted proxy and a client cannot claim to be exempt.
+    #[must_use]
+    pub fn exempt(mut self, networks: impl IntoIterator<Item = ipnet::IpNet>) -> Self {
+        self.exempt = networks.into_iter().collect();
+        self
     }
 
     /// Report only: the rule counts as usual, but a request it would refuse goes through, with
@@ -266,11 +278,15 @@ impl QuotaRule {
         self
     }
 
-    fn applies_to(&self, route: Option<&Arc<str>>) -> bool {
-        match &self.routes {
+    fn applies_to(&self, route: Option<&Arc<str>>, parts: &Parts) -> bool {
+        let on_route = match &self.routes {
             None => true,
             Some(filter) => route.is_some_and(|r| filter.iter().any(|t| **t == **r)),
-        }
+        };
+        on_route
+            && (self.exempt.is_empty()
+                || !client_addr(parts)
+                    .is_some_and(|ip| self.exempt.iter().any(|n| n.contains(&ip))))
     }
 
     /// Applies `policy` to principals of tier `name` (see [`tier_by`](Self::tier_by)).
@@ -356,20 +372,25 @@ impl QuotaRule {
             } => (v4_prefix, v6_prefix),
             _ => (32, 64),
         };
-        let ip = parts
-            .extensions
-            .get::<ClientIp>()
-            .map(|c| c.ip())
-            .or_else(|| peer_addr_of(&parts.extensions).map(|a| a.ip()));
-        match ip {
+        match client_addr(parts) {
             Some(ip) => {
-                let ip = ip.to_canonical();
                 let prefix = if ip.is_ipv4() { v4 } else { v6 };
                 KeyPart::Ip(mask(ip, prefix), prefix)
             }
             None => KeyPart::Unknown,
         }
     }
+}
+
+/// The client address: [`ClientIp`] when the stack resolved it, else the peer address
+/// (never a forwarded header), IPv4-mapped IPv6 addresses as IPv4.
+fn client_addr(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<ClientIp>()
+        .map(|c| c.ip())
+        .or_else(|| peer_addr_of(&parts.extensions).map(|a| a.ip()))
+        .map(|ip| ip.to_canonical())
 }
 
 /// Which rate-limit fields the layer sends.
@@ -954,7 +975,7 @@ impl<St: QuotaStore> Shared<St> {
     ) -> Pass {
         let now = self.clock.now();
         for i in 0..self.rules.len() {
-            if !self.rules[i].applies_to(route) {
+            if !self.rules[i].applies_to(route, parts) {
                 continue;
             }
             let (key, cost, consume) = self.prepare(i, parts, route, cost);
@@ -1049,7 +1070,7 @@ where
                     // for all of them, not one each.
                     let now = shared.clock.now();
                     let checks: Vec<_> = (start..shared.rules.len())
-                        .filter(|&i| shared.rules[i].applies_to(route.as_ref()))
+                        .filter(|&i| shared.rules[i].applies_to(route.as_ref(), &parts))
                         .map(|i| (i, shared.prepare(i, &parts, route.as_ref(), cost)))
                         .collect();
                     let results = join_all(checks.iter().map(|(_, (key, cost, consume))| {

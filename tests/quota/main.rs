@@ -757,3 +757,53 @@ async fn a_shadow_rule_reports_but_never_refuses() {
     assert_eq!(&*shadows[0].policy, "candidate");
     assert_eq!(shadows[0].retry_after, Duration::from_secs(3_600));
 }
+
+/// Exempt networks are matched on the resolved client address: a trusted proxy's forwarded
+/// address can be exempt, a client claiming an exempt address in a header cannot.
+#[tokio::test]
+async fn exempt_networks_are_matched_on_the_trusted_client_address() {
+    let fx = Fixture::new();
+    let key = fx.issue(KeySpec::new("alice"));
+    let rule = || {
+        QuotaRule::new(
+            KeyBy::client_ip(),
+            policy("ip", [Limit::quota(1, Window::Hour)]),
+        )
+        .exempt(["198.51.100.0/24".parse().unwrap()])
+    };
+    let behind_proxy = Palisade::builder()
+        .trust_proxy("127.0.0.1/32".parse().unwrap())
+        .limit_clients(fx.layer([rule()]))
+        .authenticate(fx.authenticator())
+        .build()
+        .unwrap();
+    let server = TestServer::start(behind_proxy).await;
+    let from = async |ip: &str| {
+        server
+            .get("/", &[("x-api-key", &key), ("x-forwarded-for", ip)])
+            .await
+            .status
+    };
+    for _ in 0..3 {
+        assert_eq!(from("198.51.100.5").await, StatusCode::OK);
+    }
+    assert_eq!(from("203.0.113.1").await, StatusCode::OK);
+    assert_eq!(from("203.0.113.1").await, StatusCode::TOO_MANY_REQUESTS);
+
+    // No trusted proxy: the header is the client's claim, and the peer is not exempt.
+    let direct = Palisade::builder()
+        .limit_clients(fx.layer([rule()]))
+        .authenticate(fx.authenticator())
+        .build()
+        .unwrap();
+    let server = TestServer::start(direct).await;
+    let claim = [
+        ("x-api-key", key.as_str()),
+        ("x-forwarded-for", "198.51.100.5"),
+    ];
+    assert_eq!(server.get("/", &claim).await.status, StatusCode::OK);
+    assert_eq!(
+        server.get("/", &claim).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

@@ -8,42 +8,30 @@ use std::time::Duration;
 
 use http::StatusCode;
 use palisade::Palisade;
-use palisade::authn::api_key::{ApiKeys, KeySpec, MemoryKeyStore};
-use palisade::clock::{ManualClock, Timestamp};
+use palisade::authn::api_key::KeySpec;
+use palisade::clock::Timestamp;
 use palisade::error::{StoreError, StoreErrorKind};
 use palisade::quota::{
     Counting, KeyBy, Limit, MemoryStore, QuotaKey, QuotaLayer, QuotaPolicy, QuotaRule, QuotaStore,
     RateLimitHeaders, TierBy, Verdict, Window,
 };
 use palisade::rejection::QUOTA_EXCEEDED;
-use support::{Reply, TestServer};
+use support::{Keys, Reply, TestServer};
 
-/// 2026-01-01T00:00:00Z
-const T0: u64 = 1_767_225_600;
+/// Keys and a manual clock, and quota layers on that clock.
+struct Fixture(Keys);
 
-struct Fixture {
-    keys: ApiKeys,
-    store: MemoryKeyStore,
-    clock: ManualClock,
+impl std::ops::Deref for Fixture {
+    type Target = Keys;
+
+    fn deref(&self) -> &Keys {
+        &self.0
+    }
 }
 
 impl Fixture {
     fn new() -> Self {
-        Self {
-            keys: ApiKeys::new(),
-            store: MemoryKeyStore::new(),
-            clock: ManualClock::new(Timestamp::from_unix_secs(T0)),
-        }
-    }
-
-    fn issue(&self, spec: KeySpec) -> String {
-        let issued = self.keys.generate(spec).unwrap();
-        self.store.insert(issued.record);
-        issued.plaintext.expose_secret().to_owned()
-    }
-
-    fn authenticator(&self) -> impl palisade::authn::Authenticator + use<> {
-        self.keys.authenticator(self.store.clone())
+        Self(Keys::new())
     }
 
     fn layer(&self, rules: impl IntoIterator<Item = QuotaRule>) -> QuotaLayer<MemoryStore> {

@@ -14,15 +14,15 @@ use std::time::Duration;
 
 use http::StatusCode;
 use palisade::Palisade;
-use palisade::authn::api_key::{ApiKeys, KeySpec, MemoryKeyStore};
-use palisade::clock::{ManualClock, Timestamp};
+use palisade::authn::api_key::KeySpec;
+use palisade::clock::Timestamp;
 use palisade::quota::{
     KeyBy, Limit, OnOutage, QuotaLayer, QuotaMode, QuotaPolicy, QuotaRule, RedisStore, Window,
 };
-use support::TestServer;
+use support::{Keys, TestServer};
 use tokio::time::Instant;
 
-const T0: u64 = 1_767_225_600;
+const T0: u64 = Keys::T0;
 
 /// A `redis-server` child process on 127.0.0.1.
 struct Redis {
@@ -122,36 +122,27 @@ impl Drop for Redis {
     }
 }
 
-struct Fixture {
-    keys: ApiKeys,
-    store: MemoryKeyStore,
-    clock: ManualClock,
-}
+/// Keys and a manual clock shared by every "instance".
+struct Fixture(Keys);
 
 impl Fixture {
     fn new() -> Self {
-        Self {
-            keys: ApiKeys::new(),
-            store: MemoryKeyStore::new(),
-            clock: ManualClock::new(Timestamp::from_unix_secs(T0)),
-        }
+        Self(Keys::new())
     }
 
     fn issue(&self, subject: &str) -> String {
-        let issued = self.keys.generate(KeySpec::new(subject)).unwrap();
-        self.store.insert(issued.record);
-        issued.plaintext.expose_secret().to_owned()
+        self.0.issue(KeySpec::new(subject))
     }
 
     /// An "instance": a stack of its own with a `RedisStore` of its own.
     async fn instance(&self, store: RedisStore, policy: QuotaPolicy) -> TestServer {
         let layer = QuotaLayer::builder(store)
-            .clock(self.clock.clone())
+            .clock(self.0.clock.clone())
             .rule(QuotaRule::new(KeyBy::Subject, policy))
             .build()
             .unwrap();
         let guard = Palisade::builder()
-            .authenticate(self.keys.authenticator(self.store.clone()))
+            .authenticate(self.0.authenticator())
             .limit_principals(layer)
             .build()
             .unwrap();

@@ -14,7 +14,9 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use palisade::authn::api_key::{ApiKeyAuthenticator, ApiKeys, KeySpec, MemoryKeyStore};
 use palisade::authz::{Decision, ShadowDivergence};
+use palisade::clock::{ManualClock, Timestamp};
 use palisade::quota::{QuotaMode, QuotaShadow};
 use palisade::{ClientIp, Principal, Rejection};
 use serde_json::{Value, json};
@@ -149,6 +151,38 @@ impl TestServer {
             b = b.header(*k, *v);
         }
         send(self.addr, b.body(Full::new(Bytes::new())).unwrap()).await
+    }
+}
+
+/// API keys in a memory store, and a manual clock starting at 2026-01-01T00:00:00Z.
+pub struct Keys {
+    pub keys: ApiKeys,
+    pub store: MemoryKeyStore,
+    pub clock: ManualClock,
+}
+
+impl Keys {
+    /// 2026-01-01T00:00:00Z, in Unix seconds.
+    pub const T0: u64 = 1_767_225_600;
+
+    pub fn new() -> Self {
+        Self {
+            keys: ApiKeys::new(),
+            store: MemoryKeyStore::new(),
+            clock: ManualClock::new(Timestamp::from_unix_secs(Self::T0)),
+        }
+    }
+
+    /// Issues and stores a key; returns its plaintext.
+    pub fn issue(&self, spec: KeySpec) -> String {
+        let issued = self.keys.generate(spec).unwrap();
+        self.store.insert(issued.record);
+        issued.plaintext.expose_secret().to_owned()
+    }
+
+    /// An authenticator over the store.
+    pub fn authenticator(&self) -> ApiKeyAuthenticator<MemoryKeyStore> {
+        self.keys.authenticator(self.store.clone())
     }
 }
 

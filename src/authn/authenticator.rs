@@ -41,11 +41,24 @@ pub trait Authenticator: Send + Sync + 'static {
     /// Pushes this authenticator's `WWW-Authenticate` challenges, sent with the 401 when no
     /// authenticator found a credential (RFC 9110 §11.6.1).
     fn challenges(&self, out: &mut Vec<HeaderValue>);
+
+    /// The same answer given at once, or `None` if it needs I/O (then
+    /// [`authenticate`](Self::authenticate) is awaited, and must give the answer this would
+    /// have). Authenticators over in-memory stores implement it so that the layer needs no
+    /// boxed future. The default is `None`.
+    fn authenticate_now(&self, parts: &Parts) -> Option<Authentication> {
+        let _ = parts;
+        None
+    }
 }
 
 impl<T: Authenticator> Authenticator for Arc<T> {
     fn authenticate(&self, parts: &Parts) -> impl Future<Output = Authentication> + Send {
         (**self).authenticate(parts)
+    }
+
+    fn authenticate_now(&self, parts: &Parts) -> Option<Authentication> {
+        (**self).authenticate_now(parts)
     }
 
     fn challenges(&self, out: &mut Vec<HeaderValue>) {
@@ -62,11 +75,18 @@ pub trait DynAuthenticator: Send + Sync + 'static {
 
     /// [`Authenticator::challenges`].
     fn challenges_dyn(&self, out: &mut Vec<HeaderValue>);
+
+    /// [`Authenticator::authenticate_now`].
+    fn authenticate_now_dyn(&self, parts: &Parts) -> Option<Authentication>;
 }
 
 impl<T: Authenticator> DynAuthenticator for T {
     fn authenticate_boxed<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, Authentication> {
         Box::pin(self.authenticate(parts))
+    }
+
+    fn authenticate_now_dyn(&self, parts: &Parts) -> Option<Authentication> {
+        self.authenticate_now(parts)
     }
 
     fn challenges_dyn(&self, out: &mut Vec<HeaderValue>) {
@@ -82,6 +102,10 @@ impl Authenticator for Arc<dyn DynAuthenticator> {
 
     fn challenges(&self, out: &mut Vec<HeaderValue>) {
         (**self).challenges_dyn(out);
+    }
+
+    fn authenticate_now(&self, parts: &Parts) -> Option<Authentication> {
+        (**self).authenticate_now_dyn(parts)
     }
 }
 
@@ -122,5 +146,12 @@ impl<A: Authenticator, B: Authenticator> Authenticator for Chain<A, B> {
     fn challenges(&self, out: &mut Vec<HeaderValue>) {
         self.first.challenges(out);
         self.second.challenges(out);
+    }
+
+    fn authenticate_now(&self, parts: &Parts) -> Option<Authentication> {
+        match self.first.authenticate_now(parts)? {
+            Authentication::Absent => self.second.authenticate_now(parts),
+            decided => Some(decided),
+        }
     }
 }

@@ -7,7 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::request::Parts;
 use http::{HeaderValue, Request, Response};
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -123,6 +125,38 @@ impl<S: fmt::Debug, A> fmt::Debug for Authn<S, A> {
     }
 }
 
+impl<A: Authenticator> Shared<A> {
+    /// The principal to hand on, or the refusal, for an authenticator's answer.
+    fn resolve(&self, answer: Authentication, parts: &Parts) -> Result<Principal, Rejection> {
+        match answer {
+            Authentication::Authenticated(principal) => Ok(principal),
+            Authentication::Absent
+                if self
+                    .public
+                    .as_ref()
+                    .is_some_and(|p| is_public(p, parts, &parts.method)) =>
+            {
+                Ok(Principal::anonymous())
+            }
+            Authentication::Absent => Err(Rejection::Unauthenticated(AuthnFailure::new(
+                AuthnReason::MissingCredentials,
+                self.missing.clone(),
+            ))),
+            Authentication::Refused(rejection) => Err(rejection),
+        }
+    }
+}
+
+fn refused<B>(rejection: &Rejection) -> Response<ResponseBody<B>> {
+    tracing::debug!(
+        layer = "authn",
+        reason = rejection.reason(),
+        status = rejection.status().as_u16(),
+        "request refused"
+    );
+    rejection.to_response().map(ResponseBody::refused)
+}
+
 impl<S, A, ReqBody, ResBody> Service<Request<ReqBody>> for Authn<S, A>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -133,52 +167,52 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<ResBody, S::Error>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        // Whatever an outer layer may have put here is not an authentication.
+        parts.extensions.remove::<Principal>();
+        // An authenticator that answers at once (keys in memory) needs no boxed future.
+        if let Some(answer) = self.shared.authenticator.authenticate_now(&parts) {
+            return match self.shared.resolve(answer, &parts) {
+                Ok(principal) => {
+                    parts.extensions.insert(principal);
+                    ResponseFuture {
+                        kind: Kind::Inner {
+                            future: self.inner.call(Request::from_parts(parts, body)),
+                        },
+                    }
+                }
+                Err(rejection) => ResponseFuture {
+                    kind: Kind::Refused {
+                        response: Some(refused(&rejection)),
+                    },
+                },
+            };
+        }
         // The ready service goes into the future; a fresh clone stays for the next call.
         let clone = self.inner.clone();
         let mut inner = mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         ResponseFuture {
-            inner: Box::pin(async move {
-                let (mut parts, body) = req.into_parts();
-                // Whatever an outer layer may have put here is not an authentication.
-                parts.extensions.remove::<Principal>();
-                let rejection = match shared.authenticator.authenticate(&parts).await {
-                    Authentication::Authenticated(principal) => {
-                        parts.extensions.insert(principal);
-                        let res = inner.call(Request::from_parts(parts, body)).await?;
-                        return Ok(res.map(ResponseBody::inner));
+            kind: Kind::Boxed {
+                future: Box::pin(async move {
+                    let answer = shared.authenticator.authenticate(&parts).await;
+                    match shared.resolve(answer, &parts) {
+                        Ok(principal) => {
+                            parts.extensions.insert(principal);
+                            let res = inner.call(Request::from_parts(parts, body)).await?;
+                            Ok(res.map(ResponseBody::inner))
+                        }
+                        Err(rejection) => Ok(refused(&rejection)),
                     }
-                    Authentication::Absent
-                        if shared
-                            .public
-                            .as_ref()
-                            .is_some_and(|p| is_public(p, &parts, &parts.method)) =>
-                    {
-                        parts.extensions.insert(Principal::anonymous());
-                        let res = inner.call(Request::from_parts(parts, body)).await?;
-                        return Ok(res.map(ResponseBody::inner));
-                    }
-                    Authentication::Absent => Rejection::Unauthenticated(AuthnFailure::new(
-                        AuthnReason::MissingCredentials,
-                        shared.missing.clone(),
-                    )),
-                    Authentication::Refused(rejection) => rejection,
-                };
-                tracing::debug!(
-                    layer = "authn",
-                    reason = rejection.reason(),
-                    status = rejection.status().as_u16(),
-                    "request refused"
-                );
-                Ok(rejection.to_response().map(ResponseBody::refused))
-            }),
+                }),
+            },
         }
     }
 }
@@ -186,20 +220,44 @@ where
 type BoxedResponse<B, E> =
     Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
 
-/// The response future of [`Authn`].
-pub struct ResponseFuture<B, E> {
-    inner: BoxedResponse<B, E>,
-}
-
-impl<B, E> Future for ResponseFuture<B, E> {
-    type Output = Result<Response<ResponseBody<B>>, E>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+pin_project! {
+    /// The response future of [`Authn`].
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        kind: Kind<F, B, E>,
     }
 }
 
-impl<B, E> fmt::Debug for ResponseFuture<B, E> {
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B, E> {
+        Refused { response: Option<Response<ResponseBody<B>>> },
+        Inner { #[pin] future: F },
+        Boxed { future: BoxedResponse<B, E> },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Refused { response } => match response.take() {
+                Some(res) => Poll::Ready(Ok(res)),
+                None => panic!("ResponseFuture polled after completion"),
+            },
+            KindProj::Inner { future } => {
+                future.poll(cx).map_ok(|res| res.map(ResponseBody::inner))
+            }
+            KindProj::Boxed { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

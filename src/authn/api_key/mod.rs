@@ -412,20 +412,31 @@ fn strip_scheme(value: &[u8]) -> Option<&[u8]> {
     }
 }
 
-impl<S: KeyStore, C: Clock> Authenticator for ApiKeyAuthenticator<S, C> {
-    async fn authenticate(&self, parts: &Parts) -> Authentication {
+impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
+    /// The key presented, parsed: `Err` holds the answer when there is nothing to look up.
+    fn presented<'p>(&self, parts: &'p Parts) -> Result<(&'p str, ParsedKey), Authentication> {
         let key = match self.extract(parts) {
             Ok(Some(key)) => key,
-            Ok(None) => return Authentication::Absent,
-            Err(reason) => return self.refuse(reason),
+            Ok(None) => return Err(Authentication::Absent),
+            Err(reason) => return Err(self.refuse(reason)),
         };
-        let parsed = match self.keys.format.parse(key) {
-            Ok(parsed) => parsed,
-            Err(reason) => return self.refuse(reason),
-        };
-        // Hash before the lookup so that every path below does the same work.
+        match self.keys.format.parse(key) {
+            Ok(parsed) => Ok((key, parsed)),
+            Err(reason) => Err(self.refuse(reason)),
+        }
+    }
+
+    /// The answer once the store answered `found` for the presented key's id (`Err(())`: it
+    /// timed out).
+    fn decide(
+        &self,
+        key: &str,
+        parsed: &ParsedKey,
+        found: Result<Result<Option<KeyRecord>, crate::error::StoreError>, ()>,
+    ) -> Authentication {
+        // Hashed on every path, found or not, so that all of them do the same work.
         let presented = self.keys.hasher.hash(key);
-        let record = match bounded(self.timeout, self.store.get(parsed.id())).await {
+        let record = match found {
             Ok(Ok(record)) => record,
             Ok(Err(error)) => {
                 tracing::warn!(layer = "authn", key_id = %parsed.id(), error = %crate::error::Chain(&error), "api key store failed");
@@ -434,7 +445,7 @@ impl<S: KeyStore, C: Clock> Authenticator for ApiKeyAuthenticator<S, C> {
                     UnavailableReason::KeyStoreError,
                 ));
             }
-            Err(_) => {
+            Err(()) => {
                 tracing::warn!(layer = "authn", key_id = %parsed.id(), timeout = ?self.timeout, "api key store timed out");
                 return Authentication::Refused(Rejection::unavailable(
                     "authn",
@@ -458,6 +469,28 @@ impl<S: KeyStore, C: Clock> Authenticator for ApiKeyAuthenticator<S, C> {
             return self.refuse(AuthnReason::KeyExpired);
         }
         Authentication::Authenticated(record.principal().clone())
+    }
+}
+
+impl<S: KeyStore, C: Clock> Authenticator for ApiKeyAuthenticator<S, C> {
+    async fn authenticate(&self, parts: &Parts) -> Authentication {
+        let (key, parsed) = match self.presented(parts) {
+            Ok(presented) => presented,
+            Err(answer) => return answer,
+        };
+        let found = bounded(self.timeout, self.store.get(parsed.id()))
+            .await
+            .map_err(|_| ());
+        self.decide(key, &parsed, found)
+    }
+
+    fn authenticate_now(&self, parts: &Parts) -> Option<Authentication> {
+        let (key, parsed) = match self.presented(parts) {
+            Ok(presented) => presented,
+            Err(answer) => return Some(answer),
+        };
+        let found = self.store.get_now(parsed.id())?;
+        Some(self.decide(key, &parsed, Ok(found)))
     }
 
     fn challenges(&self, out: &mut Vec<HeaderValue>) {

@@ -279,6 +279,14 @@ pub trait KeyStore: Send + Sync + 'static {
     /// The record of key `id`, `Ok(None)` if unknown.
     fn get(&self, id: &KeyId)
     -> impl Future<Output = Result<Option<KeyRecord>, StoreError>> + Send;
+
+    /// The same lookup answered at once, or `None` if this store must wait for I/O (then
+    /// [`get`](Self::get) is awaited). A store in memory implements it so that the
+    /// authentication layer needs no boxed future. The default is `None`.
+    fn get_now(&self, id: &KeyId) -> Option<Result<Option<KeyRecord>, StoreError>> {
+        let _ = id;
+        None
+    }
 }
 
 impl<T: KeyStore> KeyStore for Arc<T> {
@@ -287,6 +295,10 @@ impl<T: KeyStore> KeyStore for Arc<T> {
         id: &KeyId,
     ) -> impl Future<Output = Result<Option<KeyRecord>, StoreError>> + Send {
         (**self).get(id)
+    }
+
+    fn get_now(&self, id: &KeyId) -> Option<Result<Option<KeyRecord>, StoreError>> {
+        (**self).get_now(id)
     }
 }
 
@@ -381,8 +393,18 @@ impl KeyStore for MemoryKeyStore {
         &self,
         id: &KeyId,
     ) -> impl Future<Output = Result<Option<KeyRecord>, StoreError>> + Send {
+        std::future::ready(self.lookup(id))
+    }
+
+    fn get_now(&self, id: &KeyId) -> Option<Result<Option<KeyRecord>, StoreError>> {
+        Some(self.lookup(id))
+    }
+}
+
+impl MemoryKeyStore {
+    fn lookup(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         // Copy out under the shard lock and release it before returning.
-        std::future::ready(Ok(self.keys.get(id).map(|r| r.value().clone())))
+        Ok(self.keys.get(id).map(|r| r.value().clone()))
     }
 }
 

@@ -289,3 +289,54 @@ fn authenticator_debug_shows_no_secret_material() {
     let debug = format!("{auth:?}");
     assert!(!debug.contains("0123456789abcdef"), "{debug}");
 }
+
+/// The answer given at once (memory store) is the answer the future gives, on every path; a
+/// store that must wait answers `None` at once and leaves it to the future.
+#[tokio::test]
+async fn answers_at_once_match_the_asynchronous_answers() {
+    let f = fixture(KeySpec::new("alice"));
+    let expired = f
+        .keys
+        .generate(KeySpec::new("old").expires_at(Timestamp::from_unix_secs(10)))
+        .unwrap();
+    f.store.insert(expired.record);
+    let ghost = f.keys.generate(KeySpec::new("ghost")).unwrap();
+    let mut wrong = f.key.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == 'A' { 'B' } else { 'A' });
+    let describe = |a: Authentication| match a {
+        Authentication::Authenticated(p) => format!("ok {}", p.subject()),
+        other => reason(other).to_owned(),
+    };
+    let auth = f.auth();
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![("x-api-key", &f.key)],
+        vec![],
+        vec![("x-api-key", ghost.plaintext.expose_secret())],
+        vec![("x-api-key", expired.plaintext.expose_secret())],
+        vec![("x-api-key", &wrong)],
+        vec![("x-api-key", "pal_nonsense")],
+    ];
+    for headers in &cases {
+        let p = parts(headers, "/");
+        let now = auth
+            .authenticate_now(&p)
+            .expect("a memory store answers at once");
+        assert_eq!(
+            describe(now),
+            describe(auth.authenticate(&p).await),
+            "{headers:?}"
+        );
+    }
+
+    let dynamic: Arc<dyn DynKeyStore> = Arc::new(f.store.clone());
+    let waiting = f.keys.authenticator(dynamic);
+    let p = parts(&[("x-api-key", &f.key)], "/");
+    assert!(waiting.authenticate_now(&p).is_none());
+    assert_eq!(describe(waiting.authenticate(&p).await), "ok alice");
+    // Without a credential there is nothing to look up: answered at once by any store.
+    assert!(matches!(
+        waiting.authenticate_now(&parts(&[], "/")),
+        Some(Authentication::Absent)
+    ));
+}

@@ -60,8 +60,11 @@ impl PolicySource for FileSource {
                 "a policy file ends in .yaml, .yml, .toml or .json",
             )
         })?;
-        // A small file, read from the watcher's background task.
-        let text = std::fs::read_to_string(&self.path)
+        // Read on the blocking pool, not on a runtime worker, and never more than the cap.
+        let path = self.path.clone();
+        let text = tokio::task::spawn_blocking(move || read_capped(&path, MAX_POLICY_FILE))
+            .await
+            .map_err(|e| StoreError::new(StoreErrorKind::Other, e))?
             .map_err(|e| StoreError::new(StoreErrorKind::Unavailable, e))?;
         let parsed = match format {
             Format::Yaml => serde_yaml_ng::from_str(&text).map_err(|e| e.to_string()),
@@ -70,6 +73,27 @@ impl PolicySource for FileSource {
         };
         parsed.map_err(|message| StoreError::new(StoreErrorKind::InvalidData, message))
     }
+}
+
+/// The largest policy file read (16 MiB): a policy is small, and memory stays bounded.
+#[cfg(feature = "config")]
+const MAX_POLICY_FILE: u64 = 16 << 20;
+
+/// Reads `path` as UTF-8, refusing files over `cap` bytes.
+#[cfg(feature = "config")]
+fn read_capped(path: &std::path::Path, cap: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(cap + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the policy file is larger than {cap} bytes"),
+        ));
+    }
+    Ok(text)
 }
 
 /// Why a reload did not change the policy in force.
@@ -247,5 +271,29 @@ pub struct WatchHandle {
 impl Drop for WatchHandle {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(all(test, feature = "config"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_files_over_the_cap_are_refused_unread() {
+        let path = std::env::temp_dir().join(format!("palisade-cap-{}.yaml", std::process::id()));
+        std::fs::write(&path, "routes: []\n# padding padding padding\n").unwrap();
+        assert!(read_capped(&path, 1024).is_ok());
+        let err = read_capped(&path, 8).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_missing_file_is_a_store_error_not_a_panic() {
+        let err = FileSource::new("/nonexistent/palisade-policy.yaml")
+            .load()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::error::StoreErrorKind::Unavailable);
     }
 }

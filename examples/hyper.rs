@@ -4,7 +4,9 @@
 //!
 //! Each connection's peer address goes into the request extensions as [`PeerAddr`], so
 //! palisade knows the client address; the guard is applied with `tower::ServiceBuilder` and the
-//! result is handed to hyper through `hyper_util`'s `TowerToHyperService`.
+//! result is handed to hyper through `hyper_util`'s `TowerToHyperService`. The guard limits
+//! each client address to 20 requests a second (bursts of 40) and each user to 1,000 an hour,
+//! with the `RateLimit` fields on every response.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use palisade::authn::api_key::{ApiKeys, KeySpec, MemoryKeyStore};
 use palisade::client_ip::PeerAddr;
+use palisade::quota::{KeyBy, Limit, MemoryStore, QuotaLayer, QuotaPolicy, QuotaRule, Window};
 use palisade::{ClientIp, Palisade, Principal};
 use tower::{ServiceBuilder, service_fn};
 
@@ -52,8 +55,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = MemoryKeyStore::new();
     let issued = keys.generate(KeySpec::new("demo"))?;
     store.insert(issued.record);
+    let quotas = MemoryStore::new();
+    let per_ip = QuotaLayer::builder(quotas.clone())
+        .rule(QuotaRule::new(
+            KeyBy::client_ip(),
+            QuotaPolicy::new("per-ip", [Limit::per_second(20).burst(40)])?,
+        ))
+        .build()?;
+    let per_user = QuotaLayer::builder(quotas)
+        .rule(QuotaRule::new(
+            KeyBy::Subject,
+            QuotaPolicy::new("per-user", [Limit::quota(1_000, Window::Hour)])?,
+        ))
+        .build()?;
     let guard = Palisade::builder()
+        .limit_clients(per_ip)
         .authenticate(keys.authenticator(store))
+        .limit_principals(per_user)
         .build()?;
 
     let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -187,6 +187,9 @@ fn hyper_example_curl_line_returns_200() {
     let ok = sh(curl);
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     assert!(ok.contains("hello demo from 127.0.0.1"), "{ok}");
+    // Both quota stages report, without axum (routes and addresses from plain hyper).
+    assert!(ok.contains(r#"ratelimit: "per-ip";r=39;t=1"#), "{ok}");
+    assert!(ok.contains(r#""per-user";r=999;"#), "{ok}");
     let refused = sh(&with_typo(curl));
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
 }

@@ -431,8 +431,33 @@ impl QuotaStore for RedisStore {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use crate::quota::{Limit, QuotaPolicy, Window};
+
+    proptest! {
+        /// Distinct identities never share a Redis key, and the Cluster hash tag (from the first
+        /// `{` to the next `}`) is exactly the whole identity, whatever bytes a caller sends.
+        #[test]
+        fn redis_keys_are_injective_and_tagged_by_the_whole_identity(
+            a in ".{0,24}",
+            b in ".{0,24}",
+            i in 0usize..4,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let _guard = rt.enter();
+            let store = RedisStore::builder("redis://127.0.0.1:1/").build().unwrap();
+            let p = QuotaPolicy::new("p", [Limit::per_second(1)]).unwrap();
+            let ka = store.redis_key(&QuotaKey::custom(p.clone(), a.as_str()), i, Some(7));
+            let kb = store.redis_key(&QuotaKey::custom(p, b.as_str()), i, Some(7));
+            prop_assert_eq!(ka == kb, a == b);
+            let open = ka.find('{').unwrap();
+            let close = open + ka[open..].find('}').unwrap();
+            let suffix = format!("}}:{i}:7");
+            prop_assert_eq!(&ka[close..], suffix.as_str());
+        }
+    }
 
     #[tokio::test]
     async fn keys_share_one_hash_tag_and_escape_braces() {

@@ -34,6 +34,19 @@ impl Fixture {
         Self(Keys::new())
     }
 
+    /// A server behind API keys with `layer` as the per-principal quota stage.
+    async fn serve_principals<St: palisade::quota::QuotaStore>(
+        &self,
+        layer: QuotaLayer<St>,
+    ) -> TestServer {
+        let guard = Palisade::builder()
+            .authenticate(self.authenticator())
+            .limit_principals(layer)
+            .build()
+            .unwrap();
+        TestServer::start(guard).await
+    }
+
     fn layer(&self, rules: impl IntoIterator<Item = QuotaRule>) -> QuotaLayer<MemoryStore> {
         self.layer_with(rules, |b| b)
     }
@@ -73,12 +86,7 @@ async fn burst_then_429_with_retry_after_and_ratelimit_fields() {
         KeyBy::Subject,
         policy("user", [Limit::per_second(1).burst(3)]),
     );
-    let guard = Palisade::builder()
-        .authenticate(fx.authenticator())
-        .limit_principals(fx.layer([rule]))
-        .build()
-        .unwrap();
-    let server = TestServer::start(guard).await;
+    let server = fx.serve_principals(fx.layer([rule])).await;
 
     for remaining in [2, 1, 0] {
         let ok = get(&server, "/v1/things", &key).await;
@@ -147,12 +155,7 @@ async fn callers_have_buckets_of_their_own() {
         KeyBy::KeyId,
         policy("key", [Limit::quota(100, Window::Hour)]),
     );
-    let guard = Palisade::builder()
-        .authenticate(fx.authenticator())
-        .limit_principals(fx.layer([rule, per_key]))
-        .build()
-        .unwrap();
-    let server = TestServer::start(guard).await;
+    let server = fx.serve_principals(fx.layer([rule, per_key])).await;
     assert_eq!(get(&server, "/", &alice).await.status, StatusCode::OK);
     assert_eq!(
         get(&server, "/", &alice_second_key).await.status,
@@ -181,12 +184,7 @@ async fn window_quota_resets_at_the_boundary() {
         KeyBy::Subject,
         policy("daily", [Limit::quota(2, Window::Day)]),
     );
-    let guard = Palisade::builder()
-        .authenticate(fx.authenticator())
-        .limit_principals(fx.layer([rule]))
-        .build()
-        .unwrap();
-    let server = TestServer::start(guard).await;
+    let server = fx.serve_principals(fx.layer([rule])).await;
     fx.clock.advance(Duration::from_secs(86_400 - 10)); // 23:59:50
     assert_eq!(get(&server, "/", &key).await.status, StatusCode::OK);
     assert_eq!(get(&server, "/", &key).await.status, StatusCode::OK);
@@ -210,12 +208,7 @@ async fn tiers_choose_the_principal_policy() {
         policy("free", [Limit::quota(1, Window::Hour)]),
     )
     .tier("pro", policy("pro", [Limit::quota(3, Window::Hour)]));
-    let guard = Palisade::builder()
-        .authenticate(fx.authenticator())
-        .limit_principals(fx.layer([rule]))
-        .build()
-        .unwrap();
-    let server = TestServer::start(guard).await;
+    let server = fx.serve_principals(fx.layer([rule])).await;
     let admitted = async |key: &str| {
         let mut n = 0;
         for _ in 0..5 {
@@ -246,12 +239,7 @@ async fn tiers_by_role_take_the_first_matching_tier() {
     )
     .tier("reader", policy("reader", [Limit::quota(2, Window::Hour)]))
     .tier_by(TierBy::Role);
-    let guard = Palisade::builder()
-        .authenticate(fx.authenticator())
-        .limit_principals(fx.layer([rule]))
-        .build()
-        .unwrap();
-    let server = TestServer::start(guard).await;
+    let server = fx.serve_principals(fx.layer([rule])).await;
     let ok = get(&server, "/", &partner).await;
     assert_eq!(
         header(&ok, "ratelimit-policy"),
@@ -275,12 +263,7 @@ async fn routes_cost_what_they_are_declared_to() {
     let layer = fx.layer_with([rule], |b| {
         b.cost("/v1/search", 3).cost("/v1/reports/{id}", 5)
     });
-    let guard = Palisade::builder()
-        .authenticate(fx.authenticator())
-        .limit_principals(layer)
-        .build()
-        .unwrap();
-    let server = TestServer::start(guard).await;
+    let server = fx.serve_principals(layer).await;
     let search = get(&server, "/v1/search", &key).await;
     assert_eq!(search.status, StatusCode::OK);
     assert_eq!(header(&search, "ratelimit"), Some(r#""user";r=2;t=3600"#));
@@ -466,12 +449,7 @@ async fn legacy_fields_on_request_and_fields_only_on_refusals() {
     let legacy = fx.layer_with([rule()], |b| {
         b.headers(RateLimitHeaders::new().with_legacy())
     });
-    let guard = Palisade::builder()
-        .authenticate(fx.authenticator())
-        .limit_principals(legacy)
-        .build()
-        .unwrap();
-    let server = TestServer::start(guard).await;
+    let server = fx.serve_principals(legacy).await;
     let ok = get(&server, "/", &key).await;
     assert_eq!(header(&ok, "x-ratelimit-limit"), Some("1"));
     assert_eq!(header(&ok, "x-ratelimit-remaining"), Some("0"));
@@ -483,12 +461,7 @@ async fn legacy_fields_on_request_and_fields_only_on_refusals() {
     let quiet = fx.layer_with([rule()], |b| {
         b.headers(RateLimitHeaders::new().only_on_refusals())
     });
-    let guard = Palisade::builder()
-        .authenticate(fx.authenticator())
-        .limit_principals(quiet)
-        .build()
-        .unwrap();
-    let server = TestServer::start(guard).await;
+    let server = fx.serve_principals(quiet).await;
     let ok = get(&server, "/", &key).await;
     assert_eq!(ok.status, StatusCode::OK);
     assert!(header(&ok, "ratelimit").is_none());
@@ -526,12 +499,7 @@ async fn a_failing_store_fails_closed_without_leaking_its_error() {
         ))
         .build()
         .unwrap();
-    let guard = Palisade::builder()
-        .authenticate(fx.authenticator())
-        .limit_principals(layer)
-        .build()
-        .unwrap();
-    let server = TestServer::start(guard).await;
+    let server = fx.serve_principals(layer).await;
     let r = get(&server, "/", &key).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.json()["code"], "temporarily_unavailable");
@@ -553,12 +521,7 @@ async fn route_keys_share_one_bucket_per_route() {
         policy("route", [Limit::quota(2, Window::Hour)]),
     );
     let layer = fx.layer_with([rule], |b| b.cost("/v1/expensive/{id}", 1));
-    let guard = Palisade::builder()
-        .authenticate(fx.authenticator())
-        .limit_principals(layer)
-        .build()
-        .unwrap();
-    let server = TestServer::start(guard).await;
+    let server = fx.serve_principals(layer).await;
     assert_eq!(
         get(&server, "/v1/expensive/1", &alice).await.status,
         StatusCode::OK
@@ -698,12 +661,7 @@ async fn an_async_store_gets_all_rules_of_a_request_at_once() {
         ))
         .build()
         .unwrap();
-    let guard = Palisade::builder()
-        .authenticate(fx.authenticator())
-        .limit_principals(layer)
-        .build()
-        .unwrap();
-    let server = TestServer::start(guard).await;
+    let server = fx.serve_principals(layer).await;
     let reply = tokio::time::timeout(Duration::from_secs(10), get(&server, "/", &key))
         .await
         .expect("the two checks were made one after the other");
@@ -723,12 +681,7 @@ async fn a_shadow_rule_reports_but_never_refuses() {
         KeyBy::Subject,
         policy("user", [Limit::quota(100, Window::Hour)]),
     );
-    let guard = Palisade::builder()
-        .authenticate(fx.authenticator())
-        .limit_principals(fx.layer([candidate, enforced]))
-        .build()
-        .unwrap();
-    let server = TestServer::start(guard).await;
+    let server = fx.serve_principals(fx.layer([candidate, enforced])).await;
     for _ in 0..4 {
         let ok = get(&server, "/", &key).await;
         assert_eq!(ok.status, StatusCode::OK);

@@ -61,6 +61,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
+#[cfg(any(feature = "jwt", feature = "introspection"))]
+mod fetch;
 mod macros;
 mod stack;
 

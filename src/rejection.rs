@@ -322,6 +322,41 @@ pub enum AuthnReason {
     KeyExpired,
     /// The key was revoked (only said once the secret was proved).
     KeyRevoked,
+    /// The bearer token is not a well-formed token (RFC 6750 §2.1 syntax, or not a compact
+    /// JWS with a readable header and claims). Publicly `invalid_token`, like every bearer
+    /// reason below.
+    MalformedToken,
+    /// The bearer token is longer than the configured maximum; refused before parsing.
+    TokenTooLarge,
+    /// A bearer token was sent in the query string, which this API does not accept
+    /// (RFC 6750 §2.3, §5.3: URLs end up in logs).
+    TokenInQuery,
+    /// The token's `alg` is not one the verifying key allows (`none`, or an algorithm of
+    /// another family: RFC 8725 §3.1).
+    UnsupportedAlgorithm,
+    /// The token names a key (`kid`) that its issuer's key set does not hold.
+    UnknownKeyId,
+    /// The signature does not verify.
+    BadSignature,
+    /// The token is past its `exp` (RFC 7519 §4.1.4), leeway included.
+    TokenExpired,
+    /// The token's `nbf` is in the future (RFC 7519 §4.1.5), leeway included.
+    TokenNotYetValid,
+    /// The token's `iat` is older than the configured maximum age.
+    TokenTooOld,
+    /// The token's `iss` is not a configured issuer (RFC 7519 §4.1.1).
+    WrongIssuer,
+    /// The token's `aud` names none of the configured audiences (RFC 7519 §4.1.3).
+    WrongAudience,
+    /// The token's `typ` header is not the one required (RFC 8725 §3.11, RFC 9068 §4).
+    WrongTokenType,
+    /// A required claim is missing or of the wrong type.
+    MissingClaim,
+    /// The token lists a critical header extension (`crit`) that palisade does not
+    /// understand (RFC 7515 §4.1.11).
+    UnknownCriticalHeader,
+    /// The introspection endpoint says the token is not active (RFC 7662 §2.2).
+    TokenInactive,
 }
 
 impl AuthnReason {
@@ -337,14 +372,54 @@ impl AuthnReason {
             Self::WrongSecret => "wrong_secret",
             Self::KeyExpired => "key_expired",
             Self::KeyRevoked => "key_revoked",
+            Self::MalformedToken => "malformed_token",
+            Self::TokenTooLarge => "token_too_large",
+            Self::TokenInQuery => "token_in_query",
+            Self::UnsupportedAlgorithm => "unsupported_algorithm",
+            Self::UnknownKeyId => "unknown_kid",
+            Self::BadSignature => "bad_signature",
+            Self::TokenExpired => "token_expired",
+            Self::TokenNotYetValid => "token_not_yet_valid",
+            Self::TokenTooOld => "token_too_old",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::WrongTokenType => "wrong_token_type",
+            Self::MissingClaim => "missing_claim",
+            Self::UnknownCriticalHeader => "unknown_crit",
+            Self::TokenInactive => "token_inactive",
         }
     }
 
-    /// The code the client sees: unknown id and wrong secret are both `invalid_key`.
+    /// Whether this is a bearer-token reason (answered with RFC 6750 `invalid_token`).
+    #[must_use]
+    pub fn is_bearer(self) -> bool {
+        matches!(
+            self,
+            Self::MalformedToken
+                | Self::TokenTooLarge
+                | Self::TokenInQuery
+                | Self::UnsupportedAlgorithm
+                | Self::UnknownKeyId
+                | Self::BadSignature
+                | Self::TokenExpired
+                | Self::TokenNotYetValid
+                | Self::TokenTooOld
+                | Self::WrongIssuer
+                | Self::WrongAudience
+                | Self::WrongTokenType
+                | Self::MissingClaim
+                | Self::UnknownCriticalHeader
+                | Self::TokenInactive
+        )
+    }
+
+    /// The code the client sees: unknown id and wrong secret are both `invalid_key`; every
+    /// bearer-token reason is `invalid_token` (RFC 6750 §3.1).
     #[must_use]
     pub fn public_code(self) -> &'static str {
         match self {
             Self::UnknownKey | Self::WrongSecret => "invalid_key",
+            other if other.is_bearer() => "invalid_token",
             other => other.code(),
         }
     }
@@ -358,8 +433,27 @@ impl AuthnReason {
         }
     }
 
-    fn detail(self) -> &'static str {
+    /// A short human description, also sent as the RFC 6750 `error_description`: it never
+    /// holds the credential, and for bearer tokens only tells expired or not-yet-valid tokens
+    /// apart from invalid ones.
+    #[must_use]
+    pub fn detail(self) -> &'static str {
         match self {
+            Self::TokenExpired => "The access token has expired.",
+            Self::TokenNotYetValid => "The access token is not valid yet.",
+            Self::TokenTooLarge => "The access token is too large.",
+            Self::TokenInQuery => "Access tokens are not accepted in the query string.",
+            Self::WrongTokenType => "The access token is not of the required type.",
+            Self::TokenInactive => "The access token is not active.",
+            Self::MalformedToken
+            | Self::UnsupportedAlgorithm
+            | Self::UnknownKeyId
+            | Self::BadSignature
+            | Self::TokenTooOld
+            | Self::WrongIssuer
+            | Self::WrongAudience
+            | Self::MissingClaim
+            | Self::UnknownCriticalHeader => "The access token is not valid.",
             Self::MissingCredentials => "This resource requires authentication.",
             Self::MultipleCredentials => {
                 "The request carries more than one credential; send exactly one."
@@ -503,6 +597,12 @@ pub enum UnavailableReason {
     KeyStoreTimeout,
     /// The quota store failed or timed out, and its outage policy is to fail closed.
     QuotaStore,
+    /// No key set could be fetched from an issuer's JWKS URL (and none was fetched before).
+    JwksUnavailable,
+    /// The token introspection endpoint failed (connection, status, or an unreadable answer).
+    IntrospectionError,
+    /// The token introspection endpoint did not answer within the configured timeout.
+    IntrospectionTimeout,
 }
 
 impl UnavailableReason {
@@ -513,6 +613,9 @@ impl UnavailableReason {
             Self::KeyStoreError => "key_store_error",
             Self::KeyStoreTimeout => "key_store_timeout",
             Self::QuotaStore => "quota_store_unavailable",
+            Self::JwksUnavailable => "jwks_unavailable",
+            Self::IntrospectionError => "introspection_error",
+            Self::IntrospectionTimeout => "introspection_timeout",
         }
     }
 }

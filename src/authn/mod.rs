@@ -4,6 +4,15 @@ mod authenticator;
 mod layer;
 
 pub mod api_key;
+#[cfg(any(feature = "jwt", feature = "introspection"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "jwt", feature = "introspection"))))]
+pub mod bearer;
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+pub mod introspection;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub mod jwt;
 
 pub use authenticator::{Authentication, Authenticator, Chain, DynAuthenticator};
 pub use layer::{Authn, AuthnLayer, ResponseFuture};

@@ -1,0 +1,452 @@
+//! [`IntrospectionAuthenticator`]: opaque OAuth 2.0 bearer tokens checked by asking the
+//! authorization server (RFC 7662 token introspection, through the `oauth2` crate). Feature
+//! `introspection`.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use palisade::authn::bearer::ClaimMap;
+//! use palisade::authn::introspection::IntrospectionAuthenticator;
+//!
+//! # fn main() -> Result<(), palisade::ConfigError> {
+//! let introspection = IntrospectionAuthenticator::builder(
+//!     "https://sso.example.com/oauth2/introspect",
+//!     "orders-api",
+//! )
+//! .client_secret(std::env::var("INTROSPECTION_SECRET").unwrap_or_default())
+//! .audience("orders-api")
+//! .claims(ClaimMap::new())
+//! .timeout(Duration::from_secs(2))
+//! .build()?;
+//! # let _ = introspection; Ok(()) }
+//! ```
+//!
+//! Answers are cached by a keyed hash of the token: an active token until
+//! `min(exp, now + positive_ttl)`, an inactive one for `negative_ttl`. When the endpoint fails
+//! or times out the request is refused with 503 (fail closed); failures are not cached.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use http::request::Parts;
+use http_body_util::Full;
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenResponse, BasicTokenType,
+};
+use oauth2::{
+    AccessToken, AsyncHttpClient, AuthType, Client, ClientId, ClientSecret, EndpointNotSet,
+    EndpointSet, ExtraTokenFields, HttpRequest, HttpResponse, IntrospectionUrl, RequestTokenError,
+    StandardRevocableToken, StandardTokenIntrospectionResponse, TokenIntrospectionResponse,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::authn::bearer::{Challenges, ClaimMap, TokenCache, TokenSource, check_realm};
+use crate::authn::{Authentication, Authenticator};
+use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::error::ConfigError;
+use crate::fetch::{FetchError, HttpClient, check_url};
+use crate::principal::{AuthMethod, Principal};
+use crate::rejection::{AuthnReason, Rejection, UnavailableReason};
+
+/// The members of an introspection answer beyond RFC 7662's, kept for the [`ClaimMap`]
+/// (roles, tenant, tier).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct ExtraClaims(Map<String, Value>);
+
+impl ExtraTokenFields for ExtraClaims {}
+
+type Answer = StandardTokenIntrospectionResponse<ExtraClaims, BasicTokenType>;
+
+type OAuthClient = Client<
+    BasicErrorResponse,
+    BasicTokenResponse,
+    Answer,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+>;
+
+/// Builds an [`IntrospectionAuthenticator`].
+#[derive(Debug)]
+#[must_use]
+pub struct IntrospectionBuilder<C = SystemClock> {
+    url: String,
+    client_id: String,
+    client_secret: Option<String>,
+    auth_in_body: bool,
+    issuer: Option<String>,
+    audiences: Vec<Box<str>>,
+    claims: ClaimMap,
+    source: TokenSource,
+    cache_capacity: usize,
+    positive_ttl: Duration,
+    negative_ttl: Duration,
+    timeout: Duration,
+    realm: String,
+    allow_http: bool,
+    clock: C,
+}
+
+impl IntrospectionAuthenticator {
+    /// Starts a builder for the endpoint at `url`, authenticating as `client_id` (RFC 7662 §2.1
+    /// requires the caller to be authorized). Defaults: HTTP Basic client authentication, a
+    /// 2 s timeout, active answers cached up to 60 s, inactive ones 5 s, 100,000 entries.
+    pub fn builder(url: impl Into<String>, client_id: impl Into<String>) -> IntrospectionBuilder {
+        IntrospectionBuilder {
+            url: url.into(),
+            client_id: client_id.into(),
+            client_secret: None,
+            auth_in_body: false,
+            issuer: None,
+            audiences: Vec::new(),
+            claims: ClaimMap::new(),
+            source: TokenSource::default(),
+            cache_capacity: 100_000,
+            positive_ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            realm: "api".into(),
+            allow_http: false,
+            clock: SystemClock,
+        }
+    }
+}
+
+impl<C: Clock> IntrospectionBuilder<C> {
+    /// The client secret, sent with HTTP Basic authentication (RFC 6749 §2.3.1).
+    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+        self.client_secret = Some(secret.into());
+        self
+    }
+
+    /// Sends the client credentials in the request body instead of HTTP Basic.
+    pub fn client_auth_in_body(mut self) -> Self {
+        self.auth_in_body = true;
+        self
+    }
+
+    /// Requires the answer's `iss` to be `issuer`.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Requires the answer's `aud` to name `audience` (call again for more).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into().into_boxed_str());
+        self
+    }
+
+    /// How the answer becomes the [`Principal`]: the subject is `sub`, else `username`, else
+    /// `client_id`; scopes from `scope`; roles, tenant and tier from the map's paths.
+    pub fn claims(mut self, claims: ClaimMap) -> Self {
+        self.claims = claims;
+        self
+    }
+
+    /// How long an active answer is trusted at most (never past the token's `exp`).
+    pub fn positive_ttl(mut self, ttl: Duration) -> Self {
+        self.positive_ttl = ttl;
+        self
+    }
+
+    /// How long an inactive answer is remembered.
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+
+    /// How many answers are cached (0 disables the cache).
+    pub fn cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// The timeout of one introspection call (default 2 s); past it the request gets 503.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Also reads the token from the `access_token` query parameter (RFC 6750 §2.3).
+    pub fn allow_query_parameter(mut self) -> Self {
+        self.source.allow_query = true;
+        self
+    }
+
+    /// The longest token accepted, in bytes (default 8 KiB).
+    pub fn max_token_bytes(mut self, max: usize) -> Self {
+        self.source.max_bytes = max;
+        self
+    }
+
+    /// The `realm` of the `WWW-Authenticate: Bearer` challenge (default `api`).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// Allows an `http://` endpoint on a non-loopback host.
+    pub fn allow_plain_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    /// Uses `clock` for cache lifetimes and `exp` checks (tests).
+    pub fn clock<C2: Clock>(self, clock: C2) -> IntrospectionBuilder<C2> {
+        IntrospectionBuilder {
+            url: self.url,
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+            auth_in_body: self.auth_in_body,
+            issuer: self.issuer,
+            audiences: self.audiences,
+            claims: self.claims,
+            source: self.source,
+            cache_capacity: self.cache_capacity,
+            positive_ttl: self.positive_ttl,
+            negative_ttl: self.negative_ttl,
+            timeout: self.timeout,
+            realm: self.realm,
+            allow_http: self.allow_http,
+            clock,
+        }
+    }
+
+    /// Builds the authenticator.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for a bad URL or realm.
+    pub fn build(self) -> Result<IntrospectionAuthenticator<C>, ConfigError> {
+        check_realm(&self.realm)?;
+        check_url("introspection_url", &self.url, self.allow_http)?;
+        let url = IntrospectionUrl::new(self.url.clone()).map_err(|e| ConfigError::Invalid {
+            field: "introspection_url",
+            message: e.to_string(),
+        })?;
+        let mut client = Client::new(ClientId::new(self.client_id))
+            .set_introspection_url(url)
+            .set_auth_type(if self.auth_in_body {
+                AuthType::RequestBody
+            } else {
+                AuthType::BasicAuth
+            });
+        if let Some(secret) = self.client_secret {
+            client = client.set_client_secret(ClientSecret::new(secret));
+        }
+        Ok(IntrospectionAuthenticator {
+            inner: Arc::new(Inner {
+                client,
+                http: Http(HttpClient::new(self.timeout, 256 * 1024)),
+                issuer: self.issuer,
+                audiences: self.audiences,
+                claims: self.claims,
+                source: self.source,
+                cache: TokenCache::new(self.cache_capacity),
+                positive_ttl: self.positive_ttl,
+                negative_ttl: self.negative_ttl,
+                challenges: Challenges::new(&self.realm),
+                method: AuthMethod::Bearer {
+                    issuer: Arc::from(self.url.as_str()),
+                },
+                clock: self.clock,
+            }),
+        })
+    }
+}
+
+/// Authenticates `Authorization: Bearer <opaque token>` requests by RFC 7662 introspection.
+/// Cloning shares the cache and the connection pool.
+#[derive(Debug)]
+pub struct IntrospectionAuthenticator<C = SystemClock> {
+    inner: Arc<Inner<C>>,
+}
+
+impl<C> Clone for IntrospectionAuthenticator<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner<C> {
+    client: OAuthClient,
+    http: Http,
+    issuer: Option<String>,
+    audiences: Vec<Box<str>>,
+    claims: ClaimMap,
+    source: TokenSource,
+    cache: TokenCache<Result<Principal, AuthnReason>>,
+    positive_ttl: Duration,
+    negative_ttl: Duration,
+    challenges: Challenges,
+    method: AuthMethod,
+    clock: C,
+}
+
+/// The `oauth2` crate's HTTP client interface over palisade's client (timeout, body cap).
+#[derive(Debug)]
+struct Http(HttpClient);
+
+impl<'c> AsyncHttpClient<'c> for Http {
+    type Error = FetchError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, FetchError>> + Send + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let response = self
+                .0
+                .send(request.map(|b| Full::new(Bytes::from(b))))
+                .await?;
+            Ok(response.map(|b| b.to_vec()))
+        })
+    }
+}
+
+/// Unix seconds (a NumericDate) as a timestamp; dates before 1970 become the epoch.
+fn secs(unix: i64) -> Timestamp {
+    Timestamp::from_unix_secs(u64::try_from(unix).unwrap_or(0))
+}
+
+impl<C: Clock> Inner<C> {
+    /// What the answer means: a principal valid until an instant, or a refusal.
+    fn judge(
+        &self,
+        answer: &Answer,
+        now: Timestamp,
+    ) -> (Result<Principal, AuthnReason>, Timestamp) {
+        let negative = |r| (Err(r), now.saturating_add(self.negative_ttl));
+        // RFC 7662 §2.2: active is the one member that matters; the rest is checked too.
+        if !answer.active() {
+            return negative(AuthnReason::TokenInactive);
+        }
+        let exp = answer.exp().map(|t| secs(t.timestamp()));
+        if exp.is_some_and(|exp| exp <= now) {
+            return negative(AuthnReason::TokenExpired);
+        }
+        if answer
+            .nbf()
+            .map(|t| secs(t.timestamp()))
+            .is_some_and(|nbf| nbf > now)
+        {
+            return negative(AuthnReason::TokenNotYetValid);
+        }
+        if let Some(issuer) = &self.issuer {
+            if answer.iss() != Some(issuer.as_str()) {
+                return negative(AuthnReason::WrongIssuer);
+            }
+        }
+        if !self.audiences.is_empty() {
+            let ok = answer.aud().is_some_and(|aud| {
+                aud.iter()
+                    .any(|a| self.audiences.iter().any(|x| **x == **a))
+            });
+            if !ok {
+                return negative(AuthnReason::WrongAudience);
+            }
+        }
+        let mut claims = answer.extra_fields().0.clone();
+        let subject = answer
+            .sub()
+            .or(answer.username())
+            .or(answer.client_id().map(|c| c.as_str()));
+        if let Some(subject) = subject {
+            claims.insert("sub".into(), Value::String(subject.into()));
+        }
+        if let Some(scopes) = answer.scopes() {
+            let joined: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+            claims.insert("scope".into(), Value::String(joined.join(" ")));
+        }
+        let until = now.saturating_add(self.positive_ttl);
+        let until = exp.map_or(until, |exp| exp.min(until));
+        match self.claims.principal(&claims, self.method.clone()) {
+            Ok(p) => (Ok(p), until),
+            Err(r) => negative(r),
+        }
+    }
+}
+
+impl<C: Clock> IntrospectionAuthenticator<C> {
+    /// How many answers are cached now.
+    #[must_use]
+    pub fn cached_tokens(&self) -> usize {
+        self.inner.cache.len()
+    }
+
+    fn token<'p>(&self, parts: &'p Parts) -> Result<&'p str, Authentication> {
+        match self.inner.source.extract(parts) {
+            Ok(Some(token)) => Ok(token),
+            Ok(None) => Err(Authentication::Absent),
+            Err(reason) => Err(self.inner.challenges.refuse(reason)),
+        }
+    }
+
+    fn answer(&self, verdict: Result<Principal, AuthnReason>) -> Authentication {
+        match verdict {
+            Ok(p) => Authentication::Authenticated(p),
+            Err(reason) => self.inner.challenges.refuse(reason),
+        }
+    }
+}
+
+impl<C: Clock> Authenticator for IntrospectionAuthenticator<C> {
+    async fn authenticate(&self, parts: &Parts) -> Authentication {
+        let token = match self.token(parts) {
+            Ok(token) => token,
+            Err(answer) => return answer,
+        };
+        let inner = &*self.inner;
+        let now = inner.clock.now();
+        let key = inner.cache.key(token);
+        if let Some(verdict) = inner.cache.get(key, now) {
+            return self.answer(verdict);
+        }
+        let access = AccessToken::new(token.to_owned());
+        let result = inner
+            .client
+            .introspect(&access)
+            .request_async(&inner.http)
+            .await;
+        let answer = match result {
+            Ok(answer) => answer,
+            Err(error) => {
+                let reason = match &error {
+                    RequestTokenError::Request(FetchError::Timeout(_)) => {
+                        UnavailableReason::IntrospectionTimeout
+                    }
+                    _ => UnavailableReason::IntrospectionError,
+                };
+                tracing::warn!(layer = "authn", reason = reason.code(), error = %crate::error::Chain(&error), "token introspection failed");
+                return Authentication::Refused(Rejection::unavailable("authn", reason));
+            }
+        };
+        let (verdict, until) = inner.judge(&answer, now);
+        inner.cache.insert(key, verdict.clone(), until, now);
+        self.answer(verdict)
+    }
+
+    fn authenticate_now(&self, parts: &Parts) -> Option<Authentication> {
+        let token = match self.token(parts) {
+            Ok(token) => token,
+            Err(answer) => return Some(answer),
+        };
+        let now = self.inner.clock.now();
+        let verdict = self.inner.cache.get(self.inner.cache.key(token), now)?;
+        Some(self.answer(verdict))
+    }
+
+    fn challenges(&self, out: &mut Vec<HeaderValue>) {
+        out.push(self.inner.challenges.plain.clone());
+    }
+}

@@ -1,0 +1,299 @@
+//! A JWKS URL's key set: fetched over HTTPS, cached for the `Cache-Control` lifetime (within
+//! bounds), refreshed in the background, refetched on an unknown `kid` at a bounded rate, and
+//! kept when a refresh fails.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{ACCEPT, CACHE_CONTROL};
+use http::{Request, Uri};
+use http_body_util::Full;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::keys::{AlgSet, Key};
+use crate::clock::Timestamp;
+use crate::fetch::HttpClient;
+
+/// How a JWKS is cached and refetched.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JwksTiming {
+    /// Lifetime when the answer has no `max-age`.
+    pub(crate) default_ttl: Duration,
+    /// Bounds on the lifetime taken from `Cache-Control: max-age`.
+    pub(crate) min_ttl: Duration,
+    pub(crate) max_ttl: Duration,
+    /// At most one refetch per this interval for tokens naming an unknown `kid`.
+    pub(crate) unknown_kid_interval: Duration,
+    /// After a failed fetch, no other attempt for this long.
+    pub(crate) retry_after_failure: Duration,
+}
+
+impl Default for JwksTiming {
+    fn default() -> Self {
+        Self {
+            default_ttl: Duration::from_secs(300),
+            min_ttl: Duration::from_secs(30),
+            max_ttl: Duration::from_secs(24 * 3600),
+            unknown_kid_interval: Duration::from_secs(30),
+            retry_after_failure: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The most keys taken from one key set.
+const MAX_KEYS: usize = 64;
+
+#[derive(Debug)]
+pub(crate) struct KeySet {
+    pub(crate) keys: Box<[Arc<Key>]>,
+    /// Whether a fetch ever succeeded.
+    pub(crate) loaded: bool,
+    /// When a background refresh is due.
+    refresh_at: Timestamp,
+    generation: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Jwks {
+    url: Uri,
+    client: HttpClient,
+    rsa_algs: AlgSet,
+    timing: JwksTiming,
+    set: ArcSwap<KeySet>,
+    lock: tokio::sync::Mutex<()>,
+    in_flight: AtomicBool,
+    refreshing: AtomicBool,
+    last_unknown_kid_fetch: AtomicU64,
+    last_failure: AtomicU64,
+    fetches: AtomicU64,
+}
+
+/// What a lookup of a `kid` concluded.
+pub(crate) enum Lookup {
+    Found(Arc<Key>),
+    /// The set holds no such key, and refetching is not allowed now.
+    Unknown,
+    /// A fetch (or waiting for the one in flight) may find it; the generation seen.
+    Fetch(u64),
+    /// No key set was ever fetched, and the last attempt failed too recently to retry.
+    Unavailable,
+}
+
+impl Jwks {
+    pub(crate) fn new(url: Uri, client: HttpClient, rsa_algs: AlgSet, timing: JwksTiming) -> Self {
+        Self {
+            url,
+            client,
+            rsa_algs,
+            timing,
+            set: ArcSwap::from_pointee(KeySet {
+                keys: Box::new([]),
+                loaded: false,
+                refresh_at: Timestamp::UNIX_EPOCH,
+                generation: 0,
+            }),
+            lock: tokio::sync::Mutex::new(()),
+            in_flight: AtomicBool::new(false),
+            refreshing: AtomicBool::new(false),
+            last_unknown_kid_fetch: AtomicU64::new(0),
+            last_failure: AtomicU64::new(0),
+            fetches: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn url(&self) -> &Uri {
+        &self.url
+    }
+
+    /// Finds the key for `pick` in the current set, or says what to do instead.
+    pub(crate) fn lookup(
+        &self,
+        now: Timestamp,
+        pick: impl Fn(&[Arc<Key>]) -> Option<Arc<Key>>,
+        may_fetch: bool,
+    ) -> Lookup {
+        let set = self.set.load();
+        if !set.loaded {
+            if !may_fetch || self.failed_recently(now) {
+                return Lookup::Unavailable;
+            }
+            return Lookup::Fetch(set.generation);
+        }
+        if let Some(key) = pick(&set.keys) {
+            return Lookup::Found(key);
+        }
+        if !may_fetch {
+            return Lookup::Unknown;
+        }
+        if self.in_flight.load(Ordering::Acquire) {
+            return Lookup::Fetch(set.generation);
+        }
+        // One refetch per interval for unknown kids, whoever asks: a flood of forged kids
+        // costs the provider at most one request per interval.
+        let last = self.last_unknown_kid_fetch.load(Ordering::Relaxed);
+        let due = last == 0
+            || now.as_unix_nanos().saturating_sub(last)
+                >= self.timing.unknown_kid_interval.as_nanos() as u64;
+        if due
+            && self
+                .last_unknown_kid_fetch
+                .compare_exchange(
+                    last,
+                    now.as_unix_nanos().max(1),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            return Lookup::Fetch(set.generation);
+        }
+        Lookup::Unknown
+    }
+
+    fn failed_recently(&self, now: Timestamp) -> bool {
+        let last = self.last_failure.load(Ordering::Relaxed);
+        last != 0
+            && now.as_unix_nanos().saturating_sub(last)
+                < self.timing.retry_after_failure.as_nanos() as u64
+    }
+
+    /// Whether a background refresh is due now (and claims it: only one caller gets `true`).
+    pub(crate) fn claim_refresh(&self, now: Timestamp) -> bool {
+        let set = self.set.load();
+        set.loaded && now >= set.refresh_at && !self.refreshing.swap(true, Ordering::AcqRel)
+    }
+
+    /// Fetches the key set unless another fetch already replaced generation `seen`. Returns
+    /// whether a key of the previous set was withdrawn (so cached verdicts must go).
+    pub(crate) async fn fetch(&self, seen: u64, now: Timestamp) -> Result<bool, String> {
+        let _guard = self.lock.lock().await;
+        if self.set.load().generation != seen {
+            return Ok(false);
+        }
+        self.in_flight.store(true, Ordering::Release);
+        let result = self.fetch_locked(now).await;
+        self.in_flight.store(false, Ordering::Release);
+        self.refreshing.store(false, Ordering::Release);
+        result
+    }
+
+    async fn fetch_locked(&self, now: Timestamp) -> Result<bool, String> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let old = self.set.load_full();
+        let fail = |message: String| {
+            self.last_failure
+                .store(now.as_unix_nanos().max(1), Ordering::Relaxed);
+            if old.loaded {
+                // Keep the last good set; try again after the failure interval.
+                self.set.store(Arc::new(KeySet {
+                    keys: old.keys.clone(),
+                    loaded: true,
+                    refresh_at: now.saturating_add(self.timing.retry_after_failure),
+                    generation: old.generation,
+                }));
+            }
+            tracing::warn!(layer = "authn", jwks = %self.url, kept_last_good = old.loaded, "jwks fetch failed: {message}");
+            message
+        };
+        let request = Request::get(self.url.clone())
+            .header(ACCEPT, "application/jwk-set+json, application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| fail(e.to_string()))?;
+        let response = self
+            .client
+            .send(request)
+            .await
+            .map_err(|e| fail(crate::error::Chain(&e).to_string()))?;
+        if !response.status().is_success() {
+            return Err(fail(format!("status {}", response.status())));
+        }
+        let ttl = ttl(response.headers().get(CACHE_CONTROL), &self.timing);
+        #[derive(Deserialize)]
+        struct Doc {
+            keys: Vec<Value>,
+        }
+        let doc: Doc = serde_json::from_slice(response.body())
+            .map_err(|e| fail(format!("not a JWK set: {e}")))?;
+        let mut keys = Vec::new();
+        for jwk in doc.keys.iter().take(MAX_KEYS) {
+            match Key::from_jwk_value(jwk, self.rsa_algs) {
+                Ok(key) if key.kid().is_some() || doc.keys.len() == 1 => keys.push(Arc::new(key)),
+                Ok(_) => {
+                    tracing::warn!(layer = "authn", jwks = %self.url, "jwks key without a kid in a set of several; skipped")
+                }
+                Err(e) => {
+                    let kid = jwk.get("kid").and_then(Value::as_str).unwrap_or("");
+                    tracing::warn!(layer = "authn", jwks = %self.url, kid, "jwks key skipped: {e}");
+                }
+            }
+        }
+        if keys.is_empty() {
+            return Err(fail("no usable key in the set".into()));
+        }
+        let withdrawn = old.keys.iter().any(|k| !keys.iter().any(|n| n.same_as(k)));
+        tracing::debug!(layer = "authn", jwks = %self.url, keys = keys.len(), ?ttl, "jwks fetched");
+        self.last_failure.store(0, Ordering::Relaxed);
+        self.set.store(Arc::new(KeySet {
+            keys: keys.into_boxed_slice(),
+            loaded: true,
+            refresh_at: now.saturating_add(ttl),
+            generation: old.generation + 1,
+        }));
+        Ok(withdrawn)
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.set.load().generation
+    }
+}
+
+/// The lifetime from `Cache-Control` (`max-age`, or `no-cache`/`no-store` for the minimum),
+/// within the configured bounds.
+fn ttl(value: Option<&http::HeaderValue>, t: &JwksTiming) -> Duration {
+    let Some(value) = value.and_then(|v| v.to_str().ok()) else {
+        return t.default_ttl;
+    };
+    let mut ttl = None;
+    for directive in value.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-cache" || lower == "no-store" {
+            return t.min_ttl;
+        }
+        if let Some(secs) = lower.strip_prefix("max-age=") {
+            ttl = secs
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
+        }
+    }
+    ttl.unwrap_or(t.default_ttl).clamp(t.min_ttl, t.max_ttl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_sets_the_lifetime_within_bounds() {
+        let t = JwksTiming::default();
+        let h = |s: &'static str| http::HeaderValue::from_static(s);
+        assert_eq!(ttl(None, &t), t.default_ttl);
+        assert_eq!(
+            ttl(Some(&h("public, max-age=3600")), &t),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(ttl(Some(&h("max-age=1")), &t), t.min_ttl);
+        assert_eq!(ttl(Some(&h("max-age=99999999")), &t), t.max_ttl);
+        assert_eq!(ttl(Some(&h("no-store")), &t), t.min_ttl);
+        assert_eq!(ttl(Some(&h("max-age=abc")), &t), t.default_ttl);
+    }
+}

@@ -1,0 +1,752 @@
+//! Bearer tokens over real HTTP on loopback: a local identity provider serves a JWKS (which
+//! rotates) and an RFC 7662 introspection endpoint; palisade guards an axum service.
+//! Each attack is refused with 401 `invalid_token` and the handler is never reached.
+
+mod idp;
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{EncodingKey, Header};
+use palisade::Palisade;
+use palisade::authn::Chain;
+use palisade::authn::api_key::KeySpec;
+use palisade::authn::bearer::{ClaimMap, ClaimPath};
+use palisade::authn::introspection::IntrospectionAuthenticator;
+use palisade::authn::jwt::{Issuer, JwtAuthenticator};
+use palisade::clock::{ManualClock, Timestamp};
+use serde_json::{Value, json};
+
+use idp::{CLIENT_ID, CLIENT_SECRET, Idp, Mode};
+use support::{Keys, Reply, TestServer};
+
+const ISS: &str = "https://idp.palisade.test/realms/acme";
+const AUD: &str = "orders-api";
+/// 2100-01-01: the fixtures made by an independent implementation expire then.
+const FAR: u64 = 4_102_444_800;
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/jwt/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn fixture_json(name: &str) -> Value {
+    serde_json::from_slice(&fixture(name)).unwrap()
+}
+
+/// The public JWKs of the fixture keys, by kid.
+fn jwk(kid: &str) -> Value {
+    fixture_json("jwks.json")["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .cloned()
+        .unwrap()
+}
+
+fn jwks(kids: &[&str]) -> Value {
+    json!({ "keys": kids.iter().map(|k| jwk(k)).collect::<Vec<_>>() })
+}
+
+fn now() -> u64 {
+    use palisade::clock::{Clock, SystemClock};
+    SystemClock.now().as_unix_secs()
+}
+
+fn claims() -> Value {
+    json!({
+        "iss": ISS, "aud": AUD, "sub": "alice", "exp": now() + 600, "iat": now(),
+        "scope": "orders:read orders:write",
+        "realm_access": {"roles": ["admin"]}, "tenant": "acme", "plan": "pro",
+    })
+}
+
+/// Signs `claims` with fixture key `kid` (ES256 for es256*, RS256 for rs256, EdDSA).
+fn mint(kid: &str, claims: &Value) -> String {
+    let (alg, key) = match kid {
+        "rs256" => (
+            jsonwebtoken::Algorithm::RS256,
+            EncodingKey::from_rsa_der(&fixture("rs256.key.der")),
+        ),
+        "eddsa" => (
+            jsonwebtoken::Algorithm::EdDSA,
+            EncodingKey::from_ed_der(&fixture("eddsa.key.der")),
+        ),
+        k => (
+            jsonwebtoken::Algorithm::ES256,
+            EncodingKey::from_ec_der(&fixture(&format!("{k}.key.der"))),
+        ),
+    };
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.to_owned());
+    header.typ = Some("at+jwt".to_owned());
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+fn b64(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// A JWT authenticator for the local provider, with a short unknown-kid refetch interval.
+fn jwt(idp: &Idp) -> JwtAuthenticator {
+    JwtAuthenticator::builder()
+        .issuer(Issuer::new(ISS).jwks_url(idp.jwks_url()).audience(AUD))
+        .claims(
+            ClaimMap::keycloak()
+                .tenant(ClaimPath::parse("tenant"))
+                .tier(ClaimPath::parse("plan")),
+        )
+        .token_type("at+jwt")
+        .leeway(Duration::from_secs(5))
+        .unknown_kid_refetch_interval(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+async fn serve(jwt: JwtAuthenticator) -> TestServer {
+    TestServer::start(Palisade::builder().authenticate(jwt).build().unwrap()).await
+}
+
+/// The request was refused with 401 `invalid_token`, the handler never ran, and nothing the
+/// client sees contains the token.
+fn assert_invalid_token(server: &TestServer, reply: &Reply, token: &str, reason: &str) {
+    assert_eq!(reply.status, 401, "{reason}: {:?}", reply.body);
+    let challenge = reply.headers["www-authenticate"].to_str().unwrap();
+    assert!(challenge.starts_with("Bearer realm=\"api\""), "{challenge}");
+    // RFC 6750 §3.1: invalid_token.
+    assert!(
+        challenge.contains("error=\"invalid_token\""),
+        "{reason}: {challenge}"
+    );
+    assert_eq!(reply.json()["code"], "invalid_token");
+    assert_eq!(server.hits(), 0, "{reason}: the handler ran");
+    assert_eq!(server.last_refusal().unwrap().reason(), reason);
+    if token.len() > 16 {
+        assert!(
+            !reply.visible_text().contains(token),
+            "the token was echoed"
+        );
+        let signature = token.rsplit('.').next().unwrap();
+        if signature.len() > 16 {
+            assert!(!reply.visible_text().contains(signature));
+        }
+    }
+}
+
+#[tokio::test]
+async fn rfc6750_2_1_valid_token_reaches_the_handler_with_its_principal() {
+    let idp = Idp::start(jwks(&["es256", "rs256"])).await;
+    let server = serve(jwt(&idp)).await;
+    let token = mint("es256", &claims());
+    let reply = server
+        .get("/orders", &[("authorization", &bearer(&token))])
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["subject"], "alice");
+    assert_eq!(body["roles"], json!(["admin"]));
+    assert_eq!(body["scopes"], json!(["orders:read", "orders:write"]));
+    assert_eq!(body["tenant"], "acme");
+    assert_eq!(body["tier"], "pro");
+    assert_eq!(body["method"], json!({"kind": "bearer", "issuer": ISS}));
+    // RS256 from the same key set.
+    let reply = server
+        .get(
+            "/orders",
+            &[("authorization", &bearer(&mint("rs256", &claims())))],
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test]
+async fn tokens_signed_by_pyjwt_are_accepted() {
+    // tests/fixtures/jwt/tokens.json was made by PyJWT (make_fixtures.py): another language's
+    // implementation, so palisade interoperates beyond its own signer.
+    let fixtures = fixture_json("tokens.json");
+    let idp = Idp::start(fixture_json("jwks.json")).await;
+    let jwt = JwtAuthenticator::builder()
+        .issuer(Issuer::new(ISS).jwks_url(idp.jwks_url()).audience(AUD))
+        .claims(ClaimMap::keycloak().tenant(ClaimPath::parse("tenant")))
+        .token_type("at+jwt")
+        .build()
+        .unwrap();
+    let server = serve(jwt).await;
+    for alg in ["ES256", "RS256", "EdDSA"] {
+        let token = fixtures["tokens"][alg].as_str().unwrap();
+        let reply = server.get("/", &[("authorization", &bearer(token))]).await;
+        assert_eq!(reply.status, 200, "{alg}: {:?}", reply.body);
+        assert_eq!(reply.json()["subject"], "py-user");
+        assert_eq!(reply.json()["roles"], json!(["reader"]));
+    }
+    assert_eq!(fixtures["claims"]["exp"], FAR);
+}
+
+#[tokio::test]
+async fn key_rotation_loses_no_request() {
+    let idp = Idp::start(jwks(&["es256"])).await;
+    let server = serve(jwt(&idp)).await;
+    let mut failures = 0;
+    let mut check = async |kid: &str| {
+        let mut c = claims();
+        // A fresh token each time, so no answer comes from the verified-token cache.
+        c["jti"] = json!(format!("{kid}-{}", unique()));
+        let reply = server
+            .get("/", &[("authorization", &bearer(&mint(kid, &c)))])
+            .await;
+        if reply.status != 200 {
+            failures += 1;
+        }
+    };
+    for _ in 0..5 {
+        check("es256").await;
+    }
+    // The provider publishes the next key and starts signing with it at once.
+    idp.set_jwks(jwks(&["es256", "es256-next"]));
+    for _ in 0..5 {
+        check("es256-next").await;
+        check("es256").await; // tokens of the old key are still in flight
+    }
+    // The old key is retired (palisade notices at its next refresh; tokens of the new key
+    // keep working throughout).
+    idp.set_jwks(jwks(&["es256-next"]));
+    for _ in 0..5 {
+        check("es256-next").await;
+    }
+    assert_eq!(failures, 0);
+    assert_eq!(server.hits(), 20);
+    // One initial fetch, one refetch for the new kid.
+    assert_eq!(idp.jwks_hits(), 2);
+}
+
+fn unique() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn a_retired_key_is_refused_after_refresh_even_if_cached() {
+    let idp = Idp::start(jwks(&["es256", "es256-next"])).await;
+    let jwt = jwt(&idp);
+    let server = serve(jwt.clone()).await;
+    let old = mint("es256", &claims());
+    let reply = server.get("/", &[("authorization", &bearer(&old))]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(jwt.cached_tokens(), 1);
+    idp.set_jwks(jwks(&["es256-next"]));
+    jwt.refresh().await.unwrap();
+    assert_eq!(
+        jwt.cached_tokens(),
+        0,
+        "withdrawing a key empties the cache"
+    );
+    let reply = server.get("/", &[("authorization", &bearer(&old))]).await;
+    assert_eq!(reply.status, 401);
+}
+
+mod attacks {
+    use super::*;
+
+    async fn setup() -> (Idp, TestServer) {
+        let idp = Idp::start(jwks(&["es256", "rs256"])).await;
+        let server = serve(jwt(&idp)).await;
+        (idp, server)
+    }
+
+    async fn refused(token: &str, reason: &str) {
+        let (_idp, server) = setup().await;
+        let reply = server.get("/", &[("authorization", &bearer(token))]).await;
+        assert_invalid_token(&server, &reply, token, reason);
+    }
+
+    #[tokio::test]
+    async fn rfc8725_3_1_alg_none_is_refused() {
+        let header = json!({"alg": "none", "typ": "at+jwt", "kid": "es256"});
+        refused(
+            &format!("{}.{}.", b64(&header), b64(&claims())),
+            "unsupported_algorithm",
+        )
+        .await;
+        // With a non-empty "signature" too.
+        refused(
+            &format!("{}.{}.c2ln", b64(&header), b64(&claims())),
+            "unsupported_algorithm",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn rfc8725_2_1_hs256_signed_with_the_rsa_public_key_is_refused() {
+        // The classic confusion: the attacker uses the public key (as published) as an HMAC
+        // secret and asks for HS256.
+        use hmac::{Hmac, Mac};
+        let header = json!({"alg": "HS256", "typ": "at+jwt", "kid": "rs256"});
+        let input = format!("{}.{}", b64(&header), b64(&claims()));
+        for secret in [
+            fixture("rs256.pub.pem"),
+            jwk("rs256").to_string().into_bytes(),
+        ] {
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&secret).unwrap();
+            mac.update(input.as_bytes());
+            let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+            refused(&format!("{input}.{sig}"), "unsupported_algorithm").await;
+        }
+    }
+
+    #[tokio::test]
+    async fn tampered_payload_is_refused() {
+        let token = mint("es256", &claims());
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut c = claims();
+        c["realm_access"]["roles"] = json!(["superadmin"]);
+        refused(
+            &format!("{}.{}.{}", parts[0], b64(&c), parts[2]),
+            "bad_signature",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn empty_signature_is_refused() {
+        let token = mint("es256", &claims());
+        let (input, _) = token.rsplit_once('.').unwrap();
+        refused(&format!("{input}."), "bad_signature").await;
+    }
+
+    #[tokio::test]
+    async fn ecdsa_signature_with_r_and_s_zero_is_refused() {
+        // CVE-2022-21449 ("psychic signatures"): r = s = 0 verifies any message in a broken
+        // verifier.
+        let token = mint("es256", &claims());
+        let (input, _) = token.rsplit_once('.').unwrap();
+        refused(
+            &format!("{input}.{}", URL_SAFE_NO_PAD.encode([0u8; 64])),
+            "bad_signature",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn expired_token_is_refused() {
+        let mut c = claims();
+        c["exp"] = json!(now() - 60);
+        refused(&mint("es256", &c), "token_expired").await;
+    }
+
+    #[tokio::test]
+    async fn rfc7519_4_1_5_token_not_yet_valid_is_refused() {
+        let mut c = claims();
+        c["nbf"] = json!(now() + 300);
+        refused(&mint("es256", &c), "token_not_yet_valid").await;
+    }
+
+    #[tokio::test]
+    async fn rfc7519_4_1_1_wrong_issuer_is_refused() {
+        let mut c = claims();
+        c["iss"] = json!("https://evil.example.com");
+        refused(&mint("es256", &c), "wrong_issuer").await;
+    }
+
+    #[tokio::test]
+    async fn rfc7519_4_1_3_wrong_audience_is_refused() {
+        let mut c = claims();
+        c["aud"] = json!(["billing-api"]);
+        refused(&mint("es256", &c), "wrong_audience").await;
+    }
+
+    #[tokio::test]
+    async fn rfc8725_3_11_an_id_token_is_not_an_access_token() {
+        let key = EncodingKey::from_ec_der(&fixture("es256.key.der"));
+        let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("es256".into());
+        header.typ = Some("JWT".into());
+        refused(
+            &jsonwebtoken::encode(&header, &claims(), &key).unwrap(),
+            "wrong_token_type",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn rfc8725_3_10_jku_is_never_followed() {
+        let (idp, server) = setup().await;
+        // An attacker's key set URL in the header, and a kid the real set lacks.
+        let key = EncodingKey::from_ec_der(&fixture("es256-next.key.der"));
+        let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("attacker".into());
+        header.typ = Some("at+jwt".into());
+        header.jku = Some(idp.evil_url());
+        header.x5u = Some(idp.evil_url());
+        let token = jsonwebtoken::encode(&header, &claims(), &key).unwrap();
+        let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
+        assert_invalid_token(&server, &reply, &token, "unknown_kid");
+        assert_eq!(
+            idp.state
+                .evil_hits
+                .load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
+        // The same with a kid the real set has: the signature is by another key.
+        header.kid = Some("es256".into());
+        let token = jsonwebtoken::encode(&header, &claims(), &key).unwrap();
+        let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
+        assert_eq!(reply.status, 401);
+        assert_eq!(server.last_refusal().unwrap().reason(), "bad_signature");
+        assert_eq!(
+            idp.state
+                .evil_hits
+                .load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn rfc7515_4_1_11_unknown_crit_is_refused() {
+        let header = json!({"alg": "ES256", "kid": "es256", "typ": "at+jwt", "crit": ["x-bank"], "x-bank": 1});
+        refused(
+            &format!("{}.{}.c2ln", b64(&header), b64(&claims())),
+            "unknown_crit",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn oversized_token_is_refused_before_parsing() {
+        let mut c = claims();
+        c["pad"] = json!("x".repeat(9000));
+        refused(&mint("es256", &c), "token_too_large").await;
+    }
+
+    #[tokio::test]
+    async fn rfc6750_2_3_token_in_the_query_string_is_refused_when_not_allowed() {
+        let (_idp, server) = setup().await;
+        let token = mint("es256", &claims());
+        let reply = server
+            .get(&format!("/orders?access_token={token}"), &[])
+            .await;
+        assert_invalid_token(&server, &reply, &token, "token_in_query");
+    }
+
+    #[tokio::test]
+    async fn rfc6750_3_1_two_tokens_are_an_invalid_request() {
+        let (_idp, server) = setup().await;
+        let token = mint("es256", &claims());
+        let reply = server
+            .get(
+                "/",
+                &[
+                    ("authorization", &bearer(&token)),
+                    ("authorization", &bearer(&token)),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, 400);
+        assert!(
+            reply.headers["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("error=\"invalid_request\"")
+        );
+        assert_eq!(server.hits(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_thousand_unknown_kids_cost_at_most_one_refetch() {
+        let (idp, server) = setup().await;
+        // Warm up: the initial key set fetch.
+        let ok = server
+            .get(
+                "/",
+                &[("authorization", &bearer(&mint("es256", &claims())))],
+            )
+            .await;
+        assert_eq!(ok.status, 200);
+        assert_eq!(idp.jwks_hits(), 1);
+        let server = Arc::new(server);
+        let mut tasks = Vec::new();
+        for i in 0..1000 {
+            let server = server.clone();
+            tasks.push(tokio::spawn(async move {
+                let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": format!("forged-{i}")});
+                let token = format!(
+                    "{}.{}.{}",
+                    b64(&header),
+                    b64(&claims()),
+                    URL_SAFE_NO_PAD.encode([7u8; 64])
+                );
+                server
+                    .get("/", &[("authorization", &bearer(&token))])
+                    .await
+                    .status
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 401);
+        }
+        assert_eq!(server.hits(), 1);
+        // The refetch budget: one per interval (60 s here), however many forged kids arrive.
+        assert!(idp.jwks_hits() <= 2, "{} JWKS fetches", idp.jwks_hits());
+        assert_eq!(server.last_refusal().unwrap().reason(), "unknown_kid");
+    }
+}
+
+#[tokio::test]
+async fn jwks_down_at_start_is_503_then_recovers() {
+    let idp = Idp::start(jwks(&["es256"])).await;
+    idp.set_jwks_mode(Mode::Failing);
+    let jwt = JwtAuthenticator::builder()
+        .issuer(Issuer::new(ISS).jwks_url(idp.jwks_url()).audience(AUD))
+        .retry_after_failure(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let server = serve(jwt).await;
+    let token = mint("es256", &claims());
+    let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
+    assert_eq!(reply.status, 503, "fail closed, not 200");
+    assert_eq!(server.last_refusal().unwrap().reason(), "jwks_unavailable");
+    assert_eq!(server.hits(), 0);
+    // Within the retry delay: answered 503 without asking the provider again.
+    let hits = idp.jwks_hits();
+    let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(idp.jwks_hits(), hits);
+    idp.set_jwks_mode(Mode::Up);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
+    assert_eq!(reply.status, 200, "recovers without a restart");
+}
+
+#[tokio::test]
+async fn the_last_good_key_set_is_kept_when_the_provider_fails() {
+    let idp = Idp::start(jwks(&["es256"])).await;
+    // A key set that expires at once (min lifetime 0), so every miss refreshes it.
+    let jwt = JwtAuthenticator::builder()
+        .issuer(Issuer::new(ISS).jwks_url(idp.jwks_url()).audience(AUD))
+        .jwks_lifetime(Duration::ZERO, Duration::ZERO, Duration::ZERO)
+        .fetch_timeout(Duration::from_millis(300))
+        .cache_capacity(0)
+        .build()
+        .unwrap();
+    jwt.refresh().await.unwrap();
+    let server = serve(jwt.clone()).await;
+    for mode in [Mode::Failing, Mode::Hanging] {
+        idp.set_jwks_mode(mode);
+        assert!(jwt.refresh().await.is_err());
+        for _ in 0..3 {
+            let reply = server
+                .get(
+                    "/",
+                    &[("authorization", &bearer(&mint("es256", &claims())))],
+                )
+                .await;
+            assert_eq!(reply.status, 200, "{mode:?}");
+        }
+    }
+    assert_eq!(server.hits(), 6);
+}
+
+#[tokio::test]
+async fn a_repeated_token_is_verified_once_and_never_past_its_exp() {
+    let idp = Idp::start(jwks(&["es256"])).await;
+    let clock = ManualClock::new(Timestamp::from_unix_secs(now()));
+    let jwt = JwtAuthenticator::builder()
+        .issuer(Issuer::new(ISS).jwks_url(idp.jwks_url()).audience(AUD))
+        .leeway(Duration::ZERO)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let jwt_handle = jwt.clone();
+    let server = TestServer::start(Palisade::builder().authenticate(jwt).build().unwrap()).await;
+    let mut c = claims();
+    c["exp"] = json!(now() + 60);
+    let token = mint("es256", &c);
+    for _ in 0..10 {
+        let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
+        assert_eq!(reply.status, 200);
+    }
+    assert_eq!(jwt_handle.cached_tokens(), 1);
+    clock.advance(Duration::from_secs(61));
+    let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
+    assert_eq!(reply.status, 401, "the cache never outlives exp");
+    assert_eq!(server.last_refusal().unwrap().reason(), "token_expired");
+}
+
+#[tokio::test]
+async fn bearer_tokens_and_api_keys_sit_in_one_chain() {
+    let idp = Idp::start(jwks(&["es256"])).await;
+    let keys = Keys::new();
+    let key = keys.issue(KeySpec::new("svc"));
+    let chain = Chain::new(keys.authenticator(), jwt(&idp));
+    let server = TestServer::start(Palisade::builder().authenticate(chain).build().unwrap()).await;
+    let reply = server.get("/", &[("x-api-key", &key)]).await;
+    assert_eq!(reply.json()["subject"], "svc");
+    let reply = server
+        .get(
+            "/",
+            &[("authorization", &bearer(&mint("es256", &claims())))],
+        )
+        .await;
+    assert_eq!(reply.json()["subject"], "alice");
+    // No credential: one challenge per scheme (RFC 9110 §11.6.1).
+    let reply = server.get("/", &[]).await;
+    assert_eq!(reply.status, 401);
+    let challenges: Vec<_> = reply.headers.get_all("www-authenticate").iter().collect();
+    assert_eq!(challenges.len(), 2);
+    assert_eq!(challenges[1], "Bearer realm=\"api\"");
+}
+
+mod introspection {
+    use super::*;
+
+    fn authenticator(idp: &Idp) -> IntrospectionAuthenticator {
+        IntrospectionAuthenticator::builder(idp.introspection_url(), CLIENT_ID)
+            .client_secret(CLIENT_SECRET)
+            .audience(AUD)
+            .claims(ClaimMap::new().roles(ClaimPath::parse("roles")))
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn rfc7662_2_2_active_token_reaches_the_handler_and_is_cached() {
+        let idp = Idp::start(jwks(&[])).await;
+        idp.add_token(
+            "opaque-token-1",
+            json!({"active": true, "sub": "bob", "scope": "orders:read", "aud": AUD,
+                   "exp": now() + 600, "roles": ["clerk"], "client_id": "web"}),
+        );
+        let server = TestServer::start(
+            Palisade::builder()
+                .authenticate(authenticator(&idp))
+                .build()
+                .unwrap(),
+        )
+        .await;
+        for _ in 0..5 {
+            let reply = server
+                .get("/", &[("authorization", "Bearer opaque-token-1")])
+                .await;
+            assert_eq!(reply.status, 200, "{:?}", reply.body);
+            assert_eq!(reply.json()["subject"], "bob");
+            assert_eq!(reply.json()["roles"], json!(["clerk"]));
+            assert_eq!(reply.json()["scopes"], json!(["orders:read"]));
+        }
+        assert_eq!(idp.introspection_hits(), 1, "answers are cached");
+    }
+
+    #[tokio::test]
+    async fn rfc7662_2_2_inactive_token_is_refused() {
+        let idp = Idp::start(jwks(&[])).await;
+        let server = TestServer::start(
+            Palisade::builder()
+                .authenticate(authenticator(&idp))
+                .build()
+                .unwrap(),
+        )
+        .await;
+        let reply = server
+            .get("/", &[("authorization", "Bearer revoked-token-xyz")])
+            .await;
+        assert_invalid_token(&server, &reply, "revoked-token-xyz", "token_inactive");
+        // Remembered briefly: a retry does not reach the endpoint.
+        server
+            .get("/", &[("authorization", "Bearer revoked-token-xyz")])
+            .await;
+        assert_eq!(idp.introspection_hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn active_token_for_another_audience_is_refused() {
+        let idp = Idp::start(jwks(&[])).await;
+        idp.add_token(
+            "other-aud-token",
+            json!({"active": true, "sub": "bob", "aud": "billing"}),
+        );
+        let server = TestServer::start(
+            Palisade::builder()
+                .authenticate(authenticator(&idp))
+                .build()
+                .unwrap(),
+        )
+        .await;
+        let reply = server
+            .get("/", &[("authorization", "Bearer other-aud-token")])
+            .await;
+        assert_invalid_token(&server, &reply, "other-aud-token", "wrong_audience");
+    }
+
+    #[tokio::test]
+    async fn endpoint_down_or_hanging_is_503_not_200() {
+        let idp = Idp::start(jwks(&[])).await;
+        idp.add_token(
+            "good-token",
+            json!({"active": true, "sub": "bob", "aud": AUD}),
+        );
+        let server = TestServer::start(
+            Palisade::builder()
+                .authenticate(authenticator(&idp))
+                .build()
+                .unwrap(),
+        )
+        .await;
+        idp.set_introspection_mode(Mode::Failing);
+        let reply = server
+            .get("/", &[("authorization", "Bearer good-token")])
+            .await;
+        assert_eq!(reply.status, 503);
+        assert_eq!(
+            server.last_refusal().unwrap().reason(),
+            "introspection_error"
+        );
+        idp.set_introspection_mode(Mode::Hanging);
+        let reply = server
+            .get("/", &[("authorization", "Bearer good-token")])
+            .await;
+        assert_eq!(reply.status, 503);
+        assert_eq!(
+            server.last_refusal().unwrap().reason(),
+            "introspection_timeout"
+        );
+        assert_eq!(server.hits(), 0);
+        // Failures are not cached: once the endpoint is back, the token works.
+        idp.set_introspection_mode(Mode::Up);
+        let reply = server
+            .get("/", &[("authorization", "Bearer good-token")])
+            .await;
+        assert_eq!(reply.status, 200);
+    }
+
+    #[tokio::test]
+    async fn wrong_client_secret_fails_closed() {
+        let idp = Idp::start(jwks(&[])).await;
+        idp.add_token(
+            "good-token",
+            json!({"active": true, "sub": "bob", "aud": AUD}),
+        );
+        let auth = IntrospectionAuthenticator::builder(idp.introspection_url(), CLIENT_ID)
+            .client_secret("not-the-secret")
+            .build()
+            .unwrap();
+        let server =
+            TestServer::start(Palisade::builder().authenticate(auth).build().unwrap()).await;
+        let reply = server
+            .get("/", &[("authorization", "Bearer good-token")])
+            .await;
+        assert_eq!(reply.status, 503);
+        assert!(!reply.visible_text().contains("not-the-secret"));
+    }
+}

@@ -34,6 +34,7 @@ use http::HeaderName;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
+use crate::authn::Authenticator;
 use crate::authn::api_key::{
     ApiKeyAuthenticator, ApiKeys, DEFAULT_TIMEOUT, KeyFormat, KeyHasher, KeyRecord, KeyStore,
     MemoryKeyStore,
@@ -46,6 +47,10 @@ use crate::quota::{AnyQuotaStore, QuotaLayer};
 use crate::route::RouteTable;
 use crate::stack::{Palisade, PalisadeLayer};
 
+#[cfg(feature = "introspection")]
+pub use crate::authn::bearer_config::IntrospectionConfig;
+#[cfg(feature = "jwt")]
+pub use crate::authn::bearer_config::{IssuerConfig, JwtConfig, JwtKeyConfig};
 pub use crate::quota::config::{
     CostConfig, CountConfig, HeadersConfig, KeyConfig, LimitConfig, OutageConfig, QuotaConfig,
     RedisConfig, RuleConfig, StoreConfig, TierByConfig, WindowConfig,
@@ -105,6 +110,14 @@ pub struct Config {
     /// Rate limits and quotas.
     #[serde(default)]
     pub quota: QuotaConfig,
+    /// Bearer JWTs: issuers, keys, audiences, claim mapping (feature `jwt`).
+    #[cfg(feature = "jwt")]
+    #[serde(default)]
+    pub jwt: Option<JwtConfig>,
+    /// Opaque bearer tokens through RFC 7662 introspection (feature `introspection`).
+    #[cfg(feature = "introspection")]
+    #[serde(default)]
+    pub introspection: Option<IntrospectionConfig>,
 }
 
 /// The `client_ip` section.
@@ -348,13 +361,40 @@ impl Config {
     ///
     /// A Redis quota store must be built inside a tokio runtime.
     pub fn palisade<S: KeyStore>(&self, store: S) -> Result<ConfiguredLayer<S>, ConfigError> {
+        self.palisade_with(self.authenticator(store)?)
+    }
+
+    /// The whole stack of this configuration around `authenticator` — for instance API keys
+    /// and bearer tokens side by side:
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "jwt")]
+    /// # fn f(config: &palisade::config::Config) -> Result<(), palisade::ConfigError> {
+    /// use palisade::authn::Chain;
+    ///
+    /// let api_keys = config.authenticator(config.key_store()?)?;
+    /// let jwt = config.jwt.as_ref().expect("a jwt section").authenticator()?;
+    /// let layer = config.palisade_with(Chain::new(api_keys, jwt))?;
+    /// # let _ = layer; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`palisade`](Self::palisade).
+    pub fn palisade_with<A: Authenticator>(
+        &self,
+        authenticator: A,
+    ) -> Result<
+        PalisadeLayer<A, AuthzLayer, QuotaLayer<AnyQuotaStore>, QuotaLayer<AnyQuotaStore>>,
+        ConfigError,
+    > {
         self.route_table()?;
         let policy = LivePolicy::new(self.policy()?);
         let quotas = self.quota.stages()?;
         Palisade::builder()
             .with_client_ip(self.client_ip())
             .limit_clients(quotas.clients)
-            .authenticate(self.authenticator(store)?)
+            .authenticate(authenticator)
             .limit_principals(quotas.principals)
             .authorize(AuthzLayer::new(policy))
             .build()

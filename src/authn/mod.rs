@@ -7,6 +7,8 @@ pub mod api_key;
 #[cfg(any(feature = "jwt", feature = "introspection"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "jwt", feature = "introspection"))))]
 pub mod bearer;
+#[cfg(all(feature = "config", any(feature = "jwt", feature = "introspection")))]
+pub(crate) mod bearer_config;
 #[cfg(feature = "introspection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
 pub mod introspection;

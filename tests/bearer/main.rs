@@ -750,3 +750,86 @@ mod introspection {
         assert!(!reply.visible_text().contains("not-the-secret"));
     }
 }
+
+#[tokio::test]
+async fn static_pem_and_hmac_keys_verify_without_any_fetch() {
+    use palisade::authn::jwt::{Algorithm, Key};
+    let secret = b"a-test-hmac-secret-of-32-bytes!!";
+    let pem = String::from_utf8(fixture("es256.pub.pem")).unwrap();
+    let jwt = JwtAuthenticator::builder()
+        .issuer(
+            Issuer::new(ISS)
+                .key(Key::from_pem(&pem).unwrap().with_kid("es256"))
+                .key(Key::hmac(secret, Algorithm::HS256).unwrap().with_kid("hs"))
+                .audience(AUD),
+        )
+        .build()
+        .unwrap();
+    let server = serve(jwt).await;
+    let reply = server
+        .get(
+            "/",
+            &[("authorization", &bearer(&mint("es256", &claims())))],
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("hs".into());
+    let hs = jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(secret)).unwrap();
+    let reply = server.get("/", &[("authorization", &bearer(&hs))]).await;
+    assert_eq!(reply.status, 200, "HS256 with a configured secret");
+    // HS256 under the EC key's kid: the key decides the algorithm.
+    header.kid = Some("es256".into());
+    let confused =
+        jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(secret)).unwrap();
+    let reply = server
+        .get("/", &[("authorization", &bearer(&confused))])
+        .await;
+    assert_invalid_token_after(&server, &reply, "unsupported_algorithm");
+}
+
+fn assert_invalid_token_after(server: &TestServer, reply: &Reply, reason: &str) {
+    assert_eq!(reply.status, 401);
+    assert_eq!(server.last_refusal().unwrap().reason(), reason);
+}
+
+#[tokio::test]
+async fn jwts_and_opaque_tokens_in_one_chain() {
+    let idp = Idp::start(jwks(&["es256"])).await;
+    idp.add_token(
+        "opaque-abc",
+        json!({"active": true, "sub": "carol", "aud": AUD}),
+    );
+    let jwt = JwtAuthenticator::builder()
+        .issuer(Issuer::new(ISS).jwks_url(idp.jwks_url()).audience(AUD))
+        .pass_opaque_tokens()
+        .build()
+        .unwrap();
+    let introspection = IntrospectionAuthenticator::builder(idp.introspection_url(), CLIENT_ID)
+        .client_secret(CLIENT_SECRET)
+        .build()
+        .unwrap();
+    let server = TestServer::start(
+        Palisade::builder()
+            .authenticate(Chain::new(jwt, introspection))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let reply = server
+        .get("/", &[("authorization", "Bearer opaque-abc")])
+        .await;
+    assert_eq!(reply.json()["subject"], "carol");
+    let reply = server
+        .get(
+            "/",
+            &[("authorization", &bearer(&mint("es256", &claims())))],
+        )
+        .await;
+    assert_eq!(reply.json()["subject"], "alice");
+    assert_eq!(
+        idp.introspection_hits(),
+        1,
+        "JWTs never go to introspection"
+    );
+}

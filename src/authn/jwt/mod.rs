@@ -127,6 +127,7 @@ pub struct JwtBuilder<C = SystemClock> {
     timeout: Duration,
     allow_http: bool,
     timing: JwksTiming,
+    pass_opaque: bool,
     clock: C,
 }
 
@@ -149,6 +150,7 @@ impl JwtAuthenticator {
             timeout: Duration::from_secs(5),
             allow_http: false,
             timing: JwksTiming::default(),
+            pass_opaque: false,
             clock: SystemClock,
         }
     }
@@ -253,6 +255,15 @@ impl<C: Clock> JwtBuilder<C> {
         self
     }
 
+    /// Leaves bearer tokens that are not shaped like a JWT (three dot-separated parts) to the
+    /// next authenticator of a [`Chain`](crate::authn::Chain) — typically an
+    /// introspection one, for providers that issue both kinds. Off by default: a malformed
+    /// token is refused.
+    pub fn pass_opaque_tokens(mut self) -> Self {
+        self.pass_opaque = true;
+        self
+    }
+
     /// Uses `clock` for token times (tests).
     pub fn clock<C2: Clock>(self, clock: C2) -> JwtBuilder<C2> {
         JwtBuilder {
@@ -265,6 +276,7 @@ impl<C: Clock> JwtBuilder<C> {
             timeout: self.timeout,
             allow_http: self.allow_http,
             timing: self.timing,
+            pass_opaque: self.pass_opaque,
             clock,
         }
     }
@@ -337,6 +349,7 @@ impl<C: Clock> JwtBuilder<C> {
                 source: self.source,
                 cache: TokenCache::new(self.cache_capacity),
                 challenges: Challenges::new(&self.realm),
+                pass_opaque: self.pass_opaque,
                 clock: self.clock,
             }),
         })
@@ -366,6 +379,7 @@ struct Inner<C> {
     source: TokenSource,
     cache: TokenCache<(Principal, usize)>,
     challenges: Challenges,
+    pass_opaque: bool,
     clock: C,
 }
 
@@ -585,6 +599,9 @@ impl<C: Clock> JwtAuthenticator<C> {
     /// The token, or the answer without one.
     fn token<'p>(&self, parts: &'p Parts) -> Result<&'p str, Authentication> {
         match self.inner.source.extract(parts) {
+            Ok(Some(token)) if self.inner.pass_opaque && token.split('.').count() != 3 => {
+                Err(Authentication::Absent)
+            }
             Ok(Some(token)) => Ok(token),
             Ok(None) => Err(Authentication::Absent),
             Err(reason) => Err(self.inner.challenges.refuse(reason)),

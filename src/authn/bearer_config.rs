@@ -1,0 +1,376 @@
+//! The `jwt` and `introspection` sections of a configuration file (features `config` with
+//! `jwt` / `introspection`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::authn::bearer::ClaimMap;
+use crate::error::ConfigError;
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s)
+        .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a duration such as `30s`")))
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+fn env_secret(var: &str) -> Result<zeroize::Zeroizing<String>, ConfigError> {
+    std::env::var(var)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|_| ConfigError::Env { name: var.into() })
+}
+
+/// The `jwt` section: issuers, their keys and audiences, and how claims map to the principal.
+#[cfg(feature = "jwt")]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct JwtConfig {
+    /// The accepted issuers.
+    pub issuers: Vec<IssuerConfig>,
+    /// Claim paths for subject, roles, tenant and tier.
+    #[serde(default)]
+    pub claims: ClaimMap,
+    /// Clock skew tolerated on `exp`, `nbf`, `iat` (default `60s`).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub leeway: Option<Duration>,
+    /// Maximum age from `iat`.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub max_age: Option<Duration>,
+    /// Claims every token must carry.
+    #[serde(default)]
+    pub required_claims: Vec<String>,
+    /// The required `typ` header (e.g. `at+jwt`).
+    #[serde(default)]
+    pub token_type: Option<String>,
+    /// Accept `?access_token=` (RFC 6750 §2.3); default false.
+    #[serde(default)]
+    pub allow_query_parameter: bool,
+    /// Longest token accepted, in bytes.
+    #[serde(default)]
+    pub max_token_bytes: Option<usize>,
+    /// Verified tokens remembered.
+    #[serde(default)]
+    pub cache_capacity: Option<usize>,
+    /// Challenge realm.
+    #[serde(default)]
+    pub realm: Option<String>,
+    /// JWKS fetch timeout.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub fetch_timeout: Option<Duration>,
+    /// Minimum interval between refetches for unknown `kid`s.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub unknown_kid_refetch_interval: Option<Duration>,
+    /// Allow `http://` JWKS URLs to non-loopback hosts.
+    #[serde(default)]
+    pub allow_plain_http: bool,
+    /// Leave tokens that are not JWTs to the next authenticator (an introspection one).
+    #[serde(default)]
+    pub pass_opaque_tokens: bool,
+}
+
+/// One issuer of the `jwt` section.
+#[cfg(feature = "jwt")]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct IssuerConfig {
+    /// The `iss` value.
+    pub issuer: String,
+    /// Where its key set is.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Static keys instead of a JWKS URL.
+    #[serde(default)]
+    pub keys: Vec<JwtKeyConfig>,
+    /// The audiences its tokens must name (one at least, unless `any_audience`).
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Accept any `aud`.
+    #[serde(default)]
+    pub any_audience: bool,
+    /// Algorithms of RSA keys whose JWK has no `alg` (default `[RS256]`).
+    #[serde(default)]
+    pub rsa_algorithms: Option<Vec<crate::authn::jwt::Algorithm>>,
+}
+
+/// A static key: a PEM public key, a JWK, or an HMAC secret read from an environment variable.
+#[cfg(feature = "jwt")]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct JwtKeyConfig {
+    /// The key id tokens name.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// A PEM public key (RSA, P-256, P-384, Ed25519).
+    #[serde(default)]
+    pub pem: Option<String>,
+    /// A public JWK.
+    #[serde(default)]
+    pub jwk: Option<serde_json::Value>,
+    /// The environment variable holding an HMAC secret (never the secret in the file).
+    #[serde(default)]
+    pub hmac_secret_env: Option<String>,
+    /// The algorithm(s): required with an HMAC secret; for RSA keys, which RS/PS ones.
+    #[serde(default)]
+    pub algorithms: Vec<crate::authn::jwt::Algorithm>,
+}
+
+#[cfg(feature = "jwt")]
+impl JwtKeyConfig {
+    fn key(&self) -> Result<crate::authn::jwt::Key, ConfigError> {
+        use crate::authn::jwt::Key;
+        let invalid = |message: &str| ConfigError::Invalid {
+            field: "jwt.issuers.keys",
+            message: message.into(),
+        };
+        let mut key = match (&self.pem, &self.jwk, &self.hmac_secret_env) {
+            (Some(pem), None, None) => Key::from_pem(pem)?,
+            (None, Some(jwk), None) => Key::from_jwk(&jwk.to_string())?,
+            (None, None, Some(var)) => {
+                let secret = env_secret(var)?;
+                let [alg] = self.algorithms[..] else {
+                    return Err(invalid("an HMAC key names exactly one algorithm"));
+                };
+                Key::hmac(secret.as_bytes(), alg)?
+            }
+            _ => {
+                return Err(invalid(
+                    "a key is exactly one of `pem`, `jwk`, `hmac_secret_env`",
+                ));
+            }
+        };
+        if self.hmac_secret_env.is_none() && !self.algorithms.is_empty() {
+            key = key.with_algorithms(self.algorithms.iter().copied())?;
+        }
+        if let Some(kid) = &self.kid {
+            key = key.with_kid(kid);
+        }
+        Ok(key)
+    }
+}
+
+#[cfg(feature = "jwt")]
+impl JwtConfig {
+    /// Builds the authenticator.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ConfigError`] of the builder or the keys.
+    pub fn authenticator(&self) -> Result<crate::authn::jwt::JwtAuthenticator, ConfigError> {
+        use crate::authn::jwt::{Issuer, JwtAuthenticator};
+        let mut b = JwtAuthenticator::builder().claims(self.claims.clone());
+        for i in &self.issuers {
+            let mut issuer = Issuer::new(&i.issuer);
+            if let Some(url) = &i.jwks_url {
+                issuer = issuer.jwks_url(url);
+            }
+            for k in &i.keys {
+                issuer = issuer.key(k.key()?);
+            }
+            for a in &i.audiences {
+                issuer = issuer.audience(a);
+            }
+            if i.any_audience {
+                issuer = issuer.any_audience();
+            }
+            if let Some(algs) = &i.rsa_algorithms {
+                issuer = issuer.rsa_algorithms(algs.iter().copied());
+            }
+            b = b.issuer(issuer);
+        }
+        if let Some(v) = self.leeway {
+            b = b.leeway(v);
+        }
+        if let Some(v) = self.max_age {
+            b = b.max_age(v);
+        }
+        for c in &self.required_claims {
+            b = b.require_claim(c);
+        }
+        if let Some(v) = &self.token_type {
+            b = b.token_type(v);
+        }
+        if self.allow_query_parameter {
+            b = b.allow_query_parameter();
+        }
+        if let Some(v) = self.max_token_bytes {
+            b = b.max_token_bytes(v);
+        }
+        if let Some(v) = self.cache_capacity {
+            b = b.cache_capacity(v);
+        }
+        if let Some(v) = &self.realm {
+            b = b.realm(v);
+        }
+        if let Some(v) = self.fetch_timeout {
+            b = b.fetch_timeout(v);
+        }
+        if let Some(v) = self.unknown_kid_refetch_interval {
+            b = b.unknown_kid_refetch_interval(v);
+        }
+        if self.allow_plain_http {
+            b = b.allow_plain_http();
+        }
+        if self.pass_opaque_tokens {
+            b = b.pass_opaque_tokens();
+        }
+        b.build()
+    }
+}
+
+/// The `introspection` section.
+#[cfg(feature = "introspection")]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct IntrospectionConfig {
+    /// The endpoint.
+    pub url: String,
+    /// This API's client id at the authorization server.
+    pub client_id: String,
+    /// The environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// Send client credentials in the body instead of HTTP Basic.
+    #[serde(default)]
+    pub client_auth_in_body: bool,
+    /// Required `iss` of answers.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Required audiences of answers.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Claim paths.
+    #[serde(default)]
+    pub claims: ClaimMap,
+    /// Longest trust in an active answer.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub positive_ttl: Option<Duration>,
+    /// How long an inactive answer is remembered.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub negative_ttl: Option<Duration>,
+    /// Timeout of one call.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub timeout: Option<Duration>,
+    /// Answers remembered.
+    #[serde(default)]
+    pub cache_capacity: Option<usize>,
+    /// Challenge realm.
+    #[serde(default)]
+    pub realm: Option<String>,
+    /// Accept `?access_token=`.
+    #[serde(default)]
+    pub allow_query_parameter: bool,
+    /// Allow an `http://` endpoint on a non-loopback host.
+    #[serde(default)]
+    pub allow_plain_http: bool,
+}
+
+#[cfg(feature = "introspection")]
+impl IntrospectionConfig {
+    /// Builds the authenticator (reading the client secret from its environment variable).
+    ///
+    /// # Errors
+    ///
+    /// A missing environment variable, a bad URL or realm.
+    pub fn authenticator(
+        &self,
+    ) -> Result<crate::authn::introspection::IntrospectionAuthenticator, ConfigError> {
+        use crate::authn::introspection::IntrospectionAuthenticator;
+        let mut b = IntrospectionAuthenticator::builder(&self.url, &self.client_id)
+            .claims(self.claims.clone());
+        if let Some(var) = &self.client_secret_env {
+            b = b.client_secret(env_secret(var)?.as_str());
+        }
+        if self.client_auth_in_body {
+            b = b.client_auth_in_body();
+        }
+        if let Some(v) = &self.issuer {
+            b = b.issuer(v);
+        }
+        for a in &self.audiences {
+            b = b.audience(a);
+        }
+        if let Some(v) = self.positive_ttl {
+            b = b.positive_ttl(v);
+        }
+        if let Some(v) = self.negative_ttl {
+            b = b.negative_ttl(v);
+        }
+        if let Some(v) = self.timeout {
+            b = b.timeout(v);
+        }
+        if let Some(v) = self.cache_capacity {
+            b = b.cache_capacity(v);
+        }
+        if let Some(v) = &self.realm {
+            b = b.realm(v);
+        }
+        if self.allow_query_parameter {
+            b = b.allow_query_parameter();
+        }
+        if self.allow_plain_http {
+            b = b.allow_plain_http();
+        }
+        b.build()
+    }
+}
+
+#[cfg(all(test, feature = "jwt", feature = "introspection"))]
+mod tests {
+    use crate::config::{Config, Format};
+
+    #[test]
+    fn the_bearer_reference_in_docs_config_md_builds() {
+        let doc = include_str!("../../docs/config.md");
+        let yaml = doc
+            .split("```yaml\n")
+            .nth(2)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a second yaml block in docs/config.md");
+        let c = Config::parse(yaml, Format::Yaml).unwrap();
+        let jwt = c.jwt.as_ref().unwrap();
+        assert_eq!(jwt.issuers.len(), 2);
+        // The HMAC secret's variable is not set here: building says which one is missing.
+        let err = jwt.authenticator().unwrap_err();
+        assert!(err.to_string().contains("LEGACY_JWT_SECRET"), "{err}");
+        let err = c
+            .introspection
+            .as_ref()
+            .unwrap()
+            .authenticator()
+            .unwrap_err();
+        assert!(err.to_string().contains("INTROSPECTION_SECRET"), "{err}");
+        // Without the HMAC key, the rest builds.
+        let mut jwt = jwt.clone();
+        jwt.issuers[1].keys.pop();
+        jwt.authenticator().unwrap();
+    }
+
+    #[test]
+    fn a_jwt_issuer_without_audience_is_refused() {
+        let c = Config::parse(
+            "jwt: {issuers: [{issuer: i, jwks_url: 'https://i.example/certs'}]}",
+            Format::Yaml,
+        )
+        .unwrap();
+        let err = c.jwt.unwrap().authenticator().unwrap_err();
+        assert!(err.to_string().contains("no audience"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_to_a_remote_jwks_is_refused() {
+        let c = Config::parse(
+            "jwt: {issuers: [{issuer: i, jwks_url: 'http://i.example/certs', audiences: [a]}]}",
+            Format::Yaml,
+        )
+        .unwrap();
+        assert!(c.jwt.unwrap().authenticator().is_err());
+    }
+}

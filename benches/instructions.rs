@@ -12,7 +12,7 @@
 //! with `RateLimit` fields on 200), `stack:governor` / `stack:governor-fields` (tower_governor
 //! per peer IP, without or with its `x-ratelimit` fields), `stack:quota-clients` (a per-IP
 //! rate and a failed-authentication limit) and `stack:full` (per-IP quota, authn, per-subject
-//! quota with fields, authz).
+//! quota with fields, authz), and `stack:jwt` (a repeated ES256 bearer token through authn).
 
 mod support;
 
@@ -33,6 +33,48 @@ use support::KeyFixture;
 use tower::ServiceExt;
 
 const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), 4567);
+
+/// An ES256 token and a `JwtAuthenticator` with its static key (`stack:jwt`: the verified-token
+/// cache answers every request but the first).
+mod jwt {
+    use palisade::authn::jwt::{Issuer, JwtAuthenticator, Key};
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/jwt/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    pub(crate) fn authenticator() -> JwtAuthenticator {
+        let pem = String::from_utf8(fixture("es256.pub.pem")).unwrap();
+        JwtAuthenticator::builder()
+            .issuer(
+                Issuer::new("https://idp.palisade.test/realms/acme")
+                    .key(Key::from_pem(&pem).unwrap().with_kid("k"))
+                    .audience("orders-api"),
+            )
+            .build()
+            .unwrap()
+    }
+
+    /// The same claims as `benches/jwt.rs`: a Keycloak-like access token of ~750 bytes.
+    pub(crate) fn token() -> String {
+        let claims = serde_json::json!({
+            "iss": "https://idp.palisade.test/realms/acme", "aud": "orders-api",
+            "sub": "f3c2a1e0-7d4b-4c1a-9e8f-0a1b2c3d4e5f",
+            "exp": 4_102_444_800u64, "iat": 1_767_225_600u64, "jti": "8c1e4f52-2b7d-4d8e-a1c3-5f6e7d8c9b0a",
+            "typ": "Bearer", "azp": "orders-web", "scope": "openid profile orders:read orders:write",
+            "realm_access": {"roles": ["admin", "offline_access", "uma_authorization"]},
+            "email": "alice@example.com", "preferred_username": "alice",
+        });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("k".into());
+        let key = jsonwebtoken::EncodingKey::from_ec_der(&fixture("es256.key.der"));
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+}
 
 /// A limit no run exhausts.
 fn generous(name: &str) -> QuotaPolicy {
@@ -164,6 +206,13 @@ fn main() {
                     .build()
                     .unwrap(),
             )
+        } else if case == "jwt" {
+            router.layer(
+                Palisade::builder()
+                    .authenticate(jwt::authenticator())
+                    .build()
+                    .unwrap(),
+            )
         } else if case == "bare" {
             router
         } else if case == "passthrough" {
@@ -183,8 +232,10 @@ fn main() {
             "bare" | "passthrough" | "quota-quiet" | "quota-fields" | "quota-clients"
             | "governor" | "governor-fields" => None,
             "authz-allow" | "authz-deny" | "full" => f.key("valid"),
+            "jwt" => None,
             case => f.key(case),
         };
+        let bearer = (case == "jwt").then(|| format!("Bearer {}", jwt::token()));
         // One request outside the count, in every run (N = 0 too): lazy one-time setup (clock
         // calibration, first allocations) is not a per-request cost.
         let warm = http::Request::get("/v1/orders/42")
@@ -198,6 +249,9 @@ fn main() {
                 let mut b = http::Request::get("/v1/orders/42");
                 if let Some(key) = key {
                     b = b.header("x-api-key", key);
+                }
+                if let Some(bearer) = &bearer {
+                    b = b.header("authorization", bearer);
                 }
                 let mut req = b.body(Body::empty()).unwrap();
                 // The peer address the server would record (per-IP limits key on it).

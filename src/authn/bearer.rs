@@ -49,7 +49,21 @@ impl TokenSource {
     /// `Authorization` values of other schemes are left to other authenticators. A token in
     /// the query string is refused unless allowed (RFC 6750 §5.3: URLs are logged), even when a
     /// header token is present too.
+    #[cfg(test)]
     pub(crate) fn extract<'a>(&self, parts: &'a Parts) -> Result<Option<&'a str>, AuthnReason> {
+        match self.extract_raw(parts)? {
+            Some(raw) => validate(raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// As [`extract`](Self::extract), without the RFC 6750 §2.1 syntax check: for looking the
+    /// token up in a cache of tokens that passed it (a token that would fail it cannot be
+    /// there), so a cached token is read once, by the hash. Call [`validate`] on a miss.
+    pub(crate) fn extract_raw<'a>(
+        &self,
+        parts: &'a Parts,
+    ) -> Result<Option<&'a [u8]>, AuthnReason> {
         let mut found: Option<&'a [u8]> = None;
         for value in parts.headers.get_all(AUTHORIZATION) {
             let v = value.as_bytes();
@@ -77,20 +91,20 @@ impl TokenSource {
                 }
             }
         }
-        let Some(token) = found else {
-            return Ok(None);
-        };
-        if token.len() > self.max_bytes {
-            return Err(AuthnReason::TokenTooLarge);
+        match found {
+            Some(token) if token.len() > self.max_bytes => Err(AuthnReason::TokenTooLarge),
+            found => Ok(found),
         }
-        if !is_b64token(token) {
-            return Err(AuthnReason::MalformedToken);
-        }
-        // is_b64token admits ASCII only.
-        std::str::from_utf8(token)
-            .map(Some)
-            .map_err(|_| AuthnReason::MalformedToken)
     }
+}
+
+/// The token as text if it has the RFC 6750 §2.1 `b64token` syntax.
+pub(crate) fn validate(token: &[u8]) -> Result<&str, AuthnReason> {
+    if !is_b64token(token) {
+        return Err(AuthnReason::MalformedToken);
+    }
+    // is_b64token admits ASCII only.
+    std::str::from_utf8(token).map_err(|_| AuthnReason::MalformedToken)
 }
 
 fn trim_spaces(mut v: &[u8]) -> &[u8] {
@@ -105,11 +119,24 @@ fn trim_spaces(mut v: &[u8]) -> &[u8] {
 
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 pub(crate) fn is_b64token(token: &[u8]) -> bool {
+    /// Lane-wise comparisons only, so the loop vectorizes.
+    fn allowed(b: u8) -> bool {
+        let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+        let digit = b.wrapping_sub(b'0') < 10;
+        letter
+            | digit
+            | (b == b'-')
+            | (b == b'.')
+            | (b == b'_')
+            | (b == b'~')
+            | (b == b'+')
+            | (b == b'/')
+    }
     let body_end = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
     body_end > 0
-        && token[..body_end].iter().all(|&b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+        && token[..body_end]
+            .iter()
+            .fold(true, |ok, &b| ok & allowed(b))
 }
 
 /// The `WWW-Authenticate: Bearer` values (RFC 6750 §3), computed once per realm so that a
@@ -428,7 +455,7 @@ fn for_each_name<'v>(value: Option<&'v Value>, split: bool, mut f: impl FnMut(&'
 pub(crate) struct TokenCache<V> {
     map: DashMap<u128, (V, Timestamp), BuildPrehashed>,
     capacity: usize,
-    keys: (RandomState, RandomState),
+    hasher: siphasher::sip128::SipHasher13,
     evictions: AtomicU64,
 }
 
@@ -437,17 +464,15 @@ impl<V: Clone> TokenCache<V> {
         Self {
             map: DashMap::with_hasher(BuildPrehashed),
             capacity,
-            keys: (RandomState::new(), RandomState::new()),
+            hasher: random_sip128(),
             evictions: AtomicU64::new(0),
         }
     }
 
-    /// The cache key of `token`: two independently keyed SipHash values. The keys are random
-    /// per process, so a client cannot aim a token at another token's entry.
-    pub(crate) fn key(&self, token: &str) -> u128 {
-        let a = self.keys.0.hash_one(token);
-        let b = self.keys.1.hash_one(token);
-        (u128::from(a) << 64) | u128::from(b)
+    /// The cache key of `token`: 128-bit SipHash-1-3 under a key random per process, so a
+    /// client can neither aim a token at another token's entry nor tell two apart by timing.
+    pub(crate) fn key(&self, token: &[u8]) -> u128 {
+        self.hasher.hash(token).as_u128()
     }
 
     /// The cached answer for `key` if it is still valid at `now`.
@@ -489,6 +514,19 @@ impl<V: Clone> TokenCache<V> {
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
+}
+
+/// A SipHash-1-3 (128-bit) keyed from the OS generator; from the standard library's
+/// `RandomState` keys if the OS generator fails (they are random per process too).
+fn random_sip128() -> siphasher::sip128::SipHasher13 {
+    let mut key = [0u8; 16];
+    if getrandom::fill(&mut key).is_err() {
+        let a = RandomState::new().hash_one(0u8);
+        let b = RandomState::new().hash_one(1u8);
+        key[..8].copy_from_slice(&a.to_le_bytes());
+        key[8..].copy_from_slice(&b.to_le_bytes());
+    }
+    siphasher::sip128::SipHasher13::new_with_key(&key)
 }
 
 /// The keys are keyed hashes already: the map uses their low bits as they are.
@@ -598,6 +636,16 @@ mod tests {
     }
 
     #[test]
+    fn b64token_table_matches_the_grammar() {
+        for b in 0..=255u8 {
+            let expected = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+            assert_eq!(is_b64token(&[b]), expected, "{b}");
+        }
+        assert!(is_b64token(b"a=="));
+        assert!(!is_b64token(b"=a"));
+    }
+
+    #[test]
     fn oversized_tokens_are_refused_before_parsing() {
         let long = format!("Bearer {}", "a".repeat(DEFAULT_MAX_TOKEN_BYTES + 1));
         let p = parts(Request::get("/").header("authorization", long));
@@ -672,13 +720,13 @@ mod tests {
     fn cache_entries_end_at_their_instant_and_capacity_holds() {
         let cache = TokenCache::new(16);
         let t = Timestamp::from_unix_nanos(1_000);
-        let k = cache.key("token");
-        assert_ne!(k, cache.key("token2"));
+        let k = cache.key(b"token");
+        assert_ne!(k, cache.key(b"token2"));
         cache.insert(k, 1, Timestamp::from_unix_nanos(2_000), t);
         assert_eq!(cache.get(k, t), Some(1));
         assert_eq!(cache.get(k, Timestamp::from_unix_nanos(2_000)), None);
         for i in 0..100 {
-            let k = cache.key(&i.to_string());
+            let k = cache.key(i.to_string().as_bytes());
             cache.insert(k, i, Timestamp::from_unix_nanos(5_000), t);
             assert!(cache.len() <= 16);
         }

@@ -44,7 +44,7 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::authn::bearer::{Challenges, ClaimMap, TokenCache, TokenSource, check_realm};
+use crate::authn::bearer::{self, Challenges, ClaimMap, TokenCache, TokenSource, check_realm};
 use crate::authn::{Authentication, Authenticator};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::ConfigError;
@@ -384,8 +384,8 @@ impl<C: Clock> IntrospectionAuthenticator<C> {
         self.inner.cache.len()
     }
 
-    fn token<'p>(&self, parts: &'p Parts) -> Result<&'p str, Authentication> {
-        match self.inner.source.extract(parts) {
+    fn token<'p>(&self, parts: &'p Parts) -> Result<&'p [u8], Authentication> {
+        match self.inner.source.extract_raw(parts) {
             Ok(Some(token)) => Ok(token),
             Ok(None) => Err(Authentication::Absent),
             Err(reason) => Err(self.inner.challenges.refuse(reason)),
@@ -412,6 +412,10 @@ impl<C: Clock> Authenticator for IntrospectionAuthenticator<C> {
         if let Some(verdict) = inner.cache.get(key, now) {
             return self.answer(verdict);
         }
+        let token = match bearer::validate(token) {
+            Ok(token) => token,
+            Err(reason) => return inner.challenges.refuse(reason),
+        };
         let access = AccessToken::new(token.to_owned());
         let result = inner
             .client

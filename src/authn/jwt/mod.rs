@@ -42,7 +42,7 @@ pub use keys::{Algorithm, Key, MAX_RSA_BITS, MIN_RSA_BITS};
 use self::jwks::{Jwks, JwksTiming, Lookup};
 use self::keys::AlgSet;
 use self::token::{ClaimRules, Parsed};
-use crate::authn::bearer::{Challenges, ClaimMap, TokenCache, TokenSource, check_realm};
+use crate::authn::bearer::{self, Challenges, ClaimMap, TokenCache, TokenSource, check_realm};
 use crate::authn::{Authentication, Authenticator};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::ConfigError;
@@ -596,10 +596,11 @@ impl<C: Clock> JwtAuthenticator<C> {
         }
     }
 
-    /// The token, or the answer without one.
-    fn token<'p>(&self, parts: &'p Parts) -> Result<&'p str, Authentication> {
-        match self.inner.source.extract(parts) {
-            Ok(Some(token)) if self.inner.pass_opaque && token.split('.').count() != 3 => {
+    /// The token's bytes (syntax not checked yet: see [`TokenSource::extract_raw`]), or the
+    /// answer without one.
+    fn token<'p>(&self, parts: &'p Parts) -> Result<&'p [u8], Authentication> {
+        match self.inner.source.extract_raw(parts) {
+            Ok(Some(token)) if self.inner.pass_opaque && !looks_like_jws(token) => {
                 Err(Authentication::Absent)
             }
             Ok(Some(token)) => Ok(token),
@@ -607,19 +608,38 @@ impl<C: Clock> JwtAuthenticator<C> {
             Err(reason) => Err(self.inner.challenges.refuse(reason)),
         }
     }
+
+    /// The cached answer for `raw`, or its checked text.
+    fn cached<'t>(
+        &self,
+        raw: &'t [u8],
+        key: u128,
+        now: Timestamp,
+    ) -> Result<&'t str, Authentication> {
+        if let Some((principal, _)) = self.inner.cache.get(key, now) {
+            return Err(Authentication::Authenticated(principal));
+        }
+        bearer::validate(raw).map_err(|reason| self.inner.challenges.refuse(reason))
+    }
+}
+
+/// Three dot-separated parts: the shape of a compact JWS.
+fn looks_like_jws(token: &[u8]) -> bool {
+    token.iter().filter(|&&b| b == b'.').count() == 2
 }
 
 impl<C: Clock> Authenticator for JwtAuthenticator<C> {
     async fn authenticate(&self, parts: &Parts) -> Authentication {
-        let token = match self.token(parts) {
-            Ok(token) => token,
+        let raw = match self.token(parts) {
+            Ok(raw) => raw,
             Err(answer) => return answer,
         };
         let now = self.inner.clock.now();
-        let key = self.inner.cache.key(token);
-        if let Some((principal, _)) = self.inner.cache.get(key, now) {
-            return Authentication::Authenticated(principal);
-        }
+        let key = self.inner.cache.key(raw);
+        let token = match self.cached(raw, key, now) {
+            Ok(token) => token,
+            Err(answer) => return answer,
+        };
         let mut may_fetch = true;
         loop {
             match self.inner.step(token, now, may_fetch) {
@@ -637,15 +657,16 @@ impl<C: Clock> Authenticator for JwtAuthenticator<C> {
     }
 
     fn authenticate_now(&self, parts: &Parts) -> Option<Authentication> {
-        let token = match self.token(parts) {
-            Ok(token) => token,
+        let raw = match self.token(parts) {
+            Ok(raw) => raw,
             Err(answer) => return Some(answer),
         };
         let now = self.inner.clock.now();
-        let key = self.inner.cache.key(token);
-        if let Some((principal, _)) = self.inner.cache.get(key, now) {
-            return Some(Authentication::Authenticated(principal));
-        }
+        let key = self.inner.cache.key(raw);
+        let token = match self.cached(raw, key, now) {
+            Ok(token) => token,
+            Err(answer) => return Some(answer),
+        };
         // Without fetching: an unknown kid or a key set not loaded yet is left to the async
         // path, which may fetch (and claims the refetch budget only then).
         match self.inner.step(token, now, false) {

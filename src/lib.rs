@@ -6,7 +6,7 @@
 //!
 //! | module | what it does |
 //! | --- | --- |
-//! | [`authn`] | API keys (hashed, constant-time, enumeration-proof) → [`Principal`], or 401 |
+//! | [`authn`] | API keys (hashed, constant-time, enumeration-proof), bearer JWTs (JWKS), RFC 7662 introspection → [`Principal`], or 401 |
 //! | [`authz`] | RBAC on (method, route template): roles, inheritance, scopes, public routes, or 403 |
 //! | [`quota`] | rate limits and quotas per address, key, user, tenant or route, in memory or Redis, or 429 |
 //! | [`client_ip`] | the caller's address, trusting forwarded headers only from trusted proxies |
@@ -57,6 +57,9 @@
 //!   `ConnectInfo` peer addresses.
 //! - `config` (default): declarative configuration files.
 //! - `redis`: `RedisStore`, quotas shared through Redis.
+//! - `jwt`: `authn::jwt::JwtAuthenticator`, bearer JWTs against JWKS URLs or static keys.
+//! - `introspection`: `authn::introspection::IntrospectionAuthenticator`, opaque tokens
+//!   through RFC 7662.
 //! - `full`: everything.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

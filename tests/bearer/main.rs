@@ -833,3 +833,42 @@ async fn jwts_and_opaque_tokens_in_one_chain() {
         "JWTs never go to introspection"
     );
 }
+
+#[tokio::test]
+async fn key_sets_refresh_on_schedule_even_when_every_token_is_cached() {
+    let idp = Idp::start(jwks(&["es256", "es256-next"])).await;
+    let clock = ManualClock::new(Timestamp::from_unix_secs(now()));
+    let jwt = JwtAuthenticator::builder()
+        .issuer(Issuer::new(ISS).jwks_url(idp.jwks_url()).audience(AUD))
+        .jwks_lifetime(
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        )
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let handle = jwt.clone();
+    let server = TestServer::start(Palisade::builder().authenticate(jwt).build().unwrap()).await;
+    let token = mint("es256", &claims());
+    let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(idp.jwks_hits(), 1);
+    // The provider withdraws the key; the set's lifetime ends.
+    idp.set_jwks(jwks(&["es256-next"]));
+    clock.advance(Duration::from_secs(61));
+    // Answered from the cache while the refresh runs in the background...
+    let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
+    assert_eq!(reply.status, 200);
+    for _ in 0..100 {
+        if handle.cached_tokens() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(idp.jwks_hits(), 2, "one background refresh");
+    // ...which found the key withdrawn and emptied the cache.
+    let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(server.last_refusal().unwrap().reason(), "unknown_kid");
+}

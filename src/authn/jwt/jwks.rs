@@ -171,6 +171,11 @@ impl Jwks {
         set.loaded && now >= set.refresh_at && !self.refreshing.swap(true, Ordering::AcqRel)
     }
 
+    /// Gives back a claimed refresh that will not run.
+    pub(crate) fn release_refresh(&self) {
+        self.refreshing.store(false, Ordering::Release);
+    }
+
     /// Fetches the key set unless another fetch already replaced generation `seen`. Returns
     /// whether a key of the previous set was withdrawn (so cached verdicts must go).
     pub(crate) async fn fetch(&self, seen: u64, now: Timestamp) -> Result<bool, String> {

@@ -454,9 +454,7 @@ impl<C: Clock> Inner<C> {
         let key = match &issuer.keys {
             Keys::Static(keys) => choose(keys).ok_or(AuthnReason::UnknownKeyId),
             Keys::Jwks(jwks) => {
-                if jwks.claim_refresh(now) {
-                    self.spawn_refresh(index);
-                }
+                self.refresh_if_due(index, now);
                 match jwks.lookup(now, choose, may_fetch) {
                     Lookup::Found(key) => Ok(key),
                     Lookup::Unknown => Err(AuthnReason::UnknownKeyId),
@@ -507,10 +505,17 @@ impl<C: Clock> Inner<C> {
         Ok((principal, exp))
     }
 
-    /// Refreshes issuer `index`'s key set in the background: requests go on with the
-    /// current keys meanwhile.
-    fn spawn_refresh(self: &Arc<Self>, index: usize) {
+    /// Refreshes issuer `index`'s key set in the background if its lifetime is over: requests
+    /// go on with the current keys meanwhile. One refresh at a time per issuer.
+    fn refresh_if_due(self: &Arc<Self>, index: usize, now: Timestamp) {
+        let Keys::Jwks(jwks) = &self.issuers[index].keys else {
+            return;
+        };
+        if !jwks.claim_refresh(now) {
+            return;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            jwks.release_refresh();
             return;
         };
         let inner = Arc::clone(self);
@@ -616,7 +621,10 @@ impl<C: Clock> JwtAuthenticator<C> {
         key: u128,
         now: Timestamp,
     ) -> Result<&'t str, Authentication> {
-        if let Some((principal, _)) = self.inner.cache.get(key, now) {
+        if let Some((principal, issuer)) = self.inner.cache.get(key, now) {
+            // Key sets refresh on schedule even when every request is answered from the cache,
+            // so a key withdrawn by the provider empties the cache within one key-set lifetime.
+            self.inner.refresh_if_due(issuer, now);
             return Err(Authentication::Authenticated(principal));
         }
         bearer::validate(raw).map_err(|reason| self.inner.challenges.refuse(reason))

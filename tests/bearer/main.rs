@@ -872,3 +872,32 @@ async fn key_sets_refresh_on_schedule_even_when_every_token_is_cached() {
     assert_eq!(reply.status, 401);
     assert_eq!(server.last_refusal().unwrap().reason(), "unknown_kid");
 }
+
+#[tokio::test]
+async fn a_hung_provider_costs_one_fetch_however_many_requests_wait() {
+    let idp = Idp::start(jwks(&["es256"])).await;
+    idp.set_jwks_mode(Mode::Hanging);
+    let jwt = JwtAuthenticator::builder()
+        .issuer(Issuer::new(ISS).jwks_url(idp.jwks_url()).audience(AUD))
+        .fetch_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let server = Arc::new(serve(jwt).await);
+    let token = mint("es256", &claims());
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (server, token) = (server.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            server
+                .get("/", &[("authorization", &bearer(&token))])
+                .await
+                .status
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 503);
+    }
+    // The requests that queued behind the hung fetch took its failure; none fetched again.
+    assert_eq!(idp.jwks_hits(), 1);
+    assert_eq!(server.hits(), 0);
+}

@@ -70,6 +70,9 @@ pub(crate) struct Jwks {
     last_unknown_kid_fetch: AtomicU64,
     last_failure: AtomicU64,
     fetches: AtomicU64,
+    /// Fetches completed (counted when they end), so that callers who waited for one in flight
+    /// do not fetch again.
+    completed: AtomicU64,
 }
 
 /// What a lookup of a `kid` concluded.
@@ -77,7 +80,8 @@ pub(crate) enum Lookup {
     Found(Arc<Key>),
     /// The set holds no such key, and refetching is not allowed now.
     Unknown,
-    /// A fetch (or waiting for the one in flight) may find it; the generation seen.
+    /// A fetch (or waiting for the one in flight) may find it; the completed-fetch count
+    /// seen, to pass to [`Jwks::fetch`].
     Fetch(u64),
     /// No key set was ever fetched, and the last attempt failed too recently to retry.
     Unavailable,
@@ -102,6 +106,7 @@ impl Jwks {
             last_unknown_kid_fetch: AtomicU64::new(0),
             last_failure: AtomicU64::new(0),
             fetches: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
         }
     }
 
@@ -120,12 +125,13 @@ impl Jwks {
         pick: impl Fn(&[Arc<Key>]) -> Option<Arc<Key>>,
         may_fetch: bool,
     ) -> Lookup {
+        let seen = self.completed();
         let set = self.set.load();
         if !set.loaded {
             if !may_fetch || self.failed_recently(now) {
                 return Lookup::Unavailable;
             }
-            return Lookup::Fetch(set.generation);
+            return Lookup::Fetch(seen);
         }
         if let Some(key) = pick(&set.keys) {
             return Lookup::Found(key);
@@ -134,7 +140,7 @@ impl Jwks {
             return Lookup::Unknown;
         }
         if self.in_flight.load(Ordering::Acquire) {
-            return Lookup::Fetch(set.generation);
+            return Lookup::Fetch(seen);
         }
         // One refetch per interval for unknown kids, whoever asks: a flood of forged kids
         // costs the provider at most one request per interval.
@@ -153,7 +159,7 @@ impl Jwks {
                 )
                 .is_ok()
         {
-            return Lookup::Fetch(set.generation);
+            return Lookup::Fetch(seen);
         }
         Lookup::Unknown
     }
@@ -176,15 +182,24 @@ impl Jwks {
         self.refreshing.store(false, Ordering::Release);
     }
 
-    /// Fetches the key set unless another fetch already replaced generation `seen`. Returns
-    /// whether a key of the previous set was withdrawn (so cached verdicts must go).
+    /// How many fetches have ended (for [`fetch`](Self::fetch)'s `seen`).
+    pub(crate) fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Acquire)
+    }
+
+    /// Fetches the key set unless a fetch ended since the caller read `seen` from
+    /// [`completed`](Self::completed): callers who queued behind a fetch in flight take its
+    /// result (success or failure) instead of fetching again, so a hung provider costs one
+    /// timeout, not one per waiting request. Returns whether a key of the previous set was
+    /// withdrawn (so cached verdicts must go).
     pub(crate) async fn fetch(&self, seen: u64, now: Timestamp) -> Result<bool, String> {
         let _guard = self.lock.lock().await;
-        if self.set.load().generation != seen {
+        if self.completed() != seen {
             return Ok(false);
         }
         self.in_flight.store(true, Ordering::Release);
         let result = self.fetch_locked(now).await;
+        self.completed.fetch_add(1, Ordering::AcqRel);
         self.in_flight.store(false, Ordering::Release);
         self.refreshing.store(false, Ordering::Release);
         result
@@ -253,10 +268,6 @@ impl Jwks {
             generation: old.generation + 1,
         }));
         Ok(withdrawn)
-    }
-
-    pub(crate) fn generation(&self) -> u64 {
-        self.set.load().generation
     }
 }
 

@@ -522,7 +522,7 @@ impl<C: Clock> Inner<C> {
         runtime.spawn(async move {
             if let Keys::Jwks(jwks) = &inner.issuers[index].keys {
                 let now = inner.clock.now();
-                if let Ok(true) = jwks.fetch(jwks.generation(), now).await {
+                if let Ok(true) = jwks.fetch(jwks.completed(), now).await {
                     inner.cache.clear();
                 }
             }
@@ -542,7 +542,7 @@ impl<C: Clock> JwtAuthenticator<C> {
         for issuer in self.inner.issuers.iter() {
             if let Keys::Jwks(jwks) = &issuer.keys {
                 let withdrawn = jwks
-                    .fetch(jwks.generation(), now)
+                    .fetch(jwks.completed(), now)
                     .await
                     .map_err(|e| format!("{}: {e}", jwks.url()))?;
                 if withdrawn {

@@ -70,6 +70,12 @@ pub enum ConfigError {
         /// What is wrong, naming the role or rule.
         message: String,
     },
+    /// A JSON Schema does not compile, or one of its `$ref`s does not resolve.
+    #[error("schema: {message}")]
+    Schema {
+        /// What is wrong.
+        message: String,
+    },
     /// A configuration value is invalid.
     #[error("`{field}`: {message}")]
     Invalid {

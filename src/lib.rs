@@ -81,6 +81,7 @@ pub mod principal;
 pub mod quota;
 pub mod rejection;
 pub mod route;
+pub mod validate;
 
 pub use body::ResponseBody;
 pub use client_ip::ClientIp;

@@ -103,6 +103,10 @@ pub enum Rejection {
     TooManyRequests(TooManyRequests),
     /// A backend the decision depends on failed or timed out (503, fail closed).
     Unavailable(Unavailable),
+    /// The request's input is refused by the validation layer: malformed (400), too large
+    /// (413), of an unsupported media type (415), or breaking the schema or the input guards
+    /// (422), with the list of what is wrong.
+    Invalid(InvalidInput),
 }
 
 impl Rejection {
@@ -131,6 +135,7 @@ impl Rejection {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Invalid(i) => i.reason.status(),
         }
     }
 
@@ -143,6 +148,7 @@ impl Rejection {
             Self::Forbidden(f) => f.reason,
             Self::TooManyRequests(_) => "quota_exceeded",
             Self::Unavailable(u) => u.reason.code(),
+            Self::Invalid(i) => i.reason.code(),
         }
     }
 
@@ -154,6 +160,7 @@ impl Rejection {
             Self::Forbidden(f) => f.reason,
             Self::TooManyRequests(_) => "quota_exceeded",
             Self::Unavailable(_) => "temporarily_unavailable",
+            Self::Invalid(i) => i.reason.code(),
         }
     }
 
@@ -165,6 +172,7 @@ impl Rejection {
             Self::Forbidden(_) => "authz",
             Self::TooManyRequests(_) => "quota",
             Self::Unavailable(u) => u.layer,
+            Self::Invalid(_) => "validate",
         }
     }
 
@@ -183,6 +191,7 @@ impl Rejection {
             Self::Unavailable(_) => {
                 "The request could not be checked because a backend is unavailable; retry later."
             }
+            Self::Invalid(i) => i.reason.detail(),
         }
     }
 
@@ -210,6 +219,10 @@ impl Rejection {
             detail: self.detail(),
             code: self.public_reason(),
             violated_policies: too_many.map(|t| &*t.violated),
+            errors: match self {
+                Self::Invalid(i) if !i.errors.is_empty() => Some(&*i.errors),
+                _ => None,
+            },
         };
         problem_response(status, &body, |res| {
             if let Self::Unauthenticated(f) = self {
@@ -256,6 +269,9 @@ struct Problem<'a> {
     code: &'a str,
     #[serde(rename = "violated-policies", skip_serializing_if = "Option::is_none")]
     violated_policies: Option<&'a [Box<str>]>,
+    /// RFC 9457 §3.2 extension member: what is wrong with the input (Appendix A's form).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [Violation]>,
 }
 
 fn problem_response(
@@ -572,6 +588,125 @@ impl TooManyRequests {
     }
 }
 
+/// Input refused by the validation layer: the reason and what is wrong (bounded).
+#[derive(Debug, Clone)]
+pub struct InvalidInput {
+    reason: InvalidReason,
+    errors: Arc<[Violation]>,
+}
+
+impl InvalidInput {
+    /// A refusal for `reason` listing `errors`.
+    #[must_use]
+    pub fn new(reason: InvalidReason, errors: impl Into<Arc<[Violation]>>) -> Self {
+        Self {
+            reason,
+            errors: errors.into(),
+        }
+    }
+
+    /// The reason.
+    #[must_use]
+    pub fn reason(&self) -> InvalidReason {
+        self.reason
+    }
+
+    /// What is wrong, in the order found.
+    #[must_use]
+    pub fn errors(&self) -> &[Violation] {
+        &self.errors
+    }
+}
+
+/// Why input was refused. Codes are stable; new reasons may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InvalidReason {
+    /// The body is not well-formed JSON (400), with the line and column in the error.
+    MalformedBody,
+    /// The body (declared by `Content-Length` or streamed) is over the route's limit (413).
+    BodyTooLarge,
+    /// The `Content-Type` is not one the route accepts (415).
+    UnsupportedMediaType,
+    /// The body breaks the route's schema (422).
+    SchemaViolation,
+    /// The body breaks an input guard: nesting depth, members per object or array, string
+    /// length, control characters, or a deny pattern (422).
+    HostileInput,
+    /// A query or header parameter is missing, or breaks its schema (422).
+    InvalidParameter,
+}
+
+impl InvalidReason {
+    /// The stable code (`"schema_violation"`).
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::MalformedBody => "malformed_body",
+            Self::BodyTooLarge => "body_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::SchemaViolation => "schema_violation",
+            Self::HostileInput => "hostile_input",
+            Self::InvalidParameter => "invalid_parameter",
+        }
+    }
+
+    /// The HTTP status.
+    #[must_use]
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MalformedBody => StatusCode::BAD_REQUEST,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::SchemaViolation | Self::HostileInput | Self::InvalidParameter => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+        }
+    }
+
+    fn detail(self) -> &'static str {
+        match self {
+            Self::MalformedBody => "The request body is not well-formed.",
+            Self::BodyTooLarge => "The request body is larger than this operation accepts.",
+            Self::UnsupportedMediaType => "This operation does not accept this content type.",
+            Self::SchemaViolation => "The request body does not match the operation's schema.",
+            Self::HostileInput => "The request body breaks an input limit.",
+            Self::InvalidParameter => "A request parameter is missing or invalid.",
+        }
+    }
+}
+
+/// Where a [`Violation`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum InputPart {
+    /// The body.
+    Body,
+    /// A query parameter.
+    Query,
+    /// A header.
+    Header,
+    /// A path parameter.
+    Path,
+}
+
+/// One thing wrong with the input: where (a JSON pointer into the body, or the parameter),
+/// the failing keyword, and a message that never repeats the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// Which part of the request.
+    #[serde(rename = "in")]
+    pub part: InputPart,
+    /// A JSON pointer (RFC 6901) as a URI fragment (`#/items/3/qty`) into the body, or into the
+    /// object of parameters (`#/limit`).
+    pub pointer: Box<str>,
+    /// The failing JSON Schema keyword (`minimum`, `required`...) or guard (`maxDepth`...).
+    pub keyword: Box<str>,
+    /// What is wrong.
+    pub detail: Box<str>,
+}
+
 /// A backend failure that made a layer refuse (fail closed).
 #[derive(Debug, Clone)]
 pub struct Unavailable {
@@ -637,6 +772,7 @@ impl MissingPrincipal {
             detail: "The server is misconfigured: this route is not behind an authentication layer.",
             code: "principal_missing",
             violated_policies: None,
+            errors: None,
         };
         tracing::error!(
             "a handler asked for a Principal but no palisade authn layer ran for this route"

@@ -1,0 +1,396 @@
+//! [`ValidateLayer`], its service [`Validate`] and [`ResponseFuture`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::mem;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{Method, Request, Response};
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
+use pin_project_lite::pin_project;
+use serde_json::{Map, Value};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::operation::Operation;
+use crate::body::ResponseBody;
+use crate::error::ConfigError;
+use crate::rejection::{InputPart, InvalidInput, InvalidReason, Rejection, Violation};
+use crate::route::matched_template;
+
+/// The parsed, validated JSON body, put in the request extensions for
+/// [`Validated`](super::Validated) (taken out, not cloned).
+#[derive(Debug, Clone)]
+pub struct ValidatedBody(pub(crate) Value);
+
+/// The validated query parameters, coerced to their schema types, for
+/// [`ValidatedQuery`](super::ValidatedQuery).
+#[derive(Debug, Clone)]
+pub struct ValidatedParams(pub(crate) Map<String, Value>);
+
+/// Refuses malformed and hostile input before it reaches the handler: per (method, route
+/// template), the content type (415), the body size (413, from `Content-Length` or while
+/// streaming), JSON syntax (400), the input guards and the JSON Schema of the body, query,
+/// headers and path (422). Requests to routes without an [`Operation`] pass untouched.
+///
+/// The body is read once: the handler gets the same bytes as its body and, through the
+/// [`Validated`](super::Validated) extractor, the value parsed here.
+#[derive(Clone)]
+pub struct ValidateLayer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    router: matchit::Router<usize>,
+    by_template: HashMap<Box<str>, usize>,
+    operations: Vec<HashMap<Method, Arc<Operation>>>,
+}
+
+impl fmt::Debug for ValidateLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValidateLayer")
+            .field("routes", &self.shared.operations.len())
+            .finish()
+    }
+}
+
+/// Builds a [`ValidateLayer`].
+#[derive(Debug, Default)]
+#[must_use]
+pub struct ValidateBuilder {
+    routes: Vec<(Box<str>, HashMap<Method, Operation>)>,
+}
+
+impl ValidateLayer {
+    /// Starts a builder with no operation.
+    pub fn builder() -> ValidateBuilder {
+        ValidateBuilder::default()
+    }
+}
+
+impl ValidateBuilder {
+    /// Validates `method` requests to `template` (axum syntax: `/orders/{id}`) with `operation`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Route`] when the operation is declared twice.
+    pub fn operation(
+        mut self,
+        method: Method,
+        template: &str,
+        operation: Operation,
+    ) -> Result<Self, ConfigError> {
+        let entry = match self.routes.iter_mut().find(|(t, _)| **t == *template) {
+            Some((_, ops)) => ops,
+            None => {
+                self.routes.push((template.into(), HashMap::new()));
+                &mut self.routes.last_mut().expect("just pushed").1
+            }
+        };
+        if entry.contains_key(&method) {
+            return Err(ConfigError::Route {
+                template: template.to_owned(),
+                message: format!("{method} is validated twice"),
+            });
+        }
+        entry.insert(method, operation);
+        Ok(self)
+    }
+
+    /// Builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Route`] when a template is invalid or conflicts with another.
+    pub fn build(self) -> Result<ValidateLayer, ConfigError> {
+        let mut router = matchit::Router::new();
+        let mut by_template = HashMap::new();
+        let mut operations = Vec::with_capacity(self.routes.len());
+        for (i, (template, ops)) in self.routes.into_iter().enumerate() {
+            router
+                .insert(&*template, i)
+                .map_err(|e| ConfigError::Route {
+                    template: template.to_string(),
+                    message: e.to_string(),
+                })?;
+            by_template.insert(template, i);
+            operations.push(ops.into_iter().map(|(m, o)| (m, Arc::new(o))).collect());
+        }
+        Ok(ValidateLayer {
+            shared: Arc::new(Shared {
+                router,
+                by_template,
+                operations,
+            }),
+        })
+    }
+}
+
+impl<S> Layer<S> for ValidateLayer {
+    type Service = Validate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Validate {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service of [`ValidateLayer`].
+#[derive(Clone)]
+pub struct Validate<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Validate<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Validate")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An operation and the request's decoded path parameters.
+type Found = (Arc<Operation>, Vec<(String, String)>);
+
+impl Shared {
+    /// The operation of a request, and its path parameters. The router's matched template
+    /// (axum's `MatchedPath`) decides when there is one; otherwise the path is matched here.
+    fn find(&self, method: &Method, template: Option<&str>, path: &str) -> Option<Found> {
+        let m = self.router.at(path).ok();
+        let index = match template {
+            Some(t) => *self.by_template.get(t)?,
+            None => *m.as_ref()?.value,
+        };
+        let op = self.operations[index].get(method)?.clone();
+        let params = m
+            .filter(|m| *m.value == index)
+            .map(|m| {
+                m.params
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some((op, params))
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+fn refusal(reason: InvalidReason, errors: Vec<Violation>) -> Rejection {
+    Rejection::Invalid(InvalidInput::new(reason, errors))
+}
+
+fn refused<B>(rejection: &Rejection) -> Response<ResponseBody<B>> {
+    tracing::debug!(
+        layer = "validate",
+        reason = rejection.reason(),
+        status = rejection.status().as_u16(),
+        "request refused"
+    );
+    rejection.to_response().map(ResponseBody::refused)
+}
+
+fn too_large(max: usize) -> Rejection {
+    refusal(
+        InvalidReason::BodyTooLarge,
+        vec![Violation {
+            part: InputPart::Body,
+            pointer: "#".into(),
+            keyword: "maxBodyBytes".into(),
+            detail: format!("the body is larger than {max} bytes").into(),
+        }],
+    )
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Validate<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Body<Data = Bytes> + From<Bytes> + Send + 'static,
+    ReqBody::Error: Into<crate::BoxError>,
+    ResBody: 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let template = matched_template(req.extensions());
+        let Some((op, path_params)) = self.shared.find(req.method(), template, req.uri().path())
+        else {
+            return ResponseFuture::inner(self.inner.call(req));
+        };
+        let params = op.check_params(
+            req.uri().query(),
+            req.headers(),
+            path_params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        match params {
+            Ok(Some(query)) if op.wants_query() => {
+                req.extensions_mut().insert(ValidatedParams(query));
+            }
+            Ok(_) => {}
+            Err((reason, errors)) => {
+                return ResponseFuture::refused(refused(&refusal(reason, errors)));
+            }
+        }
+        if !op.has_body_rules()
+            && req.headers().get(CONTENT_LENGTH).is_none_or(|v| v == "0")
+            && !req.headers().contains_key(TRANSFER_ENCODING)
+        {
+            return ResponseFuture::inner(self.inner.call(req));
+        }
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let max = op.max_body();
+        // RFC 9110 §15.5.14: refused from the declared length, before reading a byte.
+        if declared.is_some_and(|n| n > max as u64) {
+            return ResponseFuture::refused(refused(&too_large(max)));
+        }
+        let has_body = declared.is_some_and(|n| n > 0)
+            || req.headers().contains_key(TRANSFER_ENCODING)
+            || !req.body().is_end_stream();
+        let kind = if op.has_body_rules() {
+            match op.check_content_type(req.headers(), has_body) {
+                Ok(Some(kind)) => Some(kind),
+                Ok(None) => return ResponseFuture::inner(self.inner.call(req)),
+                Err((reason, errors)) => {
+                    return ResponseFuture::refused(refused(&refusal(reason, errors)));
+                }
+            }
+        } else {
+            None
+        };
+        let clone = self.inner.clone();
+        let mut inner = mem::replace(&mut self.inner, clone);
+        let (mut parts, body) = req.into_parts();
+        ResponseFuture::boxed(Box::pin(async move {
+            // The body is read up to the limit and no further (a body without a length is
+            // cut off at max + 1 bytes).
+            let bytes = match Limited::new(body, max).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(e) => {
+                    let rejection = if e
+                        .downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
+                        too_large(max)
+                    } else {
+                        refusal(
+                            InvalidReason::MalformedBody,
+                            vec![Violation {
+                                part: InputPart::Body,
+                                pointer: "#".into(),
+                                keyword: "body".into(),
+                                detail: "the body could not be read".into(),
+                            }],
+                        )
+                    };
+                    return Ok(refused(&rejection));
+                }
+            };
+            if let Some(kind) = kind {
+                match op.check_body(&kind, &bytes) {
+                    Ok(Some(value)) => {
+                        parts.extensions.insert(ValidatedBody(value));
+                    }
+                    Ok(None) => {}
+                    Err((reason, errors)) => return Ok(refused(&refusal(reason, errors))),
+                }
+            }
+            let res = inner
+                .call(Request::from_parts(parts, ReqBody::from(bytes)))
+                .await?;
+            Ok(res.map(ResponseBody::inner))
+        }))
+    }
+}
+
+type BoxedResponse<B, E> =
+    Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
+
+pin_project! {
+    /// The response future of [`Validate`].
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        kind: Kind<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B, E> {
+        Refused { response: Option<Response<ResponseBody<B>>> },
+        Inner { #[pin] future: F },
+        Boxed { future: BoxedResponse<B, E> },
+    }
+}
+
+impl<F, B, E> ResponseFuture<F, B, E> {
+    fn inner(future: F) -> Self {
+        Self {
+            kind: Kind::Inner { future },
+        }
+    }
+
+    fn refused(response: Response<ResponseBody<B>>) -> Self {
+        Self {
+            kind: Kind::Refused {
+                response: Some(response),
+            },
+        }
+    }
+
+    fn boxed(future: BoxedResponse<B, E>) -> Self {
+        Self {
+            kind: Kind::Boxed { future },
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Refused { response } => match response.take() {
+                Some(res) => Poll::Ready(Ok(res)),
+                None => panic!("ResponseFuture polled after completion"),
+            },
+            KindProj::Inner { future } => {
+                future.poll(cx).map_ok(|res| res.map(ResponseBody::inner))
+            }
+            KindProj::Boxed { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,423 @@
+//! [`Operation`]: what one (method, route) accepts, and the checks of a request against it.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use http::header::CONTENT_TYPE;
+use serde_json::{Map, Value};
+
+use super::params::{self, ParamShape};
+use super::schema::Schema;
+use super::strings::{self, DenyPattern, JsonLimits};
+use crate::error::ConfigError;
+use crate::rejection::{InputPart, InvalidReason, Violation};
+
+/// A refusal's reason and what is wrong.
+pub(crate) type Refusal = (InvalidReason, Vec<Violation>);
+
+/// The default body limit of an operation: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The default number of violations listed in one refusal.
+pub const DEFAULT_MAX_ERRORS: usize = 32;
+
+/// A media type an operation accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MediaRange {
+    /// `type/subtype`, compared without parameters and case-insensitively.
+    Exact(Box<str>),
+    /// `application/*+json`: any type with the `+json` structured suffix (RFC 6839 §3.1).
+    JsonSuffix,
+    /// `*/*`: anything.
+    Any,
+}
+
+impl MediaRange {
+    fn parse(s: &str) -> Self {
+        let s = s.trim().to_ascii_lowercase();
+        match s.as_str() {
+            "*/*" => Self::Any,
+            "application/*+json" => Self::JsonSuffix,
+            _ => Self::Exact(s.into()),
+        }
+    }
+
+    fn matches(&self, essence: &str) -> bool {
+        match self {
+            Self::Exact(e) => **e == *essence,
+            Self::JsonSuffix => essence.starts_with("application/") && essence.ends_with("+json"),
+            Self::Any => true,
+        }
+    }
+}
+
+/// `type/subtype` of a `Content-Type`, lowercased, without parameters (RFC 9110 §8.3.1).
+fn essence(value: &str) -> String {
+    value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn is_json(essence: &str) -> bool {
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// What one operation (method and route template) accepts. Without any rule an operation
+/// still applies the body limit and the JSON guards to JSON bodies.
+///
+/// ```
+/// use palisade::validate::{Operation, SchemaSet};
+/// use serde_json::json;
+///
+/// let set = SchemaSet::new();
+/// let create_order = Operation::new()
+///     .json_body(set.compile(&json!({"type": "object", "required": ["items"]}))?)
+///     .max_body_bytes(64 * 1024)
+///     .query(&set, &json!({
+///         "type": "object",
+///         "properties": {"dry_run": {"type": "boolean"}},
+///         "additionalProperties": false
+///     }))?;
+/// # let _ = create_order;
+/// # Ok::<(), palisade::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Operation {
+    media: Vec<MediaRange>,
+    /// Schemas by media type essence; `None` key data is matched by the first JSON range.
+    bodies: Vec<(MediaRange, Option<Schema>)>,
+    body_required: bool,
+    max_body: usize,
+    limits: JsonLimits,
+    deny: Vec<DenyPattern>,
+    query: Option<ParamRules>,
+    headers: Option<ParamRules>,
+    path: Option<ParamRules>,
+    max_errors: usize,
+}
+
+#[derive(Debug, Clone)]
+struct ParamRules {
+    schema: Schema,
+    shapes: Arc<[ParamShape]>,
+}
+
+impl Default for Operation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Operation {
+    /// An operation that accepts no body content type yet, with a 1 MiB body limit and the
+    /// default [`JsonLimits`].
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            media: Vec::new(),
+            bodies: Vec::new(),
+            body_required: false,
+            max_body: DEFAULT_MAX_BODY_BYTES,
+            limits: JsonLimits::default(),
+            deny: Vec::new(),
+            query: None,
+            headers: None,
+            path: None,
+            max_errors: DEFAULT_MAX_ERRORS,
+        }
+    }
+
+    /// Accepts `application/json` bodies (and, with [`accept`](Self::accept), others) that
+    /// `schema` validates; the body becomes required.
+    #[must_use]
+    pub fn json_body(self, schema: Schema) -> Self {
+        self.body("application/json", Some(schema))
+    }
+
+    /// Accepts bodies of `media_type` (`application/json`, `application/*+json`,
+    /// `text/plain`...), validated by `schema` when it is JSON; the body becomes required.
+    #[must_use]
+    pub fn body(mut self, media_type: &str, schema: Option<Schema>) -> Self {
+        let range = MediaRange::parse(media_type);
+        self.media.push(range.clone());
+        self.bodies.push((range, schema));
+        self.body_required = true;
+        self
+    }
+
+    /// Also accepts `media_type` with no schema (raw bytes, or unchecked JSON).
+    #[must_use]
+    pub fn accept(mut self, media_type: &str) -> Self {
+        self.media.push(MediaRange::parse(media_type));
+        self
+    }
+
+    /// Whether a request without a body is refused (default: true once a body is declared).
+    #[must_use]
+    pub fn body_required(mut self, required: bool) -> Self {
+        self.body_required = required;
+        self
+    }
+
+    /// The largest body accepted, in bytes: checked on `Content-Length` and while reading.
+    #[must_use]
+    pub fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body = max;
+        self
+    }
+
+    /// The JSON guards (depth, members, string length, control characters).
+    #[must_use]
+    pub fn json_limits(mut self, limits: JsonLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Refuses string values at a field that match a pattern (opt-in).
+    #[must_use]
+    pub fn deny(mut self, pattern: DenyPattern) -> Self {
+        self.deny.push(pattern);
+        self
+    }
+
+    /// At most this many violations in one refusal (default 32).
+    #[must_use]
+    pub fn max_errors(mut self, max: usize) -> Self {
+        self.max_errors = max.max(1);
+        self
+    }
+
+    /// Validates the query string as an object against `schema` (an object schema whose
+    /// properties are the parameters), each value coerced to its property's type.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Schema`] when it does not compile.
+    pub fn query(mut self, set: &super::SchemaSet, schema: &Value) -> Result<Self, ConfigError> {
+        self.query = Some(ParamRules::new(set, schema)?);
+        Ok(self)
+    }
+
+    /// Validates headers as an object against `schema` (property names in lowercase).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Schema`] when it does not compile.
+    pub fn headers(mut self, set: &super::SchemaSet, schema: &Value) -> Result<Self, ConfigError> {
+        self.headers = Some(ParamRules::new(set, schema)?);
+        Ok(self)
+    }
+
+    /// Validates the path parameters (`{id}`) as an object against `schema`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Schema`] when it does not compile.
+    pub fn path(mut self, set: &super::SchemaSet, schema: &Value) -> Result<Self, ConfigError> {
+        self.path = Some(ParamRules::new(set, schema)?);
+        Ok(self)
+    }
+
+    pub(crate) fn has_body_rules(&self) -> bool {
+        !self.media.is_empty()
+    }
+
+    pub(crate) fn max_body(&self) -> usize {
+        self.max_body
+    }
+
+    pub(crate) fn wants_query(&self) -> bool {
+        self.query.is_some()
+    }
+
+    /// Checks the parameters; returns the coerced query object (for the extractor).
+    pub(crate) fn check_params<'a>(
+        &self,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        path: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Option<Map<String, Value>>, Refusal> {
+        let mut errors = Vec::new();
+        let mut coerced_query = None;
+        if let Some(rules) = &self.query {
+            let object = params::object(params::query_pairs(query.unwrap_or("")), &rules.shapes);
+            let value = Value::Object(object);
+            errors.extend(
+                rules
+                    .schema
+                    .violations(&value, InputPart::Query, self.max_errors),
+            );
+            if let Value::Object(o) = value {
+                coerced_query = Some(o);
+            }
+        }
+        if let Some(rules) = &self.headers {
+            let pairs = headers.iter().filter_map(|(k, v)| {
+                // A header that is not visible ASCII is left out, and then fails `required`
+                // or its pattern like a missing one.
+                Some((k.as_str().into(), v.to_str().ok()?.into()))
+            });
+            let value = Value::Object(params::object(pairs, &rules.shapes));
+            errors.extend(
+                rules
+                    .schema
+                    .violations(&value, InputPart::Header, self.max_errors),
+            );
+        }
+        if let Some(rules) = &self.path {
+            let pairs = path.map(|(k, v)| (k.into(), v.into()));
+            let value = Value::Object(params::object(pairs, &rules.shapes));
+            errors.extend(
+                rules
+                    .schema
+                    .violations(&value, InputPart::Path, self.max_errors),
+            );
+        }
+        if errors.is_empty() {
+            Ok(coerced_query)
+        } else {
+            errors.truncate(self.max_errors);
+            Err((InvalidReason::InvalidParameter, errors))
+        }
+    }
+
+    /// The content type's verdict: `Ok(Some(json))` if the body is to be read (and whether it
+    /// is JSON), `Ok(None)` if there is no body to check.
+    pub(crate) fn check_content_type(
+        &self,
+        headers: &HeaderMap,
+        has_body: bool,
+    ) -> Result<Option<BodyKind>, Refusal> {
+        let Some(value) = headers.get(CONTENT_TYPE) else {
+            if !has_body {
+                return if self.body_required {
+                    Err((
+                        InvalidReason::SchemaViolation,
+                        vec![Violation {
+                            part: InputPart::Body,
+                            pointer: "#".into(),
+                            keyword: "required".into(),
+                            detail: "a request body is required".into(),
+                        }],
+                    ))
+                } else {
+                    Ok(None)
+                };
+            }
+            return Err(unsupported("the request has a body but no Content-Type"));
+        };
+        let e = essence(value.to_str().unwrap_or(""));
+        if !self.media.iter().any(|m| m.matches(&e)) {
+            return Err(unsupported("this Content-Type is not accepted"));
+        }
+        let schema = self
+            .bodies
+            .iter()
+            .find(|(m, _)| m.matches(&e))
+            .and_then(|(_, s)| s.clone());
+        Ok(Some(BodyKind {
+            json: is_json(&e),
+            schema,
+        }))
+    }
+
+    /// Checks a read body: guards, parse, schema. Returns the parsed value for JSON.
+    pub(crate) fn check_body(
+        &self,
+        kind: &BodyKind,
+        bytes: &[u8],
+    ) -> Result<Option<Value>, Refusal> {
+        if bytes.is_empty() {
+            if self.body_required {
+                return Err((
+                    InvalidReason::SchemaViolation,
+                    vec![Violation {
+                        part: InputPart::Body,
+                        pointer: "#".into(),
+                        keyword: "required".into(),
+                        detail: "a request body is required".into(),
+                    }],
+                ));
+            }
+            return Ok(None);
+        }
+        if !kind.json {
+            return Ok(None);
+        }
+        strings::prescan(bytes, &self.limits)
+            .map_err(|v| (InvalidReason::HostileInput, vec![v]))?;
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+            (
+                InvalidReason::MalformedBody,
+                vec![Violation {
+                    part: InputPart::Body,
+                    pointer: "#".into(),
+                    keyword: "json".into(),
+                    // serde_json's message names the line and column, never the input.
+                    detail: e.to_string().into(),
+                }],
+            )
+        })?;
+        let hostile = strings::check_strings(&value, &self.limits, &self.deny, self.max_errors);
+        if !hostile.is_empty() {
+            return Err((InvalidReason::HostileInput, hostile));
+        }
+        if let Some(schema) = &kind.schema {
+            let errors = schema.violations(&value, InputPart::Body, self.max_errors);
+            if !errors.is_empty() {
+                return Err((InvalidReason::SchemaViolation, errors));
+            }
+        }
+        Ok(Some(value))
+    }
+}
+
+fn unsupported(detail: &str) -> Refusal {
+    (
+        InvalidReason::UnsupportedMediaType,
+        vec![Violation {
+            part: InputPart::Header,
+            pointer: "#/content-type".into(),
+            keyword: "contentType".into(),
+            detail: detail.into(),
+        }],
+    )
+}
+
+impl ParamRules {
+    fn new(set: &super::SchemaSet, schema: &Value) -> Result<Self, ConfigError> {
+        Ok(Self {
+            schema: set.compile(schema)?,
+            shapes: params::shapes(schema).into(),
+        })
+    }
+}
+
+/// How a body will be checked.
+#[derive(Debug, Clone)]
+pub(crate) struct BodyKind {
+    json: bool,
+    schema: Option<Schema>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc6839_json_suffix_and_parameters_match() {
+        let json = MediaRange::parse("application/json");
+        assert!(json.matches(&essence("application/json; charset=utf-8")));
+        assert!(json.matches(&essence("Application/JSON")));
+        assert!(!json.matches(&essence("application/jsonx")));
+        let suffix = MediaRange::parse("application/*+json");
+        assert!(suffix.matches(&essence("application/merge-patch+json")));
+        assert!(!suffix.matches(&essence("text/x+json")));
+        assert!(is_json("application/problem+json"));
+        assert!(!is_json("text/plain"));
+    }
+}

@@ -1,0 +1,299 @@
+//! JSON Schema through the `jsonschema` crate: a [`SchemaSet`] of registered schemas that
+//! `$ref`s resolve against (never fetched from the network or the disk), compiled once into
+//! [`Schema`]s whose errors become [`Violation`]s.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::ConfigError;
+use crate::rejection::{InputPart, Violation};
+
+/// A JSON Schema dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[non_exhaustive]
+pub enum Draft {
+    /// Draft 4.
+    #[serde(rename = "draft4")]
+    Draft4,
+    /// Draft 6.
+    #[serde(rename = "draft6")]
+    Draft6,
+    /// Draft 7.
+    #[serde(rename = "draft7")]
+    Draft7,
+    /// Draft 2019-09.
+    #[serde(rename = "draft2019-09")]
+    Draft201909,
+    /// Draft 2020-12 (the default, and OpenAPI 3.1's dialect).
+    #[default]
+    #[serde(rename = "draft2020-12")]
+    Draft202012,
+}
+
+impl Draft {
+    fn to_jsonschema(self) -> jsonschema::Draft {
+        match self {
+            Self::Draft4 => jsonschema::Draft::Draft4,
+            Self::Draft6 => jsonschema::Draft::Draft6,
+            Self::Draft7 => jsonschema::Draft::Draft7,
+            Self::Draft201909 => jsonschema::Draft::Draft201909,
+            Self::Draft202012 => jsonschema::Draft::Draft202012,
+        }
+    }
+}
+
+/// Schemas that others may `$ref` by URI, and how schemas are compiled.
+///
+/// ```
+/// use palisade::validate::SchemaSet;
+/// use serde_json::json;
+///
+/// let set = SchemaSet::new()
+///     .register("https://schemas.example.com/money", json!({
+///         "type": "object",
+///         "required": ["amount", "currency"],
+///         "properties": {"amount": {"type": "integer"}, "currency": {"enum": ["EUR", "USD"]}}
+///     }))?;
+/// let order = set.compile(&json!({
+///     "type": "object",
+///     "properties": {"total": {"$ref": "https://schemas.example.com/money"}}
+/// }))?;
+/// assert!(order.is_valid(&json!({"total": {"amount": 5, "currency": "EUR"}})));
+/// assert!(!order.is_valid(&json!({"total": {"amount": "5"}})));
+/// # Ok::<(), palisade::ConfigError>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct SchemaSet {
+    resources: Arc<HashMap<String, Value>>,
+    draft: Draft,
+    formats: Option<bool>,
+}
+
+impl fmt::Debug for SchemaSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SchemaSet")
+            .field("resources", &self.resources.keys().collect::<Vec<_>>())
+            .field("draft", &self.draft)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SchemaSet {
+    /// An empty set; schemas without `$schema` are draft 2020-12, and `format` is asserted.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The dialect of schemas that do not name one with `$schema`.
+    #[must_use]
+    pub fn default_draft(mut self, draft: Draft) -> Self {
+        self.draft = draft;
+        self
+    }
+
+    /// Whether `format` (`email`, `date-time`, `uuid`...) is asserted (default true: request
+    /// input is checked, not annotated). JSON Schema 2019-09 and later make it an annotation
+    /// unless asked; palisade asks.
+    #[must_use]
+    pub fn validate_formats(mut self, yes: bool) -> Self {
+        self.formats = Some(yes);
+        self
+    }
+
+    /// Registers `schema` under `uri` (and under its `$id`, if it has one), for `$ref`s.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when `uri` is registered twice.
+    pub fn register(mut self, uri: &str, schema: Value) -> Result<Self, ConfigError> {
+        let map = Arc::make_mut(&mut self.resources);
+        let id = schema
+            .get("$id")
+            .or_else(|| schema.get("id"))
+            .and_then(Value::as_str)
+            .map(|id| id.trim_end_matches('#').to_owned());
+        let keys: Vec<String> = std::iter::once(uri.trim_end_matches('#').to_owned())
+            .chain(id)
+            .collect();
+        for key in &keys {
+            if map.get(key).is_some_and(|existing| *existing != schema) {
+                return Err(ConfigError::Invalid {
+                    field: "schema",
+                    message: format!("schema `{key}` is registered twice"),
+                });
+            }
+        }
+        for key in keys {
+            map.insert(key, schema.clone());
+        }
+        drop(schema);
+        Ok(self)
+    }
+
+    /// Compiles `schema` (its `$ref`s resolve against the registered schemas only).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Schema`] when it is not a valid schema or a `$ref` does not resolve:
+    /// a start-up error, never a per-request one.
+    pub fn compile(&self, schema: &Value) -> Result<Schema, ConfigError> {
+        let mut options = jsonschema::options()
+            .with_retriever(Registered(self.resources.clone()))
+            .with_pattern_options(jsonschema::PatternOptions::regex())
+            .should_validate_formats(self.formats.unwrap_or(true));
+        if schema.get("$schema").is_none() {
+            options = options.with_draft(self.draft.to_jsonschema());
+        }
+        let validator = options.build(schema).map_err(|e| ConfigError::Schema {
+            message: e.to_string(),
+        })?;
+        Ok(Schema(Arc::new(validator)))
+    }
+
+    /// Compiles the registered schema at `uri` (a fragment may point inside it).
+    ///
+    /// # Errors
+    ///
+    /// As [`compile`](Self::compile).
+    pub fn compile_ref(&self, uri: &str) -> Result<Schema, ConfigError> {
+        self.compile(&serde_json::json!({ "$ref": uri }))
+    }
+}
+
+/// The retriever: the registered schemas, and nothing else (no network, no files).
+struct Registered(Arc<HashMap<String, Value>>);
+
+impl jsonschema::Retrieve for Registered {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let key = uri.as_str().trim_end_matches('#');
+        self.0.get(key).cloned().ok_or_else(|| {
+            format!("`{key}` is not a registered schema (palisade never fetches schemas)").into()
+        })
+    }
+}
+
+/// A compiled schema. Cloning shares it.
+#[derive(Clone)]
+pub struct Schema(Arc<jsonschema::Validator>);
+
+impl fmt::Debug for Schema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Schema").finish_non_exhaustive()
+    }
+}
+
+impl Schema {
+    /// Whether `value` is valid.
+    #[must_use]
+    pub fn is_valid(&self, value: &Value) -> bool {
+        self.0.is_valid(value)
+    }
+
+    /// What is wrong with `value`, at most `max` violations, each with a JSON pointer, the
+    /// failing keyword and a message that does not repeat the value.
+    #[must_use]
+    pub fn violations(&self, value: &Value, part: InputPart, max: usize) -> Vec<Violation> {
+        self.0
+            .iter_errors(value)
+            .take(max)
+            .map(|e| Violation {
+                part,
+                pointer: format!("#{}", e.instance_path().as_str()).into(),
+                keyword: e.kind().keyword().into(),
+                detail: e.masked().to_string().into(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn every_error_is_listed_with_pointer_keyword_and_no_value() {
+        let schema = SchemaSet::new()
+            .compile(&json!({
+                "type": "object",
+                "required": ["id"],
+                "properties": {
+                    "qty": {"type": "integer", "minimum": 1},
+                    "email": {"type": "string", "format": "email"}
+                }
+            }))
+            .unwrap();
+        let v = json!({"qty": 0, "email": "secret-value-not-an-email"});
+        let errs = schema.violations(&v, InputPart::Body, 10);
+        let mut got: Vec<(&str, &str)> = errs.iter().map(|e| (&*e.pointer, &*e.keyword)).collect();
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            [
+                ("#", "required"),
+                ("#/email", "format"),
+                ("#/qty", "minimum")
+            ]
+        );
+        for e in &errs {
+            assert!(!e.detail.contains("secret-value"), "{}", e.detail);
+        }
+        assert_eq!(schema.violations(&v, InputPart::Body, 1).len(), 1);
+    }
+
+    #[test]
+    fn drafts_are_honoured() {
+        // Draft 4: exclusiveMaximum is a boolean.
+        let d4 = SchemaSet::new()
+            .default_draft(Draft::Draft4)
+            .compile(&json!({"maximum": 5, "exclusiveMaximum": true}))
+            .unwrap();
+        assert!(!d4.is_valid(&json!(5)));
+        // $schema wins over the default.
+        let d7 = SchemaSet::new()
+            .default_draft(Draft::Draft4)
+            .compile(&json!({"$schema": "http://json-schema.org/draft-07/schema#", "exclusiveMaximum": 5}))
+            .unwrap();
+        assert!(!d7.is_valid(&json!(5)));
+        assert!(d7.is_valid(&json!(4)));
+    }
+
+    #[test]
+    fn refs_resolve_against_registered_schemas_only() {
+        let set = SchemaSet::new()
+            .register("urn:x:item", json!({"type": "integer"}))
+            .unwrap();
+        assert!(
+            set.compile(&json!({"$ref": "urn:x:item"}))
+                .unwrap()
+                .is_valid(&json!(1))
+        );
+        let err = set
+            .compile(&json!({"$ref": "https://example.com/elsewhere.json"}))
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::Schema { .. }), "{err}");
+        assert!(
+            SchemaSet::new().compile(&json!({"type": 7})).is_err(),
+            "a bad schema is a start-up error"
+        );
+    }
+
+    #[test]
+    fn patterns_use_a_linear_time_engine() {
+        // (a+)+$ backtracks exponentially in a backtracking engine; here it is linear.
+        let s = SchemaSet::new()
+            .compile(&json!({"pattern": "^(a+)+$"}))
+            .unwrap();
+        let hostile = format!("{}!", "a".repeat(50_000));
+        assert!(!s.is_valid(&json!(hostile)));
+    }
+}

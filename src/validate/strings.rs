@@ -1,0 +1,326 @@
+//! Input guards that hold with or without a schema: nesting depth, members per object or
+//! array, string length (checked on the bytes, before a `serde_json::Value` is built, so deep or
+//! wide documents never reach the parser's recursion or the allocator), then control
+//! characters in every key and string, and opt-in deny patterns per field.
+
+use regex::Regex;
+use serde_json::Value;
+
+use crate::rejection::{InputPart, Violation};
+
+/// Limits on a JSON body, checked before it is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonLimits {
+    /// Deepest nesting of arrays and objects (default 32).
+    pub max_depth: usize,
+    /// Most members of one object or items of one array (default 10,000).
+    pub max_members: usize,
+    /// Longest string or key, in bytes as sent (default 64 KiB).
+    pub max_string_bytes: usize,
+    /// Whether control characters other than tab, line feed and carriage return may appear in
+    /// strings (default false: NUL and the C0/C1 controls are refused).
+    pub allow_control_characters: bool,
+}
+
+impl Default for JsonLimits {
+    fn default() -> Self {
+        Self {
+            max_depth: 32,
+            max_members: 10_000,
+            max_string_bytes: 64 * 1024,
+            allow_control_characters: false,
+        }
+    }
+}
+
+fn violation(keyword: &str, detail: String) -> Violation {
+    Violation {
+        part: InputPart::Body,
+        pointer: "#".into(),
+        keyword: keyword.into(),
+        detail: detail.into(),
+    }
+}
+
+/// One pass over the bytes, tracking strings and nesting only. Malformed JSON passes (the
+/// parser names the error); a document within the limits passes.
+pub(crate) fn prescan(bytes: &[u8], limits: &JsonLimits) -> Result<(), Violation> {
+    // Members counted per open container; the stack is bounded by max_depth.
+    let mut counts: Vec<usize> = Vec::new();
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut string_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+                if i - string_start > limits.max_string_bytes {
+                    return Err(violation(
+                        "maxStringBytes",
+                        format!("a string is longer than {} bytes", limits.max_string_bytes),
+                    ));
+                }
+            }
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_string = true;
+                string_start = i + 1;
+            }
+            b'[' | b'{' => {
+                if counts.len() >= limits.max_depth {
+                    return Err(violation(
+                        "maxDepth",
+                        format!("nesting is deeper than {}", limits.max_depth),
+                    ));
+                }
+                counts.push(0);
+            }
+            b']' | b'}' => {
+                counts.pop();
+            }
+            b',' => {
+                if let Some(n) = counts.last_mut() {
+                    *n += 1;
+                    if *n >= limits.max_members {
+                        return Err(violation(
+                            "maxMembers",
+                            format!(
+                                "an object or array has more than {} members",
+                                limits.max_members
+                            ),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if in_string && bytes.len() - string_start > limits.max_string_bytes {
+        return Err(violation(
+            "maxStringBytes",
+            format!("a string is longer than {} bytes", limits.max_string_bytes),
+        ));
+    }
+    Ok(())
+}
+
+/// A control character other than the usual whitespace: C0 (NUL included), DEL, C1.
+fn is_hostile_control(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}'..='\u{9f}')
+}
+
+/// A field pattern (`/comment`, `/items/*/name`: `*` is any one member) and the regex its
+/// string values must not match.
+#[derive(Debug, Clone)]
+pub struct DenyPattern {
+    path: Box<[Box<str>]>,
+    regex: Regex,
+}
+
+impl DenyPattern {
+    /// Refuses string values at `path` (a JSON pointer, `*` matching any one member) that
+    /// match `regex`. The `regex` crate runs in linear time: no pattern can backtrack
+    /// catastrophically.
+    ///
+    /// # Errors
+    ///
+    /// The regex's own error when it does not compile.
+    pub fn new(path: &str, regex: &str) -> Result<Self, regex::Error> {
+        Ok(Self {
+            path: path
+                .split('/')
+                .skip(1)
+                .map(|s| s.replace("~1", "/").replace("~0", "~").into())
+                .collect(),
+            regex: Regex::new(regex)?,
+        })
+    }
+
+    fn matches_path(&self, path: &[String]) -> bool {
+        self.path.len() == path.len()
+            && self
+                .path
+                .iter()
+                .zip(path)
+                .all(|(p, s)| &**p == "*" || **p == **s)
+    }
+}
+
+/// Walks the parsed value (without recursion) for control characters in keys and strings and
+/// for deny patterns; returns at most `max` violations.
+pub(crate) fn check_strings(
+    value: &Value,
+    limits: &JsonLimits,
+    deny: &[DenyPattern],
+    max: usize,
+) -> Vec<Violation> {
+    let mut out = Vec::new();
+    if limits.allow_control_characters && deny.is_empty() {
+        return out;
+    }
+    // (value, its path); the stack holds at most max_depth * max_members entries, already
+    // bounded by the prescan.
+    let mut stack: Vec<(&Value, Vec<String>)> = vec![(value, Vec::new())];
+    while let Some((v, path)) = stack.pop() {
+        if out.len() >= max {
+            break;
+        }
+        match v {
+            Value::String(s) => {
+                if !limits.allow_control_characters && s.chars().any(is_hostile_control) {
+                    out.push(at(
+                        &path,
+                        "controlCharacters",
+                        "the string holds a control character",
+                    ));
+                    continue;
+                }
+                if let Some(d) = deny
+                    .iter()
+                    .find(|d| d.matches_path(&path) && d.regex.is_match(s))
+                {
+                    let _ = d;
+                    out.push(at(
+                        &path,
+                        "denyPattern",
+                        "the string matches a refused pattern",
+                    ));
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate().rev() {
+                    let mut p = path.clone();
+                    p.push(i.to_string());
+                    stack.push((item, p));
+                }
+            }
+            Value::Object(map) => {
+                for (k, item) in map.iter().rev() {
+                    let mut p = path.clone();
+                    p.push(k.clone());
+                    if !limits.allow_control_characters && k.chars().any(is_hostile_control) {
+                        out.push(at(
+                            &p,
+                            "controlCharacters",
+                            "a key holds a control character",
+                        ));
+                        continue;
+                    }
+                    stack.push((item, p));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn at(path: &[String], keyword: &str, detail: &str) -> Violation {
+    Violation {
+        part: InputPart::Body,
+        pointer: pointer(path).into(),
+        keyword: keyword.into(),
+        detail: detail.into(),
+    }
+}
+
+/// A JSON pointer (RFC 6901) as a URI fragment: `#/a/0/b~1c`.
+pub(crate) fn pointer(path: &[String]) -> String {
+    let mut s = String::from("#");
+    for seg in path {
+        s.push('/');
+        s.push_str(&seg.replace('~', "~0").replace('/', "~1"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn deep_nesting_is_refused_without_recursion() {
+        let deep = "[".repeat(100_000);
+        let err = prescan(deep.as_bytes(), &JsonLimits::default()).unwrap_err();
+        assert_eq!(&*err.keyword, "maxDepth");
+        let ok = format!("{}{}", "[".repeat(32), "]".repeat(32));
+        assert!(prescan(ok.as_bytes(), &JsonLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn brackets_inside_strings_do_not_count() {
+        let s = format!(r#"{{"a": "{}\"[", "b": [1, 2]}}"#, "[".repeat(100));
+        assert!(prescan(s.as_bytes(), &JsonLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn wide_containers_and_long_strings_are_refused() {
+        let limits = JsonLimits {
+            max_members: 3,
+            max_string_bytes: 8,
+            ..JsonLimits::default()
+        };
+        assert!(prescan(b"[1,2,3]", &limits).is_ok());
+        assert_eq!(
+            &*prescan(b"[1,2,3,4]", &limits).unwrap_err().keyword,
+            "maxMembers"
+        );
+        assert!(prescan(br#"{"k":"12345678"}"#, &limits).is_ok());
+        assert_eq!(
+            &*prescan(br#"{"k":"123456789"}"#, &limits)
+                .unwrap_err()
+                .keyword,
+            "maxStringBytes"
+        );
+    }
+
+    #[test]
+    fn owasp_input_validation_control_characters_are_refused() {
+        let v: Value =
+            serde_json::from_str(r#"{"a": ["ok\ttab\nline", "nul\u0000"], "b\u0007": 1}"#).unwrap();
+        let errs = check_strings(&v, &JsonLimits::default(), &[], 10);
+        let mut pointers: Vec<&str> = errs.iter().map(|e| &*e.pointer).collect();
+        pointers.sort_unstable();
+        assert_eq!(pointers, ["#/a/1", "#/b\u{7}"]);
+    }
+
+    #[test]
+    fn deny_patterns_apply_to_their_field_only() {
+        let deny = [DenyPattern::new("/items/*/note", "(?i)<script").unwrap()];
+        let v: Value = serde_json::from_str(
+            r#"{"note": "<script>", "items": [{"note": "fine"}, {"note": "<SCRIPT>x"}]}"#,
+        )
+        .unwrap();
+        let errs = check_strings(&v, &JsonLimits::default(), &deny, 10);
+        assert_eq!(errs.len(), 1);
+        assert_eq!(&*errs[0].pointer, "#/items/1/note");
+        assert_eq!(&*errs[0].keyword, "denyPattern");
+    }
+
+    #[test]
+    fn rfc6901_pointers_escape_tilde_and_slash() {
+        assert_eq!(pointer(&["a/b".into(), "c~d".into()]), "#/a~1b/c~0d");
+    }
+
+    proptest! {
+        #[test]
+        fn prescan_never_panics_and_admits_what_it_should(s in any::<Vec<u8>>()) {
+            let _ = prescan(&s, &JsonLimits::default());
+        }
+
+        #[test]
+        fn prescan_agrees_with_depth_of_generated_json(depth in 0usize..64) {
+            let doc = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let limits = JsonLimits::default();
+            prop_assert_eq!(prescan(doc.as_bytes(), &limits).is_ok(), depth <= limits.max_depth);
+        }
+    }
+}

@@ -105,33 +105,31 @@ impl SchemaSet {
         self
     }
 
-    /// Registers `schema` under `uri` (and under its `$id`, if it has one), for `$ref`s.
+    /// Registers `schema` under `uri` for `$ref`s, and under its `$id` too unless another
+    /// schema holds that id already.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] when `uri` is registered twice.
+    /// [`ConfigError::Invalid`] when another schema is registered under `uri`.
     pub fn register(mut self, uri: &str, schema: Value) -> Result<Self, ConfigError> {
         let map = Arc::make_mut(&mut self.resources);
+        let uri = uri.trim_end_matches('#').to_owned();
+        if map.get(&uri).is_some_and(|existing| *existing != schema) {
+            return Err(ConfigError::Invalid {
+                field: "schema",
+                message: format!("schema `{uri}` is registered twice"),
+            });
+        }
         let id = schema
             .get("$id")
             .or_else(|| schema.get("id"))
             .and_then(Value::as_str)
-            .map(|id| id.trim_end_matches('#').to_owned());
-        let keys: Vec<String> = std::iter::once(uri.trim_end_matches('#').to_owned())
-            .chain(id)
-            .collect();
-        for key in &keys {
-            if map.get(key).is_some_and(|existing| *existing != schema) {
-                return Err(ConfigError::Invalid {
-                    field: "schema",
-                    message: format!("schema `{key}` is registered twice"),
-                });
-            }
+            .map(|id| id.trim_end_matches('#').to_owned())
+            .filter(|id| *id != uri && !map.contains_key(id));
+        if let Some(id) = id {
+            map.insert(id, schema.clone());
         }
-        for key in keys {
-            map.insert(key, schema.clone());
-        }
-        drop(schema);
+        map.insert(uri, schema);
         Ok(self)
     }
 

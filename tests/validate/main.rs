@@ -1,0 +1,393 @@
+//! The validation layer over real HTTP on loopback: each refusal is the right status with a
+//! problem document listing what is wrong, and the handler is never called.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::Full;
+use palisade::validate::{
+    DenyPattern, Operation, SchemaSet, ValidateLayer, Validated, ValidatedQuery,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use support::{Reply, raw, send};
+use tokio::net::TcpListener;
+
+struct Server {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Order {
+    customer: String,
+    items: Vec<Item>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Item {
+    sku: String,
+    qty: u32,
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    limit: u32,
+    #[serde(default)]
+    tag: Vec<String>,
+}
+
+fn order_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["customer", "items"],
+        "additionalProperties": false,
+        "properties": {
+            "customer": {"type": "string", "minLength": 1, "maxLength": 64},
+            "items": {
+                "type": "array", "minItems": 1, "maxItems": 100,
+                "items": {"$ref": "urn:test:item"}
+            },
+            "note": {"type": "string"}
+        }
+    })
+}
+
+async fn start(limit: usize) -> Server {
+    let set = SchemaSet::new()
+        .register(
+            "urn:test:item",
+            json!({
+                "type": "object", "required": ["sku", "qty"],
+                "properties": {
+                    "sku": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4}$"},
+                    "qty": {"type": "integer", "minimum": 1, "maximum": 999}
+                }
+            }),
+        )
+        .unwrap();
+    let create = Operation::new()
+        .json_body(set.compile(&order_schema()).unwrap())
+        .accept("application/*+json")
+        .max_body_bytes(limit)
+        .deny(DenyPattern::new("/note", "(?i)<script").unwrap());
+    let list = Operation::new()
+        .query(
+            &set,
+            &json!({
+                "type": "object", "required": ["limit"], "additionalProperties": false,
+                "properties": {
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+                    "tag": {"type": "array", "items": {"type": "string"}}
+                }
+            }),
+        )
+        .unwrap()
+        .headers(
+            &set,
+            &json!({"type": "object", "properties": {"x-request-id": {"type": "string", "format": "uuid"}}}),
+        )
+        .unwrap();
+    let get_one = Operation::new()
+        .path(
+            &set,
+            &json!({"type": "object", "properties": {"id": {"type": "integer", "minimum": 1}}}),
+        )
+        .unwrap();
+    let layer = ValidateLayer::builder()
+        .operation(Method::POST, "/v1/orders", create)
+        .unwrap()
+        .operation(Method::GET, "/v1/orders", list)
+        .unwrap()
+        .operation(Method::GET, "/v1/orders/{id}", get_one)
+        .unwrap()
+        .build()
+        .unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (h1, h2, h3) = (hits.clone(), hits.clone(), hits.clone());
+    let app = Router::new()
+        .route(
+            "/v1/orders",
+            post(move |Validated(order): Validated<Order>| async move {
+                h1.fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({
+                    "customer": order.customer,
+                    "items": order.items.len(),
+                    "first": order.items[0].sku,
+                    "qty": order.items.iter().map(|i| i.qty).sum::<u32>(),
+                }))
+            })
+            .get(
+                move |ValidatedQuery(page): ValidatedQuery<Page>| async move {
+                    h2.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(json!({"limit": page.limit, "tags": page.tag}))
+                },
+            ),
+        )
+        .route(
+            "/v1/orders/{id}",
+            get(move || async move {
+                h3.fetch_add(1, Ordering::SeqCst);
+                "one"
+            }),
+        )
+        .layer(layer);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Server { addr, hits }
+}
+
+impl Server {
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    async fn post(&self, content_type: &str, body: impl Into<Bytes>) -> Reply {
+        let req = Request::post("/v1/orders")
+            .header("host", "test")
+            .header("content-type", content_type)
+            .body(Full::new(body.into()))
+            .unwrap();
+        send(self.addr, req).await
+    }
+
+    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut b = Request::get(path).header("host", "test");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        send(self.addr, b.body(Full::new(Bytes::new())).unwrap()).await
+    }
+}
+
+fn valid_order() -> Value {
+    json!({"customer": "acme", "items": [{"sku": "ABC-1234", "qty": 2}, {"sku": "XYZ-0001", "qty": 1}]})
+}
+
+/// A refusal: status, problem document with `code`, and the handler not called.
+fn refused(server: &Server, reply: &Reply, status: u16, code: &str) -> Value {
+    assert_eq!(reply.status, status, "{:?}", reply.body);
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    let body = reply.json();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(server.hits(), 0, "the handler ran");
+    body
+}
+
+#[tokio::test]
+async fn a_valid_request_reaches_the_handler_with_the_parsed_value() {
+    let server = start(64 * 1024).await;
+    let reply = server
+        .post("application/json", valid_order().to_string())
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(
+        reply.json(),
+        json!({"customer": "acme", "items": 2, "first": "ABC-1234", "qty": 3})
+    );
+    // RFC 9110 §8.3.1: media type parameters and case do not matter.
+    let reply = server
+        .post("Application/JSON; charset=utf-8", valid_order().to_string())
+        .await;
+    assert_eq!(reply.status, 200);
+    // RFC 6839 §3.1: a +json type the operation accepts.
+    let reply = server
+        .post("application/vnd.acme.order+json", valid_order().to_string())
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(server.hits(), 3);
+}
+
+#[tokio::test]
+async fn rfc9110_15_5_16_wrong_content_type_is_415() {
+    let server = start(64 * 1024).await;
+    let reply = server.post("text/plain", valid_order().to_string()).await;
+    refused(&server, &reply, 415, "unsupported_media_type");
+    let reply = server
+        .post("application/x-www-form-urlencoded", "customer=acme")
+        .await;
+    refused(&server, &reply, 415, "unsupported_media_type");
+}
+
+#[tokio::test]
+async fn rfc9110_15_5_14_one_byte_over_the_limit_is_413_with_content_length() {
+    let body = valid_order().to_string();
+    let server = start(body.len()).await;
+    let reply = server.post("application/json", body.clone()).await;
+    assert_eq!(reply.status, 200, "exactly at the limit is accepted");
+    let server = start(body.len() - 1).await;
+    let reply = server.post("application/json", body).await;
+    refused(&server, &reply, 413, "body_too_large");
+}
+
+#[tokio::test]
+async fn rfc9112_7_1_one_byte_over_the_limit_is_413_when_chunked() {
+    let body = valid_order().to_string();
+    let server = start(body.len() - 1).await;
+    // Chunked, no Content-Length: the limit holds while streaming.
+    let (a, b) = body.split_at(10);
+    let request = format!(
+        "POST /v1/orders HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+        a.len(),
+        b.len()
+    );
+    let (status, text) = raw(server.addr, &request).await;
+    assert_eq!(status, 413, "{text}");
+    assert_eq!(server.hits(), 0);
+    let server = start(body.len()).await;
+    let (status, _) = raw(server.addr, &request).await;
+    assert_eq!(status, 200, "the same body within the limit");
+}
+
+#[tokio::test]
+async fn truncated_json_is_400_with_line_and_column() {
+    let server = start(64 * 1024).await;
+    let text = valid_order().to_string();
+    let reply = server
+        .post("application/json", text[..text.len() - 5].to_owned())
+        .await;
+    let body = refused(&server, &reply, 400, "malformed_body");
+    let detail = body["errors"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("line 1 column"), "{detail}");
+}
+
+#[tokio::test]
+async fn a_body_breaking_three_rules_lists_all_three_pointers() {
+    let server = start(64 * 1024).await;
+    let bad = json!({"customer": "", "items": [{"sku": "abc", "qty": 0}]});
+    let reply = server.post("application/json", bad.to_string()).await;
+    let body = refused(&server, &reply, 422, "schema_violation");
+    let mut found: Vec<(String, String)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["in"], "body");
+            (
+                e["pointer"].as_str().unwrap().to_owned(),
+                e["keyword"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("#/customer".to_owned(), "minLength".to_owned()),
+            ("#/items/0/qty".to_owned(), "minimum".to_owned()),
+            ("#/items/0/sku".to_owned(), "pattern".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_thousand_deep_array_is_refused_without_overflowing_the_stack() {
+    let server = start(1024 * 1024).await;
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let reply = server.post("application/json", deep).await;
+    let body = refused(&server, &reply, 422, "hostile_input");
+    assert_eq!(body["errors"][0]["keyword"], "maxDepth");
+}
+
+#[tokio::test]
+async fn owasp_input_validation_a_nul_byte_in_a_string_is_422() {
+    let server = start(64 * 1024).await;
+    let mut order = valid_order();
+    order["customer"] = json!("acme\u{0}corp");
+    let reply = server.post("application/json", order.to_string()).await;
+    let body = refused(&server, &reply, 422, "hostile_input");
+    assert_eq!(body["errors"][0]["pointer"], "#/customer");
+    assert_eq!(body["errors"][0]["keyword"], "controlCharacters");
+}
+
+#[tokio::test]
+async fn invalid_utf8_is_400() {
+    let server = start(64 * 1024).await;
+    let mut bytes = br#"{"customer": "ac"#.to_vec();
+    bytes.extend_from_slice(&[0xff, 0xfe]);
+    bytes.extend_from_slice(br#"me", "items": [{"sku": "ABC-1234", "qty": 1}]}"#);
+    let reply = server.post("application/json", bytes).await;
+    refused(&server, &reply, 400, "malformed_body");
+}
+
+#[tokio::test]
+async fn a_deny_pattern_refuses_its_field() {
+    let server = start(64 * 1024).await;
+    let mut order = valid_order();
+    order["note"] = json!("<SCRIPT>alert(1)</script>");
+    let reply = server.post("application/json", order.to_string()).await;
+    let body = refused(&server, &reply, 422, "hostile_input");
+    assert_eq!(body["errors"][0]["pointer"], "#/note");
+    assert!(
+        !reply.visible_text().contains("alert(1)"),
+        "the value is not echoed"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_body_is_422() {
+    let server = start(64 * 1024).await;
+    let req = Request::post("/v1/orders")
+        .header("host", "test")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let reply = send(server.addr, req).await;
+    let body = refused(&server, &reply, 422, "schema_violation");
+    assert_eq!(body["errors"][0]["keyword"], "required");
+}
+
+#[tokio::test]
+async fn query_values_are_coerced_and_a_non_integer_limit_is_422() {
+    let server = start(64 * 1024).await;
+    let reply = server.get("/v1/orders?limit=abc", &[]).await;
+    let body = refused(&server, &reply, 422, "invalid_parameter");
+    assert_eq!(body["errors"][0]["in"], "query");
+    assert_eq!(body["errors"][0]["pointer"], "#/limit");
+    assert_eq!(body["errors"][0]["keyword"], "type");
+    let reply = server.get("/v1/orders?limit=500", &[]).await;
+    assert_eq!(reply.status, 422);
+    let reply = server.get("/v1/orders", &[]).await;
+    assert_eq!(reply.json()["errors"][0]["keyword"], "required");
+    let reply = server.get("/v1/orders?limit=10&extra=1", &[]).await;
+    assert_eq!(reply.status, 422, "additionalProperties: false");
+    assert_eq!(server.hits(), 0);
+    let reply = server.get("/v1/orders?limit=10&tag=a&tag=b%20c", &[]).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.json(), json!({"limit": 10, "tags": ["a", "b c"]}));
+}
+
+#[tokio::test]
+async fn header_and_path_parameters_are_validated() {
+    let server = start(64 * 1024).await;
+    let reply = server
+        .get("/v1/orders?limit=1", &[("x-request-id", "not-a-uuid")])
+        .await;
+    let body = refused(&server, &reply, 422, "invalid_parameter");
+    assert_eq!(body["errors"][0]["in"], "header");
+    let reply = server.get("/v1/orders/abc", &[]).await;
+    let body = refused(&server, &reply, 422, "invalid_parameter");
+    assert_eq!(body["errors"][0]["in"], "path");
+    assert_eq!(body["errors"][0]["pointer"], "#/id");
+    let reply = server.get("/v1/orders/0", &[]).await;
+    assert_eq!(reply.status, 422);
+    let reply = server.get("/v1/orders/42", &[]).await;
+    assert_eq!(reply.status, 200);
+}
+
+#[tokio::test]
+async fn wide_bodies_are_refused_before_parsing() {
+    let server = start(1024 * 1024).await;
+    let wide = format!("[{}0]", "0,".repeat(20_000));
+    let reply = server.post("application/json", wide).await;
+    let body = refused(&server, &reply, 422, "hostile_input");
+    assert_eq!(body["errors"][0]["keyword"], "maxMembers");
+}

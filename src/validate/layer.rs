@@ -29,10 +29,32 @@ use crate::route::matched_template;
 #[derive(Debug, Clone)]
 pub struct ValidatedBody(pub(crate) Value);
 
+impl ValidatedBody {
+    /// The parsed body.
+    #[must_use]
+    pub fn value(&self) -> &Value {
+        &self.0
+    }
+
+    /// The parsed body, owned.
+    #[must_use]
+    pub fn into_value(self) -> Value {
+        self.0
+    }
+}
+
 /// The validated query parameters, coerced to their schema types, for
 /// [`ValidatedQuery`](super::ValidatedQuery).
 #[derive(Debug, Clone)]
 pub struct ValidatedParams(pub(crate) Map<String, Value>);
+
+impl ValidatedParams {
+    /// The query parameters, coerced.
+    #[must_use]
+    pub fn params(&self) -> &Map<String, Value> {
+        &self.0
+    }
+}
 
 /// Refuses malformed and hostile input before it reaches the handler: per (method, route
 /// template), the content type (415), the body size (413, from `Content-Length` or while

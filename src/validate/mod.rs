@@ -1,6 +1,9 @@
 #![doc = include_str!("../../docs/validate.md")]
 
 mod layer;
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+pub mod openapi;
 mod operation;
 mod params;
 mod schema;

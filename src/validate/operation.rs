@@ -28,6 +28,8 @@ enum MediaRange {
     Exact(Box<str>),
     /// `application/*+json`: any type with the `+json` structured suffix (RFC 6839 §3.1).
     JsonSuffix,
+    /// `type/*`: any subtype of a type.
+    AnySubtype(Box<str>),
     /// `*/*`: anything.
     Any,
 }
@@ -38,7 +40,10 @@ impl MediaRange {
         match s.as_str() {
             "*/*" => Self::Any,
             "application/*+json" => Self::JsonSuffix,
-            _ => Self::Exact(s.into()),
+            _ => match s.strip_suffix("/*") {
+                Some(t) => Self::AnySubtype(format!("{t}/").into()),
+                None => Self::Exact(s.into()),
+            },
         }
     }
 
@@ -46,6 +51,7 @@ impl MediaRange {
         match self {
             Self::Exact(e) => **e == *essence,
             Self::JsonSuffix => essence.starts_with("application/") && essence.ends_with("+json"),
+            Self::AnySubtype(prefix) => essence.starts_with(&**prefix),
             Self::Any => true,
         }
     }

@@ -1,0 +1,443 @@
+//! [`OpenApi`]: a [`ValidateLayer`] built from an OpenAPI 3.0 or 3.1 document (feature
+//! `openapi`): request bodies per content type, path / query / header parameters with their
+//! `required` flags and schemas, `$ref`s into `components`.
+//!
+//! OpenAPI 3.0's schema dialect is translated to JSON Schema 2020-12 first: `nullable: true`
+//! adds `"null"` to `type` (and to `enum`), and boolean `exclusiveMinimum` / `exclusiveMaximum`
+//! become the numeric forms. OpenAPI 3.1 schemas are JSON Schema 2020-12 already.
+//!
+//! ```
+//! use palisade::validate::openapi::OpenApi;
+//!
+//! let api = OpenApi::from_yaml(r#"
+//! openapi: 3.0.3
+//! info: {title: Orders, version: "1"}
+//! paths:
+//!   /orders/{id}:
+//!     get:
+//!       parameters:
+//!         - {name: id, in: path, required: true, schema: {type: integer, minimum: 1}}
+//!       responses: {"200": {description: ok}}
+//! "#)?;
+//! let layer = api.layer()?;
+//! assert_eq!(api.operations().len(), 1);
+//! # let _ = layer;
+//! # Ok::<(), palisade::ConfigError>(())
+//! ```
+
+use std::collections::BTreeSet;
+
+use http::Method;
+use serde_json::{Map, Value, json};
+
+use super::{Operation, SchemaSet, ValidateLayer};
+use crate::error::ConfigError;
+use crate::route::Route;
+
+/// The URI the document is registered under, for `$ref`s into it.
+const DOC: &str = "urn:palisade:openapi";
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// An OpenAPI 3.0 or 3.1 document, checked and (for 3.0) translated to JSON Schema 2020-12.
+#[derive(Debug, Clone)]
+pub struct OpenApi {
+    doc: Value,
+    operation: Option<Operation>,
+}
+
+fn invalid(message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: "openapi",
+        message: message.into(),
+    }
+}
+
+impl OpenApi {
+    /// Reads a JSON document.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when it does not parse or is not OpenAPI 3.0 / 3.1.
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        Self::new(serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?)
+    }
+
+    /// Reads a YAML document.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_json`](Self::from_json).
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        Self::new(serde_yaml_ng::from_str(text).map_err(|e| invalid(e.to_string()))?)
+    }
+
+    /// Reads a `.json`, `.yaml` or `.yml` file.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::File`] when it cannot be read; as [`from_json`](Self::from_json).
+    pub fn from_path(path: impl AsRef<std::path::Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => Self::from_json(&text),
+            _ => Self::from_yaml(&text),
+        }
+    }
+
+    /// A document already parsed.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when it is not OpenAPI 3.0 or 3.1.
+    pub fn new(mut doc: Value) -> Result<Self, ConfigError> {
+        let version = doc
+            .get("openapi")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("no `openapi` version field"))?
+            .to_owned();
+        if version.starts_with("3.0") {
+            translate_30(&mut doc);
+        } else if !version.starts_with("3.1") {
+            return Err(invalid(format!(
+                "OpenAPI {version} is not supported (3.0 and 3.1 are)"
+            )));
+        }
+        if !doc.get("paths").is_none_or(Value::is_object) {
+            return Err(invalid("`paths` is not an object"));
+        }
+        Ok(Self {
+            doc,
+            operation: None,
+        })
+    }
+
+    /// The defaults every operation starts from (body limit, JSON guards...).
+    #[must_use]
+    pub fn with_defaults(mut self, operation: Operation) -> Self {
+        self.operation = Some(operation);
+        self
+    }
+
+    /// The document's operations, as routes.
+    #[must_use]
+    pub fn operations(&self) -> Vec<Route> {
+        let mut out = Vec::new();
+        if let Some(paths) = self.doc.get("paths").and_then(Value::as_object) {
+            for (template, item) in paths {
+                for m in METHODS {
+                    if item.get(m).is_some() {
+                        let method = Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                            .unwrap_or(Method::GET);
+                        out.push(Route::new(method, template.as_str()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Compares the document with the routes the service serves: an operation nobody serves,
+    /// or a served route the document does not describe, is an error naming them all.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Route`] listing the mismatches.
+    pub fn check_routes<'r>(
+        &self,
+        served: impl IntoIterator<Item = &'r Route>,
+    ) -> Result<(), ConfigError> {
+        let key = |r: &Route| format!("{} {}", r.method(), r.template());
+        let documented: BTreeSet<String> = self.operations().iter().map(key).collect();
+        let served: BTreeSet<String> = served.into_iter().map(key).collect();
+        let undocumented: Vec<_> = served.difference(&documented).cloned().collect();
+        let unserved: Vec<_> = documented.difference(&served).cloned().collect();
+        if undocumented.is_empty() && unserved.is_empty() {
+            return Ok(());
+        }
+        Err(ConfigError::Route {
+            template: undocumented
+                .first()
+                .or(unserved.first())
+                .cloned()
+                .unwrap_or_default(),
+            message: format!(
+                "routes not in the OpenAPI document: [{}]; operations of the document not served: [{}]",
+                undocumented.join(", "),
+                unserved.join(", ")
+            ),
+        })
+    }
+
+    /// Builds the validation layer: one [`Operation`] per operation of the document.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Schema`] when a schema does not compile or a `$ref` does not resolve;
+    /// [`ConfigError::Route`] for a bad path template.
+    pub fn layer(&self) -> Result<ValidateLayer, ConfigError> {
+        let set = SchemaSet::new().register(DOC, self.doc.clone())?;
+        let mut builder = ValidateLayer::builder();
+        let Some(paths) = self.doc.get("paths").and_then(Value::as_object) else {
+            return builder.build();
+        };
+        for (template, item) in paths {
+            let item_ptr = format!("/paths/{}", escape(template));
+            let (item, item_ptr) = self.deref(item, item_ptr)?;
+            let shared = item.get("parameters").and_then(Value::as_array);
+            for m in METHODS {
+                let Some(op) = item.get(m) else { continue };
+                let op_ptr = format!("{item_ptr}/{m}");
+                let operation = self.operation(&set, shared, &item_ptr, op, &op_ptr)?;
+                let method = Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                    .map_err(|e| invalid(e.to_string()))?;
+                builder = builder.operation(method, template, operation)?;
+            }
+        }
+        builder.build()
+    }
+
+    /// Follows a local `$ref` (`#/components/...`) to its target and pointer.
+    fn deref<'a>(
+        &'a self,
+        value: &'a Value,
+        ptr: String,
+    ) -> Result<(&'a Value, String), ConfigError> {
+        let mut value = value;
+        let mut ptr = ptr;
+        for _ in 0..16 {
+            let Some(r) = value.get("$ref").and_then(Value::as_str) else {
+                return Ok((value, ptr));
+            };
+            let target = r
+                .strip_prefix('#')
+                .ok_or_else(|| invalid(format!("`{r}`: only local `$ref`s are followed")))?;
+            value = self
+                .doc
+                .pointer(target)
+                .ok_or_else(|| invalid(format!("`{r}` does not resolve")))?;
+            ptr = target.to_owned();
+        }
+        Err(invalid("a `$ref` chain is longer than 16"))
+    }
+
+    fn operation(
+        &self,
+        set: &SchemaSet,
+        shared: Option<&Vec<Value>>,
+        item_ptr: &str,
+        op: &Value,
+        op_ptr: &str,
+    ) -> Result<Operation, ConfigError> {
+        let mut operation = self.operation.clone().unwrap_or_default();
+        // Parameters: the path item's, overridden by the operation's with the same name and
+        // location (OpenAPI 3.x, Path Item Object).
+        let mut params: Vec<(String, String, bool, String, Value)> = Vec::new();
+        let lists = [
+            (shared, format!("{item_ptr}/parameters")),
+            (
+                op.get("parameters").and_then(Value::as_array),
+                format!("{op_ptr}/parameters"),
+            ),
+        ];
+        for (list, base) in lists {
+            for (i, p) in list.into_iter().flatten().enumerate() {
+                let (p, ptr) = self.deref(p, format!("{base}/{i}"))?;
+                let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
+                let place = p.get("in").and_then(Value::as_str).unwrap_or_default();
+                let required =
+                    place == "path" || p.get("required").and_then(Value::as_bool) == Some(true);
+                let name = if place == "header" {
+                    name.to_ascii_lowercase()
+                } else {
+                    name.to_owned()
+                };
+                let Some(schema) = p.get("schema") else {
+                    continue;
+                };
+                let (resolved, _) = self.deref(schema, format!("{ptr}/schema"))?;
+                params.retain(|(n, pl, ..)| !(*n == name && pl == place));
+                params.push((
+                    name,
+                    place.to_owned(),
+                    required,
+                    format!("{ptr}/schema"),
+                    resolved.clone(),
+                ));
+            }
+        }
+        for place in ["query", "header", "path"] {
+            let mine: Vec<_> = params.iter().filter(|p| p.1 == place).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let mut properties = Map::new();
+            let mut required = Vec::new();
+            for (name, _, req, ptr, resolved) in mine {
+                // The `$ref` validates; `type` (and `items.type`) beside it tell the coercion
+                // what to read the string as.
+                let mut prop = json!({ "$ref": format!("{DOC}#{}", fragment(ptr)) });
+                if let Some(t) = resolved.get("type") {
+                    prop["type"] = t.clone();
+                }
+                if let Some(t) = resolved.get("items").and_then(|i| i.get("type")) {
+                    prop["items"] = json!({ "type": t });
+                }
+                properties.insert(name.clone(), prop);
+                if *req {
+                    required.push(Value::String(name.clone()));
+                }
+            }
+            let schema = json!({"type": "object", "properties": properties, "required": required});
+            operation = match place {
+                "query" => operation.query(set, &schema)?,
+                "header" => operation.headers(set, &schema)?,
+                _ => operation.path(set, &schema)?,
+            };
+        }
+        if let Some(body) = op.get("requestBody") {
+            let (body, body_ptr) = self.deref(body, format!("{op_ptr}/requestBody"))?;
+            if let Some(content) = body.get("content").and_then(Value::as_object) {
+                for (media, m) in content {
+                    let schema = match m.get("schema") {
+                        Some(_) => Some(set.compile_ref(&format!(
+                            "{DOC}#{}",
+                            fragment(&format!("{body_ptr}/content/{}/schema", escape(media)))
+                        ))?),
+                        None => None,
+                    };
+                    operation = operation.body(media, schema);
+                }
+            }
+            // OpenAPI: a request body is optional unless `required: true`.
+            operation = operation
+                .body_required(body.get("required").and_then(Value::as_bool) == Some(true));
+        }
+        Ok(operation)
+    }
+}
+
+/// RFC 6901 escaping of one pointer segment.
+fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+/// A JSON pointer as a URI fragment (RFC 6901 §6): characters a fragment cannot hold, such as
+/// the braces of `/pets/{petId}`, are percent-encoded.
+fn fragment(pointer: &str) -> String {
+    let mut out = String::with_capacity(pointer.len());
+    for b in pointer.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=:@".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// OpenAPI 3.0 schema dialect → JSON Schema 2020-12, everywhere in the document.
+fn translate_30(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.get("nullable").and_then(Value::as_bool) == Some(true) {
+                map.remove("nullable");
+                match map.get_mut("type") {
+                    Some(Value::String(t)) => {
+                        let t = std::mem::take(t);
+                        map.insert("type".into(), json!([t, "null"]));
+                    }
+                    Some(Value::Array(types)) => types.push(json!("null")),
+                    _ => {}
+                }
+                if let Some(Value::Array(values)) = map.get_mut("enum") {
+                    values.push(Value::Null);
+                }
+            } else if map.get("nullable").is_some_and(Value::is_boolean) {
+                map.remove("nullable");
+            }
+            for (flag, bound) in [
+                ("exclusiveMinimum", "minimum"),
+                ("exclusiveMaximum", "maximum"),
+            ] {
+                match map.get(flag) {
+                    Some(Value::Bool(true)) => {
+                        if let Some(b) = map.remove(bound) {
+                            map.insert(flag.into(), b);
+                        } else {
+                            map.remove(flag);
+                        }
+                    }
+                    Some(Value::Bool(false)) => {
+                        map.remove(flag);
+                    }
+                    _ => {}
+                }
+            }
+            for v in map.values_mut() {
+                translate_30(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(translate_30),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_3_0_nullable_and_boolean_exclusive_bounds_are_translated() {
+        let mut v = json!({
+            "type": "object",
+            "properties": {
+                "a": {"type": "string", "nullable": true},
+                "b": {"type": "integer", "minimum": 0, "exclusiveMinimum": true,
+                      "maximum": 9, "exclusiveMaximum": false},
+                "c": {"enum": ["x"], "nullable": true, "type": "string"}
+            }
+        });
+        translate_30(&mut v);
+        assert_eq!(v["properties"]["a"], json!({"type": ["string", "null"]}));
+        assert_eq!(
+            v["properties"]["b"],
+            json!({"type": "integer", "exclusiveMinimum": 0, "maximum": 9})
+        );
+        assert_eq!(v["properties"]["c"]["enum"], json!(["x", null]));
+    }
+
+    #[test]
+    fn unsupported_versions_are_refused() {
+        assert!(OpenApi::from_json(r#"{"swagger": "2.0"}"#).is_err());
+        assert!(OpenApi::from_json(r#"{"openapi": "4.0.0", "paths": {}}"#).is_err());
+    }
+
+    #[test]
+    fn routes_are_checked_both_ways() {
+        let api = OpenApi::from_json(
+            r#"{"openapi": "3.1.0", "paths": {"/a": {"get": {}}, "/b/{id}": {"delete": {}}}}"#,
+        )
+        .unwrap();
+        let served = [
+            Route::new(Method::GET, "/a"),
+            Route::new(Method::DELETE, "/b/{id}"),
+        ];
+        api.check_routes(&served).unwrap();
+        let err = api.check_routes(&served[..1]).unwrap_err().to_string();
+        assert!(err.contains("DELETE /b/{id}"), "{err}");
+        let extra = [
+            served[0].clone(),
+            served[1].clone(),
+            Route::new(Method::POST, "/a"),
+        ];
+        let err = api.check_routes(&extra).unwrap_err().to_string();
+        assert!(err.contains("POST /a"), "{err}");
+    }
+}

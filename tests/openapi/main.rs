@@ -1,0 +1,212 @@
+//! The Petstore (OpenAPI 3.0, `tests/openapi/petstore.yaml`) validating its operations end to
+//! end over real HTTP: the document's rules alone decide, and the handler never sees a request
+//! they refuse.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::routing::get;
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::Full;
+use palisade::Route;
+use palisade::validate::openapi::OpenApi;
+use serde_json::{Value, json};
+use support::{Reply, send};
+use tokio::net::TcpListener;
+
+const UUID: &str = "0b3c1a8e-5d2f-4c6b-9a7e-1f2e3d4c5b6a";
+
+fn petstore() -> OpenApi {
+    OpenApi::from_path(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/openapi/petstore.yaml"
+    ))
+    .unwrap()
+}
+
+async fn start() -> (SocketAddr, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let ok = move || {
+        let h = h.clone();
+        async move {
+            h.fetch_add(1, Ordering::SeqCst);
+            "ok"
+        }
+    };
+    let app = Router::new()
+        .route("/pets", get(ok.clone()).post(ok.clone()))
+        .route("/pets/{petId}", get(ok.clone()).put(ok))
+        .layer(petstore().layer().unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, hits)
+}
+
+async fn call(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> Reply {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "pets");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let body = match body {
+        Some(v) => {
+            b = b.header("content-type", "application/json");
+            Bytes::from(v.to_string())
+        }
+        None => Bytes::new(),
+    };
+    send(addr, b.body(Full::new(body)).unwrap()).await
+}
+
+/// Method, path, headers, body, expected status.
+type Case<'a> = (Method, &'a str, Vec<(&'a str, &'a str)>, Option<Value>, u16);
+
+#[test]
+fn the_document_and_the_served_routes_agree() {
+    let served = [
+        Route::new(Method::GET, "/pets"),
+        Route::new(Method::POST, "/pets"),
+        Route::new(Method::GET, "/pets/{petId}"),
+        Route::new(Method::PUT, "/pets/{petId}"),
+    ];
+    petstore().check_routes(&served).unwrap();
+    // A route the service serves but the document does not describe is reported at start-up.
+    let mut more = served.to_vec();
+    more.push(Route::new(Method::DELETE, "/pets/{petId}"));
+    let err = petstore().check_routes(&more).unwrap_err().to_string();
+    assert!(err.contains("DELETE /pets/{petId}"), "{err}");
+}
+
+#[tokio::test]
+async fn petstore_operations_validate_end_to_end() {
+    let (addr, hits) = start().await;
+    let mut expected_hits = 0;
+    let cases: Vec<Case<'_>> = vec![
+        (Method::GET, "/pets", vec![], None, 200),
+        (
+            Method::GET,
+            "/pets?limit=20&tags=cat&tags=dog",
+            vec![],
+            None,
+            200,
+        ),
+        (Method::GET, "/pets?limit=101", vec![], None, 422),
+        (Method::GET, "/pets?limit=ten", vec![], None, 422),
+        (
+            Method::POST,
+            "/pets",
+            vec![("x-request-id", UUID)],
+            Some(json!({"name": "Rex", "tag": null})),
+            200,
+        ),
+        (
+            Method::POST,
+            "/pets",
+            vec![("x-request-id", UUID)],
+            Some(json!({"name": "Rex", "tag": "dog", "status": "sold"})),
+            200,
+        ),
+        (
+            Method::POST,
+            "/pets",
+            vec![],
+            Some(json!({"name": "Rex"})),
+            422,
+        ),
+        (
+            Method::POST,
+            "/pets",
+            vec![("x-request-id", UUID)],
+            Some(json!({"name": ""})),
+            422,
+        ),
+        (
+            Method::POST,
+            "/pets",
+            vec![("x-request-id", UUID)],
+            Some(json!({"name": "Rex", "owner": "me"})),
+            422,
+        ),
+        (
+            Method::POST,
+            "/pets",
+            vec![("x-request-id", UUID)],
+            Some(json!({"name": "Rex", "status": "lost"})),
+            422,
+        ),
+        (
+            Method::POST,
+            "/pets",
+            vec![("x-request-id", UUID)],
+            None,
+            422,
+        ),
+        (Method::GET, "/pets/7", vec![], None, 200),
+        // exclusiveMinimum: true with minimum 0 (OpenAPI 3.0) means > 0.
+        (Method::GET, "/pets/0", vec![], None, 422),
+        (Method::GET, "/pets/seven", vec![], None, 422),
+        (
+            Method::PUT,
+            "/pets/7",
+            vec![],
+            Some(json!({"id": 7, "name": "Rex"})),
+            200,
+        ),
+        (
+            Method::PUT,
+            "/pets/7",
+            vec![],
+            Some(json!({"name": "Rex"})),
+            422,
+        ),
+    ];
+    for (method, path, headers, body, status) in cases {
+        let before = hits.load(Ordering::SeqCst);
+        let reply = call(addr, method.clone(), path, &headers, body.clone()).await;
+        assert_eq!(
+            reply.status, status,
+            "{method} {path} {body:?}: {:?}",
+            reply.body
+        );
+        if status == 200 {
+            expected_hits += 1;
+        } else {
+            assert_eq!(
+                hits.load(Ordering::SeqCst),
+                before,
+                "{method} {path}: the handler ran"
+            );
+            assert_eq!(reply.headers["content-type"], "application/problem+json");
+        }
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), expected_hits);
+    // A media type of the shared request body other than JSON, with its own schema.
+    let req = Request::put("/pets/7")
+        .header("host", "pets")
+        .header("content-type", "application/merge-patch+json")
+        .body(Full::new(Bytes::from(json!({"name": "Rex"}).to_string())))
+        .unwrap();
+    assert_eq!(send(addr, req).await.status, 200);
+    let req = Request::put("/pets/7")
+        .header("host", "pets")
+        .header("content-type", "text/plain")
+        .body(Full::new(Bytes::from("Rex")))
+        .unwrap();
+    assert_eq!(send(addr, req).await.status, 415);
+}

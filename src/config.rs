@@ -46,6 +46,7 @@ use crate::error::ConfigError;
 use crate::quota::{AnyQuotaStore, QuotaLayer};
 use crate::route::RouteTable;
 use crate::stack::{Palisade, PalisadeLayer};
+use crate::validate::{ValidateLayer, ValidationConfig};
 
 #[cfg(feature = "introspection")]
 pub use crate::authn::bearer_config::IntrospectionConfig;
@@ -56,13 +57,14 @@ pub use crate::quota::config::{
     RedisConfig, RuleConfig, StoreConfig, TierByConfig, WindowConfig,
 };
 
-/// The stack a configuration builds: API keys, authorization, and the two quota stages (which
-/// admit everything when the configuration has no rules for them).
+/// The stack a configuration builds: API keys, authorization, the two quota stages (which
+/// admit everything when the configuration has no rules for them) and validation.
 pub type ConfiguredLayer<S> = PalisadeLayer<
     ApiKeyAuthenticator<S>,
     AuthzLayer,
     QuotaLayer<AnyQuotaStore>,
     QuotaLayer<AnyQuotaStore>,
+    ValidateLayer,
 >;
 
 /// The file format of a configuration.
@@ -118,6 +120,13 @@ pub struct Config {
     #[cfg(feature = "introspection")]
     #[serde(default)]
     pub introspection: Option<IntrospectionConfig>,
+    /// Input validation: schemas, an OpenAPI document, rules per operation.
+    #[serde(default)]
+    pub validation: ValidationConfig,
+    /// The directory of the file the configuration was read from (relative paths in it are
+    /// read from there).
+    #[serde(skip)]
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 /// The `client_ip` section.
@@ -214,10 +223,12 @@ impl Config {
         let format = Format::from_path(path)
             .ok_or_else(|| file_error("use a .yaml, .yml, .toml or .json file".into()))?;
         let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-        Self::parse(&text, format).map_err(|e| match e {
+        let mut config = Self::parse(&text, format).map_err(|e| match e {
             ConfigError::File { message, .. } => file_error(message),
             other => other,
-        })
+        })?;
+        config.base_dir = path.parent().map(Path::to_path_buf);
+        Ok(config)
     }
 
     /// Parses a configuration from text.
@@ -385,10 +396,17 @@ impl Config {
         &self,
         authenticator: A,
     ) -> Result<
-        PalisadeLayer<A, AuthzLayer, QuotaLayer<AnyQuotaStore>, QuotaLayer<AnyQuotaStore>>,
+        PalisadeLayer<
+            A,
+            AuthzLayer,
+            QuotaLayer<AnyQuotaStore>,
+            QuotaLayer<AnyQuotaStore>,
+            ValidateLayer,
+        >,
         ConfigError,
     > {
         self.route_table()?;
+        let validate = self.validate_layer()?;
         let policy = LivePolicy::new(self.policy()?);
         let quotas = self.quota.stages()?;
         Palisade::builder()
@@ -397,7 +415,56 @@ impl Config {
             .authenticate(authenticator)
             .limit_principals(quotas.principals)
             .authorize(AuthzLayer::new(policy))
+            .validate(validate)
             .build()
+    }
+
+    /// The validation layer of the `validation` section. With an OpenAPI document, a route of
+    /// the `routes` section that the document does not describe is an error (validation could
+    /// not apply to it), and an operation of the document that no route grants is logged.
+    ///
+    /// # Errors
+    ///
+    /// As [`ValidationConfig::layer`], and routes missing from the OpenAPI document.
+    pub fn validate_layer(&self) -> Result<ValidateLayer, ConfigError> {
+        #[cfg(feature = "openapi")]
+        if let Some(api) = self.validation.openapi(self.base_dir.as_deref())? {
+            let routed: Vec<crate::Route> = self
+                .routes
+                .iter()
+                .filter(|r| !r.path.ends_with("/*"))
+                .flat_map(|r| match &r.methods {
+                    crate::authz::Methods::Some(ms) => ms
+                        .iter()
+                        .map(|m| crate::Route::new(m.clone(), r.path.as_str()))
+                        .collect::<Vec<_>>(),
+                    crate::authz::Methods::Any => Vec::new(),
+                })
+                .collect();
+            let documented = api.operations();
+            let key = |r: &crate::Route| format!("{} {}", r.method(), r.template());
+            let undocumented: Vec<String> = routed
+                .iter()
+                .filter(|r| !documented.iter().any(|d| key(d) == key(r)))
+                .map(key)
+                .collect();
+            if !undocumented.is_empty() {
+                return Err(ConfigError::Route {
+                    template: undocumented[0].clone(),
+                    message: format!(
+                        "routes not described by the OpenAPI document: {}",
+                        undocumented.join(", ")
+                    ),
+                });
+            }
+            for d in documented
+                .iter()
+                .filter(|d| !routed.iter().any(|r| key(r) == key(d)))
+            {
+                tracing::warn!(operation = %d, "an OpenAPI operation that no route grants (it is refused by authorization)");
+            }
+        }
+        self.validation.layer(self.base_dir.as_deref())
     }
 }
 

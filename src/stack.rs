@@ -43,6 +43,7 @@ use crate::authz::{AuthzLayer, LivePolicy};
 use crate::client_ip::{ClientIpLayer, ClientIpResolver, ClientIpService, ForwardedHeader};
 use crate::error::ConfigError;
 use crate::quota::{QuotaLayer, QuotaStore};
+use crate::validate::ValidateLayer;
 
 /// Entry point: [`Palisade::builder`].
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +59,7 @@ impl Palisade {
             authz: Identity::new(),
             clients: Identity::new(),
             principals: Identity::new(),
+            validate: Identity::new(),
         }
     }
 }
@@ -105,15 +107,16 @@ impl<St: QuotaStore> QuotaStage for QuotaLayer<St> {
 /// Builds a [`PalisadeLayer`]; see [`Palisade::builder`].
 #[derive(Debug, Clone)]
 #[must_use]
-pub struct PalisadeBuilder<A, Z = Identity, Qc = Identity, Qp = Identity> {
+pub struct PalisadeBuilder<A, Z = Identity, Qc = Identity, Qp = Identity, V = Identity> {
     client_ip: ClientIpResolver,
     authn: A,
     authz: Z,
     clients: Qc,
     principals: Qp,
+    validate: V,
 }
 
-impl<A, Z, Qc, Qp> PalisadeBuilder<A, Z, Qc, Qp> {
+impl<A, Z, Qc, Qp, V> PalisadeBuilder<A, Z, Qc, Qp, V> {
     /// Trusts peers in `net` to report the client address (see [`crate::client_ip`]).
     pub fn trust_proxy(mut self, net: IpNet) -> Self {
         self.client_ip = self.client_ip.trust_proxy(net);
@@ -133,13 +136,17 @@ impl<A, Z, Qc, Qp> PalisadeBuilder<A, Z, Qc, Qp> {
     }
 
     /// Authenticates with `authenticator` (a single one or a [`Chain`](crate::authn::Chain)).
-    pub fn authenticate<B: Authenticator>(self, authenticator: B) -> PalisadeBuilder<B, Z, Qc, Qp> {
+    pub fn authenticate<B: Authenticator>(
+        self,
+        authenticator: B,
+    ) -> PalisadeBuilder<B, Z, Qc, Qp, V> {
         PalisadeBuilder {
             client_ip: self.client_ip,
             authn: authenticator,
             authz: self.authz,
             clients: self.clients,
             principals: self.principals,
+            validate: self.validate,
         }
     }
 
@@ -148,13 +155,14 @@ impl<A, Z, Qc, Qp> PalisadeBuilder<A, Z, Qc, Qp> {
     pub fn authorize<Az>(
         self,
         layer: AuthzLayer<Az>,
-    ) -> PalisadeBuilder<A, AuthzLayer<Az>, Qc, Qp> {
+    ) -> PalisadeBuilder<A, AuthzLayer<Az>, Qc, Qp, V> {
         PalisadeBuilder {
             client_ip: self.client_ip,
             authn: self.authn,
             authz: layer,
             clients: self.clients,
             principals: self.principals,
+            validate: self.validate,
         }
     }
 
@@ -166,13 +174,14 @@ impl<A, Z, Qc, Qp> PalisadeBuilder<A, Z, Qc, Qp> {
     pub fn limit_clients<St>(
         self,
         layer: QuotaLayer<St>,
-    ) -> PalisadeBuilder<A, Z, QuotaLayer<St>, Qp> {
+    ) -> PalisadeBuilder<A, Z, QuotaLayer<St>, Qp, V> {
         PalisadeBuilder {
             client_ip: self.client_ip,
             authn: self.authn,
             authz: self.authz,
             clients: layer,
             principals: self.principals,
+            validate: self.validate,
         }
     }
 
@@ -181,19 +190,33 @@ impl<A, Z, Qc, Qp> PalisadeBuilder<A, Z, Qc, Qp> {
     pub fn limit_principals<St>(
         self,
         layer: QuotaLayer<St>,
-    ) -> PalisadeBuilder<A, Z, Qc, QuotaLayer<St>> {
+    ) -> PalisadeBuilder<A, Z, Qc, QuotaLayer<St>, V> {
         PalisadeBuilder {
             client_ip: self.client_ip,
             authn: self.authn,
             authz: self.authz,
             clients: self.clients,
             principals: layer,
+            validate: self.validate,
+        }
+    }
+
+    /// Validates input (content type, size, JSON Schema of body and parameters) **after**
+    /// authorization, so only an allowed caller's body is ever read or parsed.
+    pub fn validate(self, layer: ValidateLayer) -> PalisadeBuilder<A, Z, Qc, Qp, ValidateLayer> {
+        PalisadeBuilder {
+            client_ip: self.client_ip,
+            authn: self.authn,
+            authz: self.authz,
+            clients: self.clients,
+            principals: self.principals,
+            validate: layer,
         }
     }
 }
 
-impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage>
-    PalisadeBuilder<A, Z, Qc, Qp>
+impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage, V: Clone>
+    PalisadeBuilder<A, Z, Qc, Qp, V>
 {
     /// Builds the layer.
     ///
@@ -201,7 +224,7 @@ impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage>
     ///
     /// A [`ConfigError`] for any mistake in the configuration (policies are compiled before
     /// they reach the builder; later layers compile schemas and limits here).
-    pub fn build(self) -> Result<PalisadeLayer<A, Z, Qc, Qp>, ConfigError> {
+    pub fn build(self) -> Result<PalisadeLayer<A, Z, Qc, Qp, V>, ConfigError> {
         if self.clients.needs_principal() {
             return Err(ConfigError::Invalid {
                 field: "limit_clients",
@@ -220,22 +243,24 @@ impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage>
             authn,
             principals: self.principals,
             authz: self.authz,
+            validate: self.validate,
         })
     }
 }
 
 /// All of palisade as one layer: client address → per-client quota → authentication →
-/// per-principal quota → authorization. Cloning is cheap.
+/// per-principal quota → authorization → validation. Cloning is cheap.
 #[derive(Debug)]
-pub struct PalisadeLayer<A, Z = Identity, Qc = Identity, Qp = Identity> {
+pub struct PalisadeLayer<A, Z = Identity, Qc = Identity, Qp = Identity, V = Identity> {
     client_ip: ClientIpLayer,
     clients: Qc,
     authn: AuthnLayer<A>,
     principals: Qp,
     authz: Z,
+    validate: V,
 }
 
-impl<A, Z: Clone, Qc: Clone, Qp: Clone> Clone for PalisadeLayer<A, Z, Qc, Qp> {
+impl<A, Z: Clone, Qc: Clone, Qp: Clone, V: Clone> Clone for PalisadeLayer<A, Z, Qc, Qp, V> {
     fn clone(&self) -> Self {
         Self {
             client_ip: self.client_ip.clone(),
@@ -243,20 +268,23 @@ impl<A, Z: Clone, Qc: Clone, Qp: Clone> Clone for PalisadeLayer<A, Z, Qc, Qp> {
             authn: self.authn.clone(),
             principals: self.principals.clone(),
             authz: self.authz.clone(),
+            validate: self.validate.clone(),
         }
     }
 }
 
-impl<S, A, Z, Qc, Qp> Layer<S> for PalisadeLayer<A, Z, Qc, Qp>
+impl<S, A, Z, Qc, Qp, V> Layer<S> for PalisadeLayer<A, Z, Qc, Qp, V>
 where
-    Z: Layer<S>,
+    V: Layer<S>,
+    Z: Layer<V::Service>,
     Qp: Layer<Z::Service>,
     Qc: Layer<Authn<Qp::Service, A>>,
 {
     type Service = PalisadeService<ClientIpService<Qc::Service>>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let authz = self.authz.layer(inner);
+        let validate = self.validate.layer(inner);
+        let authz = self.authz.layer(validate);
         let authn = self.authn.layer(self.principals.layer(authz));
         PalisadeService {
             inner: self.client_ip.layer(self.clients.layer(authn)),

@@ -1,5 +1,7 @@
 #![doc = include_str!("../../docs/validate.md")]
 
+#[cfg(feature = "config")]
+mod config;
 mod layer;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
@@ -9,6 +11,8 @@ mod params;
 mod schema;
 mod strings;
 
+#[cfg(feature = "config")]
+pub use config::{DenyConfig, LimitsConfig, OperationConfig, ValidationConfig};
 pub use layer::{
     ResponseFuture, Validate, ValidateBuilder, ValidateLayer, ValidatedBody, ValidatedParams,
 };

@@ -30,7 +30,7 @@ use std::collections::BTreeSet;
 use http::Method;
 use serde_json::{Map, Value, json};
 
-use super::{Operation, SchemaSet, ValidateLayer};
+use super::{Operation, SchemaSet, ValidateBuilder, ValidateLayer};
 use crate::error::ConfigError;
 use crate::route::Route;
 
@@ -182,10 +182,19 @@ impl OpenApi {
     /// [`ConfigError::Schema`] when a schema does not compile or a `$ref` does not resolve;
     /// [`ConfigError::Route`] for a bad path template.
     pub fn layer(&self) -> Result<ValidateLayer, ConfigError> {
+        self.builder()?.build()
+    }
+
+    /// The rules as a builder, for hosts that add operations of their own.
+    ///
+    /// # Errors
+    ///
+    /// As [`layer`](Self::layer).
+    pub fn builder(&self) -> Result<ValidateBuilder, ConfigError> {
         let set = SchemaSet::new().register(DOC, self.doc.clone())?;
         let mut builder = ValidateLayer::builder();
         let Some(paths) = self.doc.get("paths").and_then(Value::as_object) else {
-            return builder.build();
+            return Ok(builder);
         };
         for (template, item) in paths {
             let item_ptr = format!("/paths/{}", escape(template));
@@ -200,7 +209,7 @@ impl OpenApi {
                 builder = builder.operation(method, template, operation)?;
             }
         }
-        builder.build()
+        Ok(builder)
     }
 
     /// Follows a local `$ref` (`#/components/...`) to its target and pointer.

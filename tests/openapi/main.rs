@@ -210,3 +210,20 @@ async fn petstore_operations_validate_end_to_end() {
         .unwrap();
     assert_eq!(send(addr, req).await.status, 415);
 }
+
+#[test]
+fn a_configuration_reads_the_document_beside_it_and_reports_unknown_routes() {
+    use palisade::config::{Config, Format};
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openapi/palisade.yaml");
+    let config = Config::from_path(path).unwrap();
+    config.validate_layer().unwrap();
+    config.palisade(config.key_store().unwrap()).unwrap();
+    // A granted route the document does not describe is a start-up error.
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("methods: [GET, PUT]", "methods: [GET, PUT, DELETE]");
+    let mut config = Config::parse(&text, Format::Yaml).unwrap();
+    config.base_dir = Some(std::path::Path::new(path).parent().unwrap().to_owned());
+    let err = config.validate_layer().unwrap_err().to_string();
+    assert!(err.contains("DELETE /pets/{petId}"), "{err}");
+}

@@ -1,0 +1,269 @@
+//! The `validation` section of a configuration file (feature `config`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use http::Method;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{DenyPattern, Draft, JsonLimits, Operation, SchemaSet, ValidateBuilder, ValidateLayer};
+use crate::error::ConfigError;
+
+/// The `validation` section: schemas for `$ref`s, an OpenAPI document, and rules per operation.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ValidationConfig {
+    /// An OpenAPI 3.0 / 3.1 document (`.json`, `.yaml`) whose operations become rules
+    /// (feature `openapi`); a relative path is read from the configuration file's directory.
+    #[serde(default)]
+    pub openapi: Option<PathBuf>,
+    /// The dialect of schemas without `$schema` (default `draft2020-12`).
+    #[serde(default)]
+    pub default_draft: Draft,
+    /// Schemas that rules may `$ref`, by URI.
+    #[serde(default)]
+    pub schemas: BTreeMap<String, Value>,
+    /// Body limit of every operation unless it sets its own (default 1 MiB).
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// JSON guards of every operation.
+    #[serde(default)]
+    pub limits: Option<LimitsConfig>,
+    /// Rules per operation.
+    #[serde(default)]
+    pub operations: Vec<OperationConfig>,
+}
+
+/// JSON guards.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct LimitsConfig {
+    /// Deepest nesting.
+    #[serde(default)]
+    pub max_depth: Option<usize>,
+    /// Most members per object or array.
+    #[serde(default)]
+    pub max_members: Option<usize>,
+    /// Longest string, in bytes.
+    #[serde(default)]
+    pub max_string_bytes: Option<usize>,
+}
+
+impl LimitsConfig {
+    fn apply(self, mut l: JsonLimits) -> JsonLimits {
+        l.max_depth = self.max_depth.unwrap_or(l.max_depth);
+        l.max_members = self.max_members.unwrap_or(l.max_members);
+        l.max_string_bytes = self.max_string_bytes.unwrap_or(l.max_string_bytes);
+        l
+    }
+}
+
+/// Rules of one operation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct OperationConfig {
+    /// The route template (`/v1/orders/{id}`).
+    pub path: String,
+    /// The method.
+    pub method: String,
+    /// The JSON body's schema (inline, or `{"$ref": "<registered uri>"}`).
+    #[serde(default)]
+    pub body: Option<Value>,
+    /// Accepted content types (default `[application/json]` with a body schema).
+    #[serde(default)]
+    pub content_types: Vec<String>,
+    /// The query parameters' object schema.
+    #[serde(default)]
+    pub query: Option<Value>,
+    /// The headers' object schema (lowercase names).
+    #[serde(default)]
+    pub headers: Option<Value>,
+    /// The path parameters' object schema.
+    #[serde(default)]
+    pub path_params: Option<Value>,
+    /// This operation's body limit.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// Deny patterns: `{field: /note, pattern: "(?i)<script"}`.
+    #[serde(default)]
+    pub deny: Vec<DenyConfig>,
+}
+
+/// A deny pattern.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DenyConfig {
+    /// A JSON pointer, `*` for any one member.
+    pub field: String,
+    /// A regular expression (linear-time `regex` syntax).
+    pub pattern: String,
+}
+
+impl ValidationConfig {
+    /// The defaults every operation starts from.
+    fn defaults(&self) -> Operation {
+        let mut op = Operation::new();
+        if let Some(max) = self.max_body_bytes {
+            op = op.max_body_bytes(max);
+        }
+        if let Some(l) = self.limits {
+            op = op.json_limits(l.apply(JsonLimits::default()));
+        }
+        op
+    }
+
+    /// Builds the layer; `base` is the configuration file's directory.
+    ///
+    /// # Errors
+    ///
+    /// Schemas that do not compile, bad templates or methods, an unreadable OpenAPI document.
+    pub fn layer(&self, base: Option<&std::path::Path>) -> Result<ValidateLayer, ConfigError> {
+        self.builder(base)?.build()
+    }
+
+    pub(crate) fn builder(
+        &self,
+        base: Option<&std::path::Path>,
+    ) -> Result<ValidateBuilder, ConfigError> {
+        let mut set = SchemaSet::new().default_draft(self.default_draft);
+        for (uri, schema) in &self.schemas {
+            set = set.register(uri, schema.clone())?;
+        }
+        let mut builder = match &self.openapi {
+            None => ValidateLayer::builder(),
+            Some(path) => self.openapi_builder(base, path)?,
+        };
+        for o in &self.operations {
+            let mut op = self.defaults();
+            if let Some(max) = o.max_body_bytes {
+                op = op.max_body_bytes(max);
+            }
+            if let Some(body) = &o.body {
+                let schema = set.compile(body)?;
+                let types = if o.content_types.is_empty() {
+                    vec!["application/json".to_owned()]
+                } else {
+                    o.content_types.clone()
+                };
+                for t in &types {
+                    op = op.body(t, Some(schema.clone()));
+                }
+            } else {
+                for t in &o.content_types {
+                    op = op.accept(t);
+                }
+            }
+            if let Some(q) = &o.query {
+                op = op.query(&set, q)?;
+            }
+            if let Some(h) = &o.headers {
+                op = op.headers(&set, h)?;
+            }
+            if let Some(p) = &o.path_params {
+                op = op.path(&set, p)?;
+            }
+            for d in &o.deny {
+                op = op.deny(DenyPattern::new(&d.field, &d.pattern).map_err(|e| {
+                    ConfigError::Invalid {
+                        field: "validation.operations.deny",
+                        message: e.to_string(),
+                    }
+                })?);
+            }
+            let method =
+                Method::from_bytes(o.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+                    ConfigError::Invalid {
+                        field: "validation.operations.method",
+                        message: format!("`{}` is not a method", o.method),
+                    }
+                })?;
+            builder = builder.operation(method, &o.path, op)?;
+        }
+        Ok(builder)
+    }
+
+    #[cfg(feature = "openapi")]
+    fn openapi_builder(
+        &self,
+        base: Option<&std::path::Path>,
+        path: &std::path::Path,
+    ) -> Result<ValidateBuilder, ConfigError> {
+        let path = match base {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_owned(),
+        };
+        super::openapi::OpenApi::from_path(path)?
+            .with_defaults(self.defaults())
+            .builder()
+    }
+
+    #[cfg(not(feature = "openapi"))]
+    fn openapi_builder(
+        &self,
+        _: Option<&std::path::Path>,
+        _: &std::path::Path,
+    ) -> Result<ValidateBuilder, ConfigError> {
+        Err(ConfigError::Invalid {
+            field: "validation.openapi",
+            message: "reading an OpenAPI document needs palisade's `openapi` feature".into(),
+        })
+    }
+
+    /// The OpenAPI document, if one is configured (feature `openapi`).
+    ///
+    /// # Errors
+    ///
+    /// An unreadable or invalid document.
+    #[cfg(feature = "openapi")]
+    pub fn openapi(
+        &self,
+        base: Option<&std::path::Path>,
+    ) -> Result<Option<super::openapi::OpenApi>, ConfigError> {
+        let Some(path) = &self.openapi else {
+            return Ok(None);
+        };
+        let path = match base {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.clone(),
+        };
+        super::openapi::OpenApi::from_path(path).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, Format};
+
+    #[test]
+    fn the_validation_reference_in_docs_config_md_builds() {
+        let doc = include_str!("../../docs/config.md");
+        let yaml = doc
+            .split("```yaml\n")
+            .nth(3)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a third yaml block in docs/config.md");
+        let mut c = Config::parse(yaml, Format::Yaml).unwrap();
+        assert_eq!(c.validation.operations.len(), 2);
+        // Without the OpenAPI file (not here), the rest builds.
+        c.validation.openapi = None;
+        c.validation.layer(None).unwrap();
+    }
+
+    #[test]
+    fn a_schema_that_does_not_compile_is_a_start_up_error() {
+        let c = Config::parse(
+            "validation: {operations: [{path: /a, method: POST, body: {type: 7}}]}",
+            Format::Yaml,
+        )
+        .unwrap();
+        assert!(matches!(
+            c.validation.layer(None),
+            Err(crate::ConfigError::Schema { .. })
+        ));
+    }
+}

@@ -59,8 +59,12 @@ pub use crate::quota::config::{
 
 /// The stack a configuration builds: API keys, authorization, the two quota stages (which
 /// admit everything when the configuration has no rules for them) and validation.
-pub type ConfiguredLayer<S> = PalisadeLayer<
-    ApiKeyAuthenticator<S>,
+pub type ConfiguredLayer<S> = ConfiguredStack<ApiKeyAuthenticator<S>>;
+
+/// The stack a configuration builds around any authenticator
+/// ([`Config::palisade_with`]).
+pub type ConfiguredStack<A> = PalisadeLayer<
+    A,
     AuthzLayer,
     QuotaLayer<AnyQuotaStore>,
     QuotaLayer<AnyQuotaStore>,
@@ -395,16 +399,7 @@ impl Config {
     pub fn palisade_with<A: Authenticator>(
         &self,
         authenticator: A,
-    ) -> Result<
-        PalisadeLayer<
-            A,
-            AuthzLayer,
-            QuotaLayer<AnyQuotaStore>,
-            QuotaLayer<AnyQuotaStore>,
-            ValidateLayer,
-        >,
-        ConfigError,
-    > {
+    ) -> Result<ConfiguredStack<A>, ConfigError> {
         self.route_table()?;
         let validate = self.validate_layer()?;
         let policy = LivePolicy::new(self.policy()?);

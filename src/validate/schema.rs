@@ -199,6 +199,10 @@ impl Schema {
     /// failing keyword and a message that does not repeat the value.
     #[must_use]
     pub fn violations(&self, value: &Value, part: InputPart, max: usize) -> Vec<Violation> {
+        // The common case, valid input, takes the validator's fast path (no error building).
+        if self.0.is_valid(value) {
+            return Vec::new();
+        }
         self.0
             .iter_errors(value)
             .take(max)

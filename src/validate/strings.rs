@@ -142,18 +142,28 @@ impl DenyPattern {
         })
     }
 
-    fn matches_path(&self, path: &[String]) -> bool {
+    fn matches_path(&self, path: &[Seg<'_>]) -> bool {
         self.path.len() == path.len()
-            && self
-                .path
-                .iter()
-                .zip(path)
-                .all(|(p, s)| &**p == "*" || **p == **s)
+            && self.path.iter().zip(path).all(|(p, s)| {
+                &**p == "*"
+                    || match s {
+                        Seg::Key(k) => **p == **k,
+                        Seg::Index(i) => p.parse::<usize>().ok() == Some(*i),
+                    }
+            })
     }
 }
 
-/// Walks the parsed value (without recursion) for control characters in keys and strings and
-/// for deny patterns; returns at most `max` violations.
+/// One step of a path into a document.
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Walks the parsed value for control characters in keys and strings and for deny patterns;
+/// returns at most `max` violations. The recursion is bounded by the prescan's depth limit,
+/// and the path is a stack of borrowed segments, formatted only when something is reported.
 pub(crate) fn check_strings(
     value: &Value,
     limits: &JsonLimits,
@@ -164,67 +174,89 @@ pub(crate) fn check_strings(
     if limits.allow_control_characters && deny.is_empty() {
         return out;
     }
-    // (value, its path); the stack holds at most max_depth * max_members entries, already
-    // bounded by the prescan.
-    let mut stack: Vec<(&Value, Vec<String>)> = vec![(value, Vec::new())];
-    while let Some((v, path)) = stack.pop() {
-        if out.len() >= max {
-            break;
-        }
-        match v {
-            Value::String(s) => {
-                if !limits.allow_control_characters && s.chars().any(is_hostile_control) {
-                    out.push(at(
-                        &path,
-                        "controlCharacters",
-                        "the string holds a control character",
-                    ));
-                    continue;
-                }
-                if let Some(d) = deny
-                    .iter()
-                    .find(|d| d.matches_path(&path) && d.regex.is_match(s))
-                {
-                    let _ = d;
-                    out.push(at(
-                        &path,
-                        "denyPattern",
-                        "the string matches a refused pattern",
-                    ));
-                }
-            }
-            Value::Array(items) => {
-                for (i, item) in items.iter().enumerate().rev() {
-                    let mut p = path.clone();
-                    p.push(i.to_string());
-                    stack.push((item, p));
-                }
-            }
-            Value::Object(map) => {
-                for (k, item) in map.iter().rev() {
-                    let mut p = path.clone();
-                    p.push(k.clone());
-                    if !limits.allow_control_characters && k.chars().any(is_hostile_control) {
-                        out.push(at(
-                            &p,
-                            "controlCharacters",
-                            "a key holds a control character",
-                        ));
-                        continue;
-                    }
-                    stack.push((item, p));
-                }
-            }
-            _ => {}
-        }
-    }
+    let mut path = Vec::new();
+    walk(value, limits, deny, max, &mut path, &mut out);
     out
 }
 
-fn at(path: &[String], keyword: &str, detail: &str) -> Violation {
+fn walk<'a>(
+    v: &'a Value,
+    limits: &JsonLimits,
+    deny: &[DenyPattern],
+    max: usize,
+    path: &mut Vec<Seg<'a>>,
+    out: &mut Vec<Violation>,
+) {
+    if out.len() >= max {
+        return;
+    }
+    match v {
+        Value::String(s) => {
+            if !limits.allow_control_characters && has_control(s) {
+                out.push(at(
+                    path,
+                    "controlCharacters",
+                    "the string holds a control character",
+                ));
+            } else if deny
+                .iter()
+                .any(|d| d.matches_path(path) && d.regex.is_match(s))
+            {
+                out.push(at(
+                    path,
+                    "denyPattern",
+                    "the string matches a refused pattern",
+                ));
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(Seg::Index(i));
+                walk(item, limits, deny, max, path, out);
+                path.pop();
+            }
+        }
+        Value::Object(map) => {
+            for (k, item) in map {
+                path.push(Seg::Key(k));
+                if !limits.allow_control_characters && has_control(k) {
+                    out.push(at(
+                        path,
+                        "controlCharacters",
+                        "a key holds a control character",
+                    ));
+                } else {
+                    walk(item, limits, deny, max, path, out);
+                }
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether `s` holds a hostile control character; ASCII text is checked a byte at a time
+/// without decoding.
+fn has_control(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let ascii_hit = bytes
+        .iter()
+        .any(|&b| (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r') || b == 0x7f);
+    // C1 controls (U+0080–U+009F) are encoded as 0xC2 0x80–0x9F.
+    ascii_hit || (bytes.contains(&0xc2) && s.chars().any(is_hostile_control))
+}
+
+fn at(path: &[Seg<'_>], keyword: &str, detail: &str) -> Violation {
+    let segments: Vec<String> = path
+        .iter()
+        .map(|s| match s {
+            Seg::Key(k) => (*k).to_owned(),
+            Seg::Index(i) => i.to_string(),
+        })
+        .collect();
     Violation {
         part: InputPart::Body,
-        pointer: pointer(path).into(),
+        pointer: pointer(&segments).into(),
         keyword: keyword.into(),
         detail: detail.into(),
     }

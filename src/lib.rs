@@ -8,6 +8,7 @@
 //! | --- | --- |
 //! | [`authn`] | API keys (hashed, constant-time, enumeration-proof), bearer JWTs (JWKS), RFC 7662 introspection → [`Principal`], or 401 |
 //! | [`authz`] | RBAC on (method, route template): roles, inheritance, scopes, public routes, or 403 |
+//! | [`validate`] | content type, body size, JSON guards, JSON Schema / OpenAPI for body, query, headers, path, or 4xx |
 //! | [`quota`] | rate limits and quotas per address, key, user, tenant or route, in memory or Redis, or 429 |
 //! | [`client_ip`] | the caller's address, trusting forwarded headers only from trusted proxies |
 //! | [`rejection`] | every refusal as RFC 9457 problem details |
@@ -60,6 +61,7 @@
 //! - `jwt`: `authn::jwt::JwtAuthenticator`, bearer JWTs against JWKS URLs or static keys.
 //! - `introspection`: `authn::introspection::IntrospectionAuthenticator`, opaque tokens
 //!   through RFC 7662.
+//! - `openapi`: `validate::openapi::OpenApi`, validation rules from an OpenAPI document.
 //! - `full`: everything.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -105,5 +107,6 @@ pub mod prelude {
     pub use crate::quota::{
         KeyBy, Limit, MemoryStore, QuotaLayer, QuotaPolicy, QuotaRule, QuotaStore, Window,
     };
+    pub use crate::validate::{Operation, SchemaSet, ValidateLayer};
     pub use crate::{ClientIp, Palisade, Principal, Rejection};
 }

@@ -59,6 +59,23 @@ quota:
     - {key: client_ip, policy: auth-failures, count: failed-authentication}
   principals:                   # after authentication
     - {key: subject, policy: per-user}
+validation:
+  operations:
+    - path: /v1/orders
+      method: POST
+      body:
+        type: object
+        required: [sku, qty]
+        additionalProperties: false
+        properties:
+          sku: {type: string, pattern: "^[A-Z]{3}-[0-9]{4}$"}
+          qty: {type: integer, minimum: 1, maximum: 100}
+    - path: /v1/orders
+      method: GET
+      query:
+        type: object
+        additionalProperties: false
+        properties: {limit: {type: integer, minimum: 1, maximum: 100}}
 "#;
 
 /// Request bodies larger than this are refused by the echo handler (413).
@@ -96,6 +113,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         if config.quota.clients.is_empty() && config.quota.principals.is_empty() {
             config.quota = default.quota;
+        }
+        if config.validation.operations.is_empty() && config.validation.openapi.is_none() {
+            config.validation = default.validation;
         }
     }
 

@@ -134,6 +134,21 @@ fn quickstart_curl_line_returns_200_and_a_typo_returns_401() {
     ));
     assert!(put.starts_with("HTTP/1.1 403"), "{put}");
     assert!(put.contains("no_matching_rule"), "{put}");
+    // The default validation rules: a valid order is echoed, a bad one is 422 listing why.
+    let post = |body: &str| {
+        sh(&format!(
+            "curl -i -X POST -H 'x-api-key: {key}' -H 'content-type: application/json' -d '{body}' http://{addr}/v1/orders"
+        ))
+    };
+    let ok = post(r#"{"sku": "ABC-1234", "qty": 2}"#);
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let bad = post(r#"{"sku": "abc", "qty": 0}"#);
+    assert!(bad.starts_with("HTTP/1.1 422"), "{bad}");
+    assert!(bad.contains(r##""pointer":"#/qty""##), "{bad}");
+    let limit = sh(&format!(
+        "curl -i -H 'x-api-key: {key}' 'http://{addr}/v1/orders?limit=abc'"
+    ));
+    assert!(limit.starts_with("HTTP/1.1 422"), "{limit}");
 }
 
 #[test]

@@ -127,6 +127,9 @@ pub struct Config {
     /// Input validation: schemas, an OpenAPI document, rules per operation.
     #[serde(default)]
     pub validation: ValidationConfig,
+    /// Audit: sinks, tamper evidence, redaction.
+    #[serde(default)]
+    pub audit: Option<crate::audit::AuditConfig>,
     /// The directory of the file the configuration was read from (relative paths in it are
     /// read from there).
     #[serde(skip)]
@@ -412,6 +415,28 @@ impl Config {
             .authorize(AuthzLayer::new(policy))
             .validate(validate)
             .build()
+    }
+
+    /// The audit layer of the `audit` section (and the handle to flush it at shutdown), or
+    /// `None` without one. It goes outermost: `router.layer(palisade).layer(audit)`. Must be
+    /// called inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// As [`AuditConfig::layer`](crate::audit::AuditConfig::layer).
+    pub fn audit(
+        &self,
+    ) -> Result<Option<(crate::audit::AuditLayer, crate::audit::AuditHandle)>, ConfigError> {
+        let Some(audit) = &self.audit else {
+            return Ok(None);
+        };
+        audit
+            .layer(
+                self.client_ip(),
+                self.api_keys.header.as_deref(),
+                self.base_dir.as_deref(),
+            )
+            .map(Some)
     }
 
     /// The validation layer of the `validation` section. With an OpenAPI document, a route of

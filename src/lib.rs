@@ -71,6 +71,7 @@ mod fetch;
 mod macros;
 mod stack;
 
+pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod client_ip;

@@ -208,3 +208,52 @@ fn hyper_example_curl_line_returns_200() {
     let refused = sh(&with_typo(curl));
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
 }
+
+#[test]
+fn audit_verify_names_the_first_broken_line_of_a_chained_log() {
+    use tower::{Layer, ServiceExt};
+    let key = "an audit chain key of 32 bytes!!";
+    let dir = std::env::temp_dir().join(format!("palisade-verify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("audit.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let sink = palisade::audit::JsonLinesSink::file(&path).unwrap();
+        let (audit, handle) = palisade::audit::AuditLayer::builder(sink)
+            .chain_key(key.as_bytes())
+            .unwrap()
+            .build()
+            .unwrap();
+        let svc = audit.layer(tower::service_fn(|_req: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        }));
+        for _ in 0..10 {
+            svc.clone()
+                .oneshot(http::Request::get("/").body(()).unwrap())
+                .await
+                .unwrap();
+        }
+        handle.shutdown().await;
+    });
+    let run = |file: &std::path::Path| {
+        Command::new(example_binary("audit_verify"))
+            .arg(file)
+            .env("PALISADE_AUDIT_KEY", key)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&path);
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("10 events, chain intact"));
+    // Delete the third line.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.remove(2);
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let broken = run(&path);
+    assert_eq!(broken.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&broken.stdout);
+    assert!(out.contains("line 3 (seq 3)"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -23,7 +23,8 @@ use crate::rejection::{AuthnFailure, AuthnReason, Rejection};
 /// Authenticates every request with an [`Authenticator`] (or a [`Chain`](super::Chain) of them).
 ///
 /// An authenticated request gets its [`Principal`] in the extensions and reaches the inner
-/// service; any other is answered by the layer (401, 400 or 503) and the inner service is not
+/// service (and the response carries the `Principal` back, for outer layers such as audit);
+/// any other is answered by the layer (401, 400 or 503) and the inner service is not
 /// called. See the [module docs](crate::authn).
 pub struct AuthnLayer<A> {
     shared: Arc<Shared<A>>,
@@ -181,10 +182,11 @@ where
         if let Some(answer) = self.shared.authenticator.authenticate_now(&parts) {
             return match self.shared.resolve(answer, &parts) {
                 Ok(principal) => {
-                    parts.extensions.insert(principal);
+                    parts.extensions.insert(principal.clone());
                     ResponseFuture {
                         kind: Kind::Inner {
                             future: self.inner.call(Request::from_parts(parts, body)),
+                            principal: Some(principal),
                         },
                     }
                 }
@@ -205,8 +207,9 @@ where
                     let answer = shared.authenticator.authenticate(&parts).await;
                     match shared.resolve(answer, &parts) {
                         Ok(principal) => {
-                            parts.extensions.insert(principal);
-                            let res = inner.call(Request::from_parts(parts, body)).await?;
+                            parts.extensions.insert(principal.clone());
+                            let mut res = inner.call(Request::from_parts(parts, body)).await?;
+                            res.extensions_mut().insert(principal);
                             Ok(res.map(ResponseBody::inner))
                         }
                         Err(rejection) => Ok(refused(&rejection)),
@@ -232,7 +235,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, B, E> {
         Refused { response: Option<Response<ResponseBody<B>>> },
-        Inner { #[pin] future: F },
+        Inner { #[pin] future: F, principal: Option<Principal> },
         Boxed { future: BoxedResponse<B, E> },
     }
 }
@@ -249,9 +252,13 @@ where
                 Some(res) => Poll::Ready(Ok(res)),
                 None => panic!("ResponseFuture polled after completion"),
             },
-            KindProj::Inner { future } => {
-                future.poll(cx).map_ok(|res| res.map(ResponseBody::inner))
-            }
+            KindProj::Inner { future, principal } => future.poll(cx).map_ok(|mut res| {
+                // The caller rides back on the response, for outer layers (audit) and hosts.
+                if let Some(p) = principal.take() {
+                    res.extensions_mut().insert(p);
+                }
+                res.map(ResponseBody::inner)
+            }),
             KindProj::Boxed { future } => future.as_mut().poll(cx),
         }
     }

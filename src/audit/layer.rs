@@ -1,0 +1,391 @@
+//! [`AuditLayer`], its service [`Audit`] and [`ResponseFuture`]: one event per request, sent
+//! when the response head is known, or when the inner service fails, or when the client goes
+//! away (the future is dropped).
+
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use http::header::USER_AGENT;
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use pin_project_lite::pin_project;
+use tokio::sync::mpsc;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::AuditFields;
+use super::event::{AuditEvent, AuditPrincipal, EventKind, Outcome, QuotaState, SCHEMA_VERSION};
+use super::queue::Stats;
+use super::redact::{REDACTED, Redaction};
+use crate::authz::Decision;
+use crate::client_ip::ClientIpResolver;
+use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::principal::{AuthMethod, Principal};
+use crate::quota::{QuotaMode, QuotaShadow};
+use crate::rejection::Rejection;
+use crate::route::matched_template;
+
+/// The request id header, read from the client when well-formed and set on every response.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request's id, in the request extensions for handlers (and their logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub HeaderValue);
+
+/// Emits one [`AuditEvent`] per request to a bounded queue. Cloning is cheap.
+#[derive(Clone)]
+pub struct AuditLayer {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for AuditLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditLayer").finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) tx: mpsc::Sender<RawEvent>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) resolver: ClientIpResolver,
+    pub(crate) record: Vec<HeaderName>,
+    pub(crate) id_prefix: u32,
+    pub(crate) ids: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    fn push(&self, mut raw: RawEvent) {
+        if self.stats.closed.load(Ordering::Acquire) {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        raw.seq = self.stats.seq.fetch_add(1, Ordering::Relaxed);
+        if self.tx.try_send(raw).is_err() {
+            // Full (or closed): dropped and counted; the drain task reports the loss.
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The client's `x-request-id` when it is 1–128 characters of `[A-Za-z0-9._:-]`, else a
+    /// fresh one (unique per process: a random prefix and a counter).
+    fn request_id(&self, headers: &http::HeaderMap) -> HeaderValue {
+        if let Some(v) = headers.get(&X_REQUEST_ID) {
+            let b = v.as_bytes();
+            if !b.is_empty()
+                && b.len() <= 128
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(c))
+            {
+                return v.clone();
+            }
+        }
+        let n = self.ids.fetch_add(1, Ordering::Relaxed);
+        let mut buf = [0u8; 24];
+        write_hex(&mut buf[..8], u64::from(self.id_prefix));
+        write_hex(&mut buf[8..], n);
+        HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    }
+}
+
+fn write_hex(out: &mut [u8], mut v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in out.iter_mut().rev() {
+        *b = DIGITS[(v & 0xf) as usize];
+        v >>= 4;
+    }
+}
+
+impl<S> Layer<S> for AuditLayer {
+    type Service = Audit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Audit {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service of [`AuditLayer`].
+#[derive(Clone)]
+pub struct Audit<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Audit<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Audit")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the request path captures: cheap clones only (reference counts, small copies).
+/// Formatting, redaction and serialization happen in the queue's task.
+pub(crate) struct RawEvent {
+    pub(crate) seq: u64,
+    time: Timestamp,
+    request_id: HeaderValue,
+    client_ip: Option<IpAddr>,
+    method: Method,
+    uri: Uri,
+    route: Option<Box<str>>,
+    user_agent: Option<HeaderValue>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    latency: Duration,
+    end: End,
+}
+
+// The common case is the large variant: boxing it would add an allocation per request.
+#[allow(clippy::large_enum_variant)]
+enum End {
+    Response {
+        status: StatusCode,
+        principal: Option<Principal>,
+        rejection: Option<Rejection>,
+        decision: Option<Decision>,
+        quota_mode: Option<QuotaMode>,
+        shadow: Option<QuotaShadow>,
+        fields: Option<AuditFields>,
+    },
+    Error,
+    Cancelled,
+}
+
+struct Pending {
+    shared: Arc<Shared>,
+    start: Instant,
+    raw: RawEvent,
+}
+
+impl Pending {
+    fn finish(mut self, end: End) {
+        self.raw.latency = self.start.elapsed();
+        self.raw.end = end;
+        self.shared.push(self.raw);
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Audit<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let start = Instant::now();
+        let shared = &self.shared;
+        let request_id = shared.request_id(req.headers());
+        let headers = shared
+            .record
+            .iter()
+            .filter_map(|name| Some((name.clone(), req.headers().get(name)?.clone())))
+            .collect();
+        let raw = RawEvent {
+            seq: 0,
+            time: SystemClock.now(),
+            request_id: request_id.clone(),
+            client_ip: shared.resolver.resolve_request(&req).map(|ip| ip.0),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            route: matched_template(req.extensions()).map(Box::from),
+            user_agent: req.headers().get(USER_AGENT).cloned(),
+            headers,
+            latency: Duration::ZERO,
+            end: End::Cancelled,
+        };
+        req.extensions_mut().insert(RequestId(request_id));
+        ResponseFuture {
+            inner: self.inner.call(req),
+            pending: Some(Pending {
+                shared: shared.clone(),
+                start,
+                raw,
+            }),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Audit`]. Dropped before completion (the client went away),
+    /// it still records the request, as cancelled.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        pending: Option<Pending>,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(pending) = this.project().pending.take() {
+                pending.finish(End::Cancelled);
+            }
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Some(pending) = this.pending.take() {
+            match &result {
+                Ok(res) => {
+                    let ext = res.extensions();
+                    let request_id = pending.raw.request_id.clone();
+                    pending.finish(End::Response {
+                        status: res.status(),
+                        principal: ext.get::<Principal>().cloned(),
+                        rejection: ext.get::<Rejection>().cloned(),
+                        decision: ext.get::<Decision>().cloned(),
+                        quota_mode: ext.get::<QuotaMode>().copied(),
+                        shadow: ext.get::<QuotaShadow>().cloned(),
+                        fields: ext.get::<AuditFields>().cloned(),
+                    });
+                    let mut result = result;
+                    if let Ok(res) = &mut result {
+                        res.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
+                    }
+                    return Poll::Ready(result);
+                }
+                Err(_) => pending.finish(End::Error),
+            }
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s[..i].to_owned(),
+        None => s.to_owned(),
+    }
+}
+
+impl RawEvent {
+    /// The event, formatted and redacted (in the queue's task).
+    pub(crate) fn into_event(self, redaction: &Redaction) -> AuditEvent {
+        let mut event = AuditEvent {
+            version: SCHEMA_VERSION,
+            kind: EventKind::Request,
+            seq: self.seq,
+            time: self.time.to_string(),
+            request_id: self.request_id.to_str().ok().map(str::to_owned),
+            principal: None,
+            tenant: None,
+            client_ip: self.client_ip.map(|ip| ip.to_string()),
+            method: Some(self.method.to_string()),
+            route: self.route.map(String::from),
+            path: Some(redaction.path(self.uri.path(), self.uri.query())),
+            status: None,
+            outcome: None,
+            quota: None,
+            latency_us: Some(u64::try_from(self.latency.as_micros()).unwrap_or(u64::MAX)),
+            user_agent: self
+                .user_agent
+                .as_ref()
+                .map(|v| truncate(&String::from_utf8_lossy(v.as_bytes()), 256)),
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    let value = if redaction.secret_headers.contains(k) {
+                        REDACTED.to_owned()
+                    } else {
+                        truncate(&String::from_utf8_lossy(v.as_bytes()), 256)
+                    };
+                    (k.as_str().to_owned(), value)
+                })
+                .collect(),
+            fields: Default::default(),
+            dropped: None,
+            prev: None,
+            hash: None,
+        };
+        match self.end {
+            End::Error => event.outcome = Some(Outcome::Error),
+            End::Cancelled => event.outcome = Some(Outcome::Cancelled),
+            End::Response {
+                status,
+                principal,
+                rejection,
+                decision,
+                quota_mode,
+                shadow,
+                fields,
+            } => {
+                event.status = Some(status.as_u16());
+                if let Some(p) = &principal {
+                    event.tenant = p.tenant().map(str::to_owned);
+                    let (credential, key_id, issuer) = match p.method() {
+                        AuthMethod::ApiKey { key_id } => {
+                            ("api_key", Some(key_id.to_string()), None)
+                        }
+                        AuthMethod::Bearer { issuer } => ("bearer", None, Some(issuer.to_string())),
+                        _ => ("anonymous", None, None),
+                    };
+                    event.principal = Some(AuditPrincipal {
+                        subject: p.subject().to_owned(),
+                        credential: credential.to_owned(),
+                        key_id,
+                        issuer,
+                    });
+                }
+                event.outcome = Some(match rejection {
+                    Some(r) => Outcome::Refused {
+                        layer: r.layer().to_owned(),
+                        reason: r.reason().to_owned(),
+                        rule: match &r {
+                            Rejection::Forbidden(f) => f.rule().map(|x| x.description().to_owned()),
+                            Rejection::TooManyRequests(t) => {
+                                Some(format!("quota policy {}", t.policy()))
+                            }
+                            _ => None,
+                        },
+                    },
+                    None => Outcome::Allowed {
+                        rule: decision
+                            .as_ref()
+                            .and_then(Decision::rule)
+                            .map(|r| r.description().to_owned()),
+                    },
+                });
+                if quota_mode.is_some_and(|m| m != QuotaMode::Enforced) || shadow.is_some() {
+                    event.quota = Some(QuotaState {
+                        mode: quota_mode.unwrap_or_default().code().to_owned(),
+                        shadow_policy: shadow.map(|s| s.policy.to_string()),
+                    });
+                }
+                if let Some(f) = fields {
+                    event.fields = f.0.into_iter().collect();
+                }
+            }
+        }
+        event
+    }
+}

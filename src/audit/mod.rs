@@ -1,0 +1,215 @@
+#![doc = include_str!("../../docs/audit.md")]
+
+mod chain;
+#[cfg(feature = "config")]
+mod config;
+mod event;
+mod layer;
+mod queue;
+mod redact;
+mod sinks;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use http::HeaderName;
+use serde_json::Value;
+
+pub use chain::{ChainError, verify};
+#[cfg(feature = "config")]
+pub use config::{AuditConfig, FileSinkConfig, NamedSink, SinkConfig};
+pub use event::{AuditEvent, AuditPrincipal, EventKind, Outcome, QuotaState, SCHEMA_VERSION};
+pub use layer::{Audit, AuditLayer, RequestId, ResponseFuture, X_REQUEST_ID};
+pub use queue::AuditHandle;
+pub use redact::REDACTED;
+pub use sinks::{AuditSink, ChannelSink, DynAuditSink, FanOut, JsonLinesSink, TracingSink};
+
+use crate::client_ip::ClientIpResolver;
+use crate::error::ConfigError;
+
+/// An event as a sink receives it: the event, and its JSON line (sealed when chained).
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    event: AuditEvent,
+    json: Arc<str>,
+}
+
+impl AuditRecord {
+    /// The event.
+    #[must_use]
+    pub fn event(&self) -> &AuditEvent {
+        &self.event
+    }
+
+    /// Its JSON form, one line, exactly as hashed.
+    #[must_use]
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+}
+
+/// Fields a handler (or a layer) adds to its request's audit event: put it in the response
+/// extensions.
+///
+/// ```
+/// use palisade::audit::AuditFields;
+///
+/// let mut res = http::Response::new(());
+/// res.extensions_mut().insert(AuditFields::new().with("order_id", "ord_42"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct AuditFields(pub(crate) BTreeMap<String, Value>);
+
+impl AuditFields {
+    /// No fields.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a field.
+    #[must_use]
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.0.insert(name.into(), value.into());
+        self
+    }
+}
+
+/// Builds an [`AuditLayer`] and the [`AuditHandle`] of its queue.
+#[must_use]
+pub struct AuditBuilder<S> {
+    sink: S,
+    capacity: usize,
+    chain_key: Option<zeroize::Zeroizing<Vec<u8>>>,
+    redaction: redact::Redaction,
+    resolver: ClientIpResolver,
+}
+
+impl<S> std::fmt::Debug for AuditBuilder<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditBuilder")
+            .field("capacity", &self.capacity)
+            .field("chained", &self.chain_key.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditLayer {
+    /// Starts a builder writing to `sink`, with a queue of 4,096 events.
+    pub fn builder<S: AuditSink>(sink: S) -> AuditBuilder<S> {
+        AuditBuilder {
+            sink,
+            capacity: 4096,
+            chain_key: None,
+            redaction: redact::Redaction::default(),
+            resolver: ClientIpResolver::default(),
+        }
+    }
+}
+
+impl<S: AuditSink> AuditBuilder<S> {
+    /// The queue's capacity: past it, events are dropped and counted, never waited for.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Seals each event with an HMAC-SHA256 chained over the previous one, under `key` (32
+    /// bytes or more); [`verify`] checks a log.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when the key is shorter than 32 bytes.
+    pub fn chain_key(mut self, key: &[u8]) -> Result<Self, ConfigError> {
+        if key.len() < 32 {
+            return Err(ConfigError::Invalid {
+                field: "audit.chain_key",
+                message: format!("the chain key must be at least 32 bytes, got {}", key.len()),
+            });
+        }
+        self.chain_key = Some(zeroize::Zeroizing::new(key.to_vec()));
+        Ok(self)
+    }
+
+    /// Records this request header (besides `User-Agent`). Sensitive headers are recorded
+    /// as `[redacted]`.
+    pub fn record_header(mut self, name: HeaderName) -> Self {
+        self.redaction.record.push(name);
+        self
+    }
+
+    /// Never records this header in clear (`Authorization`, `Proxy-Authorization`, `Cookie`,
+    /// `Set-Cookie` and `X-API-Key` are already hidden): the API-key header of a host that
+    /// renamed it, for instance.
+    pub fn redact_header(mut self, name: HeaderName) -> Self {
+        self.redaction.secret_headers.insert(name);
+        self
+    }
+
+    /// Records this query parameter's values in clear (all values are redacted by default).
+    pub fn keep_query_param(mut self, name: &str) -> Self {
+        self.redaction.keep_params.insert(name.to_ascii_lowercase());
+        self
+    }
+
+    /// Never records this query parameter's values in clear, even if kept.
+    pub fn redact_query_param(mut self, name: &str) -> Self {
+        self.redaction
+            .secret_params
+            .insert(name.to_ascii_lowercase());
+        self
+    }
+
+    /// How the client address is found (the stack's own resolver, with its trusted proxies).
+    pub fn client_ip(mut self, resolver: ClientIpResolver) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// Starts the queue's task and builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] outside a tokio runtime (the queue's task needs one).
+    pub fn build(self) -> Result<(AuditLayer, AuditHandle), ConfigError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::Invalid {
+            field: "audit",
+            message: "the audit queue's task needs a tokio runtime: build it inside one".into(),
+        })?;
+        let (tx, rx) = tokio::sync::mpsc::channel(self.capacity);
+        let stats = Arc::new(queue::Stats::default());
+        let shutdown = Arc::new(tokio::sync::Notify::new());
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let mut prefix = [0u8; 4];
+        let _ = getrandom::fill(&mut prefix);
+        let record = self.redaction.record.clone();
+        runtime.spawn(
+            queue::Drain {
+                rx,
+                sink: self.sink,
+                stats: stats.clone(),
+                shutdown: shutdown.clone(),
+                done: done_tx,
+                redaction: self.redaction,
+                chain_key: self.chain_key,
+            }
+            .run(),
+        );
+        let layer = AuditLayer {
+            shared: Arc::new(layer::Shared {
+                tx,
+                stats: stats.clone(),
+                resolver: self.resolver,
+                record,
+                id_prefix: u32::from_be_bytes(prefix),
+                ids: std::sync::atomic::AtomicU64::new(0),
+            }),
+        };
+        let handle = AuditHandle {
+            stats,
+            shutdown,
+            done: tokio::sync::Mutex::new(Some(done_rx)),
+        };
+        Ok((layer, handle))
+    }
+}

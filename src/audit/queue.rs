@@ -1,0 +1,181 @@
+//! The bounded queue between the request path and the sinks, and its background task: events
+//! are formatted, redacted, sealed and written there, never on the request path.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::AuditRecord;
+use super::chain;
+use super::event::{AuditEvent, EventKind, SCHEMA_VERSION};
+use super::layer::RawEvent;
+use super::redact::Redaction;
+use super::sinks::AuditSink;
+use crate::clock::{Clock, SystemClock};
+
+/// Counters shared by the layer, the task and the handle.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) seq: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) written: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) closed: AtomicBool,
+}
+
+/// Controls a running audit queue: its counters, and shutdown.
+#[derive(Debug)]
+pub struct AuditHandle {
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) shutdown: Arc<Notify>,
+    pub(crate) done: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl AuditHandle {
+    /// Events dropped because the queue was full (or arrived after shutdown). Each loss is
+    /// also reported to the sinks as a `loss` event, and shows as a gap in `seq`.
+    #[must_use]
+    pub fn dropped(&self) -> u64 {
+        self.stats.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Events the sink accepted.
+    #[must_use]
+    pub fn written(&self) -> u64 {
+        self.stats.written.load(Ordering::Relaxed)
+    }
+
+    /// Events the sink failed to write.
+    #[must_use]
+    pub fn failed(&self) -> u64 {
+        self.stats.failed.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting events, writes every queued one, flushes the sink, and returns when
+    /// done. Events of requests that end later are dropped and counted.
+    pub async fn shutdown(&self) {
+        self.stats.closed.store(true, Ordering::Release);
+        self.shutdown.notify_one();
+        if let Some(done) = self.done.lock().await.take() {
+            let _ = done.await;
+        }
+    }
+}
+
+pub(crate) struct Drain<S> {
+    pub(crate) rx: mpsc::Receiver<RawEvent>,
+    pub(crate) sink: S,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) shutdown: Arc<Notify>,
+    pub(crate) done: oneshot::Sender<()>,
+    pub(crate) redaction: Redaction,
+    pub(crate) chain_key: Option<zeroize::Zeroizing<Vec<u8>>>,
+}
+
+const BATCH: usize = 256;
+
+impl<S: AuditSink> Drain<S> {
+    pub(crate) async fn run(mut self) {
+        let mut prev: Option<String> = None;
+        let mut reported = 0u64;
+        let mut buf = Vec::with_capacity(BATCH);
+        loop {
+            let closing = tokio::select! {
+                biased;
+                () = self.shutdown.notified() => true,
+                n = self.rx.recv_many(&mut buf, BATCH) => n == 0,
+            };
+            if closing {
+                while let Ok(e) = self.rx.try_recv() {
+                    buf.push(e);
+                }
+            }
+            let mut records: Vec<AuditRecord> = buf
+                .drain(..)
+                .map(|raw| self.record(raw.into_event(&self.redaction), &mut prev))
+                .collect();
+            // Report losses since the last report, in the log itself.
+            let dropped = self.stats.dropped.load(Ordering::Relaxed);
+            if dropped > reported {
+                tracing::warn!(target: "palisade::audit", dropped = dropped - reported, "audit events dropped: the queue was full");
+                let loss = loss_event(
+                    self.stats.seq.fetch_add(1, Ordering::Relaxed),
+                    dropped - reported,
+                );
+                records.push(self.record(loss, &mut prev));
+                reported = dropped;
+            }
+            if !records.is_empty() {
+                match self.sink.write(&records).await {
+                    Ok(()) => {
+                        self.stats
+                            .written
+                            .fetch_add(records.len() as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        self.stats
+                            .failed
+                            .fetch_add(records.len() as u64, Ordering::Relaxed);
+                        tracing::warn!(target: "palisade::audit", events = records.len(), error = %crate::error::Chain(&*e), "audit sink failed");
+                    }
+                }
+            }
+            if closing {
+                if let Err(e) = self.sink.flush().await {
+                    tracing::warn!(target: "palisade::audit", error = %crate::error::Chain(&*e), "audit sink flush failed");
+                }
+                let _ = self.done.send(());
+                return;
+            }
+        }
+    }
+
+    /// Serializes (and seals, with a chain key) one event.
+    fn record(&self, mut event: AuditEvent, prev: &mut Option<String>) -> AuditRecord {
+        event.prev = None;
+        event.hash = None;
+        if let Some(key) = &self.chain_key {
+            event.prev.clone_from(prev);
+            let mut line = serde_json::to_string(&event).unwrap_or_default();
+            let hash = chain::seal(&mut line, key);
+            event.hash = Some(hash.clone());
+            *prev = Some(hash);
+            return AuditRecord {
+                event,
+                json: line.into(),
+            };
+        }
+        let line = serde_json::to_string(&event).unwrap_or_default();
+        AuditRecord {
+            event,
+            json: line.into(),
+        }
+    }
+}
+
+fn loss_event(seq: u64, dropped: u64) -> AuditEvent {
+    AuditEvent {
+        version: SCHEMA_VERSION,
+        kind: EventKind::Loss,
+        seq,
+        time: SystemClock.now().to_string(),
+        request_id: None,
+        principal: None,
+        tenant: None,
+        client_ip: None,
+        method: None,
+        route: None,
+        path: None,
+        status: None,
+        outcome: None,
+        quota: None,
+        latency_us: None,
+        user_agent: None,
+        headers: Default::default(),
+        fields: Default::default(),
+        dropped: Some(dropped),
+        prev: None,
+        hash: None,
+    }
+}

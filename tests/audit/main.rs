@@ -1,0 +1,536 @@
+//! The audit layer over real HTTP on loopback, outermost around the whole palisade stack:
+//! exactly one event per request, with the layer and reason of each refusal kind; handler
+//! errors and dropped clients recorded; no secret in any event; a slow sink never slows
+//! requests and loses events only with the loss counted; shutdown flushes; a chained log
+//! reveals an edited or deleted line.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::Full;
+use palisade::audit::{
+    AuditEvent, AuditHandle, AuditLayer, AuditRecord, AuditSink, ChainError, EventKind,
+    JsonLinesSink, Outcome,
+};
+use palisade::authn::api_key::{KeyId, KeyRecord, KeySpec, KeyStore};
+use palisade::authz::{AuthzLayer, LivePolicy, PolicySpec};
+use palisade::quota::{KeyBy, Limit, MemoryStore, QuotaLayer, QuotaPolicy, QuotaRule};
+use palisade::validate::{Operation, SchemaSet, ValidateLayer};
+use palisade::{BoxError, Palisade, StoreError};
+use serde_json::json;
+use support::{Keys, Reply, send};
+use tokio::net::TcpListener;
+
+/// A sink that keeps every record in memory.
+#[derive(Clone, Default)]
+struct Memory(Arc<Mutex<Vec<AuditRecord>>>);
+
+impl AuditSink for Memory {
+    async fn write(&self, batch: &[AuditRecord]) -> Result<(), BoxError> {
+        self.0.lock().unwrap().extend_from_slice(batch);
+        Ok(())
+    }
+}
+
+impl Memory {
+    fn events(&self) -> Vec<AuditEvent> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.event().clone())
+            .collect()
+    }
+
+    fn lines(&self) -> String {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{}\n", r.json()))
+            .collect()
+    }
+
+    /// Waits until `n` request events arrived.
+    async fn wait_for(&self, n: usize) -> Vec<AuditEvent> {
+        for _ in 0..500 {
+            let events: Vec<_> = self
+                .events()
+                .into_iter()
+                .filter(|e| e.kind == EventKind::Request)
+                .collect();
+            if events.len() >= n {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{n} events did not arrive: {:?}", self.events());
+    }
+}
+
+/// A key store that always fails (for the 503 case).
+struct Failing;
+
+impl KeyStore for Failing {
+    async fn get(&self, _: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        Err(StoreError::new(
+            palisade::error::StoreErrorKind::Unavailable,
+            "connection refused",
+        ))
+    }
+}
+
+struct Stack {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    key: String,
+    sink: Memory,
+    handle: AuditHandle,
+}
+
+async fn start() -> Stack {
+    let keys = Keys::new();
+    let key = keys.issue(KeySpec::new("alice").role("clerk").tenant("acme"));
+    let policy = PolicySpec::builder()
+        .role("clerk", [])
+        .role("admin", [])
+        .allow([Method::GET, Method::POST], "/orders", ["clerk"])
+        .allow([Method::GET], "/slow", ["clerk"])
+        .allow([Method::DELETE], "/orders", ["admin"])
+        .build();
+    let once = QuotaPolicy::new("once", [Limit::per_second(1).burst(1)]).unwrap();
+    let validate = ValidateLayer::builder()
+        .operation(
+            Method::POST,
+            "/orders",
+            Operation::new()
+                .json_body(
+                    SchemaSet::new()
+                        .compile(&json!({"type": "object", "required": ["sku"]}))
+                        .unwrap(),
+                )
+                .max_body_bytes(64),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+    let guard = Palisade::builder()
+        .authenticate(palisade::authn::Chain::new(
+            keys.keys.authenticator(keys.store.clone()),
+            palisade::authn::api_key::ApiKeys::new()
+                .authenticator(Failing)
+                .without_header()
+                .with_header(http::HeaderName::from_static("x-failing-key")),
+        ))
+        .limit_principals(
+            QuotaLayer::builder(MemoryStore::new())
+                .rule(QuotaRule::new(KeyBy::Subject, once).on_routes(["/slow"]))
+                .build()
+                .unwrap(),
+        )
+        .authorize(AuthzLayer::new(LivePolicy::from_spec(&policy).unwrap()))
+        .validate(validate)
+        .build()
+        .unwrap();
+    let sink = Memory::default();
+    let (audit, handle) = AuditLayer::builder(sink.clone()).build().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (h1, h2) = (hits.clone(), hits.clone());
+    let app = Router::new()
+        .route(
+            "/orders",
+            get(move || async move {
+                h1.fetch_add(1, Ordering::SeqCst);
+                "orders"
+            })
+            .post(|| async { "created" })
+            .delete(|| async { "deleted" }),
+        )
+        .route(
+            "/slow",
+            get(move || async move {
+                h2.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "late"
+            }),
+        )
+        .layer(guard)
+        .layer(audit);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    Stack {
+        addr,
+        hits,
+        key,
+        sink,
+        handle,
+    }
+}
+
+impl Stack {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "t");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        send(
+            self.addr,
+            b.body(Full::new(Bytes::from(body.to_owned()))).unwrap(),
+        )
+        .await
+    }
+}
+
+/// Method, path, headers, body, status, and the (layer, reason) of a refusal.
+type Case<'a> = (
+    Method,
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    &'a str,
+    u16,
+    Option<(&'a str, &'a str)>,
+);
+
+fn refused(e: &AuditEvent) -> (&str, &str) {
+    match e.outcome.as_ref().unwrap() {
+        Outcome::Refused { layer, reason, .. } => (layer, reason),
+        other => panic!("not a refusal: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn each_outcome_produces_exactly_one_event_with_its_layer_and_reason() {
+    let s = start().await;
+    let key = s.key.clone();
+    let wrong = format!("{}x", &key[..key.len() - 1]);
+    let too_large = "x".repeat(100);
+    let unreachable = palisade::authn::api_key::ApiKeys::new()
+        .generate(KeySpec::new("nobody"))
+        .unwrap()
+        .plaintext
+        .expose_secret()
+        .to_owned();
+    let cases: Vec<Case<'_>> = vec![
+        (
+            Method::GET,
+            "/orders?page=2",
+            vec![("x-api-key", &key)],
+            "",
+            200,
+            None,
+        ),
+        (
+            Method::GET,
+            "/orders",
+            vec![],
+            "",
+            401,
+            Some(("authn", "missing_credentials")),
+        ),
+        (
+            Method::GET,
+            "/orders",
+            vec![("x-api-key", &wrong)],
+            "",
+            401,
+            Some(("authn", "bad_checksum")),
+        ),
+        (
+            Method::DELETE,
+            "/orders",
+            vec![("x-api-key", &key)],
+            "",
+            403,
+            Some(("authz", "missing_role")),
+        ),
+        (
+            Method::POST,
+            "/orders",
+            vec![("x-api-key", &key), ("content-type", "application/json")],
+            &too_large,
+            413,
+            Some(("validate", "body_too_large")),
+        ),
+        (
+            Method::POST,
+            "/orders",
+            vec![("x-api-key", &key), ("content-type", "text/plain")],
+            "sku",
+            415,
+            Some(("validate", "unsupported_media_type")),
+        ),
+        (
+            Method::POST,
+            "/orders",
+            vec![("x-api-key", &key), ("content-type", "application/json")],
+            "{}",
+            422,
+            Some(("validate", "schema_violation")),
+        ),
+        (
+            Method::GET,
+            "/orders",
+            vec![("x-failing-key", &unreachable)],
+            "",
+            503,
+            None,
+        ),
+    ];
+    let n = cases.len();
+    for (i, (method, path, headers, body, status, expected)) in cases.into_iter().enumerate() {
+        let reply = s.call(method.clone(), path, &headers, body).await;
+        assert_eq!(reply.status, status, "{method} {path}: {:?}", reply.body);
+        // The request id is set on every response.
+        assert!(reply.headers.contains_key("x-request-id"));
+        let events = s.sink.wait_for(i + 1).await;
+        assert_eq!(events.len(), i + 1, "exactly one event per request");
+        let e = &events[i];
+        assert_eq!(e.status, Some(status));
+        assert_eq!(e.method.as_deref(), Some(method.as_str()));
+        assert_eq!(
+            e.request_id.as_deref(),
+            reply.headers["x-request-id"].to_str().ok()
+        );
+        match expected {
+            None if status == 200 => {
+                assert!(
+                    matches!(e.outcome, Some(Outcome::Allowed { rule: Some(_) })),
+                    "{e:?}"
+                );
+                let p = e.principal.as_ref().unwrap();
+                assert_eq!(
+                    (p.subject.as_str(), p.credential.as_str()),
+                    ("alice", "api_key")
+                );
+                assert!(p.key_id.is_some());
+                assert_eq!(e.tenant.as_deref(), Some("acme"));
+                assert_eq!(e.client_ip.as_deref(), Some("127.0.0.1"));
+                // The query string's values are redacted by default.
+                assert_eq!(e.path.as_deref(), Some("/orders?page=[redacted]"));
+            }
+            None => assert_eq!(refused(e), ("authn", "key_store_error")),
+            Some(expected) => assert_eq!(refused(e), expected, "{e:?}"),
+        }
+    }
+    // 429: the second call within the second on /slow (the first one is cancelled below).
+    assert_eq!(s.sink.wait_for(n).await.len(), n);
+    let all = s.sink.lines();
+    assert!(!all.contains(&key), "the API key reached a sink");
+    assert!(
+        !all.contains(&key[key.len() - 20..]),
+        "part of the API key reached a sink"
+    );
+    assert!(!all.contains(&wrong));
+    assert!(!all.contains(&unreachable));
+    assert_eq!(s.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(s.handle.dropped(), 0);
+}
+
+#[tokio::test]
+async fn quota_refusals_and_dropped_clients_are_recorded_once() {
+    use tokio::io::AsyncWriteExt;
+    let s = start().await;
+    // The client sends a request to a slow handler and goes away.
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET /slow HTTP/1.1\r\nhost: t\r\nx-api-key: {}\r\n\r\n",
+                s.key
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    while s.hits.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(stream);
+    let events = s.sink.wait_for(1).await;
+    assert_eq!(events[0].outcome, Some(Outcome::Cancelled));
+    assert_eq!(events[0].status, None);
+    assert_eq!(events[0].route.as_deref(), Some("/slow"));
+    // The quota of /slow (one per second) was spent by that request: 429.
+    let reply = s
+        .call(Method::GET, "/slow", &[("x-api-key", &s.key)], "")
+        .await;
+    assert_eq!(reply.status, 429);
+    let events = s.sink.wait_for(2).await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(refused(&events[1]), ("quota", "quota_exceeded"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        s.sink.events().len(),
+        2,
+        "no second event for the dropped client"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_inner_service_is_recorded_as_an_error() {
+    use tower::{Layer, ServiceExt};
+    let sink = Memory::default();
+    let (audit, _handle) = AuditLayer::builder(sink.clone()).build().unwrap();
+    let svc = audit.layer(tower::service_fn(|_req: Request<()>| async {
+        Err::<http::Response<()>, _>(std::io::Error::other("the handler failed"))
+    }));
+    let res = svc.oneshot(Request::get("/x").body(()).unwrap()).await;
+    assert!(res.is_err());
+    let events = sink.wait_for(1).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].outcome, Some(Outcome::Error));
+}
+
+/// A sink that takes a second per event.
+#[derive(Clone, Default)]
+struct Slow(Memory);
+
+impl AuditSink for Slow {
+    async fn write(&self, batch: &[AuditRecord]) -> Result<(), BoxError> {
+        tokio::time::sleep(Duration::from_secs(1) * u32::try_from(batch.len()).unwrap()).await;
+        self.0.write(batch).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sink_never_slows_requests_and_every_loss_is_counted() {
+    use tower::{Layer, Service, ServiceExt};
+    let sink = Slow::default();
+    let (audit, handle) = AuditLayer::builder(sink.clone())
+        .capacity(2)
+        .build()
+        .unwrap();
+    let mut svc = audit.layer(tower::service_fn(|_req: Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    }));
+    // As many requests as complete in a bounded window: with the sink taking a second per
+    // event, a stalled request path would complete about one.
+    let window = tokio::time::Instant::now() + Duration::from_millis(500);
+    let mut completed = 0u64;
+    while tokio::time::Instant::now() < window {
+        let res = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::get("/").body(()).unwrap())
+            .await;
+        assert!(res.is_ok());
+        completed += 1;
+    }
+    assert!(
+        completed > 1_000,
+        "only {completed} requests completed in 500 ms"
+    );
+    assert!(handle.dropped() > 0);
+    handle.shutdown().await;
+    let events = sink.0.events();
+    let requests = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Request)
+        .count() as u64;
+    let reported: u64 = events.iter().filter_map(|e| e.dropped).sum();
+    // Every request is either written or counted as dropped, and every drop was reported.
+    assert_eq!(requests + handle.dropped(), completed);
+    assert_eq!(reported, handle.dropped());
+}
+
+#[tokio::test]
+async fn shutdown_flushes_what_is_queued_to_the_file() {
+    let dir = std::env::temp_dir().join(format!("palisade-audit-flush-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("audit.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let (audit, handle) = AuditLayer::builder(JsonLinesSink::file(&path).unwrap())
+        .build()
+        .unwrap();
+    use tower::{Layer, ServiceExt};
+    let svc = audit.layer(tower::service_fn(|_req: Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    }));
+    for _ in 0..50 {
+        svc.clone()
+            .oneshot(Request::get("/").body(()).unwrap())
+            .await
+            .unwrap();
+    }
+    handle.shutdown().await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 50);
+    let seqs: Vec<u64> = text
+        .lines()
+        .map(|l| serde_json::from_str::<AuditEvent>(l).unwrap().seq)
+        .collect();
+    assert_eq!(seqs, (0..50).collect::<Vec<_>>(), "consecutive: no gap");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn editing_or_deleting_a_line_of_a_chained_log_is_detected() {
+    let key = b"an audit chain key of 32 bytes!!";
+    let sink = Memory::default();
+    let (audit, handle) = AuditLayer::builder(sink.clone())
+        .chain_key(key)
+        .unwrap()
+        .build()
+        .unwrap();
+    use tower::{Layer, ServiceExt};
+    let svc = audit.layer(tower::service_fn(|_req: Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    }));
+    for i in 0..10 {
+        svc.clone()
+            .oneshot(Request::get(format!("/item/{i}")).body(()).unwrap())
+            .await
+            .unwrap();
+    }
+    handle.shutdown().await;
+    let log = sink.lines();
+    assert_eq!(palisade::audit::verify(log.as_bytes(), key), Ok(10));
+    // The wrong key fails at once.
+    assert!(matches!(
+        palisade::audit::verify(log.as_bytes(), b"another key of thirty-two bytes!"),
+        Err(ChainError::Edited { line: 1, .. })
+    ));
+    let lines: Vec<&str> = log.lines().collect();
+    // Edit line 4: its hash no longer matches.
+    let mut edited = lines.clone();
+    let changed = edited[3].replace("/item/3", "/item/9");
+    edited[3] = &changed;
+    assert!(matches!(
+        palisade::audit::verify(edited.join("\n").as_bytes(), key),
+        Err(ChainError::Edited { line: 4, seq: 3 })
+    ));
+    // Delete line 6: line 7 (once 6) no longer follows.
+    let mut deleted = lines.clone();
+    deleted.remove(5);
+    assert!(matches!(
+        palisade::audit::verify(deleted.join("\n").as_bytes(), key),
+        Err(ChainError::Broken { line: 6, seq: 6 })
+    ));
+}

@@ -30,7 +30,6 @@ use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::principal::{AuthMethod, Principal};
 use crate::quota::{QuotaMode, QuotaShadow};
 use crate::rejection::Rejection;
-use crate::route::matched_template;
 
 /// The request id header, read from the client when well-formed and set on every response.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -137,7 +136,7 @@ pub(crate) struct RawEvent {
     client_ip: Option<IpAddr>,
     method: Method,
     uri: Uri,
-    route: Option<Box<str>>,
+    route: Option<RouteName>,
     user_agent: Option<HeaderValue>,
     headers: Vec<(HeaderName, HeaderValue)>,
     latency: Duration,
@@ -158,6 +157,36 @@ enum End {
     },
     Error,
     Cancelled,
+}
+
+/// The route template the router matched, kept as the router's own reference-counted value
+/// (axum's `MatchedPath`); without axum there is none.
+#[cfg(feature = "axum")]
+type RouteName = axum::extract::MatchedPath;
+#[cfg(not(feature = "axum"))]
+type RouteName = std::convert::Infallible;
+
+fn route_of(ext: &http::Extensions) -> Option<RouteName> {
+    #[cfg(feature = "axum")]
+    {
+        ext.get::<axum::extract::MatchedPath>().cloned()
+    }
+    #[cfg(not(feature = "axum"))]
+    {
+        let _ = ext;
+        None
+    }
+}
+
+fn route_str(r: &RouteName) -> &str {
+    #[cfg(feature = "axum")]
+    {
+        r.as_str()
+    }
+    #[cfg(not(feature = "axum"))]
+    {
+        match *r {}
+    }
 }
 
 struct Pending {
@@ -202,7 +231,7 @@ where
             client_ip: shared.resolver.resolve_request(&req).map(|ip| ip.0),
             method: req.method().clone(),
             uri: req.uri().clone(),
-            route: matched_template(req.extensions()).map(Box::from),
+            route: route_of(req.extensions()),
             user_agent: req.headers().get(USER_AGENT).cloned(),
             headers,
             latency: Duration::ZERO,
@@ -300,7 +329,7 @@ impl RawEvent {
             tenant: None,
             client_ip: self.client_ip.map(|ip| ip.to_string()),
             method: Some(self.method.to_string()),
-            route: self.route.map(String::from),
+            route: self.route.as_ref().map(|r| route_str(r).to_owned()),
             path: Some(redaction.path(self.uri.path(), self.uri.query())),
             status: None,
             outcome: None,

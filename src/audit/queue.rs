@@ -81,6 +81,7 @@ impl<S: AuditSink> Drain<S> {
         let mut reported = 0u64;
         let mut buf = Vec::with_capacity(BATCH);
         loop {
+            // `recv_many` returns 0 only when every layer is gone: write what is left and stop.
             let closing = tokio::select! {
                 biased;
                 () = self.shutdown.notified() => true,

@@ -1,0 +1,112 @@
+//! The audit layer's cost per request beside the usual alternative — one `tracing` JSON event
+//! per request written through `tracing-appender`'s non-blocking writer — and the bare
+//! handler, in one criterion run, in-process through axum (`oneshot`) on a two-worker runtime
+//! (the audit queue's task runs on the other worker, as in a server).
+//!
+//! Run with: `cargo bench --bench audit`
+
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::routing::get;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::StatusCode;
+use palisade::BoxError;
+use palisade::audit::{AuditLayer, AuditRecord, AuditSink};
+use tower::ServiceExt;
+
+/// Formats and drops: what a real sink costs besides its I/O.
+struct Discard;
+
+impl AuditSink for Discard {
+    async fn write(&self, batch: &[AuditRecord]) -> Result<(), BoxError> {
+        black_box(batch);
+        Ok(())
+    }
+}
+
+/// The alternative: a `from_fn` middleware logging one JSON event per request.
+async fn log_request(req: Request, next: Next) -> axum::response::Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let ua = req
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let start = tokio::time::Instant::now();
+    let res = next.run(req).await;
+    tracing::info!(
+        target: "access",
+        method = %method,
+        path = %path,
+        status = res.status().as_u16(),
+        latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+        user_agent = ua.as_deref(),
+        "request"
+    );
+    res
+}
+
+fn request() -> http::Request<Body> {
+    http::Request::get("/v1/orders/42?page=2")
+        .header("user-agent", "bench/1.0")
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // tracing-appender's non-blocking writer in front of a writer that discards.
+    let (writer, _guard) = tracing_appender::non_blocking(std::io::sink());
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(writer)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+
+    let router = || Router::new().route("/v1/orders/{id}", get(|| async { "ok" }));
+    let bare: Router = router();
+    let traced: Router = router().layer(middleware::from_fn(log_request));
+    let (audit, handle) = rt.block_on(async {
+        AuditLayer::builder(Discard)
+            .capacity(65_536)
+            .build()
+            .unwrap()
+    });
+    let audited: Router = router().layer(audit);
+
+    let mut group = c.benchmark_group("audit");
+    for (name, r) in [
+        ("bare", &bare),
+        ("tracing-json-non-blocking", &traced),
+        ("palisade-audit", &audited),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                let res = r.clone().oneshot(request()).await.unwrap();
+                assert_eq!(res.status(), StatusCode::OK);
+            });
+        });
+    }
+    group.finish();
+    rt.block_on(handle.shutdown());
+    eprintln!(
+        "audit: {} events written, {} dropped",
+        handle.written(),
+        handle.dropped()
+    );
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

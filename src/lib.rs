@@ -6,6 +6,7 @@
 //!
 //! | module | what it does |
 //! | --- | --- |
+//! | [`audit`] | one event per request (who, what, outcome, latency) to pluggable sinks, off the request path |
 //! | [`authn`] | API keys (hashed, constant-time, enumeration-proof), bearer JWTs (JWKS), RFC 7662 introspection → [`Principal`], or 401 |
 //! | [`authz`] | RBAC on (method, route template): roles, inheritance, scopes, public routes, or 403 |
 //! | [`validate`] | content type, body size, JSON guards, JSON Schema / OpenAPI for body, query, headers, path, or 4xx |

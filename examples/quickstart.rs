@@ -76,6 +76,8 @@ validation:
         type: object
         additionalProperties: false
         properties: {limit: {type: integer, minimum: 1, maximum: 100}}
+audit:
+  sink: tracing                 # one JSON event per request on stderr (target palisade::audit)
 "#;
 
 /// Request bodies larger than this are refused by the echo handler (413).
@@ -116,6 +118,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         if config.validation.operations.is_empty() && config.validation.openapi.is_none() {
             config.validation = default.validation;
+        }
+        if config.audit.is_none() {
+            config.audit = default.audit;
         }
     }
 
@@ -161,10 +166,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (path, filter) in &by_path {
         api = api.route(path, on(*filter, echo));
     }
-    let app = api
-        .layer(guard)
-        // Outside the guard: public on purpose.
-        .route("/health", get(|| async { "ok" }));
+    let api = api.layer(guard);
+    // Audit outermost: one event per request to the API, refused ones included.
+    let (api, audit_handle) = match config.audit()? {
+        Some((audit, handle)) => (api.layer(audit), Some(handle)),
+        None => (api, None),
+    };
+    // Outside the guard: public on purpose.
+    let app = api.route("/health", get(|| async { "ok" }));
 
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
@@ -191,6 +200,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
+    // Write what the audit queue still holds before exiting.
+    if let Some(handle) = audit_handle {
+        handle.shutdown().await;
+    }
     Ok(())
 }
 

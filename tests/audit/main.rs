@@ -248,7 +248,13 @@ async fn each_outcome_produces_exactly_one_event_with_its_layer_and_reason() {
         (
             Method::GET,
             "/orders",
-            vec![],
+            vec![
+                (
+                    "authorization",
+                    "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJtYWxsb3J5In0.c2VjcmV0LXRva2Vu",
+                ),
+                ("cookie", "session=cookie-secret-value"),
+            ],
             "",
             401,
             Some(("authn", "missing_credentials")),
@@ -348,6 +354,12 @@ async fn each_outcome_produces_exactly_one_event_with_its_layer_and_reason() {
     );
     assert!(!all.contains(&wrong));
     assert!(!all.contains(&unreachable));
+    assert!(
+        !all.contains("c2VjcmV0LXRva2Vu"),
+        "a bearer token reached a sink"
+    );
+    assert!(!all.contains("eyJzdWIiOiJtYWxsb3J5In0"));
+    assert!(!all.contains("cookie-secret-value"));
     assert_eq!(s.hits.load(Ordering::SeqCst), 1);
     assert_eq!(s.handle.dropped(), 0);
 }

@@ -52,6 +52,8 @@ impl fmt::Debug for AuditLayer {
 
 pub(crate) struct Shared {
     pub(crate) tx: mpsc::Sender<RawEvent>,
+    pub(crate) wake: Arc<tokio::sync::Notify>,
+    pub(crate) capacity: usize,
     pub(crate) stats: Arc<Stats>,
     pub(crate) resolver: ClientIpResolver,
     pub(crate) record: Vec<HeaderName>,
@@ -69,6 +71,10 @@ impl Shared {
         if self.tx.try_send(raw).is_err() {
             // Full (or closed): dropped and counted; the drain task reports the loss.
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        // The task drains on its own tick; it is woken early only when the queue fills up.
+        if self.tx.capacity() < self.capacity / 2 {
+            self.wake.notify_one();
         }
     }
 

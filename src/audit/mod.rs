@@ -177,6 +177,7 @@ impl<S: AuditSink> AuditBuilder<S> {
             message: "the audit queue's task needs a tokio runtime: build it inside one".into(),
         })?;
         let (tx, rx) = tokio::sync::mpsc::channel(self.capacity);
+        let wake = Arc::new(tokio::sync::Notify::new());
         let stats = Arc::new(queue::Stats::default());
         let shutdown = Arc::new(tokio::sync::Notify::new());
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -186,6 +187,7 @@ impl<S: AuditSink> AuditBuilder<S> {
         runtime.spawn(
             queue::Drain {
                 rx,
+                wake: wake.clone(),
                 sink: self.sink,
                 stats: stats.clone(),
                 shutdown: shutdown.clone(),
@@ -198,6 +200,8 @@ impl<S: AuditSink> AuditBuilder<S> {
         let layer = AuditLayer {
             shared: Arc::new(layer::Shared {
                 tx,
+                wake,
+                capacity: self.capacity,
                 stats: stats.clone(),
                 resolver: self.resolver,
                 record,

@@ -65,6 +65,9 @@ impl AuditHandle {
 
 pub(crate) struct Drain<S> {
     pub(crate) rx: mpsc::Receiver<RawEvent>,
+    /// Woken by the request path only when the queue is half full; otherwise the task
+    /// drains on a short tick, so a request does not pay for waking a parked thread.
+    pub(crate) wake: Arc<Notify>,
     pub(crate) sink: S,
     pub(crate) stats: Arc<Stats>,
     pub(crate) shutdown: Arc<Notify>,
@@ -75,21 +78,34 @@ pub(crate) struct Drain<S> {
 
 const BATCH: usize = 256;
 
+/// How often the task drains the queue when nobody wakes it.
+const TICK: std::time::Duration = std::time::Duration::from_millis(5);
+
 impl<S: AuditSink> Drain<S> {
     pub(crate) async fn run(mut self) {
         let mut prev: Option<String> = None;
         let mut reported = 0u64;
         let mut buf = Vec::with_capacity(BATCH);
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            // `recv_many` returns 0 only when every layer is gone: write what is left and stop.
-            let closing = tokio::select! {
+            let mut closing = tokio::select! {
                 biased;
                 () = self.shutdown.notified() => true,
-                n = self.rx.recv_many(&mut buf, BATCH) => n == 0,
+                () = self.wake.notified() => false,
+                _ = tick.tick() => false,
             };
-            if closing {
-                while let Ok(e) = self.rx.try_recv() {
-                    buf.push(e);
+            // Never `recv`: a receiver that waits registers a waker, and every send would then
+            // pay for waking this task's thread.
+            loop {
+                match self.rx.try_recv() {
+                    Ok(e) => buf.push(e),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    // Every layer is gone: write what is left and stop.
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        closing = true;
+                        break;
+                    }
                 }
             }
             let mut records: Vec<AuditRecord> = buf

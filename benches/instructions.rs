@@ -16,6 +16,9 @@
 
 mod support;
 
+#[path = "support/order.rs"]
+mod order;
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -119,6 +122,97 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if let Some(which) = case.strip_prefix("order:") {
+        // `POST /v1/orders` with the ~1 KB order: `order:bare` takes the bytes, `order:validate`
+        // is the validation layer + `Validated<Order>` alone, `order:full` the whole stack
+        // (per-IP quota, authn, per-user quota, authz, validation) with a valid key.
+        let body = order::body();
+        let validate = || {
+            palisade::validate::ValidateLayer::builder()
+                .operation(
+                    http::Method::POST,
+                    "/v1/orders",
+                    palisade::validate::Operation::new().json_body(
+                        palisade::validate::SchemaSet::new()
+                            .compile(&order::schema())
+                            .unwrap(),
+                    ),
+                )
+                .unwrap()
+                .build()
+                .unwrap()
+        };
+        let validated =
+            Router::new().route(
+                "/v1/orders",
+                axum::routing::post(
+                    |palisade::validate::Validated(o): palisade::validate::Validated<
+                        order::Order,
+                    >| async move {
+                        black_box(o);
+                        "ok"
+                    },
+                ),
+            );
+        let router: Router = match which {
+            "bare" => Router::new().route(
+                "/v1/orders",
+                axum::routing::post(|b: axum::body::Bytes| async move {
+                    black_box(b);
+                    "ok"
+                }),
+            ),
+            "validate" => validated.layer(validate()),
+            _ => {
+                let policy = PolicySpec::builder()
+                    .role("admin", [])
+                    .allow([http::Method::POST], "/v1/orders", ["admin"])
+                    .build();
+                validated.layer(
+                    Palisade::builder()
+                        .limit_clients(
+                            QuotaLayer::builder(MemoryStore::new())
+                                .rule(QuotaRule::new(KeyBy::client_ip(), generous("ip")))
+                                .headers(RateLimitHeaders::new().only_on_refusals())
+                                .build()
+                                .unwrap(),
+                        )
+                        .authenticate(f.keys.authenticator(f.store.clone()))
+                        .limit_principals(
+                            QuotaLayer::builder(MemoryStore::new())
+                                .rule(QuotaRule::new(KeyBy::Subject, generous("user")))
+                                .build()
+                                .unwrap(),
+                        )
+                        .authorize(AuthzLayer::new(LivePolicy::from_spec(&policy).unwrap()))
+                        .validate(validate())
+                        .build()
+                        .unwrap(),
+                )
+            }
+        };
+        let key = f.key("valid").unwrap().to_owned();
+        let req = || {
+            let mut r = http::Request::post("/v1/orders")
+                .header("content-type", "application/json")
+                .header("content-length", body.len())
+                .header("x-api-key", &key)
+                .body(Body::from(body.clone()))
+                .unwrap();
+            r.extensions_mut().insert(ConnectInfo(PEER));
+            r
+        };
+        let res = rt.block_on(router.clone().oneshot(req())).unwrap();
+        assert_eq!(res.status(), http::StatusCode::OK, "{which}");
+        let before = allocations();
+        rt.block_on(async {
+            for _ in 0..n {
+                black_box(router.clone().oneshot(req()).await.unwrap());
+            }
+        });
+        report(n, before);
+        return;
+    }
     if let Some(case) = case.strip_prefix("stack:") {
         let router: Router = Router::new().route(
             "/v1/orders/{id}",

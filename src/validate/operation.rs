@@ -354,9 +354,22 @@ impl Operation {
         if !kind.json {
             return Ok(None);
         }
-        strings::prescan(bytes, &self.limits)
+        let scan = strings::prescan(bytes, &self.limits)
             .map_err(|v| (InvalidReason::HostileInput, vec![v]))?;
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        // UTF-8 checked once over the whole body (fast), then parsed from `str`, which spares
+        // the parser a check per string.
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            (
+                InvalidReason::MalformedBody,
+                vec![Violation {
+                    part: InputPart::Body,
+                    pointer: "#".into(),
+                    keyword: "json".into(),
+                    detail: format!("the body is not UTF-8 ({e})").into(),
+                }],
+            )
+        })?;
+        let value: Value = serde_json::from_str(text).map_err(|e| {
             (
                 InvalidReason::MalformedBody,
                 vec![Violation {
@@ -368,7 +381,8 @@ impl Operation {
                 }],
             )
         })?;
-        let hostile = strings::check_strings(&value, &self.limits, &self.deny, self.max_errors);
+        let hostile =
+            strings::check_strings(&value, &self.limits, scan, &self.deny, self.max_errors);
         if !hostile.is_empty() {
             return Err((InvalidReason::HostileInput, hostile));
         }

@@ -42,35 +42,65 @@ fn violation(keyword: &str, detail: String) -> Violation {
     }
 }
 
+/// What the prescan learned besides the limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Scan {
+    /// Whether a string may hold a hostile control character: a `\u` escape, or a raw DEL or
+    /// C1 byte. Raw C0 bytes are not JSON at all (the parser refuses them). When false, the
+    /// per-string control check can be skipped.
+    pub(crate) maybe_control: bool,
+}
+
 /// One pass over the bytes, tracking strings and nesting only. Malformed JSON passes (the
-/// parser names the error); a document within the limits passes.
-pub(crate) fn prescan(bytes: &[u8], limits: &JsonLimits) -> Result<(), Violation> {
+/// parser names the error); a document within the limits passes. String contents are skipped
+/// with `memchr` (SIMD), so the pass costs little more than reading the bytes.
+pub(crate) fn prescan(bytes: &[u8], limits: &JsonLimits) -> Result<Scan, Violation> {
+    let too_long = || {
+        violation(
+            "maxStringBytes",
+            format!("a string is longer than {} bytes", limits.max_string_bytes),
+        )
+    };
+    // DEL, and the lead byte of the two-byte C1 controls (U+0080–U+009F are C2 80–9F).
+    let mut maybe_control = memchr::memchr2(0x7f, 0xc2, bytes).is_some();
     // Members counted per open container; the stack is bounded by max_depth.
     let mut counts: Vec<usize> = Vec::new();
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut string_start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-                if i - string_start > limits.max_string_bytes {
-                    return Err(violation(
-                        "maxStringBytes",
-                        format!("a string is longer than {} bytes", limits.max_string_bytes),
-                    ));
-                }
-            }
-            continue;
-        }
-        match b {
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
             b'"' => {
-                in_string = true;
-                string_start = i + 1;
+                // Skip to the closing quote, hopping over escapes.
+                let start = i + 1;
+                let mut j = start;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &bytes[j..]) {
+                        None => {
+                            // Unterminated: the parser will say so.
+                            if bytes.len() - start > limits.max_string_bytes {
+                                return Err(too_long());
+                            }
+                            return Ok(Scan { maybe_control });
+                        }
+                        Some(k) if bytes[j + k] == b'\\' => {
+                            if bytes.get(j + k + 1) == Some(&b'u') {
+                                maybe_control = true;
+                            }
+                            j += k + 2;
+                            if j > bytes.len() {
+                                return Ok(Scan { maybe_control });
+                            }
+                        }
+                        Some(k) => {
+                            j += k;
+                            break;
+                        }
+                    }
+                }
+                if j - start > limits.max_string_bytes {
+                    return Err(too_long());
+                }
+                i = j + 1;
+                continue;
             }
             b'[' | b'{' => {
                 if counts.len() >= limits.max_depth {
@@ -100,14 +130,9 @@ pub(crate) fn prescan(bytes: &[u8], limits: &JsonLimits) -> Result<(), Violation
             }
             _ => {}
         }
+        i += 1;
     }
-    if in_string && bytes.len() - string_start > limits.max_string_bytes {
-        return Err(violation(
-            "maxStringBytes",
-            format!("a string is longer than {} bytes", limits.max_string_bytes),
-        ));
-    }
-    Ok(())
+    Ok(Scan { maybe_control })
 }
 
 /// A control character other than the usual whitespace: C0 (NUL included), DEL, C1.
@@ -167,15 +192,21 @@ enum Seg<'a> {
 pub(crate) fn check_strings(
     value: &Value,
     limits: &JsonLimits,
+    scan: Scan,
     deny: &[DenyPattern],
     max: usize,
 ) -> Vec<Violation> {
     let mut out = Vec::new();
+    // No string can hold a control character the prescan did not see a sign of.
+    let limits = JsonLimits {
+        allow_control_characters: limits.allow_control_characters || !scan.maybe_control,
+        ..*limits
+    };
     if limits.allow_control_characters && deny.is_empty() {
         return out;
     }
     let mut path = Vec::new();
-    walk(value, limits, deny, max, &mut path, &mut out);
+    walk(value, &limits, deny, max, &mut path, &mut out);
     out
 }
 
@@ -278,6 +309,39 @@ mod tests {
 
     use super::*;
 
+    const ALL: Scan = Scan {
+        maybe_control: true,
+    };
+
+    #[test]
+    fn the_prescan_flags_every_way_a_control_character_can_arrive() {
+        let l = JsonLimits::default();
+        assert!(
+            !prescan(br#"{"a": "plain \n text", "b": [1, 2]}"#, &l)
+                .unwrap()
+                .maybe_control
+        );
+        assert!(
+            prescan(br#"{"a": "nul \u0000"}"#, &l)
+                .unwrap()
+                .maybe_control
+        );
+        assert!(
+            prescan("{\"a\": \"del \u{7f}\"}".as_bytes(), &l)
+                .unwrap()
+                .maybe_control
+        );
+        assert!(
+            prescan("{\"a\": \"c1 \u{85}\"}".as_bytes(), &l)
+                .unwrap()
+                .maybe_control
+        );
+        // And what the flag says holds for the parsed strings.
+        let v: Value = serde_json::from_str(r#"{"a": "nul \u0000"}"#).unwrap();
+        let scan = prescan(br#"{"a": "nul \u0000"}"#, &l).unwrap();
+        assert_eq!(check_strings(&v, &l, scan, &[], 10).len(), 1);
+    }
+
     #[test]
     fn deep_nesting_is_refused_without_recursion() {
         let deep = "[".repeat(100_000);
@@ -318,7 +382,7 @@ mod tests {
     fn owasp_input_validation_control_characters_are_refused() {
         let v: Value =
             serde_json::from_str(r#"{"a": ["ok\ttab\nline", "nul\u0000"], "b\u0007": 1}"#).unwrap();
-        let errs = check_strings(&v, &JsonLimits::default(), &[], 10);
+        let errs = check_strings(&v, &JsonLimits::default(), ALL, &[], 10);
         let mut pointers: Vec<&str> = errs.iter().map(|e| &*e.pointer).collect();
         pointers.sort_unstable();
         assert_eq!(pointers, ["#/a/1", "#/b\u{7}"]);
@@ -331,7 +395,7 @@ mod tests {
             r#"{"note": "<script>", "items": [{"note": "fine"}, {"note": "<SCRIPT>x"}]}"#,
         )
         .unwrap();
-        let errs = check_strings(&v, &JsonLimits::default(), &deny, 10);
+        let errs = check_strings(&v, &JsonLimits::default(), ALL, &deny, 10);
         assert_eq!(errs.len(), 1);
         assert_eq!(&*errs[0].pointer, "#/items/1/note");
         assert_eq!(&*errs[0].keyword, "denyPattern");

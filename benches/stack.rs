@@ -55,38 +55,30 @@ fn bench(c: &mut Criterion) {
     let body = body();
     let st = rt.block_on(async { Stacks::new() });
     let (api_key, bearer) = (st.api_key.clone(), st.bearer.clone());
-    let (bare, palisade_key, palisade_jwt, no_audit, no_validation, peer) = (
-        &st.bare,
-        &st.palisade_key,
-        &st.palisade_jwt,
-        &st.no_audit,
-        &st.no_validation,
-        &st.peer,
-    );
     let mut group = c.benchmark_group("stack");
     let cases: [(&str, &Router, &str, &str); 7] = [
-        ("bare", &bare, "x-api-key", &api_key),
-        ("palisade/api-key", &palisade_key, "x-api-key", &api_key),
+        ("bare", &st.bare, "x-api-key", &api_key),
+        ("palisade/api-key", &st.palisade_key, "x-api-key", &api_key),
         (
             "palisade/api-key-without-audit",
-            &no_audit,
+            &st.no_audit,
             "x-api-key",
             &api_key,
         ),
         (
             "palisade/api-key-without-body-validation",
-            &no_validation,
+            &st.no_validation,
             "x-api-key",
             &api_key,
         ),
         (
             "palisade/es256-repeated",
-            &palisade_jwt,
+            &st.palisade_jwt,
             "authorization",
             &bearer,
         ),
-        ("peer/api-key", &peer, "x-api-key", &api_key),
-        ("peer/es256", &peer, "authorization", &bearer),
+        ("peer/api-key", &st.peer, "x-api-key", &api_key),
+        ("peer/es256", &st.peer, "authorization", &bearer),
     ];
     for (name, router, header, value) in cases {
         let res = rt

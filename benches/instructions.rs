@@ -84,6 +84,40 @@ fn generous(name: &str) -> QuotaPolicy {
     QuotaPolicy::new(name, [Limit::per_second(1_000_000)]).unwrap()
 }
 
+/// Per-IP quota, authn with a valid key, per-user quota with fields, and authz granting
+/// `method` on `template` to the caller's role.
+fn full_stack(
+    f: &KeyFixture,
+    method: http::Method,
+    template: &str,
+) -> palisade::PalisadeBuilder<
+    palisade::authn::api_key::ApiKeyAuthenticator<palisade::authn::api_key::MemoryKeyStore>,
+    AuthzLayer,
+    QuotaLayer<MemoryStore>,
+    QuotaLayer<MemoryStore>,
+> {
+    let policy = PolicySpec::builder()
+        .role("admin", [])
+        .allow([method], template, ["admin"])
+        .build();
+    Palisade::builder()
+        .limit_clients(
+            QuotaLayer::builder(MemoryStore::new())
+                .rule(QuotaRule::new(KeyBy::client_ip(), generous("ip")))
+                .headers(RateLimitHeaders::new().only_on_refusals())
+                .build()
+                .unwrap(),
+        )
+        .authenticate(f.keys.authenticator(f.store.clone()))
+        .limit_principals(
+            QuotaLayer::builder(MemoryStore::new())
+                .rule(QuotaRule::new(KeyBy::Subject, generous("user")))
+                .build()
+                .unwrap(),
+        )
+        .authorize(AuthzLayer::new(LivePolicy::from_spec(&policy).unwrap()))
+}
+
 /// Counts heap allocations (dhat in testing mode), to report allocations per request.
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -163,33 +197,12 @@ fn main() {
                 }),
             ),
             "validate" => validated.layer(validate()),
-            _ => {
-                let policy = PolicySpec::builder()
-                    .role("admin", [])
-                    .allow([http::Method::POST], "/v1/orders", ["admin"])
-                    .build();
-                validated.layer(
-                    Palisade::builder()
-                        .limit_clients(
-                            QuotaLayer::builder(MemoryStore::new())
-                                .rule(QuotaRule::new(KeyBy::client_ip(), generous("ip")))
-                                .headers(RateLimitHeaders::new().only_on_refusals())
-                                .build()
-                                .unwrap(),
-                        )
-                        .authenticate(f.keys.authenticator(f.store.clone()))
-                        .limit_principals(
-                            QuotaLayer::builder(MemoryStore::new())
-                                .rule(QuotaRule::new(KeyBy::Subject, generous("user")))
-                                .build()
-                                .unwrap(),
-                        )
-                        .authorize(AuthzLayer::new(LivePolicy::from_spec(&policy).unwrap()))
-                        .validate(validate())
-                        .build()
-                        .unwrap(),
-                )
-            }
+            _ => validated.layer(
+                full_stack(&f, http::Method::POST, "/v1/orders")
+                    .validate(validate())
+                    .build()
+                    .unwrap(),
+            ),
         };
         let key = f.key("valid").unwrap().to_owned();
         let req = || {
@@ -276,27 +289,8 @@ fn main() {
                 router.layer(tower_governor::GovernorLayer::new(config.finish().unwrap()))
             }
         } else if case == "full" {
-            let policy = PolicySpec::builder()
-                .role("admin", [])
-                .allow([http::Method::GET], "/v1/orders/{id}", ["admin"])
-                .build();
             router.layer(
-                Palisade::builder()
-                    .limit_clients(
-                        QuotaLayer::builder(MemoryStore::new())
-                            .rule(QuotaRule::new(KeyBy::client_ip(), generous("ip")))
-                            .headers(RateLimitHeaders::new().only_on_refusals())
-                            .build()
-                            .unwrap(),
-                    )
-                    .authenticate(f.keys.authenticator(f.store.clone()))
-                    .limit_principals(
-                        QuotaLayer::builder(MemoryStore::new())
-                            .rule(QuotaRule::new(KeyBy::Subject, generous("user")))
-                            .build()
-                            .unwrap(),
-                    )
-                    .authorize(AuthzLayer::new(LivePolicy::from_spec(&policy).unwrap()))
+                full_stack(&f, http::Method::GET, "/v1/orders/{id}")
                     .build()
                     .unwrap(),
             )

@@ -1,6 +1,8 @@
 //! The order of the validation and stack benches: a ~1 KB JSON body (customer object, currency
 //! enum, 10 line items with patterns and bounds, shipping address, nullable note) and its schema.
 
+#![allow(dead_code)]
+
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -97,4 +99,25 @@ pub(crate) fn body() -> Bytes {
         "note": "Leave at the door, please."
     });
     Bytes::from(order.to_string())
+}
+
+/// What a host writes without palisade: parse, validate with `jsonschema`, deserialize;
+/// `ok` when all of it passes.
+pub(crate) fn by_hand(
+    validator: &jsonschema::Validator,
+    body: &[u8],
+    ok: http::StatusCode,
+) -> http::StatusCode {
+    use http::StatusCode;
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    if validator.iter_errors(&value).next().is_some() {
+        return StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    let Ok(order) = serde_json::from_value::<Order>(value) else {
+        return StatusCode::UNPROCESSABLE_ENTITY;
+    };
+    std::hint::black_box(order);
+    ok
 }

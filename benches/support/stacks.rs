@@ -308,19 +308,7 @@ pub(crate) fn peer_stack(state: PeerState) -> Router {
             "/v1/orders",
             post(move |b: Bytes| {
                 let validator = validator.clone();
-                async move {
-                    let Ok(value) = serde_json::from_slice::<Value>(&b) else {
-                        return StatusCode::BAD_REQUEST;
-                    };
-                    if validator.iter_errors(&value).next().is_some() {
-                        return StatusCode::UNPROCESSABLE_ENTITY;
-                    }
-                    let Ok(order) = serde_json::from_value::<Order>(value) else {
-                        return StatusCode::UNPROCESSABLE_ENTITY;
-                    };
-                    black_box(order);
-                    StatusCode::CREATED
-                }
+                async move { super::order::by_hand(&validator, &b, StatusCode::CREATED) }
             }),
         )
         .layer(middleware::from_fn_with_state(state, peer_authn))

@@ -99,10 +99,14 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
+/// A builder for the local provider's issuer (its JWKS URL, our audience).
+fn provider(idp: &Idp) -> palisade::authn::jwt::JwtBuilder {
+    JwtAuthenticator::builder().issuer(Issuer::new(ISS).jwks_url(idp.jwks_url()).audience(AUD))
+}
+
 /// A JWT authenticator for the local provider, with a short unknown-kid refetch interval.
 fn jwt(idp: &Idp) -> JwtAuthenticator {
-    JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).jwks_url(idp.jwks_url()).audience(AUD))
+    provider(idp)
         .claims(
             ClaimMap::keycloak()
                 .tenant(ClaimPath::parse("tenant"))
@@ -178,8 +182,7 @@ async fn tokens_signed_by_pyjwt_are_accepted() {
     // implementation, so palisade interoperates beyond its own signer.
     let fixtures = fixture_json("tokens.json");
     let idp = Idp::start(fixture_json("jwks.json")).await;
-    let jwt = JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).jwks_url(idp.jwks_url()).audience(AUD))
+    let jwt = provider(&idp)
         .claims(ClaimMap::keycloak().tenant(ClaimPath::parse("tenant")))
         .token_type("at+jwt")
         .build()
@@ -507,8 +510,7 @@ mod attacks {
 async fn jwks_down_at_start_is_503_then_recovers() {
     let idp = Idp::start(jwks(&["es256"])).await;
     idp.set_jwks_mode(Mode::Failing);
-    let jwt = JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).jwks_url(idp.jwks_url()).audience(AUD))
+    let jwt = provider(&idp)
         .retry_after_failure(Duration::from_millis(100))
         .build()
         .unwrap();
@@ -533,8 +535,7 @@ async fn jwks_down_at_start_is_503_then_recovers() {
 async fn the_last_good_key_set_is_kept_when_the_provider_fails() {
     let idp = Idp::start(jwks(&["es256"])).await;
     // A key set that expires at once (min lifetime 0), so every miss refreshes it.
-    let jwt = JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).jwks_url(idp.jwks_url()).audience(AUD))
+    let jwt = provider(&idp)
         .jwks_lifetime(Duration::ZERO, Duration::ZERO, Duration::ZERO)
         .fetch_timeout(Duration::from_millis(300))
         .cache_capacity(0)
@@ -562,8 +563,7 @@ async fn the_last_good_key_set_is_kept_when_the_provider_fails() {
 async fn a_repeated_token_is_verified_once_and_never_past_its_exp() {
     let idp = Idp::start(jwks(&["es256"])).await;
     let clock = ManualClock::new(Timestamp::from_unix_secs(now()));
-    let jwt = JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).jwks_url(idp.jwks_url()).audience(AUD))
+    let jwt = provider(&idp)
         .leeway(Duration::ZERO)
         .clock(clock.clone())
         .build()
@@ -800,11 +800,7 @@ async fn jwts_and_opaque_tokens_in_one_chain() {
         "opaque-abc",
         json!({"active": true, "sub": "carol", "aud": AUD}),
     );
-    let jwt = JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).jwks_url(idp.jwks_url()).audience(AUD))
-        .pass_opaque_tokens()
-        .build()
-        .unwrap();
+    let jwt = provider(&idp).pass_opaque_tokens().build().unwrap();
     let introspection = IntrospectionAuthenticator::builder(idp.introspection_url(), CLIENT_ID)
         .client_secret(CLIENT_SECRET)
         .build()
@@ -838,8 +834,7 @@ async fn jwts_and_opaque_tokens_in_one_chain() {
 async fn key_sets_refresh_on_schedule_even_when_every_token_is_cached() {
     let idp = Idp::start(jwks(&["es256", "es256-next"])).await;
     let clock = ManualClock::new(Timestamp::from_unix_secs(now()));
-    let jwt = JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).jwks_url(idp.jwks_url()).audience(AUD))
+    let jwt = provider(&idp)
         .jwks_lifetime(
             Duration::from_secs(60),
             Duration::from_secs(60),
@@ -877,8 +872,7 @@ async fn key_sets_refresh_on_schedule_even_when_every_token_is_cached() {
 async fn a_hung_provider_costs_one_fetch_however_many_requests_wait() {
     let idp = Idp::start(jwks(&["es256"])).await;
     idp.set_jwks_mode(Mode::Hanging);
-    let jwt = JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).jwks_url(idp.jwks_url()).audience(AUD))
+    let jwt = provider(&idp)
         .fetch_timeout(Duration::from_millis(300))
         .build()
         .unwrap();

@@ -21,6 +21,9 @@ use palisade::BoxError;
 use palisade::audit::{AuditLayer, AuditRecord, AuditSink};
 use tower::ServiceExt;
 
+#[path = "support/runtime.rs"]
+mod runtime;
+
 /// Formats and drops: what a real sink costs besides its I/O.
 struct Discard;
 
@@ -62,18 +65,8 @@ fn request() -> http::Request<Body> {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    // tracing-appender's non-blocking writer in front of a writer that discards.
-    let (writer, _guard) = tracing_appender::non_blocking(std::io::sink());
-    tracing_subscriber::fmt()
-        .json()
-        .with_writer(writer)
-        .with_max_level(tracing::Level::INFO)
-        .init();
+    let rt = runtime::two_workers();
+    let _guard = runtime::json_events_to_nothing();
 
     let router = || Router::new().route("/v1/orders/{id}", get(|| async { "ok" }));
     let bare: Router = router();

@@ -17,6 +17,8 @@
 
 #[path = "support/order.rs"]
 mod order;
+#[path = "support/runtime.rs"]
+mod runtime;
 #[path = "support/stacks.rs"]
 mod stacks;
 
@@ -41,17 +43,8 @@ fn request(header: &str, value: &str, body: &Bytes) -> http::Request<Body> {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (writer, _guard) = tracing_appender::non_blocking(std::io::sink());
-    tracing_subscriber::fmt()
-        .json()
-        .with_writer(writer)
-        .with_max_level(tracing::Level::INFO)
-        .init();
+    let rt = runtime::two_workers();
+    let _guard = runtime::json_events_to_nothing();
     let body = body();
     let st = rt.block_on(async { Stacks::new() });
     let (api_key, bearer) = (st.api_key.clone(), st.bearer.clone());

@@ -11,6 +11,8 @@
 
 #[path = "../benches/support/order.rs"]
 mod order;
+#[path = "../benches/support/runtime.rs"]
+mod runtime;
 #[path = "../benches/support/stacks.rs"]
 mod stacks;
 
@@ -34,12 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // The peer logs one JSON event per request through a non-blocking writer, as it would in
     // production; here it writes to nothing.
-    let (writer, _guard) = tracing_appender::non_blocking(std::io::sink());
-    tracing_subscriber::fmt()
-        .json()
-        .with_writer(writer)
-        .with_max_level(tracing::Level::INFO)
-        .init();
+    let _guard = runtime::json_events_to_nothing();
     let st = stacks::Stacks::new();
     let (router, header) = match mode.as_str() {
         "bare" => (st.bare, format!("x-api-key: {}", st.api_key)),

@@ -258,6 +258,11 @@ async fn a_retired_key_is_refused_after_refresh_even_if_cached() {
     );
     let reply = server.get("/", &[("authorization", &bearer(&old))]).await;
     assert_eq!(reply.status, 401);
+    assert_eq!(
+        server.hits(),
+        1,
+        "the refused request did not reach the handler"
+    );
 }
 
 mod attacks {
@@ -748,6 +753,7 @@ mod introspection {
             .await;
         assert_eq!(reply.status, 503);
         assert!(!reply.visible_text().contains("not-the-secret"));
+        assert_eq!(server.hits(), 0);
     }
 }
 
@@ -786,6 +792,11 @@ async fn static_pem_and_hmac_keys_verify_without_any_fetch() {
         .get("/", &[("authorization", &bearer(&confused))])
         .await;
     assert_invalid_token_after(&server, &reply, "unsupported_algorithm");
+    assert_eq!(
+        server.hits(),
+        2,
+        "the refused request did not reach the handler"
+    );
 }
 
 fn assert_invalid_token_after(server: &TestServer, reply: &Reply, reason: &str) {

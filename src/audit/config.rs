@@ -106,6 +106,14 @@ impl AuditConfig {
         api_key_header: Option<&str>,
         base: Option<&std::path::Path>,
     ) -> Result<(AuditLayer, AuditHandle), ConfigError> {
+        // Everything that can fail without side effects is checked before the sink's file is
+        // created, so a configuration error leaves no empty log behind.
+        let chain_key = match &self.chain_key_env {
+            Some(var) => Some(zeroize::Zeroizing::new(
+                std::env::var(var).map_err(|_| ConfigError::Env { name: var.clone() })?,
+            )),
+            None => None,
+        };
         let sink: Arc<dyn DynAuditSink> = match &self.sink {
             SinkConfig::Named(NamedSink::Tracing) => Arc::new(TracingSink),
             SinkConfig::Named(NamedSink::Stdout) => {
@@ -137,10 +145,7 @@ impl AuditConfig {
         if let Some(c) = self.capacity {
             b = b.capacity(c);
         }
-        if let Some(var) = &self.chain_key_env {
-            let key = zeroize::Zeroizing::new(
-                std::env::var(var).map_err(|_| ConfigError::Env { name: var.clone() })?,
-            );
+        if let Some(key) = &chain_key {
             b = b.chain_key(key.as_bytes())?;
         }
         for h in &self.record_headers {
@@ -180,6 +185,8 @@ mod tests {
         // The chain key's variable is not set here: building names it.
         let err = c.audit().unwrap_err().to_string();
         assert!(err.contains("AUDIT_CHAIN_KEY"), "{err}");
+        // ...and the failed build created no file.
+        assert!(!std::path::Path::new("audit.jsonl").exists());
         let audit = c.audit.as_mut().unwrap();
         audit.chain_key_env = None;
         audit.sink = super::SinkConfig::default();

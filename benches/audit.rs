@@ -93,6 +93,47 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // The request path alone: requests on this thread (a current-thread runtime), the queue's
+    // task and tracing-appender's writer on their own threads (the audit layer built inside a
+    // one-worker runtime spawns its task there), so on two cores the difference from bare is
+    // what the request thread pays, not the drain's work competing for the same core.
+    let requests = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let drain = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (audit, thread_handle) = drain.block_on(async {
+        AuditLayer::builder(Discard)
+            .capacity(65_536)
+            .build()
+            .unwrap()
+    });
+    let audited_apart: Router = router().layer(audit);
+    let mut group = c.benchmark_group("audit-request-thread");
+    for (name, r) in [
+        ("bare", &bare),
+        ("tracing-json-non-blocking", &traced),
+        ("palisade-audit", &audited_apart),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(&requests).iter(|| async {
+                let res = r.clone().oneshot(request()).await.unwrap();
+                assert_eq!(res.status(), StatusCode::OK);
+            });
+        });
+    }
+    group.finish();
+    drain.block_on(thread_handle.shutdown());
+    eprintln!(
+        "audit, request thread apart: {} events written, {} dropped",
+        thread_handle.written(),
+        thread_handle.dropped()
+    );
     rt.block_on(handle.shutdown());
     eprintln!(
         "audit: {} events written, {} dropped",

@@ -12,7 +12,8 @@
 //! with `RateLimit` fields on 200), `stack:governor` / `stack:governor-fields` (tower_governor
 //! per peer IP, without or with its `x-ratelimit` fields), `stack:quota-clients` (a per-IP
 //! rate and a failed-authentication limit) and `stack:full` (per-IP quota, authn, per-subject
-//! quota with fields, authz), and `stack:jwt` (a repeated ES256 bearer token through authn).
+//! quota with fields, authz), `stack:jwt` (a repeated ES256 bearer token through authn) and
+//! `stack:audit` (the audit layer's request path, its queue never drained).
 
 mod support;
 
@@ -301,6 +302,21 @@ fn main() {
                     .build()
                     .unwrap(),
             )
+        } else if case == "audit" {
+            // The audit layer's request path alone: its queue's task is spawned on a runtime
+            // that is never driven, so no event is drained (the capacity exceeds N) and only
+            // what the request thread does is counted.
+            let idle = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let (audit, _handle) = idle.block_on(async {
+                palisade::audit::AuditLayer::builder(palisade::audit::TracingSink)
+                    .capacity(1 << 20)
+                    .build()
+                    .unwrap()
+            });
+            std::mem::forget(idle);
+            router.layer(audit)
         } else if case == "bare" {
             router
         } else if case == "passthrough" {
@@ -317,7 +333,7 @@ fn main() {
             )
         };
         let key = match case {
-            "bare" | "passthrough" | "quota-quiet" | "quota-fields" | "quota-clients"
+            "bare" | "passthrough" | "audit" | "quota-quiet" | "quota-fields" | "quota-clients"
             | "governor" | "governor-fields" => None,
             "authz-allow" | "authz-deny" | "full" => f.key("valid"),
             "jwt" => None,

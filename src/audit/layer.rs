@@ -26,7 +26,7 @@ use super::queue::Stats;
 use super::redact::{REDACTED, Redaction};
 use crate::authz::Decision;
 use crate::client_ip::ClientIpResolver;
-use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::clock::Timestamp;
 use crate::principal::{AuthMethod, Principal};
 use crate::quota::{QuotaMode, QuotaShadow};
 use crate::rejection::Rejection;
@@ -91,12 +91,55 @@ impl Shared {
                 return v.clone();
             }
         }
-        let n = self.ids.fetch_add(1, Ordering::Relaxed);
-        let mut buf = [0u8; 24];
-        write_hex(&mut buf[..8], u64::from(self.id_prefix));
-        write_hex(&mut buf[8..], n);
-        HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
+        self.fresh_id()
     }
+
+    /// A fresh id: the layer's random prefix and a counter, in hex. Ids are handed out from
+    /// blocks of [`ID_BLOCK`] written at once into one shared buffer per thread, so an id costs
+    /// a reference count, not an allocation and a copy.
+    fn fresh_id(&self) -> HeaderValue {
+        // A layer built where a dropped one lived may finish that one's block: those ids were
+        // reserved and never handed out, so they stay unique.
+        let owner = self as *const Self as usize;
+        IDS.with(|cell| {
+            let mut ids = cell.borrow_mut();
+            if ids.owner != owner || ids.next == ID_BLOCK {
+                let first = self.ids.fetch_add(ID_BLOCK as u64, Ordering::Relaxed);
+                let mut buf = vec![0u8; ID_BLOCK * ID_LEN];
+                for (i, id) in buf.chunks_exact_mut(ID_LEN).enumerate() {
+                    write_hex(&mut id[..8], u64::from(self.id_prefix));
+                    write_hex(&mut id[8..], first + i as u64);
+                }
+                *ids = IdBlock {
+                    owner,
+                    // The first slice makes the buffer shared; later ones count references.
+                    bytes: bytes::Bytes::from(buf),
+                    next: 0,
+                };
+            }
+            let at = ids.next * ID_LEN;
+            ids.next += 1;
+            HeaderValue::from_maybe_shared(ids.bytes.slice(at..at + ID_LEN))
+                .unwrap_or_else(|_| HeaderValue::from_static("0"))
+        })
+    }
+}
+
+/// Ids written per block, and the length of one (8 hex digits of prefix, 16 of counter).
+const ID_BLOCK: usize = 64;
+const ID_LEN: usize = 24;
+
+/// This thread's current block of fresh ids, and the layer (`Shared`) it belongs to.
+struct IdBlock {
+    owner: usize,
+    bytes: bytes::Bytes,
+    next: usize,
+}
+
+thread_local! {
+    static IDS: std::cell::RefCell<IdBlock> = const {
+        std::cell::RefCell::new(IdBlock { owner: 0, bytes: bytes::Bytes::new(), next: ID_BLOCK })
+    };
 }
 
 fn write_hex(out: &mut [u8], mut v: u64) {
@@ -137,7 +180,9 @@ impl<S: fmt::Debug> fmt::Debug for Audit<S> {
 /// Formatting, redaction and serialization happen in the queue's task.
 pub(crate) struct RawEvent {
     pub(crate) seq: u64,
-    time: Timestamp,
+    /// When the request arrived; the queue's task turns it into wall time (one clock read per
+    /// batch instead of one per request).
+    start: Instant,
     request_id: HeaderValue,
     client_ip: Option<IpAddr>,
     method: Method,
@@ -197,13 +242,12 @@ fn route_str(r: &RouteName) -> &str {
 
 struct Pending {
     shared: Arc<Shared>,
-    start: Instant,
     raw: RawEvent,
 }
 
 impl Pending {
     fn finish(mut self, end: End) {
-        self.raw.latency = self.start.elapsed();
+        self.raw.latency = self.raw.start.elapsed();
         self.raw.end = end;
         self.shared.push(self.raw);
     }
@@ -232,7 +276,7 @@ where
             .collect();
         let raw = RawEvent {
             seq: 0,
-            time: SystemClock.now(),
+            start,
             request_id: request_id.clone(),
             client_ip: shared.resolver.resolve_request(&req).map(|ip| ip.0),
             method: req.method().clone(),
@@ -248,7 +292,6 @@ where
             inner: self.inner.call(req),
             pending: Some(Pending {
                 shared: shared.clone(),
-                start,
                 raw,
             }),
         }
@@ -323,13 +366,22 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 impl RawEvent {
-    /// The event, formatted and redacted (in the queue's task).
-    pub(crate) fn into_event(self, redaction: &Redaction) -> AuditEvent {
+    /// The event, formatted and redacted (in the queue's task). `anchor` is a reading of the
+    /// wall clock and the monotonic one taken together, for this batch.
+    pub(crate) fn into_event(
+        self,
+        redaction: &Redaction,
+        anchor: (Timestamp, Instant),
+    ) -> AuditEvent {
+        let (wall, mono) = anchor;
+        let ago = u64::try_from(mono.saturating_duration_since(self.start).as_nanos())
+            .unwrap_or(u64::MAX);
+        let time = Timestamp::from_unix_nanos(wall.as_unix_nanos().saturating_sub(ago));
         let mut event = AuditEvent {
             version: SCHEMA_VERSION,
             kind: EventKind::Request,
             seq: self.seq,
-            time: self.time.to_string(),
+            time: time.to_string(),
             request_id: self.request_id.to_str().ok().map(str::to_owned),
             principal: None,
             tenant: None,

@@ -108,9 +108,10 @@ impl<S: AuditSink> Drain<S> {
                     }
                 }
             }
+            let anchor = (SystemClock.now(), tokio::time::Instant::now());
             let mut records: Vec<AuditRecord> = buf
                 .drain(..)
-                .map(|raw| self.record(raw.into_event(&self.redaction), &mut prev))
+                .map(|raw| self.record(raw.into_event(&self.redaction, anchor), &mut prev))
                 .collect();
             // Report losses since the last report, in the log itself.
             let dropped = self.stats.dropped.load(Ordering::Relaxed);

@@ -51,9 +51,64 @@ pub(crate) struct Scan {
     pub(crate) maybe_control: bool,
 }
 
+/// What a byte means to the prescan outside strings.
+const OTHER: u8 = 0;
+const QUOTE: u8 = 1;
+const OPEN: u8 = 2;
+const CLOSE: u8 = 3;
+const COMMA: u8 = 4;
+
+static CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    t[b'"' as usize] = QUOTE;
+    t[b'[' as usize] = OPEN;
+    t[b'{' as usize] = OPEN;
+    t[b']' as usize] = CLOSE;
+    t[b'}' as usize] = CLOSE;
+    t[b',' as usize] = COMMA;
+    t
+};
+
+/// Strings longer than this are skipped with `memchr` (SIMD); shorter ones, the usual keys and
+/// values, byte by byte, which is cheaper than a call for a handful of bytes.
+const SHORT_STRING: usize = 32;
+
+/// Where the string whose contents start at `j` closes, or `None` when it does not; notes a
+/// `\u` escape in `maybe_control`.
+fn string_end(bytes: &[u8], mut j: usize, maybe_control: &mut bool) -> Option<usize> {
+    let short_end = bytes.len().min(j + SHORT_STRING);
+    while j < short_end {
+        match bytes[j] {
+            b'"' => return Some(j),
+            b'\\' => {
+                if bytes.get(j + 1) == Some(&b'u') {
+                    *maybe_control = true;
+                }
+                j += 2;
+            }
+            _ => j += 1,
+        }
+    }
+    loop {
+        if j >= bytes.len() {
+            return None;
+        }
+        let k = memchr::memchr2(b'"', b'\\', &bytes[j..])?;
+        if bytes[j + k] == b'"' {
+            return Some(j + k);
+        }
+        if bytes.get(j + k + 1) == Some(&b'u') {
+            *maybe_control = true;
+        }
+        j += k + 2;
+    }
+}
+
 /// One pass over the bytes, tracking strings and nesting only. Malformed JSON passes (the
-/// parser names the error); a document within the limits passes. String contents are skipped
-/// with `memchr` (SIMD), so the pass costs little more than reading the bytes.
+/// parser names the error); a document within the limits passes. Short strings are skipped
+/// byte by byte and long ones with `memchr`, and the members of open containers are counted in
+/// a stack array when the depth limit allows (no allocation), so the pass costs little more
+/// than reading the bytes.
 pub(crate) fn prescan(bytes: &[u8], limits: &JsonLimits) -> Result<Scan, Violation> {
     let too_long = || {
         violation(
@@ -63,69 +118,55 @@ pub(crate) fn prescan(bytes: &[u8], limits: &JsonLimits) -> Result<Scan, Violati
     };
     // DEL, and the lead byte of the two-byte C1 controls (U+0080–U+009F are C2 80–9F).
     let mut maybe_control = memchr::memchr2(0x7f, 0xc2, bytes).is_some();
-    // Members counted per open container; the stack is bounded by max_depth.
-    let mut counts: Vec<usize> = Vec::new();
+    // Members counted per open container, indexed by depth (bounded by max_depth).
+    let mut inline = [0usize; 64];
+    let mut heap;
+    let counts: &mut [usize] = if limits.max_depth <= inline.len() {
+        &mut inline[..limits.max_depth]
+    } else {
+        heap = vec![0usize; limits.max_depth];
+        &mut heap
+    };
+    let mut depth = 0;
     let mut i = 0;
     while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                // Skip to the closing quote, hopping over escapes.
+        match CLASS[usize::from(bytes[i])] {
+            QUOTE => {
                 let start = i + 1;
-                let mut j = start;
-                loop {
-                    match memchr::memchr2(b'"', b'\\', &bytes[j..]) {
-                        None => {
-                            // Unterminated: the parser will say so.
-                            if bytes.len() - start > limits.max_string_bytes {
-                                return Err(too_long());
-                            }
-                            return Ok(Scan { maybe_control });
-                        }
-                        Some(k) if bytes[j + k] == b'\\' => {
-                            if bytes.get(j + k + 1) == Some(&b'u') {
-                                maybe_control = true;
-                            }
-                            j += k + 2;
-                            if j > bytes.len() {
-                                return Ok(Scan { maybe_control });
-                            }
-                        }
-                        Some(k) => {
-                            j += k;
-                            break;
-                        }
+                let Some(end) = string_end(bytes, start, &mut maybe_control) else {
+                    // Unterminated: the parser will say so.
+                    if bytes.len() - start > limits.max_string_bytes {
+                        return Err(too_long());
                     }
-                }
-                if j - start > limits.max_string_bytes {
+                    return Ok(Scan { maybe_control });
+                };
+                if end - start > limits.max_string_bytes {
                     return Err(too_long());
                 }
-                i = j + 1;
-                continue;
+                i = end;
             }
-            b'[' | b'{' => {
-                if counts.len() >= limits.max_depth {
+            OPEN => {
+                let Some(n) = counts.get_mut(depth) else {
                     return Err(violation(
                         "maxDepth",
                         format!("nesting is deeper than {}", limits.max_depth),
                     ));
-                }
-                counts.push(0);
+                };
+                *n = 0;
+                depth += 1;
             }
-            b']' | b'}' => {
-                counts.pop();
-            }
-            b',' => {
-                if let Some(n) = counts.last_mut() {
-                    *n += 1;
-                    if *n >= limits.max_members {
-                        return Err(violation(
-                            "maxMembers",
-                            format!(
-                                "an object or array has more than {} members",
-                                limits.max_members
-                            ),
-                        ));
-                    }
+            CLOSE => depth = depth.saturating_sub(1),
+            COMMA if depth > 0 => {
+                let n = &mut counts[depth - 1];
+                *n += 1;
+                if *n >= limits.max_members {
+                    return Err(violation(
+                        "maxMembers",
+                        format!(
+                            "an object or array has more than {} members",
+                            limits.max_members
+                        ),
+                    ));
                 }
             }
             _ => {}
@@ -406,10 +447,128 @@ mod tests {
         assert_eq!(pointer(&["a/b".into(), "c~d".into()]), "#/a~1b/c~0d");
     }
 
+    /// The first prescan (a `Vec` stack, `memchr` for every string), kept as the model the
+        /// current one must agree with.
+        /// One pass over the bytes, tracking strings and nesting only. Malformed JSON passes (the
+    /// parser names the error); a document within the limits passes. String contents are skipped
+    /// with `memchr` (SIMD), so the pass costs little more than reading the bytes.
+    fn prescan_reference(bytes: &[u8], limits: &JsonLimits) -> Result<Scan, Violation> {
+        let too_long = || {
+            violation(
+                "maxStringBytes",
+                format!("a string is longer than {} bytes", limits.max_string_bytes),
+            )
+        };
+        // DEL, and the lead byte of the two-byte C1 controls (U+0080–U+009F are C2 80–9F).
+        let mut maybe_control = memchr::memchr2(0x7f, 0xc2, bytes).is_some();
+        // Members counted per open container; the stack is bounded by max_depth.
+        let mut counts: Vec<usize> = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'"' => {
+                    // Skip to the closing quote, hopping over escapes.
+                    let start = i + 1;
+                    let mut j = start;
+                    loop {
+                        match memchr::memchr2(b'"', b'\\', &bytes[j..]) {
+                            None => {
+                                // Unterminated: the parser will say so.
+                                if bytes.len() - start > limits.max_string_bytes {
+                                    return Err(too_long());
+                                }
+                                return Ok(Scan { maybe_control });
+                            }
+                            Some(k) if bytes[j + k] == b'\\' => {
+                                if bytes.get(j + k + 1) == Some(&b'u') {
+                                    maybe_control = true;
+                                }
+                                j += k + 2;
+                                if j > bytes.len() {
+                                    // Unterminated after an escape: measured like any
+                                    // unterminated string (the first version skipped this).
+                                    if bytes.len() - start > limits.max_string_bytes {
+                                        return Err(too_long());
+                                    }
+                                    return Ok(Scan { maybe_control });
+                                }
+                            }
+                            Some(k) => {
+                                j += k;
+                                break;
+                            }
+                        }
+                    }
+                    if j - start > limits.max_string_bytes {
+                        return Err(too_long());
+                    }
+                    i = j + 1;
+                    continue;
+                }
+                b'[' | b'{' => {
+                    if counts.len() >= limits.max_depth {
+                        return Err(violation(
+                            "maxDepth",
+                            format!("nesting is deeper than {}", limits.max_depth),
+                        ));
+                    }
+                    counts.push(0);
+                }
+                b']' | b'}' => {
+                    counts.pop();
+                }
+                b',' => {
+                    if let Some(n) = counts.last_mut() {
+                        *n += 1;
+                        if *n >= limits.max_members {
+                            return Err(violation(
+                                "maxMembers",
+                                format!(
+                                    "an object or array has more than {} members",
+                                    limits.max_members
+                                ),
+                            ));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        Ok(Scan { maybe_control })
+    }
+
+    /// Bytes that look like JSON: brackets, commas, quotes, escapes and a few letters, so the
+    /// generated documents exercise nesting, counting and string skipping.
+    fn jsonish() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            proptest::sample::select(&b"[]{},:\"\\\\uab 0\x7f\xc2"[..]),
+            0..400,
+        )
+    }
+
     proptest! {
         #[test]
         fn prescan_never_panics_and_admits_what_it_should(s in any::<Vec<u8>>()) {
             let _ = prescan(&s, &JsonLimits::default());
+        }
+
+        #[test]
+        fn prescan_agrees_with_its_reference_model(
+            s in jsonish(),
+            max_depth in 0usize..80,
+            max_members in 1usize..6,
+            max_string_bytes in 0usize..48,
+        ) {
+            let limits = JsonLimits {
+                max_depth,
+                max_members,
+                max_string_bytes,
+                allow_control_characters: false,
+            };
+            let got = prescan(&s, &limits).map_err(|v| v.keyword);
+            let want = prescan_reference(&s, &limits).map_err(|v| v.keyword);
+            prop_assert_eq!(got, want);
         }
 
         #[test]

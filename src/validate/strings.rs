@@ -448,8 +448,8 @@ mod tests {
     }
 
     /// The first prescan (a `Vec` stack, `memchr` for every string), kept as the model the
-        /// current one must agree with.
-        /// One pass over the bytes, tracking strings and nesting only. Malformed JSON passes (the
+    /// current one must agree with.
+    /// One pass over the bytes, tracking strings and nesting only. Malformed JSON passes (the
     /// parser names the error); a document within the limits passes. String contents are skipped
     /// with `memchr` (SIMD), so the pass costs little more than reading the bytes.
     fn prescan_reference(bytes: &[u8], limits: &JsonLimits) -> Result<Scan, Violation> {

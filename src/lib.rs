@@ -63,6 +63,7 @@
 //! - `introspection`: `authn::introspection::IntrospectionAuthenticator`, opaque tokens
 //!   through RFC 7662.
 //! - `openapi`: `validate::openapi::OpenApi`, validation rules from an OpenAPI document.
+//! - `metrics`: counters and a histogram through the `metrics` facade ([`telemetry`]).
 //! - `full`: everything.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -85,6 +86,7 @@ pub mod principal;
 pub mod quota;
 pub mod rejection;
 pub mod route;
+pub mod telemetry;
 pub mod validate;
 
 pub use body::ResponseBody;

@@ -257,3 +257,65 @@ fn audit_verify_names_the_first_broken_line_of_a_chained_log() {
     assert!(out.contains("line 3 (seq 3)"), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The value of the Prometheus sample `name{labels}` in an exposition, or 0 when absent.
+#[cfg(feature = "metrics")]
+fn sample(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[cfg(feature = "metrics")]
+#[test]
+fn metrics_example_exposes_counters_that_move_with_the_traffic() {
+    let (_server, lines) = start("metrics", &["--listen", "127.0.0.1:0"]);
+    let curl = lines.last().unwrap();
+    let addr = address_of(curl);
+    let scrape = || sh(&format!("curl http://{addr}/metrics"));
+    let refused_401 = r#"palisade_requests_refused_total{layer="authn",reason="missing_credentials",status="401"}"#;
+    let allowed_authn = r#"palisade_requests_allowed_total{layer="authn"}"#;
+    let allowed_authz = r#"palisade_requests_allowed_total{layer="authz"}"#;
+    let before = scrape();
+
+    assert!(sh(curl).starts_with("order for demo"));
+    for _ in 0..3 {
+        let status = sh(&format!(
+            "curl -o /dev/null -w '%{{http_code}}' http://{addr}/v1/orders/42"
+        ));
+        assert_eq!(status, "401");
+    }
+    let after = scrape();
+    assert_eq!(
+        sample(&after, refused_401) - sample(&before, refused_401),
+        3.0,
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, allowed_authn) - sample(&before, allowed_authn),
+        1.0
+    );
+    assert_eq!(
+        sample(&after, allowed_authz) - sample(&before, allowed_authz),
+        1.0
+    );
+    assert!(
+        after.contains("# TYPE palisade_decision_seconds"),
+        "{after}"
+    );
+    // The audit queue reports what it took in (four requests; the scrapes are unguarded).
+    assert!(
+        sample(&after, r#"palisade_audit_events_total{state="queued"}"#) >= 4.0,
+        "{after}"
+    );
+    // No secret in the exposition: the key the test sent appears nowhere.
+    let key = curl
+        .split("x-api-key: ")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
+    assert!(!after.contains(key));
+}

@@ -65,12 +65,16 @@ impl Shared {
     fn push(&self, mut raw: RawEvent) {
         if self.stats.closed.load(Ordering::Acquire) {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            crate::telemetry::audit_events("dropped", 1);
             return;
         }
         raw.seq = self.stats.seq.fetch_add(1, Ordering::Relaxed);
         if self.tx.try_send(raw).is_err() {
             // Full (or closed): dropped and counted; the drain task reports the loss.
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            crate::telemetry::audit_events("dropped", 1);
+        } else {
+            crate::telemetry::audit_events("queued", 1);
         }
         // The task drains on its own tick; it is woken early only when the queue fills up.
         if self.tx.capacity() < self.capacity / 2 {

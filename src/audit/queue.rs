@@ -130,11 +130,13 @@ impl<S: AuditSink> Drain<S> {
                         self.stats
                             .written
                             .fetch_add(records.len() as u64, Ordering::Relaxed);
+                        crate::telemetry::audit_events("written", records.len() as u64);
                     }
                     Err(e) => {
                         self.stats
                             .failed
                             .fetch_add(records.len() as u64, Ordering::Relaxed);
+                        crate::telemetry::audit_events("failed", records.len() as u64);
                         tracing::warn!(target: "palisade::audit", events = records.len(), error = %crate::error::Chain(&*e), "audit sink failed");
                     }
                 }

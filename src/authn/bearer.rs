@@ -454,15 +454,18 @@ fn for_each_name<'v>(value: Option<&'v Value>, split: bool, mut f: impl FnMut(&'
 #[derive(Debug)]
 pub(crate) struct TokenCache<V> {
     map: DashMap<u128, (V, Timestamp), BuildPrehashed>,
+    /// The `cache` label of its lookups in the metrics.
+    name: &'static str,
     capacity: usize,
     hasher: siphasher::sip128::SipHasher13,
     evictions: AtomicU64,
 }
 
 impl<V: Clone> TokenCache<V> {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(name: &'static str, capacity: usize) -> Self {
         Self {
             map: DashMap::with_hasher(BuildPrehashed),
+            name,
             capacity,
             hasher: random_sip128(),
             evictions: AtomicU64::new(0),
@@ -477,12 +480,17 @@ impl<V: Clone> TokenCache<V> {
 
     /// The cached answer for `key` if it is still valid at `now`.
     pub(crate) fn get(&self, key: u128, now: Timestamp) -> Option<V> {
-        let entry = self.map.get(&key)?;
+        let Some(entry) = self.map.get(&key) else {
+            crate::telemetry::cache_lookup(self.name, false);
+            return None;
+        };
         if entry.1 > now {
+            crate::telemetry::cache_lookup(self.name, true);
             return Some(entry.0.clone());
         }
         drop(entry);
         self.map.remove_if(&key, |_, (_, until)| *until <= now);
+        crate::telemetry::cache_lookup(self.name, false);
         None
     }
 
@@ -718,7 +726,7 @@ mod tests {
 
     #[test]
     fn cache_entries_end_at_their_instant_and_capacity_holds() {
-        let cache = TokenCache::new(16);
+        let cache = TokenCache::new("test", 16);
         let t = Timestamp::from_unix_nanos(1_000);
         let k = cache.key(b"token");
         assert_ne!(k, cache.key(b"token2"));

@@ -251,7 +251,7 @@ impl<C: Clock> IntrospectionBuilder<C> {
                 audiences: self.audiences,
                 claims: self.claims,
                 source: self.source,
-                cache: TokenCache::new(self.cache_capacity),
+                cache: TokenCache::new("introspection", self.cache_capacity),
                 positive_ttl: self.positive_ttl,
                 negative_ttl: self.negative_ttl,
                 challenges: Challenges::new(&self.realm),
@@ -431,6 +431,14 @@ impl<C: Clock> Authenticator for IntrospectionAuthenticator<C> {
                     }
                     _ => UnavailableReason::IntrospectionError,
                 };
+                crate::telemetry::backend_error(
+                    "introspection",
+                    if reason == UnavailableReason::IntrospectionTimeout {
+                        "timeout"
+                    } else {
+                        "error"
+                    },
+                );
                 tracing::warn!(layer = "authn", reason = reason.code(), error = %crate::error::Chain(&error), "token introspection failed");
                 return Authentication::Refused(Rejection::unavailable("authn", reason));
             }

@@ -12,6 +12,7 @@ use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::Instrument;
 
 use super::{Authentication, Authenticator};
 use crate::authz::LivePolicy;
@@ -19,6 +20,7 @@ use crate::authz::layer_is_public as is_public;
 use crate::body::ResponseBody;
 use crate::principal::Principal;
 use crate::rejection::{AuthnFailure, AuthnReason, Rejection};
+use crate::telemetry::DecisionTrace;
 
 /// Authenticates every request with an [`Authenticator`] (or a [`Chain`](super::Chain) of them).
 ///
@@ -148,7 +150,8 @@ impl<A: Authenticator> Shared<A> {
     }
 }
 
-fn refused<B>(rejection: &Rejection) -> Response<ResponseBody<B>> {
+fn refused<B>(rejection: &Rejection, decision: DecisionTrace) -> Response<ResponseBody<B>> {
+    decision.refused(rejection);
     tracing::debug!(
         layer = "authn",
         reason = rejection.reason(),
@@ -178,10 +181,15 @@ where
         let (mut parts, body) = req.into_parts();
         // Whatever an outer layer may have put here is not an authentication.
         parts.extensions.remove::<Principal>();
+        let decision = DecisionTrace::start("authn");
         // An authenticator that answers at once (keys in memory) needs no boxed future.
-        if let Some(answer) = self.shared.authenticator.authenticate_now(&parts) {
+        let now = decision
+            .span()
+            .in_scope(|| self.shared.authenticator.authenticate_now(&parts));
+        if let Some(answer) = now {
             return match self.shared.resolve(answer, &parts) {
                 Ok(principal) => {
+                    decision.allowed(Some(&principal));
                     parts.extensions.insert(principal.clone());
                     ResponseFuture {
                         kind: Kind::Inner {
@@ -192,7 +200,7 @@ where
                 }
                 Err(rejection) => ResponseFuture {
                     kind: Kind::Refused {
-                        response: Some(refused(&rejection)),
+                        response: Some(refused(&rejection, decision)),
                     },
                 },
             };
@@ -204,15 +212,20 @@ where
         ResponseFuture {
             kind: Kind::Boxed {
                 future: Box::pin(async move {
-                    let answer = shared.authenticator.authenticate(&parts).await;
+                    let answer = shared
+                        .authenticator
+                        .authenticate(&parts)
+                        .instrument(decision.span().clone())
+                        .await;
                     match shared.resolve(answer, &parts) {
                         Ok(principal) => {
+                            decision.allowed(Some(&principal));
                             parts.extensions.insert(principal.clone());
                             let mut res = inner.call(Request::from_parts(parts, body)).await?;
                             res.extensions_mut().insert(principal);
                             Ok(res.map(ResponseBody::inner))
                         }
-                        Err(rejection) => Ok(refused(&rejection)),
+                        Err(rejection) => Ok(refused(&rejection, decision)),
                     }
                 }),
             },

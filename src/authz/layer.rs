@@ -13,6 +13,7 @@ use http::{Method, Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::Instrument;
 
 use super::policy::{Decision, Outcome, Policy};
 use super::source::LivePolicy;
@@ -20,6 +21,7 @@ use crate::body::ResponseBody;
 use crate::principal::{AuthMethod, Principal};
 use crate::rejection::{AuthnFailure, AuthnReason, Forbidden, Rejection};
 use crate::route::{Route, matched_template};
+use crate::telemetry::DecisionTrace;
 
 /// The path parameters of a request (`{id}` in `/v1/orders/{id}`), percent-decoded when axum
 /// extracted them.
@@ -260,7 +262,9 @@ fn refusal(decision: &Decision, principal: Option<&Principal>) -> Rejection {
 fn refused<B>(
     rejection: &Rejection,
     divergence: Option<ShadowDivergence>,
+    trace: DecisionTrace,
 ) -> Response<ResponseBody<B>> {
+    trace.refused(rejection);
     tracing::debug!(
         layer = "authz",
         reason = rejection.reason(),
@@ -291,6 +295,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let trace = DecisionTrace::start("authz");
         let template = matched_template(req.extensions());
         let principal = req.extensions().get::<Principal>();
         let (method, path) = (req.method(), req.uri().path());
@@ -321,11 +326,12 @@ where
         });
         if !decision.is_allowed() {
             let rejection = refusal(&decision, principal);
-            return ResponseFuture::refused(refused(&rejection, divergence));
+            return ResponseFuture::refused(refused(&rejection, divergence, trace));
         }
         let needs_authorizer = !Az::ALWAYS_ALLOWS && principal.is_some_and(|p| !p.is_anonymous());
-        req.extensions_mut().insert(decision.clone());
         if !needs_authorizer {
+            trace.allowed(principal);
+            req.extensions_mut().insert(decision.clone());
             return ResponseFuture {
                 kind: Kind::Inner {
                     future: self.inner.call(req),
@@ -333,6 +339,7 @@ where
                 },
             };
         }
+        req.extensions_mut().insert(decision.clone());
         let clone = self.inner.clone();
         let mut inner = mem::replace(&mut self.inner, clone);
         let authorizer = self.layer.authorizer.clone();
@@ -344,7 +351,8 @@ where
                     let params = path_params(&mut parts, &policy).await;
                     let template = matched_template(&parts.extensions).unwrap_or(parts.uri.path());
                     let route = Route::new(parts.method.clone(), template);
-                    let outcome = match parts.extensions.get::<Principal>() {
+                    let principal = parts.extensions.get::<Principal>();
+                    let outcome = match principal {
                         Some(principal) => {
                             authorizer
                                 .authorize(&AuthzRequest {
@@ -354,6 +362,7 @@ where
                                     parts: &parts,
                                     decision: &decision,
                                 })
+                                .instrument(trace.span().clone())
                                 .await
                         }
                         None => Ok(()),
@@ -363,8 +372,9 @@ where
                             denial.code(),
                             decision.rule().cloned(),
                         ));
-                        return Ok(refused(&rejection, divergence));
+                        return Ok(refused(&rejection, divergence, trace));
                     }
+                    trace.allowed(principal);
                     let mut res = inner
                         .call(Request::from_parts(parts, body))
                         .await?

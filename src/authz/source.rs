@@ -201,7 +201,10 @@ impl LivePolicy {
     pub async fn reload<S: PolicySource>(&self, source: &S) -> Result<(), ReloadError> {
         match source.load().await {
             Ok(spec) => self.replace(&spec),
-            Err(e) => Err(self.refused(ReloadError::Source(e))),
+            Err(e) => {
+                crate::telemetry::backend_error("policy_source", "error");
+                Err(self.refused(ReloadError::Source(e)))
+            }
         }
     }
 

@@ -16,6 +16,7 @@ use http::{Extensions, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::Instrument;
 
 use super::limit::{LimitState, Verdict};
 use super::policy::{KeyPart, QuotaKey, QuotaPolicy, mask};
@@ -27,6 +28,7 @@ use crate::error::{Chain, ConfigError};
 use crate::principal::Principal;
 use crate::rejection::{AuthnReason, Rejection, TooManyRequests, UnavailableReason};
 use crate::route::matched_template;
+use crate::telemetry::{self, DecisionTrace};
 
 /// The `RateLimit-Policy` field (IETF RateLimit fields draft §3).
 pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -849,7 +851,12 @@ fn too_many(policy: &QuotaPolicy, verdict: &Verdict, headers: RateLimitHeaders) 
     ))
 }
 
-fn refuse<B>(rejection: &Rejection, mode: QuotaMode) -> Response<ResponseBody<B>> {
+fn refuse<B>(
+    rejection: &Rejection,
+    mode: QuotaMode,
+    trace: DecisionTrace,
+) -> Response<ResponseBody<B>> {
+    trace.refused(rejection);
     tracing::debug!(
         layer = "quota",
         reason = rejection.reason(),
@@ -925,6 +932,7 @@ impl<St: QuotaStore> Shared<St> {
         let verdict = match result {
             Ok(v) => v,
             Err(e) => {
+                telemetry::backend_error("quota_store", "error");
                 tracing::warn!(layer = "quota", error = %Chain(&e), "quota store failed: refusing");
                 return Err(Rejection::unavailable(
                     "quota",
@@ -932,6 +940,9 @@ impl<St: QuotaStore> Shared<St> {
                 ));
             }
         };
+        if verdict.mode() != QuotaMode::Enforced {
+            telemetry::quota_degraded(verdict.mode().code());
+        }
         let rule = &self.rules[i];
         if !verdict.is_allowed() {
             tally.mode = tally.mode.max(verdict.mode());
@@ -1037,8 +1048,13 @@ where
         let (parts, body) = req.into_parts();
         let (route, cost) = shared.route(&parts);
         let mut tally = Tally::new();
-        let start = match shared.sync_pass(&parts, route.as_ref(), cost, &mut tally) {
+        let trace = DecisionTrace::start("quota");
+        let pass = trace
+            .span()
+            .in_scope(|| shared.sync_pass(&parts, route.as_ref(), cost, &mut tally));
+        let start = match pass {
             Pass::Admitted => {
+                trace.allowed(parts.extensions.get::<Principal>());
                 let future = self.inner.call(Request::from_parts(parts, body));
                 let charge = tally.first_charge.take();
                 return ResponseFuture {
@@ -1054,7 +1070,7 @@ where
             Pass::Refused(rejection, mode) => {
                 return ResponseFuture {
                     kind: Kind::Refused {
-                        response: Some(refuse(&rejection, mode)),
+                        response: Some(refuse(&rejection, mode, trace)),
                     },
                 };
             }
@@ -1076,12 +1092,14 @@ where
                     let results = join_all(checks.iter().map(|(_, (key, cost, consume))| {
                         shared.store.check(key, *cost, now, *consume)
                     }))
+                    .instrument(trace.span().clone())
                     .await;
                     for ((i, (key, _, _)), result) in checks.into_iter().zip(results) {
                         if let Err(r) = shared.settle(i, key, result, &mut tally) {
-                            return Ok(refuse(&r, tally.mode));
+                            return Ok(refuse(&r, tally.mode, trace));
                         }
                     }
+                    trace.allowed(parts.extensions.get::<Principal>());
                     let mut res = inner
                         .call(Request::from_parts(parts, body))
                         .await?

@@ -333,6 +333,7 @@ impl RedisStore {
         e: StoreError,
     ) -> Result<Verdict, StoreError> {
         self.inner.failures.fetch_add(1, Ordering::Relaxed);
+        crate::telemetry::backend_error("redis", "error");
         if !self.inner.down.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 layer = "quota",

@@ -21,8 +21,10 @@ use tower_service::Service;
 use super::operation::Operation;
 use crate::body::ResponseBody;
 use crate::error::ConfigError;
+use crate::principal::Principal;
 use crate::rejection::{InputPart, InvalidInput, InvalidReason, Rejection, Violation};
 use crate::route::matched_template;
+use crate::telemetry::DecisionTrace;
 
 /// The parsed, validated JSON body, put in the request extensions for
 /// [`Validated`](super::Validated) (taken out, not cloned).
@@ -217,7 +219,8 @@ fn refusal(reason: InvalidReason, errors: Vec<Violation>) -> Rejection {
     Rejection::Invalid(InvalidInput::new(reason, errors))
 }
 
-fn refused<B>(rejection: &Rejection) -> Response<ResponseBody<B>> {
+fn refused<B>(trace: DecisionTrace, rejection: &Rejection) -> Response<ResponseBody<B>> {
+    trace.refused(rejection);
     tracing::debug!(
         layer = "validate",
         reason = rejection.reason(),
@@ -261,6 +264,7 @@ where
         else {
             return ResponseFuture::inner(self.inner.call(req));
         };
+        let trace = DecisionTrace::start("validate");
         let params = op.check_params(
             req.uri().query(),
             req.headers(),
@@ -272,13 +276,14 @@ where
             }
             Ok(_) => {}
             Err((reason, errors)) => {
-                return ResponseFuture::refused(refused(&refusal(reason, errors)));
+                return ResponseFuture::refused(refused(trace, &refusal(reason, errors)));
             }
         }
         if !op.has_body_rules()
             && req.headers().get(CONTENT_LENGTH).is_none_or(|v| v == "0")
             && !req.headers().contains_key(TRANSFER_ENCODING)
         {
+            trace.allowed(req.extensions().get::<Principal>());
             return ResponseFuture::inner(self.inner.call(req));
         }
         let declared = req
@@ -288,7 +293,7 @@ where
         let max = op.max_body();
         // RFC 9110 §15.5.14: refused from the declared length, before reading a byte.
         if declared.is_some_and(|n| n > max as u64) {
-            return ResponseFuture::refused(refused(&too_large(max)));
+            return ResponseFuture::refused(refused(trace, &too_large(max)));
         }
         let has_body = declared.is_some_and(|n| n > 0)
             || req.headers().contains_key(TRANSFER_ENCODING)
@@ -296,9 +301,12 @@ where
         let kind = if op.has_body_rules() {
             match op.check_content_type(req.headers(), has_body) {
                 Ok(Some(kind)) => Some(kind),
-                Ok(None) => return ResponseFuture::inner(self.inner.call(req)),
+                Ok(None) => {
+                    trace.allowed(req.extensions().get::<Principal>());
+                    return ResponseFuture::inner(self.inner.call(req));
+                }
                 Err((reason, errors)) => {
-                    return ResponseFuture::refused(refused(&refusal(reason, errors)));
+                    return ResponseFuture::refused(refused(trace, &refusal(reason, errors)));
                 }
             }
         } else {
@@ -329,7 +337,7 @@ where
                             }],
                         )
                     };
-                    return Ok(refused(&rejection));
+                    return Ok(refused(trace, &rejection));
                 }
             };
             if let Some(kind) = kind {
@@ -338,9 +346,10 @@ where
                         parts.extensions.insert(ValidatedBody(value));
                     }
                     Ok(None) => {}
-                    Err((reason, errors)) => return Ok(refused(&refusal(reason, errors))),
+                    Err((reason, errors)) => return Ok(refused(trace, &refusal(reason, errors))),
                 }
             }
+            trace.allowed(parts.extensions.get::<Principal>());
             let res = inner
                 .call(Request::from_parts(parts, ReqBody::from(bytes)))
                 .await?;

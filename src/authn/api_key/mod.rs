@@ -439,6 +439,7 @@ impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
         let record = match found {
             Ok(Ok(record)) => record,
             Ok(Err(error)) => {
+                crate::telemetry::backend_error("key_store", "error");
                 tracing::warn!(layer = "authn", key_id = %parsed.id(), error = %crate::error::Chain(&error), "api key store failed");
                 return Authentication::Refused(Rejection::unavailable(
                     "authn",
@@ -446,6 +447,7 @@ impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
                 ));
             }
             Err(()) => {
+                crate::telemetry::backend_error("key_store", "timeout");
                 tracing::warn!(layer = "authn", key_id = %parsed.id(), timeout = ?self.timeout, "api key store timed out");
                 return Authentication::Refused(Rejection::unavailable(
                     "authn",

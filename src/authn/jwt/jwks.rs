@@ -199,6 +199,10 @@ impl Jwks {
         }
         self.in_flight.store(true, Ordering::Release);
         let result = self.fetch_locked(now).await;
+        crate::telemetry::jwks_fetch(result.is_ok());
+        if result.is_err() {
+            crate::telemetry::backend_error("jwks", "error");
+        }
         self.completed.fetch_add(1, Ordering::AcqRel);
         self.in_flight.store(false, Ordering::Release);
         self.refreshing.store(false, Ordering::Release);

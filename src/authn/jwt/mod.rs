@@ -349,7 +349,7 @@ impl<C: Clock> JwtBuilder<C> {
                 claims: self.claims,
                 rules: self.rules,
                 source: self.source,
-                cache: TokenCache::new(self.cache_capacity),
+                cache: TokenCache::new("jwt", self.cache_capacity),
                 challenges: Challenges::new(&self.realm),
                 pass_opaque: self.pass_opaque,
                 clock: self.clock,

@@ -246,6 +246,18 @@ fn audit_verify_names_the_first_broken_line_of_a_chained_log() {
     let ok = run(&path);
     assert!(ok.status.success(), "{ok:?}");
     assert!(String::from_utf8_lossy(&ok.stdout).contains("10 events, chain intact"));
+    // The operators' key tool verifies the same way.
+    let tool = |file: &std::path::Path| {
+        Command::new(example_binary("palisade_keys"))
+            .arg("verify-audit")
+            .arg(file)
+            .env("PALISADE_AUDIT_KEY", key)
+            .output()
+            .unwrap()
+    };
+    let ok = tool(&path);
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("10 events, chain intact"));
     // Delete the third line.
     let text = std::fs::read_to_string(&path).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
@@ -255,6 +267,9 @@ fn audit_verify_names_the_first_broken_line_of_a_chained_log() {
     assert_eq!(broken.status.code(), Some(1));
     let out = String::from_utf8_lossy(&broken.stdout);
     assert!(out.contains("line 3 (seq 3)"), "{out}");
+    let broken = tool(&path);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&broken.stdout).contains("line 3 (seq 3)"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -318,4 +333,104 @@ fn metrics_example_exposes_counters_that_move_with_the_traffic() {
         .next()
         .unwrap();
     assert!(!after.contains(key));
+}
+
+/// Runs the key tool with `args`, `stdin` on its standard input and `env` set; returns its
+/// exit status and standard output.
+fn keys_tool(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let mut child = Command::new(example_binary("palisade_keys"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8(out.stdout).unwrap())
+}
+
+/// The value of `name: value` in the tool's output.
+fn line_value<'a>(out: &'a str, name: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+        .unwrap_or_else(|| panic!("no `{name}:` line in {out}"))
+}
+
+#[tokio::test]
+async fn key_tool_issues_a_key_whose_record_authenticates_and_hashes_it_again() {
+    use palisade::authn::api_key::{ApiKeys, KeyHasher, KeyRecord, MemoryKeyStore};
+    use palisade::authn::{Authentication, Authenticator};
+
+    let (ok, out) = keys_tool(
+        &[
+            "generate",
+            "--subject",
+            "ci-deploy",
+            "--role",
+            "deployer",
+            "--scope",
+            "orders:write",
+            "--name",
+            "CI deploy key",
+            "--expires",
+            "2099-01-01T00:00:00Z",
+        ],
+        "",
+        &[],
+    );
+    assert!(ok, "{out}");
+    let key = line_value(&out, "key");
+    let record: KeyRecord = serde_json::from_str(line_value(&out, "record")).unwrap();
+    // The record holds the hash, never the key.
+    assert!(!line_value(&out, "record").contains(&key[4..]));
+
+    // Stored as printed, the record makes the key work, with what was asked for.
+    let store = MemoryKeyStore::new();
+    store.insert(record.clone());
+    let request = http::Request::get("/")
+        .header("x-api-key", key)
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+    let Authentication::Authenticated(p) = ApiKeys::new()
+        .authenticator(store)
+        .authenticate(&request)
+        .await
+    else {
+        panic!("the issued key does not authenticate");
+    };
+    assert_eq!(p.subject(), "ci-deploy");
+    assert!(p.has_role("deployer"));
+    assert!(p.has_scope("orders:write"));
+
+    // `hash` (key on stdin) gives the record's id and hash back.
+    let (ok, hashed) = keys_tool(&["hash"], key, &[]);
+    assert!(ok, "{hashed}");
+    assert_eq!(line_value(&hashed, "id"), record.id().to_string());
+    assert_eq!(line_value(&hashed, "hash"), record.hash().to_hex());
+
+    // With a pepper the hash is the HMAC the service computes, and differs from plain SHA-256.
+    let pepper = "a pepper of at least thirty-two bytes!!";
+    let (ok, peppered) = keys_tool(
+        &["hash", "--pepper-env", "TEST_PEPPER"],
+        key,
+        &[("TEST_PEPPER", pepper)],
+    );
+    assert!(ok, "{peppered}");
+    let expected = KeyHasher::keyed(pepper.as_bytes()).unwrap().hash(key);
+    assert_eq!(line_value(&peppered, "hash"), expected.to_hex());
+    assert_ne!(line_value(&peppered, "hash"), record.hash().to_hex());
+
+    // Not a key of this format: refused, nothing printed on stdout.
+    let (ok, out) = keys_tool(&["hash"], "pal_not-a-key", &[]);
+    assert!(!ok);
+    assert!(out.is_empty(), "{out}");
 }

@@ -8,7 +8,7 @@ use http::request::Parts;
 
 use crate::BoxFuture;
 use crate::principal::Principal;
-use crate::rejection::Rejection;
+use crate::rejection::{AuthnReason, Rejection};
 
 /// What an [`Authenticator`] concluded about a request.
 #[derive(Debug, Clone)]
@@ -50,6 +50,17 @@ pub trait Authenticator: Send + Sync + 'static {
         let _ = parts;
         None
     }
+
+    /// The kind of credential this authenticator finds in the request (`"api_key"`,
+    /// `"bearer"`...; its syntax not checked), or `None` when it finds none. A [`Chain`]
+    /// refuses a request whose authenticators find credentials of different kinds (400
+    /// `multiple_credentials`): a client presents one identity per request, and a second
+    /// credential must not ride along unchecked. The default is `None`: the authenticator takes
+    /// no part in that check.
+    fn credential_kind(&self, parts: &Parts) -> Option<&'static str> {
+        let _ = parts;
+        None
+    }
 }
 
 impl<T: Authenticator> Authenticator for Arc<T> {
@@ -63,6 +74,10 @@ impl<T: Authenticator> Authenticator for Arc<T> {
 
     fn challenges(&self, out: &mut Vec<HeaderValue>) {
         (**self).challenges(out);
+    }
+
+    fn credential_kind(&self, parts: &Parts) -> Option<&'static str> {
+        (**self).credential_kind(parts)
     }
 }
 
@@ -78,6 +93,9 @@ pub trait DynAuthenticator: Send + Sync + 'static {
 
     /// [`Authenticator::authenticate_now`].
     fn authenticate_now_dyn(&self, parts: &Parts) -> Option<Authentication>;
+
+    /// [`Authenticator::credential_kind`].
+    fn credential_kind_dyn(&self, parts: &Parts) -> Option<&'static str>;
 }
 
 impl<T: Authenticator> DynAuthenticator for T {
@@ -91,6 +109,10 @@ impl<T: Authenticator> DynAuthenticator for T {
 
     fn challenges_dyn(&self, out: &mut Vec<HeaderValue>) {
         self.challenges(out);
+    }
+
+    fn credential_kind_dyn(&self, parts: &Parts) -> Option<&'static str> {
+        self.credential_kind(parts)
     }
 }
 
@@ -106,6 +128,10 @@ impl Authenticator for Arc<dyn DynAuthenticator> {
 
     fn authenticate_now(&self, parts: &Parts) -> Option<Authentication> {
         (**self).authenticate_now_dyn(parts)
+    }
+
+    fn credential_kind(&self, parts: &Parts) -> Option<&'static str> {
+        (**self).credential_kind_dyn(parts)
     }
 }
 
@@ -135,8 +161,35 @@ impl<A, B> Chain<A, B> {
     }
 }
 
+impl<A: Authenticator, B: Authenticator> Chain<A, B> {
+    /// A refusal when the two authenticators find credentials of different kinds.
+    fn mixed(&self, parts: &Parts) -> Option<Authentication> {
+        match (
+            self.first.credential_kind(parts),
+            self.second.credential_kind(parts),
+        ) {
+            (Some(a), Some(b)) if a != b => {
+                tracing::debug!(
+                    layer = "authn",
+                    first = a,
+                    second = b,
+                    "two kinds of credential in one request"
+                );
+                Some(Authentication::Refused(Rejection::unauthenticated(
+                    AuthnReason::MultipleCredentials,
+                    [],
+                )))
+            }
+            _ => None,
+        }
+    }
+}
+
 impl<A: Authenticator, B: Authenticator> Authenticator for Chain<A, B> {
     async fn authenticate(&self, parts: &Parts) -> Authentication {
+        if let Some(refused) = self.mixed(parts) {
+            return refused;
+        }
         match self.first.authenticate(parts).await {
             Authentication::Absent => self.second.authenticate(parts).await,
             decided => decided,
@@ -149,9 +202,18 @@ impl<A: Authenticator, B: Authenticator> Authenticator for Chain<A, B> {
     }
 
     fn authenticate_now(&self, parts: &Parts) -> Option<Authentication> {
+        if let Some(refused) = self.mixed(parts) {
+            return Some(refused);
+        }
         match self.first.authenticate_now(parts)? {
             Authentication::Absent => self.second.authenticate_now(parts),
             decided => Some(decided),
         }
+    }
+
+    fn credential_kind(&self, parts: &Parts) -> Option<&'static str> {
+        self.first
+            .credential_kind(parts)
+            .or_else(|| self.second.credential_kind(parts))
     }
 }

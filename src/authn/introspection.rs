@@ -401,6 +401,10 @@ impl<C: Clock> IntrospectionAuthenticator<C> {
 }
 
 impl<C: Clock> Authenticator for IntrospectionAuthenticator<C> {
+    fn credential_kind(&self, parts: &Parts) -> Option<&'static str> {
+        (!matches!(self.inner.source.extract_raw(parts), Ok(None))).then_some("bearer")
+    }
+
     async fn authenticate(&self, parts: &Parts) -> Authentication {
         let token = match self.token(parts) {
             Ok(token) => token,

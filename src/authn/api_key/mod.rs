@@ -475,6 +475,10 @@ impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
 }
 
 impl<S: KeyStore, C: Clock> Authenticator for ApiKeyAuthenticator<S, C> {
+    fn credential_kind(&self, parts: &Parts) -> Option<&'static str> {
+        (!matches!(self.extract(parts), Ok(None))).then_some("api_key")
+    }
+
     async fn authenticate(&self, parts: &Parts) -> Authentication {
         let (key, parsed) = match self.presented(parts) {
             Ok(presented) => presented,

@@ -639,6 +639,10 @@ fn looks_like_jws(token: &[u8]) -> bool {
 }
 
 impl<C: Clock> Authenticator for JwtAuthenticator<C> {
+    fn credential_kind(&self, parts: &Parts) -> Option<&'static str> {
+        (!matches!(self.inner.source.extract_raw(parts), Ok(None))).then_some("bearer")
+    }
+
     async fn authenticate(&self, parts: &Parts) -> Authentication {
         let raw = match self.token(parts) {
             Ok(raw) => raw,

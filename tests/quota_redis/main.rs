@@ -5,10 +5,10 @@
 //! SKIPPED line and pass, unless `PALISADE_REQUIRE_REDIS` is set (CI sets it), in which case
 //! they fail.
 
-#[path = "../support/mod.rs"]
-mod support;
 #[path = "../support/redis_server.rs"]
 mod redis_server;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::time::Duration;
 

@@ -107,4 +107,3 @@ impl Drop for Redis {
         self.kill();
     }
 }
-

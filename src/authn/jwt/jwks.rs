@@ -83,7 +83,8 @@ pub(crate) enum Lookup {
     /// A fetch (or waiting for the one in flight) may find it; the completed-fetch count
     /// seen, to pass to [`Jwks::fetch`].
     Fetch(u64),
-    /// No key set was ever fetched, and the last attempt failed too recently to retry.
+    /// No key set was ever fetched and the last attempt failed too recently to retry, or the
+    /// last fetch failed and the kid is not in the kept set.
     Unavailable,
 }
 
@@ -136,8 +137,15 @@ impl Jwks {
         if let Some(key) = pick(&set.keys) {
             return Lookup::Found(key);
         }
-        if !may_fetch {
-            return Lookup::Unknown;
+        // The last fetch failed: whether this kid is the provider's new key or a forgery cannot
+        // be told now, so the answer is "unavailable, retry" (503), not "invalid token" (401).
+        let unknown = if self.last_failure.load(Ordering::Relaxed) != 0 {
+            Lookup::Unavailable
+        } else {
+            Lookup::Unknown
+        };
+        if !may_fetch || (self.failed_recently(now) && matches!(unknown, Lookup::Unavailable)) {
+            return unknown;
         }
         if self.in_flight.load(Ordering::Acquire) {
             return Lookup::Fetch(seen);
@@ -161,7 +169,7 @@ impl Jwks {
         {
             return Lookup::Fetch(seen);
         }
-        Lookup::Unknown
+        unknown
     }
 
     fn failed_recently(&self, now: Timestamp) -> bool {

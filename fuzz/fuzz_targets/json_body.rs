@@ -49,7 +49,7 @@ fn svc() -> &'static Svc {
                         max_depth: 16,
                         max_members: 256,
                         max_string_bytes: 1024,
-                        allow_control_characters: false,
+                        ..JsonLimits::default()
                     }),
             )
             .unwrap()

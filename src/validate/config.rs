@@ -50,6 +50,9 @@ pub struct LimitsConfig {
     /// Longest string, in bytes.
     #[serde(default)]
     pub max_string_bytes: Option<usize>,
+    /// Whether objects may name a member twice (default false).
+    #[serde(default)]
+    pub allow_duplicate_keys: Option<bool>,
 }
 
 impl LimitsConfig {
@@ -57,6 +60,7 @@ impl LimitsConfig {
         l.max_depth = self.max_depth.unwrap_or(l.max_depth);
         l.max_members = self.max_members.unwrap_or(l.max_members);
         l.max_string_bytes = self.max_string_bytes.unwrap_or(l.max_string_bytes);
+        l.allow_duplicate_keys = self.allow_duplicate_keys.unwrap_or(l.allow_duplicate_keys);
         l
     }
 }

@@ -369,14 +369,26 @@ impl Operation {
                 }],
             )
         })?;
-        let value: Value = serde_json::from_str(text).map_err(|e| {
+        let parsed = if self.limits.allow_duplicate_keys {
+            serde_json::from_str(text)
+        } else {
+            strings::parse_unique(text)
+        };
+        let value: Value = parsed.map_err(|e| {
+            // A duplicate member (a data error, not a syntax one) is hostile input: 422.
+            let duplicate = e.is_data();
             (
-                InvalidReason::MalformedBody,
+                if duplicate {
+                    InvalidReason::HostileInput
+                } else {
+                    InvalidReason::MalformedBody
+                },
                 vec![Violation {
                     part: InputPart::Body,
                     pointer: "#".into(),
-                    keyword: "json".into(),
-                    // serde_json's message names the line and column, never the input.
+                    keyword: if duplicate { "uniqueKeys" } else { "json" }.into(),
+                    // serde_json's message names the line and column, never the input (a
+                    // duplicate's message quotes the member name, which the client sent).
                     detail: e.to_string().into(),
                 }],
             )

@@ -20,6 +20,10 @@ pub struct JsonLimits {
     /// Whether control characters other than tab, line feed and carriage return may appear in
     /// strings (default false: NUL and the C0/C1 controls are refused).
     pub allow_control_characters: bool,
+    /// Whether an object may name the same member twice (default false: refused, 422). JSON
+    /// parsers disagree on which duplicate wins (RFC 8259 §4), so a document with duplicates
+    /// can mean one thing to palisade and another to a system behind the handler.
+    pub allow_duplicate_keys: bool,
 }
 
 impl Default for JsonLimits {
@@ -29,7 +33,103 @@ impl Default for JsonLimits {
             max_members: 10_000,
             max_string_bytes: 64 * 1024,
             allow_control_characters: false,
+            allow_duplicate_keys: false,
         }
+    }
+}
+
+/// Parses `text` into a [`Value`] like `serde_json::from_str`, refusing an object that names a
+/// member twice (the error says which, with the line and column). Recursion is bounded by the
+/// prescan's depth limit and serde_json's own.
+pub(crate) fn parse_unique(text: &str) -> Result<Value, serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = Unique.deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// A `Value` seed whose objects refuse duplicate member names.
+#[derive(Clone, Copy)]
+struct Unique;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Unique {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Unique {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(v) = seq.next_element_seed(self)? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(self)?;
+            match members.entry(key) {
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                serde_json::map::Entry::Occupied(slot) => {
+                    // The name is the client's own, quoted (control characters escaped).
+                    return Err(serde::de::Error::custom(format_args!(
+                        "duplicate member {}",
+                        Value::String(slot.key().clone())
+                    )));
+                }
+            }
+        }
+        Ok(Value::Object(members))
     }
 }
 
@@ -547,7 +647,56 @@ mod tests {
         )
     }
 
+    #[test]
+    fn rfc8259_4_duplicate_member_names_are_refused_with_their_position() {
+        let err = parse_unique(r#"{"qty": 1, "item": "a", "qty": 9}"#).unwrap_err();
+        assert!(err.is_data(), "{err}");
+        let message = err.to_string();
+        assert!(message.contains(r#"duplicate member "qty""#), "{message}");
+        assert!(message.contains("column"), "{message}");
+        // Nested objects and objects inside arrays too; equal names in different objects are
+        // fine.
+        assert!(parse_unique(r#"{"a": [{"b": 1, "b": 2}]}"#).is_err());
+        assert!(parse_unique(r#"{"a": {"b": 1}, "c": {"b": 2}}"#).is_ok());
+        // Names equal after unescaping are the same name.
+        assert!(parse_unique(r#"{"a": 1, "a": 2}"#).is_err());
+        // A syntax error stays a syntax error.
+        assert!(parse_unique(r#"{"a": 1,}"#).unwrap_err().is_syntax());
+    }
+
+    /// JSON documents without duplicate member names (objects built from maps).
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e300f64..1e300).prop_map(Value::from),
+            ".{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(".{0,6}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest! {
+        #[test]
+        fn parse_unique_agrees_with_serde_json_without_duplicates(v in json_value()) {
+            let text = v.to_string();
+            let ours = parse_unique(&text).unwrap();
+            let theirs: Value = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(ours, theirs);
+        }
+
+        #[test]
+        fn parse_unique_never_panics(s in ".{0,64}") {
+            let _ = parse_unique(&s);
+        }
+
         #[test]
         fn prescan_never_panics_and_admits_what_it_should(s in any::<Vec<u8>>()) {
             let _ = prescan(&s, &JsonLimits::default());
@@ -564,7 +713,7 @@ mod tests {
                 max_depth,
                 max_members,
                 max_string_bytes,
-                allow_control_characters: false,
+                ..JsonLimits::default()
             };
             let got = prescan(&s, &limits).map_err(|v| v.keyword);
             let want = prescan_reference(&s, &limits).map_err(|v| v.keyword);

@@ -9,8 +9,9 @@
 //! The key is read from the environment variable `PALISADE_AUDIT_KEY` (never from the command
 //! line, where other users of the machine could see it).
 
-use std::fs::File;
-use std::io::BufReader;
+#[path = "support/verify_audit.rs"]
+mod verify;
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -18,25 +19,5 @@ fn main() -> ExitCode {
         eprintln!("usage: audit_verify FILE  (key in PALISADE_AUDIT_KEY)");
         return ExitCode::from(2);
     };
-    let Ok(key) = std::env::var("PALISADE_AUDIT_KEY") else {
-        eprintln!("PALISADE_AUDIT_KEY is not set");
-        return ExitCode::from(2);
-    };
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("{path}: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match palisade::audit::verify(BufReader::new(file), key.as_bytes()) {
-        Ok(n) => {
-            println!("{path}: {n} events, chain intact");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            println!("{path}: {e}");
-            ExitCode::from(1)
-        }
-    }
+    verify::verify_audit(&path)
 }

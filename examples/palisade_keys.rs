@@ -21,8 +21,10 @@
 //! variable `VAR`, as a configuration's `api_keys.pepper_env` does; default plain SHA-256).
 //! Both must match the service's own settings, or the record will not verify.
 
-use std::fs::File;
-use std::io::{BufReader, Read};
+#[path = "support/verify_audit.rs"]
+mod verify;
+
+use std::io::Read;
 use std::process::ExitCode;
 
 use palisade::authn::api_key::{ApiKeys, KeyFormat, KeyHasher, KeySpec};
@@ -142,25 +144,5 @@ fn verify_audit(args: &[String]) -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
-    let Ok(key) = std::env::var("PALISADE_AUDIT_KEY") else {
-        eprintln!("PALISADE_AUDIT_KEY is not set");
-        return ExitCode::from(2);
-    };
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("{path}: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match palisade::audit::verify(BufReader::new(file), key.as_bytes()) {
-        Ok(n) => {
-            println!("{path}: {n} events, chain intact");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            println!("{path}: {e}");
-            ExitCode::from(1)
-        }
-    }
+    verify::verify_audit(path)
 }

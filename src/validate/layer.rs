@@ -182,7 +182,7 @@ impl<S: fmt::Debug> fmt::Debug for Validate<S> {
     }
 }
 
-/// An operation and the request's decoded path parameters.
+/// An operation and the request's path parameters, as sent (percent-encoded).
 type Found = (Arc<Operation>, Vec<(String, String)>);
 
 impl Shared {
@@ -200,19 +200,12 @@ impl Shared {
             .map(|m| {
                 m.params
                     .iter()
-                    .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
                     .collect()
             })
             .unwrap_or_default();
         Some((op, params))
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 fn refusal(reason: InvalidReason, errors: Vec<Violation>) -> Rejection {

@@ -247,7 +247,27 @@ impl Operation {
         headers: &HeaderMap,
         path: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Result<Option<Map<String, Value>>, Refusal> {
-        let mut errors = Vec::new();
+        // The string guards first, with or without a schema: every query name and value and
+        // every path parameter, decoded, within the length limit, UTF-8, and free of control
+        // characters (OWASP Input Validation: canonicalise, then check).
+        let mut errors = match query {
+            Some(q) => strings::check_query(q, &self.limits, self.max_errors),
+            None => Vec::new(),
+        };
+        let mut path_params = Vec::new();
+        for (name, raw) in path {
+            match strings::check_param(InputPart::Path, name, raw, &self.limits) {
+                Ok(()) => path_params.push((
+                    name,
+                    percent_encoding::percent_decode_str(raw).decode_utf8_lossy(),
+                )),
+                Err(v) => errors.push(v),
+            }
+        }
+        if !errors.is_empty() {
+            errors.truncate(self.max_errors);
+            return Err((InvalidReason::HostileInput, errors));
+        }
         let mut coerced_query = None;
         if let Some(rules) = &self.query {
             let object = params::object(params::query_pairs(query.unwrap_or("")), &rules.shapes);
@@ -275,7 +295,7 @@ impl Operation {
             );
         }
         if let Some(rules) = &self.path {
-            let pairs = path.map(|(k, v)| (k.into(), v.into()));
+            let pairs = path_params.into_iter().map(|(k, v)| (k.into(), v));
             let value = Value::Object(params::object(pairs, &rules.shapes));
             errors.extend(
                 rules

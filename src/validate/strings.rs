@@ -15,10 +15,12 @@ pub struct JsonLimits {
     pub max_depth: usize,
     /// Most members of one object or items of one array (default 10,000).
     pub max_members: usize,
-    /// Longest string or key, in bytes as sent (default 64 KiB).
+    /// Longest string or key, in bytes as sent (default 64 KiB); also the longest query name
+    /// or value and path parameter, once percent-decoded.
     pub max_string_bytes: usize,
     /// Whether control characters other than tab, line feed and carriage return may appear in
-    /// strings (default false: NUL and the C0/C1 controls are refused).
+    /// strings, query names and values and path parameters (default false: NUL and the C0/C1
+    /// controls are refused, and a path parameter may not hold tab, LF or CR either).
     pub allow_control_characters: bool,
     /// Whether an object may name the same member twice (default false: refused, 422). JSON
     /// parsers disagree on which duplicate wins (RFC 8259 §4), so a document with duplicates
@@ -274,6 +276,68 @@ pub(crate) fn prescan(bytes: &[u8], limits: &JsonLimits) -> Result<Scan, Violati
         i += 1;
     }
     Ok(Scan { maybe_control })
+}
+
+/// Checks one query or path parameter name or value, as sent (percent-encoded), against the
+/// guards that hold without a schema: at most `max_string_bytes` once decoded, UTF-8 once
+/// decoded, and no control character other than the usual whitespace (unless allowed). A path
+/// parameter may not hold even tab, line feed or carriage return: no identifier in a path has
+/// one, and `%0d%0a` there is only ever an injection attempt. `name` is the parameter's name
+/// as sent, for the pointer. Allocates only to decode a value that has a `%` in it, and to
+/// report.
+pub(crate) fn check_param(
+    part: InputPart,
+    name: &str,
+    raw: &str,
+    limits: &JsonLimits,
+) -> Result<(), Violation> {
+    let decoded: std::borrow::Cow<'_, [u8]> = percent_encoding::percent_decode_str(raw).into();
+    let report = |keyword: &str, detail: String| Violation {
+        part,
+        pointer: pointer(&[String::from_utf8_lossy(
+            &percent_encoding::percent_decode_str(name).collect::<Vec<u8>>(),
+        )
+        .replace('+', " ")])
+        .into(),
+        keyword: keyword.into(),
+        detail: detail.into(),
+    };
+    if decoded.len() > limits.max_string_bytes {
+        return Err(report(
+            "maxStringBytes",
+            format!("the value is longer than {} bytes", limits.max_string_bytes),
+        ));
+    }
+    let Ok(text) = std::str::from_utf8(&decoded) else {
+        return Err(report("utf8", "the value is not UTF-8 once decoded".into()));
+    };
+    let whitespace_control = part == InputPart::Path && text.bytes().any(|b| b < 0x20);
+    if !limits.allow_control_characters && (whitespace_control || has_control(text)) {
+        return Err(report(
+            "controlCharacters",
+            "the value holds a control character".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks every name and value of a query string (`a=1&b=2`) with [`check_param`]; at most
+/// `max` violations.
+pub(crate) fn check_query(query: &str, limits: &JsonLimits, max: usize) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        for raw in [name, value] {
+            if let Err(v) = check_param(InputPart::Query, name, raw, limits) {
+                out.push(v);
+                break;
+            }
+        }
+        if out.len() >= max {
+            break;
+        }
+    }
+    out
 }
 
 /// A control character other than the usual whitespace: C0 (NUL included), DEL, C1.
@@ -725,6 +789,74 @@ mod tests {
             let doc = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
             let limits = JsonLimits::default();
             prop_assert_eq!(prescan(doc.as_bytes(), &limits).is_ok(), depth <= limits.max_depth);
+        }
+    }
+
+    #[test]
+    fn owasp_input_validation_parameters_are_guarded_without_a_schema() {
+        let limits = JsonLimits::default();
+        let check = |q: &str| check_query(q, &limits, 8);
+        assert!(check("limit=10&tag=a&tag=b%20c&q=caf%C3%A9&empty=&flag").is_empty());
+        // Encoded NUL, DEL, C1 (U+0085), in a value and in a name.
+        for (q, pointer) in [
+            ("q=a%00b", "#/q"),
+            ("q=%7F", "#/q"),
+            ("q=%C2%85", "#/q"),
+            ("a%00b=1", "#/a\u{0}b"),
+        ] {
+            let v = check(q);
+            assert_eq!(v.len(), 1, "{q}");
+            assert_eq!(v[0].keyword.as_ref(), "controlCharacters", "{q}");
+            assert_eq!(v[0].part, InputPart::Query);
+            assert_eq!(v[0].pointer.as_ref(), pointer);
+        }
+        // Tab, CR and LF are the usual whitespace in a query value.
+        assert!(check("text=a%09b%0D%0Ac").is_empty());
+        // Invalid UTF-8 once decoded (an overlong `/`, a lone continuation byte).
+        for q in ["p=%C0%AF", "p=%80", "p=%ff"] {
+            assert_eq!(check(q)[0].keyword.as_ref(), "utf8", "{q}");
+        }
+        let long = format!("q={}", "a".repeat(limits.max_string_bytes + 1));
+        assert_eq!(check(&long)[0].keyword.as_ref(), "maxStringBytes");
+        let allowed = JsonLimits {
+            allow_control_characters: true,
+            ..limits
+        };
+        assert!(check_query("q=a%00b", &allowed, 8).is_empty());
+    }
+
+    #[test]
+    fn owasp_input_validation_a_path_parameter_holds_no_control_character_at_all() {
+        let limits = JsonLimits::default();
+        assert!(check_param(InputPart::Path, "id", "abc%20def", &limits).is_ok());
+        for raw in ["a%0d%0ab", "a%09b", "a%00", "%ff"] {
+            let v = check_param(InputPart::Path, "id", raw, &limits).unwrap_err();
+            assert_eq!(v.pointer.as_ref(), "#/id", "{raw}");
+            assert_eq!(v.part, InputPart::Path);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_query_string_is_judged_without_panic(q in "[ -~]{0,64}") {
+            let _ = check_query(&q, &JsonLimits::default(), 4);
+        }
+
+        #[test]
+        fn a_query_is_refused_exactly_when_a_decoded_value_is_hostile(
+            values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..12), 1..4)
+        ) {
+            let q: String = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| format!("k{i}={}", percent_encoding::percent_encode(v, percent_encoding::NON_ALPHANUMERIC)))
+                .collect::<Vec<_>>()
+                .join("&");
+            let hostile = values.iter().any(|v| match std::str::from_utf8(v) {
+                Ok(s) => s.chars().any(is_hostile_control),
+                Err(_) => true,
+            });
+            prop_assert_eq!(!check_query(&q, &JsonLimits::default(), 4).is_empty(), hostile);
         }
     }
 }

@@ -391,3 +391,43 @@ async fn wide_bodies_are_refused_before_parsing() {
     let body = refused(&server, &reply, 422, "hostile_input");
     assert_eq!(body["errors"][0]["keyword"], "maxMembers");
 }
+
+#[tokio::test]
+async fn owasp_input_validation_an_encoded_nul_in_the_query_is_422_without_a_query_schema() {
+    let server = start(64 * 1024).await;
+    // POST /v1/orders has a body schema and no query rules: the guards hold all the same.
+    let req = Request::post("/v1/orders?trace=a%00b")
+        .header("host", "test")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(valid_order().to_string())))
+        .unwrap();
+    let reply = send(server.addr, req).await;
+    let body = refused(&server, &reply, 422, "hostile_input");
+    assert_eq!(body["errors"][0]["in"], "query");
+    assert_eq!(body["errors"][0]["pointer"], "#/trace");
+    assert_eq!(body["errors"][0]["keyword"], "controlCharacters");
+    // Percent-encoded bytes that are not UTF-8 are refused, not replaced by U+FFFD.
+    let reply = server.get("/v1/orders?limit=1&tag=%C0%AF", &[]).await;
+    let body = refused(&server, &reply, 422, "hostile_input");
+    assert_eq!(body["errors"][0]["pointer"], "#/tag");
+    assert_eq!(body["errors"][0]["keyword"], "utf8");
+}
+
+#[tokio::test]
+async fn owasp_input_validation_crlf_or_bad_utf8_in_a_path_parameter_is_422() {
+    let server = start(64 * 1024).await;
+    for path in [
+        "/v1/orders/1%0d%0aSet-Cookie:x",
+        "/v1/orders/%ff",
+        "/v1/orders/1%00",
+    ] {
+        let reply = server.get(path, &[]).await;
+        let body = refused(&server, &reply, 422, "hostile_input");
+        assert_eq!(body["errors"][0]["in"], "path", "{path}");
+        assert_eq!(body["errors"][0]["pointer"], "#/id", "{path}");
+        assert!(!reply.visible_text().contains("Set-Cookie"), "not echoed");
+    }
+    // An encoded space is ordinary text: the schema decides (not an integer here).
+    let reply = server.get("/v1/orders/4%202", &[]).await;
+    refused(&server, &reply, 422, "invalid_parameter");
+}

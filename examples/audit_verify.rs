@@ -1,9 +1,13 @@
-//! Verifies a chained JSON-lines audit log: every line's HMAC, and that each line follows
-//! the one before it. Prints the number of events, or names the first broken or missing one
-//! and exits with status 1.
+//! Verifies a chained JSON-lines audit log: every line's HMAC, that each line follows the one
+//! before it, and that the log begins at the start of its chain. Prints the number of events
+//! and the last one's `seq` and `hash`, or names the first broken or missing one and exits
+//! with status 1.
 //!
 //! ```sh
 //! PALISADE_AUDIT_KEY=... cargo run --example audit_verify -- audit.jsonl
+//! # a rotated log, oldest first; the oldest kept file may begin mid-chain
+//! PALISADE_AUDIT_KEY=... cargo run --example audit_verify -- \
+//!     --from-anywhere audit.jsonl.2 audit.jsonl.1 audit.jsonl
 //! ```
 //!
 //! The key is read from the environment variable `PALISADE_AUDIT_KEY` (never from the command
@@ -15,9 +19,13 @@ mod verify;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let Some(path) = std::env::args().nth(1) else {
-        eprintln!("usage: audit_verify FILE  (key in PALISADE_AUDIT_KEY)");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() {
+        eprintln!(
+            "usage: audit_verify {}  (key in PALISADE_AUDIT_KEY)",
+            verify::ARGS
+        );
         return ExitCode::from(2);
-    };
-    verify::verify_audit(&path)
+    }
+    verify::verify_audit(&args)
 }

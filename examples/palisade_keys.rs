@@ -34,7 +34,8 @@ const USAGE: &str = "usage:
   palisade_keys generate --subject S [--role R]... [--scope S]... [--tenant T] [--tier T]
                          [--name N] [--expires RFC3339] [--prefix P] [--pepper-env VAR]
   palisade_keys hash [--prefix P] [--pepper-env VAR]        (the key on standard input)
-  palisade_keys verify-audit FILE                           (key in PALISADE_AUDIT_KEY)";
+  palisade_keys verify-audit [--from-anywhere] [--allow-restarts] FILE...
+                                                            (key in PALISADE_AUDIT_KEY)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -140,9 +141,9 @@ fn hash(args: &[String]) -> Result<(), String> {
 }
 
 fn verify_audit(args: &[String]) -> ExitCode {
-    let [path] = args else {
-        eprintln!("{USAGE}");
+    if args.is_empty() {
+        eprintln!("usage: palisade_keys verify-audit {}", verify::ARGS);
         return ExitCode::from(2);
-    };
-    verify::verify_audit(path)
+    }
+    verify::verify_audit(args)
 }

@@ -258,6 +258,32 @@ fn audit_verify_names_the_first_broken_line_of_a_chained_log() {
     let ok = tool(&path);
     assert!(ok.status.success(), "{ok:?}");
     assert!(String::from_utf8_lossy(&ok.stdout).contains("10 events, chain intact"));
+    // A rotated log: two files verified oldest first; the newer alone begins mid-chain.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let (older, newer) = (dir.join("audit.jsonl.1"), dir.join("audit.jsonl.new"));
+    std::fs::write(&older, lines[..5].join("\n")).unwrap();
+    std::fs::write(&newer, lines[5..].join("\n")).unwrap();
+    let both = Command::new(example_binary("audit_verify"))
+        .args([&older, &newer])
+        .env("PALISADE_AUDIT_KEY", key)
+        .output()
+        .unwrap();
+    assert!(both.status.success(), "{both:?}");
+    assert!(String::from_utf8_lossy(&both.stdout).contains("10 events in 2 files, one chain"));
+    let alone = run(&newer);
+    assert_eq!(alone.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&alone.stdout).contains("does not begin at the start"),
+        "{alone:?}"
+    );
+    let anywhere = Command::new(example_binary("audit_verify"))
+        .arg("--from-anywhere")
+        .arg(&newer)
+        .env("PALISADE_AUDIT_KEY", key)
+        .output()
+        .unwrap();
+    assert!(anywhere.status.success(), "{anywhere:?}");
     // Delete the third line.
     let text = std::fs::read_to_string(&path).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();

@@ -15,12 +15,12 @@ use std::sync::Arc;
 use http::HeaderName;
 use serde_json::Value;
 
-pub use chain::{ChainError, verify};
+pub use chain::{ChainError, Verified, Verifier, verify};
 #[cfg(feature = "config")]
 pub use config::{AuditConfig, FileSinkConfig, NamedSink, SinkConfig};
 pub use event::{AuditEvent, AuditPrincipal, EventKind, Outcome, QuotaState, SCHEMA_VERSION};
 pub use layer::{Audit, AuditLayer, RequestId, ResponseFuture, X_REQUEST_ID};
-pub use queue::AuditHandle;
+pub use queue::{AuditHandle, ChainHead};
 pub use redact::REDACTED;
 pub use sinks::{AuditSink, ChannelSink, DynAuditSink, FanOut, JsonLinesSink, TracingSink};
 

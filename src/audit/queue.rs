@@ -22,6 +22,23 @@ pub(crate) struct Stats {
     pub(crate) written: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) closed: AtomicBool,
+    /// The newest sealed event the sink accepted: its `seq` and `hash`. Written once per batch.
+    pub(crate) head: std::sync::Mutex<Option<ChainHead>>,
+}
+
+/// The newest event of a chained log that the sink accepted: an anchor for the log's end.
+///
+/// A hash chain shows an edited, deleted or reordered event anywhere but at the end: events cut
+/// from the end of a log leave a shorter, valid chain. Publishing the head now and then
+/// somewhere the log's writer cannot reach (another system's log, a metrics label, a ticket)
+/// closes that gap: a log whose last verified event is older than a published head was cut.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChainHead {
+    /// The event's sequence number.
+    pub seq: u64,
+    /// The event's `hash`.
+    pub hash: String,
 }
 
 /// Controls a running audit queue: its counters, and shutdown.
@@ -50,6 +67,18 @@ impl AuditHandle {
     #[must_use]
     pub fn failed(&self) -> u64 {
         self.stats.failed.load(Ordering::Relaxed)
+    }
+
+    /// The newest sealed event the sink accepted, when events are chained: compare it with a
+    /// log's last line ([`Verified::last_hash`](super::Verified)) to show that nothing was cut
+    /// from the log's end.
+    #[must_use]
+    pub fn chain_head(&self) -> Option<ChainHead> {
+        self.stats
+            .head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Stops accepting events, writes every queued one, flushes the sink, and returns when
@@ -83,7 +112,13 @@ const TICK: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl<S: AuditSink> Drain<S> {
     pub(crate) async fn run(mut self) {
-        let mut prev: Option<String> = None;
+        // A sink that already holds a sealed log (a file from an earlier run) continues its
+        // chain, so the log is one chain across restarts.
+        let mut prev: Option<String> = if self.chain_key.is_some() {
+            self.sink.last_hash()
+        } else {
+            None
+        };
         let mut reported = 0u64;
         let mut buf = Vec::with_capacity(BATCH);
         let mut tick = tokio::time::interval(TICK);
@@ -127,6 +162,19 @@ impl<S: AuditSink> Drain<S> {
             if !records.is_empty() {
                 match self.sink.write(&records).await {
                     Ok(()) => {
+                        if let Some(last) = records.last() {
+                            if let Some(hash) = &last.event.hash {
+                                *self
+                                    .stats
+                                    .head
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                                    Some(ChainHead {
+                                        seq: last.event.seq,
+                                        hash: hash.clone(),
+                                    });
+                            }
+                        }
                         self.stats
                             .written
                             .fetch_add(records.len() as u64, Ordering::Relaxed);
@@ -174,7 +222,7 @@ impl<S: AuditSink> Drain<S> {
     }
 }
 
-fn loss_event(seq: u64, dropped: u64) -> AuditEvent {
+pub(crate) fn loss_event(seq: u64, dropped: u64) -> AuditEvent {
     AuditEvent {
         version: SCHEMA_VERSION,
         kind: EventKind::Loss,

@@ -23,6 +23,14 @@ pub trait AuditSink: Send + Sync + 'static {
     fn flush(&self) -> impl Future<Output = Result<(), BoxError>> + Send {
         std::future::ready(Ok(()))
     }
+
+    /// The `hash` of the last sealed event this sink already holds from an earlier run (read
+    /// once, when the sink was opened), so that a new process continues the chain instead of
+    /// starting a new one: a log cut just before a restart then fails verification. The
+    /// default is `None` (each run starts a chain).
+    fn last_hash(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The object-safe companion of [`AuditSink`], for [`FanOut`] and run-time choices.
@@ -31,6 +39,8 @@ pub trait DynAuditSink: Send + Sync + 'static {
     fn write_boxed<'a>(&'a self, batch: &'a [AuditRecord]) -> BoxFuture<'a, Result<(), BoxError>>;
     /// [`AuditSink::flush`], boxed.
     fn flush_boxed(&self) -> BoxFuture<'_, Result<(), BoxError>>;
+    /// [`AuditSink::last_hash`].
+    fn last_hash_dyn(&self) -> Option<String>;
 }
 
 impl<T: AuditSink> DynAuditSink for T {
@@ -40,6 +50,10 @@ impl<T: AuditSink> DynAuditSink for T {
 
     fn flush_boxed(&self) -> BoxFuture<'_, Result<(), BoxError>> {
         Box::pin(self.flush())
+    }
+
+    fn last_hash_dyn(&self) -> Option<String> {
+        self.last_hash()
     }
 }
 
@@ -51,6 +65,10 @@ impl AuditSink for Arc<dyn DynAuditSink> {
     async fn flush(&self) -> Result<(), BoxError> {
         (**self).flush_boxed().await
     }
+
+    fn last_hash(&self) -> Option<String> {
+        (**self).last_hash_dyn()
+    }
 }
 
 impl<T: AuditSink> AuditSink for Arc<T> {
@@ -60,6 +78,10 @@ impl<T: AuditSink> AuditSink for Arc<T> {
 
     fn flush(&self) -> impl Future<Output = Result<(), BoxError>> + Send {
         (**self).flush()
+    }
+
+    fn last_hash(&self) -> Option<String> {
+        (**self).last_hash()
     }
 }
 
@@ -81,6 +103,8 @@ impl AuditSink for TracingSink {
 /// `Write`. Writes run on the blocking pool, buffered.
 pub struct JsonLinesSink {
     inner: Arc<Mutex<Target>>,
+    /// The last sealed event's hash in the file when it was opened.
+    last_hash: Option<String>,
 }
 
 impl fmt::Debug for JsonLinesSink {
@@ -104,8 +128,14 @@ struct RotatingFile {
 
 impl RotatingFile {
     fn open(path: PathBuf, max_bytes: Option<u64>, keep: usize) -> io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let written = file.metadata()?.len();
+        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let mut written = file.metadata()?.len();
+        // A line cut short by a crash stays on a line of its own (where the verifier names
+        // it) instead of running into the next event.
+        if written > 0 && last_byte(&path)? != Some(b'\n') {
+            file.write_all(b"\n")?;
+            written += 1;
+        }
         Ok(Self {
             path,
             file: BufWriter::new(file),
@@ -156,6 +186,49 @@ impl RotatingFile {
     }
 }
 
+/// The last byte of the file at `path`.
+fn last_byte(path: &std::path::Path) -> io::Result<Option<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    if f.metadata()?.len() == 0 {
+        return Ok(None);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut b = [0u8; 1];
+    f.read_exact(&mut b)?;
+    Ok(Some(b[0]))
+}
+
+/// How far back from a log's end the last sealed event is looked for.
+const TAIL_BYTES: u64 = 1024 * 1024;
+
+/// The `hash` of the last complete, sealed event in the file at `path` (its last `TAIL_BYTES`
+/// bytes), or `None` when there is none (a missing or empty file, or unsealed events).
+fn last_sealed_hash(path: &std::path::Path) -> io::Result<Option<String>> {
+    use std::io::{Read, Seek, SeekFrom};
+    #[derive(serde::Deserialize)]
+    struct Sealed {
+        hash: Option<String>,
+    }
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(TAIL_BYTES);
+    f.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::with_capacity(usize::try_from(len - start).unwrap_or(0));
+    f.read_to_end(&mut tail)?;
+    // Complete lines only: what follows the last newline is a line cut short.
+    let end = tail.iter().rposition(|&b| b == b'\n').unwrap_or(0);
+    Ok(tail[..end]
+        .split(|&b| b == b'\n')
+        .rev()
+        .filter(|l| !l.is_empty())
+        .find_map(|l| serde_json::from_slice::<Sealed>(l).ok()?.hash))
+}
+
 impl JsonLinesSink {
     /// Appends to the file at `path` (created if missing), never rotated.
     ///
@@ -178,12 +251,21 @@ impl JsonLinesSink {
         max_bytes: Option<u64>,
         keep: usize,
     ) -> io::Result<Self> {
+        let path = path.into();
+        // The chain continues from the newest sealed event: in the file, or in the file it
+        // was rotated to when it is still empty.
+        let mut rotated = path.clone().into_os_string();
+        rotated.push(".1");
+        let last_hash = match last_sealed_hash(&path)? {
+            Some(h) => Some(h),
+            None if keep > 0 => last_sealed_hash(std::path::Path::new(&rotated))?,
+            None => None,
+        };
         Ok(Self {
             inner: Arc::new(Mutex::new(Target::File(RotatingFile::open(
-                path.into(),
-                max_bytes,
-                keep,
+                path, max_bytes, keep,
             )?))),
+            last_hash,
         })
     }
 
@@ -191,6 +273,7 @@ impl JsonLinesSink {
     pub fn writer(writer: impl Write + Send + 'static) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Target::Writer(BufWriter::new(Box::new(writer))))),
+            last_hash: None,
         }
     }
 }
@@ -237,6 +320,9 @@ impl AuditSink for JsonLinesSink {
         })
         .await??;
         Ok(())
+    }
+    fn last_hash(&self) -> Option<String> {
+        self.last_hash.clone()
     }
 }
 
@@ -313,5 +399,9 @@ impl AuditSink for FanOut {
             }
         }
         first.map_or(Ok(()), Err)
+    }
+    /// The first sink's that has one: with a file beside `tracing`, the file's.
+    fn last_hash(&self) -> Option<String> {
+        self.0.iter().find_map(|s| s.last_hash_dyn())
     }
 }

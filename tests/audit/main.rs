@@ -2,7 +2,8 @@
 //! exactly one event per request, with the layer and reason of each refusal kind; handler
 //! errors and dropped clients recorded; no secret in any event; a slow sink never slows
 //! requests and loses events only with the loss counted; shutdown flushes; a chained log
-//! reveals an edited or deleted line.
+//! reveals an edited or deleted line, lines cut from its start or before a restart, and
+//! (against the published chain head) lines cut from its end.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -19,7 +20,7 @@ use http::{Method, Request};
 use http_body_util::Full;
 use palisade::audit::{
     AuditEvent, AuditHandle, AuditLayer, AuditRecord, AuditSink, ChainError, EventKind,
-    JsonLinesSink, Outcome,
+    JsonLinesSink, Outcome, Verifier,
 };
 use palisade::authn::api_key::{KeyId, KeyRecord, KeySpec, KeyStore};
 use palisade::authz::{AuthzLayer, LivePolicy, PolicySpec};
@@ -545,4 +546,203 @@ async fn editing_or_deleting_a_line_of_a_chained_log_is_detected() {
         palisade::audit::verify(deleted.join("\n").as_bytes(), key),
         Err(ChainError::Broken { line: 6, seq: 6 })
     ));
+}
+
+/// One run of a process writing `n` requests through a chained audit file sink; returns the
+/// handle after shutdown.
+async fn chained_run(
+    path: &std::path::Path,
+    key: &[u8],
+    n: usize,
+    max_bytes: Option<u64>,
+) -> AuditHandle {
+    let sink = JsonLinesSink::rotating(path, max_bytes, 10).unwrap();
+    let (audit, handle) = AuditLayer::builder(sink)
+        .chain_key(key)
+        .unwrap()
+        .build()
+        .unwrap();
+    use tower::{Layer, ServiceExt};
+    let svc = audit.layer(tower::service_fn(|_req: Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    }));
+    for i in 0..n {
+        svc.clone()
+            .oneshot(Request::get(format!("/item/{i}")).body(()).unwrap())
+            .await
+            .unwrap();
+    }
+    handle.shutdown().await;
+    handle
+}
+
+fn temp_log(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("palisade-audit-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("audit.jsonl");
+    (dir, path)
+}
+
+#[tokio::test]
+async fn a_chained_file_is_one_chain_across_restarts_and_cuts_anywhere_are_detected() {
+    let key = b"an audit chain key of 32 bytes!!";
+    let (dir, path) = temp_log("restarts");
+    chained_run(&path, key, 5, None).await;
+    // A second process appends to the same file and continues its chain.
+    let handle = chained_run(&path, key, 5, None).await;
+    let log = std::fs::read_to_string(&path).unwrap();
+    let verified = Verifier::new(key).verify(log.as_bytes()).unwrap();
+    assert_eq!((verified.events, verified.restarts), (10, 0));
+    // The published head is the log's last event: nothing was cut from its end.
+    let head = handle.chain_head().expect("a chained log has a head");
+    assert_eq!(Some(head.hash.clone()), verified.last_hash);
+    assert_eq!(Some(head.seq), verified.last_seq);
+    let lines: Vec<&str> = log.lines().collect();
+    // Lines cut from the start: the first one left names an event before it.
+    assert!(matches!(
+        palisade::audit::verify(lines[2..].join("\n").as_bytes(), key),
+        Err(ChainError::MissingStart { line: 1, seq: 2 })
+    ));
+    // The last events of the first run cut, just before the second run's first event.
+    let mut cut = lines.clone();
+    cut.drain(3..5);
+    assert!(matches!(
+        palisade::audit::verify(cut.join("\n").as_bytes(), key),
+        Err(ChainError::Broken { line: 4, seq: 0 })
+    ));
+    // Lines cut from the end leave a valid but shorter chain, which the head exposes.
+    let short = Verifier::new(key)
+        .verify(lines[..8].join("\n").as_bytes())
+        .unwrap();
+    assert_ne!(short.last_hash, Some(head.hash));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_writer_that_starts_a_new_chain_mid_log_is_named_unless_restarts_are_allowed() {
+    let key = b"an audit chain key of 32 bytes!!";
+    let (dir, path) = temp_log("writer-restarts");
+    // Two runs writing to a plain `Write` (as standard output would): no earlier log to
+    // continue, so the second run starts a new chain.
+    for _ in 0..2 {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let (audit, handle) = AuditLayer::builder(JsonLinesSink::writer(file))
+            .chain_key(key)
+            .unwrap()
+            .build()
+            .unwrap();
+        use tower::{Layer, ServiceExt};
+        let svc = audit.layer(tower::service_fn(|_req: Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        }));
+        for _ in 0..3 {
+            svc.clone()
+                .oneshot(Request::get("/").body(()).unwrap())
+                .await
+                .unwrap();
+        }
+        handle.shutdown().await;
+    }
+    let log = std::fs::read_to_string(&path).unwrap();
+    assert!(matches!(
+        palisade::audit::verify(log.as_bytes(), key),
+        Err(ChainError::Restarted { line: 4, seq: 0 })
+    ));
+    let verified = Verifier::new(key)
+        .allow_restarts()
+        .verify(log.as_bytes())
+        .unwrap();
+    assert_eq!((verified.events, verified.restarts), (6, 1));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn rotated_files_verify_oldest_first_each_continuing_the_one_before() {
+    let key = b"an audit chain key of 32 bytes!!";
+    let (dir, path) = temp_log("rotation");
+    // About 450 bytes per sealed event: a few events per file.
+    chained_run(&path, key, 30, Some(2_000)).await;
+    chained_run(&path, key, 10, Some(2_000)).await;
+    let mut files: Vec<std::path::PathBuf> = (1..=10)
+        .rev()
+        .map(|i| dir.join(format!("audit.jsonl.{i}")))
+        .filter(|p| p.exists())
+        .collect();
+    files.push(path.clone());
+    assert!(files.len() > 3, "rotated: {files:?}");
+    let mut total = 0;
+    let mut last: Option<String> = None;
+    for (i, file) in files.iter().enumerate() {
+        let text = std::fs::read_to_string(file).unwrap();
+        let verifier = match &last {
+            Some(hash) => Verifier::new(key).after(hash.clone()),
+            // The oldest kept file begins at the very first event here (none was deleted).
+            None => Verifier::new(key),
+        };
+        let v = verifier
+            .verify(text.as_bytes())
+            .unwrap_or_else(|e| panic!("file {i} ({file:?}): {e}"));
+        total += v.events;
+        last = v.last_hash;
+    }
+    assert_eq!(total, 40);
+    // A file verified out of order does not follow.
+    let newest = std::fs::read_to_string(&path).unwrap();
+    let oldest_end = {
+        let text = std::fs::read_to_string(&files[0]).unwrap();
+        Verifier::new(key)
+            .verify(text.as_bytes())
+            .unwrap()
+            .last_hash
+            .unwrap()
+    };
+    assert!(matches!(
+        Verifier::new(key)
+            .after(oldest_end)
+            .verify(newest.as_bytes()),
+        Err(ChainError::Broken { line: 1, .. })
+    ));
+    // Without its predecessor, a rotated file begins mid-chain: named, unless allowed.
+    assert!(matches!(
+        Verifier::new(key).verify(newest.as_bytes()),
+        Err(ChainError::MissingStart { line: 1, .. })
+    ));
+    assert!(
+        Verifier::new(key)
+            .from_anywhere()
+            .verify(newest.as_bytes())
+            .is_ok()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_line_cut_short_by_a_crash_is_named_and_the_next_run_starts_on_a_new_line() {
+    let key = b"an audit chain key of 32 bytes!!";
+    let (dir, path) = temp_log("crash");
+    chained_run(&path, key, 3, None).await;
+    // A crash mid-write leaves half a line with no newline.
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    let half = text.lines().last().unwrap()[..40].to_owned();
+    text.push_str(&half);
+    std::fs::write(&path, &text).unwrap();
+    chained_run(&path, key, 2, None).await;
+    let log = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(log.lines().count(), 6, "the half line stands alone");
+    assert!(matches!(
+        palisade::audit::verify(log.as_bytes(), key),
+        Err(ChainError::Malformed { line: 4 })
+    ));
+    // Without the half line the chain is whole: the second run continued from line 3.
+    let lines: Vec<&str> = log.lines().filter(|l| *l != half).collect();
+    assert_eq!(
+        palisade::audit::verify(lines.join("\n").as_bytes(), key),
+        Ok(5)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -140,4 +140,104 @@ pub struct QuotaState {
     /// The policy of a shadow rule that would have refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow_policy: Option<String>,
+    /// Each limit the response's `RateLimit` fields reported: what remained of it after this
+    /// request, and when more comes (only when the quota layer sends the fields, which it does
+    /// on every response by default and on refusals always).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<QuotaLimit>,
+}
+
+/// One limit's state, as the response's `RateLimit` field told the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct QuotaLimit {
+    /// The item's name (the policy's, and the limit's when a policy has several).
+    pub policy: String,
+    /// Requests (or cost units) remaining.
+    pub remaining: u64,
+    /// Seconds until more quota is available.
+    pub reset_s: u64,
+}
+
+/// The items of one `RateLimit` field (draft-ietf-httpapi-ratelimit-headers-10 §3.1: a list of
+/// `"policy";r=remaining;t=seconds`), skipping any item that does not read.
+pub(crate) fn parse_ratelimit(field: &str, out: &mut Vec<QuotaLimit>) {
+    for item in field.split(',') {
+        let mut parts = item.trim().split(';');
+        let Some(name) = parts
+            .next()
+            .and_then(|n| n.strip_prefix('"')?.strip_suffix('"'))
+        else {
+            continue;
+        };
+        let (mut remaining, mut reset) = (None, None);
+        for p in parts {
+            match p.trim().split_once('=') {
+                Some(("r", v)) => remaining = v.parse().ok(),
+                Some(("t", v)) => reset = v.parse().ok(),
+                _ => {}
+            }
+        }
+        if let (Some(remaining), Some(reset_s)) = (remaining, reset) {
+            out.push(QuotaLimit {
+                policy: name.to_owned(),
+                remaining,
+                reset_s,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn ratelimit_items_are_read_and_bad_ones_skipped() {
+        let mut out = Vec::new();
+        parse_ratelimit(
+            r#""per-ip";r=39;t=1, "per-user";r=0;t=3600, bad;r=1;t=1, "x";r=-1;t=2"#,
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            vec![
+                QuotaLimit {
+                    policy: "per-ip".into(),
+                    remaining: 39,
+                    reset_s: 1
+                },
+                QuotaLimit {
+                    policy: "per-user".into(),
+                    remaining: 0,
+                    reset_s: 3600
+                },
+            ]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn ratelimit_fields_as_the_quota_layer_writes_them_read_back(
+            items in proptest::collection::vec(("[a-z0-9-]{1,12}", any::<u64>(), any::<u64>()), 0..5)
+        ) {
+            let field = items
+                .iter()
+                .map(|(n, r, t)| format!("\"{n}\";r={r};t={t}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut out = Vec::new();
+            parse_ratelimit(&field, &mut out);
+            let read: Vec<(String, u64, u64)> =
+                out.into_iter().map(|l| (l.policy, l.remaining, l.reset_s)).collect();
+            prop_assert_eq!(read, items);
+        }
+
+        #[test]
+        fn any_field_reads_without_panic(field in ".{0,80}") {
+            parse_ratelimit(&field, &mut Vec::new());
+        }
+    }
 }

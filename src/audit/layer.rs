@@ -21,14 +21,16 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::AuditFields;
-use super::event::{AuditEvent, AuditPrincipal, EventKind, Outcome, QuotaState, SCHEMA_VERSION};
+use super::event::{
+    AuditEvent, AuditPrincipal, EventKind, Outcome, QuotaState, SCHEMA_VERSION, parse_ratelimit,
+};
 use super::queue::Stats;
 use super::redact::{REDACTED, Redaction};
 use crate::authz::Decision;
 use crate::client_ip::ClientIpResolver;
 use crate::clock::Timestamp;
 use crate::principal::{AuthMethod, Principal};
-use crate::quota::{QuotaMode, QuotaShadow};
+use crate::quota::{QuotaMode, QuotaShadow, RATELIMIT};
 use crate::rejection::Rejection;
 
 /// The request id header, read from the client when well-formed and set on every response.
@@ -209,6 +211,8 @@ enum End {
         quota_mode: Option<QuotaMode>,
         shadow: Option<QuotaShadow>,
         fields: Option<AuditFields>,
+        /// The `RateLimit` fields of up to two quota stages (reference-counted clones).
+        ratelimit: [Option<HeaderValue>; 2],
     },
     Error,
     Cancelled,
@@ -342,6 +346,10 @@ where
                         quota_mode: ext.get::<QuotaMode>().copied(),
                         shadow: ext.get::<QuotaShadow>().cloned(),
                         fields: ext.get::<AuditFields>().cloned(),
+                        ratelimit: {
+                            let mut values = res.headers().get_all(&RATELIMIT).iter().cloned();
+                            [values.next(), values.next()]
+                        },
                     });
                     let mut result = result;
                     if let Ok(res) = &mut result {
@@ -429,6 +437,7 @@ impl RawEvent {
                 quota_mode,
                 shadow,
                 fields,
+                ratelimit,
             } => {
                 event.status = Some(status.as_u16());
                 if let Some(p) = &principal {
@@ -466,10 +475,20 @@ impl RawEvent {
                             .map(|r| r.description().to_owned()),
                     },
                 });
-                if quota_mode.is_some_and(|m| m != QuotaMode::Enforced) || shadow.is_some() {
+                let mut limits = Vec::new();
+                for v in ratelimit.iter().flatten() {
+                    if let Ok(field) = v.to_str() {
+                        parse_ratelimit(field, &mut limits);
+                    }
+                }
+                if quota_mode.is_some_and(|m| m != QuotaMode::Enforced)
+                    || shadow.is_some()
+                    || !limits.is_empty()
+                {
                     event.quota = Some(QuotaState {
                         mode: quota_mode.unwrap_or_default().code().to_owned(),
                         shadow_policy: shadow.map(|s| s.policy.to_string()),
+                        limits,
                     });
                 }
                 if let Some(f) = fields {

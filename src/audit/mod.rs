@@ -18,7 +18,9 @@ use serde_json::Value;
 pub use chain::{ChainError, Verified, Verifier, verify};
 #[cfg(feature = "config")]
 pub use config::{AuditConfig, FileSinkConfig, NamedSink, SinkConfig};
-pub use event::{AuditEvent, AuditPrincipal, EventKind, Outcome, QuotaState, SCHEMA_VERSION};
+pub use event::{
+    AuditEvent, AuditPrincipal, EventKind, Outcome, QuotaLimit, QuotaState, SCHEMA_VERSION,
+};
 pub use layer::{Audit, AuditLayer, RequestId, ResponseFuture, X_REQUEST_ID};
 pub use queue::{AuditHandle, ChainHead};
 pub use redact::REDACTED;

@@ -109,6 +109,7 @@ async fn start() -> Stack {
         .allow([Method::DELETE], "/orders", ["admin"])
         .build();
     let once = QuotaPolicy::new("once", [Limit::per_second(1).burst(1)]).unwrap();
+    let roomy = QuotaPolicy::new("roomy", [Limit::per_hour(1000).burst(100)]).unwrap();
     let validate = ValidateLayer::builder()
         .operation(
             Method::POST,
@@ -135,6 +136,7 @@ async fn start() -> Stack {
         .limit_principals(
             QuotaLayer::builder(MemoryStore::new())
                 .rule(QuotaRule::new(KeyBy::Subject, once).on_routes(["/slow"]))
+                .rule(QuotaRule::new(KeyBy::Subject, roomy).on_routes(["/orders"]))
                 .build()
                 .unwrap(),
         )
@@ -340,6 +342,14 @@ async fn each_outcome_produces_exactly_one_event_with_its_layer_and_reason() {
                 assert_eq!(e.client_ip.as_deref(), Some("127.0.0.1"));
                 // The query string's values are redacted by default.
                 assert_eq!(e.path.as_deref(), Some("/orders?page=[redacted]"));
+                // What the `RateLimit` field told the client is recorded.
+                let q = e.quota.as_ref().expect("quota state of an allowed request");
+                assert_eq!(q.mode, "enforced");
+                assert_eq!(q.limits.len(), 1, "{q:?}");
+                assert_eq!(
+                    (q.limits[0].policy.as_str(), q.limits[0].remaining),
+                    ("roomy", 99)
+                );
             }
             None => assert_eq!(refused(e), ("authn", "key_store_error")),
             Some(expected) => assert_eq!(refused(e), expected, "{e:?}"),
@@ -397,6 +407,13 @@ async fn quota_refusals_and_dropped_clients_are_recorded_once() {
     let events = s.sink.wait_for(2).await;
     assert_eq!(events.len(), 2);
     assert_eq!(refused(&events[1]), ("quota", "quota_exceeded"));
+    let q = events[1].quota.as_ref().expect("the 429's quota state");
+    assert_eq!(q.mode, "enforced");
+    assert_eq!(
+        (q.limits[0].policy.as_str(), q.limits[0].remaining),
+        ("once", 0)
+    );
+    assert!(q.limits[0].reset_s >= 1, "{q:?}");
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
         s.sink.events().len(),

@@ -23,10 +23,13 @@
 //! Answers are cached by a keyed hash of the token: an active token until
 //! `min(exp, now + positive_ttl)`, an inactive one for `negative_ttl`. When the endpoint fails
 //! or times out the request is refused with 503 (fail closed); failures are not cached.
+//! Concurrent requests that bring the same uncached token share one call to the endpoint
+//! (and its answer, or its failure).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -252,6 +255,7 @@ impl<C: Clock> IntrospectionBuilder<C> {
                 claims: self.claims,
                 source: self.source,
                 cache: TokenCache::new("introspection", self.cache_capacity),
+                inflight: Mutex::new(HashMap::new()),
                 positive_ttl: self.positive_ttl,
                 negative_ttl: self.negative_ttl,
                 challenges: Challenges::new(&self.realm),
@@ -288,11 +292,67 @@ struct Inner<C> {
     claims: ClaimMap,
     source: TokenSource,
     cache: TokenCache<Result<Principal, AuthnReason>>,
+    /// Calls to the endpoint in flight, by the token's cache key: requests that bring a token
+    /// already being introspected wait for that call's answer instead of making their own.
+    inflight: Mutex<HashMap<u128, Arc<Flight>>>,
     positive_ttl: Duration,
     negative_ttl: Duration,
     challenges: Challenges,
     method: AuthMethod,
     clock: C,
+}
+
+/// One call to the endpoint, shared by the requests that wait for it: the verdict, or why
+/// there is none.
+type Flight = tokio::sync::OnceCell<Result<Result<Principal, AuthnReason>, UnavailableReason>>;
+
+/// At most this many distinct tokens are introspected at once with sharing; past it, a
+/// request calls the endpoint on its own (the map of flights stays bounded).
+const MAX_FLIGHTS: usize = 4096;
+
+/// A request's part in a flight. The call's runner retires the flight when it answers; if every
+/// request of the flight goes away first, the last one to leave removes it.
+struct Joined<'a> {
+    map: &'a Mutex<HashMap<u128, Arc<Flight>>>,
+    key: u128,
+    flight: Arc<Flight>,
+    shared: bool,
+}
+
+impl Joined<'_> {
+    /// Takes the flight out of the map (once its call has answered): later requests start
+    /// their own.
+    fn retire(&self) {
+        if !self.shared {
+            return;
+        }
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if map
+            .get(&self.key)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
+impl Drop for Joined<'_> {
+    fn drop(&mut self) {
+        if !self.shared {
+            return;
+        }
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        // The map's reference and this one: nobody else is waiting (every request of the
+        // flight went away before its call answered). Clones are taken under the same lock,
+        // so the count cannot grow meanwhile.
+        if map
+            .get(&self.key)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+            && Arc::strong_count(&self.flight) <= 2
+        {
+            map.remove(&self.key);
+        }
+    }
 }
 
 /// The `oauth2` crate's HTTP client interface over palisade's client (timeout, body cap).
@@ -320,6 +380,61 @@ fn secs(unix: i64) -> Timestamp {
 }
 
 impl<C: Clock> Inner<C> {
+    /// Joins the flight for `key`, or starts one; past `MAX_FLIGHTS` a private one.
+    fn join(&self, key: u128) -> Joined<'_> {
+        let mut map = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+        let (flight, shared) = match map.get(&key) {
+            Some(f) => (f.clone(), true),
+            None if map.len() < MAX_FLIGHTS => {
+                let f = Arc::new(Flight::new());
+                map.insert(key, f.clone());
+                (f, true)
+            }
+            None => (Arc::new(Flight::new()), false),
+        };
+        Joined {
+            map: &self.inflight,
+            key,
+            flight,
+            shared,
+        }
+    }
+
+    /// Asks the endpoint about `token`: the verdict and until when it holds, or why there is
+    /// no answer (503).
+    async fn introspect(
+        &self,
+        token: &str,
+    ) -> Result<(Result<Principal, AuthnReason>, Timestamp), UnavailableReason> {
+        let access = AccessToken::new(token.to_owned());
+        let result = self
+            .client
+            .introspect(&access)
+            .request_async(&self.http)
+            .await;
+        match result {
+            Ok(answer) => Ok(self.judge(&answer, self.clock.now())),
+            Err(error) => {
+                let reason = match &error {
+                    RequestTokenError::Request(FetchError::Timeout(_)) => {
+                        UnavailableReason::IntrospectionTimeout
+                    }
+                    _ => UnavailableReason::IntrospectionError,
+                };
+                crate::telemetry::backend_error(
+                    "introspection",
+                    if reason == UnavailableReason::IntrospectionTimeout {
+                        "timeout"
+                    } else {
+                        "error"
+                    },
+                );
+                tracing::warn!(layer = "authn", reason = reason.code(), error = %crate::error::Chain(&error), "token introspection failed");
+                Err(reason)
+            }
+        }
+    }
+
     /// What the answer means: a principal valid until an instant, or a refusal.
     fn judge(
         &self,
@@ -420,36 +535,30 @@ impl<C: Clock> Authenticator for IntrospectionAuthenticator<C> {
             Ok(token) => token,
             Err(reason) => return inner.challenges.refuse(reason),
         };
-        let access = AccessToken::new(token.to_owned());
-        let result = inner
-            .client
-            .introspect(&access)
-            .request_async(&inner.http)
-            .await;
-        let answer = match result {
-            Ok(answer) => answer,
-            Err(error) => {
-                let reason = match &error {
-                    RequestTokenError::Request(FetchError::Timeout(_)) => {
-                        UnavailableReason::IntrospectionTimeout
-                    }
-                    _ => UnavailableReason::IntrospectionError,
-                };
-                crate::telemetry::backend_error(
-                    "introspection",
-                    if reason == UnavailableReason::IntrospectionTimeout {
-                        "timeout"
-                    } else {
-                        "error"
-                    },
-                );
-                tracing::warn!(layer = "authn", reason = reason.code(), error = %crate::error::Chain(&error), "token introspection failed");
-                return Authentication::Refused(Rejection::unavailable("authn", reason));
-            }
-        };
-        let (verdict, until) = inner.judge(&answer, now);
-        inner.cache.insert(key, verdict.clone(), until, now);
-        self.answer(verdict)
+        let joined = inner.join(key);
+        // Whoever runs the call (the first request, or the next one if it goes away first)
+        // caches the answer and retires the flight before handing the answer to every request
+        // that joined it: a request arriving later finds the cache, or (after a failure, which
+        // is never cached) makes a new call. A flight never outlives its call.
+        let outcome = joined
+            .flight
+            .get_or_init(|| async {
+                let verdict = inner.introspect(token).await;
+                if let Ok((verdict, until)) = &verdict {
+                    inner
+                        .cache
+                        .insert(key, verdict.clone(), *until, inner.clock.now());
+                }
+                joined.retire();
+                verdict.map(|(v, _)| v)
+            })
+            .await
+            .clone();
+        drop(joined);
+        match outcome {
+            Ok(verdict) => self.answer(verdict),
+            Err(reason) => Authentication::Refused(Rejection::unavailable("authn", reason)),
+        }
     }
 
     fn authenticate_now(&self, parts: &Parts) -> Option<Authentication> {

@@ -27,6 +27,8 @@ pub enum Mode {
     Failing,
     /// Never answers (until the client gives up).
     Hanging,
+    /// Answers after this many milliseconds.
+    Slow(u64),
 }
 
 #[derive(Default)]
@@ -113,6 +115,10 @@ async fn behave(mode: Option<Mode>) -> Option<Response> {
         Mode::Failing => Some(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
         Mode::Hanging => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
+            None
+        }
+        Mode::Slow(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
             None
         }
     }

@@ -735,6 +735,120 @@ mod introspection {
         assert_eq!(reply.status, 200);
     }
 
+    /// GET / with `token`, on its own task.
+    fn spawn_get(server: &TestServer, token: &str) -> tokio::task::JoinHandle<support::Reply> {
+        let req = http::Request::get("/")
+            .header("host", server.addr.to_string())
+            .header("authorization", format!("Bearer {token}"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        tokio::spawn(support::send(server.addr, req))
+    }
+
+    /// Waits for every task (spawned before this is called: a `Vec`, not a lazy iterator).
+    async fn all(tasks: Vec<tokio::task::JoinHandle<support::Reply>>) -> Vec<support::Reply> {
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_with_one_new_token_share_one_call() {
+        let idp = Idp::start(jwks(&[])).await;
+        idp.add_token(
+            "shared-token",
+            json!({"active": true, "sub": "bob", "aud": AUD, "exp": now() + 600}),
+        );
+        let server = TestServer::start(
+            Palisade::builder()
+                .authenticate(authenticator(&idp))
+                .build()
+                .unwrap(),
+        )
+        .await;
+        // A slow endpoint, so that all twenty requests arrive while the first call is out.
+        idp.set_introspection_mode(Mode::Slow(150));
+        let replies = all((0..20)
+            .map(|_| spawn_get(&server, "shared-token"))
+            .collect())
+        .await;
+        assert!(replies.iter().all(|r| r.status == 200), "{replies:?}");
+        assert_eq!(idp.introspection_hits(), 1, "one call for the flight");
+        assert_eq!(server.hits(), 20);
+        // A failure is shared by the flight, and not kept: the next request calls again.
+        idp.add_token(
+            "second-token",
+            json!({"active": true, "sub": "bob", "aud": AUD, "exp": now() + 600}),
+        );
+        idp.set_introspection_mode(Mode::Hanging);
+        let replies = all((0..10)
+            .map(|_| spawn_get(&server, "second-token"))
+            .collect())
+        .await;
+        assert!(replies.iter().all(|r| r.status == 503), "{replies:?}");
+        assert_eq!(
+            idp.introspection_hits(),
+            2,
+            "one call for the failed flight"
+        );
+        idp.set_introspection_mode(Mode::Up);
+        let reply = server
+            .get("/", &[("authorization", "Bearer second-token")])
+            .await;
+        assert_eq!(reply.status, 200, "the failure was not kept");
+        assert_eq!(idp.introspection_hits(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_flight_whose_first_request_goes_away_is_finished_by_the_others() {
+        use palisade::authn::{Authentication, Authenticator};
+        let idp = Idp::start(jwks(&[])).await;
+        idp.add_token(
+            "token-left-behind",
+            json!({"active": true, "sub": "bob", "aud": AUD, "exp": now() + 600}),
+        );
+        let auth = authenticator(&idp);
+        let parts = || {
+            http::Request::get("/")
+                .header("authorization", "Bearer token-left-behind")
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0
+        };
+        idp.set_introspection_mode(Mode::Slow(200));
+        // The first request starts the call...
+        let first_parts = parts();
+        let mut first = Box::pin(auth.authenticate(&first_parts));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut first)
+                .await
+                .is_err()
+        );
+        assert_eq!(idp.introspection_hits(), 1);
+        // ...five more join it...
+        let others: Vec<_> = (0..5)
+            .map(|_| {
+                let (auth, parts) = (auth.clone(), parts());
+                tokio::spawn(async move { auth.authenticate(&parts).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(idp.introspection_hits(), 1, "they wait for the call out");
+        // ...and the first goes away before the answer: one of them makes the call again.
+        drop(first);
+        for task in others {
+            assert!(matches!(
+                task.await.unwrap(),
+                Authentication::Authenticated(_)
+            ));
+        }
+        assert_eq!(idp.introspection_hits(), 2, "one call taken over, not five");
+        assert_eq!(auth.cached_tokens(), 1);
+    }
+
     #[tokio::test]
     async fn wrong_client_secret_fails_closed() {
         let idp = Idp::start(jwks(&[])).await;

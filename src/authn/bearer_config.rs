@@ -84,6 +84,13 @@ pub struct IssuerConfig {
     /// Where its key set is.
     #[serde(default)]
     pub jwks_url: Option<String>,
+    /// Take the key set's URL from the issuer's OpenID Connect discovery document
+    /// (`{issuer}/.well-known/openid-configuration`).
+    #[serde(default)]
+    pub discover: bool,
+    /// Take the key set's URL from the discovery document at this URL (RFC 8414, or elsewhere).
+    #[serde(default)]
+    pub discovery_url: Option<String>,
     /// Static keys instead of a JWKS URL.
     #[serde(default)]
     pub keys: Vec<JwtKeyConfig>,
@@ -169,6 +176,12 @@ impl JwtConfig {
             let mut issuer = Issuer::new(&i.issuer);
             if let Some(url) = &i.jwks_url {
                 issuer = issuer.jwks_url(url);
+            }
+            if i.discover {
+                issuer = issuer.discover();
+            }
+            if let Some(url) = &i.discovery_url {
+                issuer = issuer.discovery_url(url);
             }
             for k in &i.keys {
                 issuer = issuer.key(k.key()?);
@@ -336,7 +349,8 @@ mod tests {
             .expect("a second yaml block in docs/config.md");
         let c = Config::parse(yaml, Format::Yaml).unwrap();
         let jwt = c.jwt.as_ref().unwrap();
-        assert_eq!(jwt.issuers.len(), 2);
+        assert_eq!(jwt.issuers.len(), 3);
+        assert!(jwt.issuers[2].discover);
         // The HMAC secret's variable is not set here: building says which one is missing.
         let err = jwt.authenticator().unwrap_err();
         assert!(err.to_string().contains("LEGACY_JWT_SECRET"), "{err}");
@@ -351,6 +365,27 @@ mod tests {
         let mut jwt = jwt.clone();
         jwt.issuers[1].keys.pop();
         jwt.authenticator().unwrap();
+    }
+
+    #[test]
+    fn an_issuer_takes_exactly_one_source_of_keys() {
+        let c = Config::parse(
+            "jwt: {issuers: [{issuer: i, jwks_url: 'https://i.example/certs', discover: true, audiences: [a]}]}",
+            Format::Yaml,
+        )
+        .unwrap();
+        let err = c.jwt.unwrap().authenticator().unwrap_err();
+        assert!(err.to_string().contains("more than one"), "{err}");
+        let c = Config::parse(
+            "jwt: {issuers: [{issuer: i, discovery_url: 'http://i.example/.well-known/oauth-authorization-server', audiences: [a]}]}",
+            Format::Yaml,
+        )
+        .unwrap();
+        let err = c.jwt.unwrap().authenticator().unwrap_err();
+        assert!(
+            err.to_string().contains("https"),
+            "plain http refused: {err}"
+        );
     }
 
     #[test]

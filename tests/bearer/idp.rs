@@ -42,6 +42,9 @@ pub struct IdpState {
     pub jwks_hits: AtomicUsize,
     pub evil_hits: AtomicUsize,
     pub introspection_hits: AtomicUsize,
+    /// The discovery document served (OpenID Connect Discovery 1.0 §4).
+    pub discovery: Mutex<Value>,
+    pub discovery_hits: AtomicUsize,
 }
 
 pub struct Idp {
@@ -60,6 +63,7 @@ impl Idp {
             .route("/certs", get(certs))
             .route("/evil-certs", get(evil))
             .route("/introspect", post(introspect))
+            .route("/.well-known/openid-configuration", get(discovery))
             .with_state(state.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -73,6 +77,22 @@ impl Idp {
 
     pub fn evil_url(&self) -> String {
         format!("http://{}/evil-certs", self.addr)
+    }
+
+    pub fn discovery_url(&self) -> String {
+        format!("http://{}/.well-known/openid-configuration", self.addr)
+    }
+
+    pub fn set_discovery(&self, document: Value) {
+        *self.state.discovery.lock().unwrap() = document;
+    }
+
+    pub fn discovery_hits(&self) -> usize {
+        self.state.discovery_hits.load(Ordering::SeqCst)
+    }
+
+    pub fn evil_hits(&self) -> usize {
+        self.state.evil_hits.load(Ordering::SeqCst)
     }
 
     pub fn introspection_url(&self) -> String {
@@ -140,6 +160,11 @@ async fn certs(State(s): State<Arc<IdpState>>) -> Response {
         body,
     )
         .into_response()
+}
+
+async fn discovery(State(s): State<Arc<IdpState>>) -> Response {
+    s.discovery_hits.fetch_add(1, Ordering::SeqCst);
+    axum::Json(s.discovery.lock().unwrap().clone()).into_response()
 }
 
 async fn evil(State(s): State<Arc<IdpState>>) -> Response {

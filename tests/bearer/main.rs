@@ -1020,3 +1020,91 @@ async fn a_hung_provider_costs_one_fetch_however_many_requests_wait() {
     assert_eq!(idp.jwks_hits(), 1);
     assert_eq!(server.hits(), 0);
 }
+
+/// OpenID Connect Discovery 1.0 / RFC 8414: the JWKS URL from the issuer's metadata.
+mod discovery {
+    use super::*;
+
+    fn discovering(idp: &Idp) -> JwtAuthenticator {
+        JwtAuthenticator::builder()
+            .issuer(
+                Issuer::new(ISS)
+                    .discovery_url(idp.discovery_url())
+                    .audience(AUD),
+            )
+            .unknown_kid_refetch_interval(Duration::from_secs(60))
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn oidc_discovery_4_the_key_set_is_found_through_the_issuer_metadata() {
+        let idp = Idp::start(jwks(&["es256"])).await;
+        idp.set_discovery(json!({"issuer": ISS, "jwks_uri": idp.jwks_url()}));
+        let server = serve(discovering(&idp)).await;
+        let token = mint("es256", &claims());
+        for _ in 0..5 {
+            let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
+            assert_eq!(reply.status, 200, "{:?}", reply.body);
+        }
+        assert_eq!(idp.discovery_hits(), 1, "the document is read once");
+        assert_eq!(idp.jwks_hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn oidc_discovery_4_3_a_document_naming_another_issuer_yields_no_keys() {
+        let idp = Idp::start(jwks(&["es256"])).await;
+        // A document for another issuer, pointing at keys that are not this issuer's.
+        idp.set_discovery(json!({"issuer": "https://evil.example", "jwks_uri": idp.evil_url()}));
+        let server = serve(discovering(&idp)).await;
+        let token = mint("es256", &claims());
+        let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
+        assert_eq!(reply.status, 503, "fail closed: {:?}", reply.body);
+        assert_eq!(server.hits(), 0);
+        assert_eq!(
+            idp.evil_hits(),
+            0,
+            "the other issuer's keys are never fetched"
+        );
+        assert_eq!(idp.jwks_hits(), 0);
+        // Fixed at the provider, the next attempt (after the retry delay) reads it again.
+        idp.set_discovery(json!({"issuer": ISS, "jwks_uri": idp.jwks_url()}));
+        let jwt = discovering(&idp);
+        jwt.refresh().await.unwrap();
+        assert_eq!(idp.discovery_hits(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_discovered_jwks_uri_over_plain_http_to_another_host_is_refused() {
+        let idp = Idp::start(jwks(&["es256"])).await;
+        idp.set_discovery(json!({"issuer": ISS, "jwks_uri": "http://198.51.100.7/certs"}));
+        let jwt = discovering(&idp);
+        let err = jwt.refresh().await.unwrap_err();
+        assert!(err.contains("https"), "{err}");
+        let server = serve(jwt).await;
+        let token = mint("es256", &claims());
+        let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
+        assert_eq!(reply.status, 503);
+        assert_eq!(server.hits(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_moved_key_set_is_found_again_after_a_failed_fetch() {
+        let idp = Idp::start(jwks(&["es256"])).await;
+        idp.set_discovery(json!({"issuer": ISS, "jwks_uri": idp.evil_url()}));
+        let jwt = discovering(&idp);
+        // The document points at a URL that answers 404: the fetch fails...
+        assert!(jwt.refresh().await.is_err());
+        // ...the provider fixes its document, and the next fetch reads it again.
+        idp.set_discovery(json!({"issuer": ISS, "jwks_uri": idp.jwks_url()}));
+        jwt.refresh().await.unwrap();
+        assert_eq!(
+            (idp.discovery_hits(), idp.evil_hits(), idp.jwks_hits()),
+            (2, 1, 1)
+        );
+        let server = serve(jwt).await;
+        let token = mint("es256", &claims());
+        let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+}

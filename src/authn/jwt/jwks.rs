@@ -1,12 +1,13 @@
 //! A JWKS URL's key set: fetched over HTTPS, cached for the `Cache-Control` lifetime (within
 //! bounds), refreshed in the background, refetched on an unknown `kid` at a bounded rate, and
-//! kept when a refresh fails.
+//! kept when a refresh fails. The URL may come from the issuer's discovery document (OpenID
+//! Connect Discovery 1.0 / RFC 8414), read on the first fetch and again after a failed one.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use http::header::{ACCEPT, CACHE_CONTROL};
 use http::{Request, Uri};
@@ -57,9 +58,35 @@ pub(crate) struct KeySet {
     generation: u64,
 }
 
+/// Where the key set's URL comes from.
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// Configured.
+    Url(Uri),
+    /// The `jwks_uri` of the discovery document at `document`, whose `issuer` must be `issuer`
+    /// exactly (OpenID Connect Discovery 1.0 §4.3, RFC 8414 §3.3).
+    Discover {
+        document: Uri,
+        issuer: Box<str>,
+        allow_http: bool,
+        found: ArcSwapOption<Uri>,
+    },
+}
+
+impl Source {
+    /// The document's URL for an issuer: `{iss}/.well-known/openid-configuration`, any
+    /// terminating `/` of the issuer removed first (OpenID Connect Discovery 1.0 §4.1).
+    pub(crate) fn openid_configuration(iss: &str) -> String {
+        format!(
+            "{}/.well-known/openid-configuration",
+            iss.trim_end_matches('/')
+        )
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Jwks {
-    url: Uri,
+    url: Source,
     client: HttpClient,
     rsa_algs: AlgSet,
     timing: JwksTiming,
@@ -89,7 +116,12 @@ pub(crate) enum Lookup {
 }
 
 impl Jwks {
-    pub(crate) fn new(url: Uri, client: HttpClient, rsa_algs: AlgSet, timing: JwksTiming) -> Self {
+    pub(crate) fn new(
+        url: Source,
+        client: HttpClient,
+        rsa_algs: AlgSet,
+        timing: JwksTiming,
+    ) -> Self {
         Self {
             url,
             client,
@@ -115,8 +147,65 @@ impl Jwks {
         self.fetches.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn url(&self) -> &Uri {
-        &self.url
+    /// The key set's URL, or the discovery document's while none was found.
+    pub(crate) fn url(&self) -> Uri {
+        match &self.url {
+            Source::Url(u) => u.clone(),
+            Source::Discover {
+                document, found, ..
+            } => found
+                .load_full()
+                .map_or_else(|| document.clone(), |u| (*u).clone()),
+        }
+    }
+
+    /// The key set's URL: configured, or read from the discovery document (once, and again
+    /// after a failed fetch).
+    async fn resolve(&self) -> Result<Uri, String> {
+        let Source::Discover {
+            document,
+            issuer,
+            allow_http,
+            found,
+        } = &self.url
+        else {
+            return Ok(self.url());
+        };
+        if let Some(url) = found.load_full() {
+            return Ok((*url).clone());
+        }
+        let request = Request::get(document.clone())
+            .header(ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .send(request)
+            .await
+            .map_err(|e| format!("discovery document: {}", crate::error::Chain(&e)))?;
+        if !response.status().is_success() {
+            return Err(format!("discovery document: status {}", response.status()));
+        }
+        #[derive(Deserialize)]
+        struct Metadata {
+            issuer: String,
+            jwks_uri: String,
+        }
+        let meta: Metadata = serde_json::from_slice(response.body())
+            .map_err(|e| format!("discovery document: {e}"))?;
+        // A document that names another issuer is not this issuer's (an attacker's document,
+        // or a misconfiguration): its keys must not verify this issuer's tokens.
+        if *meta.issuer != **issuer {
+            return Err(format!(
+                "discovery document names issuer `{}`, not `{issuer}`",
+                meta.issuer
+            ));
+        }
+        let url = crate::fetch::check_url("jwks_uri", &meta.jwks_uri, *allow_http)
+            .map_err(|e| format!("discovery document: {e}"))?;
+        tracing::debug!(layer = "authn", issuer = %issuer, jwks = %url, "jwks_uri discovered");
+        found.store(Some(Arc::new(url.clone())));
+        Ok(url)
     }
 
     /// Finds the key for `pick` in the current set, or says what to do instead.
@@ -232,10 +321,15 @@ impl Jwks {
                     generation: old.generation,
                 }));
             }
-            tracing::warn!(layer = "authn", jwks = %self.url, kept_last_good = old.loaded, "jwks fetch failed: {message}");
+            tracing::warn!(layer = "authn", jwks = %self.url(), kept_last_good = old.loaded, "jwks fetch failed: {message}");
+            // A discovered URL is read again next time: the provider may have moved it.
+            if let Source::Discover { found, .. } = &self.url {
+                found.store(None);
+            }
             message
         };
-        let request = Request::get(self.url.clone())
+        let url = self.resolve().await.map_err(&fail)?;
+        let request = Request::get(url)
             .header(ACCEPT, "application/jwk-set+json, application/json")
             .body(Full::new(Bytes::new()))
             .map_err(|e| fail(e.to_string()))?;
@@ -259,11 +353,11 @@ impl Jwks {
             match Key::from_jwk_value(jwk, self.rsa_algs) {
                 Ok(key) if key.kid().is_some() || doc.keys.len() == 1 => keys.push(Arc::new(key)),
                 Ok(_) => {
-                    tracing::warn!(layer = "authn", jwks = %self.url, "jwks key without a kid in a set of several; skipped")
+                    tracing::warn!(layer = "authn", jwks = %self.url(), "jwks key without a kid in a set of several; skipped")
                 }
                 Err(e) => {
                     let kid = jwk.get("kid").and_then(Value::as_str).unwrap_or("");
-                    tracing::warn!(layer = "authn", jwks = %self.url, kid, "jwks key skipped: {e}");
+                    tracing::warn!(layer = "authn", jwks = %self.url(), kid, "jwks key skipped: {e}");
                 }
             }
         }
@@ -271,7 +365,7 @@ impl Jwks {
             return Err(fail("no usable key in the set".into()));
         }
         let withdrawn = old.keys.iter().any(|k| !keys.iter().any(|n| n.same_as(k)));
-        tracing::debug!(layer = "authn", jwks = %self.url, keys = keys.len(), ?ttl, "jwks fetched");
+        tracing::debug!(layer = "authn", jwks = %self.url(), keys = keys.len(), ?ttl, "jwks fetched");
         self.last_failure.store(0, Ordering::Relaxed);
         self.set.store(Arc::new(KeySet {
             keys: keys.into_boxed_slice(),
@@ -309,6 +403,18 @@ fn ttl(value: Option<&http::HeaderValue>, t: &JwksTiming) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oidc_discovery_4_1_the_document_is_under_the_issuer_without_its_last_slash() {
+        assert_eq!(
+            Source::openid_configuration("https://sso.example.com/realms/acme/"),
+            "https://sso.example.com/realms/acme/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            Source::openid_configuration("https://login.example.org/tenant/v2.0"),
+            "https://login.example.org/tenant/v2.0/.well-known/openid-configuration"
+        );
+    }
 
     #[test]
     fn cache_control_sets_the_lifetime_within_bounds() {

@@ -55,6 +55,7 @@ use crate::rejection::{AuthnReason, Rejection, UnavailableReason};
 pub struct Issuer {
     iss: Box<str>,
     jwks_url: Option<String>,
+    discovery_url: Option<String>,
     keys: Vec<Key>,
     audiences: Vec<Box<str>>,
     any_audience: bool,
@@ -67,6 +68,7 @@ impl Issuer {
         Self {
             iss: iss.into().into_boxed_str(),
             jwks_url: None,
+            discovery_url: None,
             keys: Vec::new(),
             audiences: Vec::new(),
             any_audience: false,
@@ -78,6 +80,26 @@ impl Issuer {
     #[must_use]
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
         self.jwks_url = Some(url.into());
+        self
+    }
+
+    /// Takes the issuer's JWKS URL from its OpenID Connect discovery document,
+    /// `{iss}/.well-known/openid-configuration` (OpenID Connect Discovery 1.0 §4), read on
+    /// the first key fetch and again after a failed one. The document's `issuer` must be this
+    /// issuer's `iss` exactly (§4.3), and its `jwks_uri` must be `https` (or `http` to a
+    /// loopback host): a document that fails either check yields no keys (503), never
+    /// another issuer's.
+    #[must_use]
+    pub fn discover(self) -> Self {
+        let url = jwks::Source::openid_configuration(&self.iss);
+        self.discovery_url(url)
+    }
+
+    /// Like [`discover`](Self::discover), with the document at `url`: an RFC 8414
+    /// `/.well-known/oauth-authorization-server` document, or one a provider serves elsewhere.
+    #[must_use]
+    pub fn discovery_url(mut self, url: impl Into<String>) -> Self {
+        self.discovery_url = Some(url.into());
         self
     }
 
@@ -288,8 +310,8 @@ impl<C: Clock> JwtBuilder<C> {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] with no issuer, an issuer with neither keys nor a JWKS URL (or
-    /// both), no audience and no [`Issuer::any_audience`], two issuers with the same `iss`,
+    /// [`ConfigError::Invalid`] with no issuer, an issuer with none of static keys, a JWKS URL
+    /// and discovery (or more than one), no audience and no [`Issuer::any_audience`], two issuers with the same `iss`,
     /// a bad URL or realm.
     pub fn build(self) -> Result<JwtAuthenticator<C>, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
@@ -312,21 +334,46 @@ impl<C: Clock> JwtBuilder<C> {
                     "issuer `{name}` has no audience: name this API's audience, or call any_audience()"
                 )));
             }
-            let keys = match (issuer.jwks_url, issuer.keys.is_empty()) {
-                (Some(url), true) => {
+            let rsa = AlgSet::of(issuer.rsa_algorithms.iter().copied());
+            let keys = match (
+                issuer.jwks_url,
+                issuer.discovery_url,
+                issuer.keys.is_empty(),
+            ) {
+                (Some(url), None, true) => {
                     let url = check_url("jwks_url", &url, self.allow_http)?;
-                    let rsa = AlgSet::of(issuer.rsa_algorithms.iter().copied());
-                    Keys::Jwks(Box::new(Jwks::new(url, client.clone(), rsa, self.timing)))
+                    Keys::Jwks(Box::new(Jwks::new(
+                        jwks::Source::Url(url),
+                        client.clone(),
+                        rsa,
+                        self.timing,
+                    )))
                 }
-                (None, false) => Keys::Static(issuer.keys.into_iter().map(Arc::new).collect()),
-                (Some(_), false) => {
+                (None, Some(document), true) => {
+                    let document = check_url("discovery_url", &document, self.allow_http)?;
+                    Keys::Jwks(Box::new(Jwks::new(
+                        jwks::Source::Discover {
+                            document,
+                            issuer: issuer.iss.clone(),
+                            allow_http: self.allow_http,
+                            found: arc_swap::ArcSwapOption::empty(),
+                        },
+                        client.clone(),
+                        rsa,
+                        self.timing,
+                    )))
+                }
+                (None, None, false) => {
+                    Keys::Static(issuer.keys.into_iter().map(Arc::new).collect())
+                }
+                (None, None, true) => {
                     return Err(invalid(format!(
-                        "issuer `{name}` has both static keys and a JWKS URL"
+                        "issuer `{name}` has no key, no JWKS URL and no discovery"
                     )));
                 }
-                (None, true) => {
+                _ => {
                     return Err(invalid(format!(
-                        "issuer `{name}` has no key and no JWKS URL"
+                        "issuer `{name}` has more than one of static keys, a JWKS URL and discovery"
                     )));
                 }
             };

@@ -108,6 +108,15 @@ pub struct ClientIpResolver {
     header: ForwardedHeader,
 }
 
+/// Wider than a /8 (IPv4) or a /7 (IPv6: `fc00::/7`, the unique local addresses, is the
+/// widest private range).
+fn too_wide(net: &IpNet) -> bool {
+    match net {
+        IpNet::V4(n) => n.prefix_len() < 8,
+        IpNet::V6(n) => n.prefix_len() < 7,
+    }
+}
+
 impl ClientIpResolver {
     /// A resolver that trusts no proxy.
     #[must_use]
@@ -116,17 +125,35 @@ impl ClientIpResolver {
     }
 
     /// Trusts peers in `net` to report the client address in the forwarded header.
+    ///
+    /// A network wider than a /8 (IPv4) or a /7 (IPv6), `0.0.0.0/0` above all, takes in
+    /// clients as well as proxies: any client could then name its own address (and so dodge a
+    /// per-address quota, or claim an exempt one). It is accepted, for hosts that only proxies
+    /// can reach, and logged as a warning when set; name the proxies' own network instead.
     #[must_use]
     pub fn trust_proxy(mut self, net: IpNet) -> Self {
+        if too_wide(&net) {
+            tracing::warn!(
+                target: "palisade::client_ip",
+                %net,
+                "trusting a network this wide lets any client in it name its own address in the forwarded header; trust the proxies' network instead"
+            );
+        }
         self.trusted.push(net);
         self
     }
 
-    /// Trusts every network in `nets`.
+    /// Trusts every network in `nets` (see [`trust_proxy`](Self::trust_proxy)).
     #[must_use]
-    pub fn trust_proxies(mut self, nets: impl IntoIterator<Item = IpNet>) -> Self {
-        self.trusted.extend(nets);
-        self
+    pub fn trust_proxies(self, nets: impl IntoIterator<Item = IpNet>) -> Self {
+        nets.into_iter().fold(self, Self::trust_proxy)
+    }
+
+    /// Whether a trusted network is wider than a /8 (IPv4) or a /7 (IPv6): see
+    /// [`trust_proxy`](Self::trust_proxy).
+    #[must_use]
+    pub fn trusts_too_wide(&self) -> bool {
+        self.trusted.iter().any(too_wide)
     }
 
     /// Reads the client address from `header` (default `X-Forwarded-For`).
@@ -371,6 +398,26 @@ mod tests {
         ClientIpResolver::new()
             .trust_proxy("10.0.0.0/8".parse().unwrap())
             .trust_proxy("fd00::/8".parse().unwrap())
+    }
+
+    #[test]
+    fn trusting_everyone_is_flagged_because_any_client_could_name_its_address() {
+        let everyone = ClientIpResolver::new().trust_proxy("0.0.0.0/0".parse().unwrap());
+        assert!(everyone.trusts_too_wide());
+        // The hazard itself: any peer is then a "proxy", and its header is believed.
+        let h = headers("x-forwarded-for", &["203.0.113.9"]);
+        assert_eq!(everyone.resolve(ip("198.51.100.1"), &h), ip("203.0.113.9"));
+        assert!(
+            ClientIpResolver::new()
+                .trust_proxies(["2000::/3".parse().unwrap()])
+                .trusts_too_wide()
+        );
+        assert!(!behind_proxy().trusts_too_wide());
+        assert!(
+            !ClientIpResolver::new()
+                .trust_proxies(["10.0.0.0/8".parse().unwrap(), "fc00::/7".parse().unwrap()])
+                .trusts_too_wide()
+        );
     }
 
     #[test]

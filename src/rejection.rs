@@ -689,6 +689,8 @@ pub enum InputPart {
     Header,
     /// A path parameter.
     Path,
+    /// A cookie.
+    Cookie,
 }
 
 /// One thing wrong with the input: where (a JSON pointer into the body, or the parameter),

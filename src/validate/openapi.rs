@@ -247,7 +247,8 @@ impl OpenApi {
         let mut operation = self.operation.clone().unwrap_or_default();
         // Parameters: the path item's, overridden by the operation's with the same name and
         // location (OpenAPI 3.x, Path Item Object).
-        let mut params: Vec<(String, String, bool, String, Value)> = Vec::new();
+        // (name, location, required, schema pointer, resolved schema, style, explode)
+        let mut params: Vec<Param> = Vec::new();
         let lists = [
             (shared, format!("{item_ptr}/parameters")),
             (
@@ -268,45 +269,70 @@ impl OpenApi {
                     name.to_owned()
                 };
                 let Some(schema) = p.get("schema") else {
+                    // `content` instead of `schema`: a serialized document in one parameter.
+                    tracing::warn!(target: "palisade::validate", parameter = %ptr, "an OpenAPI parameter described by `content` is not validated");
                     continue;
                 };
+                let style = p.get("style").and_then(Value::as_str);
+                if let Some(name) = style.filter(|s| super::params::Style::parse(s).is_none()) {
+                    // matrix, label: path styles palisade does not read.
+                    tracing::warn!(target: "palisade::validate", parameter = %ptr, style = name, "an OpenAPI parameter style that is not read: the parameter is not validated");
+                    continue;
+                }
                 let (resolved, _) = self.deref(schema, format!("{ptr}/schema"))?;
-                params.retain(|(n, pl, ..)| !(*n == name && pl == place));
-                params.push((
+                params.retain(|p| !(p.name == name && p.place == place));
+                params.push(Param {
                     name,
-                    place.to_owned(),
+                    place: place.to_owned(),
                     required,
-                    format!("{ptr}/schema"),
-                    resolved.clone(),
-                ));
+                    ptr: format!("{ptr}/schema"),
+                    resolved: resolved.clone(),
+                    style: style.map(str::to_owned),
+                    explode: p.get("explode").and_then(Value::as_bool),
+                });
             }
         }
-        for place in ["query", "header", "path"] {
-            let mine: Vec<_> = params.iter().filter(|p| p.1 == place).collect();
+        for place in ["query", "header", "path", "cookie"] {
+            let mine: Vec<_> = params.iter().filter(|p| p.place == place).collect();
             if mine.is_empty() {
                 continue;
             }
             let mut properties = Map::new();
             let mut required = Vec::new();
-            for (name, _, req, ptr, resolved) in mine {
-                // The `$ref` validates; `type` (and `items.type`) beside it tell the coercion
-                // what to read the string as.
-                let mut prop = json!({ "$ref": format!("{DOC}#{}", fragment(ptr)) });
-                if let Some(t) = resolved.get("type") {
+            for p in mine {
+                // The `$ref` validates; `type` (and `items.type`, `properties.*.type`) beside
+                // it tell the coercion what to read the string as, and `style` / `explode` how
+                // an array or object is spelled.
+                let mut prop = json!({ "$ref": format!("{DOC}#{}", fragment(&p.ptr)) });
+                if let Some(t) = p.resolved.get("type") {
                     prop["type"] = t.clone();
                 }
-                if let Some(t) = resolved.get("items").and_then(|i| i.get("type")) {
+                if let Some(t) = p.resolved.get("items").and_then(|i| i.get("type")) {
                     prop["items"] = json!({ "type": t });
                 }
-                properties.insert(name.clone(), prop);
-                if *req {
-                    required.push(Value::String(name.clone()));
+                if let Some(members) = p.resolved.get("properties").and_then(Value::as_object) {
+                    let types: Map<String, Value> = members
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), json!({"type": v.get("type")?}))))
+                        .collect();
+                    prop["properties"] = Value::Object(types);
+                }
+                if let Some(style) = &p.style {
+                    prop["style"] = json!(style);
+                }
+                if let Some(explode) = p.explode {
+                    prop["explode"] = json!(explode);
+                }
+                properties.insert(p.name.clone(), prop);
+                if p.required {
+                    required.push(Value::String(p.name.clone()));
                 }
             }
             let schema = json!({"type": "object", "properties": properties, "required": required});
             operation = match place {
                 "query" => operation.query(set, &schema)?,
                 "header" => operation.headers(set, &schema)?,
+                "cookie" => operation.cookies(set, &schema)?,
                 _ => operation.path(set, &schema)?,
             };
         }
@@ -330,6 +356,18 @@ impl OpenApi {
         }
         Ok(operation)
     }
+}
+
+/// One parameter of an operation.
+struct Param {
+    name: String,
+    place: String,
+    required: bool,
+    /// The pointer to its schema in the document.
+    ptr: String,
+    resolved: Value,
+    style: Option<String>,
+    explode: Option<bool>,
 }
 
 /// RFC 6901 escaping of one pointer segment.

@@ -6,7 +6,7 @@ use http::HeaderMap;
 use http::header::CONTENT_TYPE;
 use serde_json::{Map, Value};
 
-use super::params::{self, ParamShape};
+use super::params::{self, Location, ParamShape};
 use super::schema::Schema;
 use super::strings::{self, DenyPattern, JsonLimits};
 use crate::error::ConfigError;
@@ -103,6 +103,7 @@ pub struct Operation {
     query: Option<ParamRules>,
     headers: Option<ParamRules>,
     path: Option<ParamRules>,
+    cookies: Option<ParamRules>,
     max_errors: usize,
 }
 
@@ -133,6 +134,7 @@ impl Operation {
             query: None,
             headers: None,
             path: None,
+            cookies: None,
             max_errors: DEFAULT_MAX_ERRORS,
         }
     }
@@ -204,7 +206,7 @@ impl Operation {
     ///
     /// [`ConfigError::Schema`] when it does not compile.
     pub fn query(mut self, set: &super::SchemaSet, schema: &Value) -> Result<Self, ConfigError> {
-        self.query = Some(ParamRules::new(set, schema)?);
+        self.query = Some(ParamRules::new(set, schema, Location::Query)?);
         Ok(self)
     }
 
@@ -214,7 +216,7 @@ impl Operation {
     ///
     /// [`ConfigError::Schema`] when it does not compile.
     pub fn headers(mut self, set: &super::SchemaSet, schema: &Value) -> Result<Self, ConfigError> {
-        self.headers = Some(ParamRules::new(set, schema)?);
+        self.headers = Some(ParamRules::new(set, schema, Location::Header)?);
         Ok(self)
     }
 
@@ -224,7 +226,18 @@ impl Operation {
     ///
     /// [`ConfigError::Schema`] when it does not compile.
     pub fn path(mut self, set: &super::SchemaSet, schema: &Value) -> Result<Self, ConfigError> {
-        self.path = Some(ParamRules::new(set, schema)?);
+        self.path = Some(ParamRules::new(set, schema, Location::Path)?);
+        Ok(self)
+    }
+
+    /// Validates the cookies of the `Cookie` header (RFC 6265 §4.2.1) as an object against
+    /// `schema`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Schema`] when it does not compile.
+    pub fn cookies(mut self, set: &super::SchemaSet, schema: &Value) -> Result<Self, ConfigError> {
+        self.cookies = Some(ParamRules::new(set, schema, Location::Cookie)?);
         Ok(self)
     }
 
@@ -257,10 +270,7 @@ impl Operation {
         let mut path_params = Vec::new();
         for (name, raw) in path {
             match strings::check_param(InputPart::Path, name, raw, &self.limits) {
-                Ok(()) => path_params.push((
-                    name,
-                    percent_encoding::percent_decode_str(raw).decode_utf8_lossy(),
-                )),
+                Ok(()) => path_params.push((name, raw)),
                 Err(v) => errors.push(v),
             }
         }
@@ -270,7 +280,11 @@ impl Operation {
         }
         let mut coerced_query = None;
         if let Some(rules) = &self.query {
-            let object = params::object(params::query_pairs(query.unwrap_or("")), &rules.shapes);
+            let object = params::object(
+                params::query_pairs(query.unwrap_or("")),
+                &rules.shapes,
+                Location::Query,
+            );
             let value = Value::Object(object);
             errors.extend(
                 rules
@@ -285,9 +299,9 @@ impl Operation {
             let pairs = headers.iter().filter_map(|(k, v)| {
                 // A header that is not visible ASCII is left out, and then fails `required`
                 // or its pattern like a missing one.
-                Some((k.as_str().into(), v.to_str().ok()?.into()))
+                Some((k.as_str(), v.to_str().ok()?))
             });
-            let value = Value::Object(params::object(pairs, &rules.shapes));
+            let value = Value::Object(params::object(pairs, &rules.shapes, Location::Header));
             errors.extend(
                 rules
                     .schema
@@ -295,12 +309,28 @@ impl Operation {
             );
         }
         if let Some(rules) = &self.path {
-            let pairs = path_params.into_iter().map(|(k, v)| (k.into(), v));
-            let value = Value::Object(params::object(pairs, &rules.shapes));
+            let value = Value::Object(params::object(
+                path_params.into_iter(),
+                &rules.shapes,
+                Location::Path,
+            ));
             errors.extend(
                 rules
                     .schema
                     .violations(&value, InputPart::Path, self.max_errors),
+            );
+        }
+        if let Some(rules) = &self.cookies {
+            let pairs = headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(params::cookie_pairs);
+            let value = Value::Object(params::object(pairs, &rules.shapes, Location::Cookie));
+            errors.extend(
+                rules
+                    .schema
+                    .violations(&value, InputPart::Cookie, self.max_errors),
             );
         }
         if errors.is_empty() {
@@ -441,10 +471,14 @@ fn unsupported(detail: &str) -> Refusal {
 }
 
 impl ParamRules {
-    fn new(set: &super::SchemaSet, schema: &Value) -> Result<Self, ConfigError> {
+    fn new(
+        set: &super::SchemaSet,
+        schema: &Value,
+        location: Location,
+    ) -> Result<Self, ConfigError> {
         Ok(Self {
             schema: set.compile(schema)?,
-            shapes: params::shapes(schema).into(),
+            shapes: params::shapes(schema, location).into(),
         })
     }
 }

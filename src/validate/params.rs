@@ -1,6 +1,10 @@
-//! Query-string and header parameters as a JSON object, with each value coerced to the type
-//! its schema asks for (`?limit=10` is the integer 10, repeated keys are arrays), ready for the
-//! parameters' schema.
+//! Query-string, header, path and cookie parameters as a JSON object, with each value coerced
+//! to the type its schema asks for (`?limit=10` is the integer 10), ready for the parameters'
+//! schema. Arrays and objects are read in the OpenAPI serialization styles: `form` (repeated
+//! keys, or comma-separated with `explode: false`), `spaceDelimited`, `pipeDelimited`,
+//! `deepObject` (`?filter[color]=red`), and `simple` (comma-separated) for headers and paths.
+
+use std::borrow::Cow;
 
 use serde_json::{Map, Number, Value};
 
@@ -14,12 +18,62 @@ pub(crate) enum Scalar {
     Boolean,
 }
 
+/// Where parameters come from, which sets their default style and how they are decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Location {
+    /// Form-encoded (`+` is a space), style `form` by default.
+    Query,
+    /// Taken as sent, style `simple`.
+    Header,
+    /// Percent-encoded, style `simple`.
+    Path,
+    /// Taken as sent, style `form`.
+    Cookie,
+}
+
+/// An OpenAPI serialization style (OpenAPI 3.1 §4.8.12.4, "Style Values").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    Form,
+    SpaceDelimited,
+    PipeDelimited,
+    DeepObject,
+    Simple,
+}
+
+impl Style {
+    /// A style name, or `None` for one palisade does not read (`matrix`, `label`).
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "form" => Self::Form,
+            "spaceDelimited" => Self::SpaceDelimited,
+            "pipeDelimited" => Self::PipeDelimited,
+            "deepObject" => Self::DeepObject,
+            "simple" => Self::Simple,
+            _ => return None,
+        })
+    }
+
+    fn default_for(location: Location) -> Self {
+        match location {
+            Location::Query | Location::Cookie => Self::Form,
+            Location::Header | Location::Path => Self::Simple,
+        }
+    }
+}
+
 /// How one parameter is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ParamShape {
     pub(crate) name: Box<str>,
     pub(crate) scalar: Scalar,
     pub(crate) array: bool,
+    pub(crate) style: Style,
+    /// Whether an array comes as repeated keys (`form` with `explode`, the query default)
+    /// rather than as one delimited value.
+    pub(crate) explode: bool,
+    /// For `deepObject`: the types of the object's properties.
+    pub(crate) fields: Vec<(Box<str>, Scalar)>,
 }
 
 fn scalar_of(t: Option<&Value>) -> Scalar {
@@ -37,8 +91,9 @@ fn scalar_of(t: Option<&Value>) -> Scalar {
     }
 }
 
-/// The shapes of the properties of an object schema (`properties.*.type`).
-pub(crate) fn shapes(object_schema: &Value) -> Vec<ParamShape> {
+/// The shapes of the properties of an object schema (`properties.*.type`, and the OpenAPI
+/// `style` and `explode` keywords beside them, which JSON Schema ignores).
+pub(crate) fn shapes(object_schema: &Value, location: Location) -> Vec<ParamShape> {
     let Some(props) = object_schema.get("properties").and_then(Value::as_object) else {
         return Vec::new();
     };
@@ -51,10 +106,31 @@ pub(crate) fn shapes(object_schema: &Value) -> Vec<ParamShape> {
             } else {
                 scalar_of(s.get("type"))
             };
+            let style = s
+                .get("style")
+                .and_then(Value::as_str)
+                .and_then(Style::parse)
+                .unwrap_or(Style::default_for(location));
+            let explode = s
+                .get("explode")
+                .and_then(Value::as_bool)
+                .unwrap_or(style == Style::Form);
+            let fields = s
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|p| {
+                    p.iter()
+                        .map(|(k, v)| (k.as_str().into(), scalar_of(v.get("type"))))
+                        .collect()
+                })
+                .unwrap_or_default();
             ParamShape {
                 name: name.as_str().into(),
                 scalar,
                 array,
+                style,
+                explode,
+                fields,
             }
         })
         .collect()
@@ -83,41 +159,137 @@ fn coerce(raw: &str, scalar: Scalar) -> Value {
     }
 }
 
-/// Builds the object of parameters from `(name, value)` pairs: values of a known parameter
-/// are coerced; a repeated name (or an array parameter) becomes an array; unknown names are
-/// kept as strings, for the schema's `additionalProperties` to judge.
+/// Decodes a name or value as sent from `location`: form decoding for the query, percent
+/// decoding for a path, nothing for headers and cookies. Invalid UTF-8 is replaced (the string
+/// guards refused it before this runs).
+fn decode(raw: &str, location: Location) -> Cow<'_, str> {
+    match location {
+        Location::Query if raw.contains(['+', '%']) => Cow::Owned(
+            percent_encoding::percent_decode_str(&raw.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned(),
+        ),
+        Location::Path => percent_encoding::percent_decode_str(raw).decode_utf8_lossy(),
+        _ => Cow::Borrowed(raw),
+    }
+}
+
+/// The delimiters of a non-exploded array in `style`, as sent (a delimiter percent-encoded in
+/// an item, such as `%2C`, stays in the item).
+fn delimiters(style: Style) -> &'static [&'static str] {
+    match style {
+        Style::SpaceDelimited => &["%20", "+", " "],
+        Style::PipeDelimited => &["|", "%7C", "%7c"],
+        Style::Form | Style::Simple | Style::DeepObject => &[","],
+    }
+}
+
+/// Splits `raw` at any of `delims`.
+fn split_raw<'a>(raw: &'a str, delims: &'static [&'static str]) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < raw.len() {
+        if let Some(d) = delims.iter().find(|d| raw[i..].starts_with(**d)) {
+            out.push(&raw[start..i]);
+            i += d.len();
+            start = i;
+        } else {
+            i += raw[i..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    out.push(&raw[start..]);
+    out
+}
+
+/// Adds `value` under `key`: a repeated key (or an array parameter) becomes an array.
+fn merge(out: &mut Map<String, Value>, key: Cow<'_, str>, value: Value, array: bool) {
+    match out.get_mut(&*key) {
+        Some(Value::Array(items)) if array || items.len() > 1 => items.push(value),
+        Some(existing) => {
+            let first = existing.take();
+            *existing = Value::Array(vec![first, value]);
+        }
+        None if array => {
+            out.insert(key.into_owned(), Value::Array(vec![value]));
+        }
+        None => {
+            out.insert(key.into_owned(), value);
+        }
+    }
+}
+
+/// Builds the object of parameters from `(name, value)` pairs as sent from `location`: values
+/// of a known parameter are decoded and coerced in its style; unknown names are kept as
+/// strings, for the schema's `additionalProperties` to judge.
 pub(crate) fn object<'a>(
-    pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
     shapes: &[ParamShape],
+    location: Location,
 ) -> Map<String, Value> {
     let mut out = Map::new();
-    for (k, v) in pairs {
-        let shape = shapes.iter().find(|s| *s.name == *k);
-        let scalar = shape.map_or(Scalar::String, |s| s.scalar);
-        let value = coerce(&v, scalar);
-        let array = shape.is_some_and(|s| s.array);
-        match out.get_mut(&*k) {
-            Some(Value::Array(items)) if array || items.len() > 1 => items.push(value),
-            Some(existing) => {
-                let first = existing.take();
-                *existing = Value::Array(vec![first, value]);
+    for (raw_name, raw_value) in pairs {
+        let name = decode(raw_name, location);
+        // deepObject: `filter[color]=red` is the member `color` of the object `filter`.
+        if let Some((base, member)) = name
+            .strip_suffix(']')
+            .and_then(|n| n.split_once('['))
+            .filter(|(base, _)| {
+                shapes
+                    .iter()
+                    .any(|s| *s.name == **base && s.style == Style::DeepObject)
+            })
+        {
+            let shape = shapes.iter().find(|s| *s.name == *base);
+            let scalar = shape
+                .and_then(|s| s.fields.iter().find(|(f, _)| **f == *member))
+                .map_or(Scalar::String, |(_, t)| *t);
+            let value = coerce(&decode(raw_value, location), scalar);
+            let entry = out
+                .entry(base.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(members) = entry {
+                merge(members, Cow::Borrowed(member), value, false);
             }
-            None if array => {
-                out.insert(k.into_owned(), Value::Array(vec![value]));
+            continue;
+        }
+        let shape = shapes.iter().find(|s| *s.name == *name);
+        match shape {
+            Some(s) if s.array && !(s.style == Style::Form && s.explode) => {
+                for item in split_raw(raw_value, delimiters(s.style)) {
+                    merge(
+                        &mut out,
+                        name.clone(),
+                        coerce(&decode(item, location), s.scalar),
+                        true,
+                    );
+                }
             }
-            None => {
-                out.insert(k.into_owned(), value);
+            _ => {
+                let scalar = shape.map_or(Scalar::String, |s| s.scalar);
+                let value = coerce(&decode(raw_value, location), scalar);
+                merge(&mut out, name, value, shape.is_some_and(|s| s.array));
             }
         }
     }
     out
 }
 
-/// The query string's pairs, percent-decoded (`+` is a space).
-pub(crate) fn query_pairs(
-    query: &str,
-) -> impl Iterator<Item = (std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> {
-    form_urlencoded::parse(query.as_bytes())
+/// The query string's pairs, as sent (`a=1&b` is `(a, 1), (b, "")`).
+pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+}
+
+/// The `Cookie` header's pairs (RFC 6265 §4.2.1: `a=1; b=2`), as sent.
+pub(crate) fn cookie_pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
+    header
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
 }
 
 #[cfg(test)]
@@ -137,10 +309,11 @@ mod tests {
 
     #[test]
     fn values_are_coerced_to_their_schema_types() {
-        let shapes = shapes(&schema());
+        let shapes = shapes(&schema(), Location::Query);
         let o = object(
             query_pairs("limit=10&ratio=0.5&draft=true&tag=a&q=x%20y+z&id=1&id=2&other=3"),
             &shapes,
+            Location::Query,
         );
         assert_eq!(
             Value::Object(o),
@@ -151,20 +324,84 @@ mod tests {
 
     #[test]
     fn values_that_do_not_read_stay_strings_for_the_schema_to_refuse() {
-        let o = object(query_pairs("limit=abc&draft=yes"), &shapes(&schema()));
+        let o = object(
+            query_pairs("limit=abc&draft=yes"),
+            &shapes(&schema(), Location::Query),
+            Location::Query,
+        );
         assert_eq!(Value::Object(o), json!({"limit": "abc", "draft": "yes"}));
     }
 
     #[test]
     fn repeated_scalar_keys_become_arrays() {
-        let o = object(query_pairs("q=a&q=b&q=c"), &shapes(&schema()));
+        let o = object(
+            query_pairs("q=a&q=b&q=c"),
+            &shapes(&schema(), Location::Query),
+            Location::Query,
+        );
         assert_eq!(Value::Object(o), json!({"q": ["a", "b", "c"]}));
     }
 
+    fn styled() -> Value {
+        json!({"type": "object", "properties": {
+            "csv": {"type": "array", "items": {"type": "integer"}, "explode": false},
+            "pipes": {"type": "array", "items": {"type": "integer"}, "style": "pipeDelimited"},
+            "spaces": {"type": "array", "items": {"type": "string"}, "style": "spaceDelimited"},
+            "f": {"type": "object", "style": "deepObject",
+                  "properties": {"n": {"type": "integer"}, "s": {"type": "string"}}}
+        }})
+    }
+
+    #[test]
+    fn openapi_styles_spell_arrays_and_objects() {
+        let query = shapes(&styled(), Location::Query);
+        let o = object(
+            query_pairs("csv=1,2&pipes=3|4%7C5&spaces=a%20b+c&f[n]=6&f[s]=x%20y&csv=9"),
+            &query,
+            Location::Query,
+        );
+        assert_eq!(
+            Value::Object(o),
+            json!({"csv": [1, 2, 9], "pipes": [3, 4, 5], "spaces": ["a", "b", "c"],
+                   "f": {"n": 6, "s": "x y"}})
+        );
+        // Headers and paths are `simple`: comma-separated.
+        let h = json!({"type": "object", "properties": {"x-ids": {"type": "array", "items": {"type": "integer"}}}});
+        let o = object(
+            [("x-ids", "1,2,3")].into_iter(),
+            &shapes(&h, Location::Header),
+            Location::Header,
+        );
+        assert_eq!(Value::Object(o), json!({"x-ids": [1, 2, 3]}));
+        let o = object(
+            [("x-ids", "1%2C2,3")].into_iter(),
+            &shapes(&h, Location::Path),
+            Location::Path,
+        );
+        assert_eq!(
+            Value::Object(o),
+            json!({"x-ids": ["1,2", 3]}),
+            "an encoded comma stays"
+        );
+        let o = object(cookie_pairs("a=1; b=two;c"), &[], Location::Cookie);
+        assert_eq!(Value::Object(o), json!({"a": "1", "b": "two", "c": ""}));
+    }
+
     proptest! {
+        /// Integers written in each array style read back as the same integers.
+        #[test]
+        fn arrays_in_every_style_read_back(items in proptest::collection::vec(any::<i64>(), 1..6)) {
+            let shapes = shapes(&styled(), Location::Query);
+            let join = |sep: &str| items.iter().map(i64::to_string).collect::<Vec<_>>().join(sep);
+            let q = format!("csv={}&pipes={}", join(","), join("|"));
+            let o = object(query_pairs(&q), &shapes, Location::Query);
+            prop_assert_eq!(&o["csv"], &json!(items));
+            prop_assert_eq!(&o["pipes"], &json!(items));
+        }
+
         #[test]
         fn any_query_string_makes_an_object(q in "[ -~]{0,64}") {
-            let _ = object(query_pairs(&q), &shapes(&schema()));
+            let _ = object(query_pairs(&q), &shapes(&schema(), Location::Query), Location::Query);
         }
     }
 }

@@ -89,6 +89,9 @@ pub struct OperationConfig {
     /// The path parameters' object schema.
     #[serde(default)]
     pub path_params: Option<Value>,
+    /// The cookies' object schema.
+    #[serde(default)]
+    pub cookies: Option<Value>,
     /// This operation's body limit.
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
@@ -170,6 +173,9 @@ impl ValidationConfig {
             }
             if let Some(p) = &o.path_params {
                 op = op.path(&set, p)?;
+            }
+            if let Some(c) = &o.cookies {
+                op = op.cookies(&set, c)?;
             }
             for d in &o.deny {
                 op = op.deny(DenyPattern::new(&d.field, &d.pattern).map_err(|e| {

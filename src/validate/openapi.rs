@@ -340,6 +340,35 @@ impl OpenApi {
             let (body, body_ptr) = self.deref(body, format!("{op_ptr}/requestBody"))?;
             if let Some(content) = body.get("content").and_then(Value::as_object) {
                 for (media, m) in content {
+                    let schema_ptr = format!("{body_ptr}/content/{}/schema", escape(media));
+                    if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+                        if let Some(schema) = m.get("schema") {
+                            // Checked by the document's schema; read (types, and the styles
+                            // of its `encoding`) from the resolved one.
+                            let (resolved, _) = self.deref(schema, schema_ptr.clone())?;
+                            let mut shapes_from = resolved.clone();
+                            if let (Some(props), Some(enc)) = (
+                                shapes_from
+                                    .get_mut("properties")
+                                    .and_then(Value::as_object_mut),
+                                m.get("encoding").and_then(Value::as_object),
+                            ) {
+                                for (name, e) in enc {
+                                    if let Some(Value::Object(p)) = props.get_mut(name) {
+                                        for key in ["style", "explode"] {
+                                            if let Some(v) = e.get(key) {
+                                                p.insert(key.to_owned(), v.clone());
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            let compiled =
+                                set.compile_ref(&format!("{DOC}#{}", fragment(&schema_ptr)))?;
+                            operation = operation.form_body_with(compiled, &shapes_from);
+                            continue;
+                        }
+                    }
                     let schema = match m.get("schema") {
                         Some(_) => Some(set.compile_ref(&format!(
                             "{DOC}#{}",

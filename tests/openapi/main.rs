@@ -253,6 +253,23 @@ paths:
         - {name: session, in: cookie, required: true,
            schema: {type: string, pattern: "^[a-f0-9]{8}$"}}
       responses: {"200": {description: ok}}
+  /login:
+    post:
+      requestBody:
+        required: true
+        content:
+          application/x-www-form-urlencoded:
+            schema:
+              type: object
+              required: [user, remember]
+              additionalProperties: false
+              properties:
+                user: {type: string, minLength: 1}
+                remember: {type: boolean}
+                scopes: {type: array, items: {type: string, enum: [read, write]}}
+            encoding:
+              scopes: {style: form, explode: false}
+      responses: {"200": {description: ok}}
   /items/{ids}:
     get:
       parameters:
@@ -273,6 +290,14 @@ paths:
                 >| async move {
                     h1.fetch_add(1, Ordering::SeqCst);
                     axum::Json(q)
+                },
+            ),
+        )
+        .route(
+            "/login",
+            axum::routing::post(
+                |palisade::validate::Validated(form): palisade::validate::Validated<Value>| async move {
+                    axum::Json(form)
                 },
             ),
         )
@@ -336,4 +361,24 @@ paths:
         3,
         "only the valid requests ran"
     );
+    // A form body, read with its `encoding` styles and checked by the document's schema.
+    let login = |body: &'static str| {
+        let req = Request::post("/login")
+            .header("host", "styles")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        send(addr, req)
+    };
+    let reply = login("user=ada&remember=true&scopes=read,write").await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(
+        reply.json(),
+        json!({"user": "ada", "remember": true, "scopes": ["read", "write"]})
+    );
+    let reply = login("user=ada&remember=maybe").await;
+    assert_eq!(reply.status, 422);
+    assert_eq!(reply.json()["errors"][0]["pointer"], "#/remember");
+    let reply = login("user=ada&remember=true&scopes=read,admin").await;
+    assert_eq!(reply.json()["errors"][0]["pointer"], "#/scopes/1");
 }

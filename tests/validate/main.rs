@@ -431,3 +431,101 @@ async fn owasp_input_validation_crlf_or_bad_utf8_in_a_path_parameter_is_422() {
     let reply = server.get("/v1/orders/4%202", &[]).await;
     refused(&server, &reply, 422, "invalid_parameter");
 }
+
+#[derive(Debug, Deserialize)]
+struct Signup {
+    user: String,
+    age: u32,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+/// HTML form bodies (`application/x-www-form-urlencoded`) are validated like JSON ones: coerced
+/// to the schema's types, guarded, and handed to the handler parsed.
+#[tokio::test]
+async fn form_bodies_are_coerced_guarded_and_handed_on() {
+    let set = SchemaSet::new();
+    let signup = Operation::new()
+        .form_body(
+            &set,
+            &json!({
+                "type": "object", "required": ["user", "age"], "additionalProperties": false,
+                "properties": {
+                    "user": {"type": "string", "minLength": 1, "maxLength": 32},
+                    "age": {"type": "integer", "minimum": 13},
+                    "tags": {"type": "array", "items": {"type": "string"}}
+                }
+            }),
+        )
+        .unwrap();
+    let layer = ValidateLayer::builder()
+        .operation(Method::POST, "/signup", signup)
+        .unwrap()
+        .build()
+        .unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = Router::new()
+        .route(
+            "/signup",
+            post(move |Validated(s): Validated<Signup>| async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({"user": s.user, "age": s.age, "tags": s.tags}))
+            }),
+        )
+        .layer(layer);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let post_form = |content_type: &'static str, body: String| async move {
+        let req = Request::post("/signup")
+            .header("host", "test")
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        send(addr, req).await
+    };
+    let form = "application/x-www-form-urlencoded";
+    let reply = post_form(form, "user=Ada+L&age=36&tags=a&tags=b%26c".into()).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(
+        reply.json(),
+        json!({"user": "Ada L", "age": 36, "tags": ["a", "b&c"]})
+    );
+    let check = |reply: &Reply, status: u16, code: &str| {
+        assert_eq!(reply.status, status, "{:?}", reply.body);
+        let body = reply.json();
+        assert_eq!(body["code"], code, "{body}");
+        body
+    };
+    let body = check(
+        &post_form(form, "user=x&age=ten".into()).await,
+        422,
+        "schema_violation",
+    );
+    assert_eq!(body["errors"][0]["in"], "body");
+    assert_eq!(body["errors"][0]["pointer"], "#/age");
+    let body = check(
+        &post_form(form, "user=a%00b&age=20".into()).await,
+        422,
+        "hostile_input",
+    );
+    assert_eq!(body["errors"][0]["keyword"], "controlCharacters");
+    let wide = (0..20_000)
+        .map(|i| format!("f{i}=1"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let body = check(&post_form(form, wide).await, 422, "hostile_input");
+    assert_eq!(body["errors"][0]["keyword"], "maxMembers");
+    check(
+        &post_form(form, "user=x&age=20&admin=true".into()).await,
+        422,
+        "schema_violation",
+    );
+    check(
+        &post_form("text/plain", "user=x&age=20".into()).await,
+        415,
+        "unsupported_media_type",
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "only the valid form ran");
+}

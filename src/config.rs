@@ -406,7 +406,7 @@ impl Config {
         self.route_table()?;
         let validate = self.validate_layer()?;
         let policy = LivePolicy::new(self.policy()?);
-        let quotas = self.quota.stages()?;
+        let quotas = self.quota.stages(self.base_dir.as_deref())?;
         Palisade::builder()
             .with_client_ip(self.client_ip())
             .limit_clients(quotas.clients)
@@ -617,7 +617,7 @@ quota:
             policies["pro"].header(),
             r#""pro-burst";q=50;w=1, "pro-month";q=1000000;w=2678400"#
         );
-        let stages = c.quota.stages().unwrap();
+        let stages = c.quota.stages(None).unwrap();
         assert!(!stages.clients.needs_principal());
         assert!(stages.principals.needs_principal());
         c.palisade(c.key_store().unwrap()).unwrap();
@@ -638,13 +638,13 @@ quota:
         // Everything but the Redis connection builds (its URL variable is not set here).
         let mut c = c;
         c.quota.store = StoreConfig::default();
-        c.quota.stages().unwrap();
+        c.quota.stages(None).unwrap();
     }
 
     #[test]
     fn quota_mistakes_are_refused_at_load() {
         let load = |yaml: &str| {
-            Config::parse(yaml, Format::Yaml).and_then(|c| c.quota.stages().map(|_| ()))
+            Config::parse(yaml, Format::Yaml).and_then(|c| c.quota.stages(None).map(|_| ()))
         };
         // A typo in a limit, an unknown window, an unknown policy, a principal key before
         // authentication, a cost no policy admits, a rate of zero.

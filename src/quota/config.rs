@@ -259,6 +259,11 @@ pub struct RedisConfig {
     /// With `local`: how many instances share the limits.
     #[serde(default)]
     pub instances: Option<u64>,
+    /// For a `rediss://` URL signed by a private CA: the CA certificates (PEM), read relative
+    /// to the configuration file's directory (feature `redis-tls`). Without it the Mozilla
+    /// roots are trusted.
+    #[serde(default)]
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 fn prefix() -> String {
@@ -303,11 +308,20 @@ impl QuotaConfig {
     ///
     /// A missing URL variable, bad Redis settings, or Redis without the `redis` feature.
     pub fn store(&self) -> Result<AnyQuotaStore, ConfigError> {
+        self.store_in(None)
+    }
+
+    /// The configured store, with files named relative to `base` (the configuration file's
+    /// directory).
+    pub(crate) fn store_in(
+        &self,
+        base: Option<&std::path::Path>,
+    ) -> Result<AnyQuotaStore, ConfigError> {
         match &self.store {
             StoreConfig::Memory { max_keys } => {
                 Ok(AnyQuotaStore::Memory(MemoryStore::with_max_keys(*max_keys)))
             }
-            StoreConfig::Redis(r) => redis_store(r),
+            StoreConfig::Redis(r) => redis_store(r, base),
         }
     }
 
@@ -345,8 +359,8 @@ impl QuotaConfig {
     }
 
     /// Builds both stages on one store.
-    pub(crate) fn stages(&self) -> Result<Stages, ConfigError> {
-        let store = self.store()?;
+    pub(crate) fn stages(&self, base: Option<&std::path::Path>) -> Result<Stages, ConfigError> {
+        let store = self.store_in(base)?;
         let policies = self.policies()?;
         let stage = |rules: &[RuleConfig], before_authn: bool| {
             if rules.is_empty() {
@@ -441,11 +455,24 @@ fn rule(
 }
 
 #[cfg(feature = "redis")]
-fn redis_store(r: &RedisConfig) -> Result<AnyQuotaStore, ConfigError> {
-    use super::redis::{OnOutage, RedisStore};
+fn redis_store(
+    r: &RedisConfig,
+    base: Option<&std::path::Path>,
+) -> Result<AnyQuotaStore, ConfigError> {
     let url = std::env::var(&r.url_env).map_err(|_| ConfigError::Env {
         name: r.url_env.clone(),
     })?;
+    redis_store_at(url, r, base)
+}
+
+/// The Redis store of `r`, at `url`.
+#[cfg(feature = "redis")]
+fn redis_store_at(
+    url: String,
+    r: &RedisConfig,
+    base: Option<&std::path::Path>,
+) -> Result<AnyQuotaStore, ConfigError> {
+    use super::redis::{OnOutage, RedisStore};
     let on_outage = match (r.on_outage, r.instances) {
         (OutageConfig::FailClosed, _) => OnOutage::FailClosed,
         (OutageConfig::FailOpen, _) => OnOutage::FailOpen,
@@ -454,18 +481,58 @@ fn redis_store(r: &RedisConfig) -> Result<AnyQuotaStore, ConfigError> {
             return Err(invalid("`on_outage: local` needs `instances`".into()));
         }
     };
-    Ok(AnyQuotaStore::Redis(
-        RedisStore::builder(url)
-            .prefix(r.prefix.clone())
-            .timeout(Duration::from_millis(r.timeout_ms))
-            .on_outage(on_outage)
-            .build()?,
-    ))
+    #[allow(unused_mut)]
+    let mut builder = RedisStore::builder(url)
+        .prefix(r.prefix.clone())
+        .timeout(Duration::from_millis(r.timeout_ms))
+        .on_outage(on_outage);
+    if let Some(file) = &r.tls_ca_file {
+        let path = match base {
+            Some(dir) if file.is_relative() => dir.join(file),
+            _ => file.clone(),
+        };
+        #[cfg(feature = "redis-tls")]
+        {
+            let pem = std::fs::read(&path).map_err(|e| ConfigError::File {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            builder = builder.tls_ca(pem);
+        }
+        #[cfg(not(feature = "redis-tls"))]
+        return Err(invalid(format!(
+            "`tls_ca_file` ({}) needs palisade's `redis-tls` feature",
+            path.display()
+        )));
+    }
+    Ok(AnyQuotaStore::Redis(builder.build()?))
 }
 
 #[cfg(not(feature = "redis"))]
-fn redis_store(_: &RedisConfig) -> Result<AnyQuotaStore, ConfigError> {
+fn redis_store(_: &RedisConfig, _: Option<&std::path::Path>) -> Result<AnyQuotaStore, ConfigError> {
     Err(invalid(
         "the redis store needs palisade's `redis` feature".into(),
     ))
+}
+
+#[cfg(all(test, feature = "redis-tls"))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_redis_ca_file_is_read_beside_the_configuration() {
+        let fixtures =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/redis-tls");
+        let r = |file: &str| -> RedisConfig {
+            serde_yaml_ng::from_str(&format!("{{url_env: REDIS_URL, tls_ca_file: {file}}}"))
+                .unwrap()
+        };
+        let url = "rediss://127.0.0.1:6380/".to_owned();
+        assert!(redis_store_at(url.clone(), &r("ca.crt"), Some(&fixtures)).is_ok());
+        let err = redis_store_at(url, &r("missing.crt"), Some(&fixtures)).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::File { path, .. } if path.ends_with("redis-tls/missing.crt")),
+            "{err}"
+        );
+    }
 }

@@ -147,7 +147,7 @@ struct Inner {
 }
 
 /// Builds a [`RedisStore`]; see [`RedisStore::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct RedisStoreBuilder {
     url: String,
@@ -155,9 +155,58 @@ pub struct RedisStoreBuilder {
     timeout: Duration,
     on_outage: OnOutage,
     local_max_keys: usize,
+    #[cfg(feature = "redis-tls")]
+    tls: Option<redis::TlsCertificates>,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    // The URL may hold a password, and a client key is a secret: neither is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("RedisStoreBuilder");
+        d.field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("on_outage", &self.on_outage)
+            .field("local_max_keys", &self.local_max_keys);
+        #[cfg(feature = "redis-tls")]
+        d.field("custom_tls", &self.tls.is_some());
+        d.finish_non_exhaustive()
+    }
 }
 
 impl RedisStoreBuilder {
+    /// Trusts the CA certificates in `pem` (PEM) for a `rediss://` server, instead of the
+    /// Mozilla roots: for a Redis whose certificate a private CA signed. Feature `redis-tls`.
+    #[cfg(feature = "redis-tls")]
+    pub fn tls_ca(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls
+            .get_or_insert(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: None,
+            })
+            .root_cert = Some(pem.into());
+        self
+    }
+
+    /// Presents this client certificate chain and key (PEM) to a `rediss://` server that asks
+    /// for one (`tls-auth-clients yes`). Feature `redis-tls`.
+    #[cfg(feature = "redis-tls")]
+    pub fn tls_client_cert(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls
+            .get_or_insert(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: None,
+            })
+            .client_tls = Some(redis::ClientTlsConfig {
+            client_cert: cert_pem.into(),
+            client_key: key_pem.into(),
+        });
+        self
+    }
+
     /// Prefixes every key (default `palisade:`), to share a Redis with other data.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -200,8 +249,15 @@ impl RedisStoreBuilder {
         if self.on_outage == (OnOutage::Local { instances: 0 }) {
             return Err(invalid("local fallback needs at least one instance".into()));
         }
+        // `#insecure` turns certificate verification off: never.
+        if self.url.contains("#insecure") {
+            return Err(invalid(
+                "`#insecure` (no certificate verification) is refused; trust the server's CA with tls_ca".into(),
+            ));
+        }
         // The URL may hold a password: never echo it.
-        let client = redis::Client::open(self.url.as_str())
+        let client = self
+            .client()
             .map_err(|e| invalid(format!("invalid redis url ({})", e.kind_name())))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
@@ -236,9 +292,33 @@ impl KindName for redis::RedisError {
     }
 }
 
+impl RedisStoreBuilder {
+    #[cfg(not(feature = "redis-tls"))]
+    fn client(&self) -> redis::RedisResult<redis::Client> {
+        redis::Client::open(self.url.as_str())
+    }
+
+    #[cfg(feature = "redis-tls")]
+    fn client(&self) -> redis::RedisResult<redis::Client> {
+        if self.url.starts_with("rediss://") {
+            // The `redis` crate builds its TLS configuration on rustls' process-wide provider.
+            // With none installed and both of rustls' back ends compiled in (the host's
+            // dependencies can ask for either), rustls would panic there: install ring, which
+            // palisade uses everywhere, unless the host chose one.
+            if rustls::crypto::CryptoProvider::get_default().is_none() {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+            }
+        }
+        match &self.tls {
+            Some(certs) => redis::Client::build_with_tls(self.url.as_str(), certs.clone()),
+            None => redis::Client::open(self.url.as_str()),
+        }
+    }
+}
+
 impl RedisStore {
     /// Starts a builder for the Redis at `url` (`redis://[user:password@]host:port/db`, or
-    /// `rediss://` for TLS when the `redis` crate is built with it).
+    /// `rediss://` for TLS with the `redis-tls` feature).
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder {
             url: url.into(),
@@ -246,6 +326,8 @@ impl RedisStore {
             timeout: Duration::from_millis(100),
             on_outage: OnOutage::FailClosed,
             local_max_keys: super::memory::DEFAULT_MAX_KEYS,
+            #[cfg(feature = "redis-tls")]
+            tls: None,
         }
     }
 

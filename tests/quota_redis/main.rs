@@ -360,3 +360,88 @@ async fn a_hung_redis_answers_503_within_the_timeout() {
     );
     assert_eq!(server.hits(), 1);
 }
+
+/// `rediss://` (feature `redis-tls`) against a `redis-server` serving TLS only, on the test CA's
+/// certificate: the store counts through it when it trusts that CA, and fails closed (503),
+/// never falling back to plain TCP, when it does not.
+#[cfg(feature = "redis-tls")]
+mod tls {
+    use super::*;
+    use palisade::quota::{QuotaKey, QuotaStore};
+
+    fn ca(name: &str) -> Vec<u8> {
+        std::fs::read(Redis::fixture(name)).unwrap()
+    }
+
+    fn tls_store(url: &str, ca_file: Option<&str>) -> RedisStore {
+        let mut b = RedisStore::builder(url).timeout(Duration::from_millis(500));
+        if let Some(file) = ca_file {
+            b = b.tls_ca(ca(file));
+        }
+        b.build().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_that_trusts_the_servers_ca_counts_over_tls() {
+        let Some(redis) =
+            Redis::start_tls("a_store_that_trusts_the_servers_ca_counts_over_tls").await
+        else {
+            return;
+        };
+        assert!(redis.url().starts_with("rediss://"));
+        let fx = Fixture::new();
+        let policy = QuotaPolicy::new("tls", [Limit::per_hour(3).burst(3)]).unwrap();
+        let server = fx
+            .instance(tls_store(&redis.url(), Some("ca.crt")), policy)
+            .await;
+        let key = fx.issue("alice");
+        let statuses = burst(&[&server], &key, 5).await;
+        assert_eq!(count(&statuses, StatusCode::OK), 3, "{statuses:?}");
+        assert_eq!(count(&statuses, StatusCode::TOO_MANY_REQUESTS), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_outside_the_trusted_roots_is_refused_and_the_store_fails_closed() {
+        let Some(redis) = Redis::start_tls("a_server_outside_the_trusted_roots_is_refused").await
+        else {
+            return;
+        };
+        let fx = Fixture::new();
+        let policy = QuotaPolicy::new("tls", [Limit::per_hour(3).burst(3)]).unwrap();
+        let key = fx.issue("alice");
+        // Another CA, and the Mozilla roots alone: neither signed the test server's certificate.
+        for store in [
+            tls_store(&redis.url(), Some("other-ca.crt")),
+            tls_store(&redis.url(), None),
+        ] {
+            let server = fx.instance(store, policy.clone()).await;
+            let statuses = burst(&[&server], &key, 2).await;
+            assert_eq!(statuses, [StatusCode::SERVICE_UNAVAILABLE; 2]);
+            assert_eq!(server.hits(), 0);
+        }
+        // Plain TCP to the TLS port does not reach Redis either.
+        let plain = redis.url().replace("rediss://", "redis://");
+        let store = RedisStore::builder(plain)
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let answer = store
+            .check(
+                &QuotaKey::custom(policy, "k"),
+                1,
+                Timestamp::from_unix_secs(T0),
+                true,
+            )
+            .await;
+        assert!(answer.is_err(), "{answer:?}");
+    }
+
+    #[test]
+    fn turning_certificate_verification_off_is_refused() {
+        let err = RedisStore::builder("rediss://127.0.0.1:6380/#insecure")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("#insecure"), "{err}");
+    }
+}

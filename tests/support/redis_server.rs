@@ -14,11 +14,22 @@ use tokio::time::Instant;
 pub(crate) struct Redis {
     port: u16,
     child: Option<Child>,
+    /// Serves TLS only, on the fixtures of `tests/fixtures/redis-tls`.
+    tls: bool,
 }
 
 impl Redis {
     /// Starts one, or returns `None` (after saying so loudly) when `redis-server` is missing.
     pub(crate) async fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, false).await
+    }
+
+    /// One that serves TLS only (`rediss://`), with the test CA's server certificate.
+    pub(crate) async fn start_tls(test: &str) -> Option<Self> {
+        Self::start_with(test, true).await
+    }
+
+    async fn start_with(test: &str, tls: bool) -> Option<Self> {
         let installed = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -40,18 +51,52 @@ impl Redis {
             .local_addr()
             .unwrap()
             .port();
-        let mut redis = Self { port, child: None };
+        let mut redis = Self {
+            port,
+            child: None,
+            tls,
+        };
         redis.restart().await;
         Some(redis)
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
+    }
+
+    /// A fixture of `tests/fixtures/redis-tls`.
+    pub(crate) fn fixture(name: &str) -> String {
+        format!(
+            "{}/tests/fixtures/redis-tls/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
     }
 
     pub(crate) async fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+        let port = self.port.to_string();
+        let (plain, tls) = if self.tls {
+            ("0", port.as_str())
+        } else {
+            (port.as_str(), "0")
+        };
+        let mut command = Command::new("redis-server");
+        command.args(["--bind", "127.0.0.1", "--port", plain]);
+        if self.tls {
+            command.args([
+                "--tls-port",
+                tls,
+                "--tls-cert-file",
+                &Self::fixture("server.crt"),
+                "--tls-key-file",
+                &Self::fixture("server.key"),
+                "--tls-ca-cert-file",
+                &Self::fixture("ca.crt"),
+                "--tls-auth-clients",
+                "no",
+            ]);
+        }
+        let child = command
             .args([
                 "--save",
                 "",
@@ -77,6 +122,12 @@ impl Redis {
 
     pub(crate) async fn ping(&self) -> bool {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if self.tls {
+            // Listening is enough: the tests speak TLS through the store itself.
+            return tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok();
+        }
         let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
             return false;
         };

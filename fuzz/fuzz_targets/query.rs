@@ -1,5 +1,6 @@
 //! Query-string coercion: parameters checked and coerced against an object schema (integers,
-//! numbers, booleans, arrays from repeated keys), through the validation layer.
+//! numbers, booleans, arrays from repeated keys or in the OpenAPI delimited styles, deepObject
+//! objects), through the validation layer, string guards included.
 #![no_main]
 
 #[path = "common.rs"]
@@ -39,7 +40,12 @@ fn svc() -> &'static Svc {
                 "ratio": {"type": "number"},
                 "flag": {"type": "boolean"},
                 "tag": {"type": "array", "items": {"type": "string", "maxLength": 8}},
-                "q": {"type": "string"}
+                "q": {"type": "string"},
+                "ids": {"type": "array", "items": {"type": "integer"}, "explode": false},
+                "pipes": {"type": "array", "items": {"type": "number"}, "style": "pipeDelimited"},
+                "words": {"type": "array", "items": {"type": "string"}, "style": "spaceDelimited"},
+                "filter": {"type": "object", "style": "deepObject",
+                           "properties": {"min": {"type": "integer"}, "on": {"type": "boolean"}}}
             },
             "additionalProperties": false
         });

@@ -297,10 +297,12 @@ impl Operation {
             Some(q) => strings::check_query(q, &self.limits, self.max_errors),
             None => Vec::new(),
         };
+        // Kept for the path schema only, when there is one.
         let mut path_params = Vec::new();
         for (name, raw) in path {
             match strings::check_param(InputPart::Path, name, raw, &self.limits) {
-                Ok(()) => path_params.push((name, raw)),
+                Ok(()) if self.path.is_some() => path_params.push((name, raw)),
+                Ok(()) => {}
                 Err(v) => errors.push(v),
             }
         }

@@ -325,8 +325,7 @@ pub(crate) fn check_param(
 /// `max` violations.
 pub(crate) fn check_query(query: &str, limits: &JsonLimits, max: usize) -> Vec<Violation> {
     let mut out = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (name, value) in super::params::query_pairs(query) {
         for raw in [name, value] {
             if let Err(v) = check_param(InputPart::Query, name, raw, limits) {
                 out.push(v);

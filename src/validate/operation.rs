@@ -568,7 +568,10 @@ impl ParamRules {
     ) -> Result<Self, ConfigError> {
         Ok(Self {
             schema: set.compile(schema)?,
-            shapes: params::shapes(schema, location).into(),
+            shapes: params::shapes_resolved(schema, location, |s| {
+                set.resolve(schema, s).unwrap_or(s)
+            })
+            .into(),
         })
     }
 }
@@ -600,5 +603,42 @@ mod tests {
         assert!(!suffix.matches(&essence("text/x+json")));
         assert!(is_json("application/problem+json"));
         assert!(!is_json("text/plain"));
+    }
+
+    #[test]
+    fn parameters_whose_type_is_behind_a_ref_are_coerced() {
+        let set = super::super::SchemaSet::new()
+            .register(
+                "urn:test:limit",
+                serde_json::json!({"type": "integer", "maximum": 50}),
+            )
+            .unwrap();
+        let op = Operation::new()
+            .query(
+                &set,
+                &serde_json::json!({
+                    "type": "object",
+                    "$defs": {"id": {"type": "integer", "minimum": 1}},
+                    "properties": {
+                        "limit": {"$ref": "urn:test:limit"},
+                        "ids": {"type": "array", "items": {"$ref": "#/$defs/id"}, "explode": false}
+                    }
+                }),
+            )
+            .unwrap();
+        let headers = HeaderMap::new();
+        let query = op
+            .check_params(Some("limit=5&ids=1,2"), &headers, std::iter::empty())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            Value::Object(query),
+            serde_json::json!({"limit": 5, "ids": [1, 2]})
+        );
+        // The referenced schemas still judge: 51 is over the maximum, 0 under the minimum.
+        let (_, errors) = op
+            .check_params(Some("limit=51&ids=0"), &headers, std::iter::empty())
+            .unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
     }
 }

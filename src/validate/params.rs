@@ -94,17 +94,37 @@ fn scalar_of(t: Option<&Value>) -> Scalar {
 /// The shapes of the properties of an object schema (`properties.*.type`, and the OpenAPI
 /// `style` and `explode` keywords beside them, which JSON Schema ignores).
 pub(crate) fn shapes(object_schema: &Value, location: Location) -> Vec<ParamShape> {
+    shapes_resolved(object_schema, location, |s| s)
+}
+
+/// Like [`shapes`], reading a property that has no `type` of its own through `resolve` (which
+/// follows its `$ref`).
+pub(crate) fn shapes_resolved<'a>(
+    object_schema: &'a Value,
+    location: Location,
+    resolve: impl Fn(&'a Value) -> &'a Value,
+) -> Vec<ParamShape> {
     let Some(props) = object_schema.get("properties").and_then(Value::as_object) else {
         return Vec::new();
+    };
+    // A schema with a `type`, or its `$ref`'s target.
+    let typed = |v: &'a Value| {
+        if v.get("type").is_some() {
+            v
+        } else {
+            resolve(v)
+        }
     };
     props
         .iter()
         .map(|(name, s)| {
-            let array = s.get("type").and_then(Value::as_str) == Some("array");
+            // `style` / `explode` sit beside the `$ref`; the type may come from its target.
+            let typed_s = typed(s);
+            let array = typed_s.get("type").and_then(Value::as_str) == Some("array");
             let scalar = if array {
-                scalar_of(s.get("items").and_then(|i| i.get("type")))
+                scalar_of(typed_s.get("items").map(typed).and_then(|i| i.get("type")))
             } else {
-                scalar_of(s.get("type"))
+                scalar_of(typed_s.get("type"))
             };
             let style = s
                 .get("style")
@@ -115,12 +135,12 @@ pub(crate) fn shapes(object_schema: &Value, location: Location) -> Vec<ParamShap
                 .get("explode")
                 .and_then(Value::as_bool)
                 .unwrap_or(style == Style::Form);
-            let fields = s
+            let fields = typed_s
                 .get("properties")
                 .and_then(Value::as_object)
                 .map(|p| {
                     p.iter()
-                        .map(|(k, v)| (k.as_str().into(), scalar_of(v.get("type"))))
+                        .map(|(k, v)| (k.as_str().into(), scalar_of(typed(v).get("type"))))
                         .collect()
                 })
                 .unwrap_or_default();

@@ -133,6 +133,30 @@ impl SchemaSet {
         Ok(self)
     }
 
+    /// The schema a `$ref` names: `#/pointer` inside `root`, or a registered schema's URI with
+    /// an optional `#/pointer` fragment. Follows up to 8 `$ref`s in a row; `None` when one does
+    /// not resolve (compiling then says why).
+    pub(crate) fn resolve<'a>(&'a self, root: &'a Value, schema: &'a Value) -> Option<&'a Value> {
+        let mut current = schema;
+        for _ in 0..8 {
+            let Some(r) = current.get("$ref").and_then(Value::as_str) else {
+                return Some(current);
+            };
+            let (base, fragment) = r.split_once('#').unwrap_or((r, ""));
+            let doc = if base.is_empty() {
+                root
+            } else {
+                self.resources.get(base)?
+            };
+            current = if fragment.is_empty() {
+                doc
+            } else {
+                doc.pointer(fragment)?
+            };
+        }
+        None
+    }
+
     /// Compiles `schema` (its `$ref`s resolve against the registered schemas only).
     ///
     /// # Errors

@@ -284,6 +284,30 @@ fn audit_verify_names_the_first_broken_line_of_a_chained_log() {
         .output()
         .unwrap();
     assert!(anywhere.status.success(), "{anywhere:?}");
+    // Against a published head (the last event's hash): both files hold it; the older alone
+    // ends before it, which is a cut no chain could show by itself.
+    let head = serde_json::from_str::<serde_json::Value>(lines[9]).unwrap()["hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let with_head = |files: &[&std::path::Path]| {
+        Command::new(example_binary("audit_verify"))
+            .arg("--head")
+            .arg(&head)
+            .args(files)
+            .env("PALISADE_AUDIT_KEY", key)
+            .output()
+            .unwrap()
+    };
+    let whole = with_head(&[&older, &newer]);
+    assert!(whole.status.success(), "{whole:?}");
+    assert!(String::from_utf8_lossy(&whole.stdout).contains("published head"));
+    let cut = with_head(&[&older]);
+    assert_eq!(cut.status.code(), Some(1), "{cut:?}");
+    assert!(
+        String::from_utf8_lossy(&cut.stdout).contains("cut from its end"),
+        "{cut:?}"
+    );
     // Delete the third line.
     let text = std::fs::read_to_string(&path).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();

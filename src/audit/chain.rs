@@ -96,6 +96,15 @@ pub enum ChainError {
         /// The line's sequence number.
         seq: u64,
     },
+    /// The log does not hold the published chain head it was checked against
+    /// ([`Verifier::expect_head`]): events were cut from its end.
+    #[error(
+        "the log ends (last seq {last_seq:?}) without the published chain head: events were cut from its end"
+    )]
+    Cut {
+        /// The last event's sequence number, if any.
+        last_seq: Option<u64>,
+    },
     /// The log could not be read.
     #[error("read error at line {line}: {message}")]
     Io {
@@ -146,6 +155,8 @@ pub struct Verifier<'k> {
     key: &'k [u8],
     start: Start,
     allow_restarts: bool,
+    /// A published chain head the log must hold.
+    head: Option<String>,
 }
 
 /// What a verified log holds.
@@ -173,6 +184,7 @@ impl<'k> Verifier<'k> {
             key,
             start: Start::Fresh,
             allow_restarts: false,
+            head: None,
         }
     }
 
@@ -201,6 +213,15 @@ impl<'k> Verifier<'k> {
         self
     }
 
+    /// The log must hold the event whose `hash` is `hash`: a chain head published earlier
+    /// ([`AuditHandle::chain_head`](super::AuditHandle::chain_head)). A log cut before it
+    /// fails with [`ChainError::Cut`] — the one cut a chain cannot show on its own.
+    #[must_use]
+    pub fn expect_head(mut self, hash: impl Into<String>) -> Self {
+        self.head = Some(hash.into());
+        self
+    }
+
     /// Reads and checks `log`.
     ///
     /// # Errors
@@ -212,6 +233,7 @@ impl<'k> Verifier<'k> {
             Start::Fresh | Start::Anywhere => None,
         };
         let mut out = Verified::default();
+        let mut head_seen = self.head.is_none();
         for (i, line) in log.lines().enumerate() {
             let n = i + 1;
             let line = line.map_err(|e| ChainError::Io {
@@ -248,10 +270,21 @@ impl<'k> Verifier<'k> {
                 }
                 _ => return Err(ChainError::Broken { line: n, seq }),
             }
+            if !head_seen {
+                head_seen = self
+                    .head
+                    .as_deref()
+                    .is_some_and(|h| bool::from(h.as_bytes().ct_eq(hash.as_bytes())));
+            }
             previous = Some(hash.clone());
             out.events += 1;
             out.last_seq = Some(seq);
             out.last_hash = Some(hash.clone());
+        }
+        if !head_seen {
+            return Err(ChainError::Cut {
+                last_seq: out.last_seq,
+            });
         }
         Ok(out)
     }
@@ -307,6 +340,24 @@ mod tests {
             after.verify(lines.join("\n").as_bytes()),
             Err(ChainError::Broken { line: 1, seq: 0 })
         ));
+    }
+
+    #[test]
+    fn a_log_cut_before_a_published_head_is_named() {
+        let lines = chain(5, None);
+        let head: AuditEvent = serde_json::from_str(&lines[3]).unwrap();
+        let head = head.hash.unwrap();
+        let v = Verifier::new(KEY).expect_head(head.clone());
+        assert_eq!(v.verify(lines.join("\n").as_bytes()).unwrap().events, 5);
+        assert_eq!(
+            v.verify(lines[..4].join("\n").as_bytes()).unwrap().events,
+            4
+        );
+        assert_eq!(
+            v.verify(lines[..3].join("\n").as_bytes()),
+            Err(ChainError::Cut { last_seq: Some(2) })
+        );
+        assert_eq!(v.verify(&b""[..]), Err(ChainError::Cut { last_seq: None }));
     }
 
     proptest! {

@@ -632,7 +632,19 @@ async fn a_chained_file_is_one_chain_across_restarts_and_cuts_anywhere_are_detec
     let short = Verifier::new(key)
         .verify(lines[..8].join("\n").as_bytes())
         .unwrap();
-    assert_ne!(short.last_hash, Some(head.hash));
+    assert_ne!(short.last_hash, Some(head.hash.clone()));
+    assert!(matches!(
+        Verifier::new(key)
+            .expect_head(head.hash.clone())
+            .verify(lines[..8].join("\n").as_bytes()),
+        Err(ChainError::Cut { last_seq: Some(2) })
+    ));
+    assert!(
+        Verifier::new(key)
+            .expect_head(head.hash)
+            .verify(log.as_bytes())
+            .is_ok()
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

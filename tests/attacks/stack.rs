@@ -131,6 +131,18 @@ impl Stack {
                     .max_body_bytes(BODY_LIMIT),
             )
             .unwrap()
+            // Reads take a page size; the id and the query go through the string guards.
+            .operation(
+                Method::GET,
+                "/v1/orders/{id}",
+                Operation::new()
+                    .query(
+                        &SchemaSet::new(),
+                        &json!({"type": "object", "properties": {"page": {"type": "integer", "minimum": 1}}}),
+                    )
+                    .unwrap(),
+            )
+            .unwrap()
             .build()
             .unwrap();
         let guard = Palisade::builder()

@@ -124,7 +124,26 @@ impl Rejection {
     /// A backend failure in `layer`.
     #[must_use]
     pub fn unavailable(layer: &'static str, reason: UnavailableReason) -> Self {
-        Self::Unavailable(Unavailable { layer, reason })
+        Self::Unavailable(Unavailable {
+            layer,
+            reason,
+            retry_after: None,
+        })
+    }
+
+    /// A backend failure in `layer` that is known to last about `retry_after`: the answer
+    /// carries `Retry-After` (RFC 9110 §10.2.3), in whole seconds, at least 1.
+    #[must_use]
+    pub fn unavailable_for(
+        layer: &'static str,
+        reason: UnavailableReason,
+        retry_after: std::time::Duration,
+    ) -> Self {
+        Self::Unavailable(Unavailable {
+            layer,
+            reason,
+            retry_after: Some(retry_after),
+        })
     }
 
     /// The HTTP status of the response.
@@ -235,6 +254,15 @@ impl Rejection {
             }) = self
             {
                 res.headers_mut().insert(WWW_AUTHENTICATE, c.clone());
+            }
+            if let Self::Unavailable(Unavailable {
+                retry_after: Some(d),
+                ..
+            }) = self
+            {
+                let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+                res.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
             }
             if let Some(t) = too_many {
                 res.headers_mut()
@@ -714,6 +742,7 @@ pub struct Violation {
 pub struct Unavailable {
     layer: &'static str,
     reason: UnavailableReason,
+    retry_after: Option<std::time::Duration>,
 }
 
 impl Unavailable {
@@ -740,6 +769,9 @@ pub enum UnavailableReason {
     IntrospectionError,
     /// The token introspection endpoint did not answer within the configured timeout.
     IntrospectionTimeout,
+    /// The token introspection endpoint failed several times in a row: calls are held back
+    /// for a cool-down (a circuit breaker), and requests are refused at once.
+    IntrospectionCircuitOpen,
 }
 
 impl UnavailableReason {
@@ -753,6 +785,7 @@ impl UnavailableReason {
             Self::JwksUnavailable => "jwks_unavailable",
             Self::IntrospectionError => "introspection_error",
             Self::IntrospectionTimeout => "introspection_timeout",
+            Self::IntrospectionCircuitOpen => "introspection_circuit_open",
         }
     }
 }

@@ -271,6 +271,12 @@ pub struct IntrospectionConfig {
     /// Timeout of one call.
     #[serde(default, deserialize_with = "opt_duration")]
     pub timeout: Option<Duration>,
+    /// Failed calls in a row that open the circuit breaker (default 5; 0 turns it off).
+    #[serde(default)]
+    pub breaker_failures: Option<u32>,
+    /// How long an open circuit holds calls back (default 2s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub breaker_cool_down: Option<Duration>,
     /// Answers remembered.
     #[serde(default)]
     pub cache_capacity: Option<usize>,
@@ -318,6 +324,12 @@ impl IntrospectionConfig {
         }
         if let Some(v) = self.timeout {
             b = b.timeout(v);
+        }
+        if self.breaker_failures.is_some() || self.breaker_cool_down.is_some() {
+            b = b.circuit_breaker(
+                self.breaker_failures.unwrap_or(5),
+                self.breaker_cool_down.unwrap_or(Duration::from_secs(2)),
+            );
         }
         if let Some(v) = self.cache_capacity {
             b = b.cache_capacity(v);

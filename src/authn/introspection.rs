@@ -29,6 +29,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -93,6 +94,7 @@ pub struct IntrospectionBuilder<C = SystemClock> {
     positive_ttl: Duration,
     negative_ttl: Duration,
     timeout: Duration,
+    breaker: (u32, Duration),
     realm: String,
     allow_http: bool,
     clock: C,
@@ -101,7 +103,8 @@ pub struct IntrospectionBuilder<C = SystemClock> {
 impl IntrospectionAuthenticator {
     /// Starts a builder for the endpoint at `url`, authenticating as `client_id` (RFC 7662 §2.1
     /// requires the caller to be authorized). Defaults: HTTP Basic client authentication, a
-    /// 2 s timeout, active answers cached up to 60 s, inactive ones 5 s, 100,000 entries.
+    /// 2 s timeout, active answers cached up to 60 s, inactive ones 5 s, 100,000 entries, and
+    /// a circuit breaker that holds calls back for 2 s after 5 failures in a row.
     pub fn builder(url: impl Into<String>, client_id: impl Into<String>) -> IntrospectionBuilder {
         IntrospectionBuilder {
             url: url.into(),
@@ -116,6 +119,7 @@ impl IntrospectionAuthenticator {
             positive_ttl: Duration::from_secs(60),
             negative_ttl: Duration::from_secs(5),
             timeout: Duration::from_secs(2),
+            breaker: (5, Duration::from_secs(2)),
             realm: "api".into(),
             allow_http: false,
             clock: SystemClock,
@@ -197,6 +201,16 @@ impl<C: Clock> IntrospectionBuilder<C> {
         self
     }
 
+    /// The circuit breaker: after `failures` failed calls in a row (errors or timeouts), the
+    /// endpoint is left alone for `cool_down`, and requests whose token is not cached get 503
+    /// at once, with `Retry-After`, instead of each waiting for the timeout. Then one request
+    /// probes the endpoint: an answer closes the circuit, a failure opens it again. `0`
+    /// failures turns the breaker off. Default: 5 failures, 2 s.
+    pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
+        self.breaker = (failures, cool_down);
+        self
+    }
+
     /// Allows an `http://` endpoint on a non-loopback host.
     pub fn allow_plain_http(mut self) -> Self {
         self.allow_http = true;
@@ -218,6 +232,7 @@ impl<C: Clock> IntrospectionBuilder<C> {
             positive_ttl: self.positive_ttl,
             negative_ttl: self.negative_ttl,
             timeout: self.timeout,
+            breaker: self.breaker,
             realm: self.realm,
             allow_http: self.allow_http,
             clock,
@@ -256,6 +271,16 @@ impl<C: Clock> IntrospectionBuilder<C> {
                 source: self.source,
                 cache: TokenCache::new("introspection", self.cache_capacity),
                 inflight: Mutex::new(HashMap::new()),
+                breaker: Breaker {
+                    threshold: self.breaker.0,
+                    cool_down: self.breaker.1,
+                    // A probe that outlives this was lost (its request went away): another
+                    // request may probe.
+                    probe_for: self.timeout.saturating_mul(2),
+                    failures: AtomicU32::new(0),
+                    open_until: AtomicU64::new(0),
+                    probe_at: AtomicU64::new(0),
+                },
                 positive_ttl: self.positive_ttl,
                 negative_ttl: self.negative_ttl,
                 challenges: Challenges::new(&self.realm),
@@ -295,11 +320,83 @@ struct Inner<C> {
     /// Calls to the endpoint in flight, by the token's cache key: requests that bring a token
     /// already being introspected wait for that call's answer instead of making their own.
     inflight: Mutex<HashMap<u128, Arc<Flight>>>,
+    breaker: Breaker,
     positive_ttl: Duration,
     negative_ttl: Duration,
     challenges: Challenges,
     method: AuthMethod,
     clock: C,
+}
+
+/// A circuit breaker in front of the endpoint. Times are Unix nanoseconds of the
+/// authenticator's clock; `open_until` is 0 while the circuit is closed.
+#[derive(Debug)]
+struct Breaker {
+    threshold: u32,
+    cool_down: Duration,
+    probe_for: Duration,
+    failures: AtomicU32,
+    open_until: AtomicU64,
+    probe_at: AtomicU64,
+}
+
+impl Breaker {
+    /// `None` when a call may go out now; otherwise how long the circuit stays open.
+    fn hold(&self, now: Timestamp) -> Option<Duration> {
+        let until = self.open_until.load(Ordering::Acquire);
+        if self.threshold == 0 || until == 0 {
+            return None;
+        }
+        let now = now.as_unix_nanos();
+        if now < until {
+            return Some(Duration::from_nanos(until - now));
+        }
+        // Half open: one request probes; the others wait for its answer, or until the probe
+        // is presumed lost.
+        let probe = self.probe_at.load(Ordering::Acquire);
+        let lost = probe == 0 || now.saturating_sub(probe) > nanos(self.probe_for);
+        if lost
+            && self
+                .probe_at
+                .compare_exchange(probe, now.max(1), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            return None;
+        }
+        Some(self.cool_down.min(self.probe_for))
+    }
+
+    /// Records a call's outcome: an answer closes the circuit, the `threshold`-th failure in
+    /// a row (or a failed probe) opens it for `cool_down`.
+    fn record(&self, answered: bool, now: Timestamp) {
+        if self.threshold == 0 {
+            return;
+        }
+        if answered {
+            self.failures.store(0, Ordering::Release);
+            self.open_until.store(0, Ordering::Release);
+            self.probe_at.store(0, Ordering::Release);
+            return;
+        }
+        let failures = self
+            .failures
+            .fetch_add(1, Ordering::AcqRel)
+            .saturating_add(1);
+        let probing = self.open_until.load(Ordering::Acquire) != 0;
+        if failures >= self.threshold || probing {
+            let until = now
+                .as_unix_nanos()
+                .saturating_add(nanos(self.cool_down))
+                .max(1);
+            self.open_until.store(until, Ordering::Release);
+            self.probe_at.store(0, Ordering::Release);
+            tracing::warn!(layer = "authn", failures, cool_down = ?self.cool_down, "introspection circuit open: the endpoint failed repeatedly");
+        }
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// One call to the endpoint, shared by the requests that wait for it: the verdict, or why
@@ -535,6 +632,13 @@ impl<C: Clock> Authenticator for IntrospectionAuthenticator<C> {
             Ok(token) => token,
             Err(reason) => return inner.challenges.refuse(reason),
         };
+        if let Some(wait) = inner.breaker.hold(now) {
+            return Authentication::Refused(Rejection::unavailable_for(
+                "authn",
+                UnavailableReason::IntrospectionCircuitOpen,
+                wait,
+            ));
+        }
         let joined = inner.join(key);
         // Whoever runs the call (the first request, or the next one if it goes away first)
         // caches the answer and retires the flight before handing the answer to every request
@@ -544,6 +648,7 @@ impl<C: Clock> Authenticator for IntrospectionAuthenticator<C> {
             .flight
             .get_or_init(|| async {
                 let verdict = inner.introspect(token).await;
+                inner.breaker.record(verdict.is_ok(), inner.clock.now());
                 if let Ok((verdict, until)) = &verdict {
                     inner
                         .cache
@@ -573,5 +678,69 @@ impl<C: Clock> Authenticator for IntrospectionAuthenticator<C> {
 
     fn challenges(&self, out: &mut Vec<HeaderValue>) {
         out.push(self.inner.challenges.plain.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker(threshold: u32) -> Breaker {
+        Breaker {
+            threshold,
+            cool_down: Duration::from_secs(2),
+            probe_for: Duration::from_secs(4),
+            failures: AtomicU32::new(0),
+            open_until: AtomicU64::new(0),
+            probe_at: AtomicU64::new(0),
+        }
+    }
+
+    fn at(ms: u64) -> Timestamp {
+        Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + ms * 1_000_000)
+    }
+
+    #[test]
+    fn the_breaker_opens_after_failures_in_a_row_and_one_probe_closes_it() {
+        let b = breaker(3);
+        b.record(false, at(0));
+        b.record(false, at(10));
+        assert_eq!(b.hold(at(20)), None, "two failures: still closed");
+        b.record(true, at(30));
+        b.record(false, at(40));
+        b.record(false, at(50));
+        assert_eq!(b.hold(at(60)), None, "an answer reset the count");
+        b.record(false, at(70));
+        assert_eq!(b.hold(at(80)), Some(Duration::from_millis(1_990)), "open");
+        // Cool-down over: one request probes, the others are held while it is out.
+        assert_eq!(b.hold(at(2_100)), None);
+        assert!(b.hold(at(2_110)).is_some());
+        // The probe fails: open again for a whole cool-down.
+        b.record(false, at(2_200));
+        assert_eq!(b.hold(at(2_300)), Some(Duration::from_millis(1_900)));
+        // Next probe answers: closed for everyone.
+        assert_eq!(b.hold(at(4_300)), None);
+        b.record(true, at(4_400));
+        assert_eq!(b.hold(at(4_410)), None);
+        assert_eq!(b.hold(at(4_420)), None);
+    }
+
+    #[test]
+    fn a_lost_probe_lets_another_request_probe() {
+        let b = breaker(1);
+        b.record(false, at(0));
+        assert_eq!(b.hold(at(2_000)), None, "the probe");
+        // Its request went away: no answer is ever recorded.
+        assert!(b.hold(at(3_000)).is_some());
+        assert_eq!(b.hold(at(6_001)), None, "presumed lost after probe_for");
+    }
+
+    #[test]
+    fn zero_failures_turns_the_breaker_off() {
+        let b = breaker(0);
+        for ms in 0..10 {
+            b.record(false, at(ms));
+        }
+        assert_eq!(b.hold(at(20)), None);
     }
 }

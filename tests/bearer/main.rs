@@ -850,6 +850,53 @@ mod introspection {
     }
 
     #[tokio::test]
+    async fn a_failing_endpoint_opens_the_circuit_and_one_probe_closes_it() {
+        let idp = Idp::start(jwks(&[])).await;
+        idp.add_token(
+            "breaker-token",
+            json!({"active": true, "sub": "bob", "aud": AUD, "exp": now() + 600}),
+        );
+        let auth = IntrospectionAuthenticator::builder(idp.introspection_url(), CLIENT_ID)
+            .client_secret(CLIENT_SECRET)
+            .audience(AUD)
+            .timeout(Duration::from_millis(200))
+            .circuit_breaker(3, Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let server =
+            TestServer::start(Palisade::builder().authenticate(auth).build().unwrap()).await;
+        let get = || server.get("/", &[("authorization", "Bearer breaker-token")]);
+        idp.set_introspection_mode(Mode::Failing);
+        for _ in 0..3 {
+            assert_eq!(get().await.status, 503);
+        }
+        assert_eq!(idp.introspection_hits(), 3);
+        // Open: refused at once, with Retry-After, and the endpoint is left alone.
+        for _ in 0..5 {
+            let reply = get().await;
+            assert_eq!(reply.status, 503);
+            assert_eq!(reply.headers["retry-after"], "1");
+            assert_eq!(
+                server.last_refusal().unwrap().reason(),
+                "introspection_circuit_open"
+            );
+        }
+        assert_eq!(
+            idp.introspection_hits(),
+            3,
+            "no call while the circuit is open"
+        );
+        assert_eq!(server.hits(), 0);
+        // The endpoint recovers; after the cool-down one probe goes out and closes the circuit.
+        idp.set_introspection_mode(Mode::Up);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let reply = get().await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        assert_eq!(idp.introspection_hits(), 4);
+        assert_eq!(get().await.status, 200);
+    }
+
+    #[tokio::test]
     async fn wrong_client_secret_fails_closed() {
         let idp = Idp::start(jwks(&[])).await;
         idp.add_token(

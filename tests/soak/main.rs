@@ -276,8 +276,9 @@ async fn soak_with_rotating_callers_and_failing_backends() {
         .audience(AUD)
         .claims(ClaimMap::new().roles(ClaimPath::parse("roles")))
         .timeout(Duration::from_millis(300))
-        // Short, so that an endpoint failure shows within the phase.
+        // Short, so that an endpoint failure shows within the phase, and recovery too.
         .positive_ttl(Duration::from_millis(200))
+        .circuit_breaker(5, Duration::from_millis(500))
         .build()
         .unwrap();
     let per_ip = MemoryStore::with_max_keys(ADDRESS_BOUND);

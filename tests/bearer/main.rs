@@ -524,6 +524,8 @@ async fn jwks_down_at_start_is_503_then_recovers() {
     let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
     assert_eq!(reply.status, 503, "fail closed, not 200");
     assert_eq!(server.last_refusal().unwrap().reason(), "jwks_unavailable");
+    // RFC 9110 §10.2.3: when to come back (the retry delay, rounded up to a whole second).
+    assert_eq!(reply.headers["retry-after"], "1");
     assert_eq!(server.hits(), 0);
     // Within the retry delay: answered 503 without asking the provider again.
     let hits = idp.jwks_hits();

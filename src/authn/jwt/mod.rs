@@ -399,6 +399,7 @@ impl<C: Clock> JwtBuilder<C> {
                 cache: TokenCache::new("jwt", self.cache_capacity),
                 challenges: Challenges::new(&self.realm),
                 pass_opaque: self.pass_opaque,
+                retry_after: self.timing.retry_after_failure,
                 clock: self.clock,
             }),
         })
@@ -429,6 +430,8 @@ struct Inner<C> {
     cache: TokenCache<(Principal, usize)>,
     challenges: Challenges,
     pass_opaque: bool,
+    /// How long after a failed fetch the next one may go out: the `Retry-After` of a 503.
+    retry_after: Duration,
     clock: C,
 }
 
@@ -643,9 +646,10 @@ impl<C: Clock> JwtAuthenticator<C> {
                 );
                 self.inner.challenges.refuse(reason)
             }
-            Err(Failure::Unavailable) => Authentication::Refused(Rejection::unavailable(
+            Err(Failure::Unavailable) => Authentication::Refused(Rejection::unavailable_for(
                 "authn",
                 UnavailableReason::JwksUnavailable,
+                self.inner.retry_after,
             )),
         }
     }

@@ -236,25 +236,24 @@ fn audit_verify_names_the_first_broken_line_of_a_chained_log() {
         }
         handle.shutdown().await;
     });
-    let run = |file: &std::path::Path| {
-        Command::new(example_binary("audit_verify"))
-            .arg(file)
+    // `audit_verify` (or `palisade_keys verify-audit`) with these arguments.
+    let verify = |tool: &str, args: &[&std::ffi::OsStr]| {
+        let mut command = Command::new(example_binary(tool));
+        if tool == "palisade_keys" {
+            command.arg("verify-audit");
+        }
+        command
+            .args(args)
             .env("PALISADE_AUDIT_KEY", key)
             .output()
             .unwrap()
     };
+    let run = |file: &std::path::Path| verify("audit_verify", &[file.as_os_str()]);
     let ok = run(&path);
     assert!(ok.status.success(), "{ok:?}");
     assert!(String::from_utf8_lossy(&ok.stdout).contains("10 events, chain intact"));
     // The operators' key tool verifies the same way.
-    let tool = |file: &std::path::Path| {
-        Command::new(example_binary("palisade_keys"))
-            .arg("verify-audit")
-            .arg(file)
-            .env("PALISADE_AUDIT_KEY", key)
-            .output()
-            .unwrap()
-    };
+    let tool = |file: &std::path::Path| verify("palisade_keys", &[file.as_os_str()]);
     let ok = tool(&path);
     assert!(ok.status.success(), "{ok:?}");
     assert!(String::from_utf8_lossy(&ok.stdout).contains("10 events, chain intact"));
@@ -264,11 +263,7 @@ fn audit_verify_names_the_first_broken_line_of_a_chained_log() {
     let (older, newer) = (dir.join("audit.jsonl.1"), dir.join("audit.jsonl.new"));
     std::fs::write(&older, lines[..5].join("\n")).unwrap();
     std::fs::write(&newer, lines[5..].join("\n")).unwrap();
-    let both = Command::new(example_binary("audit_verify"))
-        .args([&older, &newer])
-        .env("PALISADE_AUDIT_KEY", key)
-        .output()
-        .unwrap();
+    let both = verify("audit_verify", &[older.as_os_str(), newer.as_os_str()]);
     assert!(both.status.success(), "{both:?}");
     assert!(String::from_utf8_lossy(&both.stdout).contains("10 events in 2 files, one chain"));
     let alone = run(&newer);
@@ -277,12 +272,10 @@ fn audit_verify_names_the_first_broken_line_of_a_chained_log() {
         String::from_utf8_lossy(&alone.stdout).contains("does not begin at the start"),
         "{alone:?}"
     );
-    let anywhere = Command::new(example_binary("audit_verify"))
-        .arg("--from-anywhere")
-        .arg(&newer)
-        .env("PALISADE_AUDIT_KEY", key)
-        .output()
-        .unwrap();
+    let anywhere = verify(
+        "audit_verify",
+        &["--from-anywhere".as_ref(), newer.as_os_str()],
+    );
     assert!(anywhere.status.success(), "{anywhere:?}");
     // Against a published head (the last event's hash): both files hold it; the older alone
     // ends before it, which is a cut no chain could show by itself.
@@ -290,19 +283,21 @@ fn audit_verify_names_the_first_broken_line_of_a_chained_log() {
         .as_str()
         .unwrap()
         .to_owned();
-    let with_head = |files: &[&std::path::Path]| {
-        Command::new(example_binary("audit_verify"))
-            .arg("--head")
-            .arg(&head)
-            .args(files)
-            .env("PALISADE_AUDIT_KEY", key)
-            .output()
-            .unwrap()
-    };
-    let whole = with_head(&[&older, &newer]);
+    let whole = verify(
+        "audit_verify",
+        &[
+            "--head".as_ref(),
+            head.as_ref(),
+            older.as_os_str(),
+            newer.as_os_str(),
+        ],
+    );
     assert!(whole.status.success(), "{whole:?}");
     assert!(String::from_utf8_lossy(&whole.stdout).contains("published head"));
-    let cut = with_head(&[&older]);
+    let cut = verify(
+        "audit_verify",
+        &["--head".as_ref(), head.as_ref(), older.as_os_str()],
+    );
     assert_eq!(cut.status.code(), Some(1), "{cut:?}");
     assert!(
         String::from_utf8_lossy(&cut.stdout).contains("cut from its end"),

@@ -78,6 +78,20 @@ impl Memory {
     }
 }
 
+/// Sends a GET for each path through `audit` around a handler that answers 200.
+async fn through(audit: &AuditLayer, paths: impl Iterator<Item = String>) {
+    use tower::{Layer, ServiceExt};
+    let svc = audit.layer(tower::service_fn(|_req: Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    }));
+    for path in paths {
+        svc.clone()
+            .oneshot(Request::get(path).body(()).unwrap())
+            .await
+            .unwrap();
+    }
+}
+
 /// A key store that always fails (for the 503 case).
 struct Failing;
 
@@ -499,16 +513,7 @@ async fn shutdown_flushes_what_is_queued_to_the_file() {
     let (audit, handle) = AuditLayer::builder(JsonLinesSink::file(&path).unwrap())
         .build()
         .unwrap();
-    use tower::{Layer, ServiceExt};
-    let svc = audit.layer(tower::service_fn(|_req: Request<()>| async {
-        Ok::<_, std::convert::Infallible>(http::Response::new(()))
-    }));
-    for _ in 0..50 {
-        svc.clone()
-            .oneshot(Request::get("/").body(()).unwrap())
-            .await
-            .unwrap();
-    }
+    through(&audit, (0..50).map(|_| String::from("/"))).await;
     handle.shutdown().await;
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.lines().count(), 50);
@@ -529,16 +534,7 @@ async fn editing_or_deleting_a_line_of_a_chained_log_is_detected() {
         .unwrap()
         .build()
         .unwrap();
-    use tower::{Layer, ServiceExt};
-    let svc = audit.layer(tower::service_fn(|_req: Request<()>| async {
-        Ok::<_, std::convert::Infallible>(http::Response::new(()))
-    }));
-    for i in 0..10 {
-        svc.clone()
-            .oneshot(Request::get(format!("/item/{i}")).body(()).unwrap())
-            .await
-            .unwrap();
-    }
+    through(&audit, (0..10).map(|i| format!("/item/{i}"))).await;
     handle.shutdown().await;
     let log = sink.lines();
     assert_eq!(palisade::audit::verify(log.as_bytes(), key), Ok(10));
@@ -579,16 +575,7 @@ async fn chained_run(
         .unwrap()
         .build()
         .unwrap();
-    use tower::{Layer, ServiceExt};
-    let svc = audit.layer(tower::service_fn(|_req: Request<()>| async {
-        Ok::<_, std::convert::Infallible>(http::Response::new(()))
-    }));
-    for i in 0..n {
-        svc.clone()
-            .oneshot(Request::get(format!("/item/{i}")).body(()).unwrap())
-            .await
-            .unwrap();
-    }
+    through(&audit, (0..n).map(|i| format!("/item/{i}"))).await;
     handle.shutdown().await;
     handle
 }
@@ -665,16 +652,7 @@ async fn a_writer_that_starts_a_new_chain_mid_log_is_named_unless_restarts_are_a
             .unwrap()
             .build()
             .unwrap();
-        use tower::{Layer, ServiceExt};
-        let svc = audit.layer(tower::service_fn(|_req: Request<()>| async {
-            Ok::<_, std::convert::Infallible>(http::Response::new(()))
-        }));
-        for _ in 0..3 {
-            svc.clone()
-                .oneshot(Request::get("/").body(()).unwrap())
-                .await
-                .unwrap();
-        }
+        through(&audit, (0..3).map(|_| String::from("/"))).await;
         handle.shutdown().await;
     }
     let log = std::fs::read_to_string(&path).unwrap();

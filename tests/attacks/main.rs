@@ -20,6 +20,14 @@ fn reader(stack: &Stack) -> String {
     format!("x-api-key: {}\r\n", stack.reader_key)
 }
 
+/// A whole `GET target` request with a reader's API key.
+fn reader_get(stack: &Stack, target: &str) -> String {
+    format!(
+        "GET {target} HTTP/1.1\r\nhost: t\r\n{}connection: close\r\n\r\n",
+        reader(stack)
+    )
+}
+
 /// Runs `raw` (a whole request) against the stack and checks the common promises: exactly one
 /// audit event, no secret in the response or the event. Returns the reply and the event.
 async fn attack(stack: &Stack, raw: &str) -> (Reply, serde_json::Value) {
@@ -205,14 +213,7 @@ async fn owasp_api2_wrong_secret_key_in_query_and_no_credential_are_refused() {
 async fn owasp_api1_another_tenants_object_is_refused_by_the_authorizer() {
     let stack = Stack::start().await;
     // The reader belongs to tenant `acme`: `acme-7` is theirs, `globex-7` is not.
-    let (reply, _) = attack(
-        &stack,
-        &format!(
-            "GET /v1/orders/acme-7 HTTP/1.1\r\nhost: t\r\n{}connection: close\r\n\r\n",
-            reader(&stack)
-        ),
-    )
-    .await;
+    let (reply, _) = attack(&stack, &reader_get(&stack, "/v1/orders/acme-7")).await;
     assert_eq!(reply.status, 200, "{}", reply.raw);
     assert_eq!(stack.calls("get_order"), 1);
     for path in [
@@ -220,14 +221,7 @@ async fn owasp_api1_another_tenants_object_is_refused_by_the_authorizer() {
         "/v1/orders/globex%2d7",
         "/v1/orders/ACME-7",
     ] {
-        let (reply, event) = attack(
-            &stack,
-            &format!(
-                "GET {path} HTTP/1.1\r\nhost: t\r\n{}connection: close\r\n\r\n",
-                reader(&stack)
-            ),
-        )
-        .await;
+        let (reply, event) = attack(&stack, &reader_get(&stack, path)).await;
         assert_eq!(reply.status, 403, "{path}: {}", reply.raw);
         assert_eq!(
             refused_by(&event),
@@ -335,14 +329,7 @@ async fn owasp_api5_path_tricks_do_not_reach_the_admin_handler() {
         "/v1/./admin/users",
     ];
     for path in paths {
-        let (reply, event) = attack(
-            &stack,
-            &format!(
-                "GET {path} HTTP/1.1\r\nhost: t\r\n{}connection: close\r\n\r\n",
-                reader(&stack)
-            ),
-        )
-        .await;
+        let (reply, event) = attack(&stack, &reader_get(&stack, path)).await;
         assert!(
             matches!(reply.status, 400 | 403 | 404),
             "{path}: {}",
@@ -355,14 +342,7 @@ async fn owasp_api5_path_tricks_do_not_reach_the_admin_handler() {
         );
     }
     // The admin route itself: refused for a reader, served to an admin.
-    let (reply, event) = attack(
-        &stack,
-        &format!(
-            "GET /v1/admin/users HTTP/1.1\r\nhost: t\r\n{}connection: close\r\n\r\n",
-            reader(&stack)
-        ),
-    )
-    .await;
+    let (reply, event) = attack(&stack, &reader_get(&stack, "/v1/admin/users")).await;
     assert_eq!(reply.status, 403, "{}", reply.raw);
     assert_eq!(refused_by(&event).0, "authz");
     let (reply, _) = attack(
@@ -478,14 +458,7 @@ async fn owasp_api8_hostile_parameters_are_refused_before_the_handler() {
         ("/v1/orders/acme-1?page=%C0%AF", "query"),
         ("/v1/orders/acme-1?x%00y=1", "query"),
     ] {
-        let (reply, event) = attack(
-            &stack,
-            &format!(
-                "GET {target} HTTP/1.1\r\nhost: t\r\n{}connection: close\r\n\r\n",
-                reader(&stack)
-            ),
-        )
-        .await;
+        let (reply, event) = attack(&stack, &reader_get(&stack, target)).await;
         assert_eq!(reply.status, 422, "{target}: {}", reply.raw);
         assert_eq!(
             refused_by(&event),
@@ -510,14 +483,7 @@ async fn owasp_api8_hostile_parameters_are_refused_before_the_handler() {
     }
     stack.assert_no_handler_ran("hostile parameters");
     // The same read with clean parameters is served.
-    let (reply, _) = attack(
-        &stack,
-        &format!(
-            "GET /v1/orders/acme-1?page=2 HTTP/1.1\r\nhost: t\r\n{}connection: close\r\n\r\n",
-            reader(&stack)
-        ),
-    )
-    .await;
+    let (reply, _) = attack(&stack, &reader_get(&stack, "/v1/orders/acme-1?page=2")).await;
     assert_eq!(reply.status, 200, "{}", reply.raw);
 }
 
@@ -602,13 +568,6 @@ async fn malformed_requests_never_reach_a_handler_or_crash_the_server() {
         stack.assert_no_handler_ran(raw);
     }
     // And the server still answers.
-    let (reply, _) = attack(
-        &stack,
-        &format!(
-            "GET /v1/orders/acme-1 HTTP/1.1\r\nhost: t\r\n{}connection: close\r\n\r\n",
-            reader(&stack)
-        ),
-    )
-    .await;
+    let (reply, _) = attack(&stack, &reader_get(&stack, "/v1/orders/acme-1")).await;
     assert_eq!(reply.status, 200);
 }

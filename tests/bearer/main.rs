@@ -618,6 +618,17 @@ async fn bearer_tokens_and_api_keys_sit_in_one_chain() {
 mod introspection {
     use super::*;
 
+    /// The local provider, knowing one active opaque token for bob (audience `AUD`,
+    /// expiring in ten minutes).
+    async fn provider_with_token(token: &str) -> Idp {
+        let idp = Idp::start(jwks(&[])).await;
+        idp.add_token(
+            token,
+            json!({"active": true, "sub": "bob", "aud": AUD, "exp": now() + 600}),
+        );
+        idp
+    }
+
     fn authenticator(idp: &Idp) -> IntrospectionAuthenticator {
         IntrospectionAuthenticator::builder(idp.introspection_url(), CLIENT_ID)
             .client_secret(CLIENT_SECRET)
@@ -698,11 +709,7 @@ mod introspection {
 
     #[tokio::test]
     async fn endpoint_down_or_hanging_is_503_not_200() {
-        let idp = Idp::start(jwks(&[])).await;
-        idp.add_token(
-            "good-token",
-            json!({"active": true, "sub": "bob", "aud": AUD}),
-        );
+        let idp = provider_with_token("good-token").await;
         let server = TestServer::start(
             Palisade::builder()
                 .authenticate(authenticator(&idp))
@@ -758,11 +765,7 @@ mod introspection {
 
     #[tokio::test]
     async fn concurrent_requests_with_one_new_token_share_one_call() {
-        let idp = Idp::start(jwks(&[])).await;
-        idp.add_token(
-            "shared-token",
-            json!({"active": true, "sub": "bob", "aud": AUD, "exp": now() + 600}),
-        );
+        let idp = provider_with_token("shared-token").await;
         let server = TestServer::start(
             Palisade::builder()
                 .authenticate(authenticator(&idp))
@@ -806,11 +809,7 @@ mod introspection {
     #[tokio::test]
     async fn a_flight_whose_first_request_goes_away_is_finished_by_the_others() {
         use palisade::authn::{Authentication, Authenticator};
-        let idp = Idp::start(jwks(&[])).await;
-        idp.add_token(
-            "token-left-behind",
-            json!({"active": true, "sub": "bob", "aud": AUD, "exp": now() + 600}),
-        );
+        let idp = provider_with_token("token-left-behind").await;
         let auth = authenticator(&idp);
         let parts = || {
             http::Request::get("/")
@@ -853,11 +852,7 @@ mod introspection {
 
     #[tokio::test]
     async fn a_failing_endpoint_opens_the_circuit_and_one_probe_closes_it() {
-        let idp = Idp::start(jwks(&[])).await;
-        idp.add_token(
-            "breaker-token",
-            json!({"active": true, "sub": "bob", "aud": AUD, "exp": now() + 600}),
-        );
+        let idp = provider_with_token("breaker-token").await;
         let auth = IntrospectionAuthenticator::builder(idp.introspection_url(), CLIENT_ID)
             .client_secret(CLIENT_SECRET)
             .audience(AUD)
@@ -900,11 +895,7 @@ mod introspection {
 
     #[tokio::test]
     async fn wrong_client_secret_fails_closed() {
-        let idp = Idp::start(jwks(&[])).await;
-        idp.add_token(
-            "good-token",
-            json!({"active": true, "sub": "bob", "aud": AUD}),
-        );
+        let idp = provider_with_token("good-token").await;
         let auth = IntrospectionAuthenticator::builder(idp.introspection_url(), CLIENT_ID)
             .client_secret("not-the-secret")
             .build()

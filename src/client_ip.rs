@@ -373,6 +373,25 @@ where
     }
 }
 
+/// Reads a list of CIDR networks or single addresses (configuration files).
+#[cfg(feature = "config")]
+pub(crate) fn deserialize_nets<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<IpNet>, D::Error> {
+    use serde::Deserialize;
+    let items = Vec::<String>::deserialize(d)?;
+    items
+        .iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("`{s}` is not an IP network or address"))
+                })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

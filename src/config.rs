@@ -26,13 +26,12 @@
 //! # Ok::<(), palisade::ConfigError>(())
 //! ```
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use http::HeaderName;
 use ipnet::IpNet;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::authn::Authenticator;
 use crate::authn::api_key::{
@@ -71,30 +70,7 @@ pub type ConfiguredStack<A> = PalisadeLayer<
     ValidateLayer,
 >;
 
-/// The file format of a configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Format {
-    /// YAML 1.2 (through the maintained `serde_yaml_ng`).
-    Yaml,
-    /// TOML.
-    Toml,
-    /// JSON.
-    Json,
-}
-
-impl Format {
-    /// The format of a file, by its extension (`.yaml`/`.yml`, `.toml`, `.json`).
-    #[must_use]
-    pub fn from_path(path: &Path) -> Option<Self> {
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "yaml" | "yml" => Some(Self::Yaml),
-            "toml" => Some(Self::Toml),
-            "json" => Some(Self::Json),
-            _ => None,
-        }
-    }
-}
+pub use crate::file::Format;
 
 /// A whole configuration. Unknown fields are errors, so a typo never silently weakens a guard.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -142,7 +118,7 @@ pub struct Config {
 #[non_exhaustive]
 pub struct ClientIpConfig {
     /// Proxies (CIDR networks or single addresses) whose forwarded header is believed.
-    #[serde(default, deserialize_with = "nets")]
+    #[serde(default, deserialize_with = "crate::client_ip::deserialize_nets")]
     pub trusted_proxies: Vec<IpNet>,
     /// `x-forwarded-for` (default) or `forwarded` (RFC 7239).
     #[serde(default)]
@@ -200,20 +176,6 @@ impl Default for ApiKeyConfig {
     }
 }
 
-pub(crate) fn nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
-    let items = Vec::<String>::deserialize(d)?;
-    items
-        .iter()
-        .map(|s| {
-            s.parse::<IpNet>()
-                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    serde::de::Error::custom(format!("`{s}` is not an IP network or address"))
-                })
-        })
-        .collect()
-}
-
 impl Config {
     /// Reads a configuration file; the format comes from the extension.
     ///
@@ -244,12 +206,7 @@ impl Config {
     ///
     /// [`ConfigError::File`] (with path `<text>`) when it does not parse.
     pub fn parse(text: &str, format: Format) -> Result<Self, ConfigError> {
-        let parsed = match format {
-            Format::Yaml => serde_yaml_ng::from_str(text).map_err(|e| e.to_string()),
-            Format::Toml => toml::from_str(text).map_err(|e| e.to_string()),
-            Format::Json => serde_json::from_str(text).map_err(|e| e.to_string()),
-        };
-        parsed.map_err(|message| ConfigError::File {
+        format.parse(text).map_err(|message| ConfigError::File {
             path: "<text>".into(),
             message,
         })

@@ -70,6 +70,8 @@
 mod body;
 #[cfg(any(feature = "jwt", feature = "introspection"))]
 mod fetch;
+#[cfg(feature = "config")]
+mod file;
 mod macros;
 mod stack;
 
@@ -82,6 +84,7 @@ pub mod clock;
 #[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 pub mod config;
 pub mod error;
+pub mod outcome;
 pub mod principal;
 pub mod quota;
 pub mod rejection;
@@ -96,7 +99,8 @@ pub use principal::{AuthMethod, Principal};
 pub use rejection::Rejection;
 pub use route::Route;
 pub use stack::{
-    AuthzStage, NoAuthn, Palisade, PalisadeBuilder, PalisadeLayer, PalisadeService, QuotaStage,
+    AuditStage, AuthzStage, Handles, NoAuthn, Palisade, PalisadeBuilder, PalisadeLayer,
+    PalisadeService, QuotaStage,
 };
 
 /// A boxed `Send` future, as the `Dyn*` companion traits return.

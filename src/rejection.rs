@@ -516,7 +516,7 @@ impl AuthnReason {
 #[derive(Debug, Clone)]
 pub struct Forbidden {
     reason: &'static str,
-    rule: Option<crate::authz::RuleRef>,
+    rule: Option<crate::outcome::RuleRef>,
     challenge: Option<HeaderValue>,
 }
 
@@ -524,7 +524,7 @@ impl Forbidden {
     /// A refusal for `reason` (a stable code such as `missing_role` or `not_owner`), decided by
     /// `rule`.
     #[must_use]
-    pub fn new(reason: &'static str, rule: Option<crate::authz::RuleRef>) -> Self {
+    pub fn new(reason: &'static str, rule: Option<crate::outcome::RuleRef>) -> Self {
         Self {
             reason,
             rule,
@@ -550,7 +550,7 @@ impl Forbidden {
 
     /// The rule that decided, if any.
     #[must_use]
-    pub fn rule(&self) -> Option<&crate::authz::RuleRef> {
+    pub fn rule(&self) -> Option<&crate::outcome::RuleRef> {
         self.rule.as_ref()
     }
 }

@@ -28,6 +28,14 @@ use http::{Method, Request};
 
 use crate::error::ConfigError;
 
+/// Which requests may go without credentials. The authorization policy answers it (its
+/// `public` routes); the authentication layer asks it when a request carries no credential, and
+/// admits such a request as [`Principal::anonymous`](crate::Principal::anonymous).
+pub trait PublicRoutes: Send + Sync + 'static {
+    /// Whether the request of `parts` is on a route that admits anonymous callers.
+    fn is_public(&self, parts: &http::request::Parts) -> bool;
+}
+
 /// A request's route: its method and the path template it matched.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Route {

@@ -1,10 +1,11 @@
 //! [`Palisade`]: the builder that composes the layers in the one safe order.
 //!
 //! ```text
-//! client ip → quota (per client) → authn → quota (per principal) → authz → handler
+//! audit → client ip → quota (per client) → authn → quota (per principal) → authz
+//!       → validate → handler
 //! ```
 //!
-//! (audit and validation join this order as they land.) The result is one
+//! The result is one
 //! [`tower::Layer`](tower_layer::Layer), usable on an axum `Router` or around any hyper service.
 //!
 //! # Example
@@ -38,6 +39,7 @@ use ipnet::IpNet;
 use tower_layer::{Identity, Layer};
 use tower_service::Service;
 
+use crate::audit::{AuditBuilder, AuditHandle, AuditLayer, AuditSink};
 use crate::authn::{Authenticator, Authn, AuthnLayer};
 use crate::authz::{AuthzLayer, LivePolicy};
 use crate::client_ip::{ClientIpLayer, ClientIpResolver, ClientIpService, ForwardedHeader};
@@ -60,6 +62,7 @@ impl Palisade {
             clients: Identity::new(),
             principals: Identity::new(),
             validate: Identity::new(),
+            audit: Identity::new(),
         }
     }
 }
@@ -72,6 +75,11 @@ pub struct NoAuthn;
 pub trait AuthzStage: Clone + Send + Sync + 'static {
     /// The policy whose public routes admit requests without credentials.
     fn public_routes(&self) -> Option<LivePolicy>;
+
+    /// The shadow policy, if any.
+    fn shadow_policy(&self) -> Option<LivePolicy> {
+        None
+    }
 }
 
 impl AuthzStage for Identity {
@@ -83,6 +91,80 @@ impl AuthzStage for Identity {
 impl<Az: Send + Sync + 'static> AuthzStage for AuthzLayer<Az> {
     fn public_routes(&self) -> Option<LivePolicy> {
         Some(self.policy().clone())
+    }
+
+    fn shadow_policy(&self) -> Option<LivePolicy> {
+        Self::shadow_policy(self).cloned()
+    }
+}
+
+/// The audit stage of a stack: none ([`Identity`]), or an [`AuditBuilder`] that
+/// [`build`](PalisadeBuilder::build) finishes with the stack's own client address resolver.
+pub trait AuditStage {
+    /// The layer it becomes.
+    type Layer: Clone;
+
+    /// Builds the layer (and the queue's handle) with the stack's `resolver`.
+    ///
+    /// # Errors
+    ///
+    /// As [`AuditBuilder::build`].
+    fn finish(
+        self,
+        resolver: &ClientIpResolver,
+    ) -> Result<(Self::Layer, Option<AuditHandle>), ConfigError>;
+}
+
+impl AuditStage for Identity {
+    type Layer = Self;
+
+    fn finish(self, _: &ClientIpResolver) -> Result<(Self, Option<AuditHandle>), ConfigError> {
+        Ok((self, None))
+    }
+}
+
+impl<S: AuditSink> AuditStage for AuditBuilder<S> {
+    type Layer = AuditLayer;
+
+    fn finish(
+        self,
+        resolver: &ClientIpResolver,
+    ) -> Result<(AuditLayer, Option<AuditHandle>), ConfigError> {
+        let (layer, handle) = self.client_ip(resolver.clone()).build()?;
+        Ok((layer, Some(handle)))
+    }
+}
+
+/// What a built stack hands back to the host: the audit queue (counters, chain head, flush at
+/// shutdown), and the live authorization policy and its shadow (reload, replace, watch).
+/// Cloning is cheap; every clone of a [`PalisadeLayer`] carries the same handles.
+#[derive(Debug, Clone, Default)]
+pub struct Handles {
+    audit: Option<AuditHandle>,
+    policy: Option<LivePolicy>,
+    shadow: Option<LivePolicy>,
+}
+
+impl Handles {
+    /// The audit queue, when the stack audits. The queue is flushed when its last holder (this
+    /// handle, or the stack's layers and services) is dropped, and by
+    /// [`AuditHandle::shutdown`].
+    #[must_use]
+    pub fn audit(&self) -> Option<&AuditHandle> {
+        self.audit.as_ref()
+    }
+
+    /// The enforced authorization policy, when the stack authorizes: reload it from its
+    /// source ([`LivePolicy::reload`]), replace it or watch a source.
+    #[must_use]
+    pub fn policy(&self) -> Option<&LivePolicy> {
+        self.policy.as_ref()
+    }
+
+    /// The shadow (candidate) policy, when one is set.
+    #[must_use]
+    pub fn shadow_policy(&self) -> Option<&LivePolicy> {
+        self.shadow.as_ref()
     }
 }
 
@@ -107,16 +189,24 @@ impl<St: QuotaStore> QuotaStage for QuotaLayer<St> {
 /// Builds a [`PalisadeLayer`]; see [`Palisade::builder`].
 #[derive(Debug, Clone)]
 #[must_use]
-pub struct PalisadeBuilder<A, Z = Identity, Qc = Identity, Qp = Identity, V = Identity> {
+pub struct PalisadeBuilder<
+    A,
+    Z = Identity,
+    Qc = Identity,
+    Qp = Identity,
+    V = Identity,
+    Au = Identity,
+> {
     client_ip: ClientIpResolver,
     authn: A,
     authz: Z,
     clients: Qc,
     principals: Qp,
     validate: V,
+    audit: Au,
 }
 
-impl<A, Z, Qc, Qp, V> PalisadeBuilder<A, Z, Qc, Qp, V> {
+impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
     /// Trusts peers in `net` to report the client address (see [`crate::client_ip`]).
     pub fn trust_proxy(mut self, net: IpNet) -> Self {
         self.client_ip = self.client_ip.trust_proxy(net);
@@ -139,7 +229,7 @@ impl<A, Z, Qc, Qp, V> PalisadeBuilder<A, Z, Qc, Qp, V> {
     pub fn authenticate<B: Authenticator>(
         self,
         authenticator: B,
-    ) -> PalisadeBuilder<B, Z, Qc, Qp, V> {
+    ) -> PalisadeBuilder<B, Z, Qc, Qp, V, Au> {
         PalisadeBuilder {
             client_ip: self.client_ip,
             authn: authenticator,
@@ -147,6 +237,7 @@ impl<A, Z, Qc, Qp, V> PalisadeBuilder<A, Z, Qc, Qp, V> {
             clients: self.clients,
             principals: self.principals,
             validate: self.validate,
+            audit: self.audit,
         }
     }
 
@@ -155,7 +246,7 @@ impl<A, Z, Qc, Qp, V> PalisadeBuilder<A, Z, Qc, Qp, V> {
     pub fn authorize<Az>(
         self,
         layer: AuthzLayer<Az>,
-    ) -> PalisadeBuilder<A, AuthzLayer<Az>, Qc, Qp, V> {
+    ) -> PalisadeBuilder<A, AuthzLayer<Az>, Qc, Qp, V, Au> {
         PalisadeBuilder {
             client_ip: self.client_ip,
             authn: self.authn,
@@ -163,6 +254,7 @@ impl<A, Z, Qc, Qp, V> PalisadeBuilder<A, Z, Qc, Qp, V> {
             clients: self.clients,
             principals: self.principals,
             validate: self.validate,
+            audit: self.audit,
         }
     }
 
@@ -174,7 +266,7 @@ impl<A, Z, Qc, Qp, V> PalisadeBuilder<A, Z, Qc, Qp, V> {
     pub fn limit_clients<St>(
         self,
         layer: QuotaLayer<St>,
-    ) -> PalisadeBuilder<A, Z, QuotaLayer<St>, Qp, V> {
+    ) -> PalisadeBuilder<A, Z, QuotaLayer<St>, Qp, V, Au> {
         PalisadeBuilder {
             client_ip: self.client_ip,
             authn: self.authn,
@@ -182,6 +274,7 @@ impl<A, Z, Qc, Qp, V> PalisadeBuilder<A, Z, Qc, Qp, V> {
             clients: layer,
             principals: self.principals,
             validate: self.validate,
+            audit: self.audit,
         }
     }
 
@@ -190,7 +283,7 @@ impl<A, Z, Qc, Qp, V> PalisadeBuilder<A, Z, Qc, Qp, V> {
     pub fn limit_principals<St>(
         self,
         layer: QuotaLayer<St>,
-    ) -> PalisadeBuilder<A, Z, Qc, QuotaLayer<St>, V> {
+    ) -> PalisadeBuilder<A, Z, Qc, QuotaLayer<St>, V, Au> {
         PalisadeBuilder {
             client_ip: self.client_ip,
             authn: self.authn,
@@ -198,12 +291,16 @@ impl<A, Z, Qc, Qp, V> PalisadeBuilder<A, Z, Qc, Qp, V> {
             clients: self.clients,
             principals: layer,
             validate: self.validate,
+            audit: self.audit,
         }
     }
 
     /// Validates input (content type, size, JSON Schema of body and parameters) **after**
     /// authorization, so only an allowed caller's body is ever read or parsed.
-    pub fn validate(self, layer: ValidateLayer) -> PalisadeBuilder<A, Z, Qc, Qp, ValidateLayer> {
+    pub fn validate(
+        self,
+        layer: ValidateLayer,
+    ) -> PalisadeBuilder<A, Z, Qc, Qp, ValidateLayer, Au> {
         PalisadeBuilder {
             client_ip: self.client_ip,
             authn: self.authn,
@@ -211,12 +308,31 @@ impl<A, Z, Qc, Qp, V> PalisadeBuilder<A, Z, Qc, Qp, V> {
             clients: self.clients,
             principals: self.principals,
             validate: layer,
+            audit: self.audit,
+        }
+    }
+
+    /// Audits every request, **outermost**: one event per request, refused or served, with
+    /// the client address found by this stack's own resolver (its trusted proxies). The queue's
+    /// [`AuditHandle`] is in the built layer's [`handles`](PalisadeLayer::handles).
+    pub fn audit<S: AuditSink>(
+        self,
+        audit: AuditBuilder<S>,
+    ) -> PalisadeBuilder<A, Z, Qc, Qp, V, AuditBuilder<S>> {
+        PalisadeBuilder {
+            client_ip: self.client_ip,
+            authn: self.authn,
+            authz: self.authz,
+            clients: self.clients,
+            principals: self.principals,
+            validate: self.validate,
+            audit,
         }
     }
 }
 
-impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage, V: Clone>
-    PalisadeBuilder<A, Z, Qc, Qp, V>
+impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage, V: Clone, Au: AuditStage>
+    PalisadeBuilder<A, Z, Qc, Qp, V, Au>
 {
     /// Builds the layer.
     ///
@@ -224,7 +340,8 @@ impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage, V: Clone>
     ///
     /// A [`ConfigError`] for any mistake in the configuration (policies are compiled before
     /// they reach the builder; later layers compile schemas and limits here).
-    pub fn build(self) -> Result<PalisadeLayer<A, Z, Qc, Qp, V>, ConfigError> {
+    #[allow(clippy::type_complexity)] // the layer's type names each stage
+    pub fn build(self) -> Result<PalisadeLayer<A, Z, Qc, Qp, V, Au::Layer>, ConfigError> {
         if self.clients.needs_principal() {
             return Err(ConfigError::Invalid {
                 field: "limit_clients",
@@ -233,61 +350,88 @@ impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage, V: Clone>
                     .into(),
             });
         }
-        let authn = match self.authz.public_routes() {
-            Some(policy) => AuthnLayer::with_public_routes(self.authn, policy),
+        let policy = self.authz.public_routes();
+        let authn = match &policy {
+            Some(policy) => AuthnLayer::with_public_routes(self.authn, policy.clone()),
             None => AuthnLayer::new(self.authn),
         };
+        let (audit, audit_handle) = self.audit.finish(&self.client_ip)?;
+        let handles = Handles {
+            audit: audit_handle,
+            policy,
+            shadow: self.authz.shadow_policy(),
+        };
         Ok(PalisadeLayer {
+            audit,
             client_ip: ClientIpLayer::new(self.client_ip),
             clients: self.clients,
             authn,
             principals: self.principals,
             authz: self.authz,
             validate: self.validate,
+            handles,
         })
     }
 }
 
-/// All of palisade as one layer: client address → per-client quota → authentication →
-/// per-principal quota → authorization → validation. Cloning is cheap.
+/// All of palisade as one layer: audit → client address → per-client quota →
+/// authentication → per-principal quota → authorization → validation. Cloning is cheap.
 #[derive(Debug)]
-pub struct PalisadeLayer<A, Z = Identity, Qc = Identity, Qp = Identity, V = Identity> {
+pub struct PalisadeLayer<A, Z = Identity, Qc = Identity, Qp = Identity, V = Identity, Au = Identity>
+{
+    audit: Au,
     client_ip: ClientIpLayer,
     clients: Qc,
     authn: AuthnLayer<A>,
     principals: Qp,
     authz: Z,
     validate: V,
+    handles: Handles,
 }
 
-impl<A, Z: Clone, Qc: Clone, Qp: Clone, V: Clone> Clone for PalisadeLayer<A, Z, Qc, Qp, V> {
+impl<A, Z, Qc, Qp, V, Au> PalisadeLayer<A, Z, Qc, Qp, V, Au> {
+    /// What the stack hands back: the audit queue and the live policies.
+    #[must_use]
+    pub fn handles(&self) -> &Handles {
+        &self.handles
+    }
+}
+
+impl<A, Z: Clone, Qc: Clone, Qp: Clone, V: Clone, Au: Clone> Clone
+    for PalisadeLayer<A, Z, Qc, Qp, V, Au>
+{
     fn clone(&self) -> Self {
         Self {
+            audit: self.audit.clone(),
             client_ip: self.client_ip.clone(),
             clients: self.clients.clone(),
             authn: self.authn.clone(),
             principals: self.principals.clone(),
             authz: self.authz.clone(),
             validate: self.validate.clone(),
+            handles: self.handles.clone(),
         }
     }
 }
 
-impl<S, A, Z, Qc, Qp, V> Layer<S> for PalisadeLayer<A, Z, Qc, Qp, V>
+impl<S, A, Z, Qc, Qp, V, Au> Layer<S> for PalisadeLayer<A, Z, Qc, Qp, V, Au>
 where
     V: Layer<S>,
     Z: Layer<V::Service>,
     Qp: Layer<Z::Service>,
     Qc: Layer<Authn<Qp::Service, A>>,
+    Au: Layer<ClientIpService<Qc::Service>>,
 {
-    type Service = PalisadeService<ClientIpService<Qc::Service>>;
+    type Service = PalisadeService<Au::Service>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let validate = self.validate.layer(inner);
         let authz = self.authz.layer(validate);
         let authn = self.authn.layer(self.principals.layer(authz));
         PalisadeService {
-            inner: self.client_ip.layer(self.clients.layer(authn)),
+            inner: self
+                .audit
+                .layer(self.client_ip.layer(self.clients.layer(authn))),
         }
     }
 }

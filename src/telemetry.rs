@@ -251,7 +251,7 @@ pub(crate) fn backend_error(backend: &'static str, kind: &'static str) {
 
 /// A quota decision taken without the shared store (`mode` is the [`QuotaMode`] code).
 ///
-/// [`QuotaMode`]: crate::quota::QuotaMode
+/// [`QuotaMode`]: crate::outcome::QuotaMode
 #[inline]
 pub(crate) fn quota_degraded(mode: &'static str) {
     #[cfg(feature = "metrics")]

@@ -51,6 +51,9 @@ pub struct AuditEvent {
     /// How the request ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// A shadow authorization policy that disagreed with the enforced one on this request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authz_shadow: Option<AuthzShadow>,
     /// Quota state, when a quota stage had something to say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<QuotaState>,
@@ -104,6 +107,22 @@ pub struct AuditPrincipal {
     pub issuer: Option<String>,
 }
 
+/// A shadow authorization policy's disagreement with the enforced one (never enforced).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AuthzShadow {
+    /// What the enforced policy decided (`granted`, `missing_role`, `no_matching_rule`...).
+    pub enforced: String,
+    /// The enforced policy's rule that decided, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforced_rule: Option<String>,
+    /// What the shadow policy would have decided.
+    pub shadow: String,
+    /// The shadow policy's rule that would have decided, when one would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow_rule: Option<String>,
+}
+
 /// How a request ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
@@ -147,7 +166,8 @@ pub struct QuotaState {
     pub limits: Vec<QuotaLimit>,
 }
 
-/// One limit's state, as the response's `RateLimit` field told the client.
+/// One limit's state, as the quota layer told the client (whether or not it sent the
+/// `RateLimit` fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct QuotaLimit {
@@ -157,87 +177,4 @@ pub struct QuotaLimit {
     pub remaining: u64,
     /// Seconds until more quota is available.
     pub reset_s: u64,
-}
-
-/// The items of one `RateLimit` field (draft-ietf-httpapi-ratelimit-headers-10 §3.1: a list of
-/// `"policy";r=remaining;t=seconds`), skipping any item that does not read.
-pub(crate) fn parse_ratelimit(field: &str, out: &mut Vec<QuotaLimit>) {
-    for item in field.split(',') {
-        let mut parts = item.trim().split(';');
-        let Some(name) = parts
-            .next()
-            .and_then(|n| n.strip_prefix('"')?.strip_suffix('"'))
-        else {
-            continue;
-        };
-        let (mut remaining, mut reset) = (None, None);
-        for p in parts {
-            match p.trim().split_once('=') {
-                Some(("r", v)) => remaining = v.parse().ok(),
-                Some(("t", v)) => reset = v.parse().ok(),
-                _ => {}
-            }
-        }
-        if let (Some(remaining), Some(reset_s)) = (remaining, reset) {
-            out.push(QuotaLimit {
-                policy: name.to_owned(),
-                remaining,
-                reset_s,
-            });
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    #[test]
-    fn ratelimit_items_are_read_and_bad_ones_skipped() {
-        let mut out = Vec::new();
-        parse_ratelimit(
-            r#""per-ip";r=39;t=1, "per-user";r=0;t=3600, bad;r=1;t=1, "x";r=-1;t=2"#,
-            &mut out,
-        );
-        assert_eq!(
-            out,
-            vec![
-                QuotaLimit {
-                    policy: "per-ip".into(),
-                    remaining: 39,
-                    reset_s: 1
-                },
-                QuotaLimit {
-                    policy: "per-user".into(),
-                    remaining: 0,
-                    reset_s: 3600
-                },
-            ]
-        );
-    }
-
-    proptest! {
-        #[test]
-        fn ratelimit_fields_as_the_quota_layer_writes_them_read_back(
-            items in proptest::collection::vec(("[a-z0-9-]{1,12}", any::<u64>(), any::<u64>()), 0..5)
-        ) {
-            let field = items
-                .iter()
-                .map(|(n, r, t)| format!("\"{n}\";r={r};t={t}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut out = Vec::new();
-            parse_ratelimit(&field, &mut out);
-            let read: Vec<(String, u64, u64)> =
-                out.into_iter().map(|l| (l.policy, l.remaining, l.reset_s)).collect();
-            prop_assert_eq!(read, items);
-        }
-
-        #[test]
-        fn any_field_reads_without_panic(field in ".{0,80}") {
-            parse_ratelimit(&field, &mut Vec::new());
-        }
-    }
 }

@@ -22,15 +22,15 @@ use tower_service::Service;
 
 use super::AuditFields;
 use super::event::{
-    AuditEvent, AuditPrincipal, EventKind, Outcome, QuotaState, SCHEMA_VERSION, parse_ratelimit,
+    AuditEvent, AuditPrincipal, AuthzShadow, EventKind, Outcome, QuotaLimit, QuotaState,
+    SCHEMA_VERSION,
 };
 use super::queue::Stats;
 use super::redact::{REDACTED, Redaction};
-use crate::authz::Decision;
 use crate::client_ip::ClientIpResolver;
 use crate::clock::Timestamp;
+use crate::outcome::{Decision, QuotaOutcome, ShadowDivergence};
 use crate::principal::{AuthMethod, Principal};
-use crate::quota::{QuotaMode, QuotaShadow, RATELIMIT};
 use crate::rejection::Rejection;
 
 /// The request id header, read from the client when well-formed and set on every response.
@@ -53,6 +53,9 @@ impl fmt::Debug for AuditLayer {
 }
 
 pub(crate) struct Shared {
+    /// Keeps the queue open while any layer or service lives; the last holder flushes it.
+    #[allow(dead_code)]
+    pub(crate) guard: Arc<super::queue::Guard>,
     pub(crate) tx: mpsc::Sender<RawEvent>,
     pub(crate) wake: Arc<tokio::sync::Notify>,
     pub(crate) capacity: usize,
@@ -208,11 +211,9 @@ enum End {
         principal: Option<Principal>,
         rejection: Option<Rejection>,
         decision: Option<Decision>,
-        quota_mode: Option<QuotaMode>,
-        shadow: Option<QuotaShadow>,
+        divergence: Option<ShadowDivergence>,
+        quota: Option<QuotaOutcome>,
         fields: Option<AuditFields>,
-        /// The `RateLimit` fields of up to two quota stages (reference-counted clones).
-        ratelimit: [Option<HeaderValue>; 2],
     },
     Error,
     Cancelled,
@@ -343,13 +344,9 @@ where
                         principal: ext.get::<Principal>().cloned(),
                         rejection: ext.get::<Rejection>().cloned(),
                         decision: ext.get::<Decision>().cloned(),
-                        quota_mode: ext.get::<QuotaMode>().copied(),
-                        shadow: ext.get::<QuotaShadow>().cloned(),
+                        divergence: ext.get::<ShadowDivergence>().cloned(),
+                        quota: ext.get::<QuotaOutcome>().cloned(),
                         fields: ext.get::<AuditFields>().cloned(),
-                        ratelimit: {
-                            let mut values = res.headers().get_all(&RATELIMIT).iter().cloned();
-                            [values.next(), values.next()]
-                        },
                     });
                     let mut result = result;
                     if let Ok(res) = &mut result {
@@ -367,6 +364,23 @@ where
 impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+/// The audit form of the quota stages' typed outcome.
+fn quota_state(q: &QuotaOutcome) -> QuotaState {
+    QuotaState {
+        mode: q.mode().code().to_owned(),
+        shadow_policy: q.shadow().map(|s| s.policy.to_string()),
+        limits: q
+            .limits()
+            .iter()
+            .map(|l| QuotaLimit {
+                policy: l.item.to_string(),
+                remaining: l.remaining,
+                reset_s: l.reset_secs(),
+            })
+            .collect(),
     }
 }
 
@@ -403,6 +417,7 @@ impl RawEvent {
             path: Some(redaction.path(self.uri.path(), self.uri.query())),
             status: None,
             outcome: None,
+            authz_shadow: None,
             quota: None,
             latency_us: Some(u64::try_from(self.latency.as_micros()).unwrap_or(u64::MAX)),
             user_agent: self
@@ -434,10 +449,9 @@ impl RawEvent {
                 principal,
                 rejection,
                 decision,
-                quota_mode,
-                shadow,
+                divergence,
+                quota,
                 fields,
-                ratelimit,
             } => {
                 event.status = Some(status.as_u16());
                 if let Some(p) = &principal {
@@ -475,22 +489,13 @@ impl RawEvent {
                             .map(|r| r.description().to_owned()),
                     },
                 });
-                let mut limits = Vec::new();
-                for v in ratelimit.iter().flatten() {
-                    if let Ok(field) = v.to_str() {
-                        parse_ratelimit(field, &mut limits);
-                    }
-                }
-                if quota_mode.is_some_and(|m| m != QuotaMode::Enforced)
-                    || shadow.is_some()
-                    || !limits.is_empty()
-                {
-                    event.quota = Some(QuotaState {
-                        mode: quota_mode.unwrap_or_default().code().to_owned(),
-                        shadow_policy: shadow.map(|s| s.policy.to_string()),
-                        limits,
-                    });
-                }
+                event.authz_shadow = divergence.map(|d| AuthzShadow {
+                    enforced: d.enforced.outcome().code().to_owned(),
+                    enforced_rule: d.enforced.rule().map(|r| r.description().to_owned()),
+                    shadow: d.shadow.outcome().code().to_owned(),
+                    shadow_rule: d.shadow.rule().map(|r| r.description().to_owned()),
+                });
+                event.quota = quota.filter(|q| !q.is_empty()).as_ref().map(quota_state);
                 if let Some(f) = fields {
                     event.fields = f.0.into_iter().collect();
                 }

@@ -19,10 +19,11 @@ pub use chain::{ChainError, Verified, Verifier, verify};
 #[cfg(feature = "config")]
 pub use config::{AuditConfig, FileSinkConfig, NamedSink, SinkConfig};
 pub use event::{
-    AuditEvent, AuditPrincipal, EventKind, Outcome, QuotaLimit, QuotaState, SCHEMA_VERSION,
+    AuditEvent, AuditPrincipal, AuthzShadow, EventKind, Outcome, QuotaLimit, QuotaState,
+    SCHEMA_VERSION,
 };
 pub use layer::{Audit, AuditLayer, RequestId, ResponseFuture, X_REQUEST_ID};
-pub use queue::{AuditHandle, ChainHead};
+pub use queue::{AuditHandle, ChainHead, DROP_FLUSH_WAIT};
 pub use redact::REDACTED;
 pub use sinks::{AuditSink, ChannelSink, DynAuditSink, FanOut, JsonLinesSink, TracingSink};
 
@@ -110,7 +111,8 @@ impl AuditLayer {
 }
 
 impl<S: AuditSink> AuditBuilder<S> {
-    /// The queue's capacity: past it, events are dropped and counted, never waited for.
+    /// The queue's capacity: past it, events are dropped and counted, never waited for. It
+    /// also bounds the events kept for a failing sink, to be written again with backoff.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.max(1);
         self
@@ -183,6 +185,7 @@ impl<S: AuditSink> AuditBuilder<S> {
         let stats = Arc::new(queue::Stats::default());
         let shutdown = Arc::new(tokio::sync::Notify::new());
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let (finished_tx, finished_rx) = std::sync::mpsc::sync_channel(1);
         let mut prefix = [0u8; 4];
         let _ = getrandom::fill(&mut prefix);
         let record = self.redaction.record.clone();
@@ -194,13 +197,22 @@ impl<S: AuditSink> AuditBuilder<S> {
                 stats: stats.clone(),
                 shutdown: shutdown.clone(),
                 done: done_tx,
+                finished: finished_tx,
                 redaction: self.redaction,
+                retry_capacity: self.capacity,
                 chain_key: self.chain_key,
             }
             .run(),
         );
+        let guard = Arc::new(queue::Guard {
+            stats: stats.clone(),
+            shutdown,
+            done: tokio::sync::Mutex::new(Some(done_rx)),
+            finished: std::sync::Mutex::new(Some(finished_rx)),
+        });
         let layer = AuditLayer {
             shared: Arc::new(layer::Shared {
+                guard: guard.clone(),
                 tx,
                 wake,
                 capacity: self.capacity,
@@ -211,11 +223,7 @@ impl<S: AuditSink> AuditBuilder<S> {
                 ids: std::sync::atomic::AtomicU64::new(0),
             }),
         };
-        let handle = AuditHandle {
-            stats,
-            shutdown,
-            done: tokio::sync::Mutex::new(Some(done_rx)),
-        };
+        let handle = AuditHandle { guard };
         Ok((layer, handle))
     }
 }

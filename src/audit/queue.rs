@@ -41,12 +41,56 @@ pub struct ChainHead {
     pub hash: String,
 }
 
-/// Controls a running audit queue: its counters, and shutdown.
-#[derive(Debug)]
+/// Controls a running audit queue: its counters, and shutdown. Cloning is cheap.
+///
+/// The queue is flushed when the last holder goes away: when this handle and every
+/// [`AuditLayer`](super::AuditLayer) (and service) built with it are dropped, queued events are
+/// written and the sink flushed. On a multi-threaded tokio runtime, or outside any runtime,
+/// that last drop waits for it (at most [`DROP_FLUSH_WAIT`]); on a current-thread runtime it
+/// cannot wait (the queue's task would never run), so call [`shutdown`](Self::shutdown) there.
+#[derive(Debug, Clone)]
 pub struct AuditHandle {
+    pub(crate) guard: Arc<Guard>,
+}
+
+/// How long the last drop of an audit queue's holders waits for queued events to be written.
+pub const DROP_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Shared by the handle and the layer: shuts the queue down when the last of them is dropped.
+#[derive(Debug)]
+pub(crate) struct Guard {
     pub(crate) stats: Arc<Stats>,
     pub(crate) shutdown: Arc<Notify>,
     pub(crate) done: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
+    /// Told (without a runtime) when the queue's task has written everything and stopped.
+    pub(crate) finished: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.stats.closed.swap(true, Ordering::AcqRel) {
+            return; // shut down already
+        }
+        self.shutdown.notify_one();
+        let Some(finished) = self
+            .finished
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        else {
+            return;
+        };
+        let wait = || {
+            let _ = finished.recv_timeout(DROP_FLUSH_WAIT);
+        };
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::CurrentThread) => {
+                tracing::debug!(target: "palisade::audit", "audit queue dropped on a current-thread runtime: flushing in the background");
+            }
+            Ok(_) => tokio::task::block_in_place(wait),
+            Err(_) => wait(),
+        }
+    }
 }
 
 impl AuditHandle {
@@ -54,19 +98,22 @@ impl AuditHandle {
     /// also reported to the sinks as a `loss` event, and shows as a gap in `seq`.
     #[must_use]
     pub fn dropped(&self) -> u64 {
-        self.stats.dropped.load(Ordering::Relaxed)
+        self.guard.stats.dropped.load(Ordering::Relaxed)
     }
 
     /// Events the sink accepted.
     #[must_use]
     pub fn written(&self) -> u64 {
-        self.stats.written.load(Ordering::Relaxed)
+        self.guard.stats.written.load(Ordering::Relaxed)
     }
 
-    /// Events the sink failed to write.
+    /// Events in write attempts that failed (a batch the sink refuses is kept and written
+    /// again with backoff, so one event may count more than once here and then in
+    /// [`written`](Self::written); only what overflows the retry buffer is
+    /// [`dropped`](Self::dropped)).
     #[must_use]
     pub fn failed(&self) -> u64 {
-        self.stats.failed.load(Ordering::Relaxed)
+        self.guard.stats.failed.load(Ordering::Relaxed)
     }
 
     /// The newest sealed event the sink accepted, when events are chained: compare it with a
@@ -74,7 +121,8 @@ impl AuditHandle {
     /// from the log's end.
     #[must_use]
     pub fn chain_head(&self) -> Option<ChainHead> {
-        self.stats
+        self.guard
+            .stats
             .head
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -84,9 +132,10 @@ impl AuditHandle {
     /// Stops accepting events, writes every queued one, flushes the sink, and returns when
     /// done. Events of requests that end later are dropped and counted.
     pub async fn shutdown(&self) {
-        self.stats.closed.store(true, Ordering::Release);
-        self.shutdown.notify_one();
-        if let Some(done) = self.done.lock().await.take() {
+        let guard = &self.guard;
+        guard.stats.closed.store(true, Ordering::Release);
+        guard.shutdown.notify_one();
+        if let Some(done) = guard.done.lock().await.take() {
             let _ = done.await;
         }
     }
@@ -101,11 +150,18 @@ pub(crate) struct Drain<S> {
     pub(crate) stats: Arc<Stats>,
     pub(crate) shutdown: Arc<Notify>,
     pub(crate) done: oneshot::Sender<()>,
+    pub(crate) finished: std::sync::mpsc::SyncSender<()>,
     pub(crate) redaction: Redaction,
+    /// How many sealed records wait for a failing sink before the oldest are dropped.
+    pub(crate) retry_capacity: usize,
     pub(crate) chain_key: Option<zeroize::Zeroizing<Vec<u8>>>,
 }
 
 const BATCH: usize = 256;
+
+/// The first wait before a failed batch is written again; it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(50);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How often the task drains the queue when nobody wakes it.
 const TICK: std::time::Duration = std::time::Duration::from_millis(5);
@@ -121,6 +177,9 @@ impl<S: AuditSink> Drain<S> {
         };
         let mut reported = 0u64;
         let mut buf = Vec::with_capacity(BATCH);
+        // Sealed records the sink has not accepted yet, and when to try it again.
+        let mut pending: Vec<AuditRecord> = Vec::new();
+        let mut retry: Option<(tokio::time::Instant, std::time::Duration)> = None;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -148,10 +207,12 @@ impl<S: AuditSink> Drain<S> {
                 .drain(..)
                 .map(|raw| self.record(raw.into_event(&self.redaction, anchor), &mut prev))
                 .collect();
-            // Report losses since the last report, in the log itself.
+            // Report losses since the last report, in the log itself: only while the sink is
+            // taking writes (or at the end), so a failing sink's retry buffer is not filled
+            // with reports of its own overflow.
             let dropped = self.stats.dropped.load(Ordering::Relaxed);
-            if dropped > reported {
-                tracing::warn!(target: "palisade::audit", dropped = dropped - reported, "audit events dropped: the queue was full");
+            if dropped > reported && (retry.is_none() || closing) {
+                tracing::warn!(target: "palisade::audit", dropped = dropped - reported, "audit events dropped");
                 let loss = loss_event(
                     self.stats.seq.fetch_add(1, Ordering::Relaxed),
                     dropped - reported,
@@ -159,33 +220,40 @@ impl<S: AuditSink> Drain<S> {
                 records.push(self.record(loss, &mut prev));
                 reported = dropped;
             }
-            if !records.is_empty() {
-                match self.sink.write(&records).await {
+            // A failed batch is kept and written again with backoff; only what overflows the
+            // retry buffer is dropped (counted, and reported as a loss once the sink is back).
+            pending.extend(records);
+            if retry.is_some() {
+                let overflow = pending.len().saturating_sub(self.retry_capacity);
+                let mut lost = 0u64;
+                for r in pending.drain(..overflow) {
+                    match r.event.dropped {
+                        // An unwritten loss report: its count is reported again.
+                        Some(n) => reported -= n,
+                        None => lost += 1,
+                    }
+                }
+                if lost > 0 {
+                    self.stats.dropped.fetch_add(lost, Ordering::Relaxed);
+                    crate::telemetry::audit_events("dropped", lost);
+                }
+            }
+            let due = closing || retry.is_none_or(|(at, _)| tokio::time::Instant::now() >= at);
+            if !pending.is_empty() && due {
+                match self.sink.write(&pending).await {
                     Ok(()) => {
-                        if let Some(last) = records.last() {
-                            if let Some(hash) = &last.event.hash {
-                                *self
-                                    .stats
-                                    .head
-                                    .lock()
-                                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                                    Some(ChainHead {
-                                        seq: last.event.seq,
-                                        hash: hash.clone(),
-                                    });
-                            }
-                        }
-                        self.stats
-                            .written
-                            .fetch_add(records.len() as u64, Ordering::Relaxed);
-                        crate::telemetry::audit_events("written", records.len() as u64);
+                        self.accepted(&pending);
+                        pending.clear();
+                        retry = None;
                     }
                     Err(e) => {
                         self.stats
                             .failed
-                            .fetch_add(records.len() as u64, Ordering::Relaxed);
-                        crate::telemetry::audit_events("failed", records.len() as u64);
-                        tracing::warn!(target: "palisade::audit", events = records.len(), error = %crate::error::Chain(&*e), "audit sink failed");
+                            .fetch_add(pending.len() as u64, Ordering::Relaxed);
+                        crate::telemetry::audit_events("failed", pending.len() as u64);
+                        let backoff = retry.map_or(RETRY_FIRST, |(_, b)| (b * 2).min(RETRY_MAX));
+                        tracing::warn!(target: "palisade::audit", events = pending.len(), retry_in_ms = backoff.as_millis() as u64, error = %crate::error::Chain(&*e), "audit sink failed: the batch is kept and retried");
+                        retry = Some((tokio::time::Instant::now() + backoff, backoff));
                     }
                 }
             }
@@ -194,9 +262,31 @@ impl<S: AuditSink> Drain<S> {
                     tracing::warn!(target: "palisade::audit", error = %crate::error::Chain(&*e), "audit sink flush failed");
                 }
                 let _ = self.done.send(());
+                let _ = self.finished.try_send(());
                 return;
             }
         }
+    }
+
+    /// Counts records the sink accepted and remembers the newest sealed one as the chain head.
+    fn accepted(&self, records: &[AuditRecord]) {
+        if let Some(hash) = records.last().and_then(|last| {
+            let hash = last.event.hash.clone()?;
+            Some((last.event.seq, hash))
+        }) {
+            *self
+                .stats
+                .head
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ChainHead {
+                seq: hash.0,
+                hash: hash.1,
+            });
+        }
+        self.stats
+            .written
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        crate::telemetry::audit_events("written", records.len() as u64);
     }
 
     /// Serializes (and seals, with a chain key) one event.
@@ -237,6 +327,7 @@ pub(crate) fn loss_event(seq: u64, dropped: u64) -> AuditEvent {
         path: None,
         status: None,
         outcome: None,
+        authz_shadow: None,
         quota: None,
         latency_us: None,
         user_agent: None,

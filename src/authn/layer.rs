@@ -15,11 +15,10 @@ use tower_service::Service;
 use tracing::Instrument;
 
 use super::{Authentication, Authenticator};
-use crate::authz::LivePolicy;
-use crate::authz::layer_is_public as is_public;
 use crate::body::ResponseBody;
 use crate::principal::Principal;
 use crate::rejection::{AuthnFailure, AuthnReason, Rejection};
+use crate::route::PublicRoutes;
 use crate::telemetry::DecisionTrace;
 
 /// Authenticates every request with an [`Authenticator`] (or a [`Chain`](super::Chain) of them).
@@ -36,8 +35,8 @@ struct Shared<A> {
     authenticator: A,
     /// The challenges sent when no credential is found, computed once.
     missing: Arc<[HeaderValue]>,
-    /// Routes this policy declares public admit requests without credentials, as anonymous.
-    public: Option<LivePolicy>,
+    /// Routes that admit requests without credentials, as anonymous.
+    public: Option<Arc<dyn PublicRoutes>>,
 }
 
 impl<A: Authenticator> AuthnLayer<A> {
@@ -47,14 +46,15 @@ impl<A: Authenticator> AuthnLayer<A> {
     }
 
     /// A layer that authenticates with `authenticator`, and lets requests **without** any
-    /// credential through as [`Principal::anonymous`] on the routes `policy` declares public.
+    /// credential through as [`Principal::anonymous`] on the routes `public` admits (an
+    /// authorization policy's public routes, which the `LivePolicy` of the authz layer answers).
     /// A request that carries a bad credential is still refused. The
     /// [`Palisade`](crate::Palisade) builder uses this with its authorization policy.
-    pub fn with_public_routes(authenticator: A, policy: LivePolicy) -> Self {
-        Self::build(authenticator, Some(policy))
+    pub fn with_public_routes(authenticator: A, public: impl PublicRoutes) -> Self {
+        Self::build(authenticator, Some(Arc::new(public)))
     }
 
-    fn build(authenticator: A, public: Option<LivePolicy>) -> Self {
+    fn build(authenticator: A, public: Option<Arc<dyn PublicRoutes>>) -> Self {
         let mut challenges = Vec::new();
         authenticator.challenges(&mut challenges);
         Self {
@@ -133,12 +133,7 @@ impl<A: Authenticator> Shared<A> {
     fn resolve(&self, answer: Authentication, parts: &Parts) -> Result<Principal, Rejection> {
         match answer {
             Authentication::Authenticated(principal) => Ok(principal),
-            Authentication::Absent
-                if self
-                    .public
-                    .as_ref()
-                    .is_some_and(|p| is_public(p, parts, &parts.method)) =>
-            {
+            Authentication::Absent if self.public.as_ref().is_some_and(|p| p.is_public(parts)) => {
                 Ok(Principal::anonymous())
             }
             Authentication::Absent => Err(Rejection::Unauthenticated(AuthnFailure::new(

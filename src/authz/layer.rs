@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use http::request::Parts;
-use http::{Method, Request, Response};
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -18,9 +18,10 @@ use tracing::Instrument;
 use super::policy::{Decision, Outcome, Policy};
 use super::source::LivePolicy;
 use crate::body::ResponseBody;
+pub use crate::outcome::ShadowDivergence;
 use crate::principal::{AuthMethod, Principal};
 use crate::rejection::{AuthnFailure, AuthnReason, Forbidden, Rejection};
-use crate::route::{Route, matched_template};
+use crate::route::{PublicRoutes, Route, matched_template};
 use crate::telemetry::DecisionTrace;
 
 /// The path parameters of a request (`{id}` in `/v1/orders/{id}`), percent-decoded when axum
@@ -113,16 +114,6 @@ impl<T: Authorizer> Authorizer for Arc<T> {
     }
 }
 
-/// A shadow policy's decision that differed from the enforced one. Put in the response
-/// extensions (for audit) and logged; never enforced.
-#[derive(Debug, Clone)]
-pub struct ShadowDivergence {
-    /// What the enforced policy decided (and what happened).
-    pub enforced: Decision,
-    /// What the candidate policy would have decided.
-    pub shadow: Decision,
-}
-
 /// Decides every request on (method, route template) with the caller's roles and scopes; see
 /// the [module docs](crate::authz).
 pub struct AuthzLayer<Az = ()> {
@@ -169,6 +160,12 @@ impl<Az> AuthzLayer<Az> {
     #[must_use]
     pub fn policy(&self) -> &LivePolicy {
         &self.policy
+    }
+
+    /// The shadow (candidate) policy, if one is set.
+    #[must_use]
+    pub fn shadow_policy(&self) -> Option<&LivePolicy> {
+        self.shadow.as_ref()
     }
 
     /// How many requests the shadow policy would have decided differently.
@@ -466,9 +463,11 @@ impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
     }
 }
 
-/// Whether a request may go without credentials: the public-route check the authn layer asks
-/// when no credential was found.
-pub(crate) fn is_public(policy: &LivePolicy, parts: &Parts, method: &Method) -> bool {
-    let template = matched_template(&parts.extensions);
-    policy.load().is_public(method, template, parts.uri.path())
+/// The policy's public routes: what the authn layer asks when no credential was found.
+impl PublicRoutes for LivePolicy {
+    fn is_public(&self, parts: &Parts) -> bool {
+        let template = matched_template(&parts.extensions);
+        self.load()
+            .is_public(&parts.method, template, parts.uri.path())
+    }
 }

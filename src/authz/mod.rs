@@ -14,6 +14,3 @@ pub use policy::{
 #[cfg(feature = "config")]
 pub use source::FileSource;
 pub use source::{LivePolicy, PolicySource, ReloadError, WatchHandle};
-
-pub(crate) use layer::is_public as layer_is_public;
-pub(crate) use policy::RoleBits;

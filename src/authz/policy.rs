@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::Method;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::ConfigError;
+pub use crate::outcome::{Decision, Outcome, RuleRef};
 use crate::principal::Principal;
 
 /// A role: a name and the roles whose permissions it inherits.
@@ -236,118 +236,6 @@ pub(crate) type RoleBits = Box<[u64]>;
 
 fn intersects(a: &[u64], b: &[u64]) -> bool {
     a.iter().zip(b).any(|(x, y)| x & y != 0)
-}
-
-/// Why a decision came out as it did. Codes are stable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// A public rule matched.
-    Public,
-    /// A rule matched and the caller holds a granted role (or the rule needs none) and every
-    /// required scope.
-    Granted,
-    /// No rule covers this method and route: denied by default.
-    NoRule,
-    /// A rule matched but the caller holds none of its roles.
-    MissingRole,
-    /// A rule matched, the role is held, but a required scope is not.
-    MissingScope,
-    /// A rule matched but the caller is anonymous.
-    NotAuthenticated,
-}
-
-impl Outcome {
-    /// Whether the request may proceed.
-    #[must_use]
-    pub fn is_allowed(self) -> bool {
-        matches!(self, Self::Public | Self::Granted)
-    }
-
-    /// The stable code (`"missing_role"`).
-    #[must_use]
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Public => "public",
-            Self::Granted => "granted",
-            Self::NoRule => "no_matching_rule",
-            Self::MissingRole => "missing_role",
-            Self::MissingScope => "missing_scope",
-            Self::NotAuthenticated => "not_authenticated",
-        }
-    }
-}
-
-/// The answer of a [`Policy`]: the outcome and the rule that decided (none for
-/// [`Outcome::NoRule`]). Cheap to clone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    outcome: Outcome,
-    rule: Option<RuleRef>,
-}
-
-impl Decision {
-    /// The outcome.
-    #[must_use]
-    pub fn outcome(&self) -> Outcome {
-        self.outcome
-    }
-
-    /// Whether the request may proceed.
-    #[must_use]
-    pub fn is_allowed(&self) -> bool {
-        self.outcome.is_allowed()
-    }
-
-    /// The rule that decided, if one matched.
-    #[must_use]
-    pub fn rule(&self) -> Option<&RuleRef> {
-        self.rule.as_ref()
-    }
-}
-
-impl fmt::Display for Decision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.rule {
-            Some(rule) => write!(f, "{} by {rule}", self.outcome.code()),
-            None => f.write_str(self.outcome.code()),
-        }
-    }
-}
-
-/// Names a rule of a compiled policy: its position in the written policy and a description
-/// (`routes[3]: GET /v1/orders/{id} roles=[reader]`), for audit and debugging.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleRef {
-    index: usize,
-    description: Arc<str>,
-    scopes: Arc<str>,
-}
-
-impl RuleRef {
-    /// The rule's index in the policy's `routes`.
-    #[must_use]
-    pub fn index(&self) -> usize {
-        self.index
-    }
-
-    /// A description of the rule.
-    #[must_use]
-    pub fn description(&self) -> &str {
-        &self.description
-    }
-
-    /// The rule's required scopes, space-separated (as RFC 6750 `scope` wants them).
-    #[must_use]
-    pub fn scopes(&self) -> &str {
-        &self.scopes
-    }
-}
-
-impl fmt::Display for RuleRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.description)
-    }
 }
 
 struct Rule {
@@ -590,12 +478,11 @@ impl Policy {
             format!(" scopes=[{}]", spec.scopes.join(","))
         };
         Ok(Rule {
-            reference: RuleRef {
-                index: i,
-                description: format!("routes[{i}]: {methods} {} {who}{scopes_text}", spec.path)
-                    .into(),
-                scopes: spec.scopes.join(" ").into(),
-            },
+            reference: RuleRef::new(
+                i,
+                format!("routes[{i}]: {methods} {} {who}{scopes_text}", spec.path).into(),
+                spec.scopes.join(" ").into(),
+            ),
             public: spec.public,
             grant,
             any_role: spec.roles.is_empty(),
@@ -717,10 +604,7 @@ impl Policy {
         cache_slot: usize,
     ) -> Decision {
         let Some(rule) = self.winning_rule(method, template, path) else {
-            return Decision {
-                outcome: Outcome::NoRule,
-                rule: None,
-            };
+            return Decision::new(Outcome::NoRule, None);
         };
         let outcome = if rule.public {
             Outcome::Public
@@ -729,7 +613,12 @@ impl Policy {
                 None => Outcome::NotAuthenticated,
                 Some(p) => {
                     let has_role = rule.any_role
-                        || p.with_role_bits(self, cache_slot, |bits| intersects(bits, &rule.grant));
+                        || p.with_role_bits(
+                            self.generation(),
+                            cache_slot,
+                            |p| self.role_bits(p.roles()),
+                            |bits| intersects(bits, &rule.grant),
+                        );
                     if !has_role {
                         Outcome::MissingRole
                     } else if rule.scopes.iter().all(|s| p.has_scope(s)) {
@@ -740,10 +629,7 @@ impl Policy {
                 }
             }
         };
-        Decision {
-            outcome,
-            rule: Some(rule.reference.clone()),
-        }
+        Decision::new(outcome, Some(rule.reference.clone()))
     }
 
     /// The parameters of `path` against the policy's exact templates (raw, not decoded).

@@ -52,8 +52,8 @@ impl FileSource {
 #[cfg(feature = "config")]
 impl PolicySource for FileSource {
     async fn load(&self) -> Result<PolicySpec, StoreError> {
-        use crate::config::Format;
         use crate::error::StoreErrorKind;
+        use crate::file::Format;
         let format = Format::from_path(&self.path).ok_or_else(|| {
             StoreError::new(
                 StoreErrorKind::InvalidData,
@@ -66,12 +66,9 @@ impl PolicySource for FileSource {
             .await
             .map_err(|e| StoreError::new(StoreErrorKind::Other, e))?
             .map_err(|e| StoreError::new(StoreErrorKind::Unavailable, e))?;
-        let parsed = match format {
-            Format::Yaml => serde_yaml_ng::from_str(&text).map_err(|e| e.to_string()),
-            Format::Toml => toml::from_str(&text).map_err(|e| e.to_string()),
-            Format::Json => serde_json::from_str(&text).map_err(|e| e.to_string()),
-        };
-        parsed.map_err(|message| StoreError::new(StoreErrorKind::InvalidData, message))
+        format
+            .parse(&text)
+            .map_err(|message| StoreError::new(StoreErrorKind::InvalidData, message))
     }
 }
 

@@ -163,7 +163,7 @@ pub struct RuleConfig {
     #[serde(default)]
     pub shadow: bool,
     /// Client networks the rule does not apply to.
-    #[serde(default, deserialize_with = "crate::config::nets")]
+    #[serde(default, deserialize_with = "crate::client_ip::deserialize_nets")]
     pub exempt: Vec<ipnet::IpNet>,
     /// IPv4 prefix length for `client_ip` keys (default 32).
     #[serde(default = "v4")]

@@ -25,6 +25,7 @@ use crate::body::ResponseBody;
 use crate::client_ip::{ClientIp, peer_addr_of};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Chain, ConfigError};
+use crate::outcome::{LimitOutcome, QuotaOutcome};
 use crate::principal::Principal;
 use crate::rejection::{AuthnReason, Rejection, TooManyRequests, UnavailableReason};
 use crate::route::matched_template;
@@ -178,15 +179,7 @@ impl fmt::Debug for Counting {
     }
 }
 
-/// A refusal a [`QuotaRule::shadow`] rule would have made. Put in the response extensions of
-/// the request it let through; never enforced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuotaShadow {
-    /// The policy that would have refused.
-    pub policy: Arc<str>,
-    /// How long the caller would have been told to wait.
-    pub retry_after: Duration,
-}
+pub use crate::outcome::QuotaShadow;
 
 /// A predicate on a response (see [`Counting::responses`]).
 #[derive(Clone)]
@@ -697,15 +690,12 @@ struct Tally {
     /// The `RateLimit-Policy` values of those rules (inline for the usual few).
     policies: [Option<HeaderValue>; INLINE_POLICIES],
     more_policies: Vec<HeaderValue>,
-    /// The most constrained limit so far: (capacity, remaining, reset) for legacy fields.
-    tightest: Option<(u64, u64, Duration)>,
-    /// The least normal mode.
-    mode: QuotaMode,
+    /// What this stage decided, typed: mode, shadow refusal, each limit's state. Merged into
+    /// the response's [`QuotaOutcome`] whether or not the headers are sent.
+    outcome: QuotaOutcome,
     /// Keys to charge when the response matches their rule's filter.
     first_charge: Option<(usize, QuotaKey)>,
     charges: Vec<(usize, QuotaKey)>,
-    /// The first would-be refusal of a shadow rule.
-    shadow: Option<QuotaShadow>,
 }
 
 impl Tally {
@@ -714,17 +704,19 @@ impl Tally {
             ratelimit: String::new(),
             policies: [const { None }; INLINE_POLICIES],
             more_policies: Vec::new(),
-            tightest: None,
-            mode: QuotaMode::Enforced,
+            outcome: QuotaOutcome::new(),
             first_charge: None,
             charges: Vec::new(),
-            shadow: None,
         }
     }
 
     fn record(&mut self, policy: &QuotaPolicy, verdict: &Verdict, headers: RateLimitHeaders) {
-        self.mode = self.mode.max(verdict.mode());
-        if verdict.mode() == QuotaMode::FailOpen || !headers.on_allowed {
+        self.outcome.note_mode(verdict.mode());
+        if verdict.mode() == QuotaMode::FailOpen {
+            return;
+        }
+        record_limits(&mut self.outcome, policy, verdict);
+        if !headers.on_allowed {
             return;
         }
         match self.policies.iter_mut().find(|p| p.is_none()) {
@@ -735,39 +727,27 @@ impl Tally {
             self.ratelimit.reserve(64);
         }
         write_items(&mut self.ratelimit, policy, verdict.states());
-        for (limit, state) in policy.limits().iter().zip(verdict.states()) {
-            let cap = limit.capacity();
-            if self
-                .tightest
-                .is_none_or(|(_, remaining, _)| state.remaining() < remaining)
-            {
-                self.tightest = Some((cap, state.remaining(), state.reset()));
-            }
-        }
     }
 
     /// Whether the tally has nothing to add to the response.
     fn is_trivial(&self) -> bool {
-        self.mode == QuotaMode::Enforced
+        self.outcome.is_empty()
             && self.ratelimit.is_empty()
             && self.first_charge.is_none()
             && self.charges.is_empty()
-            && self.shadow.is_none()
     }
 
     fn apply<B>(&mut self, res: &mut Response<B>, headers: RateLimitHeaders) {
-        if let Some(shadow) = self.shadow.take() {
-            res.extensions_mut().insert(shadow);
-        }
-        if self.mode != QuotaMode::Enforced {
-            let ext = res.extensions_mut();
-            let worst = ext
-                .get::<QuotaMode>()
-                .copied()
-                .unwrap_or_default()
-                .max(self.mode);
-            ext.insert(worst);
-        }
+        let part = mem::take(&mut self.outcome);
+        let tightest = if part.is_empty() {
+            None
+        } else {
+            // The legacy fields name the tightest limit of every stage so far, read from the
+            // typed outcome (never from another stage's header).
+            QuotaOutcome::merge_into(res.extensions_mut(), part)
+                .tightest()
+                .map(|l| (l.capacity, l.remaining, l.reset_secs()))
+        };
         if !headers.on_allowed || self.ratelimit.is_empty() {
             return;
         }
@@ -782,18 +762,29 @@ impl Tally {
             h.append(&RATELIMIT, v);
         }
         if headers.legacy {
-            if let Some((cap, remaining, reset)) = self.tightest {
-                let tighter = h
-                    .get(&X_REMAINING)
-                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-                    .is_none_or(|r| remaining < r);
-                if tighter {
-                    h.insert(&X_LIMIT, cap.into());
-                    h.insert(&X_REMAINING, remaining.into());
-                    h.insert(&X_RESET, ceil_secs(reset).into());
-                }
+            if let Some((cap, remaining, reset)) = tightest {
+                h.insert(&X_LIMIT, cap.into());
+                h.insert(&X_REMAINING, remaining.into());
+                h.insert(&X_RESET, reset.into());
             }
         }
+    }
+}
+
+/// Adds each limit's state of `verdict` to `outcome`.
+fn record_limits(outcome: &mut QuotaOutcome, policy: &QuotaPolicy, verdict: &Verdict) {
+    for ((limit, item), state) in policy
+        .limits()
+        .iter()
+        .zip(policy.items())
+        .zip(verdict.states())
+    {
+        outcome.push_limit(LimitOutcome::new(
+            item.clone(),
+            limit.capacity(),
+            state.remaining(),
+            state.reset(),
+        ));
     }
 }
 
@@ -853,7 +844,7 @@ fn too_many(policy: &QuotaPolicy, verdict: &Verdict, headers: RateLimitHeaders) 
 
 fn refuse<B>(
     rejection: &Rejection,
-    mode: QuotaMode,
+    outcome: QuotaOutcome,
     trace: DecisionTrace,
 ) -> Response<ResponseBody<B>> {
     trace.refused(rejection);
@@ -864,8 +855,8 @@ fn refuse<B>(
         "request refused"
     );
     let mut res = rejection.to_response().map(ResponseBody::refused);
-    if mode != QuotaMode::Enforced {
-        res.extensions_mut().insert(mode);
+    if !outcome.is_empty() {
+        QuotaOutcome::merge_into(res.extensions_mut(), outcome);
     }
     res
 }
@@ -898,7 +889,7 @@ enum Pass {
     /// Every rule admitted the request.
     Admitted,
     /// A rule refused it, or the store failed.
-    Refused(Rejection, QuotaMode),
+    Refused(Rejection, QuotaOutcome),
     /// Rule `i` needs the store's asynchronous check.
     Pending(usize),
 }
@@ -945,8 +936,13 @@ impl<St: QuotaStore> Shared<St> {
         }
         let rule = &self.rules[i];
         if !verdict.is_allowed() {
-            tally.mode = tally.mode.max(verdict.mode());
+            tally.outcome.note_mode(verdict.mode());
             if !rule.shadow {
+                // The refusal tells the client of this policy's limits alone.
+                let mut told = QuotaOutcome::new();
+                told.note_mode(tally.outcome.mode());
+                record_limits(&mut told, key.policy(), &verdict);
+                tally.outcome = told;
                 return Err(too_many(key.policy(), &verdict, self.headers));
             }
             tracing::info!(
@@ -955,17 +951,17 @@ impl<St: QuotaStore> Shared<St> {
                 key = key.kind(),
                 "shadow quota rule would refuse"
             );
-            tally.shadow.get_or_insert_with(|| QuotaShadow {
+            tally.outcome.note_shadow(QuotaShadow {
                 policy: key.policy().name_arc().clone(),
                 retry_after: verdict.retry_after(),
             });
             return Ok(());
         }
         match rule.counting {
-            Counting::Every if rule.shadow => tally.mode = tally.mode.max(verdict.mode()),
+            Counting::Every if rule.shadow => tally.outcome.note_mode(verdict.mode()),
             Counting::Every => tally.record(key.policy(), &verdict, self.headers),
             Counting::Responses(_) => {
-                tally.mode = tally.mode.max(verdict.mode());
+                tally.outcome.note_mode(verdict.mode());
                 // The usual single charge (a failed-authentication rule) needs no vector.
                 if tally.first_charge.is_none() {
                     tally.first_charge = Some((i, key));
@@ -994,7 +990,7 @@ impl<St: QuotaStore> Shared<St> {
                 return Pass::Pending(i);
             };
             if let Err(r) = self.settle(i, key, result, tally) {
-                return Pass::Refused(r, tally.mode);
+                return Pass::Refused(r, mem::take(&mut tally.outcome));
             }
         }
         Pass::Admitted
@@ -1067,10 +1063,10 @@ where
                     },
                 };
             }
-            Pass::Refused(rejection, mode) => {
+            Pass::Refused(rejection, outcome) => {
                 return ResponseFuture {
                     kind: Kind::Refused {
-                        response: Some(refuse(&rejection, mode, trace)),
+                        response: Some(refuse(&rejection, outcome, trace)),
                     },
                 };
             }
@@ -1096,7 +1092,7 @@ where
                     .await;
                     for ((i, (key, _, _)), result) in checks.into_iter().zip(results) {
                         if let Err(r) = shared.settle(i, key, result, &mut tally) {
-                            return Ok(refuse(&r, tally.mode, trace));
+                            return Ok(refuse(&r, mem::take(&mut tally.outcome), trace));
                         }
                     }
                     trace.allowed(parts.extensions.get::<Principal>());

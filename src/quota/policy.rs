@@ -39,7 +39,7 @@ struct PolicyInner {
     name_digest: u64,
     limits: Box<[Limit]>,
     /// The item name of each limit in the rate-limit fields.
-    items: Box<[Box<str>]>,
+    items: Box<[Arc<str>]>,
     /// The `RateLimit-Policy` value, computed once.
     header: HeaderValue,
 }
@@ -73,12 +73,12 @@ impl QuotaPolicy {
                 limits.len()
             )));
         }
-        let mut items: Vec<Box<str>> = Vec::with_capacity(limits.len());
+        let mut items: Vec<Arc<str>> = Vec::with_capacity(limits.len());
         for limit in limits.iter() {
             limit
                 .validate()
                 .map_err(|m| invalid(format!("`{name}`: {limit}: {m}")))?;
-            let item: Box<str> = match limit.name() {
+            let item: Arc<str> = match limit.name() {
                 Some(n) if is_name(n) => n.into(),
                 Some(n) => {
                     return Err(invalid(format!(
@@ -137,6 +137,11 @@ impl QuotaPolicy {
     /// The item name of each limit in the `RateLimit-Policy` and `RateLimit` fields.
     pub fn item_names(&self) -> impl ExactSizeIterator<Item = &str> {
         self.0.items.iter().map(AsRef::as_ref)
+    }
+
+    /// The item names, shared (for the typed [`QuotaOutcome`](crate::outcome::QuotaOutcome)).
+    pub(crate) fn items(&self) -> &[Arc<str>] {
+        &self.0.items
     }
 
     /// The `RateLimit-Policy` field value (IETF RateLimit fields draft §3): one item per limit,

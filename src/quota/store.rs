@@ -66,31 +66,7 @@ impl<T: QuotaStore + ?Sized> QuotaStore for Arc<T> {
     }
 }
 
-/// How a verdict was reached: by the store as configured, or by its outage policy. The layer
-/// puts the least normal mode of a request in the response extensions, for audit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-#[non_exhaustive]
-pub enum QuotaMode {
-    /// The store decided (the normal case).
-    #[default]
-    Enforced,
-    /// The shared store was down: this instance enforced its share of the limits locally.
-    Degraded,
-    /// The shared store was down and the request was let through unchecked (fail open).
-    FailOpen,
-}
-
-impl QuotaMode {
-    /// A stable code: `enforced`, `degraded` or `fail_open`.
-    #[must_use]
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Enforced => "enforced",
-            Self::Degraded => "degraded",
-            Self::FailOpen => "fail_open",
-        }
-    }
-}
+pub use crate::outcome::QuotaMode;
 
 /// A store chosen at run time (by a configuration file): in memory, or Redis with the `redis`
 /// feature. Memory checks still answer at once, without a boxed future.

@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use palisade::authn::api_key::{ApiKeyAuthenticator, ApiKeys, KeySpec, MemoryKeyStore};
 use palisade::authz::{Decision, ShadowDivergence};
 use palisade::clock::{ManualClock, Timestamp};
-use palisade::quota::{QuotaMode, QuotaShadow};
+use palisade::outcome::{QuotaMode, QuotaOutcome, QuotaShadow};
 use palisade::{ClientIp, Principal, Rejection};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
@@ -97,11 +97,13 @@ impl TestServer {
                 if let Some(d) = res.extensions().get::<ShadowDivergence>() {
                     diverged.lock().unwrap().push(d.clone());
                 }
-                if let Some(m) = res.extensions().get::<QuotaMode>() {
-                    modes.lock().unwrap().push(*m);
-                }
-                if let Some(s) = res.extensions().get::<QuotaShadow>() {
-                    shadows.lock().unwrap().push(s.clone());
+                if let Some(q) = res.extensions().get::<QuotaOutcome>() {
+                    if q.mode() != QuotaMode::Enforced {
+                        modes.lock().unwrap().push(q.mode());
+                    }
+                    if let Some(s) = q.shadow() {
+                        shadows.lock().unwrap().push(s.clone());
+                    }
                 }
                 res.map(axum::body::Body::new)
             })

@@ -1,9 +1,7 @@
 //! The key format: `{prefix}_{id}{secret}{checksum}`, base62, fixed length.
 
 use std::fmt;
-use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
 use crate::error::ConfigError;
@@ -11,7 +9,7 @@ use crate::rejection::AuthnReason;
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// Characters of the key id (16 base62 characters, about 95 bits: unique, not secret).
-pub(crate) const ID_LEN: usize = 16;
+pub(crate) const ID_LEN: usize = crate::principal::KEY_ID_LEN;
 /// Characters of the secret (43 base62 characters: 256 bits of entropy).
 pub(crate) const SECRET_LEN: usize = 43;
 /// Characters of the checksum (CRC-32 in 6 base62 characters).
@@ -27,67 +25,7 @@ fn base62_value(c: u8) -> Option<u8> {
     }
 }
 
-/// The public id of an API key: 16 base62 characters, the part of a key that names it.
-///
-/// Key ids are not secret (they appear in audit events and in [`Principal`](crate::Principal)),
-/// but they are random, so they reveal nothing about other keys.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId([u8; ID_LEN]);
-
-impl KeyId {
-    /// Parses a key id: exactly 16 base62 characters.
-    #[must_use]
-    pub fn parse(s: &str) -> Option<Self> {
-        let bytes: [u8; ID_LEN] = s.as_bytes().try_into().ok()?;
-        bytes
-            .iter()
-            .all(|&c| base62_value(c).is_some())
-            .then_some(Self(bytes))
-    }
-
-    /// The id as text.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        // Only base62 ASCII ever gets in.
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-}
-
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Debug for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyId({})", self.as_str())
-    }
-}
-
-impl FromStr for KeyId {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        Self::parse(s).ok_or_else(|| ConfigError::KeyRecord {
-            id: s.chars().take(32).collect(),
-            message: "a key id is 16 characters of [0-9A-Za-z]".into(),
-        })
-    }
-}
-
-impl Serialize for KeyId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for KeyId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+pub use crate::principal::KeyId;
 
 /// The plaintext of a newly generated key. Shown to its owner once, never stored.
 ///
@@ -209,7 +147,9 @@ impl KeyFormat {
         }
         let mut id = [0; ID_LEN];
         id.copy_from_slice(&body[..ID_LEN]);
-        Ok(ParsedKey { id: KeyId(id) })
+        Ok(ParsedKey {
+            id: KeyId::from_bytes(id),
+        })
     }
 
     /// Generates a fresh key from the operating system's random number generator.
@@ -237,7 +177,7 @@ impl KeyFormat {
         }
         let mut id = [0; ID_LEN];
         id.copy_from_slice(&random[..ID_LEN]);
-        Ok((KeyId(id), SecretKey(key)))
+        Ok((KeyId::from_bytes(id), SecretKey(key)))
     }
 }
 

@@ -132,7 +132,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .name("quickstart demo key"),
     )?;
     store.insert(issued.record);
-    let guard = config.palisade(store)?;
+    // Every section of the file takes effect: API keys, JWT issuers and introspection in one
+    // chain, authorization, both quota stages, validation and audit (outermost).
+    let guard = config.builder().key_store(store).build()?;
+    let handles = guard.handles().clone();
 
     // Every declared route answers with the echo handler; all of them sit behind palisade.
     let mut by_path: BTreeMap<&str, MethodFilter> = BTreeMap::new();
@@ -167,11 +170,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         api = api.route(path, on(*filter, echo));
     }
     let api = api.layer(guard);
-    // Audit outermost: one event per request to the API, refused ones included.
-    let (api, audit_handle) = match config.audit()? {
-        Some((audit, handle)) => (api.layer(audit), Some(handle)),
-        None => (api, None),
-    };
     // Outside the guard: public on purpose.
     let app = api.route("/health", get(|| async { "ok" }));
 
@@ -201,8 +199,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?;
     // Write what the audit queue still holds before exiting.
-    if let Some(handle) = audit_handle {
-        handle.shutdown().await;
+    if let Some(audit) = handles.audit() {
+        audit.shutdown().await;
     }
     Ok(())
 }

@@ -33,16 +33,20 @@ use http::HeaderName;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::authn::Authenticator;
+use std::sync::Arc;
+
+use crate::audit::{AuditLayer, AuditSink, DynAuditSink};
 use crate::authn::api_key::{
-    ApiKeyAuthenticator, ApiKeys, DEFAULT_TIMEOUT, KeyFormat, KeyHasher, KeyRecord, KeyStore,
-    MemoryKeyStore,
+    ApiKeyAuthenticator, ApiKeys, DEFAULT_TIMEOUT, DynKeyStore, KeyFormat, KeyHasher, KeyRecord,
+    KeyStore, MemoryKeyStore,
 };
+use crate::authn::{Authenticator, Chain, DynAuthenticator};
+use crate::authz::Authorizer;
 use crate::authz::Policy;
 use crate::authz::{AuthzLayer, LivePolicy, PolicySpec, RoleSpec, RuleSpec};
 use crate::client_ip::{ClientIpResolver, ForwardedHeader};
 use crate::error::ConfigError;
-use crate::quota::{AnyQuotaStore, QuotaLayer};
+use crate::quota::{AnyQuotaStore, QuotaLayer, QuotaStore};
 use crate::route::RouteTable;
 use crate::stack::{Palisade, PalisadeLayer};
 use crate::validate::{ValidateLayer, ValidationConfig};
@@ -56,18 +60,17 @@ pub use crate::quota::config::{
     RedisConfig, RuleConfig, StoreConfig, TierByConfig, WindowConfig,
 };
 
-/// The stack a configuration builds: API keys, authorization, the two quota stages (which
-/// admit everything when the configuration has no rules for them) and validation.
-pub type ConfiguredLayer<S> = ConfiguredStack<ApiKeyAuthenticator<S>>;
-
-/// The stack a configuration builds around any authenticator
-/// ([`Config::palisade_with`]).
-pub type ConfiguredStack<A> = PalisadeLayer<
-    A,
-    AuthzLayer,
+/// The stack a configuration builds: every authenticator it configures in one chain,
+/// authorization (with the host's [`Authorizer`], `()` for none), the two quota stages (which
+/// admit everything when the configuration has no rules for them), validation, and audit
+/// (which records nothing without an `audit` section).
+pub type ConfiguredLayer<Az = ()> = PalisadeLayer<
+    Arc<dyn DynAuthenticator>,
+    AuthzLayer<Az>,
     QuotaLayer<AnyQuotaStore>,
     QuotaLayer<AnyQuotaStore>,
     ValidateLayer,
+    AuditLayer,
 >;
 
 pub use crate::file::Format;
@@ -142,6 +145,9 @@ pub enum ForwardedHeaderConfig {
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct ApiKeyConfig {
+    /// Whether API keys are accepted at all (default `true`); `false` for a service that takes
+    /// bearer tokens only.
+    pub enabled: bool,
     /// The key prefix (default `pal`).
     pub prefix: String,
     /// The header keys are read from (default `x-api-key`); `null` for none.
@@ -164,6 +170,7 @@ pub struct ApiKeyConfig {
 impl Default for ApiKeyConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             prefix: "pal".into(),
             header: Some("x-api-key".into()),
             authorization_scheme: true,
@@ -324,7 +331,8 @@ impl Config {
         Policy::compile(&self.policy_spec())
     }
 
-    /// The whole palisade stack of this configuration, with keys looked up in `store`.
+    /// The whole palisade stack of this configuration, with keys looked up in `store`: as
+    /// [`builder`](Self::builder)`.key_store(store).build()`.
     ///
     /// # Errors
     ///
@@ -334,44 +342,72 @@ impl Config {
     /// any authenticated caller unless it names roles or scopes, or is `public`), and every
     /// other request is refused.
     ///
-    /// A Redis quota store must be built inside a tokio runtime.
-    pub fn palisade<S: KeyStore>(&self, store: S) -> Result<ConfiguredLayer<S>, ConfigError> {
-        self.palisade_with(self.authenticator(store)?)
+    /// A Redis quota store and an audit queue must be built inside a tokio runtime.
+    pub fn palisade<S: KeyStore>(&self, store: S) -> Result<ConfiguredLayer, ConfigError> {
+        self.builder().key_store(store).build()
     }
 
-    /// The whole stack of this configuration around `authenticator` — for instance API keys
-    /// and bearer tokens side by side:
+    /// The stack of this configuration, open for the host's own parts before
+    /// [`build`](ConfiguredBuilder::build): a key store, more authenticators, an
+    /// [`Authorizer`], a live policy (reloaded from the host's [`PolicySource`]), a quota store,
+    /// audit sinks.
     ///
     /// ```no_run
-    /// # #[cfg(feature = "jwt")]
-    /// # fn f(config: &palisade::config::Config) -> Result<(), palisade::ConfigError> {
-    /// use palisade::authn::Chain;
+    /// # async fn f(config: palisade::config::Config) -> Result<(), Box<dyn std::error::Error>> {
+    /// use palisade::audit::TracingSink;
+    /// use palisade::authz::LivePolicy;
     ///
-    /// let api_keys = config.authenticator(config.key_store()?)?;
-    /// let jwt = config.jwt.as_ref().expect("a jwt section").authenticator()?;
-    /// let layer = config.palisade_with(Chain::new(api_keys, jwt))?;
-    /// # let _ = layer; Ok(()) }
+    /// let policy = LivePolicy::from_spec(&config.policy_spec())?;
+    /// let guard = config
+    ///     .builder()
+    ///     .policy(policy)
+    ///     .audit_sink(TracingSink)
+    ///     .build()?;
+    /// // Later: reload the policy through the handle the stack returns.
+    /// let live = guard.handles().policy().expect("authorization is always on");
+    /// live.replace(&config.policy_spec())?;
+    /// # Ok(()) }
     /// ```
     ///
-    /// # Errors
-    ///
-    /// As [`palisade`](Self::palisade).
-    pub fn palisade_with<A: Authenticator>(
+    /// [`PolicySource`]: crate::authz::PolicySource
+    pub fn builder(&self) -> ConfiguredBuilder<'_> {
+        ConfiguredBuilder {
+            config: self,
+            key_store: None,
+            authenticators: Vec::new(),
+            authorizer: (),
+            policy: None,
+            shadow: None,
+            quota_store: None,
+            audit_sinks: Vec::new(),
+        }
+    }
+
+    /// The authenticators of the file, in the order they are tried: API keys (unless
+    /// `api_keys.enabled` is false), each JWT issuer, introspection. With both `jwt` and
+    /// `introspection`, tokens that are not JWTs go on to introspection.
+    fn authenticators(
         &self,
-        authenticator: A,
-    ) -> Result<ConfiguredStack<A>, ConfigError> {
-        self.route_table()?;
-        let validate = self.validate_layer()?;
-        let policy = LivePolicy::new(self.policy()?);
-        let quotas = self.quota.stages(self.base_dir.as_deref())?;
-        Palisade::builder()
-            .with_client_ip(self.client_ip())
-            .limit_clients(quotas.clients)
-            .authenticate(authenticator)
-            .limit_principals(quotas.principals)
-            .authorize(AuthzLayer::new(policy))
-            .validate(validate)
-            .build()
+        store: Arc<dyn DynKeyStore>,
+    ) -> Result<Vec<Arc<dyn DynAuthenticator>>, ConfigError> {
+        let mut chain: Vec<Arc<dyn DynAuthenticator>> = Vec::new();
+        if self.api_keys.enabled {
+            chain.push(Arc::new(self.authenticator(store)?));
+        }
+        #[cfg(feature = "jwt")]
+        if let Some(jwt) = &self.jwt {
+            let mut jwt = jwt.clone();
+            #[cfg(feature = "introspection")]
+            if self.introspection.is_some() {
+                jwt.pass_opaque_tokens = true;
+            }
+            chain.push(Arc::new(jwt.authenticator()?));
+        }
+        #[cfg(feature = "introspection")]
+        if let Some(introspection) = &self.introspection {
+            chain.push(Arc::new(introspection.authenticator()?));
+        }
+        Ok(chain)
     }
 
     /// The audit layer of the `audit` section (and the handle to flush it at shutdown), or
@@ -442,6 +478,161 @@ impl Config {
             }
         }
         self.validation.layer(self.base_dir.as_deref())
+    }
+}
+
+/// Audit to the host's own sinks alone (no `audit` section), with the API-key header hidden.
+fn host_audit(
+    sinks: Vec<Arc<dyn DynAuditSink>>,
+    api_key_header: Option<&str>,
+) -> Result<crate::audit::AuditBuilder<Arc<dyn DynAuditSink>>, ConfigError> {
+    let fan_out = sinks
+        .into_iter()
+        .fold(crate::audit::FanOut::new(), crate::audit::FanOut::with);
+    let sink: Arc<dyn DynAuditSink> = Arc::new(fan_out);
+    let mut b = AuditLayer::builder(sink);
+    if let Some(name) = api_key_header {
+        let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+            .map_err(|_| ConfigError::HeaderName { name: name.into() })?;
+        b = b.redact_header(name);
+    }
+    Ok(b)
+}
+
+/// The stack of a configuration, open for the host's own parts: see [`Config::builder`].
+#[must_use]
+pub struct ConfiguredBuilder<'c, Az = ()> {
+    config: &'c Config,
+    key_store: Option<Arc<dyn DynKeyStore>>,
+    authenticators: Vec<Arc<dyn DynAuthenticator>>,
+    authorizer: Az,
+    policy: Option<LivePolicy>,
+    shadow: Option<LivePolicy>,
+    quota_store: Option<AnyQuotaStore>,
+    audit_sinks: Vec<Arc<dyn DynAuditSink>>,
+}
+
+impl<Az> std::fmt::Debug for ConfiguredBuilder<'_, Az> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfiguredBuilder")
+            .field("own_key_store", &self.key_store.is_some())
+            .field("authenticators", &self.authenticators.len())
+            .field("authorizer", &std::any::type_name::<Az>())
+            .field("own_policy", &self.policy.is_some())
+            .field("own_quota_store", &self.quota_store.is_some())
+            .field("audit_sinks", &self.audit_sinks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'c, Az> ConfiguredBuilder<'c, Az> {
+    /// Looks API keys up in `store` instead of the file's `api_keys.keys`.
+    pub fn key_store(mut self, store: impl KeyStore) -> Self {
+        self.key_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Tries `authenticator` after the file's own (API keys, JWT, introspection).
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticators.push(Arc::new(authenticator));
+        self
+    }
+
+    /// Asks `authorizer` after the RBAC policy allowed a request (ownership, tenancy...).
+    pub fn authorizer<Az2: Authorizer>(self, authorizer: Az2) -> ConfiguredBuilder<'c, Az2> {
+        ConfiguredBuilder {
+            config: self.config,
+            key_store: self.key_store,
+            authenticators: self.authenticators,
+            authorizer,
+            policy: self.policy,
+            shadow: self.shadow,
+            quota_store: self.quota_store,
+            audit_sinks: self.audit_sinks,
+        }
+    }
+
+    /// Enforces `policy` instead of the file's `roles` and `routes` (for instance one loaded
+    /// from the host's [`PolicySource`](crate::authz::PolicySource) with
+    /// [`LivePolicy::from_source`], and reloaded through [`Handles::policy`]).
+    ///
+    /// [`Handles::policy`]: crate::Handles::policy
+    pub fn policy(mut self, policy: LivePolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Evaluates `candidate` beside the enforced policy without enforcing it; disagreements
+    /// are logged and recorded in audit events.
+    pub fn shadow_policy(mut self, candidate: LivePolicy) -> Self {
+        self.shadow = Some(candidate);
+        self
+    }
+
+    /// Counts quotas in `store` instead of the `quota.store` the file names.
+    pub fn quota_store(mut self, store: impl QuotaStore) -> Self {
+        self.quota_store = Some(AnyQuotaStore::Custom(Arc::new(store)));
+        self
+    }
+
+    /// Writes audit events to `sink` too (besides the `audit` section's sink; with no such
+    /// section, to `sink` alone).
+    pub fn audit_sink(mut self, sink: impl AuditSink) -> Self {
+        self.audit_sinks.push(Arc::new(sink));
+        self
+    }
+}
+
+impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
+    /// Builds the stack; [`PalisadeLayer::handles`] returns the audit queue and the live
+    /// policies. Must run inside a tokio runtime when the stack audits or counts in Redis.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ConfigError`] of the file's sections, or no authenticator at all.
+    pub fn build(self) -> Result<ConfiguredLayer<Az>, ConfigError> {
+        let c = self.config;
+        c.route_table()?;
+        let validate = c.validate_layer()?;
+        let store: Arc<dyn DynKeyStore> = match self.key_store {
+            Some(store) => store,
+            None => Arc::new(c.key_store()?),
+        };
+        let chain = c
+            .authenticators(store)?
+            .into_iter()
+            .chain(self.authenticators)
+            .reduce(|a, b| Arc::new(Chain::new(a, b)) as Arc<dyn DynAuthenticator>)
+            .ok_or(ConfigError::NoKeySource)?;
+        let policy = match self.policy {
+            Some(policy) => policy,
+            None => LivePolicy::new(c.policy()?),
+        };
+        let mut authz = AuthzLayer::new(policy).with_authorizer(self.authorizer);
+        if let Some(shadow) = self.shadow {
+            authz = authz.with_shadow(shadow);
+        }
+        let quotas = c
+            .quota
+            .stages_with(c.base_dir.as_deref(), self.quota_store)?;
+        let audit = match &c.audit {
+            Some(section) => Some(section.builder(
+                c.api_keys.header.as_deref(),
+                c.base_dir.as_deref(),
+                self.audit_sinks,
+            )?),
+            None if self.audit_sinks.is_empty() => None,
+            None => Some(host_audit(self.audit_sinks, c.api_keys.header.as_deref())?),
+        };
+        Palisade::builder()
+            .with_client_ip(c.client_ip())
+            .limit_clients(quotas.clients)
+            .authenticate(chain)
+            .limit_principals(quotas.principals)
+            .authorize(authz)
+            .validate(validate)
+            .audit(audit)
+            .build()
     }
 }
 

@@ -135,6 +135,22 @@ impl<S: AuditSink> AuditStage for AuditBuilder<S> {
     }
 }
 
+/// An audit stage that may be off: the stack's type stays the same whether or not a
+/// configuration file has an `audit` section ([`AuditLayer::off`] passes requests through).
+impl<S: AuditSink> AuditStage for Option<AuditBuilder<S>> {
+    type Layer = AuditLayer;
+
+    fn finish(
+        self,
+        resolver: &ClientIpResolver,
+    ) -> Result<(AuditLayer, Option<AuditHandle>), ConfigError> {
+        match self {
+            Some(builder) => builder.finish(resolver),
+            None => Ok((AuditLayer::off(), None)),
+        }
+    }
+}
+
 /// What a built stack hands back to the host: the audit queue (counters, chain head, flush at
 /// shutdown), and the live authorization policy and its shadow (reload, replace, watch).
 /// Cloning is cheap; every clone of a [`PalisadeLayer`] carries the same handles.
@@ -315,10 +331,7 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
     /// Audits every request, **outermost**: one event per request, refused or served, with
     /// the client address found by this stack's own resolver (its trusted proxies). The queue's
     /// [`AuditHandle`] is in the built layer's [`handles`](PalisadeLayer::handles).
-    pub fn audit<S: AuditSink>(
-        self,
-        audit: AuditBuilder<S>,
-    ) -> PalisadeBuilder<A, Z, Qc, Qp, V, AuditBuilder<S>> {
+    pub fn audit<Au2: AuditStage>(self, audit: Au2) -> PalisadeBuilder<A, Z, Qc, Qp, V, Au2> {
         PalisadeBuilder {
             client_ip: self.client_ip,
             authn: self.authn,

@@ -195,6 +195,134 @@ fn quickstart_serves_the_routes_a_config_file_declares() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Every section of a configuration file takes effect through the quickstart: `client_ip`
+/// (a trusted proxy's forwarded address), `api_keys` and `jwt` together (a PyJWT-signed ES256
+/// token from the configured issuer is served; a 401 challenges with both schemes), `roles` and
+/// `routes`, `quota` (the `RateLimit` fields), `validation` (a body breaking the schema is 422)
+/// and `audit` (events reach the file sink).
+#[cfg(feature = "jwt")]
+#[test]
+fn quickstart_honours_every_section_of_a_config_file_bearer_tokens_included() {
+    let dir = std::env::temp_dir().join(format!("palisade-sections-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jwt");
+    let tokens: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("tokens.json")).unwrap())
+            .unwrap();
+    let token = tokens["tokens"]["ES256"].as_str().unwrap();
+    let pem = std::fs::read_to_string(fixtures.join("es256.pub.pem")).unwrap();
+    let keys = palisade::authn::api_key::ApiKeys::new();
+    let issued = keys
+        .generate(palisade::authn::api_key::KeySpec::new("configured"))
+        .unwrap();
+    let plaintext = issued.plaintext.expose_secret();
+    let (id, hash) = keys.hash(plaintext).unwrap();
+    let pem_block: String = pem
+        .lines()
+        .map(|l| format!("              {l}\n"))
+        .collect();
+    let config = format!(
+        r#"client_ip:
+  trusted_proxies: [127.0.0.1]
+api_keys:
+  keys:
+    - {{id: {id}, hash: {hash}, subject: configured, roles: [reader]}}
+jwt:
+  issuers:
+    - issuer: https://idp.palisade.test/realms/acme
+      audiences: [orders-api]
+      keys:
+        - kid: es256
+          pem: |
+{pem_block}  claims: {{roles: realm_access.roles}}
+roles:
+  - name: reader
+routes:
+  - {{path: /orders, methods: [GET, POST], roles: [reader]}}
+quota:
+  policies:
+    per-user: [{{rate: 10, per: 1s, burst: 20}}]
+  principals:
+    - {{key: subject, policy: per-user}}
+validation:
+  operations:
+    - path: /orders
+      method: POST
+      body: {{type: object, required: [sku]}}
+audit:
+  sink: {{file: {{path: audit.jsonl}}}}
+"#,
+        hash = hash.to_hex()
+    );
+    let path = dir.join("api.yaml");
+    std::fs::write(&path, config).unwrap();
+    let (_server, lines) = start(
+        "quickstart",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            path.to_str().unwrap(),
+        ],
+    );
+    let addr = address_of(lines.last().unwrap()).to_owned();
+    // jwt: the issuer's token is served, its roles mapped from the claims.
+    let bearer = sh(&format!(
+        "curl -i -H 'authorization: Bearer {token}' -H 'x-forwarded-for: 203.0.113.9' http://{addr}/orders"
+    ));
+    assert!(bearer.starts_with("HTTP/1.1 200"), "{bearer}");
+    assert!(bearer.contains(r#""subject":"py-user""#), "{bearer}");
+    // client_ip: the trusted proxy's forwarded address.
+    assert!(bearer.contains(r#""client_ip":"203.0.113.9""#), "{bearer}");
+    // quota: the principal stage's RateLimit fields.
+    assert!(
+        bearer.contains(r#"ratelimit: "per-user";r=19;"#),
+        "{bearer}"
+    );
+    // api_keys: the stored key is served too.
+    let key = sh(&format!(
+        "curl -i -H 'x-api-key: {plaintext}' http://{addr}/orders"
+    ));
+    assert!(key.starts_with("HTTP/1.1 200"), "{key}");
+    // Without a credential: both schemes are offered (RFC 9110 §11.6.1).
+    let missing = sh(&format!("curl -i http://{addr}/orders"));
+    assert!(missing.starts_with("HTTP/1.1 401"), "{missing}");
+    let challenges: Vec<&str> = missing
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("www-authenticate:"))
+        .collect();
+    assert!(challenges.iter().any(|c| c.contains("ApiKey")), "{missing}");
+    assert!(challenges.iter().any(|c| c.contains("Bearer")), "{missing}");
+    // A forged token from the configured issuer's name: refused as a bearer failure.
+    let forged = sh(&format!(
+        "curl -i -H 'authorization: Bearer {}x' http://{addr}/orders",
+        &token[..token.len() - 1]
+    ));
+    assert!(forged.starts_with("HTTP/1.1 401"), "{forged}");
+    assert!(forged.contains("invalid_token"), "{forged}");
+    // validation: a body without `sku` never reaches the handler.
+    let invalid = sh(&format!(
+        "curl -i -X POST -H 'x-api-key: {plaintext}' -H 'content-type: application/json' -d '{{}}' http://{addr}/orders"
+    ));
+    assert!(invalid.starts_with("HTTP/1.1 422"), "{invalid}");
+    // audit: the events reach the file sink (the queue writes every few milliseconds).
+    let log = dir.join("audit.jsonl");
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().count() >= 5 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(text.lines().count() >= 5, "audit log: {text}");
+    assert!(text.contains(r#""subject":"py-user""#), "{text}");
+    assert!(!text.contains(token), "a token reached the audit log");
+    assert!(!text.contains(plaintext), "a key reached the audit log");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn hyper_example_curl_line_returns_200() {
     let (_server, lines) = start("hyper", &["--listen", "127.0.0.1:0"]);

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use http::HeaderName;
 use serde::Deserialize;
 
-use super::{AuditHandle, AuditLayer, DynAuditSink, JsonLinesSink, TracingSink};
+use super::{
+    AuditBuilder, AuditHandle, AuditLayer, DynAuditSink, FanOut, JsonLinesSink, TracingSink,
+};
 use crate::client_ip::ClientIpResolver;
 use crate::error::ConfigError;
 
@@ -106,6 +108,24 @@ impl AuditConfig {
         api_key_header: Option<&str>,
         base: Option<&std::path::Path>,
     ) -> Result<(AuditLayer, AuditHandle), ConfigError> {
+        self.builder(api_key_header, base, Vec::new())?
+            .client_ip(resolver)
+            .build()
+    }
+
+    /// The audit builder of this section, writing to its sink and to `extra` sinks besides
+    /// (the host's own). `api_key_header` is redacted too; `base` is the configuration file's
+    /// directory. The queue starts when the builder is built.
+    ///
+    /// # Errors
+    ///
+    /// A bad header name, a missing or short chain key, or a file that cannot be opened.
+    pub fn builder(
+        &self,
+        api_key_header: Option<&str>,
+        base: Option<&std::path::Path>,
+        extra: Vec<Arc<dyn DynAuditSink>>,
+    ) -> Result<AuditBuilder<Arc<dyn DynAuditSink>>, ConfigError> {
         // Everything that can fail without side effects is checked before the sink's file is
         // created, so a configuration error leaves no empty log behind.
         let chain_key = match &self.chain_key_env {
@@ -141,7 +161,16 @@ impl AuditConfig {
                 )
             }
         };
-        let mut b = AuditLayer::builder(sink).client_ip(resolver);
+        let sink: Arc<dyn DynAuditSink> = if extra.is_empty() {
+            sink
+        } else {
+            Arc::new(
+                extra
+                    .into_iter()
+                    .fold(FanOut::new().with(sink), FanOut::with),
+            )
+        };
+        let mut b = AuditLayer::builder(sink);
         if let Some(c) = self.capacity {
             b = b.capacity(c);
         }
@@ -165,7 +194,7 @@ impl AuditConfig {
         for p in &self.redact_query_params {
             b = b.redact_query_param(p);
         }
-        b.build()
+        Ok(b)
     }
 }
 

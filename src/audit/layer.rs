@@ -43,7 +43,16 @@ pub struct RequestId(pub HeaderValue);
 /// Emits one [`AuditEvent`] per request to a bounded queue. Cloning is cheap.
 #[derive(Clone)]
 pub struct AuditLayer {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Option<Arc<Shared>>,
+}
+
+impl AuditLayer {
+    /// A layer that records nothing and passes every request through (a stack whose
+    /// configuration has no `audit` section).
+    #[must_use]
+    pub fn off() -> Self {
+        Self { shared: None }
+    }
 }
 
 impl fmt::Debug for AuditLayer {
@@ -174,7 +183,7 @@ impl<S> Layer<S> for AuditLayer {
 #[derive(Clone)]
 pub struct Audit<S> {
     inner: S,
-    shared: Arc<Shared>,
+    shared: Option<Arc<Shared>>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for Audit<S> {
@@ -275,8 +284,13 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let Some(shared) = &self.shared else {
+            return ResponseFuture {
+                inner: self.inner.call(req),
+                pending: None,
+            };
+        };
         let start = Instant::now();
-        let shared = &self.shared;
         let request_id = shared.request_id(req.headers());
         let headers = shared
             .record

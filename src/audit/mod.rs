@@ -211,7 +211,7 @@ impl<S: AuditSink> AuditBuilder<S> {
             finished: std::sync::Mutex::new(Some(finished_rx)),
         });
         let layer = AuditLayer {
-            shared: Arc::new(layer::Shared {
+            shared: Some(Arc::new(layer::Shared {
                 guard: guard.clone(),
                 tx,
                 wake,
@@ -221,7 +221,7 @@ impl<S: AuditSink> AuditBuilder<S> {
                 record,
                 id_prefix: u32::from_be_bytes(prefix),
                 ids: std::sync::atomic::AtomicU64::new(0),
-            }),
+            })),
         };
         let handle = AuditHandle { guard };
         Ok((layer, handle))

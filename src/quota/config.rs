@@ -359,8 +359,21 @@ impl QuotaConfig {
     }
 
     /// Builds both stages on one store.
+    #[cfg(test)]
     pub(crate) fn stages(&self, base: Option<&std::path::Path>) -> Result<Stages, ConfigError> {
-        let store = self.store_in(base)?;
+        self.stages_with(base, None)
+    }
+
+    /// Both stages, over `store` when the host gives one (else the section's own).
+    pub(crate) fn stages_with(
+        &self,
+        base: Option<&std::path::Path>,
+        store: Option<AnyQuotaStore>,
+    ) -> Result<Stages, ConfigError> {
+        let store = match store {
+            Some(store) => store,
+            None => self.store_in(base)?,
+        };
         let policies = self.policies()?;
         let stage = |rules: &[RuleConfig], before_authn: bool| {
             if rules.is_empty() {

@@ -20,4 +20,4 @@ pub use policy::{QuotaKey, QuotaPolicy};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{OnOutage, RedisStore, RedisStoreBuilder};
-pub use store::{AnyQuotaStore, QuotaMode, QuotaStore};
+pub use store::{AnyQuotaStore, DynQuotaStore, QuotaMode, QuotaStore};

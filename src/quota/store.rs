@@ -1,5 +1,6 @@
 //! The [`QuotaStore`] trait: atomic check-and-consume of a key's limits.
 
+use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -68,6 +69,50 @@ impl<T: QuotaStore + ?Sized> QuotaStore for Arc<T> {
 
 pub use crate::outcome::QuotaMode;
 
+/// [`QuotaStore`] with boxed futures, for a store chosen at run time
+/// ([`AnyQuotaStore::Custom`]). Every `QuotaStore` is one.
+pub trait DynQuotaStore: Send + Sync + 'static {
+    /// [`QuotaStore::check`], boxed.
+    fn check_boxed<'a>(
+        &'a self,
+        key: &'a QuotaKey,
+        cost: u64,
+        now: Timestamp,
+        consume: bool,
+    ) -> crate::BoxFuture<'a, Result<Verdict, StoreError>>;
+
+    /// [`QuotaStore::check_now`].
+    fn check_now_dyn(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+        consume: bool,
+    ) -> Option<Result<Verdict, StoreError>>;
+}
+
+impl<T: QuotaStore> DynQuotaStore for T {
+    fn check_boxed<'a>(
+        &'a self,
+        key: &'a QuotaKey,
+        cost: u64,
+        now: Timestamp,
+        consume: bool,
+    ) -> crate::BoxFuture<'a, Result<Verdict, StoreError>> {
+        Box::pin(self.check(key, cost, now, consume))
+    }
+
+    fn check_now_dyn(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+        consume: bool,
+    ) -> Option<Result<Verdict, StoreError>> {
+        self.check_now(key, cost, now, consume)
+    }
+}
+
 /// A store chosen at run time (by a configuration file): in memory, or Redis with the `redis`
 /// feature. Memory checks still answer at once, without a boxed future.
 #[derive(Debug, Clone)]
@@ -79,6 +124,14 @@ pub enum AnyQuotaStore {
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     Redis(super::RedisStore),
+    /// A host's own store.
+    Custom(Arc<dyn DynQuotaStore>),
+}
+
+impl fmt::Debug for dyn DynQuotaStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DynQuotaStore")
+    }
 }
 
 impl QuotaStore for AnyQuotaStore {
@@ -93,6 +146,7 @@ impl QuotaStore for AnyQuotaStore {
             Self::Memory(m) => m.check(key, cost, now, consume).await,
             #[cfg(feature = "redis")]
             Self::Redis(r) => r.check(key, cost, now, consume).await,
+            Self::Custom(c) => c.check_boxed(key, cost, now, consume).await,
         }
     }
 
@@ -107,6 +161,7 @@ impl QuotaStore for AnyQuotaStore {
             Self::Memory(m) => m.check_now(key, cost, now, consume),
             #[cfg(feature = "redis")]
             Self::Redis(r) => r.check_now(key, cost, now, consume),
+            Self::Custom(c) => c.check_now_dyn(key, cost, now, consume),
         }
     }
 }

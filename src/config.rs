@@ -109,10 +109,17 @@ pub struct Config {
     /// Audit: sinks, tamper evidence, redaction.
     #[serde(default)]
     pub audit: Option<crate::audit::AuditConfig>,
+    /// Methods beyond the standard ones that `routes` may name (`PURGE`, `PROPFIND`...);
+    /// any other unknown method, such as the typo `DELET`, stops startup.
+    #[serde(default)]
+    pub extension_methods: Vec<String>,
     /// The directory of the file the configuration was read from (relative paths in it are
     /// read from there).
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
+    /// The file the configuration was read from, named in every startup error.
+    #[serde(skip)]
+    pub path: Option<std::path::PathBuf>,
 }
 
 /// The `client_ip` section.
@@ -204,6 +211,7 @@ impl Config {
             other => other,
         })?;
         config.base_dir = path.parent().map(Path::to_path_buf);
+        config.path = Some(path.to_path_buf());
         Ok(config)
     }
 
@@ -319,6 +327,7 @@ impl Config {
         let mut spec = PolicySpec::default();
         spec.roles.clone_from(&self.roles);
         spec.routes.clone_from(&self.routes);
+        spec.extension_methods.clone_from(&self.extension_methods);
         spec
     }
 
@@ -408,6 +417,59 @@ impl Config {
             chain.push(Arc::new(introspection.authenticator()?));
         }
         Ok(chain)
+    }
+
+    /// `error`, naming this configuration's file when it was read from one.
+    pub(crate) fn in_file(&self, error: ConfigError) -> ConfigError {
+        match (&self.path, error) {
+            (_, e @ (ConfigError::File { .. } | ConfigError::InFile { .. })) => e,
+            (Some(path), e) => ConfigError::InFile {
+                path: path.display().to_string(),
+                error: Box::new(e),
+            },
+            (None, e) => e,
+        }
+    }
+
+    /// Refuses validation operations, quota costs and quota `routes` that name no route the
+    /// policy declares: they would never apply (or, for validation, answer 500 at the first
+    /// request).
+    fn check_routes(&self, policy: &Policy) -> Result<(), ConfigError> {
+        let undeclared = |field: &'static str, item: String| ConfigError::Invalid {
+            field,
+            message: format!("{item}: no rule of `routes` declares it"),
+        };
+        for (i, op) in self.validation.operations.iter().enumerate() {
+            let method = http::Method::from_bytes(op.method.to_ascii_uppercase().as_bytes())
+                .map_err(|_| ConfigError::Invalid {
+                    field: "validation.operations",
+                    message: format!("[{i}]: `{}` is not an HTTP method", op.method),
+                })?;
+            if !policy.covers(Some(&method), &op.path) {
+                return Err(undeclared(
+                    "validation.operations",
+                    format!("[{i}] ({method} {})", op.path),
+                ));
+            }
+        }
+        for (i, cost) in self.quota.costs.iter().enumerate() {
+            if !policy.covers(None, &cost.path) {
+                return Err(undeclared("quota.costs", format!("[{i}] ({})", cost.path)));
+            }
+        }
+        for (stage, rules) in [
+            ("quota.clients", &self.quota.clients),
+            ("quota.principals", &self.quota.principals),
+        ] {
+            for (i, rule) in rules.iter().enumerate() {
+                for route in rule.routes.iter().flatten() {
+                    if !policy.covers(None, route) {
+                        return Err(undeclared(stage, format!("[{i}].routes ({route})")));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The audit layer of the `audit` section (and the handle to flush it at shutdown), or
@@ -592,6 +654,11 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
     /// Any [`ConfigError`] of the file's sections, or no authenticator at all.
     pub fn build(self) -> Result<ConfiguredLayer<Az>, ConfigError> {
         let c = self.config;
+        self.build_stack().map_err(|e| c.in_file(e))
+    }
+
+    fn build_stack(self) -> Result<ConfiguredLayer<Az>, ConfigError> {
+        let c = self.config;
         c.route_table()?;
         let validate = c.validate_layer()?;
         let store: Arc<dyn DynKeyStore> = match self.key_store {
@@ -608,6 +675,7 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
             Some(policy) => policy,
             None => LivePolicy::new(c.policy()?),
         };
+        c.check_routes(&policy.current())?;
         let mut authz = AuthzLayer::new(policy).with_authorizer(self.authorizer);
         if let Some(shadow) = self.shadow {
             authz = authz.with_shadow(shadow);
@@ -738,6 +806,9 @@ mod tests {
     }
 
     const QUOTA: &str = r#"
+routes:
+  - {path: /v1/search, methods: [GET]}
+  - {path: /v1/login, methods: [POST], public: true}
 quota:
   store: {type: memory, max_keys: 1000}
   headers: {legacy: true}

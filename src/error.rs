@@ -76,6 +76,15 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A mistake in a configuration file: the file, and the mistake (which names the section
+    /// and the item).
+    #[error("configuration file `{path}`: {error}")]
+    InFile {
+        /// The file.
+        path: String,
+        /// The mistake.
+        error: Box<Self>,
+    },
     /// A configuration value is invalid.
     #[error("`{field}`: {message}")]
     Invalid {

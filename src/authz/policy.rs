@@ -124,6 +124,11 @@ pub struct PolicySpec {
     /// The route rules.
     #[serde(default)]
     pub routes: Vec<RuleSpec>,
+    /// Methods beyond RFC 9110's and PATCH that rules may name (`PURGE`, `PROPFIND`...).
+    /// Any other method is refused when the policy compiles, so a typo such as `DELET` never
+    /// loads as a rule that nothing matches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extension_methods: Vec<String>,
 }
 
 impl PolicySpec {
@@ -306,6 +311,7 @@ impl Policy {
     /// path, a method declared twice for one path, an empty method list, or a public rule that
     /// also lists roles or scopes.
     pub fn compile(spec: &PolicySpec) -> Result<Self, ConfigError> {
+        check_methods(spec)?;
         let mut role_index: HashMap<Box<str>, usize> = HashMap::new();
         for r in &spec.roles {
             if r.name.is_empty() {
@@ -542,6 +548,21 @@ impl Policy {
 
     /// The rule that decides `method` on a request whose route template is `template` (axum's
     /// `MatchedPath`, when known) and whose raw path is `path`.
+    /// Whether a rule covers `method` on route `template` (an exact template or a prefix
+    /// wildcard): the startup check that validation and quota settings name declared routes.
+    #[must_use]
+    pub fn covers(&self, method: Option<&Method>, template: &str) -> bool {
+        match method {
+            Some(m) => self.winning_rule(m, Some(template), template).is_some(),
+            None => self
+                .exact
+                .get(template)
+                .copied()
+                .or_else(|| self.prefixes.at(template).ok().map(|m| *m.value))
+                .is_some(),
+        }
+    }
+
     fn winning_rule(&self, method: &Method, template: Option<&str>, path: &str) -> Option<&Rule> {
         let entry = match template {
             // Exact template text only: a template is never matched as if it were a path
@@ -650,6 +671,46 @@ impl Policy {
         }
         bits
     }
+}
+
+/// The methods of RFC 9110 §9 and PATCH (RFC 5789).
+pub(crate) fn is_standard_method(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET
+            | Method::HEAD
+            | Method::POST
+            | Method::PUT
+            | Method::DELETE
+            | Method::CONNECT
+            | Method::OPTIONS
+            | Method::TRACE
+            | Method::PATCH
+    )
+}
+
+/// Refuses a rule naming a method that is neither standard nor a declared extension method.
+fn check_methods(spec: &PolicySpec) -> Result<(), ConfigError> {
+    for (i, rule) in spec.routes.iter().enumerate() {
+        let Methods::Some(methods) = &rule.methods else {
+            continue;
+        };
+        for m in methods {
+            if !is_standard_method(m)
+                && !spec
+                    .extension_methods
+                    .iter()
+                    .any(|e| e.eq_ignore_ascii_case(m.as_str()))
+            {
+                return Err(policy_error(format!(
+                    "routes[{i}] ({}): `{m}` is not a standard HTTP method; list it in \
+                     `extension_methods` if the service serves it",
+                    rule.path
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses inheritance cycles, naming one (`a -> b -> a`).

@@ -39,9 +39,10 @@ pub struct QuotaConfig {
     pub headers: HeadersConfig,
 }
 
-/// One limit: `{rate: 10, per: 1s, burst: 20}` or `{quota: 10000, window: day}`.
+/// One limit: `{rate: 10, per: 1s, burst: 20}` or `{quota: 10000, window: day}`. A mistake
+/// names the value and what was expected (`per: 1x`: "`1x` is not a duration such as 1s").
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, deny_unknown_fields)]
+#[serde(try_from = "RawLimit")]
 #[non_exhaustive]
 pub enum LimitConfig {
     /// A rate with a burst.
@@ -49,13 +50,10 @@ pub enum LimitConfig {
         /// Requests per period.
         rate: u64,
         /// The period, such as `1s`, `1m`, `500ms`.
-        #[serde(deserialize_with = "duration")]
         per: Duration,
         /// The burst (default: `rate`).
-        #[serde(default)]
         burst: Option<u64>,
         /// The item name in the rate-limit fields.
-        #[serde(default)]
         name: Option<String>,
     },
     /// A fixed-window quota.
@@ -65,9 +63,99 @@ pub enum LimitConfig {
         /// `minute`, `hour`, `day`, `month` or a duration such as `15m`.
         window: WindowConfig,
         /// The item name in the rate-limit fields.
-        #[serde(default)]
         name: Option<String>,
     },
+}
+
+/// A limit as written, before it is known to be a rate or a quota.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimit {
+    rate: Option<u64>,
+    per: Option<String>,
+    burst: Option<u64>,
+    quota: Option<u64>,
+    window: Option<String>,
+    name: Option<String>,
+}
+
+impl TryFrom<RawLimit> for LimitConfig {
+    type Error = String;
+
+    fn try_from(raw: RawLimit) -> Result<Self, String> {
+        match raw {
+            RawLimit {
+                rate: Some(rate),
+                per,
+                burst,
+                quota: None,
+                window: None,
+                name,
+            } => {
+                let per = per.ok_or("a rate needs `per`: the period, such as 1s or 1m")?;
+                Ok(Self::Rate {
+                    rate,
+                    per: parse_duration(&per)?,
+                    burst,
+                    name,
+                })
+            }
+            RawLimit {
+                quota: Some(quota),
+                window,
+                rate: None,
+                per: None,
+                burst: None,
+                name,
+            } => {
+                let window = window
+                    .ok_or("a quota needs `window`: minute, hour, day, month or a duration")?;
+                Ok(Self::Quota {
+                    quota,
+                    window: WindowConfig(parse_window(&window)?),
+                    name,
+                })
+            }
+            RawLimit {
+                rate: Some(_),
+                quota: Some(_),
+                ..
+            } => Err(
+                "a limit is a rate (`rate`, `per`, `burst`) or a quota (`quota`, \
+                      `window`), not both"
+                    .into(),
+            ),
+            RawLimit {
+                rate: None,
+                quota: None,
+                ..
+            } => Err("a limit needs `rate` (with `per`) or `quota` (with `window`)".into()),
+            RawLimit { rate: Some(_), .. } => {
+                Err("a rate takes `rate`, `per`, `burst` and `name`, not `window`".into())
+            }
+            RawLimit { .. } => {
+                Err("a quota takes `quota`, `window` and `name`, not `per` or `burst`".into())
+            }
+        }
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|_| {
+        format!("`{s}` is not a duration: expected a number and a unit, such as 1s, 500ms or 5m")
+    })
+}
+
+fn parse_window(s: &str) -> Result<Window, String> {
+    Ok(match s {
+        "minute" => Window::Minute,
+        "hour" => Window::Hour,
+        "day" => Window::Day,
+        "month" => Window::Month,
+        other => Window::Every(parse_duration(other).map_err(|_| {
+            format!("`{other}` is not a window: expected minute, hour, day, month or a duration such as 15m")
+        })?),
+    })
 }
 
 /// A window: a calendar unit or a fixed duration.
@@ -77,24 +165,8 @@ pub struct WindowConfig(pub Window);
 impl<'de> Deserialize<'de> for WindowConfig {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Ok(Self(match s.as_str() {
-            "minute" => Window::Minute,
-            "hour" => Window::Hour,
-            "day" => Window::Day,
-            "month" => Window::Month,
-            other => Window::Every(humantime::parse_duration(other).map_err(|_| {
-                serde::de::Error::custom(format!(
-                    "`{other}` is not minute, hour, day, month or a duration such as 15m"
-                ))
-            })?),
-        }))
+        parse_window(&s).map(Self).map_err(serde::de::Error::custom)
     }
-}
-
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s)
-        .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a duration such as 1s or 5m")))
 }
 
 /// What a rule keys by.

@@ -223,6 +223,8 @@ pub struct QuotaRule {
     shadow: bool,
     /// Client networks the rule does not apply to.
     exempt: Box<[ipnet::IpNet]>,
+    /// Whether the rule has logged a request without a client address (logged once).
+    no_address_logged: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl QuotaRule {
@@ -239,6 +241,7 @@ impl QuotaRule {
             routes: None,
             shadow: false,
             exempt: Box::new([]),
+            no_address_logged: Arc::default(),
         }
     }
 
@@ -372,7 +375,22 @@ impl QuotaRule {
                 let prefix = if ip.is_ipv4() { v4 } else { v6 };
                 KeyPart::Ip(mask(ip, prefix), prefix)
             }
-            None => KeyPart::Unknown,
+            None => {
+                if !self
+                    .no_address_logged
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::error!(
+                        layer = "quota",
+                        policy = self.default.name(),
+                        "a request has no client address, so every caller shares one bucket of \
+                         this per-address rule: serve axum with \
+                         `into_make_service_with_connect_info::<SocketAddr>()`, or give hyper \
+                         requests a `ConnectInfo` or `ClientIp` (docs/client-ip.md); logged once"
+                    );
+                }
+                KeyPart::Unknown
+            }
         }
     }
 }

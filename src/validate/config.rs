@@ -145,13 +145,28 @@ impl ValidationConfig {
             None => ValidateLayer::builder(),
             Some(path) => self.openapi_builder(base, path)?,
         };
-        for o in &self.operations {
+        for (i, o) in self.operations.iter().enumerate() {
+            builder = self
+                .operation(&set, o, builder)
+                .map_err(|e| operation_error(i, o, &e))?;
+        }
+        Ok(builder)
+    }
+
+    /// Adds operation `o` to `builder`.
+    fn operation(
+        &self,
+        set: &SchemaSet,
+        o: &OperationConfig,
+        mut builder: ValidateBuilder,
+    ) -> Result<ValidateBuilder, ConfigError> {
+        {
             let mut op = self.defaults();
             if let Some(max) = o.max_body_bytes {
                 op = op.max_body_bytes(max);
             }
             if let Some(body) = &o.body {
-                let schema = set.compile(body)?;
+                let schema = set.compile(body).map_err(|e| in_part("body", e))?;
                 let types = if o.content_types.is_empty() {
                     vec!["application/json".to_owned()]
                 } else {
@@ -166,16 +181,16 @@ impl ValidationConfig {
                 }
             }
             if let Some(q) = &o.query {
-                op = op.query(&set, q)?;
+                op = op.query(set, q).map_err(|e| in_part("query", e))?;
             }
             if let Some(h) = &o.headers {
-                op = op.headers(&set, h)?;
+                op = op.headers(set, h).map_err(|e| in_part("headers", e))?;
             }
             if let Some(p) = &o.path_params {
-                op = op.path(&set, p)?;
+                op = op.path(set, p).map_err(|e| in_part("path_params", e))?;
             }
             if let Some(c) = &o.cookies {
-                op = op.cookies(&set, c)?;
+                op = op.cookies(set, c).map_err(|e| in_part("cookies", e))?;
             }
             for d in &o.deny {
                 op = op.deny(DenyPattern::new(&d.field, &d.pattern).map_err(|e| {
@@ -245,6 +260,24 @@ impl ValidationConfig {
     }
 }
 
+/// A schema error, naming the part of the operation it is in (`body`, `query`...).
+fn in_part(part: &str, e: ConfigError) -> ConfigError {
+    match e {
+        ConfigError::Schema { message } => ConfigError::Schema {
+            message: format!("{part} schema {message}"),
+        },
+        other => other,
+    }
+}
+
+/// An error of `validation.operations[i]`, naming the operation.
+fn operation_error(i: usize, o: &OperationConfig, e: &ConfigError) -> ConfigError {
+    ConfigError::Invalid {
+        field: "validation.operations",
+        message: format!("[{i}] ({} {}): {e}", o.method.to_ascii_uppercase(), o.path),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::{Config, Format};
@@ -271,9 +304,13 @@ mod tests {
             Format::Yaml,
         )
         .unwrap();
-        assert!(matches!(
-            c.validation.layer(None),
-            Err(crate::ConfigError::Schema { .. })
-        ));
+        let err = c.validation.layer(None).unwrap_err().to_string();
+        // The section, the operation, the part, the pointer into the schema and the reason.
+        assert!(
+            err.starts_with("`validation.operations`: [0] (POST /a): "),
+            "{err}"
+        );
+        assert!(err.contains("body schema at `/type`"), "{err}");
+        assert!(err.contains("is not valid"), "{err}");
     }
 }

@@ -171,8 +171,16 @@ impl SchemaSet {
         if schema.get("$schema").is_none() {
             options = options.with_draft(self.draft.to_jsonschema());
         }
-        let validator = options.build(schema).map_err(|e| ConfigError::Schema {
-            message: e.to_string(),
+        let validator = options.build(schema).map_err(|e| {
+            // The pointer into the schema where it breaks the meta-schema (RFC 6901).
+            let at = e.instance_path().as_str();
+            ConfigError::Schema {
+                message: if at.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("at `{at}`: {e}")
+                },
+            }
         })?;
         Ok(Schema(Arc::new(validator)))
     }

@@ -748,3 +748,71 @@ async fn exempt_networks_are_matched_on_the_trusted_client_address() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+/// A writer that keeps what a tracing subscriber prints.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A server run without `into_make_service_with_connect_info` gives a per-address rule no
+/// address: every caller shares one bucket, and an error saying how to fix it is logged once.
+#[tokio::test]
+async fn a_per_address_rule_without_peer_addresses_logs_the_fix_once() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let keys = Keys::new();
+    let key = keys.issue(KeySpec::new("alice"));
+    let per_ip = QuotaPolicy::new("per-ip", [Limit::per_second(100)]).unwrap();
+    let guard = Palisade::builder()
+        .limit_clients(
+            QuotaLayer::builder(MemoryStore::new())
+                .rule(QuotaRule::new(KeyBy::client_ip(), per_ip))
+                .build()
+                .unwrap(),
+        )
+        .authenticate(keys.authenticator())
+        .build()
+        .unwrap();
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "ok" }))
+        .layer(guard);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // No connect info: the mistake under test.
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    for _ in 0..3 {
+        let reply = support::send(
+            addr,
+            http::Request::get("/")
+                .header("host", "t")
+                .header("x-api-key", &key)
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        log.matches("has no client address").count(),
+        1,
+        "logged once: {log}"
+    );
+    assert!(log.contains("into_make_service_with_connect_info"), "{log}");
+    assert!(log.contains("per-ip"), "{log}");
+}

@@ -79,3 +79,24 @@ impl<B: Body<Data = Bytes>> Body for ResponseBody<B> {
         }
     }
 }
+
+/// The response of a refusal by `layer`: the decision traced, a debug log line, and the body
+/// in the host's format when the request's `extensions` carry one. Every layer refuses
+/// through here.
+pub(crate) fn refusal<B>(
+    layer: &'static str,
+    rejection: &crate::Rejection,
+    trace: crate::telemetry::DecisionTrace,
+    extensions: &http::Extensions,
+) -> http::Response<ResponseBody<B>> {
+    trace.refused(rejection);
+    tracing::debug!(
+        layer,
+        reason = rejection.reason(),
+        status = rejection.status().as_u16(),
+        "request refused"
+    );
+    rejection
+        .to_response_in(extensions)
+        .map(ResponseBody::refused)
+}

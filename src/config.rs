@@ -47,6 +47,7 @@ use crate::authz::{AuthzLayer, LivePolicy, PolicySpec, RoleSpec, RuleSpec};
 use crate::client_ip::{ClientIpResolver, ForwardedHeader};
 use crate::error::ConfigError;
 use crate::quota::{AnyQuotaStore, QuotaLayer, QuotaStore};
+use crate::rejection::RefusalFormat;
 use crate::route::RouteTable;
 use crate::stack::{Palisade, PalisadeLayer};
 use crate::validate::{ValidateLayer, ValidationConfig};
@@ -389,6 +390,7 @@ impl Config {
             shadow: None,
             quota_store: None,
             audit_sinks: Vec::new(),
+            format: None,
         }
     }
 
@@ -572,6 +574,7 @@ pub struct ConfiguredBuilder<'c, Az = ()> {
     shadow: Option<LivePolicy>,
     quota_store: Option<AnyQuotaStore>,
     audit_sinks: Vec<Arc<dyn DynAuditSink>>,
+    format: Option<Arc<dyn RefusalFormat>>,
 }
 
 impl<Az> std::fmt::Debug for ConfiguredBuilder<'_, Az> {
@@ -611,6 +614,7 @@ impl<'c, Az> ConfiguredBuilder<'c, Az> {
             shadow: self.shadow,
             quota_store: self.quota_store,
             audit_sinks: self.audit_sinks,
+            format: self.format,
         }
     }
 
@@ -634,6 +638,13 @@ impl<'c, Az> ConfiguredBuilder<'c, Az> {
     /// Counts quotas in `store` instead of the `quota.store` the file names.
     pub fn quota_store(mut self, store: impl QuotaStore) -> Self {
         self.quota_store = Some(AnyQuotaStore::Custom(Arc::new(store)));
+        self
+    }
+
+    /// Writes every refusal's body with `format` instead of problem details (see
+    /// [`RefusalFormat`]).
+    pub fn refusal_format(mut self, format: impl RefusalFormat) -> Self {
+        self.format = Some(Arc::new(format));
         self
     }
 
@@ -692,15 +703,18 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
             None if self.audit_sinks.is_empty() => None,
             None => Some(host_audit(self.audit_sinks, c.api_keys.header.as_deref())?),
         };
-        Palisade::builder()
+        let mut stack = Palisade::builder()
             .with_client_ip(c.client_ip())
             .limit_clients(quotas.clients)
             .authenticate(chain)
             .limit_principals(quotas.principals)
             .authorize(authz)
             .validate(validate)
-            .audit(audit)
-            .build()
+            .audit(audit);
+        if let Some(format) = self.format {
+            stack = stack.refusal_format(format);
+        }
+        stack.build()
     }
 }
 

@@ -32,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::Request;
@@ -45,6 +46,7 @@ use crate::authz::{AuthzLayer, LivePolicy};
 use crate::client_ip::{ClientIpLayer, ClientIpResolver, ClientIpService, ForwardedHeader};
 use crate::error::ConfigError;
 use crate::quota::{QuotaLayer, QuotaStore};
+use crate::rejection::{Formatter, RefusalFormat};
 use crate::validate::ValidateLayer;
 
 /// Entry point: [`Palisade::builder`].
@@ -63,6 +65,7 @@ impl Palisade {
             principals: Identity::new(),
             validate: Identity::new(),
             audit: Identity::new(),
+            format: None,
         }
     }
 }
@@ -220,9 +223,17 @@ pub struct PalisadeBuilder<
     principals: Qp,
     validate: V,
     audit: Au,
+    format: Option<Formatter>,
 }
 
 impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
+    /// Writes every refusal's body with `format` instead of RFC 9457 problem details (status
+    /// and headers stay palisade's). See [`RefusalFormat`].
+    pub fn refusal_format(mut self, format: impl RefusalFormat) -> Self {
+        self.format = Some(Formatter(Arc::new(format)));
+        self
+    }
+
     /// Trusts peers in `net` to report the client address (see [`crate::client_ip`]).
     pub fn trust_proxy(mut self, net: IpNet) -> Self {
         self.client_ip = self.client_ip.trust_proxy(net);
@@ -254,6 +265,7 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
             principals: self.principals,
             validate: self.validate,
             audit: self.audit,
+            format: self.format,
         }
     }
 
@@ -271,6 +283,7 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
             principals: self.principals,
             validate: self.validate,
             audit: self.audit,
+            format: self.format,
         }
     }
 
@@ -291,6 +304,7 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
             principals: self.principals,
             validate: self.validate,
             audit: self.audit,
+            format: self.format,
         }
     }
 
@@ -308,6 +322,7 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
             principals: layer,
             validate: self.validate,
             audit: self.audit,
+            format: self.format,
         }
     }
 
@@ -325,6 +340,7 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
             principals: self.principals,
             validate: layer,
             audit: self.audit,
+            format: self.format,
         }
     }
 
@@ -340,6 +356,7 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
             principals: self.principals,
             validate: self.validate,
             audit,
+            format: self.format,
         }
     }
 }
@@ -383,6 +400,7 @@ impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage, V: Clone, 
             authz: self.authz,
             validate: self.validate,
             handles,
+            format: self.format,
         })
     }
 }
@@ -400,6 +418,7 @@ pub struct PalisadeLayer<A, Z = Identity, Qc = Identity, Qp = Identity, V = Iden
     authz: Z,
     validate: V,
     handles: Handles,
+    format: Option<Formatter>,
 }
 
 impl<A, Z, Qc, Qp, V, Au> PalisadeLayer<A, Z, Qc, Qp, V, Au> {
@@ -423,6 +442,7 @@ impl<A, Z: Clone, Qc: Clone, Qp: Clone, V: Clone, Au: Clone> Clone
             authz: self.authz.clone(),
             validate: self.validate.clone(),
             handles: self.handles.clone(),
+            format: self.format.clone(),
         }
     }
 }
@@ -445,6 +465,7 @@ where
             inner: self
                 .audit
                 .layer(self.client_ip.layer(self.clients.layer(authn))),
+            format: self.format.clone(),
         }
     }
 }
@@ -453,6 +474,7 @@ where
 #[derive(Debug, Clone)]
 pub struct PalisadeService<S> {
     inner: S,
+    format: Option<Formatter>,
 }
 
 impl<S, B> Service<Request<B>> for PalisadeService<S>
@@ -467,7 +489,11 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // Every layer renders its refusals with the host's format, found here.
+        if let Some(format) = &self.format {
+            req.extensions_mut().insert(format.clone());
+        }
         self.inner.call(req)
     }
 }

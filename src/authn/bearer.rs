@@ -4,21 +4,17 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
-use http::HeaderValue;
 use http::header::AUTHORIZATION;
 use http::request::Parts;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::authn::Authentication;
 use crate::clock::Timestamp;
-use crate::error::ConfigError;
 use crate::principal::{AuthMethod, Principal};
-use crate::rejection::{AuthnFailure, AuthnReason, Rejection};
+use crate::rejection::AuthnReason;
 
 /// The default maximum length of a bearer token, in bytes: longer ones are refused before any
 /// parsing.
@@ -137,91 +133,6 @@ pub(crate) fn is_b64token(token: &[u8]) -> bool {
         && token[..body_end]
             .iter()
             .fold(true, |ok, &b| ok & allowed(b))
-}
-
-/// The `WWW-Authenticate: Bearer` values (RFC 6750 §3), computed once per realm so that a
-/// refusal allocates none. The `error_description` is the reason's fixed text: it never echoes
-/// the token.
-#[derive(Debug, Clone)]
-pub(crate) struct Challenges {
-    pub(crate) plain: HeaderValue,
-    invalid_request: Arc<[HeaderValue]>,
-    by_reason: Arc<[(AuthnReason, Arc<[HeaderValue]>)]>,
-}
-
-impl Challenges {
-    pub(crate) fn new(realm: &str) -> Self {
-        const REASONS: [AuthnReason; 15] = [
-            AuthnReason::MalformedToken,
-            AuthnReason::TokenTooLarge,
-            AuthnReason::TokenInQuery,
-            AuthnReason::UnsupportedAlgorithm,
-            AuthnReason::UnknownKeyId,
-            AuthnReason::BadSignature,
-            AuthnReason::TokenExpired,
-            AuthnReason::TokenNotYetValid,
-            AuthnReason::TokenTooOld,
-            AuthnReason::WrongIssuer,
-            AuthnReason::WrongAudience,
-            AuthnReason::WrongTokenType,
-            AuthnReason::MissingClaim,
-            AuthnReason::UnknownCriticalHeader,
-            AuthnReason::TokenInactive,
-        ];
-        let value = |s: String| {
-            HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
-        };
-        Self {
-            plain: value(format!("Bearer realm=\"{realm}\"")),
-            invalid_request: Arc::new([value(format!(
-                "Bearer realm=\"{realm}\", error=\"invalid_request\", error_description=\"{}\"",
-                AuthnReason::MultipleCredentials.detail()
-            ))]),
-            by_reason: REASONS
-                .iter()
-                .map(|&r| {
-                    let v = value(format!(
-                        "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{}\"",
-                        r.detail()
-                    ));
-                    (r, Arc::from([v]))
-                })
-                .collect(),
-        }
-    }
-
-    /// The refusal for `reason`, with its challenge.
-    pub(crate) fn refuse(&self, reason: AuthnReason) -> Authentication {
-        let challenges = if reason == AuthnReason::MultipleCredentials {
-            self.invalid_request.clone()
-        } else {
-            self.by_reason
-                .iter()
-                .find(|(r, _)| *r == reason)
-                .map_or_else(|| Arc::from([self.plain.clone()]), |(_, c)| c.clone())
-        };
-        Authentication::Refused(Rejection::Unauthenticated(AuthnFailure::new(
-            reason, challenges,
-        )))
-    }
-}
-
-/// Checks a `realm` for a challenge: 1 to 64 visible ASCII characters, no quote or backslash.
-pub(crate) fn check_realm(realm: &str) -> Result<(), ConfigError> {
-    let ok = !realm.is_empty()
-        && realm.len() <= 64
-        && realm
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\' || b == b' ');
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid {
-            field: "realm",
-            message: "a realm is 1-64 visible ASCII characters without quotes or backslashes"
-                .into(),
-        })
-    }
 }
 
 /// A path to a claim inside a token's claims or an introspection answer: `realm_access.roles`
@@ -571,7 +482,7 @@ impl Hasher for Prehashed {
 
 #[cfg(test)]
 mod tests {
-    use http::Request;
+    use http::{HeaderValue, Request};
     use proptest::prelude::*;
 
     use super::*;
@@ -658,34 +569,6 @@ mod tests {
         let long = format!("Bearer {}", "a".repeat(DEFAULT_MAX_TOKEN_BYTES + 1));
         let p = parts(Request::get("/").header("authorization", long));
         assert_eq!(source().extract(&p), Err(AuthnReason::TokenTooLarge));
-    }
-
-    #[test]
-    fn rfc6750_3_challenges_name_the_error_and_never_the_token() {
-        let c = Challenges::new("api");
-        assert_eq!(c.plain, "Bearer realm=\"api\"");
-        let Authentication::Refused(Rejection::Unauthenticated(f)) =
-            c.refuse(AuthnReason::TokenExpired)
-        else {
-            panic!("not a refusal")
-        };
-        assert_eq!(
-            f.challenges()[0],
-            "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"The access token has expired.\""
-        );
-        let Authentication::Refused(r) = c.refuse(AuthnReason::MultipleCredentials) else {
-            panic!("not a refusal")
-        };
-        assert_eq!(r.status(), 400);
-        let Rejection::Unauthenticated(f) = r else {
-            panic!()
-        };
-        assert!(
-            f.challenges()[0]
-                .to_str()
-                .unwrap()
-                .contains("error=\"invalid_request\"")
-        );
     }
 
     #[test]

@@ -48,13 +48,14 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::authn::bearer::{self, Challenges, ClaimMap, TokenCache, TokenSource, check_realm};
+use crate::authn::bearer::{self, ClaimMap, TokenCache, TokenSource};
 use crate::authn::{Authentication, Authenticator};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::ConfigError;
 use crate::fetch::{FetchError, HttpClient, check_url};
 use crate::principal::{AuthMethod, Principal};
 use crate::rejection::{AuthnReason, Rejection, UnavailableReason};
+use crate::rejection::{ChallengeSet, Scheme, check_realm};
 
 /// The members of an introspection answer beyond RFC 7662's, kept for the [`ClaimMap`]
 /// (roles, tenant, tier).
@@ -283,7 +284,7 @@ impl<C: Clock> IntrospectionBuilder<C> {
                 },
                 positive_ttl: self.positive_ttl,
                 negative_ttl: self.negative_ttl,
-                challenges: Challenges::new(&self.realm),
+                challenges: ChallengeSet::new(Scheme::Bearer, &self.realm)?,
                 method: AuthMethod::Bearer {
                     issuer: Arc::from(self.url.as_str()),
                 },
@@ -323,7 +324,7 @@ struct Inner<C> {
     breaker: Breaker,
     positive_ttl: Duration,
     negative_ttl: Duration,
-    challenges: Challenges,
+    challenges: ChallengeSet,
     method: AuthMethod,
     clock: C,
 }
@@ -600,14 +601,16 @@ impl<C: Clock> IntrospectionAuthenticator<C> {
         match self.inner.source.extract_raw(parts) {
             Ok(Some(token)) => Ok(token),
             Ok(None) => Err(Authentication::Absent),
-            Err(reason) => Err(self.inner.challenges.refuse(reason)),
+            Err(reason) => Err(Authentication::Refused(
+                self.inner.challenges.refuse(reason),
+            )),
         }
     }
 
     fn answer(&self, verdict: Result<Principal, AuthnReason>) -> Authentication {
         match verdict {
             Ok(p) => Authentication::Authenticated(p),
-            Err(reason) => self.inner.challenges.refuse(reason),
+            Err(reason) => Authentication::Refused(self.inner.challenges.refuse(reason)),
         }
     }
 }
@@ -630,7 +633,7 @@ impl<C: Clock> Authenticator for IntrospectionAuthenticator<C> {
         }
         let token = match bearer::validate(token) {
             Ok(token) => token,
-            Err(reason) => return inner.challenges.refuse(reason),
+            Err(reason) => return Authentication::Refused(inner.challenges.refuse(reason)),
         };
         if let Some(wait) = inner.breaker.hold(now) {
             return Authentication::Refused(Rejection::unavailable_for(
@@ -677,7 +680,7 @@ impl<C: Clock> Authenticator for IntrospectionAuthenticator<C> {
     }
 
     fn challenges(&self, out: &mut Vec<HeaderValue>) {
-        out.push(self.inner.challenges.plain.clone());
+        out.push(self.inner.challenges.plain().clone());
     }
 }
 

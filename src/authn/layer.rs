@@ -15,7 +15,7 @@ use tower_service::Service;
 use tracing::Instrument;
 
 use super::{Authentication, Authenticator};
-use crate::body::ResponseBody;
+use crate::body::{ResponseBody, refusal as refusal_response};
 use crate::principal::Principal;
 use crate::rejection::{AuthnFailure, AuthnReason, Rejection};
 use crate::route::PublicRoutes;
@@ -145,17 +145,6 @@ impl<A: Authenticator> Shared<A> {
     }
 }
 
-fn refused<B>(rejection: &Rejection, decision: DecisionTrace) -> Response<ResponseBody<B>> {
-    decision.refused(rejection);
-    tracing::debug!(
-        layer = "authn",
-        reason = rejection.reason(),
-        status = rejection.status().as_u16(),
-        "request refused"
-    );
-    rejection.to_response().map(ResponseBody::refused)
-}
-
 impl<S, A, ReqBody, ResBody> Service<Request<ReqBody>> for Authn<S, A>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -195,7 +184,12 @@ where
                 }
                 Err(rejection) => ResponseFuture {
                     kind: Kind::Refused {
-                        response: Some(refused(&rejection, decision)),
+                        response: Some(refusal_response(
+                            "authn",
+                            &rejection,
+                            decision,
+                            &parts.extensions,
+                        )),
                     },
                 },
             };
@@ -220,7 +214,12 @@ where
                             res.extensions_mut().insert(principal);
                             Ok(res.map(ResponseBody::inner))
                         }
-                        Err(rejection) => Ok(refused(&rejection, decision)),
+                        Err(rejection) => Ok(refusal_response(
+                            "authn",
+                            &rejection,
+                            decision,
+                            &parts.extensions,
+                        )),
                     }
                 }),
             },

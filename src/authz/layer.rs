@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use super::policy::{Decision, Outcome, Policy};
 use super::source::LivePolicy;
-use crate::body::ResponseBody;
+use crate::body::{ResponseBody, refusal as refusal_response};
 pub use crate::outcome::ShadowDivergence;
 use crate::principal::{AuthMethod, Principal};
 use crate::rejection::{AuthnFailure, AuthnReason, Forbidden, Rejection};
@@ -260,15 +260,9 @@ fn refused<B>(
     rejection: &Rejection,
     divergence: Option<ShadowDivergence>,
     trace: DecisionTrace,
+    extensions: &http::Extensions,
 ) -> Response<ResponseBody<B>> {
-    trace.refused(rejection);
-    tracing::debug!(
-        layer = "authz",
-        reason = rejection.reason(),
-        status = rejection.status().as_u16(),
-        "request refused"
-    );
-    let mut res = rejection.to_response().map(ResponseBody::refused);
+    let mut res = refusal_response("authz", rejection, trace, extensions);
     if let Some(d) = divergence {
         res.extensions_mut().insert(d);
     }
@@ -323,7 +317,12 @@ where
         });
         if !decision.is_allowed() {
             let rejection = refusal(&decision, principal);
-            return ResponseFuture::refused(refused(&rejection, divergence, trace));
+            return ResponseFuture::refused(refused(
+                &rejection,
+                divergence,
+                trace,
+                req.extensions(),
+            ));
         }
         let needs_authorizer = !Az::ALWAYS_ALLOWS && principal.is_some_and(|p| !p.is_anonymous());
         if !needs_authorizer {
@@ -369,7 +368,7 @@ where
                             denial.code(),
                             decision.rule().cloned(),
                         ));
-                        return Ok(refused(&rejection, divergence, trace));
+                        return Ok(refused(&rejection, divergence, trace, &parts.extensions));
                     }
                     trace.allowed(principal);
                     let mut res = inner

@@ -8,9 +8,8 @@ use std::mem;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
-use http::header::{HeaderName, HeaderValue};
+use http::header::HeaderValue;
 use http::request::Parts;
 use http::{Extensions, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
@@ -21,7 +20,7 @@ use tracing::Instrument;
 use super::limit::{LimitState, Verdict};
 use super::policy::{KeyPart, QuotaKey, QuotaPolicy, mask};
 use super::store::{QuotaMode, QuotaStore};
-use crate::body::ResponseBody;
+use crate::body::{ResponseBody, refusal as refusal_response};
 use crate::client_ip::{ClientIp, peer_addr_of};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Chain, ConfigError};
@@ -31,13 +30,8 @@ use crate::rejection::{AuthnReason, Rejection, TooManyRequests, UnavailableReaso
 use crate::route::matched_template;
 use crate::telemetry::{self, DecisionTrace};
 
-/// The `RateLimit-Policy` field (IETF RateLimit fields draft §3).
-pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-/// The `RateLimit` field (IETF RateLimit fields draft §4).
-pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
-static X_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
-static X_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
-static X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+pub use crate::rejection::ratelimit::{RATELIMIT, RATELIMIT_POLICY};
+use crate::rejection::ratelimit::{legacy_fields, write_item};
 
 /// Whose bucket a request counts against.
 #[derive(Clone)]
@@ -764,7 +758,7 @@ impl Tally {
             // typed outcome (never from another stage's header).
             QuotaOutcome::merge_into(res.extensions_mut(), part)
                 .tightest()
-                .map(|l| (l.capacity, l.remaining, l.reset_secs()))
+                .map(|l| (l.capacity, l.remaining, l.reset))
         };
         if !headers.on_allowed || self.ratelimit.is_empty() {
             return;
@@ -781,9 +775,9 @@ impl Tally {
         }
         if headers.legacy {
             if let Some((cap, remaining, reset)) = tightest {
-                h.insert(&X_LIMIT, cap.into());
-                h.insert(&X_REMAINING, remaining.into());
-                h.insert(&X_RESET, reset.into());
+                for (name, value) in legacy_fields(cap, remaining, reset) {
+                    h.insert(name, value);
+                }
             }
         }
     }
@@ -806,24 +800,10 @@ fn record_limits(outcome: &mut QuotaOutcome, policy: &QuotaPolicy, verdict: &Ver
     }
 }
 
-fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
-/// Appends `"item";r=remaining;t=reset` for each limit (IETF RateLimit fields draft §4).
+/// Appends the `RateLimit` items of `policy`'s limits.
 fn write_items(out: &mut String, policy: &QuotaPolicy, states: &[LimitState]) {
     for (item, state) in policy.item_names().zip(states) {
-        if !out.is_empty() {
-            out.push_str(", ");
-        }
-        // itoa, not `fmt`: this runs on every admitted request.
-        let mut num = itoa::Buffer::new();
-        out.push('"');
-        out.push_str(item);
-        out.push_str("\";r=");
-        out.push_str(num.format(state.remaining()));
-        out.push_str(";t=");
-        out.push_str(num.format(ceil_secs(state.reset())));
+        write_item(out, item, state.remaining(), state.reset());
     }
 }
 
@@ -847,9 +827,10 @@ fn too_many(policy: &QuotaPolicy, verdict: &Verdict, headers: RateLimitHeaders) 
             .zip(verdict.states())
             .find(|(_, s)| s.exceeded())
         {
-            fields.push((X_LIMIT.clone(), limit.capacity().into()));
-            fields.push((X_REMAINING.clone(), state.remaining().into()));
-            fields.push((X_RESET.clone(), ceil_secs(verdict.retry_after()).into()));
+            fields.extend(
+                legacy_fields(limit.capacity(), state.remaining(), verdict.retry_after())
+                    .map(|(name, value)| (name.clone(), value)),
+            );
         }
     }
     Rejection::TooManyRequests(TooManyRequests::new(
@@ -864,15 +845,9 @@ fn refuse<B>(
     rejection: &Rejection,
     outcome: QuotaOutcome,
     trace: DecisionTrace,
+    extensions: &http::Extensions,
 ) -> Response<ResponseBody<B>> {
-    trace.refused(rejection);
-    tracing::debug!(
-        layer = "quota",
-        reason = rejection.reason(),
-        status = rejection.status().as_u16(),
-        "request refused"
-    );
-    let mut res = rejection.to_response().map(ResponseBody::refused);
+    let mut res = refusal_response("quota", rejection, trace, extensions);
     if !outcome.is_empty() {
         QuotaOutcome::merge_into(res.extensions_mut(), outcome);
     }
@@ -1084,7 +1059,7 @@ where
             Pass::Refused(rejection, outcome) => {
                 return ResponseFuture {
                     kind: Kind::Refused {
-                        response: Some(refuse(&rejection, outcome, trace)),
+                        response: Some(refuse(&rejection, outcome, trace, &parts.extensions)),
                     },
                 };
             }
@@ -1110,7 +1085,12 @@ where
                     .await;
                     for ((i, (key, _, _)), result) in checks.into_iter().zip(results) {
                         if let Err(r) = shared.settle(i, key, result, &mut tally) {
-                            return Ok(refuse(&r, mem::take(&mut tally.outcome), trace));
+                            return Ok(refuse(
+                                &r,
+                                mem::take(&mut tally.outcome),
+                                trace,
+                                &parts.extensions,
+                            ));
                         }
                     }
                     trace.allowed(parts.extensions.get::<Principal>());

@@ -98,17 +98,13 @@ impl QuotaPolicy {
             }
             items.push(item);
         }
-        let header = limits
-            .iter()
-            .zip(&items)
-            .map(|(limit, item)| {
+        let header = crate::rejection::ratelimit::policy_value(limits.iter().zip(&items).map(
+            |(limit, item)| {
                 let (q, w) = limit.policy_params();
-                format!("\"{item}\";q={q};w={w}")
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let header = HeaderValue::try_from(header)
-            .map_err(|_| invalid(format!("`{name}`: not a valid header value")))?;
+                (&**item, q, w)
+            },
+        ))
+        .ok_or_else(|| invalid(format!("`{name}`: not a valid header value")))?;
         // FNV-1a: stable, and only ever hashed again under the store's random seed.
         let name_digest = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)

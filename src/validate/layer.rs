@@ -19,7 +19,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::operation::Operation;
-use crate::body::ResponseBody;
+use crate::body::{ResponseBody, refusal as refusal_response};
 use crate::error::ConfigError;
 use crate::principal::Principal;
 use crate::rejection::{InputPart, InvalidInput, InvalidReason, Rejection, Violation};
@@ -212,17 +212,6 @@ fn refusal(reason: InvalidReason, errors: Vec<Violation>) -> Rejection {
     Rejection::Invalid(InvalidInput::new(reason, errors))
 }
 
-fn refused<B>(trace: DecisionTrace, rejection: &Rejection) -> Response<ResponseBody<B>> {
-    trace.refused(rejection);
-    tracing::debug!(
-        layer = "validate",
-        reason = rejection.reason(),
-        status = rejection.status().as_u16(),
-        "request refused"
-    );
-    rejection.to_response().map(ResponseBody::refused)
-}
-
 fn too_large(max: usize) -> Rejection {
     refusal(
         InvalidReason::BodyTooLarge,
@@ -269,7 +258,12 @@ where
             }
             Ok(_) => {}
             Err((reason, errors)) => {
-                return ResponseFuture::refused(refused(trace, &refusal(reason, errors)));
+                return ResponseFuture::refused(refusal_response(
+                    "validate",
+                    &refusal(reason, errors),
+                    trace,
+                    req.extensions(),
+                ));
             }
         }
         if !op.has_body_rules()
@@ -286,7 +280,12 @@ where
         let max = op.max_body();
         // RFC 9110 §15.5.14: refused from the declared length, before reading a byte.
         if declared.is_some_and(|n| n > max as u64) {
-            return ResponseFuture::refused(refused(trace, &too_large(max)));
+            return ResponseFuture::refused(refusal_response(
+                "validate",
+                &too_large(max),
+                trace,
+                req.extensions(),
+            ));
         }
         let has_body = declared.is_some_and(|n| n > 0)
             || req.headers().contains_key(TRANSFER_ENCODING)
@@ -299,7 +298,12 @@ where
                     return ResponseFuture::inner(self.inner.call(req));
                 }
                 Err((reason, errors)) => {
-                    return ResponseFuture::refused(refused(trace, &refusal(reason, errors)));
+                    return ResponseFuture::refused(refusal_response(
+                        "validate",
+                        &refusal(reason, errors),
+                        trace,
+                        req.extensions(),
+                    ));
                 }
             }
         } else {
@@ -330,7 +334,12 @@ where
                             }],
                         )
                     };
-                    return Ok(refused(trace, &rejection));
+                    return Ok(refusal_response(
+                        "validate",
+                        &rejection,
+                        trace,
+                        &parts.extensions,
+                    ));
                 }
             };
             if let Some(kind) = kind {
@@ -339,7 +348,14 @@ where
                         parts.extensions.insert(ValidatedBody(value));
                     }
                     Ok(None) => {}
-                    Err((reason, errors)) => return Ok(refused(trace, &refusal(reason, errors))),
+                    Err((reason, errors)) => {
+                        return Ok(refusal_response(
+                            "validate",
+                            &refusal(reason, errors),
+                            trace,
+                            &parts.extensions,
+                        ));
+                    }
                 }
             }
             trace.allowed(parts.extensions.get::<Principal>());

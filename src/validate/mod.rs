@@ -24,7 +24,7 @@ pub use strings::{DenyPattern, JsonLimits};
 mod extract {
     use axum::extract::FromRequestParts;
     use axum::response::{IntoResponse, Response};
-    use http::StatusCode;
+
     use http::request::Parts;
     use serde::de::DeserializeOwned;
 
@@ -83,16 +83,7 @@ mod extract {
                     "a handler asked for a validated value but no rule validated it"
                 );
             }
-            let body = serde_json::json!({
-                "type": "about:blank", "title": "Internal Server Error", "status": 500,
-                "detail": detail, "code": "validation_missing",
-            });
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                [(http::header::CONTENT_TYPE, crate::rejection::PROBLEM_JSON)],
-                body.to_string(),
-            )
-                .into_response()
+            crate::rejection::misconfigured("validation_missing", detail).map(axum::body::Body::new)
         }
     }
 

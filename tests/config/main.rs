@@ -305,3 +305,125 @@ async fn startup_mistakes_name_the_file_the_section_and_the_item() {
     )
     .unwrap();
 }
+
+/// The host's own refusal format, for every layer's refusals.
+struct HouseStyle;
+
+impl palisade::rejection::RefusalFormat for HouseStyle {
+    fn render(&self, rejection: &palisade::Rejection) -> (http::HeaderValue, Bytes) {
+        let body = serde_json::json!({"error": {"code": rejection.public_reason()}});
+        (
+            http::HeaderValue::from_static("application/vnd.acme.error+json"),
+            Bytes::from(body.to_string()),
+        )
+    }
+}
+
+/// One refusal format for the whole stack: authn (401), authz (403), quota (429) and
+/// validation (422) all answer in the host's format, keep palisade's status and headers, and
+/// never reach the handler.
+#[tokio::test]
+async fn a_host_refusal_format_renders_every_layers_refusals() {
+    let config = Config::parse(
+        r#"
+roles: [{name: reader}, {name: admin}]
+routes:
+  - {path: /orders, methods: [GET], roles: [reader]}
+  - {path: /orders, methods: [POST], roles: [reader]}
+  - {path: /admin, methods: [GET], roles: [admin]}
+quota:
+  policies: {tight: [{rate: 1, per: 1h, burst: 2}]}
+  principals: [{key: subject, policy: tight, routes: [/orders]}]
+validation:
+  operations:
+    - {path: /orders, method: POST, body: {type: object, required: [sku]}}
+"#,
+        Format::Yaml,
+    )
+    .unwrap();
+    let keys = support::Keys::new();
+    let reader = keys.issue(palisade::authn::api_key::KeySpec::new("r").role("reader"));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let guard = config
+        .builder()
+        .key_store(keys.store.clone())
+        .refusal_format(HouseStyle)
+        .build()
+        .unwrap();
+    let handler = move || {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            "ok"
+        }
+    };
+    let addr = serve(
+        Router::new()
+            .route("/orders", get(handler.clone()).post(handler.clone()))
+            .route("/admin", get(handler))
+            .layer(guard),
+    )
+    .await;
+    let call = |method: http::Method, path: &'static str, key: Option<String>, body: &str| {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "t")
+            .header("content-type", "application/json");
+        if let Some(k) = key {
+            b = b.header("x-api-key", k);
+        }
+        send(
+            addr,
+            b.body(Full::new(Bytes::from(body.to_owned()))).unwrap(),
+        )
+    };
+    let cases = [
+        (
+            call(http::Method::GET, "/orders", None, "").await,
+            401,
+            "missing_credentials",
+        ),
+        (
+            call(http::Method::GET, "/admin", Some(reader.clone()), "").await,
+            403,
+            "missing_role",
+        ),
+        (
+            call(http::Method::POST, "/orders", Some(reader.clone()), "{}").await,
+            422,
+            "schema_violation",
+        ),
+    ];
+    // The 422 used one unit of the quota (2 of burst); one more admitted, then 429.
+    assert_eq!(
+        call(http::Method::GET, "/orders", Some(reader.clone()), "")
+            .await
+            .status,
+        200
+    );
+    let too_many = call(http::Method::GET, "/orders", Some(reader), "").await;
+    for (reply, status, code) in cases.into_iter().chain([(too_many, 429, "quota_exceeded")]) {
+        assert_eq!(reply.status, status, "{code}");
+        assert_eq!(
+            reply.headers["content-type"], "application/vnd.acme.error+json",
+            "{code}"
+        );
+        assert_eq!(reply.json()["error"]["code"], code);
+        assert_eq!(reply.headers["cache-control"], "no-store", "{code}");
+        match status {
+            401 => assert!(reply.headers.contains_key("www-authenticate")),
+            429 => {
+                assert!(reply.headers.contains_key("retry-after"));
+                assert!(reply.headers.contains_key("ratelimit"));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "only the admitted call reached the handler"
+    );
+}

@@ -38,7 +38,6 @@ mod store;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -54,7 +53,9 @@ pub use store::{DynKeyStore, KeyRecord, KeySpec, KeyStore, MemoryKeyStore};
 use super::{Authentication, Authenticator};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
-use crate::rejection::{AuthnFailure, AuthnReason, Rejection, UnavailableReason};
+use crate::rejection::{
+    AuthnFailure, AuthnReason, ChallengeSet, Rejection, Scheme, UnavailableReason,
+};
 
 /// The default header: `x-api-key`.
 pub const DEFAULT_HEADER: HeaderName = HeaderName::from_static("x-api-key");
@@ -160,7 +161,7 @@ pub struct ApiKeyAuthenticator<S, C = SystemClock> {
     sources: Vec<Source>,
     timeout: Duration,
     realm: Box<str>,
-    challenges: Challenges,
+    challenges: ChallengeSet,
     /// Compared against when the id is unknown, so both paths do the same work.
     dummy_hash: KeyHash,
 }
@@ -185,7 +186,8 @@ impl<S: KeyStore> ApiKeyAuthenticator<S> {
             .hash("palisade dummy key: never matches a stored hash");
         let realm: Box<str> = "api".into();
         Self {
-            challenges: Challenges::new(&realm),
+            challenges: ChallengeSet::new(Scheme::ApiKey, &realm)
+                .unwrap_or_else(|_| unreachable!("the default realm is valid")),
             keys,
             store,
             clock: SystemClock,
@@ -195,57 +197,6 @@ impl<S: KeyStore> ApiKeyAuthenticator<S> {
             dummy_hash,
         }
     }
-}
-
-/// The `WWW-Authenticate` values, computed once per realm so a refusal allocates none.
-#[derive(Debug, Clone)]
-struct Challenges {
-    /// Without `error`: for requests that carried no key (RFC 6750 §3.1).
-    plain: HeaderValue,
-    none: Arc<[HeaderValue]>,
-    malformed: Arc<[HeaderValue]>,
-    bad_checksum: Arc<[HeaderValue]>,
-    invalid: Arc<[HeaderValue]>,
-    expired: Arc<[HeaderValue]>,
-    revoked: Arc<[HeaderValue]>,
-}
-
-impl Challenges {
-    fn new(realm: &str) -> Self {
-        let with = |reason: AuthnReason| -> Arc<[HeaderValue]> {
-            Arc::new([challenge(realm, Some(reason.public_code()))])
-        };
-        Self {
-            plain: challenge(realm, None),
-            none: Arc::new([]),
-            malformed: with(AuthnReason::MalformedKey),
-            bad_checksum: with(AuthnReason::BadChecksum),
-            invalid: with(AuthnReason::WrongSecret),
-            expired: with(AuthnReason::KeyExpired),
-            revoked: with(AuthnReason::KeyRevoked),
-        }
-    }
-
-    fn for_reason(&self, reason: AuthnReason) -> Arc<[HeaderValue]> {
-        match reason {
-            AuthnReason::MalformedKey => self.malformed.clone(),
-            AuthnReason::BadChecksum => self.bad_checksum.clone(),
-            AuthnReason::UnknownKey | AuthnReason::WrongSecret => self.invalid.clone(),
-            AuthnReason::KeyExpired => self.expired.clone(),
-            AuthnReason::KeyRevoked => self.revoked.clone(),
-            // A 400 for two credentials, or a reason this authenticator never gives.
-            _ => self.none.clone(),
-        }
-    }
-}
-
-fn challenge(realm: &str, error: Option<&str>) -> HeaderValue {
-    let value = match error {
-        None => format!("{AUTHORIZATION_SCHEME} realm=\"{realm}\""),
-        Some(e) => format!("{AUTHORIZATION_SCHEME} realm=\"{realm}\", error=\"{e}\""),
-    };
-    // The realm is validated to be a plain token-ish string when set.
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("ApiKey"))
 }
 
 impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
@@ -300,19 +251,8 @@ impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
     /// [`ConfigError::Invalid`] when the realm is empty, longer than 64 bytes, or holds anything
     /// but visible ASCII other than `"` and `\`.
     pub fn with_realm(mut self, realm: &str) -> Result<Self, ConfigError> {
-        let ok = !realm.is_empty()
-            && realm.len() <= 64
-            && realm
-                .bytes()
-                .all(|c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\');
-        if !ok {
-            return Err(ConfigError::Invalid {
-                field: "realm",
-                message: "1-64 visible ASCII characters, without quotes or backslashes".into(),
-            });
-        }
+        self.challenges = ChallengeSet::new(Scheme::ApiKey, realm)?;
         self.realm = realm.into();
-        self.challenges = Challenges::new(realm);
         Ok(self)
     }
 
@@ -500,7 +440,7 @@ impl<S: KeyStore, C: Clock> Authenticator for ApiKeyAuthenticator<S, C> {
     }
 
     fn challenges(&self, out: &mut Vec<HeaderValue>) {
-        out.push(self.challenges.plain.clone());
+        out.push(self.challenges.plain().clone());
     }
 }
 

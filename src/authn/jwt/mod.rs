@@ -42,13 +42,14 @@ pub use keys::{Algorithm, Key, MAX_RSA_BITS, MIN_RSA_BITS};
 use self::jwks::{Jwks, JwksTiming, Lookup};
 use self::keys::AlgSet;
 use self::token::{ClaimRules, Parsed};
-use crate::authn::bearer::{self, Challenges, ClaimMap, TokenCache, TokenSource, check_realm};
+use crate::authn::bearer::{self, ClaimMap, TokenCache, TokenSource};
 use crate::authn::{Authentication, Authenticator};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::ConfigError;
 use crate::fetch::{HttpClient, check_url};
 use crate::principal::{AuthMethod, Principal};
 use crate::rejection::{AuthnReason, Rejection, UnavailableReason};
+use crate::rejection::{ChallengeSet, Scheme, check_realm};
 
 /// A token issuer: its `iss` value, where its keys are, and the audiences its tokens must name.
 #[derive(Debug, Clone)]
@@ -397,7 +398,7 @@ impl<C: Clock> JwtBuilder<C> {
                 rules: self.rules,
                 source: self.source,
                 cache: TokenCache::new("jwt", self.cache_capacity),
-                challenges: Challenges::new(&self.realm),
+                challenges: ChallengeSet::new(Scheme::Bearer, &self.realm)?,
                 pass_opaque: self.pass_opaque,
                 retry_after: self.timing.retry_after_failure,
                 clock: self.clock,
@@ -428,7 +429,7 @@ struct Inner<C> {
     rules: ClaimRules,
     source: TokenSource,
     cache: TokenCache<(Principal, usize)>,
-    challenges: Challenges,
+    challenges: ChallengeSet,
     pass_opaque: bool,
     /// How long after a failed fetch the next one may go out: the `Retry-After` of a 503.
     retry_after: Duration,
@@ -644,7 +645,7 @@ impl<C: Clock> JwtAuthenticator<C> {
                     reason = reason.code(),
                     "bearer token refused"
                 );
-                self.inner.challenges.refuse(reason)
+                Authentication::Refused(self.inner.challenges.refuse(reason))
             }
             Err(Failure::Unavailable) => Authentication::Refused(Rejection::unavailable_for(
                 "authn",
@@ -663,7 +664,9 @@ impl<C: Clock> JwtAuthenticator<C> {
             }
             Ok(Some(token)) => Ok(token),
             Ok(None) => Err(Authentication::Absent),
-            Err(reason) => Err(self.inner.challenges.refuse(reason)),
+            Err(reason) => Err(Authentication::Refused(
+                self.inner.challenges.refuse(reason),
+            )),
         }
     }
 
@@ -680,7 +683,8 @@ impl<C: Clock> JwtAuthenticator<C> {
             self.inner.refresh_if_due(issuer, now);
             return Err(Authentication::Authenticated(principal));
         }
-        bearer::validate(raw).map_err(|reason| self.inner.challenges.refuse(reason))
+        bearer::validate(raw)
+            .map_err(|reason| Authentication::Refused(self.inner.challenges.refuse(reason)))
     }
 }
 
@@ -742,6 +746,6 @@ impl<C: Clock> Authenticator for JwtAuthenticator<C> {
     }
 
     fn challenges(&self, out: &mut Vec<HeaderValue>) {
-        out.push(self.inner.challenges.plain.clone());
+        out.push(self.inner.challenges.plain().clone());
     }
 }

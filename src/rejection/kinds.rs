@@ -1,0 +1,225 @@
+//! The details each kind of [`Rejection`](super::Rejection) carries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderName, HeaderValue};
+use serde::Serialize;
+
+use super::challenge;
+use super::reasons::{AuthnReason, InvalidReason, UnavailableReason};
+
+/// An authentication failure: the reason and the challenges for `WWW-Authenticate`.
+#[derive(Debug, Clone)]
+pub struct AuthnFailure {
+    pub(super) reason: AuthnReason,
+    pub(super) challenges: Arc<[HeaderValue]>,
+}
+
+impl AuthnFailure {
+    /// A failure for `reason`, sending `challenges` in `WWW-Authenticate`.
+    #[must_use]
+    pub fn new(reason: AuthnReason, challenges: Arc<[HeaderValue]>) -> Self {
+        Self { reason, challenges }
+    }
+
+    /// The precise reason.
+    #[must_use]
+    pub fn reason(&self) -> AuthnReason {
+        self.reason
+    }
+
+    /// The `WWW-Authenticate` values sent with the refusal.
+    #[must_use]
+    pub fn challenges(&self) -> &[HeaderValue] {
+        &self.challenges
+    }
+}
+
+/// An authorization refusal: the reason code, the rule that decided (if a rule did), and for
+/// bearer-token callers missing a scope the RFC 6750 §3.1 `insufficient_scope` challenge.
+#[derive(Debug, Clone)]
+pub struct Forbidden {
+    pub(super) reason: &'static str,
+    pub(super) rule: Option<crate::outcome::RuleRef>,
+    pub(super) challenge: Option<HeaderValue>,
+}
+
+impl Forbidden {
+    /// A refusal for `reason` (a stable code such as `missing_role` or `not_owner`), decided by
+    /// `rule`.
+    #[must_use]
+    pub fn new(reason: &'static str, rule: Option<crate::outcome::RuleRef>) -> Self {
+        Self {
+            reason,
+            rule,
+            challenge: None,
+        }
+    }
+
+    /// Adds `WWW-Authenticate: Bearer error="insufficient_scope", scope="…"` (RFC 6750 §3.1).
+    #[must_use]
+    pub fn with_insufficient_scope(mut self, scopes: &str) -> Self {
+        self.challenge = challenge::insufficient_scope(scopes);
+        self
+    }
+
+    /// The reason code.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+
+    /// The rule that decided, if any.
+    #[must_use]
+    pub fn rule(&self) -> Option<&crate::outcome::RuleRef> {
+        self.rule.as_ref()
+    }
+}
+
+/// A rate limit or quota refusal: which limits were exceeded, when to retry, and the
+/// rate-limit header fields to send.
+#[derive(Debug, Clone)]
+pub struct TooManyRequests {
+    pub(super) policy: Arc<str>,
+    pub(super) violated: Arc<[Box<str>]>,
+    pub(super) retry_after: Duration,
+    pub(super) fields: Arc<[(HeaderName, HeaderValue)]>,
+}
+
+impl TooManyRequests {
+    /// A refusal by `policy`, whose limits `violated` (their item names) are exceeded, to be
+    /// retried after `retry_after`, sending `fields` (the `RateLimit-Policy` / `RateLimit`
+    /// fields, or any the host wants) with the response.
+    #[must_use]
+    pub fn new(
+        policy: Arc<str>,
+        violated: Arc<[Box<str>]>,
+        retry_after: Duration,
+        fields: Arc<[(HeaderName, HeaderValue)]>,
+    ) -> Self {
+        Self {
+            policy,
+            violated,
+            retry_after,
+            fields,
+        }
+    }
+
+    /// The refusing policy's name.
+    #[must_use]
+    pub fn policy(&self) -> &str {
+        &self.policy
+    }
+
+    /// The item names of the exceeded limits.
+    pub fn violated(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.violated.iter().map(AsRef::as_ref)
+    }
+
+    /// How long until the request would be admitted.
+    #[must_use]
+    pub fn retry_after(&self) -> Duration {
+        self.retry_after
+    }
+
+    /// `Retry-After` in whole seconds, rounded up and at least 1 (RFC 9110 §10.2.3), so a client
+    /// that honours it is admitted.
+    #[must_use]
+    pub fn retry_after_secs(&self) -> u64 {
+        let d = self.retry_after;
+        (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+    }
+
+    /// The header fields sent with the refusal, besides `Retry-After`.
+    #[must_use]
+    pub fn fields(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.fields
+    }
+}
+
+/// Input refused by the validation layer: the reason and what is wrong (bounded).
+#[derive(Debug, Clone)]
+pub struct InvalidInput {
+    pub(super) reason: InvalidReason,
+    pub(super) errors: Arc<[Violation]>,
+}
+
+impl InvalidInput {
+    /// A refusal for `reason` listing `errors`.
+    #[must_use]
+    pub fn new(reason: InvalidReason, errors: impl Into<Arc<[Violation]>>) -> Self {
+        Self {
+            reason,
+            errors: errors.into(),
+        }
+    }
+
+    /// The reason.
+    #[must_use]
+    pub fn reason(&self) -> InvalidReason {
+        self.reason
+    }
+
+    /// What is wrong, in the order found.
+    #[must_use]
+    pub fn errors(&self) -> &[Violation] {
+        &self.errors
+    }
+}
+
+/// Where a [`Violation`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum InputPart {
+    /// The body.
+    Body,
+    /// A query parameter.
+    Query,
+    /// A header.
+    Header,
+    /// A path parameter.
+    Path,
+    /// A cookie.
+    Cookie,
+}
+
+/// One thing wrong with the input: where (a JSON pointer into the body, or the parameter),
+/// the failing keyword, and a message that never repeats the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// Which part of the request.
+    #[serde(rename = "in")]
+    pub part: InputPart,
+    /// A JSON pointer (RFC 6901) as a URI fragment (`#/items/3/qty`) into the body, or into the
+    /// object of parameters (`#/limit`).
+    pub pointer: Box<str>,
+    /// The failing JSON Schema keyword (`minimum`, `required`...) or guard (`maxDepth`...).
+    pub keyword: Box<str>,
+    /// What is wrong.
+    pub detail: Box<str>,
+}
+
+/// A backend failure that made a layer refuse (fail closed).
+#[derive(Debug, Clone)]
+pub struct Unavailable {
+    pub(super) layer: &'static str,
+    pub(super) reason: UnavailableReason,
+    pub(super) retry_after: Option<std::time::Duration>,
+}
+
+impl Unavailable {
+    /// The precise reason.
+    #[must_use]
+    pub fn reason(&self) -> UnavailableReason {
+        self.reason
+    }
+
+    /// How long the client is told to wait: the layer's estimate, or the reason's default.
+    #[must_use]
+    pub fn retry_after(&self) -> Duration {
+        self.retry_after
+            .unwrap_or_else(|| self.reason.default_retry_after())
+    }
+}

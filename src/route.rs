@@ -144,10 +144,21 @@ impl RouteTable {
 
 /// The route template axum's router matched (its `MatchedPath`), if any: the one place palisade
 /// reads it.
+///
+/// Templates are named **where the layer is mounted**: a layer on a router nested with
+/// `Router::nest("/api/{tenant}", inner)` sees the inner router's templates (`/orders/{id}`,
+/// not `/api/{tenant}/orders/{id}`), as the request path it sees is the inner one too; a layer
+/// on the outer router sees the full templates.
 pub(crate) fn matched_template(ext: &http::Extensions) -> Option<&str> {
     #[cfg(feature = "axum")]
     if let Some(m) = ext.get::<axum::extract::MatchedPath>() {
-        return Some(m.as_str());
+        let full = m.as_str();
+        if let Some(nested) = ext.get::<axum::extract::NestedPath>() {
+            if let Some(rest) = full.strip_prefix(nested.as_str()) {
+                return Some(if rest.is_empty() { "/" } else { rest });
+            }
+        }
+        return Some(full);
     }
     let _ = ext;
     None

@@ -86,6 +86,7 @@ use http_body_util::Full;
 use serde::Serialize;
 
 pub use challenge::ChallengeSet;
+#[cfg(any(feature = "jwt", feature = "introspection"))]
 pub(crate) use challenge::check_realm;
 pub use kinds::{
     AuthnFailure, Forbidden, InputPart, InvalidInput, TooManyRequests, Unavailable, Violation,

@@ -427,3 +427,72 @@ validation:
         "only the admitted call reached the handler"
     );
 }
+
+/// Under `Router::nest`, a stack mounted on the inner router names the inner router's
+/// templates (authorization, quota costs and validation alike); mounted on the outer router,
+/// the full ones.
+#[tokio::test]
+async fn under_router_nest_templates_are_named_where_the_stack_is_mounted() {
+    let inner_file = r#"
+routes:
+  - {path: "/orders/{id}", methods: [GET, POST]}
+quota:
+  policies: {p: [{rate: 1, per: 1h, burst: 10}]}
+  principals: [{key: subject, policy: p}]
+  costs: [{path: "/orders/{id}", cost: 4}]
+validation:
+  operations:
+    - {path: "/orders/{id}", method: POST, body: {type: object, required: [sku]}}
+"#;
+    let keys = support::Keys::new();
+    let key = keys.issue(palisade::authn::api_key::KeySpec::new("alice"));
+    let inner_guard = Config::parse(inner_file, Format::Yaml)
+        .unwrap()
+        .palisade(keys.store.clone())
+        .unwrap();
+    let inner = Router::new()
+        .route(
+            "/orders/{id}",
+            get(|| async { "order" }).post(|| async { "created" }),
+        )
+        .layer(inner_guard);
+    let addr = serve(Router::new().nest("/api/{tenant}", inner)).await;
+    let post = |body: &'static str| {
+        send(
+            addr,
+            Request::post("/api/acme/orders/7")
+                .header("host", "t")
+                .header("x-api-key", &key)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap(),
+        )
+    };
+    let ok = get_with(addr, "/api/acme/orders/7", &key).await;
+    assert_eq!(ok.status, 200);
+    // The cost of the inner template applies: 10 - 4.
+    assert!(
+        ok.headers["ratelimit"].to_str().unwrap().contains("r=6"),
+        "{:?}",
+        ok.headers
+    );
+    assert_eq!(
+        post("{}").await.status,
+        422,
+        "the inner operation validates"
+    );
+    // Mounted on the outer router, the same stack names the full templates.
+    let outer_file = inner_file.replace("\"/orders/{id}\"", "\"/api/{tenant}/orders/{id}\"");
+    let outer_guard = Config::parse(&outer_file, Format::Yaml)
+        .unwrap()
+        .palisade(keys.store.clone())
+        .unwrap();
+    let inner = Router::new().route("/orders/{id}", get(|| async { "order" }));
+    let addr = serve(
+        Router::new()
+            .nest("/api/{tenant}", inner)
+            .layer(outer_guard),
+    )
+    .await;
+    assert_eq!(get_with(addr, "/api/acme/orders/7", &key).await.status, 200);
+}

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use super::layer::{Counting, KeyBy, QuotaLayer, QuotaRule, RateLimitHeaders, TierBy};
+use super::layer::{QuotaLayer, RateLimitHeaders};
 use super::limit::{Limit, Window};
 use super::memory::{DEFAULT_MAX_KEYS, MemoryStore};
 use super::policy::QuotaPolicy;
+use super::rule::{Counting, KeyBy, QuotaRule, TierBy};
 use super::store::AnyQuotaStore;
 use crate::error::ConfigError;
 

@@ -2,22 +2,25 @@
 
 #[cfg(feature = "config")]
 pub(crate) mod config;
+mod future;
 mod layer;
 mod limit;
 mod memory;
 mod policy;
 #[cfg(feature = "redis")]
 mod redis;
+mod rule;
+mod service;
 mod store;
 
-pub use layer::{
-    Counting, KeyBy, KeyFn, Quota, QuotaBuilder, QuotaLayer, QuotaRule, QuotaShadow, RATELIMIT,
-    RATELIMIT_POLICY, RateLimitHeaders, ResponseFilter, ResponseFuture, TierBy,
-};
+pub use crate::rejection::ratelimit::{RATELIMIT, RATELIMIT_POLICY};
+pub use future::ResponseFuture;
+pub use layer::{Quota, QuotaBuilder, QuotaLayer, RateLimitHeaders};
 pub use limit::{Limit, LimitState, MAX_LIMITS, Verdict, Window};
 pub use memory::{DEFAULT_MAX_KEYS, MemoryStore};
 pub use policy::{QuotaKey, QuotaPolicy};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{OnOutage, RedisStore, RedisStoreBuilder};
+pub use rule::{Counting, KeyBy, KeyFn, QuotaRule, QuotaShadow, ResponseFilter, TierBy};
 pub use store::{AnyQuotaStore, DynQuotaStore, QuotaMode, QuotaStore};

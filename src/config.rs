@@ -872,6 +872,8 @@ quota:
         let mut c = c;
         c.quota.store = StoreConfig::default();
         c.quota.stages(None).unwrap();
+        // And the whole stack, with the startup checks (every cost and quota route declared).
+        c.palisade(MemoryKeyStore::new()).unwrap();
     }
 
     #[test]

@@ -12,6 +12,11 @@
 //! | [`ShadowDivergence`] | authz, when a shadow policy disagrees | response extensions |
 //! | [`QuotaOutcome`] | each quota stage, merged | response extensions |
 //!
+//! Recording the quota figures costs a little on every request, so the quota stages record
+//! them only for a request whose extensions carry [`WantOutcomes`] (the audit layer puts it
+//! there; a host layer that reads the outcome does the same). A mode other than `enforced`, a
+//! shadow rule's would-be refusal and a 429's figures are recorded always.
+//!
 //! ```
 //! use palisade::outcome::{LimitOutcome, QuotaOutcome};
 //! use std::time::Duration;
@@ -29,6 +34,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Extensions;
+use smallvec::SmallVec;
+
+/// Asks the layers inside for their typed outcomes: put it in a request's extensions before
+/// the stack sees the request, and read the outcomes from the response's. Zero-sized: inserting
+/// it allocates nothing.
+///
+/// ```
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(palisade::outcome::WantOutcomes);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WantOutcomes;
 
 /// Why an authorization decision came out as it did. Codes are stable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -244,7 +261,8 @@ impl LimitOutcome {
 pub struct QuotaOutcome {
     mode: QuotaMode,
     shadow: Option<QuotaShadow>,
-    limits: Vec<LimitOutcome>,
+    /// Inline for the usual few limits: recording them allocates nothing.
+    limits: SmallVec<[LimitOutcome; 2]>,
 }
 
 impl QuotaOutcome {
@@ -254,7 +272,7 @@ impl QuotaOutcome {
         Self {
             mode: QuotaMode::Enforced,
             shadow: None,
-            limits: Vec::new(),
+            limits: SmallVec::new_const(),
         }
     }
 
@@ -312,15 +330,14 @@ impl QuotaOutcome {
         self.limits.extend(other.limits);
     }
 
-    /// Merges `part` into the outcome already in `extensions`, or puts it there; returns the
-    /// merged outcome.
-    pub fn merge_into(extensions: &mut Extensions, part: Self) -> &Self {
-        if let Some(existing) = extensions.get_mut::<Self>() {
-            existing.merge(part);
-        } else {
-            extensions.insert(part);
+    /// Merges `part` into the outcome already in `extensions`, or puts it there.
+    pub fn merge_into(extensions: &mut Extensions, part: Self) {
+        match extensions.get_mut::<Self>() {
+            Some(existing) => existing.merge(part),
+            None => {
+                extensions.insert(part);
+            }
         }
-        extensions.get::<Self>().unwrap_or_else(|| unreachable!())
     }
 }
 
@@ -341,7 +358,8 @@ mod tests {
             retry_after: Duration::from_secs(1),
         });
         outer.push_limit(LimitOutcome::new("ip", 100, 2, Duration::from_millis(1500)));
-        let merged = QuotaOutcome::merge_into(&mut ext, outer);
+        QuotaOutcome::merge_into(&mut ext, outer);
+        let merged = ext.get::<QuotaOutcome>().unwrap();
         assert_eq!(merged.mode(), QuotaMode::Degraded);
         assert_eq!(merged.shadow().map(|s| &*s.policy), Some("ip"));
         assert_eq!(merged.limits().len(), 2);

@@ -399,8 +399,10 @@ impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage, V: Clone, 
             principals: self.principals,
             authz: self.authz,
             validate: self.validate,
-            handles,
-            format: self.format,
+            extras: Arc::new(Extras {
+                handles,
+                format: self.format,
+            }),
         })
     }
 }
@@ -417,6 +419,12 @@ pub struct PalisadeLayer<A, Z = Identity, Qc = Identity, Qp = Identity, V = Iden
     principals: Qp,
     authz: Z,
     validate: V,
+    /// What the host gets back, and its refusal format: one reference count to clone.
+    extras: Arc<Extras>,
+}
+
+#[derive(Debug)]
+struct Extras {
     handles: Handles,
     format: Option<Formatter>,
 }
@@ -425,7 +433,7 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeLayer<A, Z, Qc, Qp, V, Au> {
     /// What the stack hands back: the audit queue and the live policies.
     #[must_use]
     pub fn handles(&self) -> &Handles {
-        &self.handles
+        &self.extras.handles
     }
 }
 
@@ -441,8 +449,7 @@ impl<A, Z: Clone, Qc: Clone, Qp: Clone, V: Clone, Au: Clone> Clone
             principals: self.principals.clone(),
             authz: self.authz.clone(),
             validate: self.validate.clone(),
-            handles: self.handles.clone(),
-            format: self.format.clone(),
+            extras: self.extras.clone(),
         }
     }
 }
@@ -465,7 +472,7 @@ where
             inner: self
                 .audit
                 .layer(self.client_ip.layer(self.clients.layer(authn))),
-            format: self.format.clone(),
+            format: self.extras.format.clone(),
         }
     }
 }

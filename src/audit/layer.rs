@@ -311,6 +311,8 @@ where
             end: End::Cancelled,
         };
         req.extensions_mut().insert(RequestId(request_id));
+        // The layers inside record their typed outcomes for this event.
+        req.extensions_mut().insert(crate::outcome::WantOutcomes);
         ResponseFuture {
             inner: self.inner.call(req),
             pending: Some(Pending {

@@ -361,8 +361,9 @@ mod tests {
             .expect("a second yaml block in docs/config.md");
         let c = Config::parse(yaml, Format::Yaml).unwrap();
         let jwt = c.jwt.as_ref().unwrap();
-        assert_eq!(jwt.issuers.len(), 3);
+        assert_eq!(jwt.issuers.len(), 4);
         assert!(jwt.issuers[2].discover);
+        assert!(jwt.issuers[3].discovery_url.is_some());
         // The HMAC secret's variable is not set here: building says which one is missing.
         let err = jwt.authenticator().unwrap_err();
         assert!(err.to_string().contains("LEGACY_JWT_SECRET"), "{err}");

@@ -21,7 +21,7 @@ use super::rule::{Counting, QuotaShadow};
 use super::store::{QuotaMode, QuotaStore};
 use crate::body::{ResponseBody, refusal as refusal_response};
 use crate::error::Chain;
-use crate::outcome::{LimitOutcome, QuotaOutcome};
+use crate::outcome::{LimitOutcome, QuotaOutcome, WantOutcomes};
 use crate::principal::Principal;
 use crate::rejection::ratelimit::{RATELIMIT, RATELIMIT_POLICY, legacy_fields, write_item};
 use crate::rejection::{Rejection, TooManyRequests, UnavailableReason};
@@ -38,8 +38,11 @@ pub(super) struct Tally {
     pub(super) policies: [Option<HeaderValue>; INLINE_POLICIES],
     pub(super) more_policies: Vec<HeaderValue>,
     /// What this stage decided, typed: mode, shadow refusal, each limit's state. Merged into
-    /// the response's [`QuotaOutcome`] whether or not the headers are sent.
+    /// the response's [`QuotaOutcome`] whether or not the headers are sent, when an outer
+    /// layer asked for it ([`WantOutcomes`]) or the legacy fields need it.
     pub(super) outcome: QuotaOutcome,
+    /// Whether the limits' states are recorded in `outcome`.
+    pub(super) wanted: bool,
     /// Keys to charge when the response matches their rule's filter.
     pub(super) first_charge: Option<(usize, QuotaKey)>,
     pub(super) charges: Vec<(usize, QuotaKey)>,
@@ -52,6 +55,7 @@ impl Tally {
             policies: [const { None }; INLINE_POLICIES],
             more_policies: Vec::new(),
             outcome: QuotaOutcome::new(),
+            wanted: false,
             first_charge: None,
             charges: Vec::new(),
         }
@@ -67,7 +71,9 @@ impl Tally {
         if verdict.mode() == QuotaMode::FailOpen {
             return;
         }
-        record_limits(&mut self.outcome, policy, verdict);
+        if self.wanted {
+            record_limits(&mut self.outcome, policy, verdict);
+        }
         if !headers.on_allowed {
             return;
         }
@@ -91,15 +97,22 @@ impl Tally {
 
     pub(super) fn apply<B>(&mut self, res: &mut Response<B>, headers: RateLimitHeaders) {
         let part = mem::take(&mut self.outcome);
-        let tightest = if part.is_empty() {
-            None
-        } else {
-            // The legacy fields name the tightest limit of every stage so far, read from the
-            // typed outcome (never from another stage's header).
-            QuotaOutcome::merge_into(res.extensions_mut(), part)
-                .tightest()
+        // The legacy fields name the tightest limit of every stage so far, read from the
+        // typed outcomes (never from another stage's header).
+        let tightest = if headers.legacy {
+            let earlier = res.extensions().get::<QuotaOutcome>();
+            earlier
+                .and_then(QuotaOutcome::tightest)
+                .into_iter()
+                .chain(part.tightest())
+                .min_by_key(|l| l.remaining)
                 .map(|l| (l.capacity, l.remaining, l.reset))
+        } else {
+            None
         };
+        if !part.is_empty() {
+            QuotaOutcome::merge_into(res.extensions_mut(), part);
+        }
         if !headers.on_allowed || self.ratelimit.is_empty() {
             return;
         }
@@ -222,7 +235,7 @@ enum Pass {
     /// Every rule admitted the request.
     Admitted,
     /// A rule refused it, or the store failed.
-    Refused(Rejection, QuotaOutcome),
+    Refused(Rejection, Box<QuotaOutcome>),
     /// Rule `i` needs the store's asynchronous check.
     Pending(usize),
 }
@@ -323,7 +336,7 @@ impl<St: QuotaStore> Shared<St> {
                 return Pass::Pending(i);
             };
             if let Err(r) = self.settle(i, key, result, tally) {
-                return Pass::Refused(r, mem::take(&mut tally.outcome));
+                return Pass::Refused(r, Box::new(mem::take(&mut tally.outcome)));
             }
         }
         Pass::Admitted
@@ -374,9 +387,15 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let (route, cost) = shared.route(&parts);
         let mut tally = Tally::new();
+        tally.wanted = shared.headers.legacy || parts.extensions.get::<WantOutcomes>().is_some();
+        if shared.headers.legacy {
+            // The legacy fields name the tightest limit of every stage: the stages inside
+            // record theirs for this one to read.
+            parts.extensions.insert(WantOutcomes);
+        }
         let trace = DecisionTrace::start("quota");
         let pass = trace
             .span()
@@ -399,7 +418,7 @@ where
             Pass::Refused(rejection, outcome) => {
                 return ResponseFuture {
                     kind: Kind::Refused {
-                        response: Some(refuse(&rejection, outcome, trace, &parts.extensions)),
+                        response: Some(refuse(&rejection, *outcome, trace, &parts.extensions)),
                     },
                 };
             }

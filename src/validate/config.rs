@@ -291,7 +291,7 @@ mod tests {
             .and_then(|rest| rest.split("```").next())
             .expect("a third yaml block in docs/config.md");
         let mut c = Config::parse(yaml, Format::Yaml).unwrap();
-        assert_eq!(c.validation.operations.len(), 2);
+        assert_eq!(c.validation.operations.len(), 3);
         // Without the OpenAPI file (not here), the rest builds.
         c.validation.openapi = None;
         c.validation.layer(None).unwrap();

@@ -17,9 +17,10 @@ use crate::error::ConfigError;
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct AuditConfig {
-    /// Where events go (default `tracing`).
-    #[serde(default)]
-    pub sink: SinkConfig,
+    /// Where events go (default `tracing`): one sink, or a list of them (every event goes to
+    /// each).
+    #[serde(default = "default_sinks", deserialize_with = "one_or_many")]
+    pub sink: Vec<SinkConfig>,
     /// The queue's capacity (default 4,096).
     #[serde(default)]
     pub capacity: Option<usize>,
@@ -87,6 +88,27 @@ pub struct FileSinkConfig {
     pub keep: Option<usize>,
 }
 
+fn default_sinks() -> Vec<SinkConfig> {
+    vec![SinkConfig::default()]
+}
+
+/// `sink: tracing` or `sink: [tracing, {file: {path: audit.jsonl}}]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SinkConfig>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<SinkConfig>),
+        One(SinkConfig),
+    }
+    match OneOrMany::deserialize(d)? {
+        OneOrMany::Many(v) if v.is_empty() => Err(serde::de::Error::custom(
+            "an empty sink list would record nothing: remove the audit section instead",
+        )),
+        OneOrMany::Many(v) => Ok(v),
+        OneOrMany::One(s) => Ok(vec![s]),
+    }
+}
+
 fn header(field: &'static str, name: &str) -> Result<HeaderName, ConfigError> {
     HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| ConfigError::Invalid {
         field,
@@ -134,41 +156,16 @@ impl AuditConfig {
             )),
             None => None,
         };
-        let sink: Arc<dyn DynAuditSink> = match &self.sink {
-            SinkConfig::Named(NamedSink::Tracing) => Arc::new(TracingSink),
-            SinkConfig::Named(NamedSink::Stdout) => {
-                Arc::new(JsonLinesSink::writer(std::io::stdout()))
-            }
-            SinkConfig::File {
-                file:
-                    FileSinkConfig {
-                        path,
-                        max_bytes,
-                        keep,
-                    },
-            } => {
-                let path = match base {
-                    Some(dir) if path.is_relative() => dir.join(path),
-                    _ => path.clone(),
-                };
-                Arc::new(
-                    JsonLinesSink::rotating(&path, *max_bytes, keep.unwrap_or(5)).map_err(|e| {
-                        ConfigError::File {
-                            path: path.display().to_string(),
-                            message: e.to_string(),
-                        }
-                    })?,
-                )
-            }
-        };
-        let sink: Arc<dyn DynAuditSink> = if extra.is_empty() {
-            sink
+        let mut sinks = self
+            .sink
+            .iter()
+            .map(|c| open_sink(c, base))
+            .collect::<Result<Vec<_>, _>>()?;
+        sinks.extend(extra);
+        let sink: Arc<dyn DynAuditSink> = if sinks.len() == 1 {
+            sinks.remove(0)
         } else {
-            Arc::new(
-                extra
-                    .into_iter()
-                    .fold(FanOut::new().with(sink), FanOut::with),
-            )
+            Arc::new(sinks.into_iter().fold(FanOut::new(), FanOut::with))
         };
         let mut b = AuditLayer::builder(sink);
         if let Some(c) = self.capacity {
@@ -198,6 +195,38 @@ impl AuditConfig {
     }
 }
 
+/// The sink one entry of `sink` names.
+fn open_sink(
+    config: &SinkConfig,
+    base: Option<&std::path::Path>,
+) -> Result<Arc<dyn DynAuditSink>, ConfigError> {
+    Ok(match config {
+        SinkConfig::Named(NamedSink::Tracing) => Arc::new(TracingSink),
+        SinkConfig::Named(NamedSink::Stdout) => Arc::new(JsonLinesSink::writer(std::io::stdout())),
+        SinkConfig::File {
+            file:
+                FileSinkConfig {
+                    path,
+                    max_bytes,
+                    keep,
+                },
+        } => {
+            let path = match base {
+                Some(dir) if path.is_relative() => dir.join(path),
+                _ => path.clone(),
+            };
+            Arc::new(
+                JsonLinesSink::rotating(&path, *max_bytes, keep.unwrap_or(5)).map_err(|e| {
+                    ConfigError::File {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    }
+                })?,
+            )
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::{Config, Format};
@@ -218,9 +247,31 @@ mod tests {
         assert!(!std::path::Path::new("audit.jsonl").exists());
         let audit = c.audit.as_mut().unwrap();
         audit.chain_key_env = None;
-        audit.sink = super::SinkConfig::default();
+        audit.sink = vec![super::SinkConfig::default()];
         let (_layer, handle) = c.audit().unwrap().unwrap();
         handle.shutdown().await;
         assert!(Config::default().audit().unwrap().is_none());
+    }
+
+    #[test]
+    fn one_sink_or_a_list_of_them() {
+        let one = Config::parse("audit: {sink: stdout}", Format::Yaml).unwrap();
+        assert_eq!(one.audit.unwrap().sink.len(), 1);
+        let two = Config::parse(
+            "audit: {sink: [tracing, {file: {path: a.jsonl}}]}",
+            Format::Yaml,
+        )
+        .unwrap();
+        assert!(matches!(
+            two.audit.unwrap().sink[..],
+            [
+                super::SinkConfig::Named(super::NamedSink::Tracing),
+                super::SinkConfig::File { .. }
+            ]
+        ));
+        let none = Config::parse("audit: {}", Format::Yaml).unwrap();
+        assert_eq!(none.audit.unwrap().sink.len(), 1, "tracing by default");
+        let err = Config::parse("audit: {sink: []}", Format::Yaml).unwrap_err();
+        assert!(err.to_string().contains("empty sink list"), "{err}");
     }
 }

@@ -383,6 +383,52 @@ impl<F> fmt::Debug for ResponseFuture<F> {
     }
 }
 
+/// The caller, as audit records it: never a key, a token or a hash.
+fn audit_principal(p: &Principal) -> AuditPrincipal {
+    let (credential, key_id, issuer) = match p.method() {
+        AuthMethod::ApiKey { key_id } => ("api_key", Some(key_id.to_string()), None),
+        AuthMethod::Bearer { issuer } => ("bearer", None, Some(issuer.to_string())),
+        _ => ("anonymous", None, None),
+    };
+    AuditPrincipal {
+        subject: p.subject().to_owned(),
+        credential: credential.to_owned(),
+        key_id,
+        issuer,
+    }
+}
+
+/// How a request that got a response ended: refused by a layer (and which rule or policy
+/// decided), or allowed (by which rule).
+fn outcome_of(rejection: Option<&Rejection>, decision: Option<&Decision>) -> Outcome {
+    match rejection {
+        Some(r) => Outcome::Refused {
+            layer: r.layer().to_owned(),
+            reason: r.reason().to_owned(),
+            rule: match r {
+                Rejection::Forbidden(f) => f.rule().map(|x| x.description().to_owned()),
+                Rejection::TooManyRequests(t) => Some(format!("quota policy {}", t.policy())),
+                _ => None,
+            },
+        },
+        None => Outcome::Allowed {
+            rule: decision
+                .and_then(Decision::rule)
+                .map(|r| r.description().to_owned()),
+        },
+    }
+}
+
+/// The audit form of a shadow policy's disagreement.
+fn authz_shadow(d: &ShadowDivergence) -> AuthzShadow {
+    AuthzShadow {
+        enforced: d.enforced.outcome().code().to_owned(),
+        enforced_rule: d.enforced.rule().map(|r| r.description().to_owned()),
+        shadow: d.shadow.outcome().code().to_owned(),
+        shadow_rule: d.shadow.rule().map(|r| r.description().to_owned()),
+    }
+}
+
 /// The audit form of the quota stages' typed outcome.
 fn quota_state(q: &QuotaOutcome) -> QuotaState {
     QuotaState {
@@ -472,45 +518,10 @@ impl RawEvent {
                 event.status = Some(status.as_u16());
                 if let Some(p) = &principal {
                     event.tenant = p.tenant().map(str::to_owned);
-                    let (credential, key_id, issuer) = match p.method() {
-                        AuthMethod::ApiKey { key_id } => {
-                            ("api_key", Some(key_id.to_string()), None)
-                        }
-                        AuthMethod::Bearer { issuer } => ("bearer", None, Some(issuer.to_string())),
-                        _ => ("anonymous", None, None),
-                    };
-                    event.principal = Some(AuditPrincipal {
-                        subject: p.subject().to_owned(),
-                        credential: credential.to_owned(),
-                        key_id,
-                        issuer,
-                    });
+                    event.principal = Some(audit_principal(p));
                 }
-                event.outcome = Some(match rejection {
-                    Some(r) => Outcome::Refused {
-                        layer: r.layer().to_owned(),
-                        reason: r.reason().to_owned(),
-                        rule: match &r {
-                            Rejection::Forbidden(f) => f.rule().map(|x| x.description().to_owned()),
-                            Rejection::TooManyRequests(t) => {
-                                Some(format!("quota policy {}", t.policy()))
-                            }
-                            _ => None,
-                        },
-                    },
-                    None => Outcome::Allowed {
-                        rule: decision
-                            .as_ref()
-                            .and_then(Decision::rule)
-                            .map(|r| r.description().to_owned()),
-                    },
-                });
-                event.authz_shadow = divergence.map(|d| AuthzShadow {
-                    enforced: d.enforced.outcome().code().to_owned(),
-                    enforced_rule: d.enforced.rule().map(|r| r.description().to_owned()),
-                    shadow: d.shadow.outcome().code().to_owned(),
-                    shadow_rule: d.shadow.rule().map(|r| r.description().to_owned()),
-                });
+                event.outcome = Some(outcome_of(rejection.as_ref(), decision.as_ref()));
+                event.authz_shadow = divergence.as_ref().map(authz_shadow);
                 event.quota = quota.filter(|q| !q.is_empty()).as_ref().map(quota_state);
                 if let Some(f) = fields {
                     event.fields = f.0.into_iter().collect();

@@ -159,6 +159,15 @@ pub(crate) struct Drain<S> {
 
 const BATCH: usize = 256;
 
+/// Sealed records the sink has not accepted yet, when to try it again (and the backoff), and
+/// how many drops the log has reported.
+#[derive(Default)]
+struct Backlog {
+    pending: Vec<AuditRecord>,
+    retry: Option<(tokio::time::Instant, std::time::Duration)>,
+    reported: u64,
+}
+
 /// The first wait before a failed batch is written again; it doubles up to [`RETRY_MAX`].
 const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(50);
 const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
@@ -175,88 +184,27 @@ impl<S: AuditSink> Drain<S> {
         } else {
             None
         };
-        let mut reported = 0u64;
         let mut buf = Vec::with_capacity(BATCH);
-        // Sealed records the sink has not accepted yet, and when to try it again.
-        let mut pending: Vec<AuditRecord> = Vec::new();
-        let mut retry: Option<(tokio::time::Instant, std::time::Duration)> = None;
+        let mut backlog = Backlog::default();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let mut closing = tokio::select! {
+            let signalled = tokio::select! {
                 biased;
                 () = self.shutdown.notified() => true,
                 () = self.wake.notified() => false,
                 _ = tick.tick() => false,
             };
-            // Never `recv`: a receiver that waits registers a waker, and every send would then
-            // pay for waking this task's thread.
-            loop {
-                match self.rx.try_recv() {
-                    Ok(e) => buf.push(e),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    // Every layer is gone: write what is left and stop.
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        closing = true;
-                        break;
-                    }
-                }
-            }
+            let closing = self.take_queued(&mut buf) || signalled;
             let anchor = (SystemClock.now(), tokio::time::Instant::now());
             let mut records: Vec<AuditRecord> = buf
                 .drain(..)
                 .map(|raw| self.record(raw.into_event(&self.redaction, anchor), &mut prev))
                 .collect();
-            // Report losses since the last report, in the log itself: only while the sink is
-            // taking writes (or at the end), so a failing sink's retry buffer is not filled
-            // with reports of its own overflow.
-            let dropped = self.stats.dropped.load(Ordering::Relaxed);
-            if dropped > reported && (retry.is_none() || closing) {
-                tracing::warn!(target: "palisade::audit", dropped = dropped - reported, "audit events dropped");
-                let loss = loss_event(
-                    self.stats.seq.fetch_add(1, Ordering::Relaxed),
-                    dropped - reported,
-                );
-                records.push(self.record(loss, &mut prev));
-                reported = dropped;
-            }
-            // A failed batch is kept and written again with backoff; only what overflows the
-            // retry buffer is dropped (counted, and reported as a loss once the sink is back).
-            pending.extend(records);
-            if retry.is_some() {
-                let overflow = pending.len().saturating_sub(self.retry_capacity);
-                let mut lost = 0u64;
-                for r in pending.drain(..overflow) {
-                    match r.event.dropped {
-                        // An unwritten loss report: its count is reported again.
-                        Some(n) => reported -= n,
-                        None => lost += 1,
-                    }
-                }
-                if lost > 0 {
-                    self.stats.dropped.fetch_add(lost, Ordering::Relaxed);
-                    crate::telemetry::audit_events("dropped", lost);
-                }
-            }
-            let due = closing || retry.is_none_or(|(at, _)| tokio::time::Instant::now() >= at);
-            if !pending.is_empty() && due {
-                match self.sink.write(&pending).await {
-                    Ok(()) => {
-                        self.accepted(&pending);
-                        pending.clear();
-                        retry = None;
-                    }
-                    Err(e) => {
-                        self.stats
-                            .failed
-                            .fetch_add(pending.len() as u64, Ordering::Relaxed);
-                        crate::telemetry::audit_events("failed", pending.len() as u64);
-                        let backoff = retry.map_or(RETRY_FIRST, |(_, b)| (b * 2).min(RETRY_MAX));
-                        tracing::warn!(target: "palisade::audit", events = pending.len(), retry_in_ms = backoff.as_millis() as u64, error = %crate::error::Chain(&*e), "audit sink failed: the batch is kept and retried");
-                        retry = Some((tokio::time::Instant::now() + backoff, backoff));
-                    }
-                }
-            }
+            self.report_loss(&mut backlog, &mut records, &mut prev, closing);
+            backlog.pending.extend(records);
+            self.trim(&mut backlog);
+            self.write_due(&mut backlog, closing).await;
             if closing {
                 if let Err(e) = self.sink.flush().await {
                     tracing::warn!(target: "palisade::audit", error = %crate::error::Chain(&*e), "audit sink flush failed");
@@ -264,6 +212,86 @@ impl<S: AuditSink> Drain<S> {
                 let _ = self.done.send(());
                 let _ = self.finished.try_send(());
                 return;
+            }
+        }
+    }
+
+    /// Moves what the queue holds into `buf`; whether every layer is gone (write what is left
+    /// and stop). Never `recv`: a receiver that waits registers a waker, and every send would
+    /// then pay for waking this task's thread.
+    fn take_queued(&mut self, buf: &mut Vec<RawEvent>) -> bool {
+        loop {
+            match self.rx.try_recv() {
+                Ok(e) => buf.push(e),
+                Err(mpsc::error::TryRecvError::Empty) => return false,
+                Err(mpsc::error::TryRecvError::Disconnected) => return true,
+            }
+        }
+    }
+
+    /// Reports losses since the last report, in the log itself: only while the sink is taking
+    /// writes (or at the end), so a failing sink's retry buffer is not filled with reports of
+    /// its own overflow.
+    fn report_loss(
+        &self,
+        backlog: &mut Backlog,
+        records: &mut Vec<AuditRecord>,
+        prev: &mut Option<String>,
+        closing: bool,
+    ) {
+        let dropped = self.stats.dropped.load(Ordering::Relaxed);
+        if dropped > backlog.reported && (backlog.retry.is_none() || closing) {
+            let lost = dropped - backlog.reported;
+            tracing::warn!(target: "palisade::audit", dropped = lost, "audit events dropped");
+            let loss = loss_event(self.stats.seq.fetch_add(1, Ordering::Relaxed), lost);
+            records.push(self.record(loss, prev));
+            backlog.reported = dropped;
+        }
+    }
+
+    /// While the sink is failing, drops the oldest records past the retry buffer's bound
+    /// (counted; an unwritten loss report's count is reported again).
+    fn trim(&self, backlog: &mut Backlog) {
+        if backlog.retry.is_none() {
+            return;
+        }
+        let overflow = backlog.pending.len().saturating_sub(self.retry_capacity);
+        let mut lost = 0u64;
+        for r in backlog.pending.drain(..overflow) {
+            match r.event.dropped {
+                Some(n) => backlog.reported -= n,
+                None => lost += 1,
+            }
+        }
+        if lost > 0 {
+            self.stats.dropped.fetch_add(lost, Ordering::Relaxed);
+            crate::telemetry::audit_events("dropped", lost);
+        }
+    }
+
+    /// Writes the backlog when it is due (at once, or when the backoff has passed, or at the
+    /// end); a failed write keeps it and doubles the backoff.
+    async fn write_due(&self, backlog: &mut Backlog, closing: bool) {
+        let now = tokio::time::Instant::now();
+        let due = closing || backlog.retry.is_none_or(|(at, _)| now >= at);
+        if backlog.pending.is_empty() || !due {
+            return;
+        }
+        match self.sink.write(&backlog.pending).await {
+            Ok(()) => {
+                self.accepted(&backlog.pending);
+                backlog.pending.clear();
+                backlog.retry = None;
+            }
+            Err(e) => {
+                let n = backlog.pending.len() as u64;
+                self.stats.failed.fetch_add(n, Ordering::Relaxed);
+                crate::telemetry::audit_events("failed", n);
+                let backoff = backlog
+                    .retry
+                    .map_or(RETRY_FIRST, |(_, b)| (b * 2).min(RETRY_MAX));
+                tracing::warn!(target: "palisade::audit", events = n, retry_in_ms = backoff.as_millis() as u64, error = %crate::error::Chain(&*e), "audit sink failed: the batch is kept and retried");
+                backlog.retry = Some((tokio::time::Instant::now() + backoff, backoff));
             }
         }
     }

@@ -503,11 +503,6 @@ fn rule(
             .cloned()
             .ok_or_else(|| invalid(format!("unknown policy `{name}`")))
     };
-    if r.ipv4_prefix > 32 || r.ipv6_prefix > 128 {
-        return Err(invalid(
-            "prefix lengths are at most 32 (IPv4) and 128 (IPv6)".into(),
-        ));
-    }
     let key = match r.key {
         KeyConfig::ClientIp => KeyBy::ClientIp {
             v4_prefix: r.ipv4_prefix,

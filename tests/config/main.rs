@@ -285,6 +285,17 @@ async fn startup_mistakes_name_the_file_the_section_and_the_item() {
             &["`fortnight` is not a window", "minute, hour, day, month"],
         ),
         (
+            "an IPv6 prefix longer than an address",
+            format!(
+                "{ROUTES}quota:\n  policies: {{p: [{{rate: 5, per: 1s}}]}}\n  clients: [{{key: client_ip, policy: p, ipv6_prefix: 129}}]\n"
+            ),
+            &[
+                "rule 0 (policy `p`)",
+                "at most 32 (IPv4) and 128 (IPv6)",
+                "/129",
+            ],
+        ),
+        (
             "a limit that is neither a rate nor a quota",
             format!("{ROUTES}quota:\n  policies: {{p: [{{per: 1s}}]}}\n"),
             &["a limit needs `rate` (with `per`) or `quota` (with `window`)"],
@@ -298,6 +309,24 @@ async fn startup_mistakes_name_the_file_the_section_and_the_item() {
             assert!(err.contains(n), "{what}: `{n}` is not named: {err}");
         }
     }
+    // The code path checks prefix lengths the same way (it used to clamp them silently).
+    let p =
+        palisade::quota::QuotaPolicy::new("p", [palisade::quota::Limit::per_second(5)]).unwrap();
+    let err = palisade::quota::QuotaLayer::builder(MemoryStore::new())
+        .rule(palisade::quota::QuotaRule::new(
+            palisade::quota::KeyBy::ClientIp {
+                v4_prefix: 33,
+                v6_prefix: 64,
+            },
+            p,
+        ))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rule 0 (policy `p`)") && err.contains("/33"),
+        "{err}"
+    );
     // A declared extension method loads.
     build_file(
         "extension.yaml",

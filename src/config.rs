@@ -694,6 +694,17 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
         let quotas = c
             .quota
             .stages_with(c.base_dir.as_deref(), self.quota_store)?;
+        if (c.audit.is_some() || !self.audit_sinks.is_empty())
+            && tokio::runtime::Handle::try_current().is_err()
+        {
+            // Checked before a sink's file is created: a failed start leaves no empty log.
+            return Err(ConfigError::Invalid {
+                field: "audit",
+                message: "the audit queue's task needs a tokio runtime: build the stack inside \
+                          one"
+                .into(),
+            });
+        }
         let audit = match &c.audit {
             Some(section) => Some(section.builder(
                 c.api_keys.header.as_deref(),

@@ -72,6 +72,7 @@ mod body;
 mod fetch;
 #[cfg(feature = "config")]
 mod file;
+pub mod future;
 mod macros;
 mod stack;
 

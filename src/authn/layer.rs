@@ -1,21 +1,19 @@
 //! [`AuthnLayer`], its service [`Authn`] and [`ResponseFuture`].
 
 use std::fmt;
-use std::future::Future;
 use std::mem;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
 
 use super::{Authentication, Authenticator};
 use crate::body::{ResponseBody, refusal as refusal_response};
+use crate::future::Finish;
 use crate::principal::Principal;
 use crate::rejection::{AuthnFailure, AuthnReason, Rejection};
 use crate::route::PublicRoutes;
@@ -175,104 +173,54 @@ where
                 Ok(principal) => {
                     decision.allowed(Some(&principal));
                     parts.extensions.insert(principal.clone());
-                    ResponseFuture {
-                        kind: Kind::Inner {
-                            future: self.inner.call(Request::from_parts(parts, body)),
-                            principal: Some(principal),
-                        },
-                    }
+                    ResponseFuture::inner(
+                        self.inner.call(Request::from_parts(parts, body)),
+                        Some(principal),
+                    )
                 }
-                Err(rejection) => ResponseFuture {
-                    kind: Kind::Refused {
-                        response: Some(refusal_response(
-                            "authn",
-                            &rejection,
-                            decision,
-                            &parts.extensions,
-                        )),
-                    },
-                },
+                Err(rejection) => ResponseFuture::refused(refusal_response(
+                    "authn",
+                    &rejection,
+                    decision,
+                    &parts.extensions,
+                )),
             };
         }
         // The ready service goes into the future; a fresh clone stays for the next call.
         let clone = self.inner.clone();
         let mut inner = mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
-        ResponseFuture {
-            kind: Kind::Boxed {
-                future: Box::pin(async move {
-                    let answer = shared
-                        .authenticator
-                        .authenticate(&parts)
-                        .instrument(decision.span().clone())
-                        .await;
-                    match shared.resolve(answer, &parts) {
-                        Ok(principal) => {
-                            decision.allowed(Some(&principal));
-                            parts.extensions.insert(principal.clone());
-                            let mut res = inner.call(Request::from_parts(parts, body)).await?;
-                            res.extensions_mut().insert(principal);
-                            Ok(res.map(ResponseBody::inner))
-                        }
-                        Err(rejection) => Ok(refusal_response(
-                            "authn",
-                            &rejection,
-                            decision,
-                            &parts.extensions,
-                        )),
-                    }
-                }),
-            },
-        }
-    }
-}
-
-type BoxedResponse<B, E> =
-    Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
-
-pin_project! {
-    /// The response future of [`Authn`].
-    pub struct ResponseFuture<F, B, E> {
-        #[pin]
-        kind: Kind<F, B, E>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F, B, E> {
-        Refused { response: Option<Response<ResponseBody<B>>> },
-        Inner { #[pin] future: F, principal: Option<Principal> },
-        Boxed { future: BoxedResponse<B, E> },
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B, E>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<ResponseBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Refused { response } => match response.take() {
-                Some(res) => Poll::Ready(Ok(res)),
-                None => panic!("ResponseFuture polled after completion"),
-            },
-            KindProj::Inner { future, principal } => future.poll(cx).map_ok(|mut res| {
-                // The caller rides back on the response, for outer layers (audit) and hosts.
-                if let Some(p) = principal.take() {
-                    res.extensions_mut().insert(p);
+        ResponseFuture::boxed(Box::pin(async move {
+            let answer = shared
+                .authenticator
+                .authenticate(&parts)
+                .instrument(decision.span().clone())
+                .await;
+            match shared.resolve(answer, &parts) {
+                Ok(principal) => {
+                    decision.allowed(Some(&principal));
+                    parts.extensions.insert(principal.clone());
+                    let mut res = inner.call(Request::from_parts(parts, body)).await?;
+                    res.extensions_mut().insert(principal);
+                    Ok(res.map(ResponseBody::inner))
                 }
-                res.map(ResponseBody::inner)
-            }),
-            KindProj::Boxed { future } => future.as_mut().poll(cx),
-        }
+                Err(rejection) => Ok(refusal_response(
+                    "authn",
+                    &rejection,
+                    decision,
+                    &parts.extensions,
+                )),
+            }
+        }))
     }
 }
 
-impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+/// The response future of [`Authn`]: the caller rides back on the response, for outer layers
+/// (audit) and hosts.
+pub type ResponseFuture<F, B, E> = crate::future::ResponseFuture<F, B, E, Principal>;
+
+impl Finish for Principal {
+    fn finish<B>(self, res: &mut Response<ResponseBody<B>>) {
+        res.extensions_mut().insert(self);
     }
 }

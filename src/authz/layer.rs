@@ -3,14 +3,12 @@
 use std::fmt;
 use std::future::Future;
 use std::mem;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use http::request::Parts;
 use http::{Request, Response};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
@@ -18,6 +16,7 @@ use tracing::Instrument;
 use super::policy::{Decision, Outcome, Policy};
 use super::source::LivePolicy;
 use crate::body::{ResponseBody, refusal as refusal_response};
+use crate::future::Finish;
 pub use crate::outcome::ShadowDivergence;
 use crate::principal::{AuthMethod, Principal};
 use crate::rejection::{AuthnFailure, AuthnReason, Forbidden, Rejection};
@@ -295,26 +294,9 @@ where
             .policy
             .load()
             .decide_with(principal, method, template, path, 0);
-        let divergence = self.layer.shadow.as_ref().and_then(|shadow| {
-            let candidate = shadow
-                .load()
-                .decide_with(principal, method, template, path, 1);
-            (candidate.is_allowed() != decision.is_allowed()).then(|| {
-                self.layer.divergences.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    layer = "authz",
-                    method = %method,
-                    route = template.unwrap_or(path),
-                    enforced = %decision,
-                    shadow = %candidate,
-                    "shadow policy disagrees"
-                );
-                ShadowDivergence {
-                    enforced: decision.clone(),
-                    shadow: candidate,
-                }
-            })
-        });
+        let divergence = self
+            .layer
+            .divergence(&decision, principal, method, template, path);
         if !decision.is_allowed() {
             let rejection = refusal(&decision, principal);
             return ResponseFuture::refused(refused(
@@ -325,65 +307,106 @@ where
             ));
         }
         let needs_authorizer = !Az::ALWAYS_ALLOWS && principal.is_some_and(|p| !p.is_anonymous());
-        if !needs_authorizer {
-            trace.allowed(principal);
-            req.extensions_mut().insert(decision.clone());
-            return ResponseFuture {
-                kind: Kind::Inner {
-                    future: self.inner.call(req),
-                    extras: Some((decision, divergence)),
-                },
-            };
-        }
         req.extensions_mut().insert(decision.clone());
+        if !needs_authorizer {
+            trace.allowed(req.extensions().get::<Principal>());
+            return ResponseFuture::inner(self.inner.call(req), Some((decision, divergence)));
+        }
+        // The ready service goes into the future; a fresh clone stays for the next call.
         let clone = self.inner.clone();
-        let mut inner = mem::replace(&mut self.inner, clone);
+        let inner = mem::replace(&mut self.inner, clone);
         let authorizer = self.layer.authorizer.clone();
         let policy = self.layer.policy.current();
-        ResponseFuture {
-            kind: Kind::Boxed {
-                future: Box::pin(async move {
-                    let (mut parts, body) = req.into_parts();
-                    let params = path_params(&mut parts, &policy).await;
-                    let template = matched_template(&parts.extensions).unwrap_or(parts.uri.path());
-                    let route = Route::new(parts.method.clone(), template);
-                    let principal = parts.extensions.get::<Principal>();
-                    let outcome = match principal {
-                        Some(principal) => {
-                            authorizer
-                                .authorize(&AuthzRequest {
-                                    principal,
-                                    route: &route,
-                                    params: &params,
-                                    parts: &parts,
-                                    decision: &decision,
-                                })
-                                .instrument(trace.span().clone())
-                                .await
-                        }
-                        None => Ok(()),
-                    };
-                    if let Err(denial) = outcome {
-                        let rejection = Rejection::Forbidden(Forbidden::new(
-                            denial.code(),
-                            decision.rule().cloned(),
-                        ));
-                        return Ok(refused(&rejection, divergence, trace, &parts.extensions));
-                    }
-                    trace.allowed(principal);
-                    let mut res = inner
-                        .call(Request::from_parts(parts, body))
-                        .await?
-                        .map(ResponseBody::inner);
-                    res.extensions_mut().insert(decision);
-                    if let Some(d) = divergence {
-                        res.extensions_mut().insert(d);
-                    }
-                    Ok(res)
-                }),
-            },
-        }
+        ResponseFuture::boxed(Box::pin(authorize_then_call(
+            inner,
+            req,
+            authorizer,
+            policy,
+            (decision, divergence),
+            trace,
+        )))
     }
+}
+
+impl<Az> AuthzLayer<Az> {
+    /// What the shadow policy would decide, when it disagrees with `decision` (counted and
+    /// logged).
+    fn divergence(
+        &self,
+        decision: &Decision,
+        principal: Option<&Principal>,
+        method: &http::Method,
+        template: Option<&str>,
+        path: &str,
+    ) -> Option<ShadowDivergence> {
+        let shadow = self.shadow.as_ref()?;
+        let candidate = shadow
+            .load()
+            .decide_with(principal, method, template, path, 1);
+        if candidate.is_allowed() == decision.is_allowed() {
+            return None;
+        }
+        self.divergences.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            layer = "authz",
+            method = %method,
+            route = template.unwrap_or(path),
+            enforced = %decision,
+            shadow = %candidate,
+            "shadow policy disagrees"
+        );
+        Some(ShadowDivergence {
+            enforced: decision.clone(),
+            shadow: candidate,
+        })
+    }
+}
+
+/// Asks the host's authorizer about a request RBAC allowed, then calls `inner` (or refuses).
+async fn authorize_then_call<S, Az, ReqBody, ResBody>(
+    mut inner: S,
+    req: Request<ReqBody>,
+    authorizer: Arc<Az>,
+    policy: Arc<Policy>,
+    (decision, divergence): Extras,
+    trace: DecisionTrace,
+) -> Result<Response<ResponseBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    Az: Authorizer,
+{
+    let (mut parts, body) = req.into_parts();
+    let params = path_params(&mut parts, &policy).await;
+    let template = matched_template(&parts.extensions).unwrap_or(parts.uri.path());
+    let route = Route::new(parts.method.clone(), template);
+    let principal = parts.extensions.get::<Principal>();
+    let outcome = match principal {
+        Some(principal) => {
+            authorizer
+                .authorize(&AuthzRequest {
+                    principal,
+                    route: &route,
+                    params: &params,
+                    parts: &parts,
+                    decision: &decision,
+                })
+                .instrument(trace.span().clone())
+                .await
+        }
+        None => Ok(()),
+    };
+    if let Err(denial) = outcome {
+        let rejection =
+            Rejection::Forbidden(Forbidden::new(denial.code(), decision.rule().cloned()));
+        return Ok(refused(&rejection, divergence, trace, &parts.extensions));
+    }
+    trace.allowed(principal);
+    let mut res = inner
+        .call(Request::from_parts(parts, body))
+        .await?
+        .map(ResponseBody::inner);
+    (decision, divergence).finish(&mut res);
+    Ok(res)
 }
 
 /// The path parameters: axum's (percent-decoded) when axum routed the request, else the
@@ -399,66 +422,20 @@ async fn path_params(parts: &mut Parts, policy: &Policy) -> PathParams {
     PathParams(policy.path_params(parts.uri.path()))
 }
 
-pin_project! {
-    /// The response future of [`Authz`].
-    pub struct ResponseFuture<F, B, E> {
-        #[pin]
-        kind: Kind<F, B, E>,
-    }
-}
-
+/// What authorization decided, for the response: the decision and any shadow divergence.
 type Extras = (Decision, Option<ShadowDivergence>);
-type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
 
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F, B, E> {
-        Refused { response: Option<Response<ResponseBody<B>>> },
-        Inner { #[pin] future: F, extras: Option<Extras> },
-        Boxed { future: Boxed<B, E> },
-    }
-}
+/// The response future of [`Authz`]: the decision (and any shadow divergence) ride back on the
+/// response, for audit.
+pub type ResponseFuture<F, B, E> = crate::future::ResponseFuture<F, B, E, Extras>;
 
-impl<F, B, E> ResponseFuture<F, B, E> {
-    fn refused(response: Response<ResponseBody<B>>) -> Self {
-        Self {
-            kind: Kind::Refused {
-                response: Some(response),
-            },
+impl Finish for Extras {
+    fn finish<B>(self, res: &mut Response<ResponseBody<B>>) {
+        let (decision, divergence) = self;
+        res.extensions_mut().insert(decision);
+        if let Some(d) = divergence {
+            res.extensions_mut().insert(d);
         }
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B, E>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<ResponseBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Refused { response } => match response.take() {
-                Some(res) => Poll::Ready(Ok(res)),
-                None => panic!("ResponseFuture polled after completion"),
-            },
-            KindProj::Inner { future, extras } => {
-                let mut res = ready!(future.poll(cx))?.map(ResponseBody::inner);
-                if let Some((decision, divergence)) = extras.take() {
-                    res.extensions_mut().insert(decision);
-                    if let Some(d) = divergence {
-                        res.extensions_mut().insert(d);
-                    }
-                }
-                Poll::Ready(Ok(res))
-            }
-            KindProj::Boxed { future } => future.as_mut().poll(cx),
-        }
-    }
-}
-
-impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 

@@ -14,7 +14,7 @@ mod service;
 mod store;
 
 pub use crate::rejection::ratelimit::{RATELIMIT, RATELIMIT_POLICY};
-pub use future::ResponseFuture;
+pub use future::{ResponseFuture, Settle};
 pub use layer::{Quota, QuotaBuilder, QuotaLayer, RateLimitHeaders};
 pub use limit::{Limit, LimitState, MAX_LIMITS, Verdict, Window};
 pub use memory::{DEFAULT_MAX_KEYS, MemoryStore};

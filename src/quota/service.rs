@@ -13,7 +13,7 @@ use http::{Request, Response};
 use tower_service::Service;
 use tracing::Instrument;
 
-use super::future::{Kind, ResponseFuture};
+use super::future::{ResponseFuture, Settle};
 use super::layer::{Quota, RateLimitHeaders, Shared};
 use super::limit::{LimitState, Verdict};
 use super::policy::{QuotaKey, QuotaPolicy};
@@ -405,70 +405,66 @@ where
                 trace.allowed(parts.extensions.get::<Principal>());
                 let future = self.inner.call(Request::from_parts(parts, body));
                 let charge = tally.first_charge.take();
-                return ResponseFuture {
-                    kind: Kind::Inner {
-                        future,
-                        charge,
-                        // Nothing to add to the response: carry nothing (no allocation).
-                        tally: (!tally.is_trivial()).then(|| Box::new(tally)),
-                        shared: shared.clone(),
-                    },
-                };
+                // Nothing to add to the response: carry nothing (no allocation).
+                let tally = (!tally.is_trivial()).then(|| Box::new(tally));
+                let settle = (charge.is_some() || tally.is_some()).then(|| Settle {
+                    charge,
+                    tally,
+                    shared: shared.clone(),
+                });
+                return ResponseFuture::inner(future, settle);
             }
             Pass::Refused(rejection, outcome) => {
-                return ResponseFuture {
-                    kind: Kind::Refused {
-                        response: Some(refuse(&rejection, *outcome, trace, &parts.extensions)),
-                    },
-                };
+                return ResponseFuture::refused(refuse(
+                    &rejection,
+                    *outcome,
+                    trace,
+                    &parts.extensions,
+                ));
             }
             Pass::Pending(i) => i,
         };
         let clone = self.inner.clone();
         let mut inner = mem::replace(&mut self.inner, clone);
         let shared = shared.clone();
-        ResponseFuture {
-            kind: Kind::Boxed {
-                future: Box::pin(async move {
-                    // The remaining rules go to the store at once: one round trip of latency
-                    // for all of them, not one each.
-                    let now = shared.clock.now();
-                    let checks: Vec<_> = (start..shared.rules.len())
-                        .filter(|&i| shared.rules[i].applies_to(route.as_ref(), &parts))
-                        .map(|i| (i, shared.prepare(i, &parts, route.as_ref(), cost)))
-                        .collect();
-                    let results = join_all(checks.iter().map(|(_, (key, cost, consume))| {
-                        shared.store.check(key, *cost, now, *consume)
-                    }))
-                    .instrument(trace.span().clone())
-                    .await;
-                    for ((i, (key, _, _)), result) in checks.into_iter().zip(results) {
-                        if let Err(r) = shared.settle(i, key, result, &mut tally) {
-                            return Ok(refuse(
-                                &r,
-                                mem::take(&mut tally.outcome),
-                                trace,
-                                &parts.extensions,
-                            ));
-                        }
-                    }
-                    trace.allowed(parts.extensions.get::<Principal>());
-                    let mut res = inner
-                        .call(Request::from_parts(parts, body))
-                        .await?
-                        .map(ResponseBody::inner);
-                    let due = shared.due(&res, &mut tally);
-                    let now = shared.clock.now();
-                    let charged =
-                        join_all(due.iter().map(|key| shared.store.check(key, 1, now, true)));
-                    for e in charged.await.into_iter().filter_map(Result::err) {
-                        tracing::warn!(layer = "quota", error = %Chain(&e), "quota store failed to count a response");
-                    }
-                    tally.apply(&mut res, shared.headers);
-                    Ok(res)
-                }),
-            },
-        }
+        ResponseFuture::boxed(Box::pin(async move {
+            // The remaining rules go to the store at once: one round trip of latency
+            // for all of them, not one each.
+            let now = shared.clock.now();
+            let checks: Vec<_> = (start..shared.rules.len())
+                .filter(|&i| shared.rules[i].applies_to(route.as_ref(), &parts))
+                .map(|i| (i, shared.prepare(i, &parts, route.as_ref(), cost)))
+                .collect();
+            let results =
+                join_all(checks.iter().map(|(_, (key, cost, consume))| {
+                    shared.store.check(key, *cost, now, *consume)
+                }))
+                .instrument(trace.span().clone())
+                .await;
+            for ((i, (key, _, _)), result) in checks.into_iter().zip(results) {
+                if let Err(r) = shared.settle(i, key, result, &mut tally) {
+                    return Ok(refuse(
+                        &r,
+                        mem::take(&mut tally.outcome),
+                        trace,
+                        &parts.extensions,
+                    ));
+                }
+            }
+            trace.allowed(parts.extensions.get::<Principal>());
+            let mut res = inner
+                .call(Request::from_parts(parts, body))
+                .await?
+                .map(ResponseBody::inner);
+            let due = shared.due(&res, &mut tally);
+            let now = shared.clock.now();
+            let charged = join_all(due.iter().map(|key| shared.store.check(key, 1, now, true)));
+            for e in charged.await.into_iter().filter_map(Result::err) {
+                tracing::warn!(layer = "quota", error = %Chain(&e), "quota store failed to count a response");
+            }
+            tally.apply(&mut res, shared.headers);
+            Ok(res)
+        }))
     }
 }
 

@@ -2,9 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::mem;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -13,7 +11,6 @@ use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Method, Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
-use pin_project_lite::pin_project;
 use serde_json::{Map, Value};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -244,7 +241,7 @@ where
         let template = matched_template(req.extensions());
         let Some((op, path_params)) = self.shared.find(req.method(), template, req.uri().path())
         else {
-            return ResponseFuture::inner(self.inner.call(req));
+            return ResponseFuture::inner(self.inner.call(req), None);
         };
         let trace = DecisionTrace::start("validate");
         let params = op.check_params(
@@ -271,7 +268,7 @@ where
             && !req.headers().contains_key(TRANSFER_ENCODING)
         {
             trace.allowed(req.extensions().get::<Principal>());
-            return ResponseFuture::inner(self.inner.call(req));
+            return ResponseFuture::inner(self.inner.call(req), None);
         }
         let declared = req
             .headers()
@@ -295,7 +292,7 @@ where
                 Ok(Some(kind)) => Some(kind),
                 Ok(None) => {
                     trace.allowed(req.extensions().get::<Principal>());
-                    return ResponseFuture::inner(self.inner.call(req));
+                    return ResponseFuture::inner(self.inner.call(req), None);
                 }
                 Err((reason, errors)) => {
                     return ResponseFuture::refused(refusal_response(
@@ -367,70 +364,5 @@ where
     }
 }
 
-type BoxedResponse<B, E> =
-    Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
-
-pin_project! {
-    /// The response future of [`Validate`].
-    pub struct ResponseFuture<F, B, E> {
-        #[pin]
-        kind: Kind<F, B, E>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F, B, E> {
-        Refused { response: Option<Response<ResponseBody<B>>> },
-        Inner { #[pin] future: F },
-        Boxed { future: BoxedResponse<B, E> },
-    }
-}
-
-impl<F, B, E> ResponseFuture<F, B, E> {
-    fn inner(future: F) -> Self {
-        Self {
-            kind: Kind::Inner { future },
-        }
-    }
-
-    fn refused(response: Response<ResponseBody<B>>) -> Self {
-        Self {
-            kind: Kind::Refused {
-                response: Some(response),
-            },
-        }
-    }
-
-    fn boxed(future: BoxedResponse<B, E>) -> Self {
-        Self {
-            kind: Kind::Boxed { future },
-        }
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B, E>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<ResponseBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Refused { response } => match response.take() {
-                Some(res) => Poll::Ready(Ok(res)),
-                None => panic!("ResponseFuture polled after completion"),
-            },
-            KindProj::Inner { future } => {
-                future.poll(cx).map_ok(|res| res.map(ResponseBody::inner))
-            }
-            KindProj::Boxed { future } => future.as_mut().poll(cx),
-        }
-    }
-}
-
-impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
+/// The response future of [`Validate`]: validation adds nothing to the response.
+pub type ResponseFuture<F, B, E> = crate::future::ResponseFuture<F, B, E, ()>;

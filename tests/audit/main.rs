@@ -10,7 +10,7 @@ mod support;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -28,55 +28,8 @@ use palisade::quota::{KeyBy, Limit, MemoryStore, QuotaLayer, QuotaPolicy, QuotaR
 use palisade::validate::{Operation, SchemaSet, ValidateLayer};
 use palisade::{BoxError, Palisade, StoreError};
 use serde_json::json;
-use support::{Keys, Reply, send};
+use support::{Keys, MemorySink as Memory, Reply, send, serve};
 use tokio::net::TcpListener;
-
-/// A sink that keeps every record in memory.
-#[derive(Clone, Default)]
-struct Memory(Arc<Mutex<Vec<AuditRecord>>>);
-
-impl AuditSink for Memory {
-    async fn write(&self, batch: &[AuditRecord]) -> Result<(), BoxError> {
-        self.0.lock().unwrap().extend_from_slice(batch);
-        Ok(())
-    }
-}
-
-impl Memory {
-    fn events(&self) -> Vec<AuditEvent> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|r| r.event().clone())
-            .collect()
-    }
-
-    fn lines(&self) -> String {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|r| format!("{}\n", r.json()))
-            .collect()
-    }
-
-    /// Waits until `n` request events arrived.
-    async fn wait_for(&self, n: usize) -> Vec<AuditEvent> {
-        for _ in 0..500 {
-            let events: Vec<_> = self
-                .events()
-                .into_iter()
-                .filter(|e| e.kind == EventKind::Request)
-                .collect();
-            if events.len() >= n {
-                return events;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("{n} events did not arrive: {:?}", self.events());
-    }
-}
 
 /// Sends a GET for each path through `audit` around a handler that answers 200.
 async fn through(audit: &AuditLayer, paths: impl Iterator<Item = String>) {
@@ -752,21 +705,6 @@ async fn a_line_cut_short_by_a_crash_is_named_and_the_next_run_starts_on_a_new_l
         Ok(5)
     );
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Serves `app` on loopback; returns its address.
-async fn serve(app: Router) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    addr
 }
 
 /// Audit inside the builder (outermost, with the stack's own resolver): the deciding rule and

@@ -412,25 +412,10 @@ fn unknown_and_wrong_secret_share_one_public_code() {
     assert_eq!(AuthnReason::WrongSecret.public_code(), "invalid_key");
 }
 
-/// Collects what a `tracing` subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn logs_never_contain_a_key_or_its_hash_but_name_the_cause() {
     // A current-thread runtime: the server task runs on this thread, under this subscriber.
-    let captured = Captured::default();
+    let captured = support::Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter("palisade=trace")

@@ -19,7 +19,7 @@ use palisade::authz::{
     Authorizer, AuthzLayer, AuthzRequest, Denial, FileSource, LivePolicy, PolicySpec,
 };
 use palisade::{AuthMethod, Palisade, Principal};
-use support::{TestServer, raw};
+use support::{TestServer, raw, serve};
 
 /// Test-only bearer tokens: `Bearer subject;role,role;scope scope`.
 struct TestBearer;
@@ -279,20 +279,6 @@ fn get_req(
         .header("x-api-key", key)
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .unwrap()
-}
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    addr
 }
 
 fn write_atomically(path: &std::path::Path, text: &str) {

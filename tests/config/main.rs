@@ -9,52 +9,19 @@ mod support;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
-use palisade::audit::{AuditRecord, AuditSink, EventKind, Outcome};
+use palisade::audit::Outcome;
 use palisade::authz::{Authorizer, AuthzRequest, Denial, LivePolicy, PolicySource, PolicySpec};
 use palisade::clock::Timestamp;
 use palisade::config::{Config, Format};
 use palisade::quota::{MemoryStore, QuotaKey, QuotaStore, Verdict};
-use palisade::{BoxError, StoreError};
-use support::{Reply, send};
-use tokio::net::TcpListener;
-
-/// An audit sink of the host's own.
-#[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<AuditRecord>>>);
-
-impl AuditSink for Collect {
-    async fn write(&self, batch: &[AuditRecord]) -> Result<(), BoxError> {
-        self.0.lock().unwrap().extend_from_slice(batch);
-        Ok(())
-    }
-}
-
-impl Collect {
-    async fn requests(&self, n: usize) -> Vec<palisade::audit::AuditEvent> {
-        for _ in 0..300 {
-            let events: Vec<_> = self
-                .0
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|r| r.event().clone())
-                .filter(|e| e.kind == EventKind::Request)
-                .collect();
-            if events.len() >= n {
-                return events;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("{n} audit events did not arrive");
-    }
-}
+use palisade::StoreError;
+use support::{MemorySink, Reply, send, serve};
 
 /// A quota store of the host's own: counts its checks, and lets the memory store decide.
 #[derive(Clone, Default)]
@@ -98,20 +65,6 @@ impl PolicySource for Table {
     }
 }
 
-async fn serve(app: Router) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    addr
-}
-
 async fn get_with(addr: SocketAddr, path: &str, key: &str) -> Reply {
     send(
         addr,
@@ -142,7 +95,7 @@ async fn a_file_stack_takes_an_authorizer_an_audit_sink_a_quota_store_and_reload
     let alice = keys.issue(palisade::authn::api_key::KeySpec::new("alice").role("reader"));
     let bob = keys.issue(palisade::authn::api_key::KeySpec::new("bob").role("reader"));
     let table = Table(Arc::new(Mutex::new(config.policy_spec())));
-    let sink = Collect::default();
+    let sink = MemorySink::default();
     let store = Counted::default();
     let guard = config
         .builder()
@@ -168,7 +121,7 @@ async fn a_file_stack_takes_an_authorizer_an_audit_sink_a_quota_store_and_reload
     assert_eq!(refused.json()["code"], "not_owner");
     assert_eq!(get_with(addr, "/orders/2", &bob).await.status, 200);
     assert_eq!(store.checks.load(Ordering::SeqCst), 3);
-    let events = sink.requests(3).await;
+    let events = sink.wait_for(3).await;
     assert!(matches!(
         &events[1].outcome,
         Some(Outcome::Refused { layer, reason, .. }) if layer == "authz" && reason == "not_owner"
@@ -188,7 +141,7 @@ async fn a_file_stack_takes_an_authorizer_an_audit_sink_a_quota_store_and_reload
     assert_eq!(after.status, 403);
     assert_eq!(after.json()["code"], "missing_role");
     handles.audit().expect("the audit queue").shutdown().await;
-    assert_eq!(sink.requests(4).await.len(), 4);
+    assert_eq!(sink.wait_for(4).await.len(), 4);
 }
 
 /// Writes `text` to a file named `name` in a fresh directory and builds its stack.

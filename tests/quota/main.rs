@@ -749,26 +749,11 @@ async fn exempt_networks_are_matched_on_the_trusted_client_address() {
     );
 }
 
-/// A writer that keeps what a tracing subscriber prints.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A server run without `into_make_service_with_connect_info` gives a per-address rule no
 /// address: every caller shares one bucket, and an error saying how to fix it is logged once.
 #[tokio::test]
 async fn a_per_address_rule_without_peer_addresses_logs_the_fix_once() {
-    let captured = Captured::default();
+    let captured = support::Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())

@@ -250,3 +250,91 @@ pub async fn raw(addr: SocketAddr, raw: &str) -> (u16, String) {
     let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
     (status, body)
 }
+
+/// Serves `app` on 127.0.0.1 with the peer address attached to every request; returns its
+/// address.
+pub async fn serve(app: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    addr
+}
+
+/// Collects what a `tracing` subscriber writes (`with_writer(move || captured.clone())`).
+#[derive(Clone, Default)]
+pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// What was written, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A sink that keeps every record in memory.
+#[derive(Clone, Default)]
+pub struct MemorySink(pub Arc<Mutex<Vec<palisade::audit::AuditRecord>>>);
+
+impl palisade::audit::AuditSink for MemorySink {
+    async fn write(
+        &self,
+        batch: &[palisade::audit::AuditRecord],
+    ) -> Result<(), palisade::BoxError> {
+        self.0.lock().unwrap().extend_from_slice(batch);
+        Ok(())
+    }
+}
+
+impl MemorySink {
+    pub fn events(&self) -> Vec<palisade::audit::AuditEvent> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.event().clone())
+            .collect()
+    }
+
+    pub fn lines(&self) -> String {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{}\n", r.json()))
+            .collect()
+    }
+
+    /// Waits until `n` request events arrived.
+    pub async fn wait_for(&self, n: usize) -> Vec<palisade::audit::AuditEvent> {
+        for _ in 0..500 {
+            let events: Vec<_> = self
+                .events()
+                .into_iter()
+                .filter(|e| e.kind == palisade::audit::EventKind::Request)
+                .collect();
+            if events.len() >= n {
+                return events;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("{n} events did not arrive: {:?}", self.events());
+    }
+}

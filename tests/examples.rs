@@ -295,9 +295,12 @@ audit:
     assert!(challenges.iter().any(|c| c.contains("ApiKey")), "{missing}");
     assert!(challenges.iter().any(|c| c.contains("Bearer")), "{missing}");
     // A forged token from the configured issuer's name: refused as a bearer failure.
+    // One signature character changed (well inside it: every bit of it counts).
+    let at = token.len() - 10;
+    let swapped = if &token[at..=at] == "A" { "B" } else { "A" };
+    let forged_token = format!("{}{swapped}{}", &token[..at], &token[at + 1..]);
     let forged = sh(&format!(
-        "curl -i -H 'authorization: Bearer {}x' http://{addr}/orders",
-        &token[..token.len() - 1]
+        "curl -i -H 'authorization: Bearer {forged_token}' http://{addr}/orders"
     ));
     assert!(forged.starts_with("HTTP/1.1 401"), "{forged}");
     assert!(forged.contains("invalid_token"), "{forged}");

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::operation::Operation;
+use super::operation::{BodyKind, Operation};
 use crate::body::{ResponseBody, refusal as refusal_response};
 use crate::error::ConfigError;
 use crate::principal::Principal;
@@ -306,62 +306,78 @@ where
         } else {
             None
         };
+        // The ready service goes into the future; a fresh clone stays for the next call.
         let clone = self.inner.clone();
-        let mut inner = mem::replace(&mut self.inner, clone);
-        let (mut parts, body) = req.into_parts();
-        ResponseFuture::boxed(Box::pin(async move {
-            // The body is read up to the limit and no further (a body without a length is
-            // cut off at max + 1 bytes).
-            let bytes = match Limited::new(body, max).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(e) => {
-                    let rejection = if e
-                        .downcast_ref::<http_body_util::LengthLimitError>()
-                        .is_some()
-                    {
-                        too_large(max)
-                    } else {
-                        refusal(
-                            InvalidReason::MalformedBody,
-                            vec![Violation {
-                                part: InputPart::Body,
-                                pointer: "#".into(),
-                                keyword: "body".into(),
-                                detail: "the body could not be read".into(),
-                            }],
-                        )
-                    };
-                    return Ok(refusal_response(
-                        "validate",
-                        &rejection,
-                        trace,
-                        &parts.extensions,
-                    ));
-                }
-            };
-            if let Some(kind) = kind {
-                match op.check_body(&kind, &bytes) {
-                    Ok(Some(value)) => {
-                        parts.extensions.insert(ValidatedBody(value));
-                    }
-                    Ok(None) => {}
-                    Err((reason, errors)) => {
-                        return Ok(refusal_response(
-                            "validate",
-                            &refusal(reason, errors),
-                            trace,
-                            &parts.extensions,
-                        ));
-                    }
-                }
-            }
-            trace.allowed(parts.extensions.get::<Principal>());
-            let res = inner
-                .call(Request::from_parts(parts, ReqBody::from(bytes)))
-                .await?;
-            Ok(res.map(ResponseBody::inner))
-        }))
+        let inner = mem::replace(&mut self.inner, clone);
+        ResponseFuture::boxed(Box::pin(read_check_call(inner, req, op, kind, max, trace)))
     }
+}
+
+/// Reads the body up to `max` bytes and no further (a body without a length is cut off at
+/// max + 1), checks it against `op` as `kind`, and calls `inner` with it (and the parsed value
+/// for `Validated<T>`), or refuses.
+async fn read_check_call<S, ReqBody, ResBody>(
+    mut inner: S,
+    req: Request<ReqBody>,
+    op: Arc<Operation>,
+    kind: Option<BodyKind>,
+    max: usize,
+    trace: DecisionTrace,
+) -> Result<Response<ResponseBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ReqBody: Body<Data = Bytes> + From<Bytes>,
+    ReqBody::Error: Into<crate::BoxError>,
+{
+    let (mut parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            let rejection = if e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                too_large(max)
+            } else {
+                refusal(
+                    InvalidReason::MalformedBody,
+                    vec![Violation {
+                        part: InputPart::Body,
+                        pointer: "#".into(),
+                        keyword: "body".into(),
+                        detail: "the body could not be read".into(),
+                    }],
+                )
+            };
+            return Ok(refusal_response(
+                "validate",
+                &rejection,
+                trace,
+                &parts.extensions,
+            ));
+        }
+    };
+    if let Some(kind) = kind {
+        match op.check_body(&kind, &bytes) {
+            Ok(Some(value)) => {
+                parts.extensions.insert(ValidatedBody(value));
+            }
+            Ok(None) => {}
+            Err((reason, errors)) => {
+                return Ok(refusal_response(
+                    "validate",
+                    &refusal(reason, errors),
+                    trace,
+                    &parts.extensions,
+                ));
+            }
+        }
+    }
+    trace.allowed(parts.extensions.get::<Principal>());
+    let res = inner
+        .call(Request::from_parts(parts, ReqBody::from(bytes)))
+        .await?;
+    Ok(res.map(ResponseBody::inner))
 }
 
 /// The response future of [`Validate`]: validation adds nothing to the response.

@@ -9,8 +9,8 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -198,7 +198,9 @@ fn refused(e: &AuditEvent) -> (&str, &str) {
 async fn each_outcome_produces_exactly_one_event_with_its_layer_and_reason() {
     let s = start().await;
     let key = s.key.clone();
-    let wrong = format!("{}x", &key[..key.len() - 1]);
+    // The last character changed (never to itself: a key may end in `x`).
+    let last = if key.ends_with('x') { 'y' } else { 'x' };
+    let wrong = format!("{}{last}", &key[..key.len() - 1]);
     let too_large = "x".repeat(100);
     let unreachable = palisade::authn::api_key::ApiKeys::new()
         .generate(KeySpec::new("nobody"))

@@ -15,12 +15,12 @@ use axum::routing::get;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
+use palisade::StoreError;
 use palisade::audit::Outcome;
 use palisade::authz::{Authorizer, AuthzRequest, Denial, LivePolicy, PolicySource, PolicySpec};
 use palisade::clock::Timestamp;
 use palisade::config::{Config, Format};
 use palisade::quota::{MemoryStore, QuotaKey, QuotaStore, Verdict};
-use palisade::StoreError;
 use support::{MemorySink, Reply, send, serve};
 
 /// A quota store of the host's own: counts its checks, and lets the memory store decide.

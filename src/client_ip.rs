@@ -76,8 +76,10 @@ impl fmt::Display for ClientIp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// Which forwarded header trusted proxies set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which forwarded header trusted proxies set (in a configuration file: `x-forwarded-for` or
+/// `forwarded`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum ForwardedHeader {
     /// `X-Forwarded-For: client, proxy1, proxy2` (the de-facto standard).

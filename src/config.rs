@@ -57,8 +57,8 @@ pub use crate::authn::bearer_config::IntrospectionConfig;
 #[cfg(feature = "jwt")]
 pub use crate::authn::bearer_config::{IssuerConfig, JwtConfig, JwtKeyConfig};
 pub use crate::quota::config::{
-    CostConfig, CountConfig, HeadersConfig, KeyConfig, LimitConfig, OutageConfig, QuotaConfig,
-    RedisConfig, RuleConfig, StoreConfig, TierByConfig, WindowConfig,
+    CostConfig, CountConfig, KeyConfig, OutageConfig, QuotaConfig, RedisConfig, RuleConfig,
+    StoreConfig,
 };
 
 /// The stack a configuration builds: every authenticator it configures in one chain,
@@ -133,19 +133,7 @@ pub struct ClientIpConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// `x-forwarded-for` (default) or `forwarded` (RFC 7239).
     #[serde(default)]
-    pub header: ForwardedHeaderConfig,
-}
-
-/// Which forwarded header trusted proxies set.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum ForwardedHeaderConfig {
-    /// `X-Forwarded-For`.
-    #[default]
-    XForwardedFor,
-    /// `Forwarded`.
-    Forwarded,
+    pub header: ForwardedHeader,
 }
 
 /// The `api_keys` section.
@@ -299,13 +287,9 @@ impl Config {
     /// The client address resolver.
     #[must_use]
     pub fn client_ip(&self) -> ClientIpResolver {
-        let header = match self.client_ip.header {
-            ForwardedHeaderConfig::XForwardedFor => ForwardedHeader::XForwardedFor,
-            ForwardedHeaderConfig::Forwarded => ForwardedHeader::Forwarded,
-        };
         ClientIpResolver::new()
             .trust_proxies(self.client_ip.trusted_proxies.iter().copied())
-            .with_header(header)
+            .with_header(self.client_ip.header)
     }
 
     /// The declared route templates as a table (prefix wildcards such as `/admin/*` are rules,
@@ -759,7 +743,7 @@ mod tests {
         ] {
             let c = Config::parse(&text, format).unwrap_or_else(|e| panic!("{format:?}: {e}"));
             assert_eq!(c.client_ip.trusted_proxies.len(), 2);
-            assert_eq!(c.client_ip.header, ForwardedHeaderConfig::Forwarded);
+            assert_eq!(c.client_ip.header, ForwardedHeader::Forwarded);
             assert_eq!(c.api_keys.prefix, "acme");
             assert_eq!(c.api_keys.keys[0].principal().subject(), "alice");
             assert_eq!(

@@ -25,7 +25,7 @@ pub(crate) const KEY_ID_LEN: usize = 16;
 
 /// The public id of an API key: 16 base62 characters, the part of a key that names it.
 ///
-/// Key ids are not secret (they appear in audit events and in [`Principal`](crate::Principal)),
+/// Key ids are not secret (they appear in audit events and in [`Principal`]),
 /// but they are random, so they reveal nothing about other keys.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyId([u8; KEY_ID_LEN]);

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use super::layer::{QuotaLayer, RateLimitHeaders};
-use super::limit::{Limit, Window};
+use super::limit::Limit;
 use super::memory::{DEFAULT_MAX_KEYS, MemoryStore};
 use super::policy::QuotaPolicy;
 use super::rule::{Counting, KeyBy, QuotaRule, TierBy};
@@ -24,7 +24,7 @@ pub struct QuotaConfig {
     pub store: StoreConfig,
     /// Named policies: each a list of limits.
     #[serde(default)]
-    pub policies: BTreeMap<String, Vec<LimitConfig>>,
+    pub policies: BTreeMap<String, Vec<Limit>>,
     /// Rules checked before authentication (per client address, route or failed
     /// authentication).
     #[serde(default)]
@@ -37,137 +37,7 @@ pub struct QuotaConfig {
     pub costs: Vec<CostConfig>,
     /// Which rate-limit fields to send.
     #[serde(default)]
-    pub headers: HeadersConfig,
-}
-
-/// One limit: `{rate: 10, per: 1s, burst: 20}` or `{quota: 10000, window: day}`. A mistake
-/// names the value and what was expected (`per: 1x`: "`1x` is not a duration such as 1s").
-#[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "RawLimit")]
-#[non_exhaustive]
-pub enum LimitConfig {
-    /// A rate with a burst.
-    Rate {
-        /// Requests per period.
-        rate: u64,
-        /// The period, such as `1s`, `1m`, `500ms`.
-        per: Duration,
-        /// The burst (default: `rate`).
-        burst: Option<u64>,
-        /// The item name in the rate-limit fields.
-        name: Option<String>,
-    },
-    /// A fixed-window quota.
-    Quota {
-        /// Requests per window.
-        quota: u64,
-        /// `minute`, `hour`, `day`, `month` or a duration such as `15m`.
-        window: WindowConfig,
-        /// The item name in the rate-limit fields.
-        name: Option<String>,
-    },
-}
-
-/// A limit as written, before it is known to be a rate or a quota.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLimit {
-    rate: Option<u64>,
-    per: Option<String>,
-    burst: Option<u64>,
-    quota: Option<u64>,
-    window: Option<String>,
-    name: Option<String>,
-}
-
-impl TryFrom<RawLimit> for LimitConfig {
-    type Error = String;
-
-    fn try_from(raw: RawLimit) -> Result<Self, String> {
-        match raw {
-            RawLimit {
-                rate: Some(rate),
-                per,
-                burst,
-                quota: None,
-                window: None,
-                name,
-            } => {
-                let per = per.ok_or("a rate needs `per`: the period, such as 1s or 1m")?;
-                Ok(Self::Rate {
-                    rate,
-                    per: parse_duration(&per)?,
-                    burst,
-                    name,
-                })
-            }
-            RawLimit {
-                quota: Some(quota),
-                window,
-                rate: None,
-                per: None,
-                burst: None,
-                name,
-            } => {
-                let window = window
-                    .ok_or("a quota needs `window`: minute, hour, day, month or a duration")?;
-                Ok(Self::Quota {
-                    quota,
-                    window: WindowConfig(parse_window(&window)?),
-                    name,
-                })
-            }
-            RawLimit {
-                rate: Some(_),
-                quota: Some(_),
-                ..
-            } => Err(
-                "a limit is a rate (`rate`, `per`, `burst`) or a quota (`quota`, \
-                      `window`), not both"
-                    .into(),
-            ),
-            RawLimit {
-                rate: None,
-                quota: None,
-                ..
-            } => Err("a limit needs `rate` (with `per`) or `quota` (with `window`)".into()),
-            RawLimit { rate: Some(_), .. } => {
-                Err("a rate takes `rate`, `per`, `burst` and `name`, not `window`".into())
-            }
-            RawLimit { .. } => {
-                Err("a quota takes `quota`, `window` and `name`, not `per` or `burst`".into())
-            }
-        }
-    }
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|_| {
-        format!("`{s}` is not a duration: expected a number and a unit, such as 1s, 500ms or 5m")
-    })
-}
-
-fn parse_window(s: &str) -> Result<Window, String> {
-    Ok(match s {
-        "minute" => Window::Minute,
-        "hour" => Window::Hour,
-        "day" => Window::Day,
-        "month" => Window::Month,
-        other => Window::Every(parse_duration(other).map_err(|_| {
-            format!("`{other}` is not a window: expected minute, hour, day, month or a duration such as 15m")
-        })?),
-    })
-}
-
-/// A window: a calendar unit or a fixed duration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WindowConfig(pub Window);
-
-impl<'de> Deserialize<'de> for WindowConfig {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_window(&s).map(Self).map_err(serde::de::Error::custom)
-    }
+    pub headers: RateLimitHeaders,
 }
 
 /// What a rule keys by.
@@ -199,18 +69,6 @@ pub enum CountConfig {
     FailedAuthentication,
 }
 
-/// How tiers are chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum TierByConfig {
-    /// The principal's tier (default).
-    #[default]
-    Tier,
-    /// The first tier named like one of the principal's roles.
-    Role,
-}
-
 /// One rule.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -225,7 +83,7 @@ pub struct RuleConfig {
     pub tiers: BTreeMap<String, String>,
     /// How tiers are chosen.
     #[serde(default)]
-    pub tier_by: TierByConfig,
+    pub tier_by: TierBy,
     /// What the rule counts.
     #[serde(default)]
     pub count: CountConfig,
@@ -263,26 +121,6 @@ pub struct CostConfig {
     pub path: String,
     /// Its cost in units.
     pub cost: u64,
-}
-
-/// The `headers` subsection.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-#[non_exhaustive]
-pub struct HeadersConfig {
-    /// `RateLimit-Policy` / `RateLimit` on admitted responses too (default true).
-    pub on_allowed: bool,
-    /// Legacy `X-RateLimit-*` fields (default false).
-    pub legacy: bool,
-}
-
-impl Default for HeadersConfig {
-    fn default() -> Self {
-        Self {
-            on_allowed: true,
-            legacy: false,
-        }
-    }
 }
 
 /// The `store` subsection: `{type: memory, max_keys: 100000}` or `{type: redis, url_env: …}`.
@@ -407,26 +245,10 @@ impl QuotaConfig {
         self.policies
             .iter()
             .map(|(name, limits)| {
-                let limits = limits.iter().map(|l| match l {
-                    LimitConfig::Rate {
-                        rate,
-                        per,
-                        burst,
-                        name,
-                    } => {
-                        let mut limit = Limit::rate(*rate, *per);
-                        if let Some(b) = burst {
-                            limit = limit.burst(*b);
-                        }
-                        named(limit, name.as_deref())
-                    }
-                    LimitConfig::Quota {
-                        quota,
-                        window,
-                        name,
-                    } => named(Limit::quota(*quota, window.0), name.as_deref()),
-                });
-                Ok((name.clone(), QuotaPolicy::new(name.as_str(), limits)?))
+                Ok((
+                    name.clone(),
+                    QuotaPolicy::new(name.as_str(), limits.iter().cloned())?,
+                ))
             })
             .collect()
     }
@@ -452,7 +274,7 @@ impl QuotaConfig {
             if rules.is_empty() {
                 return Ok(QuotaLayer::empty(store.clone()));
             }
-            let mut b = QuotaLayer::builder(store.clone()).headers(headers(self.headers));
+            let mut b = QuotaLayer::builder(store.clone()).headers(self.headers);
             for c in &self.costs {
                 b = b.cost(c.path.clone(), c.cost);
             }
@@ -475,24 +297,6 @@ impl QuotaConfig {
     }
 }
 
-fn named(limit: Limit, name: Option<&str>) -> Limit {
-    match name {
-        Some(n) => limit.named(n),
-        None => limit,
-    }
-}
-
-fn headers(h: HeadersConfig) -> RateLimitHeaders {
-    let mut out = RateLimitHeaders::new();
-    if !h.on_allowed {
-        out = out.only_on_refusals();
-    }
-    if h.legacy {
-        out = out.with_legacy();
-    }
-    out
-}
-
 fn rule(
     r: &RuleConfig,
     policies: &BTreeMap<String, QuotaPolicy>,
@@ -513,10 +317,7 @@ fn rule(
         KeyConfig::Tenant => KeyBy::Tenant,
         KeyConfig::Route => KeyBy::Route,
     };
-    let mut rule = QuotaRule::new(key, policy(&r.policy)?).tier_by(match r.tier_by {
-        TierByConfig::Tier => TierBy::Tier,
-        TierByConfig::Role => TierBy::Role,
-    });
+    let mut rule = QuotaRule::new(key, policy(&r.policy)?).tier_by(r.tier_by);
     for (tier, name) in &r.tiers {
         rule = rule.tier(tier.as_str(), policy(name)?);
     }

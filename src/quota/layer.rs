@@ -16,7 +16,9 @@ use crate::error::ConfigError;
 /// By default the IETF `RateLimit-Policy` and `RateLimit` fields go on every response of a
 /// limited request, admitted or refused, and a 429 also carries `Retry-After`. The legacy
 /// `X-RateLimit-Limit`, `-Remaining` and `-Reset` (seconds) fields are off unless asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// In a configuration file: `headers: {on_allowed: true, legacy: false}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct RateLimitHeaders {
     pub(super) on_allowed: bool,
     pub(super) legacy: bool,

@@ -99,8 +99,10 @@ impl fmt::Debug for KeyFn {
     }
 }
 
-/// How a rule picks the principal's tier among its [`QuotaRule::tier`]s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How a rule picks the principal's tier among its [`QuotaRule::tier`]s (in a configuration
+/// file: `tier_by: tier` or `role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum TierBy {
     /// The principal's [`tier`](Principal::tier) (default).

@@ -29,7 +29,6 @@ use palisade::validate::{Operation, SchemaSet, ValidateLayer};
 use palisade::{BoxError, Palisade, StoreError};
 use serde_json::json;
 use support::{Keys, MemorySink as Memory, Reply, send, serve};
-use tokio::net::TcpListener;
 
 /// Sends a GET for each path through `audit` around a handler that answers 200.
 async fn through(audit: &AuditLayer, paths: impl Iterator<Item = String>) {
@@ -135,16 +134,7 @@ async fn start() -> Stack {
         )
         .layer(guard)
         .layer(audit);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = serve(app).await;
     Stack {
         addr,
         hits,

@@ -312,74 +312,43 @@ impl Policy {
     /// also lists roles or scopes.
     pub fn compile(spec: &PolicySpec) -> Result<Self, ConfigError> {
         check_methods(spec)?;
-        let mut role_index: HashMap<Box<str>, usize> = HashMap::new();
-        for r in &spec.roles {
-            if r.name.is_empty() {
-                return Err(policy_error("a role has an empty name"));
-            }
-            let next = role_index.len();
-            if role_index.insert(r.name.as_str().into(), next).is_some() {
-                return Err(policy_error(format!("role `{}` is declared twice", r.name)));
-            }
-        }
-        let n = role_index.len();
-        let words = n.div_ceil(64).max(1);
-        let parents: Vec<Vec<usize>> = spec
-            .roles
-            .iter()
-            .map(|r| {
-                r.inherits
-                    .iter()
-                    .map(|p| {
-                        role_index.get(p.as_str()).copied().ok_or_else(|| {
-                            policy_error(format!(
-                                "role `{}` inherits `{p}`, which is not a declared role",
-                                r.name
-                            ))
-                        })
-                    })
-                    .collect()
-            })
-            .collect::<Result<_, _>>()?;
-        check_cycles(spec, &parents)?;
-        // closure[r]: r and every role it inherits from, transitively.
-        let closure: Vec<Vec<bool>> = (0..n)
-            .map(|r| {
-                let mut seen = vec![false; n];
-                let mut stack = vec![r];
-                while let Some(x) = stack.pop() {
-                    if !std::mem::replace(&mut seen[x], true) {
-                        stack.extend(&parents[x]);
-                    }
-                }
-                seen
-            })
-            .collect();
-
+        let role_index = index_roles(spec)?;
+        let closure = role_closure(spec, &role_index)?;
         let mut policy = Self {
             generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
+            words: role_index.len().div_ceil(64).max(1),
             role_index,
-            words,
             entries: Vec::new(),
             rules: Vec::new(),
             exact: HashMap::new(),
             exact_paths: matchit::Router::new(),
             prefixes: matchit::Router::new(),
         };
+        let patterns = policy.add_rules(spec, &closure)?;
+        policy.link_parents(patterns);
+        Ok(policy)
+    }
+
+    /// Compiles every rule into its path pattern's entry; returns the patterns and entries.
+    fn add_rules(
+        &mut self,
+        spec: &PolicySpec,
+        closure: &[Vec<bool>],
+    ) -> Result<HashMap<String, usize>, ConfigError> {
         let mut patterns: HashMap<String, usize> = HashMap::new();
         for (i, spec_rule) in spec.routes.iter().enumerate() {
-            let rule = policy.compile_rule(i, spec_rule, &closure)?;
+            let rule = self.compile_rule(i, spec_rule, closure)?;
             let entry = match patterns.get(&spec_rule.path) {
                 Some(&e) => e,
                 None => {
-                    let e = policy.add_entry(&spec_rule.path)?;
+                    let e = self.add_entry(&spec_rule.path)?;
                     patterns.insert(spec_rule.path.clone(), e);
                     e
                 }
             };
-            let rule_index = policy.rules.len();
-            policy.rules.push(rule);
-            let entry_ref = &mut policy.entries[entry];
+            let rule_index = self.rules.len();
+            self.rules.push(rule);
+            let entry_ref = &mut self.entries[entry];
             let clash = |m: &str| {
                 policy_error(format!(
                     "routes[{i}]: {m} {} is already covered by an earlier rule",
@@ -407,11 +376,15 @@ impl Policy {
                 }
             }
         }
-        // Each entry's parent: the longest other wildcard prefix covering it.
+        Ok(patterns)
+    }
+
+    /// Each entry's parent: the longest other wildcard prefix covering it.
+    fn link_parents(&mut self, patterns: HashMap<String, usize>) {
         let all: Vec<(String, usize)> = patterns.into_iter().collect();
         for (pattern, entry) in &all {
             let own = wildcard_prefix(pattern).unwrap_or(pattern);
-            policy.entries[*entry].parent = all
+            self.entries[*entry].parent = all
                 .iter()
                 .filter(|(p, e)| e != entry && wildcard_prefix(p).is_some())
                 .filter_map(|(p, e)| {
@@ -425,7 +398,6 @@ impl Policy {
                 .max_by_key(|(len, _)| *len)
                 .map(|(_, e)| e);
         }
-        Ok(policy)
     }
 
     fn compile_rule(
@@ -687,6 +659,60 @@ pub(crate) fn is_standard_method(m: &Method) -> bool {
             | Method::TRACE
             | Method::PATCH
     )
+}
+
+/// Each role's bit position, refusing empty and duplicated names.
+fn index_roles(spec: &PolicySpec) -> Result<HashMap<Box<str>, usize>, ConfigError> {
+    let mut role_index: HashMap<Box<str>, usize> = HashMap::new();
+    for r in &spec.roles {
+        if r.name.is_empty() {
+            return Err(policy_error("a role has an empty name"));
+        }
+        let next = role_index.len();
+        if role_index.insert(r.name.as_str().into(), next).is_some() {
+            return Err(policy_error(format!("role `{}` is declared twice", r.name)));
+        }
+    }
+    Ok(role_index)
+}
+
+/// For each role, itself and every role it inherits from, transitively; refuses unknown parents
+/// and cycles.
+fn role_closure(
+    spec: &PolicySpec,
+    role_index: &HashMap<Box<str>, usize>,
+) -> Result<Vec<Vec<bool>>, ConfigError> {
+    let n = role_index.len();
+    let parents: Vec<Vec<usize>> = spec
+        .roles
+        .iter()
+        .map(|r| {
+            r.inherits
+                .iter()
+                .map(|p| {
+                    role_index.get(p.as_str()).copied().ok_or_else(|| {
+                        policy_error(format!(
+                            "role `{}` inherits `{p}`, which is not a declared role",
+                            r.name
+                        ))
+                    })
+                })
+                .collect()
+        })
+        .collect::<Result<_, _>>()?;
+    check_cycles(spec, &parents)?;
+    Ok((0..n)
+        .map(|r| {
+            let mut seen = vec![false; n];
+            let mut stack = vec![r];
+            while let Some(x) = stack.pop() {
+                if !std::mem::replace(&mut seen[x], true) {
+                    stack.extend(&parents[x]);
+                }
+            }
+            seen
+        })
+        .collect())
 }
 
 /// Refuses a rule naming a method that is neither standard nor a declared extension method.

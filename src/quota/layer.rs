@@ -56,6 +56,29 @@ impl RateLimitHeaders {
     }
 }
 
+/// The one check of prefix lengths, for rules built in code and from a file alike.
+fn check_prefixes(rules: &[QuotaRule]) -> Result<(), ConfigError> {
+    for (i, rule) in rules.iter().enumerate() {
+        if let KeyBy::ClientIp {
+            v4_prefix,
+            v6_prefix,
+        } = rule.key
+        {
+            if v4_prefix > 32 || v6_prefix > 128 {
+                return Err(ConfigError::Invalid {
+                    field: "quota",
+                    message: format!(
+                        "rule {i} (policy `{}`): prefix lengths are at most 32 (IPv4) and 128 \
+                         (IPv6), not /{v4_prefix} and /{v6_prefix}",
+                        rule.default.name()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Builds a [`QuotaLayer`]; see [`QuotaLayer::builder`].
 #[must_use]
 pub struct QuotaBuilder<St> {
@@ -118,22 +141,7 @@ impl<St: QuotaStore> QuotaBuilder<St> {
         if self.rules.is_empty() {
             return Err(invalid("a quota layer needs at least one rule".into()));
         }
-        // The one check of prefix lengths, for rules built in code and from a file alike.
-        for (i, rule) in self.rules.iter().enumerate() {
-            if let KeyBy::ClientIp {
-                v4_prefix,
-                v6_prefix,
-            } = rule.key
-            {
-                if v4_prefix > 32 || v6_prefix > 128 {
-                    return Err(invalid(format!(
-                        "rule {i} (policy `{}`): prefix lengths are at most 32 (IPv4) and 128 \
-                         (IPv6), not /{v4_prefix} and /{v6_prefix}",
-                        rule.default.name()
-                    )));
-                }
-            }
-        }
+        check_prefixes(&self.rules)?;
         // Every template the layer must recognise: the costed ones, then those rules are
         // limited to (at cost 1 unless costed).
         let mut templates: Vec<(Arc<str>, u64)> = Vec::new();

@@ -47,35 +47,7 @@ pub enum Window {
     Every(Duration),
 }
 
-impl<'de> serde::Deserialize<'de> for Window {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
 impl Window {
-    /// A window as a file writes it: `minute`, `hour`, `day`, `month` or a duration such as
-    /// `15m`.
-    ///
-    /// # Errors
-    ///
-    /// What was expected, naming the value.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "minute" => Self::Minute,
-            "hour" => Self::Hour,
-            "day" => Self::Day,
-            "month" => Self::Month,
-            other => Self::Every(parse_duration(other).map_err(|_| {
-                format!(
-                    "`{other}` is not a window: expected minute, hour, day, month or a duration \
-                     such as 15m"
-                )
-            })?),
-        })
-    }
-
     /// The window's length in seconds, as the `w` parameter of `RateLimit-Policy`
     /// (31 days for a calendar month: the field has one value, the longest month is the bound).
     #[must_use]
@@ -162,94 +134,10 @@ fn days_from_civil(y: u64, m: u64) -> u64 {
 /// `{quota: 10000, window: day}` (with an optional `name`); a mistake names the value and what
 /// was expected (`per: 1x`: "`1x` is not a duration: expected a number and a unit...").
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
-#[serde(try_from = "RawLimit")]
+#[serde(try_from = "file::RawLimit")]
 pub struct Limit {
     kind: Kind,
     name: Option<Box<str>>,
-}
-
-/// A limit as written, before it is known to be a rate or a quota.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLimit {
-    rate: Option<u64>,
-    per: Option<String>,
-    burst: Option<u64>,
-    quota: Option<u64>,
-    window: Option<String>,
-    name: Option<String>,
-}
-
-impl TryFrom<RawLimit> for Limit {
-    type Error = String;
-
-    fn try_from(mut raw: RawLimit) -> Result<Self, String> {
-        let name = raw.name.take();
-        let limit = match raw {
-            RawLimit {
-                rate: Some(rate),
-                per,
-                burst,
-                quota: None,
-                window: None,
-                ..
-            } => {
-                let per = per.ok_or("a rate needs `per`: the period, such as 1s or 1m")?;
-                let limit = Self::rate(rate, parse_duration(&per)?);
-                match burst {
-                    Some(b) => limit.burst(b),
-                    None => limit,
-                }
-            }
-            RawLimit {
-                quota: Some(quota),
-                window,
-                rate: None,
-                per: None,
-                burst: None,
-                ..
-            } => {
-                let window = window
-                    .ok_or("a quota needs `window`: minute, hour, day, month or a duration")?;
-                Self::quota(quota, Window::parse(&window)?)
-            }
-            RawLimit {
-                rate: Some(_),
-                quota: Some(_),
-                ..
-            } => {
-                return Err(
-                    "a limit is a rate (`rate`, `per`, `burst`) or a quota (`quota`, \
-                            `window`), not both"
-                        .into(),
-                );
-            }
-            RawLimit {
-                rate: None,
-                quota: None,
-                ..
-            } => return Err("a limit needs `rate` (with `per`) or `quota` (with `window`)".into()),
-            RawLimit { rate: Some(_), .. } => {
-                return Err("a rate takes `rate`, `per`, `burst` and `name`, not `window`".into());
-            }
-            RawLimit { .. } => {
-                return Err(
-                    "a quota takes `quota`, `window` and `name`, not `per` or `burst`".into(),
-                );
-            }
-        };
-        Ok(match name {
-            Some(n) => limit.named(n),
-            None => limit,
-        })
-    }
-}
-
-/// A duration as a file writes it (`1s`, `500ms`, `15m`).
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|_| {
-        format!("`{s}` is not a duration: expected a number and a unit, such as 1s, 500ms or 5m")
-    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -744,6 +632,8 @@ fn until_next_unit(tat: u64, now: u64, t: u64) -> u64 {
 fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
+
+mod file;
 
 #[cfg(test)]
 mod tests;

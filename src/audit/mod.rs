@@ -6,6 +6,7 @@ mod config;
 mod event;
 mod layer;
 mod queue;
+mod raw;
 mod redact;
 mod sinks;
 

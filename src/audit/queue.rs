@@ -9,7 +9,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::AuditRecord;
 use super::chain;
 use super::event::{AuditEvent, EventKind, SCHEMA_VERSION};
-use super::layer::RawEvent;
+use super::raw::RawEvent;
 use super::redact::Redaction;
 use super::sinks::AuditSink;
 use crate::clock::{Clock, SystemClock};

@@ -22,101 +22,12 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::store::QuotaMode;
 use crate::clock::Timestamp;
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 /// The most limits one [`QuotaPolicy`](super::QuotaPolicy) may hold.
 pub const MAX_LIMITS: usize = 4;
-
-/// The span of a fixed-window quota. Windows are aligned to the Unix epoch in UTC: a day
-/// starts at midnight UTC, a month on its first day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Window {
-    /// A minute, starting at second 0.
-    Minute,
-    /// An hour, starting at minute 0.
-    Hour,
-    /// A day, starting at midnight UTC.
-    Day,
-    /// A calendar month (28 to 31 days), starting on the first at midnight UTC.
-    Month,
-    /// A fixed span, counted from the Unix epoch (at least one second, whole seconds).
-    Every(Duration),
-}
-
-impl Window {
-    /// The window's length in seconds, as the `w` parameter of `RateLimit-Policy`
-    /// (31 days for a calendar month: the field has one value, the longest month is the bound).
-    #[must_use]
-    pub fn seconds(self) -> u64 {
-        match self {
-            Self::Minute => 60,
-            Self::Hour => 3_600,
-            Self::Day => 86_400,
-            Self::Month => 31 * 86_400,
-            Self::Every(d) => d.as_secs(),
-        }
-    }
-
-    /// The number of the window containing `now` and the time it ends.
-    pub(crate) fn locate(self, now: Timestamp) -> (u32, Timestamp) {
-        let nanos = now.as_unix_nanos();
-        if self == Self::Month {
-            let days = nanos / (86_400 * NANOS_PER_SEC);
-            let (y, m) = year_month(days);
-            let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-            let end = days_from_civil(ny, nm) * 86_400;
-            // Months since year 0: fits u32 for any representable time.
-            let index = u32::try_from(y * 12 + (m - 1)).unwrap_or(u32::MAX);
-            return (index, Timestamp::from_unix_secs(end));
-        }
-        let period = self.seconds().max(1) * NANOS_PER_SEC;
-        let index = nanos / period;
-        let end = Timestamp::from_unix_nanos(index.saturating_add(1).saturating_mul(period));
-        // Wraps only after 2^32 windows (136 years of one-second windows): the number just has
-        // to differ from the previous window's.
-        (index as u32, end)
-    }
-}
-
-impl fmt::Display for Window {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Minute => f.write_str("minute"),
-            Self::Hour => f.write_str("hour"),
-            Self::Day => f.write_str("day"),
-            Self::Month => f.write_str("month"),
-            Self::Every(d) => write!(f, "{}s", d.as_secs()),
-        }
-    }
-}
-
-/// Civil (year, month 1-12) of a day count since 1970-01-01 (H. Hinnant's algorithm).
-fn year_month(days: u64) -> (u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m)
-}
-
-/// Days since 1970-01-01 of the first day of (year, month).
-fn days_from_civil(y: u64, m: u64) -> u64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe).saturating_sub(719_468)
-}
 
 /// One limit: a rate with a burst (GCRA) or a quota per window.
 ///
@@ -365,122 +276,6 @@ fn interval(count: u64, period: Duration) -> u64 {
     period.div_ceil(count.max(1)).div_ceil(1_000).max(1) * 1_000
 }
 
-/// What one limit says about a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LimitState {
-    remaining: u64,
-    reset_ns: u64,
-    exceeded: bool,
-}
-
-impl LimitState {
-    /// A state: `remaining` units, more available after `reset`, and whether this limit refuses.
-    #[must_use]
-    pub fn new(remaining: u64, reset: Duration, exceeded: bool) -> Self {
-        Self {
-            remaining,
-            reset_ns: duration_nanos(reset),
-            exceeded,
-        }
-    }
-
-    /// Units (requests, or cost units) still admitted now, after this request if it was
-    /// admitted.
-    #[must_use]
-    pub fn remaining(&self) -> u64 {
-        self.remaining
-    }
-
-    /// Time until more quota becomes available (the `t` of the `RateLimit` field): for a rate,
-    /// until the next unit refills (zero when full); for a quota, until the window ends.
-    #[must_use]
-    pub fn reset(&self) -> Duration {
-        Duration::from_nanos(self.reset_ns)
-    }
-
-    /// Whether this limit alone refuses the request.
-    #[must_use]
-    pub fn exceeded(&self) -> bool {
-        self.exceeded
-    }
-}
-
-/// The answer of a check: admitted or not, when to retry, and the state of every limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verdict {
-    allowed: bool,
-    retry_after: Duration,
-    len: u8,
-    states: [LimitState; MAX_LIMITS],
-    mode: QuotaMode,
-}
-
-impl Verdict {
-    /// A verdict for `states` (one per limit): admitted when no state is exceeded. For stores
-    /// written by hosts. Only the first [`MAX_LIMITS`] states are kept for the rate-limit
-    /// fields, but every state counts towards the answer.
-    #[must_use]
-    pub fn new(states: &[LimitState], retry_after: Duration) -> Self {
-        let kept = states.len().min(MAX_LIMITS);
-        let mut all = [LimitState::default(); MAX_LIMITS];
-        all[..kept].copy_from_slice(&states[..kept]);
-        Self {
-            allowed: !states.iter().any(|s| s.exceeded),
-            retry_after,
-            len: kept as u8,
-            states: all,
-            mode: QuotaMode::Enforced,
-        }
-    }
-
-    /// A verdict that admits without counting (no limit applied).
-    #[must_use]
-    pub const fn unlimited() -> Self {
-        Self {
-            allowed: true,
-            retry_after: Duration::ZERO,
-            len: 0,
-            states: [LimitState {
-                remaining: 0,
-                reset_ns: 0,
-                exceeded: false,
-            }; MAX_LIMITS],
-            mode: QuotaMode::Enforced,
-        }
-    }
-
-    /// The same verdict, reached in `mode` (stores set this when an outage policy decided).
-    #[must_use]
-    pub const fn with_mode(mut self, mode: QuotaMode) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// How the verdict was reached.
-    #[must_use]
-    pub fn mode(&self) -> QuotaMode {
-        self.mode
-    }
-
-    /// Whether the request was admitted (and, for a consuming check, counted).
-    #[must_use]
-    pub fn is_allowed(&self) -> bool {
-        self.allowed
-    }
-
-    /// How long until the refused request would be admitted (zero when admitted).
-    #[must_use]
-    pub fn retry_after(&self) -> Duration {
-        self.retry_after
-    }
-
-    /// The state of each limit, in the policy's order.
-    #[must_use]
-    pub fn states(&self) -> &[LimitState] {
-        &self.states[..usize::from(self.len)]
-    }
-}
-
 /// What one limit says about a request: its state, the cell to store if the request is
 /// admitted, the wait before it would be, and until when its stored state matters.
 struct Step {
@@ -634,6 +429,11 @@ fn duration_nanos(d: Duration) -> u64 {
 }
 
 mod file;
+mod verdict;
+mod window;
+
+pub use verdict::{LimitState, Verdict};
+pub use window::Window;
 
 #[cfg(test)]
 mod tests;

@@ -351,6 +351,33 @@ impl<St: QuotaStore> Shared<St> {
     }
 
     /// The charges due for a response: the keys whose rule's filter matches it.
+    /// Checks the rules from `start` on at the store, all at once: one round trip of latency
+    /// for all of them, not one each. `Err` with the first refusal.
+    async fn check_rest(
+        &self,
+        start: usize,
+        parts: &Parts,
+        route: Option<&Arc<str>>,
+        cost: u64,
+        tally: &mut Tally,
+    ) -> Result<(), Rejection> {
+        let now = self.clock.now();
+        let checks: Vec<_> = (start..self.rules.len())
+            .filter(|&i| self.rules[i].applies_to(route, parts))
+            .map(|i| (i, self.prepare(i, parts, route, cost)))
+            .collect();
+        let results = join_all(
+            checks
+                .iter()
+                .map(|(_, (key, cost, consume))| self.store.check(key, *cost, now, *consume)),
+        )
+        .await;
+        for ((i, (key, _, _)), result) in checks.into_iter().zip(results) {
+            self.settle(i, key, result, tally)?;
+        }
+        Ok(())
+    }
+
     pub(super) fn due<B>(&self, res: &Response<B>, tally: &mut Tally) -> Vec<QuotaKey> {
         let first = tally.first_charge.take();
         first
@@ -428,28 +455,13 @@ where
         let mut inner = mem::replace(&mut self.inner, clone);
         let shared = shared.clone();
         ResponseFuture::boxed(Box::pin(async move {
-            // The remaining rules go to the store at once: one round trip of latency
-            // for all of them, not one each.
-            let now = shared.clock.now();
-            let checks: Vec<_> = (start..shared.rules.len())
-                .filter(|&i| shared.rules[i].applies_to(route.as_ref(), &parts))
-                .map(|i| (i, shared.prepare(i, &parts, route.as_ref(), cost)))
-                .collect();
-            let results =
-                join_all(checks.iter().map(|(_, (key, cost, consume))| {
-                    shared.store.check(key, *cost, now, *consume)
-                }))
+            let checked = shared
+                .check_rest(start, &parts, route.as_ref(), cost, &mut tally)
                 .instrument(trace.span().clone())
                 .await;
-            for ((i, (key, _, _)), result) in checks.into_iter().zip(results) {
-                if let Err(r) = shared.settle(i, key, result, &mut tally) {
-                    return Ok(refuse(
-                        &r,
-                        mem::take(&mut tally.outcome),
-                        trace,
-                        &parts.extensions,
-                    ));
-                }
+            if let Err(r) = checked {
+                let outcome = mem::take(&mut tally.outcome);
+                return Ok(refuse(&r, outcome, trace, &parts.extensions));
             }
             trace.allowed(parts.extensions.get::<Principal>());
             let mut res = inner

@@ -245,53 +245,7 @@ impl OpenApi {
         op_ptr: &str,
     ) -> Result<Operation, ConfigError> {
         let mut operation = self.operation.clone().unwrap_or_default();
-        // Parameters: the path item's, overridden by the operation's with the same name and
-        // location (OpenAPI 3.x, Path Item Object).
-        // (name, location, required, schema pointer, resolved schema, style, explode)
-        let mut params: Vec<Param> = Vec::new();
-        let lists = [
-            (shared, format!("{item_ptr}/parameters")),
-            (
-                op.get("parameters").and_then(Value::as_array),
-                format!("{op_ptr}/parameters"),
-            ),
-        ];
-        for (list, base) in lists {
-            for (i, p) in list.into_iter().flatten().enumerate() {
-                let (p, ptr) = self.deref(p, format!("{base}/{i}"))?;
-                let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
-                let place = p.get("in").and_then(Value::as_str).unwrap_or_default();
-                let required =
-                    place == "path" || p.get("required").and_then(Value::as_bool) == Some(true);
-                let name = if place == "header" {
-                    name.to_ascii_lowercase()
-                } else {
-                    name.to_owned()
-                };
-                let Some(schema) = p.get("schema") else {
-                    // `content` instead of `schema`: a serialized document in one parameter.
-                    tracing::warn!(target: "palisade::validate", parameter = %ptr, "an OpenAPI parameter described by `content` is not validated");
-                    continue;
-                };
-                let style = p.get("style").and_then(Value::as_str);
-                if let Some(name) = style.filter(|s| super::params::Style::parse(s).is_none()) {
-                    // matrix, label: path styles palisade does not read.
-                    tracing::warn!(target: "palisade::validate", parameter = %ptr, style = name, "an OpenAPI parameter style that is not read: the parameter is not validated");
-                    continue;
-                }
-                let (resolved, _) = self.deref(schema, format!("{ptr}/schema"))?;
-                params.retain(|p| !(p.name == name && p.place == place));
-                params.push(Param {
-                    name,
-                    place: place.to_owned(),
-                    required,
-                    ptr: format!("{ptr}/schema"),
-                    resolved: resolved.clone(),
-                    style: style.map(str::to_owned),
-                    explode: p.get("explode").and_then(Value::as_bool),
-                });
-            }
-        }
+        let params = self.params(shared, item_ptr, op, op_ptr)?;
         for place in ["query", "header", "path", "cookie"] {
             let mine: Vec<_> = params.iter().filter(|p| p.place == place).collect();
             if mine.is_empty() {
@@ -300,30 +254,7 @@ impl OpenApi {
             let mut properties = Map::new();
             let mut required = Vec::new();
             for p in mine {
-                // The `$ref` validates; `type` (and `items.type`, `properties.*.type`) beside
-                // it tell the coercion what to read the string as, and `style` / `explode` how
-                // an array or object is spelled.
-                let mut prop = json!({ "$ref": format!("{DOC}#{}", fragment(&p.ptr)) });
-                if let Some(t) = p.resolved.get("type") {
-                    prop["type"] = t.clone();
-                }
-                if let Some(t) = p.resolved.get("items").and_then(|i| i.get("type")) {
-                    prop["items"] = json!({ "type": t });
-                }
-                if let Some(members) = p.resolved.get("properties").and_then(Value::as_object) {
-                    let types: Map<String, Value> = members
-                        .iter()
-                        .filter_map(|(k, v)| Some((k.clone(), json!({"type": v.get("type")?}))))
-                        .collect();
-                    prop["properties"] = Value::Object(types);
-                }
-                if let Some(style) = &p.style {
-                    prop["style"] = json!(style);
-                }
-                if let Some(explode) = p.explode {
-                    prop["explode"] = json!(explode);
-                }
-                properties.insert(p.name.clone(), prop);
+                properties.insert(p.name.clone(), p.property());
                 if p.required {
                     required.push(Value::String(p.name.clone()));
                 }
@@ -336,54 +267,157 @@ impl OpenApi {
                 _ => operation.path(set, &schema)?,
             };
         }
-        if let Some(body) = op.get("requestBody") {
-            let (body, body_ptr) = self.deref(body, format!("{op_ptr}/requestBody"))?;
-            if let Some(content) = body.get("content").and_then(Value::as_object) {
-                for (media, m) in content {
-                    let schema_ptr = format!("{body_ptr}/content/{}/schema", escape(media));
-                    if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-                        if let Some(schema) = m.get("schema") {
-                            // Checked by the document's schema; read (types, and the styles
-                            // of its `encoding`) from the resolved one.
-                            let (resolved, _) = self.deref(schema, schema_ptr.clone())?;
-                            let mut shapes_from = resolved.clone();
-                            if let (Some(props), Some(enc)) = (
-                                shapes_from
-                                    .get_mut("properties")
-                                    .and_then(Value::as_object_mut),
-                                m.get("encoding").and_then(Value::as_object),
-                            ) {
-                                for (name, e) in enc {
-                                    if let Some(Value::Object(p)) = props.get_mut(name) {
-                                        for key in ["style", "explode"] {
-                                            if let Some(v) = e.get(key) {
-                                                p.insert(key.to_owned(), v.clone());
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                            let compiled =
-                                set.compile_ref(&format!("{DOC}#{}", fragment(&schema_ptr)))?;
-                            operation = operation.form_body_with(compiled, &shapes_from);
-                            continue;
-                        }
-                    }
-                    let schema = match m.get("schema") {
-                        Some(_) => Some(set.compile_ref(&format!(
-                            "{DOC}#{}",
-                            fragment(&format!("{body_ptr}/content/{}/schema", escape(media)))
-                        ))?),
-                        None => None,
-                    };
-                    operation = operation.body(media, schema);
+        match op.get("requestBody") {
+            Some(body) => self.with_body(operation, set, body, op_ptr),
+            None => Ok(operation),
+        }
+    }
+
+    /// The parameters of an operation: the path item's (`shared`), overridden by the
+    /// operation's with the same name and location (OpenAPI 3.x, Path Item Object).
+    fn params(
+        &self,
+        shared: Option<&Vec<Value>>,
+        item_ptr: &str,
+        op: &Value,
+        op_ptr: &str,
+    ) -> Result<Vec<Param>, ConfigError> {
+        let mut params: Vec<Param> = Vec::new();
+        let lists = [
+            (shared, format!("{item_ptr}/parameters")),
+            (
+                op.get("parameters").and_then(Value::as_array),
+                format!("{op_ptr}/parameters"),
+            ),
+        ];
+        for (list, base) in lists {
+            for (i, p) in list.into_iter().flatten().enumerate() {
+                if let Some(param) = self.param(p, format!("{base}/{i}"))? {
+                    params.retain(|p| !(p.name == param.name && p.place == param.place));
+                    params.push(param);
                 }
             }
-            // OpenAPI: a request body is optional unless `required: true`.
-            operation = operation
-                .body_required(body.get("required").and_then(Value::as_bool) == Some(true));
         }
-        Ok(operation)
+        Ok(params)
+    }
+
+    /// One Parameter Object at `ptr`; `None` for one palisade does not read (it is logged).
+    fn param(&self, p: &Value, ptr: String) -> Result<Option<Param>, ConfigError> {
+        let (p, ptr) = self.deref(p, ptr)?;
+        let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
+        let place = p.get("in").and_then(Value::as_str).unwrap_or_default();
+        let required = place == "path" || p.get("required").and_then(Value::as_bool) == Some(true);
+        let name = if place == "header" {
+            name.to_ascii_lowercase()
+        } else {
+            name.to_owned()
+        };
+        let Some(schema) = p.get("schema") else {
+            // `content` instead of `schema`: a serialized document in one parameter.
+            tracing::warn!(target: "palisade::validate", parameter = %ptr, "an OpenAPI parameter described by `content` is not validated");
+            return Ok(None);
+        };
+        let style = p.get("style").and_then(Value::as_str);
+        if let Some(name) = style.filter(|s| super::params::Style::parse(s).is_none()) {
+            // matrix, label: path styles palisade does not read.
+            tracing::warn!(target: "palisade::validate", parameter = %ptr, style = name, "an OpenAPI parameter style that is not read: the parameter is not validated");
+            return Ok(None);
+        }
+        let (resolved, _) = self.deref(schema, format!("{ptr}/schema"))?;
+        Ok(Some(Param {
+            name,
+            place: place.to_owned(),
+            required,
+            ptr: format!("{ptr}/schema"),
+            resolved: resolved.clone(),
+            style: style.map(str::to_owned),
+            explode: p.get("explode").and_then(Value::as_bool),
+        }))
+    }
+
+    /// `operation` with the Request Body Object `body` of the operation at `op_ptr`.
+    fn with_body(
+        &self,
+        mut operation: Operation,
+        set: &SchemaSet,
+        body: &Value,
+        op_ptr: &str,
+    ) -> Result<Operation, ConfigError> {
+        let (body, body_ptr) = self.deref(body, format!("{op_ptr}/requestBody"))?;
+        if let Some(content) = body.get("content").and_then(Value::as_object) {
+            for (media, m) in content {
+                let schema_ptr = format!("{body_ptr}/content/{}/schema", escape(media));
+                let schema = match m.get("schema") {
+                    Some(_) => Some(set.compile_ref(&format!("{DOC}#{}", fragment(&schema_ptr)))?),
+                    None => None,
+                };
+                operation = match (schema, m.get("schema")) {
+                    (Some(compiled), Some(schema))
+                        if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") =>
+                    {
+                        // Checked by the document's schema; read (types, and the styles of its
+                        // `encoding`) from the resolved one.
+                        let (resolved, _) = self.deref(schema, schema_ptr.clone())?;
+                        operation.form_body_with(compiled, &form_shapes(resolved, m))
+                    }
+                    (schema, _) => operation.body(media, schema),
+                };
+            }
+        }
+        // OpenAPI: a request body is optional unless `required: true`.
+        Ok(operation.body_required(body.get("required").and_then(Value::as_bool) == Some(true)))
+    }
+}
+
+/// The schema a form body's fields are read by: `resolved` with the `style` and `explode` of
+/// the Media Type Object's `encoding` set on each property.
+fn form_shapes(resolved: &Value, media: &Value) -> Value {
+    let mut shapes_from = resolved.clone();
+    if let (Some(props), Some(enc)) = (
+        shapes_from
+            .get_mut("properties")
+            .and_then(Value::as_object_mut),
+        media.get("encoding").and_then(Value::as_object),
+    ) {
+        for (name, e) in enc {
+            if let Some(Value::Object(p)) = props.get_mut(name) {
+                for key in ["style", "explode"] {
+                    if let Some(v) = e.get(key) {
+                        p.insert(key.to_owned(), v.clone());
+                    }
+                }
+            }
+        }
+    }
+    shapes_from
+}
+
+impl Param {
+    /// The parameter's property in the parameters' object schema. The `$ref` validates; `type`
+    /// (and `items.type`, `properties.*.type`) beside it tell the coercion what to read the
+    /// string as, and `style` / `explode` how an array or object is spelled.
+    fn property(&self) -> Value {
+        let mut prop = json!({ "$ref": format!("{DOC}#{}", fragment(&self.ptr)) });
+        if let Some(t) = self.resolved.get("type") {
+            prop["type"] = t.clone();
+        }
+        if let Some(t) = self.resolved.get("items").and_then(|i| i.get("type")) {
+            prop["items"] = json!({ "type": t });
+        }
+        if let Some(members) = self.resolved.get("properties").and_then(Value::as_object) {
+            let types: Map<String, Value> = members
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), json!({"type": v.get("type")?}))))
+                .collect();
+            prop["properties"] = Value::Object(types);
+        }
+        if let Some(style) = &self.style {
+            prop["style"] = json!(style);
+        }
+        if let Some(explode) = self.explode {
+            prop["explode"] = json!(explode);
+        }
+        prop
     }
 }
 

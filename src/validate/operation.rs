@@ -1,16 +1,16 @@
 //! [`Operation`]: what one (method, route) accepts, and the checks of a request against it.
 
+mod check;
+
 use std::sync::Arc;
 
-use http::HeaderMap;
-use http::header::CONTENT_TYPE;
 use serde_json::{Map, Value};
 
 use super::params::{self, Location, ParamShape};
 use super::schema::Schema;
-use super::strings::{self, DenyPattern, JsonLimits};
+use super::strings::{DenyPattern, JsonLimits};
 use crate::error::ConfigError;
-use crate::rejection::{InputPart, InvalidReason, Violation};
+use crate::rejection::{InvalidReason, Violation};
 
 /// A refusal's reason and what is wrong.
 pub(crate) type Refusal = (InvalidReason, Vec<Violation>);
@@ -282,282 +282,6 @@ impl Operation {
     pub(crate) fn wants_query(&self) -> bool {
         self.query.is_some()
     }
-
-    /// Checks the parameters; returns the coerced query object (for the extractor).
-    pub(crate) fn check_params<'a>(
-        &self,
-        query: Option<&str>,
-        headers: &HeaderMap,
-        path: impl Iterator<Item = (&'a str, &'a str)>,
-    ) -> Result<Option<Map<String, Value>>, Refusal> {
-        // The string guards first, with or without a schema: every query name and value and
-        // every path parameter, decoded, within the length limit, UTF-8, and free of control
-        // characters (OWASP Input Validation: canonicalise, then check).
-        let mut errors = match query {
-            Some(q) => strings::check_query(q, &self.limits, self.max_errors),
-            None => Vec::new(),
-        };
-        // Kept for the path schema only, when there is one.
-        let mut path_params = Vec::new();
-        for (name, raw) in path {
-            match strings::check_param(InputPart::Path, name, raw, &self.limits) {
-                Ok(()) if self.path.is_some() => path_params.push((name, raw)),
-                Ok(()) => {}
-                Err(v) => errors.push(v),
-            }
-        }
-        if !errors.is_empty() {
-            errors.truncate(self.max_errors);
-            return Err((InvalidReason::HostileInput, errors));
-        }
-        let mut coerced_query = None;
-        if let Some(rules) = &self.query {
-            let object = params::object(
-                params::query_pairs(query.unwrap_or("")),
-                &rules.shapes,
-                Location::Query,
-            );
-            let value = Value::Object(object);
-            errors.extend(
-                rules
-                    .schema
-                    .violations(&value, InputPart::Query, self.max_errors),
-            );
-            if let Value::Object(o) = value {
-                coerced_query = Some(o);
-            }
-        }
-        if let Some(rules) = &self.headers {
-            let pairs = headers.iter().filter_map(|(k, v)| {
-                // A header that is not visible ASCII is left out, and then fails `required`
-                // or its pattern like a missing one.
-                Some((k.as_str(), v.to_str().ok()?))
-            });
-            let value = Value::Object(params::object(pairs, &rules.shapes, Location::Header));
-            errors.extend(
-                rules
-                    .schema
-                    .violations(&value, InputPart::Header, self.max_errors),
-            );
-        }
-        if let Some(rules) = &self.path {
-            let value = Value::Object(params::object(
-                path_params.into_iter(),
-                &rules.shapes,
-                Location::Path,
-            ));
-            errors.extend(
-                rules
-                    .schema
-                    .violations(&value, InputPart::Path, self.max_errors),
-            );
-        }
-        if let Some(rules) = &self.cookies {
-            let pairs = headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(params::cookie_pairs);
-            let value = Value::Object(params::object(pairs, &rules.shapes, Location::Cookie));
-            errors.extend(
-                rules
-                    .schema
-                    .violations(&value, InputPart::Cookie, self.max_errors),
-            );
-        }
-        if errors.is_empty() {
-            Ok(coerced_query)
-        } else {
-            errors.truncate(self.max_errors);
-            Err((InvalidReason::InvalidParameter, errors))
-        }
-    }
-
-    /// The content type's verdict: `Ok(Some(json))` if the body is to be read (and whether it
-    /// is JSON), `Ok(None)` if there is no body to check.
-    pub(crate) fn check_content_type(
-        &self,
-        headers: &HeaderMap,
-        has_body: bool,
-    ) -> Result<Option<BodyKind>, Refusal> {
-        let Some(value) = headers.get(CONTENT_TYPE) else {
-            if !has_body {
-                return if self.body_required {
-                    Err((
-                        InvalidReason::SchemaViolation,
-                        vec![Violation {
-                            part: InputPart::Body,
-                            pointer: "#".into(),
-                            keyword: "required".into(),
-                            detail: "a request body is required".into(),
-                        }],
-                    ))
-                } else {
-                    Ok(None)
-                };
-            }
-            return Err(unsupported("the request has a body but no Content-Type"));
-        };
-        let e = essence(value.to_str().unwrap_or(""));
-        if !self.media.iter().any(|m| m.matches(&e)) {
-            return Err(unsupported("this Content-Type is not accepted"));
-        }
-        let schema = self
-            .bodies
-            .iter()
-            .find(|(m, _)| m.matches(&e))
-            .and_then(|(_, s)| s.clone());
-        Ok(Some(BodyKind {
-            json: is_json(&e),
-            form: e == FORM && self.form.is_some(),
-            schema,
-        }))
-    }
-
-    /// Checks a read body: guards, parse, schema. Returns the parsed value for JSON.
-    pub(crate) fn check_body(
-        &self,
-        kind: &BodyKind,
-        bytes: &[u8],
-    ) -> Result<Option<Value>, Refusal> {
-        if bytes.is_empty() {
-            if self.body_required {
-                return Err((
-                    InvalidReason::SchemaViolation,
-                    vec![Violation {
-                        part: InputPart::Body,
-                        pointer: "#".into(),
-                        keyword: "required".into(),
-                        detail: "a request body is required".into(),
-                    }],
-                ));
-            }
-            return Ok(None);
-        }
-        if kind.form {
-            return self.check_form(bytes).map(Some);
-        }
-        if !kind.json {
-            return Ok(None);
-        }
-        let scan = strings::prescan(bytes, &self.limits)
-            .map_err(|v| (InvalidReason::HostileInput, vec![v]))?;
-        // UTF-8 checked once over the whole body (fast), then parsed from `str`, which spares
-        // the parser a check per string.
-        let text = std::str::from_utf8(bytes).map_err(|e| {
-            (
-                InvalidReason::MalformedBody,
-                vec![Violation {
-                    part: InputPart::Body,
-                    pointer: "#".into(),
-                    keyword: "json".into(),
-                    detail: format!("the body is not UTF-8 ({e})").into(),
-                }],
-            )
-        })?;
-        let parsed = if self.limits.allow_duplicate_keys {
-            serde_json::from_str(text)
-        } else {
-            strings::parse_unique(text)
-        };
-        let value: Value = parsed.map_err(|e| {
-            // A duplicate member (a data error, not a syntax one) is hostile input: 422.
-            let duplicate = e.is_data();
-            (
-                if duplicate {
-                    InvalidReason::HostileInput
-                } else {
-                    InvalidReason::MalformedBody
-                },
-                vec![Violation {
-                    part: InputPart::Body,
-                    pointer: "#".into(),
-                    keyword: if duplicate { "uniqueKeys" } else { "json" }.into(),
-                    // serde_json's message names the line and column, never the input (a
-                    // duplicate's message quotes the member name, which the client sent).
-                    detail: e.to_string().into(),
-                }],
-            )
-        })?;
-        let hostile =
-            strings::check_strings(&value, &self.limits, scan, &self.deny, self.max_errors);
-        if !hostile.is_empty() {
-            return Err((InvalidReason::HostileInput, hostile));
-        }
-        if let Some(schema) = &kind.schema {
-            let errors = schema.violations(&value, InputPart::Body, self.max_errors);
-            if !errors.is_empty() {
-                return Err((InvalidReason::SchemaViolation, errors));
-            }
-        }
-        Ok(Some(value))
-    }
-}
-
-impl Operation {
-    /// Checks a form body: UTF-8, the string guards on every name and value, at most
-    /// `max_members` fields, then the form schema over the coerced object.
-    fn check_form(&self, bytes: &[u8]) -> Result<Value, Refusal> {
-        let body = |keyword: &str, detail: String| Violation {
-            part: InputPart::Body,
-            pointer: "#".into(),
-            keyword: keyword.into(),
-            detail: detail.into(),
-        };
-        let text = std::str::from_utf8(bytes).map_err(|_| {
-            (
-                InvalidReason::MalformedBody,
-                vec![body("form", "the form body is not UTF-8".into())],
-            )
-        })?;
-        if params::query_pairs(text)
-            .nth(self.limits.max_members)
-            .is_some()
-        {
-            return Err((
-                InvalidReason::HostileInput,
-                vec![body(
-                    "maxMembers",
-                    format!("the form has more than {} fields", self.limits.max_members),
-                )],
-            ));
-        }
-        let mut hostile = strings::check_query(text, &self.limits, self.max_errors);
-        if !hostile.is_empty() {
-            for v in &mut hostile {
-                v.part = InputPart::Body;
-            }
-            return Err((InvalidReason::HostileInput, hostile));
-        }
-        let Some(rules) = &self.form else {
-            return Ok(Value::Null);
-        };
-        let value = Value::Object(params::object(
-            params::query_pairs(text),
-            &rules.shapes,
-            Location::Query,
-        ));
-        let errors = rules
-            .schema
-            .violations(&value, InputPart::Body, self.max_errors);
-        if errors.is_empty() {
-            Ok(value)
-        } else {
-            Err((InvalidReason::SchemaViolation, errors))
-        }
-    }
-}
-
-fn unsupported(detail: &str) -> Refusal {
-    (
-        InvalidReason::UnsupportedMediaType,
-        vec![Violation {
-            part: InputPart::Header,
-            pointer: "#/content-type".into(),
-            keyword: "contentType".into(),
-            detail: detail.into(),
-        }],
-    )
 }
 
 impl ParamRules {
@@ -573,6 +297,23 @@ impl ParamRules {
             })
             .into(),
         })
+    }
+
+    /// The object of `pairs` as this rule's shapes coerce it; its violations of the schema are
+    /// appended to `errors`.
+    fn check<'a>(
+        &self,
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+        location: Location,
+        max_errors: usize,
+        errors: &mut Vec<Violation>,
+    ) -> Map<String, Value> {
+        let value = Value::Object(params::object(pairs, &self.shapes, location));
+        errors.extend(self.schema.violations(&value, location.part(), max_errors));
+        let Value::Object(object) = value else {
+            return Map::new(); // built as an object just above
+        };
+        object
     }
 }
 
@@ -590,6 +331,8 @@ const FORM: &str = "application/x-www-form-urlencoded";
 
 #[cfg(test)]
 mod tests {
+    use http::HeaderMap;
+
     use super::*;
 
     #[test]

@@ -8,6 +8,8 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Number, Value};
 
+use crate::rejection::InputPart;
+
 /// The JSON type a parameter's schema asks for, read from its `type` (or, for an array, its
 /// `items.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +31,18 @@ pub(crate) enum Location {
     Path,
     /// Taken as sent, style `form`.
     Cookie,
+}
+
+impl Location {
+    /// The part of the request a refusal names.
+    pub(crate) fn part(self) -> InputPart {
+        match self {
+            Self::Query => InputPart::Query,
+            Self::Header => InputPart::Header,
+            Self::Path => InputPart::Path,
+            Self::Cookie => InputPart::Cookie,
+        }
+    }
 }
 
 /// An OpenAPI serialization style (OpenAPI 3.1 §4.8.12.4, "Style Values").

@@ -1,10 +1,10 @@
 //! Verification keys: the [`Algorithm`]s palisade accepts, keys from PEM, JWK or an HMAC
 //! secret ([`Key`]), and the checks that make a key usable (RFC 8725 §3.1, §3.5).
 
+mod jwk;
+
 use std::fmt;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 use serde_json::Value;
@@ -311,104 +311,6 @@ impl Key {
         self.kid == other.kid && self.fingerprint == other.fingerprint
     }
 
-    /// A JWK from a key set: `rsa_algs` are the algorithms of an RSA key without `alg`.
-    pub(crate) fn from_jwk_value(jwk: &Value, rsa_algs: AlgSet) -> Result<Self, ConfigError> {
-        #[derive(Deserialize)]
-        struct Jwk<'a> {
-            kty: &'a str,
-            #[serde(default)]
-            kid: Option<String>,
-            #[serde(default)]
-            alg: Option<&'a str>,
-            #[serde(default, rename = "use")]
-            use_: Option<&'a str>,
-            #[serde(default)]
-            key_ops: Option<Vec<&'a str>>,
-            #[serde(default)]
-            crv: Option<&'a str>,
-            #[serde(default)]
-            n: Option<&'a str>,
-            #[serde(default)]
-            e: Option<&'a str>,
-            #[serde(default)]
-            x: Option<&'a str>,
-            #[serde(default)]
-            y: Option<&'a str>,
-        }
-        let jwk = Jwk::deserialize(jwk).map_err(|e| invalid(format!("not a JWK: {e}")))?;
-        // RFC 7517 §4.2, §4.3: a key meant for encryption is not a signature key.
-        if jwk.use_.is_some_and(|u| u != "sig") {
-            return Err(invalid("the JWK's `use` is not `sig`"));
-        }
-        if jwk
-            .key_ops
-            .as_ref()
-            .is_some_and(|ops| !ops.contains(&"verify"))
-        {
-            return Err(invalid("the JWK's `key_ops` do not include `verify`"));
-        }
-        let b64 = |field: &str, v: Option<&str>| -> Result<Vec<u8>, ConfigError> {
-            let v = v.ok_or_else(|| invalid(format!("the JWK has no `{field}`")))?;
-            URL_SAFE_NO_PAD
-                .decode(v)
-                .map_err(|_| invalid(format!("the JWK's `{field}` is not base64url")))
-        };
-        let alg = match jwk.alg {
-            None => None,
-            Some(name) => Some(
-                Algorithm::from_name(name)
-                    .ok_or_else(|| invalid(format!("unsupported JWK `alg` {name}")))?,
-            ),
-        };
-        let mut key = match (jwk.kty, jwk.crv) {
-            ("RSA", _) => {
-                let algs = alg.map_or(rsa_algs, |a| AlgSet::of([a]));
-                Self::rsa(&b64("n", jwk.n)?, &b64("e", jwk.e)?, Some(algs))?
-            }
-            ("EC", Some("P-256")) | ("EC", Some("P-384")) => {
-                let (family, len) = if jwk.crv == Some("P-256") {
-                    (Family::P256, 32)
-                } else {
-                    (Family::P384, 48)
-                };
-                let (x, y) = (b64("x", jwk.x)?, b64("y", jwk.y)?);
-                if x.len() != len || y.len() != len {
-                    return Err(invalid("the JWK's EC coordinates have the wrong length"));
-                }
-                let mut point = Vec::with_capacity(1 + 2 * len);
-                point.push(0x04);
-                point.extend_from_slice(&x);
-                point.extend_from_slice(&y);
-                Self::ec(family, &point)?
-            }
-            ("OKP", Some("Ed25519")) => {
-                let x = b64("x", jwk.x)?;
-                let x: [u8; 32] = x
-                    .try_into()
-                    .map_err(|_| invalid("an Ed25519 JWK's `x` is 32 bytes"))?;
-                Self::ed25519(&x)?
-            }
-            ("oct", _) => {
-                return Err(invalid(
-                    "symmetric (oct) keys are never taken from a key set",
-                ));
-            }
-            (kty, crv) => {
-                return Err(invalid(format!(
-                    "unsupported key type {kty} (curve {crv:?})"
-                )));
-            }
-        };
-        if let Some(alg) = alg {
-            if !key.family.allows(alg) {
-                return Err(invalid(format!("`alg` {alg} does not fit the key type")));
-            }
-            key.algs = AlgSet::of([alg]);
-        }
-        key.kid = jwk.kid.map(String::into_boxed_str);
-        Ok(key)
-    }
-
     fn rsa(n: &[u8], e: &[u8], algs: Option<AlgSet>) -> Result<Self, ConfigError> {
         let n = strip_zeros(n);
         let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
@@ -516,6 +418,9 @@ pub(crate) fn verify(alg: Algorithm, key: &Key, message: &[u8], signature: &[u8]
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::*;
 
     // Test keys generated for these tests only (tests/fixtures/jwt/README.md).

@@ -1,5 +1,6 @@
 use proptest::prelude::*;
 
+use super::window::{days_from_civil, year_month};
 use super::*;
 
 const T0: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z

@@ -1,0 +1,233 @@
+//! [`RawEvent`]: what the request path captures, and its formatting into an [`AuditEvent`]
+//! in the queue's task.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
+
+use super::AuditFields;
+use super::event::{
+    AuditEvent, AuditPrincipal, AuthzShadow, EventKind, Outcome, QuotaLimit, QuotaState,
+    SCHEMA_VERSION,
+};
+use super::redact::{REDACTED, Redaction};
+use crate::clock::Timestamp;
+use crate::outcome::{Decision, QuotaOutcome, ShadowDivergence};
+use crate::principal::{AuthMethod, Principal};
+use crate::rejection::Rejection;
+
+/// What the request path captures: cheap clones only (reference counts, small copies).
+/// Formatting, redaction and serialization happen in the queue's task.
+pub(crate) struct RawEvent {
+    pub(crate) seq: u64,
+    /// When the request arrived; the queue's task turns it into wall time (one clock read per
+    /// batch instead of one per request).
+    pub(super) start: Instant,
+    pub(super) request_id: HeaderValue,
+    pub(super) client_ip: Option<IpAddr>,
+    pub(super) method: Method,
+    pub(super) uri: Uri,
+    pub(super) route: Option<RouteName>,
+    pub(super) user_agent: Option<HeaderValue>,
+    pub(super) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(super) latency: Duration,
+    pub(super) end: End,
+}
+
+// The common case is the large variant: boxing it would add an allocation per request.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum End {
+    Response {
+        status: StatusCode,
+        principal: Option<Principal>,
+        rejection: Option<Rejection>,
+        decision: Option<Decision>,
+        divergence: Option<ShadowDivergence>,
+        quota: Option<QuotaOutcome>,
+        fields: Option<AuditFields>,
+    },
+    Error,
+    Cancelled,
+}
+
+/// The route template the router matched, kept as the router's own reference-counted value
+/// (axum's `MatchedPath`); without axum there is none.
+#[cfg(feature = "axum")]
+pub(super) type RouteName = axum::extract::MatchedPath;
+#[cfg(not(feature = "axum"))]
+pub(super) type RouteName = std::convert::Infallible;
+
+pub(super) fn route_of(ext: &http::Extensions) -> Option<RouteName> {
+    #[cfg(feature = "axum")]
+    {
+        ext.get::<axum::extract::MatchedPath>().cloned()
+    }
+    #[cfg(not(feature = "axum"))]
+    {
+        let _ = ext;
+        None
+    }
+}
+
+fn route_str(r: &RouteName) -> &str {
+    #[cfg(feature = "axum")]
+    {
+        r.as_str()
+    }
+    #[cfg(not(feature = "axum"))]
+    {
+        match *r {}
+    }
+}
+
+/// The caller, as audit records it: never a key, a token or a hash.
+fn audit_principal(p: &Principal) -> AuditPrincipal {
+    let (credential, key_id, issuer) = match p.method() {
+        AuthMethod::ApiKey { key_id } => ("api_key", Some(key_id.to_string()), None),
+        AuthMethod::Bearer { issuer } => ("bearer", None, Some(issuer.to_string())),
+        _ => ("anonymous", None, None),
+    };
+    AuditPrincipal {
+        subject: p.subject().to_owned(),
+        credential: credential.to_owned(),
+        key_id,
+        issuer,
+    }
+}
+
+/// How a request that got a response ended: refused by a layer (and which rule or policy
+/// decided), or allowed (by which rule).
+fn outcome_of(rejection: Option<&Rejection>, decision: Option<&Decision>) -> Outcome {
+    match rejection {
+        Some(r) => Outcome::Refused {
+            layer: r.layer().to_owned(),
+            reason: r.reason().to_owned(),
+            rule: match r {
+                Rejection::Forbidden(f) => f.rule().map(|x| x.description().to_owned()),
+                Rejection::TooManyRequests(t) => Some(format!("quota policy {}", t.policy())),
+                _ => None,
+            },
+        },
+        None => Outcome::Allowed {
+            rule: decision
+                .and_then(Decision::rule)
+                .map(|r| r.description().to_owned()),
+        },
+    }
+}
+
+/// The audit form of a shadow policy's disagreement.
+fn authz_shadow(d: &ShadowDivergence) -> AuthzShadow {
+    AuthzShadow {
+        enforced: d.enforced.outcome().code().to_owned(),
+        enforced_rule: d.enforced.rule().map(|r| r.description().to_owned()),
+        shadow: d.shadow.outcome().code().to_owned(),
+        shadow_rule: d.shadow.rule().map(|r| r.description().to_owned()),
+    }
+}
+
+/// The audit form of the quota stages' typed outcome.
+fn quota_state(q: &QuotaOutcome) -> QuotaState {
+    QuotaState {
+        mode: q.mode().code().to_owned(),
+        shadow_policy: q.shadow().map(|s| s.policy.to_string()),
+        limits: q
+            .limits()
+            .iter()
+            .map(|l| QuotaLimit {
+                policy: l.item.to_string(),
+                remaining: l.remaining,
+                reset_s: l.reset_secs(),
+            })
+            .collect(),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s[..i].to_owned(),
+        None => s.to_owned(),
+    }
+}
+
+impl RawEvent {
+    /// The event, formatted and redacted (in the queue's task). `anchor` is a reading of the
+    /// wall clock and the monotonic one taken together, for this batch.
+    pub(crate) fn into_event(
+        self,
+        redaction: &Redaction,
+        anchor: (Timestamp, Instant),
+    ) -> AuditEvent {
+        let (wall, mono) = anchor;
+        let ago = u64::try_from(mono.saturating_duration_since(self.start).as_nanos())
+            .unwrap_or(u64::MAX);
+        let time = Timestamp::from_unix_nanos(wall.as_unix_nanos().saturating_sub(ago));
+        let mut event = AuditEvent {
+            version: SCHEMA_VERSION,
+            kind: EventKind::Request,
+            seq: self.seq,
+            time: time.to_string(),
+            request_id: self.request_id.to_str().ok().map(str::to_owned),
+            principal: None,
+            tenant: None,
+            client_ip: self.client_ip.map(|ip| ip.to_string()),
+            method: Some(self.method.to_string()),
+            route: self.route.as_ref().map(|r| route_str(r).to_owned()),
+            path: Some(redaction.path(self.uri.path(), self.uri.query())),
+            status: None,
+            outcome: None,
+            authz_shadow: None,
+            quota: None,
+            latency_us: Some(u64::try_from(self.latency.as_micros()).unwrap_or(u64::MAX)),
+            user_agent: self
+                .user_agent
+                .as_ref()
+                .map(|v| truncate(&String::from_utf8_lossy(v.as_bytes()), 256)),
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    let value = if redaction.secret_headers.contains(k) {
+                        REDACTED.to_owned()
+                    } else {
+                        truncate(&String::from_utf8_lossy(v.as_bytes()), 256)
+                    };
+                    (k.as_str().to_owned(), value)
+                })
+                .collect(),
+            fields: Default::default(),
+            dropped: None,
+            prev: None,
+            hash: None,
+        };
+        match self.end {
+            End::Error => event.outcome = Some(Outcome::Error),
+            End::Cancelled => event.outcome = Some(Outcome::Cancelled),
+            End::Response {
+                status,
+                principal,
+                rejection,
+                decision,
+                divergence,
+                quota,
+                fields,
+            } => {
+                event.status = Some(status.as_u16());
+                if let Some(p) = &principal {
+                    event.tenant = p.tenant().map(str::to_owned);
+                    event.principal = Some(audit_principal(p));
+                }
+                event.outcome = Some(outcome_of(rejection.as_ref(), decision.as_ref()));
+                event.authz_shadow = divergence.as_ref().map(authz_shadow);
+                event.quota = quota.filter(|q| !q.is_empty()).as_ref().map(quota_state);
+                if let Some(f) = fields {
+                    event.fields = f.0.into_iter().collect();
+                }
+            }
+        }
+        event
+    }
+}

@@ -1,0 +1,350 @@
+//! Compiling a [`PolicySpec`] into a [`Policy`]: role indices, the inheritance closure, the
+//! route tables.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use crate::error::ConfigError;
+
+use http::Method;
+
+use super::{
+    Entry, GENERATIONS, Methods, Policy, PolicySpec, Rule, RuleRef, RuleSpec, is_standard_method,
+    policy_error, wildcard_prefix,
+};
+
+impl Policy {
+    /// Compiles `spec`: resolves role inheritance, checks every name, builds the route tables.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Policy`] naming the problem: a role declared twice, an unknown role (in
+    /// `inherits` or a rule), an inheritance cycle (`a -> b -> a`), an invalid or conflicting
+    /// path, a method declared twice for one path, an empty method list, or a public rule that
+    /// also lists roles or scopes.
+    pub fn compile(spec: &PolicySpec) -> Result<Self, ConfigError> {
+        check_methods(spec)?;
+        let role_index = index_roles(spec)?;
+        let closure = role_closure(spec, &role_index)?;
+        let mut policy = Self {
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
+            words: role_index.len().div_ceil(64).max(1),
+            role_index,
+            entries: Vec::new(),
+            rules: Vec::new(),
+            exact: HashMap::new(),
+            exact_paths: matchit::Router::new(),
+            prefixes: matchit::Router::new(),
+        };
+        let patterns = policy.add_rules(spec, &closure)?;
+        policy.link_parents(patterns);
+        Ok(policy)
+    }
+
+    /// Compiles every rule into its path pattern's entry; returns the patterns and entries.
+    fn add_rules(
+        &mut self,
+        spec: &PolicySpec,
+        closure: &[Vec<bool>],
+    ) -> Result<HashMap<String, usize>, ConfigError> {
+        let mut patterns: HashMap<String, usize> = HashMap::new();
+        for (i, spec_rule) in spec.routes.iter().enumerate() {
+            let rule = self.compile_rule(i, spec_rule, closure)?;
+            let entry = match patterns.get(&spec_rule.path) {
+                Some(&e) => e,
+                None => {
+                    let e = self.add_entry(&spec_rule.path)?;
+                    patterns.insert(spec_rule.path.clone(), e);
+                    e
+                }
+            };
+            let rule_index = self.rules.len();
+            self.rules.push(rule);
+            let entry_ref = &mut self.entries[entry];
+            let clash = |m: &str| {
+                policy_error(format!(
+                    "routes[{i}]: {m} {} is already covered by an earlier rule",
+                    spec_rule.path
+                ))
+            };
+            match &spec_rule.methods {
+                Methods::Any => {
+                    if entry_ref.any_method.replace(rule_index).is_some() {
+                        return Err(clash("*"));
+                    }
+                }
+                Methods::Some(methods) => {
+                    if methods.is_empty() {
+                        return Err(policy_error(format!(
+                            "routes[{i}]: the method list is empty"
+                        )));
+                    }
+                    for m in methods {
+                        if entry_ref.by_method.iter().any(|(x, _)| x == m) {
+                            return Err(clash(m.as_str()));
+                        }
+                        entry_ref.by_method.push((m.clone(), rule_index));
+                    }
+                }
+            }
+        }
+        Ok(patterns)
+    }
+
+    /// Each entry's parent: the longest other wildcard prefix covering it.
+    fn link_parents(&mut self, patterns: HashMap<String, usize>) {
+        let all: Vec<(String, usize)> = patterns.into_iter().collect();
+        for (pattern, entry) in &all {
+            let own = wildcard_prefix(pattern).unwrap_or(pattern);
+            self.entries[*entry].parent = all
+                .iter()
+                .filter(|(p, e)| e != entry && wildcard_prefix(p).is_some())
+                .filter_map(|(p, e)| {
+                    let prefix = wildcard_prefix(p)?;
+                    let covers = own == prefix
+                        || own.starts_with(prefix) && own[prefix.len()..].starts_with('/');
+                    // A wildcard does not parent itself or a shorter wildcard.
+                    (covers && (own.len() > prefix.len() || wildcard_prefix(pattern).is_none()))
+                        .then_some((prefix.len(), *e))
+                })
+                .max_by_key(|(len, _)| *len)
+                .map(|(_, e)| e);
+        }
+    }
+
+    fn compile_rule(
+        &self,
+        i: usize,
+        spec: &RuleSpec,
+        closure: &[Vec<bool>],
+    ) -> Result<Rule, ConfigError> {
+        if spec.public && (!spec.roles.is_empty() || !spec.scopes.is_empty()) {
+            return Err(policy_error(format!(
+                "routes[{i}]: a public rule cannot also require roles or scopes"
+            )));
+        }
+        // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), so a scope can be
+        // named in a `WWW-Authenticate` challenge.
+        if let Some(bad) = spec.scopes.iter().find(|s| {
+            s.is_empty()
+                || !s
+                    .bytes()
+                    .all(|c| c == 0x21 || (0x23..=0x5B).contains(&c) || (0x5D..=0x7E).contains(&c))
+        }) {
+            return Err(policy_error(format!(
+                "routes[{i}]: scope {bad:?} is not an RFC 6749 scope token (visible ASCII, no space, quote or backslash)"
+            )));
+        }
+        let mut listed = vec![false; self.role_index.len()];
+        for role in &spec.roles {
+            let idx = self.role_index.get(role.as_str()).ok_or_else(|| {
+                policy_error(format!(
+                    "routes[{i}] ({}) names role `{role}`, which is not a declared role",
+                    spec.path
+                ))
+            })?;
+            listed[*idx] = true;
+        }
+        let mut grant = vec![0u64; self.words].into_boxed_slice();
+        for (held, ancestors) in closure.iter().enumerate() {
+            if ancestors.iter().zip(&listed).any(|(a, l)| *a && *l) {
+                grant[held / 64] |= 1 << (held % 64);
+            }
+        }
+        let methods = match &spec.methods {
+            Methods::Any => "*".to_owned(),
+            Methods::Some(m) => m.iter().map(Method::as_str).collect::<Vec<_>>().join(","),
+        };
+        let who = if spec.public {
+            "public".to_owned()
+        } else if spec.roles.is_empty() {
+            "any authenticated".to_owned()
+        } else {
+            format!("roles=[{}]", spec.roles.join(","))
+        };
+        let scopes_text = if spec.scopes.is_empty() {
+            String::new()
+        } else {
+            format!(" scopes=[{}]", spec.scopes.join(","))
+        };
+        Ok(Rule {
+            reference: RuleRef::new(
+                i,
+                format!("routes[{i}]: {methods} {} {who}{scopes_text}", spec.path).into(),
+                spec.scopes.join(" ").into(),
+            ),
+            public: spec.public,
+            grant,
+            any_role: spec.roles.is_empty(),
+            scopes: spec.scopes.iter().map(|s| s.as_str().into()).collect(),
+        })
+    }
+
+    fn add_entry(&mut self, path: &str) -> Result<usize, ConfigError> {
+        let e = self.entries.len();
+        let invalid = |message: String| ConfigError::Route {
+            template: path.to_owned(),
+            message,
+        };
+        if !path.starts_with('/') {
+            return Err(invalid("a path starts with `/`".into()));
+        }
+        match wildcard_prefix(path) {
+            Some(prefix) => {
+                if prefix.contains(['{', '}', '*']) {
+                    return Err(invalid(
+                        "a wildcard prefix is a plain path followed by `/*`".into(),
+                    ));
+                }
+                let exact = if prefix.is_empty() { "/" } else { prefix };
+                self.prefixes
+                    .insert(exact, e)
+                    .map_err(|err| invalid(err.to_string()))?;
+                self.prefixes
+                    .insert(format!("{prefix}/{{*palisade_rest}}"), e)
+                    .map_err(|err| invalid(err.to_string()))?;
+            }
+            None => {
+                if path.contains('*') && !path.contains("{*") {
+                    return Err(invalid(
+                        "`*` is only allowed as a trailing `/*` wildcard or in `{*name}`".into(),
+                    ));
+                }
+                self.exact_paths
+                    .insert(path, e)
+                    .map_err(|err| invalid(err.to_string()))?;
+                self.exact.insert(path.into(), e);
+            }
+        }
+        self.entries.push(Entry {
+            by_method: Vec::new(),
+            any_method: None,
+            parent: None,
+        });
+        Ok(e)
+    }
+}
+
+/// Each role's bit position, refusing empty and duplicated names.
+fn index_roles(spec: &PolicySpec) -> Result<HashMap<Box<str>, usize>, ConfigError> {
+    let mut role_index: HashMap<Box<str>, usize> = HashMap::new();
+    for r in &spec.roles {
+        if r.name.is_empty() {
+            return Err(policy_error("a role has an empty name"));
+        }
+        let next = role_index.len();
+        if role_index.insert(r.name.as_str().into(), next).is_some() {
+            return Err(policy_error(format!("role `{}` is declared twice", r.name)));
+        }
+    }
+    Ok(role_index)
+}
+
+/// For each role, itself and every role it inherits from, transitively; refuses unknown parents
+/// and cycles.
+fn role_closure(
+    spec: &PolicySpec,
+    role_index: &HashMap<Box<str>, usize>,
+) -> Result<Vec<Vec<bool>>, ConfigError> {
+    let n = role_index.len();
+    let parents: Vec<Vec<usize>> = spec
+        .roles
+        .iter()
+        .map(|r| {
+            r.inherits
+                .iter()
+                .map(|p| {
+                    role_index.get(p.as_str()).copied().ok_or_else(|| {
+                        policy_error(format!(
+                            "role `{}` inherits `{p}`, which is not a declared role",
+                            r.name
+                        ))
+                    })
+                })
+                .collect()
+        })
+        .collect::<Result<_, _>>()?;
+    check_cycles(spec, &parents)?;
+    Ok((0..n)
+        .map(|r| {
+            let mut seen = vec![false; n];
+            let mut stack = vec![r];
+            while let Some(x) = stack.pop() {
+                if !std::mem::replace(&mut seen[x], true) {
+                    stack.extend(&parents[x]);
+                }
+            }
+            seen
+        })
+        .collect())
+}
+
+/// Refuses a rule naming a method that is neither standard nor a declared extension method.
+fn check_methods(spec: &PolicySpec) -> Result<(), ConfigError> {
+    for (i, rule) in spec.routes.iter().enumerate() {
+        let Methods::Some(methods) = &rule.methods else {
+            continue;
+        };
+        for m in methods {
+            if !is_standard_method(m)
+                && !spec
+                    .extension_methods
+                    .iter()
+                    .any(|e| e.eq_ignore_ascii_case(m.as_str()))
+            {
+                return Err(policy_error(format!(
+                    "routes[{i}] ({}): `{m}` is not a standard HTTP method; list it in \
+                     `extension_methods` if the service serves it",
+                    rule.path
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses inheritance cycles, naming one (`a -> b -> a`).
+fn check_cycles(spec: &PolicySpec, parents: &[Vec<usize>]) -> Result<(), ConfigError> {
+    // 0 = unvisited, 1 = on the current path, 2 = done.
+    fn visit(
+        r: usize,
+        parents: &[Vec<usize>],
+        state: &mut [u8],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
+        state[r] = 1;
+        path.push(r);
+        for &p in &parents[r] {
+            match state[p] {
+                1 => {
+                    let start = path.iter().position(|&x| x == p).unwrap_or(0);
+                    let mut cycle = path[start..].to_vec();
+                    cycle.push(p);
+                    return Some(cycle);
+                }
+                0 => {
+                    if let Some(c) = visit(p, parents, state, path) {
+                        return Some(c);
+                    }
+                }
+                _ => {}
+            }
+        }
+        path.pop();
+        state[r] = 2;
+        None
+    }
+    let mut state = vec![0u8; parents.len()];
+    for r in 0..parents.len() {
+        if state[r] == 0 {
+            if let Some(cycle) = visit(r, parents, &mut state, &mut Vec::new()) {
+                let names: Vec<&str> = cycle.iter().map(|&i| spec.roles[i].name.as_str()).collect();
+                return Err(policy_error(format!(
+                    "roles inherit in a cycle: {}",
+                    names.join(" -> ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}

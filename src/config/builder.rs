@@ -1,0 +1,218 @@
+//! [`ConfiguredBuilder`]: the stack a configuration describes, open for the host's own parts
+//! until `build()`.
+
+use http::HeaderName;
+
+use std::sync::Arc;
+
+use crate::audit::{AuditLayer, AuditSink, DynAuditSink};
+use crate::authn::api_key::{DynKeyStore, KeyStore};
+use crate::authn::{Authenticator, Chain, DynAuthenticator};
+use crate::authz::Authorizer;
+use crate::authz::{AuthzLayer, LivePolicy};
+use crate::error::ConfigError;
+use crate::quota::{AnyQuotaStore, QuotaStore};
+use crate::rejection::RefusalFormat;
+use crate::stack::Palisade;
+
+use super::{Config, ConfiguredLayer};
+
+/// Audit to the host's own sinks alone (no `audit` section), with the API-key header hidden.
+fn host_audit(
+    sinks: Vec<Arc<dyn DynAuditSink>>,
+    api_key_header: Option<&str>,
+) -> Result<crate::audit::AuditBuilder<Arc<dyn DynAuditSink>>, ConfigError> {
+    let fan_out = sinks
+        .into_iter()
+        .fold(crate::audit::FanOut::new(), crate::audit::FanOut::with);
+    let sink: Arc<dyn DynAuditSink> = Arc::new(fan_out);
+    let mut b = AuditLayer::builder(sink);
+    if let Some(name) = api_key_header {
+        let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+            .map_err(|_| ConfigError::HeaderName { name: name.into() })?;
+        b = b.redact_header(name);
+    }
+    Ok(b)
+}
+
+/// The stack of a configuration, open for the host's own parts: see [`Config::builder`].
+#[must_use]
+pub struct ConfiguredBuilder<'c, Az = ()> {
+    config: &'c Config,
+    key_store: Option<Arc<dyn DynKeyStore>>,
+    authenticators: Vec<Arc<dyn DynAuthenticator>>,
+    authorizer: Az,
+    policy: Option<LivePolicy>,
+    shadow: Option<LivePolicy>,
+    quota_store: Option<AnyQuotaStore>,
+    audit_sinks: Vec<Arc<dyn DynAuditSink>>,
+    format: Option<Arc<dyn RefusalFormat>>,
+}
+
+impl<Az> std::fmt::Debug for ConfiguredBuilder<'_, Az> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfiguredBuilder")
+            .field("own_key_store", &self.key_store.is_some())
+            .field("authenticators", &self.authenticators.len())
+            .field("authorizer", &std::any::type_name::<Az>())
+            .field("own_policy", &self.policy.is_some())
+            .field("own_quota_store", &self.quota_store.is_some())
+            .field("audit_sinks", &self.audit_sinks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'c> ConfiguredBuilder<'c> {
+    pub(super) fn new(config: &'c Config) -> Self {
+        ConfiguredBuilder {
+            config,
+            key_store: None,
+            authenticators: Vec::new(),
+            authorizer: (),
+            policy: None,
+            shadow: None,
+            quota_store: None,
+            audit_sinks: Vec::new(),
+            format: None,
+        }
+    }
+}
+
+impl<'c, Az> ConfiguredBuilder<'c, Az> {
+    /// Looks API keys up in `store` instead of the file's `api_keys.keys`.
+    pub fn key_store(mut self, store: impl KeyStore) -> Self {
+        self.key_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Tries `authenticator` after the file's own (API keys, JWT, introspection).
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticators.push(Arc::new(authenticator));
+        self
+    }
+
+    /// Asks `authorizer` after the RBAC policy allowed a request (ownership, tenancy...).
+    pub fn authorizer<Az2: Authorizer>(self, authorizer: Az2) -> ConfiguredBuilder<'c, Az2> {
+        ConfiguredBuilder {
+            config: self.config,
+            key_store: self.key_store,
+            authenticators: self.authenticators,
+            authorizer,
+            policy: self.policy,
+            shadow: self.shadow,
+            quota_store: self.quota_store,
+            audit_sinks: self.audit_sinks,
+            format: self.format,
+        }
+    }
+
+    /// Enforces `policy` instead of the file's `roles` and `routes` (for instance one loaded
+    /// from the host's [`PolicySource`](crate::authz::PolicySource) with
+    /// [`LivePolicy::from_source`], and reloaded through [`Handles::policy`]).
+    ///
+    /// [`Handles::policy`]: crate::Handles::policy
+    pub fn policy(mut self, policy: LivePolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Evaluates `candidate` beside the enforced policy without enforcing it; disagreements
+    /// are logged and recorded in audit events.
+    pub fn shadow_policy(mut self, candidate: LivePolicy) -> Self {
+        self.shadow = Some(candidate);
+        self
+    }
+
+    /// Counts quotas in `store` instead of the `quota.store` the file names.
+    pub fn quota_store(mut self, store: impl QuotaStore) -> Self {
+        self.quota_store = Some(AnyQuotaStore::Custom(Arc::new(store)));
+        self
+    }
+
+    /// Writes every refusal's body with `format` instead of problem details (see
+    /// [`RefusalFormat`]).
+    pub fn refusal_format(mut self, format: impl RefusalFormat) -> Self {
+        self.format = Some(Arc::new(format));
+        self
+    }
+
+    /// Writes audit events to `sink` too (besides the `audit` section's sink; with no such
+    /// section, to `sink` alone).
+    pub fn audit_sink(mut self, sink: impl AuditSink) -> Self {
+        self.audit_sinks.push(Arc::new(sink));
+        self
+    }
+}
+
+impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
+    /// Builds the stack; [`PalisadeLayer::handles`] returns the audit queue and the live
+    /// policies. Must run inside a tokio runtime when the stack audits or counts in Redis.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ConfigError`] of the file's sections, or no authenticator at all.
+    pub fn build(self) -> Result<ConfiguredLayer<Az>, ConfigError> {
+        let c = self.config;
+        self.build_stack().map_err(|e| c.in_file(e))
+    }
+
+    fn build_stack(self) -> Result<ConfiguredLayer<Az>, ConfigError> {
+        let c = self.config;
+        c.route_table()?;
+        let validate = c.validate_layer()?;
+        let store: Arc<dyn DynKeyStore> = match self.key_store {
+            Some(store) => store,
+            None => Arc::new(c.key_store()?),
+        };
+        let chain = c
+            .authenticators(store)?
+            .into_iter()
+            .chain(self.authenticators)
+            .reduce(|a, b| Arc::new(Chain::new(a, b)) as Arc<dyn DynAuthenticator>)
+            .ok_or(ConfigError::NoKeySource)?;
+        let policy = match self.policy {
+            Some(policy) => policy,
+            None => LivePolicy::new(c.policy()?),
+        };
+        c.check_routes(&policy.current())?;
+        let mut authz = AuthzLayer::new(policy).with_authorizer(self.authorizer);
+        if let Some(shadow) = self.shadow {
+            authz = authz.with_shadow(shadow);
+        }
+        let quotas = c
+            .quota
+            .stages_with(c.base_dir.as_deref(), self.quota_store)?;
+        if (c.audit.is_some() || !self.audit_sinks.is_empty())
+            && tokio::runtime::Handle::try_current().is_err()
+        {
+            // Checked before a sink's file is created: a failed start leaves no empty log.
+            return Err(ConfigError::Invalid {
+                field: "audit",
+                message: "the audit queue's task needs a tokio runtime: build the stack inside \
+                          one"
+                .into(),
+            });
+        }
+        let audit = match &c.audit {
+            Some(section) => Some(section.builder(
+                c.api_keys.header.as_deref(),
+                c.base_dir.as_deref(),
+                self.audit_sinks,
+            )?),
+            None if self.audit_sinks.is_empty() => None,
+            None => Some(host_audit(self.audit_sinks, c.api_keys.header.as_deref())?),
+        };
+        let mut stack = Palisade::builder()
+            .with_client_ip(c.client_ip())
+            .limit_clients(quotas.clients)
+            .authenticate(chain)
+            .limit_principals(quotas.principals)
+            .authorize(authz)
+            .validate(validate)
+            .audit(audit);
+        if let Some(format) = self.format {
+            stack = stack.refusal_format(format);
+        }
+        stack.build()
+    }
+}

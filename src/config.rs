@@ -65,7 +65,7 @@ pub use crate::quota::config::{
 };
 
 /// The stack a configuration builds: every authenticator it configures in one chain,
-/// authorization (with the host's [`Authorizer`], `()` for none), the two quota stages (which
+/// authorization (with the host's [`Authorizer`](crate::authz::Authorizer), `()` for none), the two quota stages (which
 /// admit everything when the configuration has no rules for them), validation, and audit
 /// (which records nothing without an `audit` section).
 pub type ConfiguredLayer<Az = ()> = PalisadeLayer<
@@ -346,7 +346,7 @@ impl Config {
 
     /// The stack of this configuration, open for the host's own parts before
     /// [`build`](ConfiguredBuilder::build): a key store, more authenticators, an
-    /// [`Authorizer`], a live policy (reloaded from the host's [`PolicySource`]), a quota store,
+    /// [`Authorizer`](crate::authz::Authorizer), a live policy (reloaded from the host's [`PolicySource`]), a quota store,
     /// audit sinks.
     ///
     /// ```no_run

@@ -34,7 +34,7 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub HeaderValue);
 
-/// Emits one [`AuditEvent`] per request to a bounded queue. Cloning is cheap.
+/// Emits one [`AuditEvent`](super::AuditEvent) per request to a bounded queue. Cloning is cheap.
 #[derive(Clone)]
 pub struct AuditLayer {
     pub(crate) shared: Option<Arc<Shared>>,

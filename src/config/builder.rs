@@ -145,7 +145,7 @@ impl<'c, Az> ConfiguredBuilder<'c, Az> {
 }
 
 impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
-    /// Builds the stack; [`PalisadeLayer::handles`] returns the audit queue and the live
+    /// Builds the stack; [`PalisadeLayer::handles`](crate::stack::PalisadeLayer::handles) returns the audit queue and the live
     /// policies. Must run inside a tokio runtime when the stack audits or counts in Redis.
     ///
     /// # Errors

@@ -90,7 +90,7 @@ impl<C: Clock> IntrospectionBuilder<C> {
         self
     }
 
-    /// How the answer becomes the [`Principal`]: the subject is `sub`, else `username`, else
+    /// How the answer becomes the [`Principal`](crate::Principal): the subject is `sub`, else `username`, else
     /// `client_id`; scopes from `scope`; roles, tenant and tier from the map's paths.
     pub fn claims(mut self, claims: ClaimMap) -> Self {
         self.claims = claims;

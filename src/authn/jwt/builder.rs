@@ -149,7 +149,7 @@ impl<C: Clock> JwtBuilder<C> {
         self
     }
 
-    /// How claims become the [`Principal`].
+    /// How claims become the [`Principal`](crate::Principal).
     pub fn claims(mut self, claims: ClaimMap) -> Self {
         self.claims = claims;
         self

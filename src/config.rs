@@ -371,6 +371,15 @@ impl Config {
         ConfiguredBuilder::new(self)
     }
 
+    /// Whether the file has an `introspection` section (tokens that are not JWTs go on to it).
+    #[cfg(feature = "jwt")]
+    fn has_introspection(&self) -> bool {
+        #[cfg(feature = "introspection")]
+        return self.introspection.is_some();
+        #[cfg(not(feature = "introspection"))]
+        false
+    }
+
     /// The authenticators of the file, in the order they are tried: API keys (unless
     /// `api_keys.enabled` is false), each JWT issuer, introspection. With both `jwt` and
     /// `introspection`, tokens that are not JWTs go on to introspection.
@@ -385,10 +394,7 @@ impl Config {
         #[cfg(feature = "jwt")]
         if let Some(jwt) = &self.jwt {
             let mut jwt = jwt.clone();
-            #[cfg(feature = "introspection")]
-            if self.introspection.is_some() {
-                jwt.pass_opaque_tokens = true;
-            }
+            jwt.pass_opaque_tokens |= self.has_introspection();
             chain.push(Arc::new(jwt.authenticator()?));
         }
         #[cfg(feature = "introspection")]

@@ -392,14 +392,14 @@ impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage, V: Clone, 
             shadow: self.authz.shadow_policy(),
         };
         Ok(PalisadeLayer {
-            audit,
-            client_ip: ClientIpLayer::new(self.client_ip),
-            clients: self.clients,
-            authn,
-            principals: self.principals,
-            authz: self.authz,
-            validate: self.validate,
-            extras: Arc::new(Extras {
+            stack: Arc::new(Stack {
+                audit,
+                client_ip: ClientIpLayer::new(self.client_ip),
+                clients: self.clients,
+                authn,
+                principals: self.principals,
+                authz: self.authz,
+                validate: self.validate,
                 handles,
                 format: self.format,
             }),
@@ -412,6 +412,13 @@ impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage, V: Clone, 
 #[derive(Debug)]
 pub struct PalisadeLayer<A, Z = Identity, Qc = Identity, Qp = Identity, V = Identity, Au = Identity>
 {
+    /// Everything behind one reference count: the router clones the layer per route (and,
+    /// for a router that is not given its state, per request).
+    stack: Arc<Stack<A, Z, Qc, Qp, V, Au>>,
+}
+
+#[derive(Debug)]
+struct Stack<A, Z, Qc, Qp, V, Au> {
     audit: Au,
     client_ip: ClientIpLayer,
     clients: Qc,
@@ -419,13 +426,9 @@ pub struct PalisadeLayer<A, Z = Identity, Qc = Identity, Qp = Identity, V = Iden
     principals: Qp,
     authz: Z,
     validate: V,
-    /// What the host gets back, and its refusal format: one reference count to clone.
-    extras: Arc<Extras>,
-}
-
-#[derive(Debug)]
-struct Extras {
+    /// What the host gets back.
     handles: Handles,
+    /// The host's refusal format, if any.
     format: Option<Formatter>,
 }
 
@@ -433,23 +436,14 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeLayer<A, Z, Qc, Qp, V, Au> {
     /// What the stack hands back: the audit queue and the live policies.
     #[must_use]
     pub fn handles(&self) -> &Handles {
-        &self.extras.handles
+        &self.stack.handles
     }
 }
 
-impl<A, Z: Clone, Qc: Clone, Qp: Clone, V: Clone, Au: Clone> Clone
-    for PalisadeLayer<A, Z, Qc, Qp, V, Au>
-{
+impl<A, Z, Qc, Qp, V, Au> Clone for PalisadeLayer<A, Z, Qc, Qp, V, Au> {
     fn clone(&self) -> Self {
         Self {
-            audit: self.audit.clone(),
-            client_ip: self.client_ip.clone(),
-            clients: self.clients.clone(),
-            authn: self.authn.clone(),
-            principals: self.principals.clone(),
-            authz: self.authz.clone(),
-            validate: self.validate.clone(),
-            extras: self.extras.clone(),
+            stack: self.stack.clone(),
         }
     }
 }
@@ -465,14 +459,15 @@ where
     type Service = PalisadeService<Au::Service>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let validate = self.validate.layer(inner);
-        let authz = self.authz.layer(validate);
-        let authn = self.authn.layer(self.principals.layer(authz));
+        let stack = &*self.stack;
+        let validate = stack.validate.layer(inner);
+        let authz = stack.authz.layer(validate);
+        let authn = stack.authn.layer(stack.principals.layer(authz));
         PalisadeService {
-            inner: self
+            inner: stack
                 .audit
-                .layer(self.client_ip.layer(self.clients.layer(authn))),
-            format: self.extras.format.clone(),
+                .layer(stack.client_ip.layer(stack.clients.layer(authn))),
+            format: stack.format.clone(),
         }
     }
 }

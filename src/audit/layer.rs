@@ -8,7 +8,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -21,7 +20,7 @@ use tower_service::Service;
 
 use super::AuditFields;
 use super::queue::Stats;
-use super::raw::{End, RawEvent, route_of};
+use super::raw::{End, RawEvent, RawRequest, route_of};
 use crate::client_ip::ClientIpResolver;
 use crate::outcome::{Decision, QuotaOutcome, ShadowDivergence};
 use crate::principal::Principal;
@@ -190,14 +189,17 @@ impl<S: fmt::Debug> fmt::Debug for Audit<S> {
 
 struct Pending {
     shared: Arc<Shared>,
-    raw: RawEvent,
+    request: RawRequest,
 }
 
 impl Pending {
-    fn finish(mut self, end: End) {
-        self.raw.latency = self.raw.start.elapsed();
-        self.raw.end = end;
-        self.shared.push(self.raw);
+    fn finish(self, end: End) {
+        self.shared.push(RawEvent {
+            seq: 0,
+            latency: self.request.start.elapsed(),
+            request: self.request,
+            end,
+        });
     }
 }
 
@@ -227,8 +229,7 @@ where
             .iter()
             .filter_map(|name| Some((name.clone(), req.headers().get(name)?.clone())))
             .collect();
-        let raw = RawEvent {
-            seq: 0,
+        let request = RawRequest {
             start,
             request_id: request_id.clone(),
             client_ip: shared.resolver.resolve_request(&req).map(|ip| ip.0),
@@ -237,8 +238,6 @@ where
             route: route_of(req.extensions()),
             user_agent: req.headers().get(USER_AGENT).cloned(),
             headers,
-            latency: Duration::ZERO,
-            end: End::Cancelled,
         };
         req.extensions_mut().insert(RequestId(request_id));
         // The layers inside record their typed outcomes for this event.
@@ -247,7 +246,7 @@ where
             inner: self.inner.call(req),
             pending: Some(Pending {
                 shared: shared.clone(),
-                raw,
+                request,
             }),
         }
     }
@@ -284,7 +283,7 @@ where
             match &result {
                 Ok(res) => {
                     let ext = res.extensions();
-                    let request_id = pending.raw.request_id.clone();
+                    let request_id = pending.request.request_id.clone();
                     pending.finish(End::Response {
                         status: res.status(),
                         principal: ext.get::<Principal>().cloned(),

@@ -23,6 +23,14 @@ use crate::rejection::Rejection;
 /// Formatting, redaction and serialization happen in the queue's task.
 pub(crate) struct RawEvent {
     pub(crate) seq: u64,
+    pub(super) request: RawRequest,
+    pub(super) latency: Duration,
+    pub(super) end: End,
+}
+
+/// The request's part of a [`RawEvent`], held by the response future until the response is
+/// known. Kept apart from the outcomes so that the future (which the router boxes) stays small.
+pub(super) struct RawRequest {
     /// When the request arrived; the queue's task turns it into wall time (one clock read per
     /// batch instead of one per request).
     pub(super) start: Instant,
@@ -33,8 +41,6 @@ pub(crate) struct RawEvent {
     pub(super) route: Option<RouteName>,
     pub(super) user_agent: Option<HeaderValue>,
     pub(super) headers: Vec<(HeaderName, HeaderValue)>,
-    pub(super) latency: Duration,
-    pub(super) end: End,
 }
 
 // The common case is the large variant: boxing it would add an allocation per request.
@@ -162,31 +168,36 @@ impl RawEvent {
         anchor: (Timestamp, Instant),
     ) -> AuditEvent {
         let (wall, mono) = anchor;
-        let ago = u64::try_from(mono.saturating_duration_since(self.start).as_nanos())
-            .unwrap_or(u64::MAX);
+        let ago = u64::try_from(
+            mono.saturating_duration_since(self.request.start)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX);
         let time = Timestamp::from_unix_nanos(wall.as_unix_nanos().saturating_sub(ago));
         let mut event = AuditEvent {
             version: SCHEMA_VERSION,
             kind: EventKind::Request,
             seq: self.seq,
             time: time.to_string(),
-            request_id: self.request_id.to_str().ok().map(str::to_owned),
+            request_id: self.request.request_id.to_str().ok().map(str::to_owned),
             principal: None,
             tenant: None,
-            client_ip: self.client_ip.map(|ip| ip.to_string()),
-            method: Some(self.method.to_string()),
-            route: self.route.as_ref().map(|r| route_str(r).to_owned()),
-            path: Some(redaction.path(self.uri.path(), self.uri.query())),
+            client_ip: self.request.client_ip.map(|ip| ip.to_string()),
+            method: Some(self.request.method.to_string()),
+            route: self.request.route.as_ref().map(|r| route_str(r).to_owned()),
+            path: Some(redaction.path(self.request.uri.path(), self.request.uri.query())),
             status: None,
             outcome: None,
             authz_shadow: None,
             quota: None,
             latency_us: Some(u64::try_from(self.latency.as_micros()).unwrap_or(u64::MAX)),
             user_agent: self
+                .request
                 .user_agent
                 .as_ref()
                 .map(|v| truncate(&String::from_utf8_lossy(v.as_bytes()), 256)),
             headers: self
+                .request
                 .headers
                 .iter()
                 .map(|(k, v)| {

@@ -1,7 +1,6 @@
 //! The `quota` section of a configuration file (feature `config`).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -366,7 +365,7 @@ fn redis_store_at(
     #[allow(unused_mut)]
     let mut builder = RedisStore::builder(url)
         .prefix(r.prefix.clone())
-        .timeout(Duration::from_millis(r.timeout_ms))
+        .timeout(std::time::Duration::from_millis(r.timeout_ms))
         .on_outage(on_outage);
     if let Some(file) = &r.tls_ca_file {
         let path = match base {

@@ -128,6 +128,17 @@ impl RouteTable {
         self.len == 0
     }
 
+    /// The template `path` matches, with its parameters as written in the path (not
+    /// percent-decoded).
+    #[must_use]
+    pub fn matched(&self, path: &str) -> Option<RouteMatch> {
+        let m = self.router.at(path).ok()?;
+        Some(RouteMatch {
+            template: m.value.clone(),
+            params: m.params.iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        })
+    }
+
     /// The route of `req`: axum's `MatchedPath` when present, else the table's match on the path.
     #[must_use]
     pub fn resolve<B>(&self, req: &Request<B>) -> Option<Route> {
@@ -142,8 +153,32 @@ impl RouteTable {
     }
 }
 
-/// The route template axum's router matched (its `MatchedPath`), if any: the one place palisade
-/// reads it.
+/// The route a request was resolved to by the stack's [`RouteTable`] (see
+/// [`PalisadeBuilder::routes`](crate::PalisadeBuilder::routes)), for hosts whose router does
+/// not name the matched route: the template and the raw path parameters. The stack resolves a
+/// request once and inserts this into its extensions; authorization, quotas and validation all
+/// read it instead of matching the path again.
+#[derive(Debug, Clone)]
+pub struct RouteMatch {
+    template: Arc<str>,
+    params: Box<[(Box<str>, Box<str>)]>,
+}
+
+impl RouteMatch {
+    /// The template the path matched, e.g. `/v1/orders/{id}`.
+    #[must_use]
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+
+    /// The path parameters, as written in the path (not percent-decoded).
+    pub fn params(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.params.iter().map(|(k, v)| (&**k, &**v))
+    }
+}
+
+/// The route template of a request: axum's `MatchedPath` when the router matched one, else the
+/// stack's [`RouteMatch`]; the one place palisade reads either.
 ///
 /// Templates are named **where the layer is mounted**: a layer on a router nested with
 /// `Router::nest("/api/{tenant}", inner)` sees the inner router's templates (`/orders/{id}`,
@@ -160,8 +195,7 @@ pub(crate) fn matched_template(ext: &http::Extensions) -> Option<&str> {
         }
         return Some(full);
     }
-    let _ = ext;
-    None
+    ext.get::<RouteMatch>().map(RouteMatch::template)
 }
 
 #[cfg(test)]
@@ -186,6 +220,23 @@ mod tests {
             .with_route("/a")
             .unwrap();
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn a_match_names_the_template_and_the_raw_parameters() {
+        let t = RouteTable::new()
+            .with_route("/orders/{id}/lines/{line}")
+            .unwrap();
+        let m = t.matched("/orders/a%2Fb/lines/7").unwrap();
+        assert_eq!(m.template(), "/orders/{id}/lines/{line}");
+        assert_eq!(
+            m.params().collect::<Vec<_>>(),
+            [("id", "a%2Fb"), ("line", "7")]
+        );
+        assert!(t.matched("/orders").is_none());
+        let mut ext = http::Extensions::new();
+        ext.insert(m);
+        assert_eq!(matched_template(&ext), Some("/orders/{id}/lines/{line}"));
     }
 
     #[test]

@@ -47,6 +47,7 @@ use crate::client_ip::{ClientIpLayer, ClientIpResolver, ClientIpService, Forward
 use crate::error::ConfigError;
 use crate::quota::{QuotaLayer, QuotaStore};
 use crate::rejection::{Formatter, RefusalFormat};
+use crate::route::{RouteTable, matched_template};
 use crate::validate::ValidateLayer;
 
 /// Entry point: [`Palisade::builder`].
@@ -65,7 +66,7 @@ impl Palisade {
             principals: Identity::new(),
             validate: Identity::new(),
             audit: Identity::new(),
-            format: None,
+            opts: Options::default(),
         }
     }
 }
@@ -223,14 +224,38 @@ pub struct PalisadeBuilder<
     principals: Qp,
     validate: V,
     audit: Au,
+    opts: Options,
+}
+
+/// What the stack's own service does besides calling the layers: the refusal format it hands
+/// them, and the routes it resolves once for all of them.
+#[derive(Debug, Clone, Default)]
+struct Options {
     format: Option<Formatter>,
+    routes: Option<Arc<RouteTable>>,
 }
 
 impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
     /// Writes every refusal's body with `format` instead of RFC 9457 problem details (status
     /// and headers stay palisade's). See [`RefusalFormat`].
     pub fn refusal_format(mut self, format: impl RefusalFormat) -> Self {
-        self.format = Some(Formatter(Arc::new(format)));
+        self.opts.format = Some(Formatter(Arc::new(format)));
+        self
+    }
+
+    /// The routes the host serves, for a host whose router does not name the route it matched
+    /// (a router other than axum's, or the stack wrapping the whole axum `Router` from outside).
+    /// The stack then resolves each request's path once against `routes` and hands the
+    /// [`RouteMatch`](crate::route::RouteMatch) (template and path parameters) to
+    /// authorization, quotas and validation, which would otherwise each match the path against
+    /// the templates they know. Under axum's `Router::layer` the router's `MatchedPath` is used
+    /// and this table is not consulted.
+    ///
+    /// A path the table does not match is left to each layer, as without a table; so keep it
+    /// in step with the policy when the policy is reloaded with routes more specific than
+    /// those here.
+    pub fn routes(mut self, routes: RouteTable) -> Self {
+        self.opts.routes = Some(Arc::new(routes));
         self
     }
 
@@ -265,7 +290,7 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
             principals: self.principals,
             validate: self.validate,
             audit: self.audit,
-            format: self.format,
+            opts: self.opts,
         }
     }
 
@@ -283,7 +308,7 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
             principals: self.principals,
             validate: self.validate,
             audit: self.audit,
-            format: self.format,
+            opts: self.opts,
         }
     }
 
@@ -304,7 +329,7 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
             principals: self.principals,
             validate: self.validate,
             audit: self.audit,
-            format: self.format,
+            opts: self.opts,
         }
     }
 
@@ -322,7 +347,7 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
             principals: layer,
             validate: self.validate,
             audit: self.audit,
-            format: self.format,
+            opts: self.opts,
         }
     }
 
@@ -340,7 +365,7 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
             principals: self.principals,
             validate: layer,
             audit: self.audit,
-            format: self.format,
+            opts: self.opts,
         }
     }
 
@@ -356,7 +381,7 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
             principals: self.principals,
             validate: self.validate,
             audit,
-            format: self.format,
+            opts: self.opts,
         }
     }
 }
@@ -401,7 +426,8 @@ impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage, V: Clone, 
                 authz: self.authz,
                 validate: self.validate,
                 handles,
-                format: self.format,
+                opts: (self.opts.format.is_some() || self.opts.routes.is_some())
+                    .then(|| Arc::new(self.opts)),
             }),
         })
     }
@@ -428,8 +454,8 @@ struct Stack<A, Z, Qc, Qp, V, Au> {
     validate: V,
     /// What the host gets back.
     handles: Handles,
-    /// The host's refusal format, if any.
-    format: Option<Formatter>,
+    /// The refusal format and the route table, when the host gave either.
+    opts: Option<Arc<Options>>,
 }
 
 impl<A, Z, Qc, Qp, V, Au> PalisadeLayer<A, Z, Qc, Qp, V, Au> {
@@ -467,7 +493,7 @@ where
             inner: stack
                 .audit
                 .layer(stack.client_ip.layer(stack.clients.layer(authn))),
-            format: stack.format.clone(),
+            opts: stack.opts.clone(),
         }
     }
 }
@@ -476,7 +502,7 @@ where
 #[derive(Debug, Clone)]
 pub struct PalisadeService<S> {
     inner: S,
-    format: Option<Formatter>,
+    opts: Option<Arc<Options>>,
 }
 
 impl<S, B> Service<Request<B>> for PalisadeService<S>
@@ -492,9 +518,19 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        // Every layer renders its refusals with the host's format, found here.
-        if let Some(format) = &self.format {
-            req.extensions_mut().insert(format.clone());
+        if let Some(opts) = &self.opts {
+            // Every layer renders its refusals with the host's format, found here.
+            if let Some(format) = &opts.format {
+                req.extensions_mut().insert(format.clone());
+            }
+            // One route resolution for every layer, unless the router named the route.
+            if let Some(routes) = &opts.routes {
+                if matched_template(req.extensions()).is_none() {
+                    if let Some(m) = routes.matched(req.uri().path()) {
+                        req.extensions_mut().insert(m);
+                    }
+                }
+            }
         }
         self.inner.call(req)
     }

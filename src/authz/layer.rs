@@ -20,7 +20,7 @@ use crate::future::Finish;
 pub use crate::outcome::ShadowDivergence;
 use crate::principal::{AuthMethod, Principal};
 use crate::rejection::{AuthnFailure, AuthnReason, Forbidden, Rejection};
-use crate::route::{PublicRoutes, Route, matched_template};
+use crate::route::{PublicRoutes, Route, RouteMatch, matched_template};
 use crate::telemetry::DecisionTrace;
 
 /// The path parameters of a request (`{id}` in `/v1/orders/{id}`), percent-decoded when axum
@@ -410,7 +410,7 @@ where
 }
 
 /// The path parameters: axum's (percent-decoded) when axum routed the request, else the
-/// policy's own template table's (raw).
+/// stack's [`RouteMatch`]'s (raw), else the policy's own template table's (raw).
 async fn path_params(parts: &mut Parts, policy: &Policy) -> PathParams {
     #[cfg(feature = "axum")]
     {
@@ -418,6 +418,9 @@ async fn path_params(parts: &mut Parts, policy: &Policy) -> PathParams {
         if let Ok(raw) = RawPathParams::from_request_parts(parts, &()).await {
             return PathParams(raw.iter().map(|(k, v)| (k.into(), v.into())).collect());
         }
+    }
+    if let Some(m) = parts.extensions.get::<RouteMatch>() {
+        return PathParams(m.params().map(|(k, v)| (k.into(), v.into())).collect());
     }
     PathParams(policy.path_params(parts.uri.path()))
 }

@@ -13,6 +13,7 @@ use crate::authz::{AuthzLayer, LivePolicy};
 use crate::error::ConfigError;
 use crate::quota::{AnyQuotaStore, QuotaStore};
 use crate::rejection::RefusalFormat;
+use crate::route::RouteTable;
 use crate::stack::Palisade;
 
 use super::{Config, ConfiguredLayer};
@@ -47,6 +48,7 @@ pub struct ConfiguredBuilder<'c, Az = ()> {
     quota_store: Option<AnyQuotaStore>,
     audit_sinks: Vec<Arc<dyn DynAuditSink>>,
     format: Option<Arc<dyn RefusalFormat>>,
+    routes: Option<RouteTable>,
 }
 
 impl<Az> std::fmt::Debug for ConfiguredBuilder<'_, Az> {
@@ -74,6 +76,7 @@ impl<'c> ConfiguredBuilder<'c> {
             quota_store: None,
             audit_sinks: Vec::new(),
             format: None,
+            routes: None,
         }
     }
 }
@@ -103,6 +106,7 @@ impl<'c, Az> ConfiguredBuilder<'c, Az> {
             quota_store: self.quota_store,
             audit_sinks: self.audit_sinks,
             format: self.format,
+            routes: self.routes,
         }
     }
 
@@ -126,6 +130,15 @@ impl<'c, Az> ConfiguredBuilder<'c, Az> {
     /// Counts quotas in `store` instead of the `quota.store` the file names.
     pub fn quota_store(mut self, store: impl QuotaStore) -> Self {
         self.quota_store = Some(AnyQuotaStore::Custom(Arc::new(store)));
+        self
+    }
+
+    /// The routes the host serves, resolved once per request for every layer when the router
+    /// does not name the matched route (see
+    /// [`PalisadeBuilder::routes`](crate::PalisadeBuilder::routes));
+    /// [`Config::route_table`] gives the file's.
+    pub fn routes(mut self, routes: RouteTable) -> Self {
+        self.routes = Some(routes);
         self
     }
 
@@ -210,6 +223,9 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
             .authorize(authz)
             .validate(validate)
             .audit(audit);
+        if let Some(routes) = self.routes {
+            stack = stack.routes(routes);
+        }
         if let Some(format) = self.format {
             stack = stack.refusal_format(format);
         }

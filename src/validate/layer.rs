@@ -20,7 +20,7 @@ use crate::body::{ResponseBody, refusal as refusal_response};
 use crate::error::ConfigError;
 use crate::principal::Principal;
 use crate::rejection::{InputPart, InvalidInput, InvalidReason, Rejection, Violation};
-use crate::route::matched_template;
+use crate::route::{RouteMatch, matched_template};
 use crate::telemetry::DecisionTrace;
 
 /// The parsed, validated JSON body, put in the request extensions for
@@ -203,6 +203,17 @@ impl Shared {
             .unwrap_or_default();
         Some((op, params))
     }
+
+    /// The operation of a request whose route the stack resolved, and its path parameters.
+    fn find_matched(&self, method: &Method, m: &RouteMatch) -> Option<Found> {
+        let index = *self.by_template.get(m.template())?;
+        let op = self.operations[index].get(method)?.clone();
+        let params = m
+            .params()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Some((op, params))
+    }
 }
 
 fn refusal(reason: InvalidReason, errors: Vec<Violation>) -> Rejection {
@@ -238,9 +249,17 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let template = matched_template(req.extensions());
-        let Some((op, path_params)) = self.shared.find(req.method(), template, req.uri().path())
-        else {
+        let found = match req.extensions().get::<RouteMatch>() {
+            // The stack resolved the route: its template and raw parameters.
+            Some(m) if matched_template(req.extensions()) == Some(m.template()) => {
+                self.shared.find_matched(req.method(), m)
+            }
+            _ => {
+                let template = matched_template(req.extensions());
+                self.shared.find(req.method(), template, req.uri().path())
+            }
+        };
+        let Some((op, path_params)) = found else {
             return ResponseFuture::inner(self.inner.call(req), None);
         };
         let trace = DecisionTrace::start("validate");

@@ -40,15 +40,18 @@ use ipnet::IpNet;
 use tower_layer::{Identity, Layer};
 use tower_service::Service;
 
-use crate::audit::{AuditBuilder, AuditHandle, AuditLayer, AuditSink};
 use crate::authn::{Authenticator, Authn, AuthnLayer};
-use crate::authz::{AuthzLayer, LivePolicy};
+use crate::authz::AuthzLayer;
 use crate::client_ip::{ClientIpLayer, ClientIpResolver, ClientIpService, ForwardedHeader};
 use crate::error::ConfigError;
-use crate::quota::{QuotaLayer, QuotaStore};
+use crate::quota::QuotaLayer;
 use crate::rejection::{Formatter, RefusalFormat};
 use crate::route::{RouteTable, matched_template};
 use crate::validate::ValidateLayer;
+
+mod stages;
+
+pub use stages::{AuditStage, AuthzStage, Handles, QuotaStage};
 
 /// Entry point: [`Palisade::builder`].
 #[derive(Debug, Clone, Copy)]
@@ -74,137 +77,6 @@ impl Palisade {
 /// Marks a builder that has no authenticator yet.
 #[derive(Debug, Clone, Copy)]
 pub struct NoAuthn;
-
-/// The authorization stage of a stack: none ([`Identity`]) or an [`AuthzLayer`].
-pub trait AuthzStage: Clone + Send + Sync + 'static {
-    /// The policy whose public routes admit requests without credentials.
-    fn public_routes(&self) -> Option<LivePolicy>;
-
-    /// The shadow policy, if any.
-    fn shadow_policy(&self) -> Option<LivePolicy> {
-        None
-    }
-}
-
-impl AuthzStage for Identity {
-    fn public_routes(&self) -> Option<LivePolicy> {
-        None
-    }
-}
-
-impl<Az: Send + Sync + 'static> AuthzStage for AuthzLayer<Az> {
-    fn public_routes(&self) -> Option<LivePolicy> {
-        Some(self.policy().clone())
-    }
-
-    fn shadow_policy(&self) -> Option<LivePolicy> {
-        Self::shadow_policy(self).cloned()
-    }
-}
-
-/// The audit stage of a stack: none ([`Identity`]), or an [`AuditBuilder`] that
-/// [`build`](PalisadeBuilder::build) finishes with the stack's own client address resolver.
-pub trait AuditStage {
-    /// The layer it becomes.
-    type Layer: Clone;
-
-    /// Builds the layer (and the queue's handle) with the stack's `resolver`.
-    ///
-    /// # Errors
-    ///
-    /// As [`AuditBuilder::build`].
-    fn finish(
-        self,
-        resolver: &ClientIpResolver,
-    ) -> Result<(Self::Layer, Option<AuditHandle>), ConfigError>;
-}
-
-impl AuditStage for Identity {
-    type Layer = Self;
-
-    fn finish(self, _: &ClientIpResolver) -> Result<(Self, Option<AuditHandle>), ConfigError> {
-        Ok((self, None))
-    }
-}
-
-impl<S: AuditSink> AuditStage for AuditBuilder<S> {
-    type Layer = AuditLayer;
-
-    fn finish(
-        self,
-        resolver: &ClientIpResolver,
-    ) -> Result<(AuditLayer, Option<AuditHandle>), ConfigError> {
-        let (layer, handle) = self.client_ip(resolver.clone()).build()?;
-        Ok((layer, Some(handle)))
-    }
-}
-
-/// An audit stage that may be off: the stack's type stays the same whether or not a
-/// configuration file has an `audit` section ([`AuditLayer::off`] passes requests through).
-impl<S: AuditSink> AuditStage for Option<AuditBuilder<S>> {
-    type Layer = AuditLayer;
-
-    fn finish(
-        self,
-        resolver: &ClientIpResolver,
-    ) -> Result<(AuditLayer, Option<AuditHandle>), ConfigError> {
-        match self {
-            Some(builder) => builder.finish(resolver),
-            None => Ok((AuditLayer::off(), None)),
-        }
-    }
-}
-
-/// What a built stack hands back to the host: the audit queue (counters, chain head, flush at
-/// shutdown), and the live authorization policy and its shadow (reload, replace, watch).
-/// Cloning is cheap; every clone of a [`PalisadeLayer`] carries the same handles.
-#[derive(Debug, Clone, Default)]
-pub struct Handles {
-    audit: Option<AuditHandle>,
-    policy: Option<LivePolicy>,
-    shadow: Option<LivePolicy>,
-}
-
-impl Handles {
-    /// The audit queue, when the stack audits. The queue is flushed when its last holder (this
-    /// handle, or the stack's layers and services) is dropped, and by
-    /// [`AuditHandle::shutdown`].
-    #[must_use]
-    pub fn audit(&self) -> Option<&AuditHandle> {
-        self.audit.as_ref()
-    }
-
-    /// The enforced authorization policy, when the stack authorizes: reload it from its
-    /// source ([`LivePolicy::reload`]), replace it or watch a source.
-    #[must_use]
-    pub fn policy(&self) -> Option<&LivePolicy> {
-        self.policy.as_ref()
-    }
-
-    /// The shadow (candidate) policy, when one is set.
-    #[must_use]
-    pub fn shadow_policy(&self) -> Option<&LivePolicy> {
-        self.shadow.as_ref()
-    }
-}
-
-/// A quota stage of a stack: none ([`Identity`]) or a [`QuotaLayer`].
-pub trait QuotaStage: Clone + Send + Sync + 'static {
-    /// Whether a rule of the stage keys requests by the principal.
-    fn needs_principal(&self) -> bool;
-}
-
-impl QuotaStage for Identity {
-    fn needs_principal(&self) -> bool {
-        false
-    }
-}
-
-impl<St: QuotaStore> QuotaStage for QuotaLayer<St> {
-    fn needs_principal(&self) -> bool {
-        Self::needs_principal(self)
-    }
-}
 
 /// Builds a [`PalisadeLayer`]; see [`Palisade::builder`].
 #[derive(Debug, Clone)]
@@ -371,7 +243,7 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
 
     /// Audits every request, **outermost**: one event per request, refused or served, with
     /// the client address found by this stack's own resolver (its trusted proxies). The queue's
-    /// [`AuditHandle`] is in the built layer's [`handles`](PalisadeLayer::handles).
+    /// [`AuditHandle`](crate::audit::AuditHandle) is in the built layer's [`handles`](PalisadeLayer::handles).
     pub fn audit<Au2: AuditStage>(self, audit: Au2) -> PalisadeBuilder<A, Z, Qc, Qp, V, Au2> {
         PalisadeBuilder {
             client_ip: self.client_ip,
@@ -415,6 +287,10 @@ impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage, V: Clone, 
             audit: audit_handle,
             policy,
             shadow: self.authz.shadow_policy(),
+            quota: [self.clients.stats(), self.principals.stats()]
+                .into_iter()
+                .flatten()
+                .collect(),
         };
         Ok(PalisadeLayer {
             stack: Arc::new(Stack {

@@ -20,9 +20,12 @@ use palisade::{Palisade, PalisadeLayer};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+/// One request's path parameters, as the authorizer saw them.
+type Params = Vec<(String, String)>;
+
 /// Records the path parameters it was given, and allows.
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Vec<(String, String)>>>>);
+struct Recorder(Arc<Mutex<Vec<Params>>>);
 
 impl Authorizer for Recorder {
     async fn authorize(&self, request: &AuthzRequest<'_>) -> Result<(), Denial> {

@@ -33,6 +33,12 @@ pub trait AuditSink: Send + Sync + 'static {
     }
 }
 
+impl std::fmt::Debug for dyn DynAuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DynAuditSink")
+    }
+}
+
 /// The object-safe companion of [`AuditSink`], for [`FanOut`] and run-time choices.
 pub trait DynAuditSink: Send + Sync + 'static {
     /// [`AuditSink::write`], boxed.

@@ -81,6 +81,12 @@ impl<T: Authenticator> Authenticator for Arc<T> {
     }
 }
 
+impl std::fmt::Debug for dyn DynAuthenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DynAuthenticator")
+    }
+}
+
 /// The object-safe companion of [`Authenticator`], for hosts that pick authenticators at run
 /// time: `Arc<dyn DynAuthenticator>` is an [`Authenticator`] (at the cost of one boxed future
 /// per call).

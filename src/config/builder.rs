@@ -46,6 +46,7 @@ pub struct ConfiguredBuilder<'c, Az = ()> {
     policy: Option<LivePolicy>,
     shadow: Option<LivePolicy>,
     quota_store: Option<AnyQuotaStore>,
+    quota_stores: Vec<(String, AnyQuotaStore)>,
     audit_sinks: Vec<Arc<dyn DynAuditSink>>,
     format: Option<Arc<dyn RefusalFormat>>,
     routes: Option<RouteTable>,
@@ -74,6 +75,7 @@ impl<'c> ConfiguredBuilder<'c> {
             policy: None,
             shadow: None,
             quota_store: None,
+            quota_stores: Vec::new(),
             audit_sinks: Vec::new(),
             format: None,
             routes: None,
@@ -104,6 +106,7 @@ impl<'c, Az> ConfiguredBuilder<'c, Az> {
             policy: self.policy,
             shadow: self.shadow,
             quota_store: self.quota_store,
+            quota_stores: self.quota_stores,
             audit_sinks: self.audit_sinks,
             format: self.format,
             routes: self.routes,
@@ -130,6 +133,15 @@ impl<'c, Az> ConfiguredBuilder<'c, Az> {
     /// Counts quotas in `store` instead of the `quota.store` the file names.
     pub fn quota_store(mut self, store: impl QuotaStore) -> Self {
         self.quota_store = Some(AnyQuotaStore::Custom(Arc::new(store)));
+        self
+    }
+
+    /// Gives the store named `name`, which rules choose with `store: <name>`, instead of (or
+    /// without) an entry `name` in the file's `quota.stores`. A name no rule chooses stops
+    /// `build()`.
+    pub fn named_quota_store(mut self, name: impl Into<String>, store: impl QuotaStore) -> Self {
+        self.quota_stores
+            .push((name.into(), AnyQuotaStore::Custom(Arc::new(store))));
         self
     }
 
@@ -192,9 +204,9 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
         if let Some(shadow) = self.shadow {
             authz = authz.with_shadow(shadow);
         }
-        let quotas = c
-            .quota
-            .stages_with(c.base_dir.as_deref(), self.quota_store)?;
+        let quotas =
+            c.quota
+                .stages_with(c.base_dir.as_deref(), self.quota_store, self.quota_stores)?;
         if (c.audit.is_some() || !self.audit_sinks.is_empty())
             && tokio::runtime::Handle::try_current().is_err()
         {

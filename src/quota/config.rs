@@ -21,6 +21,9 @@ pub struct QuotaConfig {
     /// Where counters live (default: memory).
     #[serde(default)]
     pub store: StoreConfig,
+    /// More stores by name, for the rules that choose one with `store: <name>`.
+    #[serde(default)]
+    pub stores: BTreeMap<String, StoreConfig>,
     /// Named policies: each a list of limits.
     #[serde(default)]
     pub policies: BTreeMap<String, Vec<Limit>>,
@@ -92,6 +95,9 @@ pub struct RuleConfig {
     /// Report only: count and report would-be refusals, never refuse (default false).
     #[serde(default)]
     pub shadow: bool,
+    /// The store the rule counts in: a name from `stores` (default: `store`).
+    #[serde(default)]
+    pub store: Option<String>,
     /// Client networks the rule does not apply to.
     #[serde(default, deserialize_with = "crate::client_ip::deserialize_nets")]
     pub exempt: Vec<ipnet::IpNet>,
@@ -227,12 +233,7 @@ impl QuotaConfig {
         &self,
         base: Option<&std::path::Path>,
     ) -> Result<AnyQuotaStore, ConfigError> {
-        match &self.store {
-            StoreConfig::Memory { max_keys } => {
-                Ok(AnyQuotaStore::Memory(MemoryStore::with_max_keys(*max_keys)))
-            }
-            StoreConfig::Redis(r) => redis_store(r, base),
-        }
+        store_of(&self.store, base)
     }
 
     /// The named policies, compiled.
@@ -252,22 +253,25 @@ impl QuotaConfig {
             .collect()
     }
 
-    /// Builds both stages on one store.
+    /// Builds both stages on the section's stores.
     #[cfg(test)]
     pub(crate) fn stages(&self, base: Option<&std::path::Path>) -> Result<Stages, ConfigError> {
-        self.stages_with(base, None)
+        self.stages_with(base, None, Vec::new())
     }
 
-    /// Both stages, over `store` when the host gives one (else the section's own).
+    /// Both stages, over `store` when the host gives one (else the section's own), and over
+    /// the named stores of `stores:` and of the host (`named`, which take precedence).
     pub(crate) fn stages_with(
         &self,
         base: Option<&std::path::Path>,
         store: Option<AnyQuotaStore>,
+        named: Vec<(String, AnyQuotaStore)>,
     ) -> Result<Stages, ConfigError> {
         let store = match store {
             Some(store) => store,
             None => self.store_in(base)?,
         };
+        let named = self.named_stores(base, named)?;
         let policies = self.policies()?;
         let stage = |rules: &[RuleConfig], before_authn: bool| {
             if rules.is_empty() {
@@ -287,12 +291,71 @@ impl QuotaConfig {
                 }
                 b = b.rule(rule);
             }
+            // The named stores this stage's rules choose (each store may serve both stages).
+            for (name, s) in &named {
+                if rules.iter().any(|r| r.store.as_deref() == Some(name)) {
+                    b = b.store(name.as_str(), s.clone());
+                }
+            }
             b.build()
         };
         Ok(Stages {
             clients: stage(&self.clients, true)?,
             principals: stage(&self.principals, false)?,
         })
+    }
+
+    /// The named stores: the file's `stores`, replaced or joined by the host's. Each must be
+    /// chosen by a rule, and each rule's choice must exist.
+    fn named_stores(
+        &self,
+        base: Option<&std::path::Path>,
+        host: Vec<(String, AnyQuotaStore)>,
+    ) -> Result<Vec<(String, AnyQuotaStore)>, ConfigError> {
+        let mut named: Vec<(String, AnyQuotaStore)> = Vec::new();
+        for (name, config) in &self.stores {
+            if host.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            let store = store_of(config, base).map_err(|e| match e {
+                ConfigError::Invalid { message, .. } => {
+                    invalid(format!("stores.{name}: {message}"))
+                }
+                e => e,
+            })?;
+            named.push((name.clone(), store));
+        }
+        named.extend(host);
+        let rules = self.clients.iter().chain(&self.principals);
+        for (name, _) in &named {
+            if !rules.clone().any(|r| r.store.as_deref() == Some(name)) {
+                return Err(invalid(format!("store `{name}` is chosen by no rule")));
+            }
+        }
+        for r in rules {
+            if let Some(name) = &r.store {
+                if !named.iter().any(|(n, _)| n == name) {
+                    return Err(invalid(format!(
+                        "rule of policy `{}` chooses store `{name}`, which `stores` does not name",
+                        r.policy
+                    )));
+                }
+            }
+        }
+        Ok(named)
+    }
+}
+
+/// The store `config` describes, with files named relative to `base`.
+fn store_of(
+    config: &StoreConfig,
+    base: Option<&std::path::Path>,
+) -> Result<AnyQuotaStore, ConfigError> {
+    match config {
+        StoreConfig::Memory { max_keys } => {
+            Ok(AnyQuotaStore::Memory(MemoryStore::with_max_keys(*max_keys)))
+        }
+        StoreConfig::Redis(r) => redis_store(r, base),
     }
 }
 
@@ -325,6 +388,9 @@ fn rule(
     }
     if r.shadow {
         rule = rule.shadow();
+    }
+    if let Some(store) = &r.store {
+        rule = rule.in_store(store.as_str());
     }
     if !r.exempt.is_empty() {
         rule = rule.exempt(r.exempt.iter().copied());

@@ -40,13 +40,13 @@ impl<St: QuotaStore> Finish for Settle<St> {
         // A synchronous store answered the checks; it answers the charges too.
         if let Some((i, key)) = charge {
             if shared.counts(i, res) {
-                shared.charge_now(&key);
+                shared.charge_now(i, &key);
             }
         }
         if let Some(mut tally) = tally {
             if !tally.charges.is_empty() {
-                for key in shared.due(res, &mut tally) {
-                    shared.charge_now(&key);
+                for (i, key) in shared.due(res, &mut tally) {
+                    shared.charge_now(i, &key);
                 }
             }
             tally.apply(res, shared.headers);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use super::rule::{Counting, KeyBy, QuotaRule};
-use super::store::QuotaStore;
+use super::store::{QuotaStore, StoreStats};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 
@@ -56,6 +56,116 @@ impl RateLimitHeaders {
     }
 }
 
+/// A live view of a quota layer's stores, for operators: [`QuotaLayer::stats`], or the stack's
+/// `Handles::quota`. Cheap to clone and keep.
+#[derive(Clone)]
+pub struct QuotaStats(Arc<dyn StoreList>);
+
+impl QuotaStats {
+    /// Each store's name ([`DEFAULT_STORE`] for the layer's own) and its figures now.
+    #[must_use]
+    pub fn stores(&self) -> Vec<(Arc<str>, StoreStats)> {
+        self.0.stores()
+    }
+}
+
+impl fmt::Debug for QuotaStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.stores()).finish()
+    }
+}
+
+trait StoreList: Send + Sync + 'static {
+    fn stores(&self) -> Vec<(Arc<str>, StoreStats)>;
+}
+
+impl<St: QuotaStore> StoreList for Shared<St> {
+    fn stores(&self) -> Vec<(Arc<str>, StoreStats)> {
+        self.stores
+            .iter()
+            .map(|(name, store)| (name.clone(), store.stats()))
+            .collect()
+    }
+}
+
+/// The name of a layer's own store in [`QuotaStats`].
+pub const DEFAULT_STORE: &str = "default";
+
+/// Each rule's store index (0: the layer's own), checking that every name a rule chooses
+/// exists and that every named store is chosen by a rule.
+fn rule_stores<St>(
+    rules: &[QuotaRule],
+    stores: &[(Arc<str>, St)],
+) -> Result<Box<[usize]>, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        field: "quota",
+        message,
+    };
+    for (i, (name, _)) in stores.iter().enumerate() {
+        if &**name == DEFAULT_STORE || stores[..i].iter().any(|(n, _)| n == name) {
+            return Err(invalid(format!("store `{name}` is named twice")));
+        }
+        if !rules.iter().any(|r| r.store.as_deref() == Some(&**name)) {
+            return Err(invalid(format!("store `{name}` is chosen by no rule")));
+        }
+    }
+    rules
+        .iter()
+        .map(|rule| match rule.store.as_deref() {
+            None | Some(DEFAULT_STORE) => Ok(0),
+            Some(name) => stores
+                .iter()
+                .position(|(n, _)| &**n == name)
+                .map(|i| i + 1)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "rule of policy `{}`: no store is named `{name}`",
+                        rule.default.name()
+                    ))
+                }),
+        })
+        .collect()
+}
+
+/// A layer's route templates and their costs: matched against a raw path, and by their text.
+type CostTable = (
+    matchit::Router<(Arc<str>, u64)>,
+    HashMap<Arc<str>, (Arc<str>, u64)>,
+);
+
+/// The route templates a layer must recognise, with their costs: the costed ones, then those
+/// rules are limited to (at cost 1 unless costed).
+fn cost_table(costs: &[(String, u64)], rules: &[QuotaRule]) -> Result<CostTable, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        field: "quota",
+        message,
+    };
+    let mut templates: Vec<(Arc<str>, u64)> = Vec::new();
+    for (template, cost) in costs {
+        if *cost == 0 {
+            return Err(invalid(format!("route `{template}`: a cost is at least 1")));
+        }
+        templates.push((template.as_str().into(), *cost));
+    }
+    for template in rules.iter().filter_map(|r| r.routes.as_deref()).flatten() {
+        if !templates.iter().any(|(t, _)| t == template) {
+            templates.push((template.clone(), 1));
+        }
+    }
+    let mut router = matchit::Router::new();
+    let mut exact = HashMap::new();
+    for (template, cost) in templates {
+        router
+            .insert(&*template, (template.clone(), cost))
+            .map_err(|e| ConfigError::Route {
+                template: template.to_string(),
+                message: e.to_string(),
+            })?;
+        exact.insert(template.clone(), (template, cost));
+    }
+    Ok((router, exact))
+}
+
 /// The one check of prefix lengths, for rules built in code and from a file alike.
 fn check_prefixes(rules: &[QuotaRule]) -> Result<(), ConfigError> {
     for (i, rule) in rules.iter().enumerate() {
@@ -83,6 +193,8 @@ fn check_prefixes(rules: &[QuotaRule]) -> Result<(), ConfigError> {
 #[must_use]
 pub struct QuotaBuilder<St> {
     store: St,
+    /// Named stores rules may choose with [`QuotaRule::in_store`].
+    stores: Vec<(Arc<str>, St)>,
     rules: Vec<QuotaRule>,
     costs: Vec<(String, u64)>,
     clock: Arc<dyn Clock>,
@@ -105,6 +217,13 @@ impl<St: QuotaStore> QuotaBuilder<St> {
     /// limiters; the first refusing rule, in the order added, answers.
     pub fn rule(mut self, rule: QuotaRule) -> Self {
         self.rules.push(rule);
+        self
+    }
+
+    /// Adds a store under `name`, for the rules that choose it with [`QuotaRule::in_store`]
+    /// (the others count in the layer's store). Each named store must be chosen by a rule.
+    pub fn store(mut self, name: impl Into<Arc<str>>, store: St) -> Self {
+        self.stores.push((name.into(), store));
         self
     }
 
@@ -142,36 +261,7 @@ impl<St: QuotaStore> QuotaBuilder<St> {
             return Err(invalid("a quota layer needs at least one rule".into()));
         }
         check_prefixes(&self.rules)?;
-        // Every template the layer must recognise: the costed ones, then those rules are
-        // limited to (at cost 1 unless costed).
-        let mut templates: Vec<(Arc<str>, u64)> = Vec::new();
-        for (template, cost) in &self.costs {
-            if *cost == 0 {
-                return Err(invalid(format!("route `{template}`: a cost is at least 1")));
-            }
-            templates.push((template.as_str().into(), *cost));
-        }
-        for template in self
-            .rules
-            .iter()
-            .filter_map(|r| r.routes.as_deref())
-            .flatten()
-        {
-            if !templates.iter().any(|(t, _)| t == template) {
-                templates.push((template.clone(), 1));
-            }
-        }
-        let mut router = matchit::Router::new();
-        let mut exact = HashMap::new();
-        for (template, cost) in templates {
-            router
-                .insert(&*template, (template.clone(), cost))
-                .map_err(|e| ConfigError::Route {
-                    template: template.to_string(),
-                    message: e.to_string(),
-                })?;
-            exact.insert(template.clone(), (template, cost));
-        }
+        let (router, exact) = cost_table(&self.costs, &self.rules)?;
         let max_cost = exact.values().map(|(_, c)| *c).max().unwrap_or(1);
         for rule in &self.rules {
             if rule.routes.as_ref().is_some_and(|r| r.is_empty()) {
@@ -199,9 +289,13 @@ impl<St: QuotaStore> QuotaBuilder<St> {
                 }
             }
         }
+        let rule_store = rule_stores(&self.rules, &self.stores)?;
+        let mut stores = vec![(Arc::<str>::from(DEFAULT_STORE), self.store)];
+        stores.extend(self.stores);
         Ok(QuotaLayer {
             shared: Arc::new(Shared {
-                store: self.store,
+                stores: stores.into(),
+                rule_store,
                 keyed_by_route: self.rules.iter().any(|r| matches!(r.key, KeyBy::Route)),
                 rules: self.rules.into(),
                 router,
@@ -223,7 +317,10 @@ pub struct QuotaLayer<St> {
 }
 
 pub(super) struct Shared<St> {
-    pub(super) store: St,
+    /// The layer's store first (named [`DEFAULT_STORE`]), then the named ones.
+    pub(super) stores: Box<[(Arc<str>, St)]>,
+    /// Each rule's store: an index into `stores`.
+    pub(super) rule_store: Box<[usize]>,
     pub(super) rules: Box<[QuotaRule]>,
     /// Whether a rule keys by route (then an unknown template still needs its name).
     pub(super) keyed_by_route: bool,
@@ -238,6 +335,7 @@ impl<St: QuotaStore> QuotaLayer<St> {
     pub fn builder(store: St) -> QuotaBuilder<St> {
         QuotaBuilder {
             store,
+            stores: Vec::new(),
             rules: Vec::new(),
             costs: Vec::new(),
             clock: Arc::new(SystemClock),
@@ -251,7 +349,8 @@ impl<St: QuotaStore> QuotaLayer<St> {
     pub(crate) fn empty(store: St) -> Self {
         Self {
             shared: Arc::new(Shared {
-                store,
+                stores: Box::new([(Arc::from(DEFAULT_STORE), store)]),
+                rule_store: Box::new([]),
                 rules: Box::new([]),
                 keyed_by_route: false,
                 router: matchit::Router::new(),
@@ -262,10 +361,23 @@ impl<St: QuotaStore> QuotaLayer<St> {
         }
     }
 
-    /// The store.
+    /// The layer's store (the one rules count in unless they choose a named one).
     #[must_use]
     pub fn store(&self) -> &St {
-        &self.shared.store
+        &self.shared.stores[0].1
+    }
+
+    /// A live view of the layer's stores' figures (keys held, evictions, failures), for
+    /// operators: see [`QuotaStats`].
+    #[must_use]
+    pub fn stats(&self) -> QuotaStats {
+        QuotaStats(self.shared.clone())
+    }
+
+    /// Whether the layer has a rule (one a configuration builds for an empty stage has none).
+    #[must_use]
+    pub fn has_rules(&self) -> bool {
+        !self.shared.rules.is_empty()
     }
 
     /// Whether a rule keys by the principal (so the layer belongs after authentication).
@@ -327,5 +439,49 @@ impl<S: fmt::Debug, St> fmt::Debug for Quota<S, St> {
         f.debug_struct("Quota")
             .field("inner", &self.inner)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quota::{KeyBy, Limit, MemoryStore, QuotaPolicy};
+
+    fn rule() -> QuotaRule {
+        let policy = QuotaPolicy::new("p", [Limit::per_second(1)]).unwrap();
+        QuotaRule::new(KeyBy::client_ip(), policy)
+    }
+
+    fn error(b: QuotaBuilder<MemoryStore>) -> String {
+        b.build().map(|_| ()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn named_stores_are_chosen_by_rules_and_every_name_exists() {
+        let layer = QuotaLayer::builder(MemoryStore::new())
+            .store("edge", MemoryStore::with_max_keys(10))
+            .rule(rule().in_store("edge"))
+            .rule(rule())
+            .build()
+            .unwrap();
+        let names: Vec<_> = layer.stats().stores().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, [Arc::from(DEFAULT_STORE), Arc::from("edge")]);
+        assert_eq!(&*layer.shared.rule_store, [1, 0]);
+
+        let unknown = QuotaLayer::builder(MemoryStore::new()).rule(rule().in_store("edge"));
+        assert!(error(unknown).contains("no store is named `edge`"));
+        let unused = QuotaLayer::builder(MemoryStore::new())
+            .store("edge", MemoryStore::new())
+            .rule(rule());
+        assert!(error(unused).contains("store `edge` is chosen by no rule"));
+        let twice = QuotaLayer::builder(MemoryStore::new())
+            .store("edge", MemoryStore::new())
+            .store("edge", MemoryStore::new())
+            .rule(rule().in_store("edge"));
+        assert!(error(twice).contains("store `edge` is named twice"));
+        let reserved = QuotaLayer::builder(MemoryStore::new())
+            .store(DEFAULT_STORE, MemoryStore::new())
+            .rule(rule().in_store(DEFAULT_STORE));
+        assert!(error(reserved).contains("store `default` is named twice"));
     }
 }

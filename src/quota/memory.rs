@@ -11,7 +11,7 @@ use dashmap::mapref::entry::Entry;
 
 use super::limit::{Limit, MAX_LIMITS, Verdict, apply};
 use super::policy::QuotaKey;
-use super::store::QuotaStore;
+use super::store::{QuotaStore, StoreStats};
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 
@@ -281,6 +281,15 @@ impl QuotaStore for MemoryStore {
             now,
             consume,
         )))
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            keys: Some(self.len()),
+            max_keys: Some(self.max_keys()),
+            evictions: Some(self.evictions()),
+            ..StoreStats::default()
+        }
     }
 }
 

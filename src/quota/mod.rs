@@ -15,7 +15,7 @@ mod store;
 
 pub use crate::rejection::ratelimit::{RATELIMIT, RATELIMIT_POLICY};
 pub use future::{ResponseFuture, Settle};
-pub use layer::{Quota, QuotaBuilder, QuotaLayer, RateLimitHeaders};
+pub use layer::{DEFAULT_STORE, Quota, QuotaBuilder, QuotaLayer, QuotaStats, RateLimitHeaders};
 pub use limit::{Limit, LimitState, MAX_LIMITS, Verdict, Window};
 pub use memory::{DEFAULT_MAX_KEYS, MemoryStore};
 pub use policy::{QuotaKey, QuotaPolicy};
@@ -23,4 +23,4 @@ pub use policy::{QuotaKey, QuotaPolicy};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{OnOutage, RedisStore, RedisStoreBuilder};
 pub use rule::{Counting, KeyBy, KeyFn, QuotaRule, QuotaShadow, ResponseFilter, TierBy};
-pub use store::{AnyQuotaStore, DynQuotaStore, QuotaMode, QuotaStore};
+pub use store::{AnyQuotaStore, DynQuotaStore, QuotaMode, QuotaStore, StoreStats};

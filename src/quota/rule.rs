@@ -200,6 +200,8 @@ pub struct QuotaRule {
     pub(super) exempt: Box<[ipnet::IpNet]>,
     /// Whether the rule has logged a request without a client address (logged once).
     pub(super) no_address_logged: Arc<std::sync::atomic::AtomicBool>,
+    /// The named store the rule counts in (`None`: the layer's store).
+    pub(super) store: Option<Arc<str>>,
 }
 
 impl QuotaRule {
@@ -217,7 +219,19 @@ impl QuotaRule {
             shadow: false,
             exempt: Box::new([]),
             no_address_logged: Arc::default(),
+            store: None,
         }
+    }
+
+    /// Counts in the store added to the layer as `name` ([`QuotaBuilder::store`]) instead of
+    /// the layer's own: per-address limits in memory on each instance, say, and per-tenant
+    /// quotas in Redis for the whole fleet. A name the layer does not have stops `build()`.
+    ///
+    /// [`QuotaBuilder::store`]: super::QuotaBuilder::store
+    #[must_use]
+    pub fn in_store(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.store = Some(name.into());
+        self
     }
 
     /// Exempts clients in these networks from the rule (your own monitoring, a partner's

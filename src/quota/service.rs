@@ -332,7 +332,7 @@ impl<St: QuotaStore> Shared<St> {
                 continue;
             }
             let (key, cost, consume) = self.prepare(i, parts, route, cost);
-            let Some(result) = self.store.check_now(&key, cost, now, consume) else {
+            let Some(result) = self.store_of(i).check_now(&key, cost, now, consume) else {
                 return Pass::Pending(i);
             };
             if let Err(r) = self.settle(i, key, result, tally) {
@@ -366,31 +366,34 @@ impl<St: QuotaStore> Shared<St> {
             .filter(|&i| self.rules[i].applies_to(route, parts))
             .map(|i| (i, self.prepare(i, parts, route, cost)))
             .collect();
-        let results = join_all(
-            checks
-                .iter()
-                .map(|(_, (key, cost, consume))| self.store.check(key, *cost, now, *consume)),
-        )
-        .await;
+        let results =
+            join_all(checks.iter().map(|(i, (key, cost, consume))| {
+                self.store_of(*i).check(key, *cost, now, *consume)
+            }))
+            .await;
         for ((i, (key, _, _)), result) in checks.into_iter().zip(results) {
             self.settle(i, key, result, tally)?;
         }
         Ok(())
     }
 
-    pub(super) fn due<B>(&self, res: &Response<B>, tally: &mut Tally) -> Vec<QuotaKey> {
+    pub(super) fn due<B>(&self, res: &Response<B>, tally: &mut Tally) -> Vec<(usize, QuotaKey)> {
         let first = tally.first_charge.take();
         first
             .into_iter()
             .chain(tally.charges.drain(..))
             .filter(|(i, _)| self.counts(*i, res))
-            .map(|(_, key)| key)
             .collect()
     }
 
-    /// Charges `key` one unit now, with a store that answers at once.
-    pub(super) fn charge_now(&self, key: &QuotaKey) {
-        if let Some(Err(e)) = self.store.check_now(key, 1, self.clock.now(), true) {
+    /// The store rule `i` counts in.
+    fn store_of(&self, i: usize) -> &St {
+        &self.stores[self.rule_store[i]].1
+    }
+
+    /// Charges `key` of rule `i` one unit now, with a store that answers at once.
+    pub(super) fn charge_now(&self, i: usize, key: &QuotaKey) {
+        if let Some(Err(e)) = self.store_of(i).check_now(key, 1, self.clock.now(), true) {
             tracing::warn!(layer = "quota", error = %Chain(&e), "quota store failed to count a response");
         }
     }
@@ -470,7 +473,10 @@ where
                 .map(ResponseBody::inner);
             let due = shared.due(&res, &mut tally);
             let now = shared.clock.now();
-            let charged = join_all(due.iter().map(|key| shared.store.check(key, 1, now, true)));
+            let charged = join_all(
+                due.iter()
+                    .map(|(i, key)| shared.store_of(*i).check(key, 1, now, true)),
+            );
             for e in charged.await.into_iter().filter_map(Result::err) {
                 tracing::warn!(layer = "quota", error = %Chain(&e), "quota store failed to count a response");
             }

@@ -43,6 +43,29 @@ pub trait QuotaStore: Send + Sync + 'static {
         let _ = (key, cost, now, consume);
         None
     }
+
+    /// The store's figures now, for operators ([`QuotaStats`](super::QuotaStats)). The
+    /// default knows none.
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+}
+
+/// A quota store's figures at one moment, for operators; `None` where a store does not keep
+/// one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Keys held now (memory).
+    pub keys: Option<usize>,
+    /// The most keys the store holds (memory).
+    pub max_keys: Option<usize>,
+    /// Keys evicted to stay within `max_keys`, since start (memory).
+    pub evictions: Option<u64>,
+    /// Checks the backend failed to answer, since start (Redis).
+    pub failures: Option<u64>,
+    /// Whether the last check found the backend unreachable (Redis).
+    pub down: Option<bool>,
 }
 
 impl<T: QuotaStore + ?Sized> QuotaStore for Arc<T> {
@@ -64,6 +87,10 @@ impl<T: QuotaStore + ?Sized> QuotaStore for Arc<T> {
         consume: bool,
     ) -> Option<Result<Verdict, StoreError>> {
         (**self).check_now(key, cost, now, consume)
+    }
+
+    fn stats(&self) -> StoreStats {
+        (**self).stats()
     }
 }
 
@@ -89,6 +116,9 @@ pub trait DynQuotaStore: Send + Sync + 'static {
         now: Timestamp,
         consume: bool,
     ) -> Option<Result<Verdict, StoreError>>;
+
+    /// [`QuotaStore::stats`].
+    fn stats_dyn(&self) -> StoreStats;
 }
 
 impl<T: QuotaStore> DynQuotaStore for T {
@@ -110,6 +140,10 @@ impl<T: QuotaStore> DynQuotaStore for T {
         consume: bool,
     ) -> Option<Result<Verdict, StoreError>> {
         self.check_now(key, cost, now, consume)
+    }
+
+    fn stats_dyn(&self) -> StoreStats {
+        self.stats()
     }
 }
 
@@ -162,6 +196,15 @@ impl QuotaStore for AnyQuotaStore {
             #[cfg(feature = "redis")]
             Self::Redis(r) => r.check_now(key, cost, now, consume),
             Self::Custom(c) => c.check_now_dyn(key, cost, now, consume),
+        }
+    }
+
+    fn stats(&self) -> StoreStats {
+        match self {
+            Self::Memory(m) => m.stats(),
+            #[cfg(feature = "redis")]
+            Self::Redis(r) => r.stats(),
+            Self::Custom(c) => c.stats_dyn(),
         }
     }
 }

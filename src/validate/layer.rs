@@ -204,6 +204,18 @@ impl Shared {
         Some((op, params))
     }
 
+    /// The operation of `req` and its path parameters: by the stack's [`RouteMatch`] when it
+    /// resolved the route (template and raw parameters), else as [`find`](Self::find).
+    fn find_for<B>(&self, req: &Request<B>) -> Option<Found> {
+        let ext = req.extensions();
+        match ext.get::<RouteMatch>() {
+            Some(m) if matched_template(ext) == Some(m.template()) => {
+                self.find_matched(req.method(), m)
+            }
+            _ => self.find(req.method(), matched_template(ext), req.uri().path()),
+        }
+    }
+
     /// The operation of a request whose route the stack resolved, and its path parameters.
     fn find_matched(&self, method: &Method, m: &RouteMatch) -> Option<Found> {
         let index = *self.by_template.get(m.template())?;
@@ -249,17 +261,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let found = match req.extensions().get::<RouteMatch>() {
-            // The stack resolved the route: its template and raw parameters.
-            Some(m) if matched_template(req.extensions()) == Some(m.template()) => {
-                self.shared.find_matched(req.method(), m)
-            }
-            _ => {
-                let template = matched_template(req.extensions());
-                self.shared.find(req.method(), template, req.uri().path())
-            }
-        };
-        let Some((op, path_params)) = found else {
+        let Some((op, path_params)) = self.shared.find_for(&req) else {
             return ResponseFuture::inner(self.inner.call(req), None);
         };
         let trace = DecisionTrace::start("validate");

@@ -478,3 +478,91 @@ validation:
     .await;
     assert_eq!(get_with(addr, "/api/acme/orders/7", &key).await.status, 200);
 }
+
+const STORES: &str = r#"
+roles: [{name: reader}]
+routes:
+  - {path: "/orders/{id}", methods: [GET], roles: [reader]}
+quota:
+  store: {type: memory, max_keys: 1000}
+  stores:
+    edge: {type: memory, max_keys: 50}
+  policies:
+    per-ip: [{rate: 100, per: 1s}]
+    per-user: [{rate: 100, per: 1s}]
+    per-tenant: [{quota: 1000, window: day}]
+  clients:
+    - {key: client_ip, policy: per-ip, store: edge}
+  principals:
+    - {key: subject, policy: per-user}
+    - {key: subject, policy: per-tenant, store: billing}
+"#;
+
+#[tokio::test]
+async fn quota_rules_count_in_the_store_they_name_and_the_handles_show_each_store() {
+    let config = Config::parse(STORES, Format::Yaml).unwrap();
+    let keys = support::Keys::new();
+    let alice = keys.issue(palisade::authn::api_key::KeySpec::new("alice").role("reader"));
+    // `billing` is the host's own store, named in the file by the rule that uses it.
+    let billing = Counted::default();
+    let guard = config
+        .builder()
+        .key_store(keys.store.clone())
+        .named_quota_store("billing", billing.clone())
+        .build()
+        .unwrap();
+    let handles = guard.handles().clone();
+    let addr = serve(
+        Router::new()
+            .route("/orders/{id}", get(|| async { "order" }))
+            .layer(guard),
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(get_with(addr, "/orders/1", &alice).await.status, 200);
+    }
+    assert_eq!(billing.checks.load(Ordering::SeqCst), 3);
+
+    // One view per stage: the per-client stage counts in `edge` only, the per-principal one
+    // in its own store (the per-user rule) and `billing`.
+    let stats = handles.quota();
+    assert_eq!(stats.len(), 2);
+    let clients = stats[0].stores();
+    let (name, edge) = &clients[1];
+    assert_eq!(&**name, "edge");
+    assert_eq!((edge.keys, edge.max_keys), (Some(1), Some(50)));
+    // Both stages share the section's `store`: it holds the per-user key alone.
+    assert_eq!(clients[0].1.keys, Some(1));
+    let principals = stats[1].stores();
+    assert_eq!(&*principals[0].0, palisade::quota::DEFAULT_STORE);
+    assert_eq!(
+        (principals[0].1.keys, principals[0].1.max_keys),
+        (Some(1), Some(1000))
+    );
+    assert_eq!(&*principals[1].0, "billing");
+    // The host's store keeps no figures of its own.
+    assert_eq!(principals[1].1, palisade::quota::StoreStats::default());
+}
+
+#[test]
+fn a_quota_store_no_rule_chooses_or_a_name_no_store_has_stops_startup() {
+    let unused = STORES.replace(", store: edge}", "}");
+    let err = Config::parse(&unused, Format::Yaml)
+        .unwrap()
+        .builder()
+        .named_quota_store("billing", MemoryStore::new())
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("store `edge` is chosen by no rule"), "{err}");
+    let err = Config::parse(STORES, Format::Yaml)
+        .unwrap()
+        .builder()
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("chooses store `billing`, which `stores` does not name"),
+        "{err}"
+    );
+}

@@ -302,6 +302,12 @@ impl<T: KeyStore> KeyStore for Arc<T> {
     }
 }
 
+impl std::fmt::Debug for dyn DynKeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DynKeyStore")
+    }
+}
+
 /// The object-safe companion of [`KeyStore`]: `Arc<dyn DynKeyStore>` is a [`KeyStore`], for
 /// hosts that choose the backend at run time (one boxed future per lookup).
 pub trait DynKeyStore: Send + Sync + 'static {

@@ -59,10 +59,7 @@ pub use builder::ConfiguredBuilder;
 pub use crate::authn::bearer_config::IntrospectionConfig;
 #[cfg(feature = "jwt")]
 pub use crate::authn::bearer_config::{IssuerConfig, JwtConfig, JwtKeyConfig};
-pub use crate::quota::config::{
-    CostConfig, CountConfig, KeyConfig, OutageConfig, QuotaConfig, RedisConfig, RuleConfig,
-    StoreConfig,
-};
+pub use crate::quota::config::{CostConfig, QuotaConfig, RedisConfig, RuleConfig, StoreConfig};
 
 /// The stack a configuration builds: every authenticator it configures in one chain,
 /// authorization (with the host's [`Authorizer`](crate::authz::Authorizer), `()` for none), the two quota stages (which
@@ -665,6 +662,46 @@ quota:
             assert!(load(bad).is_err(), "accepted: {bad}");
         }
         assert!(load("quota: {}").is_ok());
+        // The builders' own types, read from the file, name what they expected.
+        let p = "quota: {policies: {p: [{rate: 5, per: 1s}]}, ";
+        for (bad, says) in [
+            (
+                "clients: [{key: client_address, policy: p}]}",
+                "`client_address` is not a key",
+            ),
+            (
+                "clients: [{key: client_ip, policy: p, count: failures}]}",
+                "`failures` is not a counting",
+            ),
+            (
+                "principals: [{key: subject, policy: p, ipv6_prefix: 56}]}",
+                "apply to `key: client_ip` only",
+            ),
+            (
+                "store: {type: redis, url_env: X, on_outage: local}}",
+                "needs the number of instances",
+            ),
+            (
+                "store: {type: redis, url_env: X, on_outage: fail-later}}",
+                "`fail-later` is not an outage policy",
+            ),
+        ] {
+            let err = load(&format!("{p}{bad}")).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        let c = Config::parse(
+            &format!("{p}clients: [{{key: client_ip, policy: p, count: failed-authentication}}], store: {{type: redis, url_env: X, on_outage: {{local: {{instances: 4}}}}}}}}"),
+            Format::Yaml,
+        )
+        .unwrap();
+        assert!(matches!(
+            c.quota.clients[0].count,
+            crate::quota::Counting::Responses(_)
+        ));
+        assert!(matches!(
+            c.quota.store,
+            crate::config::StoreConfig::Redis(ref r) if r.on_outage == crate::quota::OnOutage::Local { instances: 4 }
+        ));
     }
 
     #[test]

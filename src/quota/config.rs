@@ -9,7 +9,7 @@ use super::limit::Limit;
 use super::memory::{DEFAULT_MAX_KEYS, MemoryStore};
 use super::policy::QuotaPolicy;
 use super::rule::{Counting, KeyBy, QuotaRule, TierBy};
-use super::store::AnyQuotaStore;
+use super::store::{AnyQuotaStore, OnOutage};
 use crate::error::ConfigError;
 
 /// The `quota` section: named policies, the rules of the two stages, route costs, the fields
@@ -42,42 +42,13 @@ pub struct QuotaConfig {
     pub headers: RateLimitHeaders,
 }
 
-/// What a rule keys by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum KeyConfig {
-    /// The client address (IPv6 grouped by `ipv6_prefix`).
-    ClientIp,
-    /// The API key id.
-    KeyId,
-    /// The principal's subject.
-    Subject,
-    /// The principal's tenant.
-    Tenant,
-    /// The route template.
-    Route,
-}
-
-/// What a rule counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum CountConfig {
-    /// Every request (default).
-    #[default]
-    Every,
-    /// Failed authentications only.
-    FailedAuthentication,
-}
-
 /// One rule.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct RuleConfig {
     /// What the rule keys by.
-    pub key: KeyConfig,
+    pub key: KeyBy,
     /// The policy (a name from `policies`) of callers without a tier.
     pub policy: String,
     /// Tier name → policy name.
@@ -86,9 +57,9 @@ pub struct RuleConfig {
     /// How tiers are chosen.
     #[serde(default)]
     pub tier_by: TierBy,
-    /// What the rule counts.
+    /// What the rule counts (default: every request).
     #[serde(default)]
-    pub count: CountConfig,
+    pub count: Counting,
     /// Limits the rule to these route templates (default: every route).
     #[serde(default)]
     pub routes: Option<Vec<String>>,
@@ -102,19 +73,11 @@ pub struct RuleConfig {
     #[serde(default, deserialize_with = "crate::client_ip::deserialize_nets")]
     pub exempt: Vec<ipnet::IpNet>,
     /// IPv4 prefix length for `client_ip` keys (default 32).
-    #[serde(default = "v4")]
-    pub ipv4_prefix: u8,
+    #[serde(default)]
+    pub ipv4_prefix: Option<u8>,
     /// IPv6 prefix length for `client_ip` keys (default 64).
-    #[serde(default = "v6")]
-    pub ipv6_prefix: u8,
-}
-
-const fn v4() -> u8 {
-    32
-}
-
-const fn v6() -> u8 {
-    64
+    #[serde(default)]
+    pub ipv6_prefix: Option<u8>,
 }
 
 /// A route cost.
@@ -169,12 +132,9 @@ pub struct RedisConfig {
     /// Timeout per check in milliseconds (default 100).
     #[serde(default = "timeout_ms")]
     pub timeout_ms: u64,
-    /// `fail-closed` (default), `fail-open` or `local`.
+    /// `fail-closed` (default), `fail-open` or `{local: {instances: N}}`.
     #[serde(default)]
-    pub on_outage: OutageConfig,
-    /// With `local`: how many instances share the limits.
-    #[serde(default)]
-    pub instances: Option<u64>,
+    pub on_outage: OnOutage,
     /// For a `rediss://` URL signed by a private CA: the CA certificates (PEM), read relative
     /// to the configuration file's directory (feature `redis-tls`). Without it the Mozilla
     /// roots are trusted.
@@ -188,20 +148,6 @@ fn prefix() -> String {
 
 const fn timeout_ms() -> u64 {
     100
-}
-
-/// What a Redis store does in an outage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum OutageConfig {
-    /// 503 (default).
-    #[default]
-    FailClosed,
-    /// Admit, marked for audit.
-    FailOpen,
-    /// Each instance enforces its share in memory.
-    Local,
 }
 
 /// The two quota stages a configuration builds.
@@ -369,15 +315,19 @@ fn rule(
             .cloned()
             .ok_or_else(|| invalid(format!("unknown policy `{name}`")))
     };
-    let key = match r.key {
-        KeyConfig::ClientIp => KeyBy::ClientIp {
-            v4_prefix: r.ipv4_prefix,
-            v6_prefix: r.ipv6_prefix,
+    let key = match (&r.key, r.ipv4_prefix, r.ipv6_prefix) {
+        // The prefixes are the rule's own fields in the file.
+        (KeyBy::ClientIp { .. }, v4, v6) => KeyBy::ClientIp {
+            v4_prefix: v4.unwrap_or(32),
+            v6_prefix: v6.unwrap_or(64),
         },
-        KeyConfig::KeyId => KeyBy::KeyId,
-        KeyConfig::Subject => KeyBy::Subject,
-        KeyConfig::Tenant => KeyBy::Tenant,
-        KeyConfig::Route => KeyBy::Route,
+        (key, None, None) => key.clone(),
+        (_, _, _) => {
+            return Err(invalid(format!(
+                "rule of policy `{}`: `ipv4_prefix` and `ipv6_prefix` apply to `key: client_ip` only",
+                r.policy
+            )));
+        }
     };
     let mut rule = QuotaRule::new(key, policy(&r.policy)?).tier_by(r.tier_by);
     for (tier, name) in &r.tiers {
@@ -395,9 +345,7 @@ fn rule(
     if !r.exempt.is_empty() {
         rule = rule.exempt(r.exempt.iter().copied());
     }
-    if r.count == CountConfig::FailedAuthentication {
-        rule = rule.counting(Counting::failed_authentication());
-    }
+    rule = rule.counting(r.count.clone());
     Ok(rule)
 }
 
@@ -419,20 +367,12 @@ fn redis_store_at(
     r: &RedisConfig,
     base: Option<&std::path::Path>,
 ) -> Result<AnyQuotaStore, ConfigError> {
-    use super::redis::{OnOutage, RedisStore};
-    let on_outage = match (r.on_outage, r.instances) {
-        (OutageConfig::FailClosed, _) => OnOutage::FailClosed,
-        (OutageConfig::FailOpen, _) => OnOutage::FailOpen,
-        (OutageConfig::Local, Some(instances)) => OnOutage::Local { instances },
-        (OutageConfig::Local, None) => {
-            return Err(invalid("`on_outage: local` needs `instances`".into()));
-        }
-    };
+    use super::redis::RedisStore;
     #[allow(unused_mut)]
     let mut builder = RedisStore::builder(url)
         .prefix(r.prefix.clone())
         .timeout(std::time::Duration::from_millis(r.timeout_ms))
-        .on_outage(on_outage);
+        .on_outage(r.on_outage);
     if let Some(file) = &r.tls_ca_file {
         let path = match base {
             Some(dir) if file.is_relative() => dir.join(file),

@@ -21,6 +21,6 @@ pub use memory::{DEFAULT_MAX_KEYS, MemoryStore};
 pub use policy::{QuotaKey, QuotaPolicy};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::{OnOutage, RedisStore, RedisStoreBuilder};
+pub use redis::{RedisStore, RedisStoreBuilder};
 pub use rule::{Counting, KeyBy, KeyFn, QuotaRule, QuotaShadow, ResponseFilter, TierBy};
-pub use store::{AnyQuotaStore, DynQuotaStore, QuotaMode, QuotaStore, StoreStats};
+pub use store::{AnyQuotaStore, DynQuotaStore, OnOutage, QuotaMode, QuotaStore, StoreStats};

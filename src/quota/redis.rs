@@ -10,7 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use super::limit::{Kind, LimitState, MAX_LIMITS, Verdict};
 use super::memory::MemoryStore;
 use super::policy::QuotaKey;
-use super::store::{QuotaMode, QuotaStore, StoreStats};
+use super::store::{OnOutage, QuotaMode, QuotaStore, StoreStats};
 use crate::clock::Timestamp;
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
 
@@ -22,24 +22,6 @@ use crate::error::{ConfigError, StoreError, StoreErrorKind};
 /// key already names the window. Returns `allowed, retry` then `remaining, reset, exceeded`
 /// per limit.
 const SCRIPT: &str = include_str!("redis.lua");
-
-/// What a [`RedisStore`] does when Redis cannot answer in time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum OnOutage {
-    /// Refuse with 503 (the default: no limit is ever silently lifted).
-    #[default]
-    FailClosed,
-    /// Admit the request unchecked, marked [`QuotaMode::FailOpen`] for audit.
-    FailOpen,
-    /// Enforce `1 / instances` of every limit in this process's memory (at least one request
-    /// per limit) until Redis answers again, marked [`QuotaMode::Degraded`]. With `instances`
-    /// set to the number of instances, the fleet as a whole keeps about the configured limit.
-    Local {
-        /// How many instances share the limits.
-        instances: u64,
-    },
-}
 
 /// Counters in Redis, shared by every instance: one atomic Lua script per check (GCRA and
 /// windows of a key together), keys expiring as soon as their state equals a fresh one, and

@@ -14,8 +14,11 @@ use crate::rejection::{AuthnReason, Rejection};
 
 pub use crate::outcome::QuotaShadow;
 
-/// Whose bucket a request counts against.
-#[derive(Clone)]
+/// Whose bucket a request counts against. In a configuration file a rule's `key` is one of
+/// `client_ip` (with the rule's `ipv4_prefix` and `ipv6_prefix`), `key_id`, `subject`,
+/// `tenant` or `route`.
+#[derive(Clone, serde::Deserialize)]
+#[serde(try_from = "String")]
 #[non_exhaustive]
 pub enum KeyBy {
     /// The client address from [`ClientIp`] (so forwarded headers count only from trusted
@@ -75,6 +78,25 @@ impl KeyBy {
     }
 }
 
+impl TryFrom<String> for KeyBy {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        Ok(match name.as_str() {
+            "client_ip" => Self::client_ip(),
+            "key_id" => Self::KeyId,
+            "subject" => Self::Subject,
+            "tenant" => Self::Tenant,
+            "route" => Self::Route,
+            other => {
+                return Err(format!(
+                    "`{other}` is not a key: expected client_ip, key_id, subject, tenant or route"
+                ));
+            }
+        })
+    }
+}
+
 impl fmt::Debug for KeyBy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -112,8 +134,10 @@ pub enum TierBy {
     Role,
 }
 
-/// Which requests a rule counts.
-#[derive(Clone, Default)]
+/// Which requests a rule counts. In a configuration file a rule's `count` is `every` (the
+/// default) or `failed-authentication`.
+#[derive(Clone, Default, serde::Deserialize)]
+#[serde(try_from = "String")]
 #[non_exhaustive]
 pub enum Counting {
     /// Every request, charged (with its route's cost) before it runs (default).
@@ -144,6 +168,20 @@ impl Counting {
     /// Counts responses for which `f(status, extensions)` is true.
     pub fn responses(f: impl Fn(StatusCode, &Extensions) -> bool + Send + Sync + 'static) -> Self {
         Self::Responses(ResponseFilter(Arc::new(f)))
+    }
+}
+
+impl TryFrom<String> for Counting {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        match name.as_str() {
+            "every" => Ok(Self::Every),
+            "failed-authentication" => Ok(Self::failed_authentication()),
+            other => Err(format!(
+                "`{other}` is not a counting: expected every or failed-authentication"
+            )),
+        }
     }
 }
 

@@ -96,6 +96,64 @@ impl<T: QuotaStore + ?Sized> QuotaStore for Arc<T> {
 
 pub use crate::outcome::QuotaMode;
 
+/// What a shared store (`RedisStore`, feature `redis`) does when its backend cannot answer in
+/// time. In a configuration file: `on_outage: fail-closed`, `fail-open`, or
+/// `{local: {instances: 4}}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(try_from = "RawOutage")]
+#[non_exhaustive]
+pub enum OnOutage {
+    /// Refuse with 503 (the default: no limit is ever silently lifted).
+    #[default]
+    FailClosed,
+    /// Admit the request unchecked, marked [`QuotaMode::FailOpen`] for audit.
+    FailOpen,
+    /// Enforce `1 / instances` of every limit in this process's memory (at least one request
+    /// per limit) until Redis answers again, marked [`QuotaMode::Degraded`]. With `instances`
+    /// set to the number of instances, the fleet as a whole keeps about the configured limit.
+    Local {
+        /// How many instances share the limits.
+        instances: u64,
+    },
+}
+
+/// The file forms of [`OnOutage`].
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum RawOutage {
+    Name(String),
+    Local { local: RawLocal },
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLocal {
+    instances: u64,
+}
+
+impl TryFrom<RawOutage> for OnOutage {
+    type Error = String;
+
+    fn try_from(raw: RawOutage) -> Result<Self, String> {
+        match raw {
+            RawOutage::Name(name) => match name.as_str() {
+                "fail-closed" => Ok(Self::FailClosed),
+                "fail-open" => Ok(Self::FailOpen),
+                "local" => Err("`local` needs the number of instances sharing the limits: \
+                     `on_outage: {local: {instances: 4}}`"
+                    .into()),
+                other => Err(format!(
+                    "`{other}` is not an outage policy: expected `fail-closed`, `fail-open` or \
+                     `{{local: {{instances: N}}}}`"
+                )),
+            },
+            RawOutage::Local {
+                local: RawLocal { instances },
+            } => Ok(Self::Local { instances }),
+        }
+    }
+}
+
 /// [`QuotaStore`] with boxed futures, for a store chosen at run time
 /// ([`AnyQuotaStore::Custom`]). Every `QuotaStore` is one.
 pub trait DynQuotaStore: Send + Sync + 'static {

@@ -28,41 +28,12 @@ pub struct ValidationConfig {
     /// Body limit of every operation unless it sets its own (default 1 MiB).
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
-    /// JSON guards of every operation.
+    /// JSON guards of every operation (each field defaults as in [`JsonLimits::default`]).
     #[serde(default)]
-    pub limits: Option<LimitsConfig>,
+    pub limits: Option<JsonLimits>,
     /// Rules per operation.
     #[serde(default)]
     pub operations: Vec<OperationConfig>,
-}
-
-/// JSON guards.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct LimitsConfig {
-    /// Deepest nesting.
-    #[serde(default)]
-    pub max_depth: Option<usize>,
-    /// Most members per object or array.
-    #[serde(default)]
-    pub max_members: Option<usize>,
-    /// Longest string, in bytes.
-    #[serde(default)]
-    pub max_string_bytes: Option<usize>,
-    /// Whether objects may name a member twice (default false).
-    #[serde(default)]
-    pub allow_duplicate_keys: Option<bool>,
-}
-
-impl LimitsConfig {
-    fn apply(self, mut l: JsonLimits) -> JsonLimits {
-        l.max_depth = self.max_depth.unwrap_or(l.max_depth);
-        l.max_members = self.max_members.unwrap_or(l.max_members);
-        l.max_string_bytes = self.max_string_bytes.unwrap_or(l.max_string_bytes);
-        l.allow_duplicate_keys = self.allow_duplicate_keys.unwrap_or(l.allow_duplicate_keys);
-        l
-    }
 }
 
 /// Rules of one operation.
@@ -97,18 +68,7 @@ pub struct OperationConfig {
     pub max_body_bytes: Option<usize>,
     /// Deny patterns: `{field: /note, pattern: "(?i)<script"}`.
     #[serde(default)]
-    pub deny: Vec<DenyConfig>,
-}
-
-/// A deny pattern.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct DenyConfig {
-    /// A JSON pointer, `*` for any one member.
-    pub field: String,
-    /// A regular expression (linear-time `regex` syntax).
-    pub pattern: String,
+    pub deny: Vec<DenyPattern>,
 }
 
 impl ValidationConfig {
@@ -118,8 +78,8 @@ impl ValidationConfig {
         if let Some(max) = self.max_body_bytes {
             op = op.max_body_bytes(max);
         }
-        if let Some(l) = self.limits {
-            op = op.json_limits(l.apply(JsonLimits::default()));
+        if let Some(limits) = self.limits {
+            op = op.json_limits(limits);
         }
         op
     }
@@ -193,12 +153,7 @@ impl ValidationConfig {
                 op = op.cookies(set, c).map_err(|e| in_part("cookies", e))?;
             }
             for d in &o.deny {
-                op = op.deny(DenyPattern::new(&d.field, &d.pattern).map_err(|e| {
-                    ConfigError::Invalid {
-                        field: "validation.operations.deny",
-                        message: e.to_string(),
-                    }
-                })?);
+                op = op.deny(d.clone());
             }
             let method =
                 Method::from_bytes(o.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
@@ -295,6 +250,33 @@ mod tests {
         // Without the OpenAPI file (not here), the rest builds.
         c.validation.openapi = None;
         c.validation.layer(None).unwrap();
+    }
+
+    #[test]
+    fn the_limits_and_deny_patterns_are_the_builders_own_types() {
+        let c = Config::parse(
+            "validation: {limits: {allow_control_characters: true, max_depth: 4}, operations: \
+             [{path: /a, method: POST, deny: [{field: /note, pattern: '(?i)<script'}]}]}",
+            Format::Yaml,
+        )
+        .unwrap();
+        let limits = c.validation.limits.unwrap();
+        assert!(limits.allow_control_characters);
+        assert_eq!(limits.max_depth, 4);
+        // The fields the file leaves out keep the builder's defaults.
+        assert_eq!(limits.max_members, super::JsonLimits::default().max_members);
+        assert_eq!(c.validation.operations[0].deny.len(), 1);
+        let err = Config::parse(
+            "validation: {operations: [{path: /a, method: POST, deny: [{field: /n, pattern: '('}]}]}",
+            Format::Yaml,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("deny pattern for `/n`"), "{err}");
+        let err = Config::parse("validation: {limits: {max_dept: 4}}", Format::Yaml)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_dept"), "{err}");
     }
 
     #[test]

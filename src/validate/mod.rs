@@ -12,7 +12,7 @@ mod schema;
 mod strings;
 
 #[cfg(feature = "config")]
-pub use config::{DenyConfig, LimitsConfig, OperationConfig, ValidationConfig};
+pub use config::{OperationConfig, ValidationConfig};
 pub use layer::{
     ResponseFuture, Validate, ValidateBuilder, ValidateLayer, ValidatedBody, ValidatedParams,
 };

@@ -3,13 +3,20 @@
 //! wide documents never reach the parser's recursion or the allocator), then control
 //! characters in every key and string, and opt-in deny patterns per field.
 
-use regex::Regex;
 use serde_json::Value;
 
 use crate::rejection::{InputPart, Violation};
 
+mod deny;
+
+pub use deny::DenyPattern;
+
 /// Limits on a JSON body, checked before it is parsed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// In a configuration file, `validation.limits` with any of these fields (the others keep their
+/// defaults): `{max_depth: 16, allow_control_characters: true}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct JsonLimits {
     /// Deepest nesting of arrays and objects (default 32).
     pub max_depth: usize,
@@ -342,45 +349,6 @@ pub(crate) fn check_query(query: &str, limits: &JsonLimits, max: usize) -> Vec<V
 /// A control character other than the usual whitespace: C0 (NUL included), DEL, C1.
 fn is_hostile_control(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}'..='\u{9f}')
-}
-
-/// A field pattern (`/comment`, `/items/*/name`: `*` is any one member) and the regex its
-/// string values must not match.
-#[derive(Debug, Clone)]
-pub struct DenyPattern {
-    path: Box<[Box<str>]>,
-    regex: Regex,
-}
-
-impl DenyPattern {
-    /// Refuses string values at `path` (a JSON pointer, `*` matching any one member) that
-    /// match `regex`. The `regex` crate runs in linear time: no pattern can backtrack
-    /// catastrophically.
-    ///
-    /// # Errors
-    ///
-    /// The regex's own error when it does not compile.
-    pub fn new(path: &str, regex: &str) -> Result<Self, regex::Error> {
-        Ok(Self {
-            path: path
-                .split('/')
-                .skip(1)
-                .map(|s| s.replace("~1", "/").replace("~0", "~").into())
-                .collect(),
-            regex: Regex::new(regex)?,
-        })
-    }
-
-    fn matches_path(&self, path: &[Seg<'_>]) -> bool {
-        self.path.len() == path.len()
-            && self.path.iter().zip(path).all(|(p, s)| {
-                &**p == "*"
-                    || match s {
-                        Seg::Key(k) => **p == **k,
-                        Seg::Index(i) => p.parse::<usize>().ok() == Some(*i),
-                    }
-            })
-    }
 }
 
 /// One step of a path into a document.

@@ -104,7 +104,11 @@ const MAX_HOPS: usize = 32;
 /// Decides the client address from the peer address and, for trusted peers, a forwarded header.
 ///
 /// With no trusted proxy (the default), the peer address is the client address.
-#[derive(Debug, Clone, Default)]
+///
+/// In a configuration file, the `client_ip` section:
+/// `{trusted_proxies: [10.0.0.0/8, 192.0.2.7], header: forwarded}` (each optional).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(from = "RawResolver")]
 pub struct ClientIpResolver {
     trusted: Vec<IpNet>,
     header: ForwardedHeader,
@@ -119,7 +123,40 @@ fn too_wide(net: &IpNet) -> bool {
     }
 }
 
+/// The file form of a [`ClientIpResolver`].
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResolver {
+    /// Proxies (CIDR networks or single addresses) whose forwarded header is believed.
+    #[serde(default, deserialize_with = "deserialize_nets")]
+    trusted_proxies: Vec<IpNet>,
+    /// `x-forwarded-for` (default) or `forwarded` (RFC 7239).
+    #[serde(default)]
+    header: ForwardedHeader,
+}
+
+impl From<RawResolver> for ClientIpResolver {
+    fn from(raw: RawResolver) -> Self {
+        // Through the builder, so a file gets the same checks (and warnings) as code.
+        Self::new()
+            .trust_proxies(raw.trusted_proxies)
+            .with_header(raw.header)
+    }
+}
+
 impl ClientIpResolver {
+    /// The networks whose forwarded header is believed.
+    #[must_use]
+    pub fn trusted_proxies(&self) -> &[IpNet] {
+        &self.trusted
+    }
+
+    /// The header read from trusted proxies.
+    #[must_use]
+    pub fn header(&self) -> ForwardedHeader {
+        self.header
+    }
+
     /// A resolver that trusts no proxy.
     #[must_use]
     pub fn new() -> Self {

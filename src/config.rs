@@ -30,7 +30,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use http::HeaderName;
-use ipnet::IpNet;
 use serde::Deserialize;
 
 use std::sync::Arc;
@@ -43,7 +42,7 @@ use crate::authn::api_key::{
 };
 use crate::authz::Policy;
 use crate::authz::{AuthzLayer, PolicySpec, RoleSpec, RuleSpec};
-use crate::client_ip::{ClientIpResolver, ForwardedHeader};
+use crate::client_ip::ClientIpResolver;
 use crate::error::ConfigError;
 use crate::quota::{AnyQuotaStore, QuotaLayer};
 use crate::route::RouteTable;
@@ -81,9 +80,9 @@ pub use crate::file::Format;
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Config {
-    /// How the client address is found.
+    /// How the client address is found: the proxies trusted and the header read.
     #[serde(default)]
-    pub client_ip: ClientIpConfig,
+    pub client_ip: ClientIpResolver,
     /// API keys: format, where they are read from, and the stored records.
     #[serde(default)]
     pub api_keys: ApiKeyConfig,
@@ -121,19 +120,6 @@ pub struct Config {
     /// The file the configuration was read from, named in every startup error.
     #[serde(skip)]
     pub path: Option<std::path::PathBuf>,
-}
-
-/// The `client_ip` section.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct ClientIpConfig {
-    /// Proxies (CIDR networks or single addresses) whose forwarded header is believed.
-    #[serde(default, deserialize_with = "crate::client_ip::deserialize_nets")]
-    pub trusted_proxies: Vec<IpNet>,
-    /// `x-forwarded-for` (default) or `forwarded` (RFC 7239).
-    #[serde(default)]
-    pub header: ForwardedHeader,
 }
 
 /// The `api_keys` section.
@@ -287,9 +273,7 @@ impl Config {
     /// The client address resolver.
     #[must_use]
     pub fn client_ip(&self) -> ClientIpResolver {
-        ClientIpResolver::new()
-            .trust_proxies(self.client_ip.trusted_proxies.iter().copied())
-            .with_header(self.client_ip.header)
+        self.client_ip.clone()
     }
 
     /// The declared route templates as a table (prefix wildcards such as `/admin/*` are rules,
@@ -513,8 +497,11 @@ mod tests {
             (json, Format::Json),
         ] {
             let c = Config::parse(&text, format).unwrap_or_else(|e| panic!("{format:?}: {e}"));
-            assert_eq!(c.client_ip.trusted_proxies.len(), 2);
-            assert_eq!(c.client_ip.header, ForwardedHeader::Forwarded);
+            assert_eq!(c.client_ip.trusted_proxies().len(), 2);
+            assert_eq!(
+                c.client_ip.header(),
+                crate::client_ip::ForwardedHeader::Forwarded
+            );
             assert_eq!(c.api_keys.prefix, "acme");
             assert_eq!(c.api_keys.keys[0].principal().subject(), "alice");
             assert_eq!(

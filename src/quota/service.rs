@@ -96,7 +96,6 @@ impl Tally {
     }
 
     pub(super) fn apply<B>(&mut self, res: &mut Response<B>, headers: RateLimitHeaders) {
-        let part = mem::take(&mut self.outcome);
         // The legacy fields name the tightest limit of every stage so far, read from the
         // typed outcomes (never from another stage's header).
         let tightest = if headers.legacy {
@@ -104,14 +103,16 @@ impl Tally {
             earlier
                 .and_then(QuotaOutcome::tightest)
                 .into_iter()
-                .chain(part.tightest())
+                .chain(self.outcome.tightest())
                 .min_by_key(|l| l.remaining)
                 .map(|l| (l.capacity, l.remaining, l.reset))
         } else {
             None
         };
-        if !part.is_empty() {
-            QuotaOutcome::merge_into(res.extensions_mut(), part);
+        // Moved out only when there is something to record (an empty one is dropped with the
+        // tally, once).
+        if !self.outcome.is_empty() {
+            QuotaOutcome::merge_into(res.extensions_mut(), mem::take(&mut self.outcome));
         }
         if !headers.on_allowed || self.ratelimit.is_empty() {
             return;

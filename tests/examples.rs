@@ -198,8 +198,9 @@ fn quickstart_serves_the_routes_a_config_file_declares() {
 /// Every section of a configuration file takes effect through the quickstart: `client_ip`
 /// (a trusted proxy's forwarded address), `api_keys` and `jwt` together (a PyJWT-signed ES256
 /// token from the configured issuer is served; a 401 challenges with both schemes), `roles` and
-/// `routes`, `quota` (the `RateLimit` fields), `validation` (a body breaking the schema is 422)
-/// and `audit` (events reach the file sink).
+/// `routes`, `quota` (both stages' `RateLimit` fields, one stage counting in a named store),
+/// `validation` (a body breaking the schema, or nested deeper than its `limits`, is 422) and
+/// `audit` (events reach the file sink).
 #[cfg(feature = "jwt")]
 #[test]
 fn quickstart_honours_every_section_of_a_config_file_bearer_tokens_included() {
@@ -241,11 +242,17 @@ roles:
 routes:
   - {{path: /orders, methods: [GET, POST], roles: [reader]}}
 quota:
+  stores:
+    edge: {{type: memory, max_keys: 1000}}
   policies:
+    per-ip: [{{rate: 50, per: 1s}}]
     per-user: [{{rate: 10, per: 1s, burst: 20}}]
+  clients:
+    - {{key: client_ip, policy: per-ip, store: edge}}
   principals:
     - {{key: subject, policy: per-user}}
 validation:
+  limits: {{max_depth: 2}}
   operations:
     - path: /orders
       method: POST
@@ -275,11 +282,9 @@ audit:
     assert!(bearer.contains(r#""subject":"py-user""#), "{bearer}");
     // client_ip: the trusted proxy's forwarded address.
     assert!(bearer.contains(r#""client_ip":"203.0.113.9""#), "{bearer}");
-    // quota: the principal stage's RateLimit fields.
-    assert!(
-        bearer.contains(r#"ratelimit: "per-user";r=19;"#),
-        "{bearer}"
-    );
+    // quota: both stages' RateLimit fields, the per-address one counted in the `edge` store.
+    assert!(bearer.contains(r#""per-user";r=19;"#), "{bearer}");
+    assert!(bearer.contains(r#""per-ip";r=49;"#), "{bearer}");
     // api_keys: the stored key is served too.
     let key = sh(&format!(
         "curl -i -H 'x-api-key: {plaintext}' http://{addr}/orders"
@@ -309,6 +314,12 @@ audit:
         "curl -i -X POST -H 'x-api-key: {plaintext}' -H 'content-type: application/json' -d '{{}}' http://{addr}/orders"
     ));
     assert!(invalid.starts_with("HTTP/1.1 422"), "{invalid}");
+    // validation.limits: nesting deeper than `max_depth: 2` is refused before the schema.
+    let deep = sh(&format!(
+        "curl -i -X POST -H 'x-api-key: {plaintext}' -H 'content-type: application/json' -d '{{\"sku\": [[[1]]]}}' http://{addr}/orders"
+    ));
+    assert!(deep.starts_with("HTTP/1.1 422"), "{deep}");
+    assert!(deep.contains("maxDepth"), "{deep}");
     // audit: the events reach the file sink (the queue writes every few milliseconds).
     let log = dir.join("audit.jsonl");
     let mut text = String::new();

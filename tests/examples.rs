@@ -9,6 +9,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+// The local identity provider of the bearer tests (this file uses a part of it).
+#[cfg(all(feature = "jwt", feature = "introspection"))]
+#[allow(dead_code)]
+#[path = "bearer/idp.rs"]
+mod idp;
+
 /// A running example, killed on drop.
 struct Running(Child);
 
@@ -30,8 +36,14 @@ fn example_binary(name: &str) -> PathBuf {
 
 /// Starts the example and returns it with its stdout up to and including the `curl` line.
 fn start(name: &str, args: &[&str]) -> (Running, Vec<String>) {
+    start_with_env(name, args, &[])
+}
+
+/// [`start`], with environment variables set for the example's process alone.
+fn start_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> (Running, Vec<String>) {
     let mut child = Command::new(example_binary(name))
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -334,6 +346,75 @@ audit:
     assert!(text.contains(r#""subject":"py-user""#), "{text}");
     assert!(!text.contains(token), "a token reached the audit log");
     assert!(!text.contains(plaintext), "a key reached the audit log");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The `introspection` section through the quickstart, beside `jwt`: an opaque token the local
+/// identity provider knows is served (its client secret read from the variable the file names,
+/// set for the server's process alone), an inactive one is refused, a JWT never reaches the
+/// introspection endpoint, and a 401 offers both schemes.
+#[cfg(all(feature = "jwt", feature = "introspection"))]
+#[test]
+fn quickstart_takes_opaque_tokens_through_the_introspection_section() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let idp = rt.block_on(idp::Idp::start(serde_json::json!({"keys": []})));
+    idp.add_token(
+        "opaque-quickstart-1",
+        serde_json::json!({"active": true, "sub": "dora", "aud": "orders-api", "roles": ["reader"]}),
+    );
+    let dir = std::env::temp_dir().join(format!("palisade-introspect-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = format!(
+        r#"roles: [{{name: reader}}]
+routes:
+  - {{path: /orders, methods: [GET], roles: [reader]}}
+jwt:
+  issuers:
+    - {{issuer: https://idp.palisade.test/realms/acme, jwks_url: "{jwks}", audiences: [orders-api]}}
+introspection:
+  url: "{url}"
+  client_id: {client}
+  client_secret_env: PALISADE_QUICKSTART_INTROSPECTION_SECRET
+  audiences: [orders-api]
+  claims: {{roles: roles}}
+"#,
+        jwks = idp.jwks_url(),
+        url = idp.introspection_url(),
+        client = idp::CLIENT_ID,
+    );
+    let path = dir.join("api.yaml");
+    std::fs::write(&path, config).unwrap();
+    let (_server, lines) = start_with_env(
+        "quickstart",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            path.to_str().unwrap(),
+        ],
+        &[(
+            "PALISADE_QUICKSTART_INTROSPECTION_SECRET",
+            idp::CLIENT_SECRET,
+        )],
+    );
+    let addr = address_of(lines.last().unwrap()).to_owned();
+    let ok = sh(&format!(
+        "curl -i -H 'authorization: Bearer opaque-quickstart-1' http://{addr}/orders"
+    ));
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains(r#""subject":"dora""#), "{ok}");
+    let inactive = sh(&format!(
+        "curl -i -H 'authorization: Bearer opaque-unknown-2' http://{addr}/orders"
+    ));
+    assert!(inactive.starts_with("HTTP/1.1 401"), "{inactive}");
+    assert!(inactive.contains("invalid_token"), "{inactive}");
+    assert_eq!(idp.introspection_hits(), 2, "each opaque token asked once");
+    let missing = sh(&format!("curl -i http://{addr}/orders"));
+    assert!(missing.starts_with("HTTP/1.1 401"), "{missing}");
+    let challenges = missing.to_ascii_lowercase();
+    assert!(challenges.contains("www-authenticate: apikey"), "{missing}");
+    assert!(challenges.contains("www-authenticate: bearer"), "{missing}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

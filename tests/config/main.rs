@@ -566,3 +566,39 @@ fn a_quota_store_no_rule_chooses_or_a_name_no_store_has_stops_startup() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_extension_method_the_file_declares_is_granted_and_only_that_one() {
+    let config = Config::parse(
+        "extension_methods: [PURGE]\nroutes:\n  - {path: /cache, methods: [PURGE]}\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    let keys = support::Keys::new();
+    let ops = keys.issue(palisade::authn::api_key::KeySpec::new("ops"));
+    let guard = config
+        .builder()
+        .key_store(keys.store.clone())
+        .build()
+        .unwrap();
+    let addr = serve(
+        Router::new()
+            .route("/cache", axum::routing::any(|| async { "purged" }))
+            .layer(guard),
+    )
+    .await;
+    let with = |method: &str| {
+        Request::builder()
+            .method(method)
+            .uri("/cache")
+            .header("host", "t")
+            .header("x-api-key", &ops)
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let purged = send(addr, with("PURGE")).await;
+    assert_eq!(purged.status, 200, "{}", purged.visible_text());
+    let deleted = send(addr, with("DELETE")).await;
+    assert_eq!(deleted.status, 403);
+    assert_eq!(deleted.json()["code"], "no_matching_rule");
+}

@@ -3,6 +3,8 @@
 //! effect within the caches' bounds without a restart, unknown keys refused, and a broken
 //! database failing closed (503).
 
+mod support;
+
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/sqlite_key_store.rs"]
 mod example;
@@ -87,16 +89,7 @@ async fn keys_and_grants_from_a_database_file_with_bounded_revocation() {
                 .build()
                 .unwrap(),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = support::serve(app).await;
     let ada_key = ada.plaintext.expose_secret();
     let bob_key = bob.plaintext.expose_secret();
 

@@ -11,6 +11,8 @@
 
 mod client;
 mod stack;
+#[path = "../support/mod.rs"]
+mod support;
 
 use client::{Reply, send};
 use stack::{Stack, Tokens};

@@ -220,16 +220,7 @@ impl Stack {
             )
             .layer(guard)
             .layer(audit);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+        let addr = crate::support::serve(app).await;
         Self {
             addr,
             reader_key: reader.plaintext.expose_secret().to_owned(),

@@ -18,6 +18,8 @@
 mod idp;
 #[path = "../support/redis_server.rs"]
 mod redis_server;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -314,16 +316,7 @@ async fn soak_with_rotating_callers_and_failing_backends() {
         .route("/v1/orders/{id}", get(|| async { "ok" }))
         .layer(guard)
         .layer(audit);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = support::serve(app).await;
 
     let load = Arc::new(Load {
         tally: Mutex::default(),

@@ -413,7 +413,6 @@ where
 }
 
 /// Reads a list of CIDR networks or single addresses (configuration files).
-#[cfg(feature = "config")]
 pub(crate) fn deserialize_nets<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Vec<IpNet>, D::Error> {

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::rejection::{InputPart, Violation};
 
+mod chars;
 mod deny;
 
 pub use deny::DenyPattern;
@@ -29,6 +30,12 @@ pub struct JsonLimits {
     /// strings, query names and values and path parameters (default false: NUL and the C0/C1
     /// controls are refused, and a path parameter may not hold tab, LF or CR either).
     pub allow_control_characters: bool,
+    /// Whether the bidirectional controls (U+061C, U+200E, U+200F, U+202A–U+202E,
+    /// U+2066–U+2069) may appear where control characters are checked (default false: refused,
+    /// 422). They make text display in another order than it is stored (the "Trojan Source"
+    /// trick, CVE-2021-42574), so a reviewer or an operator reading a log sees something else
+    /// than the system behind the handler acts on.
+    pub allow_bidi_controls: bool,
     /// Whether an object may name the same member twice (default false: refused, 422). JSON
     /// parsers disagree on which duplicate wins (RFC 8259 §4), so a document with duplicates
     /// can mean one thing to palisade and another to a system behind the handler.
@@ -42,6 +49,7 @@ impl Default for JsonLimits {
             max_members: 10_000,
             max_string_bytes: 64 * 1024,
             allow_control_characters: false,
+            allow_bidi_controls: false,
             allow_duplicate_keys: false,
         }
     }
@@ -225,8 +233,8 @@ pub(crate) fn prescan(bytes: &[u8], limits: &JsonLimits) -> Result<Scan, Violati
             format!("a string is longer than {} bytes", limits.max_string_bytes),
         )
     };
-    // DEL, and the lead byte of the two-byte C1 controls (U+0080–U+009F are C2 80–9F).
-    let mut maybe_control = memchr::memchr2(0x7f, 0xc2, bytes).is_some();
+    // DEL, and the lead bytes of the C1 controls and the bidirectional ones.
+    let mut maybe_control = chars::any_sign(bytes);
     // Members counted per open container, indexed by depth (bounded by max_depth).
     let mut inline = [0usize; 64];
     let mut heap;
@@ -319,13 +327,19 @@ pub(crate) fn check_param(
         return Err(report("utf8", "the value is not UTF-8 once decoded".into()));
     };
     let whitespace_control = part == InputPart::Path && text.bytes().any(|b| b < 0x20);
-    if !limits.allow_control_characters && (whitespace_control || has_control(text)) {
+    if !limits.allow_control_characters && whitespace_control {
         return Err(report(
             "controlCharacters",
             "the value holds a control character".into(),
         ));
     }
-    Ok(())
+    match chars::hostile(text, limits) {
+        Some(found) => Err(report(
+            found.keyword(),
+            format!("the value holds {}", found.what()),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Checks every name and value of a query string (`a=1&b=2`) with [`check_param`]; at most
@@ -346,11 +360,6 @@ pub(crate) fn check_query(query: &str, limits: &JsonLimits, max: usize) -> Vec<V
     out
 }
 
-/// A control character other than the usual whitespace: C0 (NUL included), DEL, C1.
-fn is_hostile_control(c: char) -> bool {
-    matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}'..='\u{9f}')
-}
-
 /// One step of a path into a document.
 #[derive(Clone, Copy)]
 enum Seg<'a> {
@@ -369,12 +378,13 @@ pub(crate) fn check_strings(
     max: usize,
 ) -> Vec<Violation> {
     let mut out = Vec::new();
-    // No string can hold a control character the prescan did not see a sign of.
+    // No string can hold a character the prescan did not see a sign of.
     let limits = JsonLimits {
         allow_control_characters: limits.allow_control_characters || !scan.maybe_control,
+        allow_bidi_controls: limits.allow_bidi_controls || !scan.maybe_control,
         ..*limits
     };
-    if limits.allow_control_characters && deny.is_empty() {
+    if limits.allow_control_characters && limits.allow_bidi_controls && deny.is_empty() {
         return out;
     }
     let mut path = Vec::new();
@@ -395,11 +405,11 @@ fn walk<'a>(
     }
     match v {
         Value::String(s) => {
-            if !limits.allow_control_characters && has_control(s) {
+            if let Some(found) = chars::hostile(s, limits) {
                 out.push(at(
                     path,
-                    "controlCharacters",
-                    "the string holds a control character",
+                    found.keyword(),
+                    &format!("the string holds {}", found.what()),
                 ));
             } else if deny
                 .iter()
@@ -422,11 +432,11 @@ fn walk<'a>(
         Value::Object(map) => {
             for (k, item) in map {
                 path.push(Seg::Key(k));
-                if !limits.allow_control_characters && has_control(k) {
+                if let Some(found) = chars::hostile(k, limits) {
                     out.push(at(
                         path,
-                        "controlCharacters",
-                        "a key holds a control character",
+                        found.keyword(),
+                        &format!("a key holds {}", found.what()),
                     ));
                 } else {
                     walk(item, limits, deny, max, path, out);
@@ -436,17 +446,6 @@ fn walk<'a>(
         }
         _ => {}
     }
-}
-
-/// Whether `s` holds a hostile control character; ASCII text is checked a byte at a time
-/// without decoding.
-fn has_control(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    let ascii_hit = bytes
-        .iter()
-        .any(|&b| (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r') || b == 0x7f);
-    // C1 controls (U+0080–U+009F) are encoded as 0xC2 0x80–0x9F.
-    ascii_hit || (bytes.contains(&0xc2) && s.chars().any(is_hostile_control))
 }
 
 fn at(path: &[Seg<'_>], keyword: &str, detail: &str) -> Violation {
@@ -820,7 +819,10 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join("&");
             let hostile = values.iter().any(|v| match std::str::from_utf8(v) {
-                Ok(s) => s.chars().any(is_hostile_control),
+                Ok(s) => s.chars().any(|c| {
+                    matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}'..='\u{9f}')
+                        || chars::is_bidi_control(c)
+                }),
                 Err(_) => true,
             });
             prop_assert_eq!(!check_query(&q, &JsonLimits::default(), 4).is_empty(), hostile);

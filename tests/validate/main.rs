@@ -299,6 +299,25 @@ async fn a_hundred_thousand_deep_array_is_refused_without_overflowing_the_stack(
 }
 
 #[tokio::test]
+async fn cve_2021_42574_a_right_to_left_override_in_a_string_is_422() {
+    let server = start(64 * 1024).await;
+    let mut order = valid_order();
+    // "Trojan Source": displayed as "acmeexe.txt", though it ends in ".exe".
+    order["customer"] = json!("acme\u{202e}txt.exe");
+    let reply = server.post("application/json", order.to_string()).await;
+    let body = refused(&server, &reply, 422, "hostile_input");
+    assert_eq!(body["errors"][0]["pointer"], "#/customer");
+    assert_eq!(body["errors"][0]["keyword"], "bidiControls");
+    // The same character sent as a JSON escape is found too.
+    let escaped = valid_order()
+        .to_string()
+        .replace("\"customer\":\"", "\"customer\":\"\\u202e");
+    let reply = server.post("application/json", escaped).await;
+    let body = refused(&server, &reply, 422, "hostile_input");
+    assert_eq!(body["errors"][0]["keyword"], "bidiControls");
+}
+
+#[tokio::test]
 async fn owasp_input_validation_a_nul_byte_in_a_string_is_422() {
     let server = start(64 * 1024).await;
     let mut order = valid_order();

@@ -80,7 +80,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{
+    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
@@ -266,6 +268,15 @@ impl Rejection {
                 let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
                 res.headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            if let Self::Invalid(InvalidInput {
+                reason: InvalidReason::UnsupportedEncoding,
+                ..
+            }) = self
+            {
+                // RFC 9110 §15.5.16: say which codings would have been accepted.
+                res.headers_mut()
+                    .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
             }
             if let Some(t) = too_many {
                 res.headers_mut()

@@ -278,6 +278,18 @@ invalid_reasons! {
         code: "unsupported_media_type", status: UNSUPPORTED_MEDIA_TYPE,
         detail: "This operation does not accept this content type.",
     }
+    /// The body is encoded (`Content-Encoding` other than `identity`), which the route does
+    /// not decode (415, with `Accept-Encoding: identity`).
+    UnsupportedEncoding {
+        code: "unsupported_encoding", status: UNSUPPORTED_MEDIA_TYPE,
+        detail: "This operation does not accept an encoded request body.",
+    }
+    /// A header that may appear once (`Content-Type`, `Content-Length`) appears more than
+    /// once, so readers of the request could disagree about it (400).
+    DuplicateHeader {
+        code: "duplicate_header", status: BAD_REQUEST,
+        detail: "A header that may appear once appears more than once.",
+    }
     /// The body breaks the route's schema (422).
     SchemaViolation {
         code: "schema_violation", status: UNPROCESSABLE_ENTITY,

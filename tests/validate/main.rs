@@ -160,6 +160,15 @@ impl Server {
         send(self.addr, req).await
     }
 
+    /// `POST /v1/orders` with exactly these headers (in this order, repeats kept).
+    async fn post_with(&self, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+        let mut b = Request::post("/v1/orders").header("host", "test");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        send(self.addr, b.body(Full::new(body.into())).unwrap()).await
+    }
+
     async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
         let mut b = Request::get(path).header("host", "test");
         for (k, v) in headers {
@@ -315,6 +324,55 @@ async fn cve_2021_42574_a_right_to_left_override_in_a_string_is_422() {
     let reply = server.post("application/json", escaped).await;
     let body = refused(&server, &reply, 422, "hostile_input");
     assert_eq!(body["errors"][0]["keyword"], "bidiControls");
+}
+
+#[tokio::test]
+async fn rfc9110_5_3_two_content_type_lines_are_400_in_either_order() {
+    let server = start(64 * 1024).await;
+    let body = valid_order().to_string();
+    for types in [
+        ["application/json", "text/plain"],
+        ["text/plain", "application/json"],
+    ] {
+        let reply = server
+            .post_with(
+                &[("content-type", types[0]), ("content-type", types[1])],
+                body.clone(),
+            )
+            .await;
+        let problem = refused(&server, &reply, 400, "duplicate_header");
+        assert_eq!(problem["errors"][0]["pointer"], "#/content-type");
+    }
+}
+
+#[tokio::test]
+async fn rfc9110_15_5_16_an_encoded_body_is_415_with_the_codings_accepted() {
+    let server = start(64 * 1024).await;
+    // Plain JSON labelled gzip: never checked as plain, nor handed on as gzip.
+    let body = valid_order().to_string();
+    let reply = server
+        .post_with(
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ],
+            body.clone(),
+        )
+        .await;
+    let problem = refused(&server, &reply, 415, "unsupported_encoding");
+    assert_eq!(problem["errors"][0]["keyword"], "contentEncoding");
+    assert_eq!(reply.headers["accept-encoding"], "identity");
+    // `identity` is no coding at all.
+    let reply = server
+        .post_with(
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "identity"),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
 }
 
 #[tokio::test]

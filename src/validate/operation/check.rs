@@ -1,7 +1,7 @@
 //! The checks of a request against an [`Operation`]: parameters, content type, body.
 
 use http::HeaderMap;
-use http::header::CONTENT_TYPE;
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use serde_json::{Map, Value};
 
 use super::{BodyKind, FORM, Operation, Refusal, essence, is_json};
@@ -76,6 +76,37 @@ impl Operation {
         headers: &HeaderMap,
         has_body: bool,
     ) -> Result<Option<BodyKind>, Refusal> {
+        // RFC 9110 §5.3: a field that is not a list appears once; two `Content-Type` lines
+        // would let palisade read one and a reader behind it the other.
+        for name in [CONTENT_TYPE, CONTENT_LENGTH] {
+            if headers.get_all(&name).iter().nth(1).is_some() {
+                return Err((
+                    InvalidReason::DuplicateHeader,
+                    vec![header_violation(
+                        name.as_str(),
+                        "singleton",
+                        "the header appears more than once",
+                    )],
+                ));
+            }
+        }
+        // RFC 9110 §8.4, §15.5.16: a coding the route does not decode is refused, so a body
+        // labelled `gzip` is never checked as if it were plain (nor plain JSON as if gzip).
+        if has_body
+            && headers
+                .get_all(CONTENT_ENCODING)
+                .iter()
+                .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+        {
+            return Err((
+                InvalidReason::UnsupportedEncoding,
+                vec![header_violation(
+                    "content-encoding",
+                    "contentEncoding",
+                    "this operation does not accept an encoded body",
+                )],
+            ));
+        }
         let Some(value) = headers.get(CONTENT_TYPE) else {
             if !has_body {
                 return if self.body_required {
@@ -254,4 +285,14 @@ fn unsupported(detail: &str) -> Refusal {
             detail: detail.into(),
         }],
     )
+}
+
+/// A violation of the header `name`.
+fn header_violation(name: &str, keyword: &str, detail: &str) -> Violation {
+    Violation {
+        part: InputPart::Header,
+        pointer: format!("#/{name}").into(),
+        keyword: keyword.into(),
+        detail: detail.into(),
+    }
 }

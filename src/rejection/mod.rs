@@ -81,7 +81,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{
-    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+    ACCEPT_ENCODING, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER,
+    WWW_AUTHENTICATE,
 };
 use http::{Response, StatusCode};
 use http_body_util::Full;
@@ -269,14 +270,25 @@ impl Rejection {
                 res.headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
             }
-            if let Self::Invalid(InvalidInput {
-                reason: InvalidReason::UnsupportedEncoding,
-                ..
-            }) = self
-            {
-                // RFC 9110 §15.5.16: say which codings would have been accepted.
-                res.headers_mut()
-                    .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+            match self {
+                Self::Invalid(InvalidInput {
+                    reason: InvalidReason::UnsupportedEncoding,
+                    ..
+                }) => {
+                    // RFC 9110 §15.5.16: say which codings would have been accepted.
+                    res.headers_mut()
+                        .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+                }
+                Self::Invalid(InvalidInput {
+                    reason: InvalidReason::BodyTimeout,
+                    ..
+                }) => {
+                    // RFC 9110 §15.5.9: the server closes the connection after a 408; the
+                    // rest of a slow body is never read.
+                    res.headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                _ => {}
             }
             if let Some(t) = too_many {
                 res.headers_mut()

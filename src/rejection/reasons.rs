@@ -268,6 +268,12 @@ invalid_reasons! {
         code: "malformed_body", status: BAD_REQUEST,
         detail: "The request body is not well-formed.",
     }
+    /// The body did not arrive within the operation's read timeout (408; the connection is
+    /// closed).
+    BodyTimeout {
+        code: "body_timeout", status: REQUEST_TIMEOUT,
+        detail: "The request body was not received in time.",
+    }
     /// The body (declared by `Content-Length` or streamed) is over the route's limit (413).
     BodyTooLarge {
         code: "body_too_large", status: PAYLOAD_TOO_LARGE,

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use http::Method;
 use serde::Deserialize;
@@ -9,6 +10,16 @@ use serde_json::Value;
 
 use super::{DenyPattern, Draft, JsonLimits, Operation, SchemaSet, ValidateBuilder, ValidateLayer};
 use crate::error::ConfigError;
+
+/// A duration as a file writes it (`10s`, `500ms`).
+fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "`{s}` is not a duration: expected a number and a unit, such as 10s or 500ms"
+        ))
+    })
+}
 
 /// The `validation` section: schemas for `$ref`s, an OpenAPI document, and rules per operation.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -28,6 +39,10 @@ pub struct ValidationConfig {
     /// Body limit of every operation unless it sets its own (default 1 MiB).
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
+    /// How long reading a body may take, for every operation unless it sets its own (default
+    /// `10s`); then 408 and the connection is closed.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub body_timeout: Option<Duration>,
     /// JSON guards of every operation (each field defaults as in [`JsonLimits::default`]).
     #[serde(default)]
     pub limits: Option<JsonLimits>,
@@ -66,6 +81,9 @@ pub struct OperationConfig {
     /// This operation's body limit.
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
+    /// This operation's body read timeout.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub body_timeout: Option<Duration>,
     /// Deny patterns: `{field: /note, pattern: "(?i)<script"}`.
     #[serde(default)]
     pub deny: Vec<DenyPattern>,
@@ -77,6 +95,9 @@ impl ValidationConfig {
         let mut op = Operation::new();
         if let Some(max) = self.max_body_bytes {
             op = op.max_body_bytes(max);
+        }
+        if let Some(timeout) = self.body_timeout {
+            op = op.body_timeout(timeout);
         }
         if let Some(limits) = self.limits {
             op = op.json_limits(limits);
@@ -124,6 +145,9 @@ impl ValidationConfig {
             let mut op = self.defaults();
             if let Some(max) = o.max_body_bytes {
                 op = op.max_body_bytes(max);
+            }
+            if let Some(timeout) = o.body_timeout {
+                op = op.body_timeout(timeout);
             }
             if let Some(body) = &o.body {
                 let schema = set.compile(body).map_err(|e| in_part("body", e))?;
@@ -261,6 +285,23 @@ mod tests {
         )
         .unwrap();
         let limits = c.validation.limits.unwrap();
+        let timed = Config::parse(
+            "validation: {body_timeout: 2s, operations: [{path: /a, method: POST, body_timeout: 500ms}]}",
+            Format::Yaml,
+        )
+        .unwrap();
+        assert_eq!(
+            timed.validation.body_timeout,
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(
+            timed.validation.operations[0].body_timeout,
+            Some(std::time::Duration::from_millis(500))
+        );
+        let err = Config::parse("validation: {body_timeout: soon}", Format::Yaml)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`soon` is not a duration"), "{err}");
         assert!(limits.allow_control_characters);
         assert_eq!(limits.max_depth, 4);
         // The fields the file leaves out keep the builder's defaults.

@@ -351,25 +351,9 @@ where
     ReqBody::Error: Into<crate::BoxError>,
 {
     let (mut parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
-            let rejection = if e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                too_large(max)
-            } else {
-                refusal(
-                    InvalidReason::MalformedBody,
-                    vec![Violation {
-                        part: InputPart::Body,
-                        pointer: "#".into(),
-                        keyword: "body".into(),
-                        detail: "the body could not be read".into(),
-                    }],
-                )
-            };
+    let bytes = match read_body(body, max, op.read_timeout()).await {
+        Ok(bytes) => bytes,
+        Err(rejection) => {
             return Ok(refusal_response(
                 "validate",
                 &rejection,
@@ -399,6 +383,45 @@ where
         .call(Request::from_parts(parts, ReqBody::from(bytes)))
         .await?;
     Ok(res.map(ResponseBody::inner))
+}
+
+/// Reads `body` up to `max` bytes within `timeout`, or says why not: too large (413), too slow
+/// (408), or unreadable (400).
+async fn read_body<B>(body: B, max: usize, timeout: std::time::Duration) -> Result<Bytes, Rejection>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<crate::BoxError>,
+{
+    let failed = |reason: InvalidReason, keyword: &str, detail: String| {
+        refusal(
+            reason,
+            vec![Violation {
+                part: InputPart::Body,
+                pointer: "#".into(),
+                keyword: keyword.into(),
+                detail: detail.into(),
+            }],
+        )
+    };
+    match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Err(_elapsed) => Err(failed(
+            InvalidReason::BodyTimeout,
+            "bodyTimeout",
+            format!("the body did not arrive within {} ms", timeout.as_millis()),
+        )),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large(max))
+        }
+        Ok(Err(_)) => Err(failed(
+            InvalidReason::MalformedBody,
+            "body",
+            "the body could not be read".into(),
+        )),
+    }
 }
 
 /// The response future of [`Validate`]: validation adds nothing to the response.

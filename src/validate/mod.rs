@@ -16,7 +16,7 @@ pub use config::{OperationConfig, ValidationConfig};
 pub use layer::{
     ResponseFuture, Validate, ValidateBuilder, ValidateLayer, ValidatedBody, ValidatedParams,
 };
-pub use operation::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ERRORS, Operation};
+pub use operation::{DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ERRORS, Operation};
 pub use schema::{Draft, Schema, SchemaSet};
 pub use strings::{DenyPattern, JsonLimits};
 

@@ -3,6 +3,7 @@
 mod check;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -20,6 +21,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The default number of violations listed in one refusal.
 pub const DEFAULT_MAX_ERRORS: usize = 32;
+
+/// How long reading a body may take unless an operation says otherwise: a 1 MiB body (the
+/// default limit) at about 1 Mbit/s.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A media type an operation accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +103,7 @@ pub struct Operation {
     bodies: Vec<(MediaRange, Option<Schema>)>,
     body_required: bool,
     max_body: usize,
+    body_timeout: Duration,
     limits: JsonLimits,
     deny: Vec<DenyPattern>,
     query: Option<ParamRules>,
@@ -131,6 +137,7 @@ impl Operation {
             bodies: Vec::new(),
             body_required: false,
             max_body: DEFAULT_MAX_BODY_BYTES,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
             limits: JsonLimits::default(),
             deny: Vec::new(),
             query: None,
@@ -208,6 +215,15 @@ impl Operation {
         self
     }
 
+    /// How long reading the whole body may take (default 10 s, [`DEFAULT_BODY_TIMEOUT`]).
+    /// A body still arriving then is refused with 408 and the connection closed: a client
+    /// trickling a byte a second holds no task and no connection for longer than this.
+    #[must_use]
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
     /// The JSON guards (depth, members, string length, control characters).
     #[must_use]
     pub fn json_limits(mut self, limits: JsonLimits) -> Self {
@@ -277,6 +293,10 @@ impl Operation {
 
     pub(crate) fn max_body(&self) -> usize {
         self.max_body
+    }
+
+    pub(crate) fn read_timeout(&self) -> Duration {
+        self.body_timeout
     }
 
     pub(crate) fn wants_query(&self) -> bool {

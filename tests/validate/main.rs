@@ -606,3 +606,89 @@ async fn form_bodies_are_coerced_guarded_and_handed_on() {
     );
     assert_eq!(hits.load(Ordering::SeqCst), 1, "only the valid form ran");
 }
+
+/// Serves `POST /slow` behind one operation whose body may take `timeout`; the handler counts.
+async fn slow_body_server(timeout: std::time::Duration) -> (SocketAddr, Arc<AtomicUsize>) {
+    let op = Operation::new()
+        .json_body(
+            SchemaSet::new()
+                .compile(&json!({"type": "object"}))
+                .unwrap(),
+        )
+        .body_timeout(timeout);
+    let layer = ValidateLayer::builder()
+        .operation(Method::POST, "/slow", op)
+        .unwrap()
+        .build()
+        .unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = Router::new()
+        .route(
+            "/slow",
+            post(move || async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                "read"
+            }),
+        )
+        .layer(layer);
+    (support::serve(app).await, hits)
+}
+
+#[tokio::test]
+async fn rfc9110_15_5_9_a_body_trickled_past_the_timeout_is_408_and_the_connection_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, hits) = slow_body_server(std::time::Duration::from_secs(1)).await;
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let started = tokio::time::Instant::now();
+    write
+        .write_all(
+            b"POST /slow HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\ncontent-length: 40\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    // One byte every 300 ms: the 40 bytes would take 12 s.
+    let trickle = tokio::spawn(async move {
+        for _ in 0..39 {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            if write.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut response = Vec::new();
+    let read_all = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        read.read_to_end(&mut response),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    trickle.abort();
+    assert!(read_all.is_ok(), "the server kept the connection open");
+    let text = String::from_utf8_lossy(&response).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 408"), "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+    assert!(text.contains("\"code\":\"body_timeout\""), "{text}");
+    // Within the timeout plus one second, and the handler never ran.
+    assert!(elapsed < std::time::Duration::from_secs(2), "{elapsed:?}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_body_that_arrives_in_time_is_read_however_slowly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, hits) = slow_body_server(std::time::Duration::from_secs(3)).await;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"POST /slow HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    stream.write_all(b"}").await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}

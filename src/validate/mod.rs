@@ -58,32 +58,100 @@ mod extract {
 
     /// Why a [`Validated`] or [`ValidatedQuery`] extractor failed.
     #[derive(Debug)]
+    #[non_exhaustive]
     pub enum ValidatedRejection {
-        /// No validated value: the route has no validation rule for it.
+        /// No validated value: the route has no validation rule for it (500: a wiring
+        /// mistake, not the client's).
         Missing,
-        /// The validated value does not fit `T` (the schema and the type disagree).
-        Mismatch(serde_json::Error),
+        /// The validated value does not fit `T` at `pointer` (a number the schema allows but
+        /// the field's type cannot hold, say): 422 naming the pointer, and an error logged,
+        /// since the schema and the type disagree.
+        Mismatch {
+            /// Where in the value, as an RFC 6901 pointer in URI-fragment form (`#/items/0/qty`).
+            pointer: String,
+            /// What serde said.
+            error: serde_json::Error,
+        },
     }
 
     impl IntoResponse for ValidatedRejection {
         fn into_response(self) -> Response {
-            let detail = match &self {
+            match self {
                 Self::Missing => {
-                    "The server is misconfigured: this route's input is not validated."
+                    tracing::error!(
+                        layer = "validate",
+                        "a handler asked for a validated value but no rule validated it"
+                    );
+                    crate::rejection::misconfigured(
+                        "validation_missing",
+                        "The server is misconfigured: this route's input is not validated.",
+                    )
+                    .map(axum::body::Body::new)
                 }
-                Self::Mismatch(_) => {
-                    "The server is misconfigured: the validated input does not fit its type."
+                Self::Mismatch { pointer, error } => {
+                    tracing::error!(layer = "validate", %pointer, %error, "a validated value does not fit the handler's type");
+                    crate::Rejection::Invalid(crate::rejection::InvalidInput::new(
+                        crate::rejection::InvalidReason::SchemaViolation,
+                        vec![crate::rejection::Violation {
+                            part: crate::rejection::InputPart::Body,
+                            pointer: pointer.into(),
+                            keyword: "type".into(),
+                            detail: "the value is out of the range this operation handles".into(),
+                        }],
+                    ))
+                    .to_response()
+                    .map(axum::body::Body::new)
                 }
-            };
-            if let Self::Mismatch(e) = &self {
-                tracing::error!(layer = "validate", error = %e, "a validated value does not fit the handler's type");
-            } else {
-                tracing::error!(
-                    layer = "validate",
-                    "a handler asked for a validated value but no rule validated it"
-                );
             }
-            crate::rejection::misconfigured("validation_missing", detail).map(axum::body::Body::new)
+        }
+    }
+
+    /// `T` from a validated value. A number written with a fraction or an exponent that is a
+    /// whole number (`2.0`, `1e2`: JSON Schema's `integer` accepts both) reaches an integer
+    /// field as that integer.
+    fn from_validated<T: DeserializeOwned>(
+        mut value: serde_json::Value,
+    ) -> Result<T, ValidatedRejection> {
+        integral_numbers(&mut value);
+        // Owned: strings move into `T`; the path is tracked for the refusal's pointer.
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let segments: Vec<String> = e
+                .path()
+                .iter()
+                .filter_map(|s| match s {
+                    serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+                    serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                    _ => None,
+                })
+                .collect();
+            ValidatedRejection::Mismatch {
+                pointer: super::strings::pointer(&segments),
+                error: e.into_inner(),
+            }
+        })
+    }
+
+    /// Turns every whole-number float of `value` into an integer (those within `i64`/`u64`).
+    fn integral_numbers(value: &mut serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::Number(n) if n.is_f64() => {
+                if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0) {
+                    // Exact conversions only: within ±2^63 (i64) or [0, 2^64) (u64).
+                    if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
+                        #[allow(clippy::cast_possible_truncation)]
+                        let i = f as i64;
+                        *value = Value::from(i);
+                    } else if (0.0..1.844_674_407_370_955_2e19).contains(&f) {
+                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                        let u = f as u64;
+                        *value = Value::from(u);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+            Value::Object(map) => map.values_mut().for_each(integral_numbers),
+            _ => {}
         }
     }
 
@@ -96,9 +164,7 @@ mod extract {
                 .extensions
                 .remove::<ValidatedBody>()
                 .ok_or(ValidatedRejection::Missing)?;
-            serde_json::from_value(value)
-                .map(Validated)
-                .map_err(ValidatedRejection::Mismatch)
+            from_validated(value).map(Validated)
         }
     }
 
@@ -110,9 +176,32 @@ mod extract {
                 .extensions
                 .remove::<ValidatedParams>()
                 .ok_or(ValidatedRejection::Missing)?;
-            serde_json::from_value(serde_json::Value::Object(map))
-                .map(ValidatedQuery)
-                .map_err(ValidatedRejection::Mismatch)
+            from_validated(serde_json::Value::Object(map)).map(ValidatedQuery)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use serde_json::{Value, json};
+
+        use super::integral_numbers;
+
+        #[test]
+        fn whole_numbers_become_integers_and_nothing_else_changes() {
+            let mut v =
+                json!({"a": 2.0, "b": [1e2, -3.0, -0.0], "c": 2.5, "d": 1e30, "e": "2.0", "f": 7});
+            integral_numbers(&mut v);
+            assert_eq!(
+                v,
+                json!({"a": 2, "b": [100, -3, 0], "c": 2.5, "d": 1e30, "e": "2.0", "f": 7})
+            );
+            assert!(v["a"].is_u64() && v["b"][0].is_u64(), "{v}");
+            assert!(v["b"][1].is_i64() && v["b"][2].is_i64(), "{v}");
+            // 2^63 is beyond i64 but a u64; 2^64 is beyond both and stays a float.
+            let mut big = json!([9.223_372_036_854_776e18, 1.844_674_407_370_955_2e19]);
+            integral_numbers(&mut big);
+            assert_eq!(big[0], Value::from(9_223_372_036_854_775_808_u64));
+            assert!(big[1].is_f64());
         }
     }
 }

@@ -692,3 +692,57 @@ async fn a_body_that_arrives_in_time_is_read_however_slowly() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn validated_takes_whole_numbers_written_with_a_fraction_or_an_exponent() {
+    // JSON Schema's `integer` accepts 2.0 and 1e2 (2020-12 §6.1.1 Validation: "a number with a
+    // zero fractional part"); the handler's `u32` gets 2 and 100, never a 500.
+    let server = start(64 * 1024).await;
+    let order = r#"{"customer": "acme", "items": [{"sku": "ABC-1234", "qty": 2.0}, {"sku": "XYZ-0001", "qty": 1e2}]}"#;
+    let reply = server.post("application/json", order).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.json()["qty"], 102);
+}
+
+#[tokio::test]
+async fn a_valid_value_the_handler_type_cannot_hold_is_422_naming_the_pointer() {
+    #[derive(Deserialize)]
+    struct Small {
+        #[allow(dead_code)]
+        n: u8,
+    }
+    let op = Operation::new().json_body(
+        SchemaSet::new()
+            .compile(&json!({"type": "object", "properties": {"n": {"type": "integer"}}}))
+            .unwrap(),
+    );
+    let layer = ValidateLayer::builder()
+        .operation(Method::POST, "/small", op)
+        .unwrap()
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/small",
+            post(|Validated(_): Validated<Small>| async { "ok" }),
+        )
+        .layer(layer);
+    let addr = support::serve(app).await;
+    let post_n = |n: &'static str| {
+        Request::post("/small")
+            .header("host", "t")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(format!(r#"{{"n": {n}}}"#))))
+            .unwrap()
+    };
+    assert_eq!(send(addr, post_n("7.0")).await.status, 200);
+    let reply = send(addr, post_n("300")).await;
+    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["code"], "schema_violation");
+    assert_eq!(body["errors"][0]["pointer"], "#/n");
+    assert!(
+        !body.to_string().contains("300"),
+        "the value is not echoed: {body}"
+    );
+}

@@ -403,7 +403,13 @@ where
             }],
         )
     };
-    match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
+    // Boxed: the timer and the collector stay out of the request's future, which would
+    // otherwise grow past the allocator's small sizes and cost more than this allocation.
+    let read = Box::pin(tokio::time::timeout(
+        timeout,
+        Limited::new(body, max).collect(),
+    ));
+    match read.await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Err(_elapsed) => Err(failed(
             InvalidReason::BodyTimeout,

@@ -22,8 +22,9 @@ pub use strings::{DenyPattern, JsonLimits};
 
 #[cfg(feature = "axum")]
 mod extract {
-    use axum::extract::FromRequestParts;
+    use axum::extract::{FromRequest, FromRequestParts, Request};
     use axum::response::{IntoResponse, Response};
+    use http_body_util::BodyExt;
 
     use http::request::Parts;
     use serde::de::DeserializeOwned;
@@ -106,29 +107,24 @@ mod extract {
         }
     }
 
-    /// `T` from a validated value. A number written with a fraction or an exponent that is a
-    /// whole number (`2.0`, `1e2`: JSON Schema's `integer` accepts both) reaches an integer
-    /// field as that integer.
-    fn from_validated<T: DeserializeOwned>(
-        mut value: serde_json::Value,
-    ) -> Result<T, ValidatedRejection> {
-        integral_numbers(&mut value);
-        // Owned: strings move into `T`; the path is tracked for the refusal's pointer.
-        serde_path_to_error::deserialize(value).map_err(|e| {
-            let segments: Vec<String> = e
-                .path()
-                .iter()
-                .filter_map(|s| match s {
-                    serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
-                    serde_path_to_error::Segment::Map { key } => Some(key.clone()),
-                    _ => None,
-                })
-                .collect();
-            ValidatedRejection::Mismatch {
-                pointer: super::strings::pointer(&segments),
-                error: e.into_inner(),
+    /// Where `T` cannot be built from a valid `value`, as a JSON pointer (the error path only:
+    /// the path is tracked here, never on the way into `T`).
+    fn mismatch_pointer<T: DeserializeOwned>(value: &serde_json::Value) -> String {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(_) => "#".into(),
+            Err(e) => {
+                let segments: Vec<String> = e
+                    .path()
+                    .iter()
+                    .filter_map(|s| match s {
+                        serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+                        serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                super::strings::pointer(&segments)
             }
-        })
+        }
     }
 
     /// Turns every whole-number float of `value` into an integer (those within `i64`/`u64`).
@@ -155,17 +151,48 @@ mod extract {
         }
     }
 
-    impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Validated<T> {
+    /// A body extractor, like axum's `Json`: put it last among a handler's arguments. The body
+    /// itself is read again only when `T` cannot be built (to name where).
+    impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Validated<T> {
         type Rejection = ValidatedRejection;
 
-        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+            let (mut parts, body) = req.into_parts();
             // Taken, not cloned: the value moves into `T`.
             let ValidatedBody(value) = parts
                 .extensions
                 .remove::<ValidatedBody>()
                 .ok_or(ValidatedRejection::Missing)?;
-            from_validated(value).map(Validated)
+            let error = match serde_json::from_value(value) {
+                Ok(t) => return Ok(Validated(t)),
+                Err(error) => error,
+            };
+            // Rare, and boxed so the usual future stays small: a whole number written `2.0` or
+            // `1e2` for an integer field, or a schema and a type that disagree.
+            Box::pin(from_body(body, error)).await.map(Validated)
         }
+    }
+
+    /// `T` from the body's bytes, with whole numbers written with a fraction or an exponent
+    /// made integers (JSON Schema's `integer` accepts them); else where `T` cannot be built.
+    async fn from_body<T: DeserializeOwned>(
+        body: axum::body::Body,
+        error: serde_json::Error,
+    ) -> Result<T, ValidatedRejection> {
+        let mismatch = |pointer: String, error| ValidatedRejection::Mismatch { pointer, error };
+        let Ok(bytes) = body
+            .collect()
+            .await
+            .map(http_body_util::Collected::to_bytes)
+        else {
+            return Err(mismatch("#".into(), error));
+        };
+        // A form body: its bytes are not JSON, and its value was built by the layer.
+        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+            return Err(mismatch("#".into(), error));
+        };
+        integral_numbers(&mut value);
+        T::deserialize(&value).map_err(|error| mismatch(mismatch_pointer::<T>(&value), error))
     }
 
     impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ValidatedQuery<T> {
@@ -176,7 +203,18 @@ mod extract {
                 .extensions
                 .remove::<ValidatedParams>()
                 .ok_or(ValidatedRejection::Missing)?;
-            from_validated(serde_json::Value::Object(map)).map(ValidatedQuery)
+            let mut value = serde_json::Value::Object(map);
+            // Borrowed (a query is small), so it can be tried again and the pointer found.
+            if let Ok(t) = T::deserialize(&value) {
+                return Ok(ValidatedQuery(t));
+            }
+            integral_numbers(&mut value);
+            T::deserialize(&value).map(ValidatedQuery).map_err(|error| {
+                ValidatedRejection::Mismatch {
+                    pointer: mismatch_pointer::<T>(&value),
+                    error,
+                }
+            })
         }
     }
 

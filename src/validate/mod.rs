@@ -164,7 +164,7 @@ mod extract {
                 .remove::<ValidatedBody>()
                 .ok_or(ValidatedRejection::Missing)?;
             let error = match serde_json::from_value(value) {
-                Ok(t) => return Ok(Validated(t)),
+                Ok(t) => return Ok(Self(t)),
                 Err(error) => error,
             };
             // Rare, and boxed so the usual future stays small: a whole number written `2.0` or
@@ -206,7 +206,7 @@ mod extract {
             let mut value = serde_json::Value::Object(map);
             // Borrowed (a query is small), so it can be tried again and the pointer found.
             if let Ok(t) = T::deserialize(&value) {
-                return Ok(ValidatedQuery(t));
+                return Ok(Self(t));
             }
             integral_numbers(&mut value);
             T::deserialize(&value).map(ValidatedQuery).map_err(|error| {

@@ -1,4 +1,4 @@
-//! The official JSON-Schema-Test-Suite (draft 2020-12 and draft 7, vendored under
+//! The official JSON-Schema-Test-Suite (drafts 2020-12, 2019-09, 7, 6 and 4, vendored under
 //! `tests/data/JSON-Schema-Test-Suite/`) through palisade's schema loading: every case's
 //! schema is compiled by a `SchemaSet` holding the suite's remotes, and every instance must be
 //! judged as the suite says. Known exceptions are listed, with the reason, in
@@ -136,4 +136,19 @@ fn json_schema_test_suite_draft2020_12() {
 #[test]
 fn json_schema_test_suite_draft7() {
     run("draft7", Draft::Draft7);
+}
+
+#[test]
+fn json_schema_test_suite_draft2019_09() {
+    run("draft2019-09", Draft::Draft201909);
+}
+
+#[test]
+fn json_schema_test_suite_draft6() {
+    run("draft6", Draft::Draft6);
+}
+
+#[test]
+fn json_schema_test_suite_draft4() {
+    run("draft4", Draft::Draft4);
 }

@@ -289,6 +289,12 @@ pub(crate) fn object<'a>(
         }
         let shape = shapes.iter().find(|s| *s.name == *name);
         match shape {
+            // An empty value of an array is the empty array in every style (OpenAPI 3.1
+            // §4.8.12.4, Style Examples: `color=` for `[]`), never `[""]`.
+            Some(s) if s.array && raw_value.is_empty() => {
+                out.entry(name.into_owned())
+                    .or_insert_with(|| Value::Array(Vec::new()));
+            }
             Some(s) if s.array && !(s.style == Style::Form && s.explode) => {
                 for item in split_raw(raw_value, delimiters(s.style)) {
                     merge(
@@ -384,6 +390,22 @@ mod tests {
             "f": {"type": "object", "style": "deepObject",
                   "properties": {"n": {"type": "integer"}, "s": {"type": "string"}}}
         }})
+    }
+
+    #[test]
+    fn openapi_3_1_4_8_12_4_an_empty_array_is_empty_in_every_style() {
+        let query = shapes(&styled(), Location::Query);
+        let o = object(query_pairs("csv=&pipes=&spaces="), &query, Location::Query);
+        assert_eq!(
+            Value::Object(o),
+            json!({"csv": [], "pipes": [], "spaces": []})
+        );
+        let exploded = shapes(&schema(), Location::Query);
+        let o = object(query_pairs("tag="), &exploded, Location::Query);
+        assert_eq!(Value::Object(o), json!({"tag": []}));
+        // A value after all: the array holds it.
+        let o = object(query_pairs("csv=&csv=3"), &query, Location::Query);
+        assert_eq!(Value::Object(o), json!({"csv": [3]}));
     }
 
     #[test]

@@ -342,6 +342,10 @@ paths:
     // An encoded comma stays inside its item.
     let reply = get("/search?words=a%2Cb", vec![cookie[0]]).await;
     assert_eq!(reply.json()["words"], json!(["a,b"]));
+    // OpenAPI 3.1 §4.8.12.4: `ids=` (form, explode: false) is the empty array, not `[""]`.
+    let reply = get("/search?ids=", vec![cookie[0]]).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.json()["ids"], json!([]));
     // Headers are comma-separated lists; cookies come from the Cookie header.
     let reply = get("/search", vec![cookie[0], ("x-trace-ids", "7,x")]).await;
     assert_eq!(reply.status, 422);
@@ -358,7 +362,7 @@ paths:
     assert_eq!(reply.json()["errors"][0]["pointer"], "#/ids/1");
     assert_eq!(
         hits.load(Ordering::SeqCst),
-        3,
+        4,
         "only the valid requests ran"
     );
     // A form body, read with its `encoding` styles and checked by the document's schema.

@@ -25,6 +25,8 @@
 //! # Ok::<(), palisade::ConfigError>(())
 //! ```
 
+mod hardening;
+
 use std::collections::BTreeSet;
 
 use http::Method;
@@ -112,6 +114,8 @@ impl OpenApi {
         if !doc.get("paths").is_none_or(Value::is_object) {
             return Err(invalid("`paths` is not an object"));
         }
+        // `format: int32` is a range and an ECMA-262 pattern may hold a literal `{`.
+        hardening::harden(&mut doc);
         Ok(Self {
             doc,
             operation: None,

@@ -386,3 +386,51 @@ paths:
     let reply = login("user=ada&remember=true&scopes=read,admin").await;
     assert_eq!(reply.json()["errors"][0]["pointer"], "#/scopes/1");
 }
+
+#[tokio::test]
+async fn openapi_3_1_4_2_integer_formats_are_ranges_and_ecma_patterns_with_braces_load() {
+    let doc = OpenApi::new(json!({
+        "openapi": "3.1.0",
+        "info": {"title": "formats", "version": "1"},
+        "paths": {"/accounts/{id}": {"get": {"parameters": [
+            {"name": "id", "in": "path", "required": true,
+             "schema": {"type": "integer", "format": "int64"}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "format": "int32"}},
+            // ECMA-262 reads a brace that starts no quantifier as itself.
+            {"name": "tag", "in": "query", "schema": {"type": "string", "pattern": "^{[a-z]+}$"}}
+        ]}}}
+    }))
+    .expect("a pattern with a literal brace loads");
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = Router::new()
+        .route(
+            "/accounts/{id}",
+            get(move || async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                "ok"
+            }),
+        )
+        .layer(doc.layer().unwrap());
+    let addr = support::serve(app).await;
+    let get = |path: &'static str| call(addr, Method::GET, path, &[], None);
+    assert_eq!(
+        get("/accounts/9223372036854775807?limit=2147483647")
+            .await
+            .status,
+        200
+    );
+    for (path, pointer) in [
+        ("/accounts/9223372036854775808", "#/id"),
+        ("/accounts/-9223372036854775809", "#/id"),
+        ("/accounts/1?limit=2147483648", "#/limit"),
+        ("/accounts/1?limit=-2147483649", "#/limit"),
+    ] {
+        let reply = get(path).await;
+        assert_eq!(reply.status, 422, "{path}: {:?}", reply.body);
+        assert_eq!(reply.json()["errors"][0]["pointer"], pointer, "{path}");
+    }
+    assert_eq!(get("/accounts/1?tag=%7Babc%7D").await.status, 200);
+    assert_eq!(get("/accounts/1?tag=abc").await.status, 422);
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+}

@@ -147,8 +147,30 @@ pub struct InvalidInput {
 
 impl InvalidInput {
     /// A refusal for `reason` listing `errors`.
+    ///
+    /// Each pointer is written in the URI-fragment form RFC 6901 §6 gives (a character a
+    /// fragment may not hold, such as a space or `%`, percent-encoded), and an error repeated
+    /// at the same place for the same keyword is listed once.
     #[must_use]
-    pub fn new(reason: InvalidReason, errors: impl Into<Arc<[Violation]>>) -> Self {
+    pub fn new(reason: InvalidReason, errors: impl Into<Vec<Violation>>) -> Self {
+        let mut errors: Vec<Violation> = errors.into();
+        for v in &mut errors {
+            if let std::borrow::Cow::Owned(encoded) = fragment(&v.pointer) {
+                v.pointer = encoded.into();
+            }
+        }
+        let mut seen: Vec<(InputPart, &str, &str)> = Vec::with_capacity(errors.len());
+        let mut keep = vec![true; errors.len()];
+        for (i, v) in errors.iter().enumerate() {
+            let key = (v.part, &*v.pointer, &*v.keyword);
+            if seen.contains(&key) {
+                keep[i] = false;
+            } else {
+                seen.push(key);
+            }
+        }
+        let mut keep = keep.into_iter();
+        errors.retain(|_| keep.next().unwrap_or(true));
         Self {
             reason,
             errors: errors.into(),
@@ -221,5 +243,92 @@ impl Unavailable {
     pub fn retry_after(&self) -> Duration {
         self.retry_after
             .unwrap_or_else(|| self.reason.default_retry_after())
+    }
+}
+
+/// The characters a URI fragment holds as they are (RFC 3986 §3.5: `pchar`, `/` and `?`);
+/// every other one is percent-encoded.
+const FRAGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@')
+    .remove(b'/')
+    .remove(b'?');
+
+/// A JSON pointer in URI-fragment form (`#/a b` → `#/a%20b`), the leading `#` kept.
+fn fragment(pointer: &str) -> std::borrow::Cow<'_, str> {
+    let Some(path) = pointer.strip_prefix('#') else {
+        return std::borrow::Cow::Borrowed(pointer);
+    };
+    match std::borrow::Cow::from(percent_encoding::utf8_percent_encode(path, FRAGMENT)) {
+        std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(pointer),
+        std::borrow::Cow::Owned(encoded) => std::borrow::Cow::Owned(format!("#{encoded}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(pointer: &str, keyword: &str) -> Violation {
+        Violation {
+            part: InputPart::Body,
+            pointer: pointer.into(),
+            keyword: keyword.into(),
+            detail: "d".into(),
+        }
+    }
+
+    #[test]
+    fn rfc6901_6_pointers_are_uri_fragments() {
+        let input = InvalidInput::new(
+            InvalidReason::SchemaViolation,
+            vec![
+                v("#/items/0/qty", "minimum"),
+                v("#/a b/100%/é", "type"),
+                v("#/x~1y/{z}", "type"),
+            ],
+        );
+        let pointers: Vec<&str> = input.errors().iter().map(|e| &*e.pointer).collect();
+        assert_eq!(
+            pointers,
+            ["#/items/0/qty", "#/a%20b/100%25/%C3%A9", "#/x~1y/%7Bz%7D"]
+        );
+    }
+
+    #[test]
+    fn an_error_repeated_at_one_place_for_one_keyword_is_listed_once() {
+        let input = InvalidInput::new(
+            InvalidReason::SchemaViolation,
+            vec![
+                v("#/a", "type"),
+                v("#/a", "type"),
+                v("#/a", "minimum"),
+                v("#/b", "type"),
+            ],
+        );
+        let listed: Vec<(&str, &str)> = input
+            .errors()
+            .iter()
+            .map(|e| (&*e.pointer, &*e.keyword))
+            .collect();
+        assert_eq!(
+            listed,
+            [("#/a", "type"), ("#/a", "minimum"), ("#/b", "type")]
+        );
     }
 }

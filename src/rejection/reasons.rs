@@ -301,11 +301,11 @@ invalid_reasons! {
         code: "schema_violation", status: UNPROCESSABLE_ENTITY,
         detail: "The request body does not match the operation's schema.",
     }
-    /// The body breaks an input guard: nesting depth, members per object or array, string
-    /// length, control characters, or a deny pattern (422).
+    /// A body, query or path value breaks an input guard: nesting depth, members per object
+    /// or array, string length, control or bidirectional characters, or a deny pattern (422).
     HostileInput {
         code: "hostile_input", status: UNPROCESSABLE_ENTITY,
-        detail: "The request body breaks an input limit.",
+        detail: "A request value breaks an input limit; `errors` says which and where.",
     }
     /// A query or header parameter is missing, or breaks its schema (422).
     InvalidParameter {

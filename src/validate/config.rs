@@ -30,6 +30,10 @@ pub struct ValidationConfig {
     /// (feature `openapi`); a relative path is read from the configuration file's directory.
     #[serde(default)]
     pub openapi: Option<PathBuf>,
+    /// Hand on, unchecked, bodies of the document's media types palisade cannot check (XML,
+    /// `multipart/*`...), instead of refusing them with 415 (default false).
+    #[serde(default)]
+    pub pass_unchecked_media_types: bool,
     /// The dialect of schemas without `$schema` (default `draft2020-12`).
     #[serde(default)]
     pub default_draft: Draft,
@@ -122,6 +126,14 @@ impl ValidationConfig {
         for (uri, schema) in &self.schemas {
             set = set.register(uri, schema.clone())?;
         }
+        if self.pass_unchecked_media_types && self.openapi.is_none() {
+            return Err(ConfigError::Invalid {
+                field: "validation.pass_unchecked_media_types",
+                message:
+                    "it applies to the `openapi` document's media types, and no document is named"
+                        .into(),
+            });
+        }
         let mut builder = match &self.openapi {
             None => ValidateLayer::builder(),
             Some(path) => self.openapi_builder(base, path)?,
@@ -201,9 +213,11 @@ impl ValidationConfig {
             Some(dir) if path.is_relative() => dir.join(path),
             _ => path.to_owned(),
         };
-        super::openapi::OpenApi::from_path(path)?
-            .with_defaults(self.defaults())
-            .builder()
+        let mut doc = super::openapi::OpenApi::from_path(path)?.with_defaults(self.defaults());
+        if self.pass_unchecked_media_types {
+            doc = doc.pass_unchecked_media_types();
+        }
+        doc.builder()
     }
 
     #[cfg(not(feature = "openapi"))]

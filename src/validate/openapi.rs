@@ -48,6 +48,7 @@ const METHODS: [&str; 8] = [
 pub struct OpenApi {
     doc: Value,
     operation: Option<Operation>,
+    pass_unchecked: bool,
 }
 
 fn invalid(message: impl Into<String>) -> ConfigError {
@@ -119,6 +120,7 @@ impl OpenApi {
         Ok(Self {
             doc,
             operation: None,
+            pass_unchecked: false,
         })
     }
 
@@ -126,6 +128,16 @@ impl OpenApi {
     #[must_use]
     pub fn with_defaults(mut self, operation: Operation) -> Self {
         self.operation = Some(operation);
+        self
+    }
+
+    /// Accepts bodies of the media types palisade cannot check (XML, `multipart/*`,
+    /// `application/octet-stream`...) and hands them on unchecked. By default an operation
+    /// refuses them (415): a body the document describes but nothing checked would pass for
+    /// a validated one.
+    #[must_use]
+    pub fn pass_unchecked_media_types(mut self) -> Self {
+        self.pass_unchecked = true;
         self
     }
 
@@ -364,13 +376,25 @@ impl OpenApi {
                         let (resolved, _) = self.deref(schema, schema_ptr.clone())?;
                         operation.form_body_with(compiled, &form_shapes(resolved, m))
                     }
-                    (schema, _) => operation.body(media, schema),
+                    (schema, _) if checkable(media) => operation.body(media, schema),
+                    (_, _) if self.pass_unchecked => operation.body(media, None),
+                    (_, _) => {
+                        tracing::warn!(target: "palisade::validate", operation = %op_ptr, media = %media, "a request body of a media type palisade cannot check is refused (415); OpenApi::pass_unchecked_media_types hands it on unchecked");
+                        operation
+                    }
                 };
             }
         }
         // OpenAPI: a request body is optional unless `required: true`.
         Ok(operation.body_required(body.get("required").and_then(Value::as_bool) == Some(true)))
     }
+}
+
+/// Whether palisade checks bodies of `media`: JSON (`application/json`, `+json`) and HTML
+/// forms.
+fn checkable(media: &str) -> bool {
+    let essence = super::operation::essence(media);
+    super::operation::is_json(&essence) || essence == "application/x-www-form-urlencoded"
 }
 
 /// The schema a form body's fields are read by: `resolved` with the `style` and `explode` of

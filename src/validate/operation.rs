@@ -63,7 +63,7 @@ impl MediaRange {
 }
 
 /// `type/subtype` of a `Content-Type`, lowercased, without parameters (RFC 9110 §8.3.1).
-fn essence(value: &str) -> String {
+pub(crate) fn essence(value: &str) -> String {
     value
         .split(';')
         .next()
@@ -72,7 +72,7 @@ fn essence(value: &str) -> String {
         .to_ascii_lowercase()
 }
 
-fn is_json(essence: &str) -> bool {
+pub(crate) fn is_json(essence: &str) -> bool {
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }

@@ -434,3 +434,49 @@ async fn openapi_3_1_4_2_integer_formats_are_ranges_and_ecma_patterns_with_brace
     assert_eq!(get("/accounts/1?tag=abc").await.status, 422);
     assert_eq!(hits.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn media_types_palisade_cannot_check_are_415_unless_the_host_passes_them() {
+    let doc = || {
+        OpenApi::new(json!({
+            "openapi": "3.1.0",
+            "info": {"title": "media", "version": "1"},
+            "paths": {"/upload": {"post": {"requestBody": {"content": {
+                "application/json": {"schema": {"type": "object", "required": ["name"]}},
+                "application/xml": {"schema": {"type": "object"}},
+                "multipart/form-data": {"schema": {"type": "object"}}
+            }}}}}
+        }))
+        .unwrap()
+    };
+    let serve_doc = |doc: OpenApi| async move {
+        let app = Router::new()
+            .route("/upload", axum::routing::post(|| async { "stored" }))
+            .layer(doc.layer().unwrap());
+        support::serve(app).await
+    };
+    let post = |addr: SocketAddr, content_type: &'static str, body: &'static str| {
+        let req = Request::post("/upload")
+            .header("host", "media")
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        send(addr, req)
+    };
+    let strict = serve_doc(doc()).await;
+    assert_eq!(
+        post(strict, "application/json", r#"{"name": "a"}"#)
+            .await
+            .status,
+        200
+    );
+    for media in ["application/xml", "multipart/form-data; boundary=x"] {
+        let reply = post(strict, media, "<a/>").await;
+        assert_eq!(reply.status, 415, "{media}: {:?}", reply.body);
+        assert_eq!(reply.json()["code"], "unsupported_media_type");
+    }
+    let passing = serve_doc(doc().pass_unchecked_media_types()).await;
+    assert_eq!(post(passing, "application/xml", "<a/>").await.status, 200);
+    // JSON is checked either way.
+    assert_eq!(post(passing, "application/json", "{}").await.status, 422);
+}

@@ -25,6 +25,7 @@
 //! # Ok::<(), palisade::ConfigError>(())
 //! ```
 
+mod dialect;
 mod hardening;
 
 use std::collections::BTreeSet;
@@ -106,7 +107,7 @@ impl OpenApi {
             .ok_or_else(|| invalid("no `openapi` version field"))?
             .to_owned();
         if version.starts_with("3.0") {
-            translate_30(&mut doc);
+            dialect::translate_30(&mut doc);
         } else if !version.starts_with("3.1") {
             return Err(invalid(format!(
                 "OpenAPI {version} is not supported (3.0 and 3.1 are)"
@@ -480,53 +481,6 @@ fn fragment(pointer: &str) -> String {
     out
 }
 
-/// OpenAPI 3.0 schema dialect → JSON Schema 2020-12, everywhere in the document.
-fn translate_30(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            if map.get("nullable").and_then(Value::as_bool) == Some(true) {
-                map.remove("nullable");
-                match map.get_mut("type") {
-                    Some(Value::String(t)) => {
-                        let t = std::mem::take(t);
-                        map.insert("type".into(), json!([t, "null"]));
-                    }
-                    Some(Value::Array(types)) => types.push(json!("null")),
-                    _ => {}
-                }
-                if let Some(Value::Array(values)) = map.get_mut("enum") {
-                    values.push(Value::Null);
-                }
-            } else if map.get("nullable").is_some_and(Value::is_boolean) {
-                map.remove("nullable");
-            }
-            for (flag, bound) in [
-                ("exclusiveMinimum", "minimum"),
-                ("exclusiveMaximum", "maximum"),
-            ] {
-                match map.get(flag) {
-                    Some(Value::Bool(true)) => {
-                        if let Some(b) = map.remove(bound) {
-                            map.insert(flag.into(), b);
-                        } else {
-                            map.remove(flag);
-                        }
-                    }
-                    Some(Value::Bool(false)) => {
-                        map.remove(flag);
-                    }
-                    _ => {}
-                }
-            }
-            for v in map.values_mut() {
-                translate_30(v);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(translate_30),
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,7 +496,7 @@ mod tests {
                 "c": {"enum": ["x"], "nullable": true, "type": "string"}
             }
         });
-        translate_30(&mut v);
+        dialect::translate_30(&mut v);
         assert_eq!(v["properties"]["a"], json!({"type": ["string", "null"]}));
         assert_eq!(
             v["properties"]["b"],

@@ -317,7 +317,9 @@ impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
                 }
             }
         }
-        Ok(found.map(str::trim))
+        // RFC 9110 §5.6.3: optional whitespace is space and tab only; a Unicode space such as
+        // U+00A0 is part of the value (and makes it a wrong key), never trimmed away.
+        Ok(found.map(|k| k.trim_matches([' ', '\t'])))
     }
 
     fn refuse(&self, reason: AuthnReason) -> Authentication {

@@ -68,6 +68,32 @@ async fn key_is_read_from_header_and_authorization_scheme() {
 }
 
 #[tokio::test]
+async fn rfc9110_5_6_3_only_spaces_and_tabs_are_trimmed_from_a_key() {
+    let f = fixture(KeySpec::new("alice"));
+    let auth = f.auth();
+    let header = |value: Vec<u8>| {
+        let mut p = parts(&[], "/");
+        p.headers
+            .insert("x-api-key", http::HeaderValue::from_bytes(&value).unwrap());
+        p
+    };
+    let padded = header(format!(" \t{}\t ", f.key).into_bytes());
+    assert!(matches!(
+        auth.authenticate(&padded).await,
+        Authentication::Authenticated(_)
+    ));
+    // U+00A0 (no-break space) and U+3000 (ideographic space) are not optional whitespace.
+    for space in ["\u{a0}", "\u{3000}"] {
+        let spaced = header(format!("{}{space}", f.key).into_bytes());
+        let outcome = auth.authenticate(&spaced).await;
+        assert!(
+            !matches!(outcome, Authentication::Authenticated(_)),
+            "{space:?}: {outcome:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn other_authorization_schemes_are_left_to_other_authenticators() {
     let f = fixture(KeySpec::new("alice"));
     let p = parts(&[("authorization", "Bearer abc.def.ghi")], "/");

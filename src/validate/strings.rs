@@ -36,6 +36,11 @@ pub struct JsonLimits {
     /// trick, CVE-2021-42574), so a reviewer or an operator reading a log sees something else
     /// than the system behind the handler acts on.
     pub allow_bidi_controls: bool,
+    /// Whether the zero-width and invisible formatting characters (U+200B–U+200D, U+2060,
+    /// U+FEFF) may appear where control characters are checked (default true: emoji
+    /// sequences and some scripts need the joiners). Set false to refuse them (422), for
+    /// fields where a look-alike value (`pay\u{200b}pal`) must not pass for another.
+    pub allow_invisible_characters: bool,
     /// Whether an object may name the same member twice (default false: refused, 422). JSON
     /// parsers disagree on which duplicate wins (RFC 8259 §4), so a document with duplicates
     /// can mean one thing to palisade and another to a system behind the handler.
@@ -50,6 +55,7 @@ impl Default for JsonLimits {
             max_string_bytes: 64 * 1024,
             allow_control_characters: false,
             allow_bidi_controls: false,
+            allow_invisible_characters: true,
             allow_duplicate_keys: false,
         }
     }
@@ -234,7 +240,7 @@ pub(crate) fn prescan(bytes: &[u8], limits: &JsonLimits) -> Result<Scan, Violati
         )
     };
     // DEL, and the lead bytes of the C1 controls and the bidirectional ones.
-    let mut maybe_control = chars::any_sign(bytes);
+    let mut maybe_control = chars::any_sign(bytes, limits);
     // Members counted per open container, indexed by depth (bounded by max_depth).
     let mut inline = [0usize; 64];
     let mut heap;
@@ -382,9 +388,14 @@ pub(crate) fn check_strings(
     let limits = JsonLimits {
         allow_control_characters: limits.allow_control_characters || !scan.maybe_control,
         allow_bidi_controls: limits.allow_bidi_controls || !scan.maybe_control,
+        allow_invisible_characters: limits.allow_invisible_characters || !scan.maybe_control,
         ..*limits
     };
-    if limits.allow_control_characters && limits.allow_bidi_controls && deny.is_empty() {
+    if limits.allow_control_characters
+        && limits.allow_bidi_controls
+        && limits.allow_invisible_characters
+        && deny.is_empty()
+    {
         return out;
     }
     let mut path = Vec::new();

@@ -10,6 +10,8 @@ pub(super) enum Found {
     Control,
     /// U+061C, U+200E, U+200F, U+202A–U+202E or U+2066–U+2069.
     Bidi,
+    /// U+200B–U+200D, U+2060 or U+FEFF (only when the limits refuse them).
+    Invisible,
 }
 
 impl Found {
@@ -18,6 +20,7 @@ impl Found {
         match self {
             Self::Control => "controlCharacters",
             Self::Bidi => "bidiControls",
+            Self::Invisible => "invisibleCharacters",
         }
     }
 
@@ -26,15 +29,19 @@ impl Found {
         match self {
             Self::Control => "a control character",
             Self::Bidi => "a bidirectional control character",
+            Self::Invisible => "an invisible formatting character",
         }
     }
 }
 
 /// Whether `bytes` hold a sign of a refused character: DEL, or the first byte of the UTF-8
-/// form of a C1 control (`C2`), of U+061C (`D8`) or of the other bidirectional controls
-/// (`E2`). Without one, no string of the document needs a closer look (JSON escapes aside).
-pub(super) fn any_sign(bytes: &[u8]) -> bool {
-    memchr::memchr3(0x7f, 0xc2, 0xe2, bytes).is_some() || memchr::memchr(0xd8, bytes).is_some()
+/// form of a C1 control (`C2`), of U+061C (`D8`), of the other bidirectional controls and the
+/// zero-width ones (`E2`), or of U+FEFF (`EF`, looked for only when `limits` refuse invisible
+/// characters). Without one, no string needs a closer look (JSON escapes aside).
+pub(super) fn any_sign(bytes: &[u8], limits: &JsonLimits) -> bool {
+    memchr::memchr3(0x7f, 0xc2, 0xe2, bytes).is_some()
+        || memchr::memchr(0xd8, bytes).is_some()
+        || (!limits.allow_invisible_characters && memchr::memchr(0xef, bytes).is_some())
 }
 
 /// The first refused character of `s`, under `limits`. ASCII text is checked a byte at a time
@@ -48,7 +55,10 @@ pub(super) fn hostile(s: &str, limits: &JsonLimits) -> Option<Found> {
     {
         return Some(Found::Control);
     }
-    if (limits.allow_control_characters && limits.allow_bidi_controls) || !any_sign(bytes) {
+    let all_allowed = limits.allow_control_characters
+        && limits.allow_bidi_controls
+        && limits.allow_invisible_characters;
+    if all_allowed || !any_sign(bytes, limits) {
         return None;
     }
     s.chars().find_map(|c| {
@@ -56,6 +66,8 @@ pub(super) fn hostile(s: &str, limits: &JsonLimits) -> Option<Found> {
             Some(Found::Control)
         } else if !limits.allow_bidi_controls && is_bidi_control(c) {
             Some(Found::Bidi)
+        } else if !limits.allow_invisible_characters && is_invisible(c) {
+            Some(Found::Invisible)
         } else {
             None
         }
@@ -74,6 +86,12 @@ pub(super) fn is_bidi_control(c: char) -> bool {
         c,
         '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
     )
+}
+
+/// A zero-width or invisible formatting character: zero-width space, non-joiner and joiner,
+/// word joiner, and the byte order mark inside text.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}')
 }
 
 #[cfg(test)]
@@ -137,12 +155,38 @@ mod tests {
         assert_eq!(hostile("a\u{202e}b", &allowed), Some(Found::Bidi));
     }
 
+    #[test]
+    fn invisible_characters_pass_by_default_and_are_refused_when_asked() {
+        // Emoji sequences and some scripts need the joiners.
+        assert_eq!(refused("👩\u{200d}💻"), None);
+        assert_eq!(refused("a\u{feff}b"), None);
+        let strict = JsonLimits {
+            allow_invisible_characters: false,
+            ..JsonLimits::default()
+        };
+        for c in ['\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}', '\u{feff}'] {
+            assert_eq!(
+                hostile(&format!("pay{c}pal"), &strict),
+                Some(Found::Invisible),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn the_sign_bytes_never_miss_a_refused_character(s in "\\PC*") {
-            let limits = JsonLimits::default();
-            if hostile(&s, &limits).is_some() {
-                proptest::prop_assert!(any_sign(s.as_bytes()) || s.bytes().any(|b| b < 0x20));
+            let strict = JsonLimits {
+                allow_invisible_characters: false,
+                ..JsonLimits::default()
+            };
+            for limits in [JsonLimits::default(), strict] {
+                if hostile(&s, &limits).is_some() {
+                    proptest::prop_assert!(
+                        any_sign(s.as_bytes(), &limits) || s.bytes().any(|b| b < 0x20)
+                    );
+                }
             }
         }
     }

@@ -82,6 +82,9 @@ pub(crate) struct ParamShape {
     pub(crate) name: Box<str>,
     pub(crate) scalar: Scalar,
     pub(crate) array: bool,
+    /// Whether the parameter is an object (read from one value in `simple` style, or `form`
+    /// without `explode`).
+    pub(crate) object: bool,
     pub(crate) style: Style,
     /// Whether an array comes as repeated keys (`form` with `explode`, the query default)
     /// rather than as one delimited value.
@@ -135,6 +138,7 @@ pub(crate) fn shapes_resolved<'a>(
             // `style` / `explode` sit beside the `$ref`; the type may come from its target.
             let typed_s = typed(s);
             let array = typed_s.get("type").and_then(Value::as_str) == Some("array");
+            let object = typed_s.get("type").and_then(Value::as_str) == Some("object");
             let scalar = if array {
                 scalar_of(typed_s.get("items").map(typed).and_then(|i| i.get("type")))
             } else {
@@ -162,6 +166,7 @@ pub(crate) fn shapes_resolved<'a>(
                 name: name.as_str().into(),
                 scalar,
                 array,
+                object,
                 style,
                 explode,
                 fields,
@@ -295,6 +300,16 @@ pub(crate) fn object<'a>(
                 out.entry(name.into_owned())
                     .or_insert_with(|| Value::Array(Vec::new()));
             }
+            // An object in one value (OpenAPI 3.1 §4.8.12.4): `R,100,G,200` (`simple`, or
+            // `form` without `explode`) or `R=100,G=200` (`simple` with `explode`).
+            Some(s)
+                if s.object
+                    && matches!(s.style, Style::Simple | Style::Form)
+                    && !(s.style == Style::Form && s.explode) =>
+            {
+                let members = object_members(raw_value, s, location);
+                out.insert(name.into_owned(), Value::Object(members));
+            }
             Some(s) if s.array && !(s.style == Style::Form && s.explode) => {
                 for item in split_raw(raw_value, delimiters(s.style)) {
                     merge(
@@ -313,6 +328,38 @@ pub(crate) fn object<'a>(
         }
     }
     out
+}
+
+/// The members of an object parameter sent in one value, each coerced to its property's type.
+fn object_members(raw: &str, shape: &ParamShape, location: Location) -> Map<String, Value> {
+    let scalar_of_member = |name: &str| {
+        shape
+            .fields
+            .iter()
+            .find(|(f, _)| **f == *name)
+            .map_or(Scalar::String, |(_, t)| *t)
+    };
+    let mut members = Map::new();
+    if raw.is_empty() {
+        return members;
+    }
+    let mut add = |key: &str, value: &str| {
+        let key = decode(key, location).into_owned();
+        let value = coerce(&decode(value, location), scalar_of_member(&key));
+        members.insert(key, value);
+    };
+    let items = split_raw(raw, &[","]);
+    if shape.style == Style::Simple && shape.explode {
+        for item in items {
+            let (k, v) = item.split_once('=').unwrap_or((item, ""));
+            add(k, v);
+        }
+    } else {
+        for pair in items.chunks(2) {
+            add(pair[0], pair.get(1).copied().unwrap_or(""));
+        }
+    }
+    members
 }
 
 /// The query string's pairs, as sent (`a=1&b` is `(a, 1), (b, "")`).
@@ -406,6 +453,41 @@ mod tests {
         // A value after all: the array holds it.
         let o = object(query_pairs("csv=&csv=3"), &query, Location::Query);
         assert_eq!(Value::Object(o), json!({"csv": [3]}));
+    }
+
+    #[test]
+    fn openapi_3_1_4_8_12_4_objects_in_one_value_are_read_in_simple_and_form_styles() {
+        let color = |style: &str, explode: bool| {
+            json!({"type": "object", "properties": {"color": {
+                "type": "object", "style": style, "explode": explode,
+                "properties": {"R": {"type": "integer"}, "G": {"type": "integer"}}
+            }}})
+        };
+        let read = |schema: Value, location: Location, raw: &'static str| {
+            let shapes = shapes(&schema, location);
+            Value::Object(object([("color", raw)].into_iter(), &shapes, location))
+        };
+        let rgb = json!({"color": {"R": 100, "G": 200}});
+        assert_eq!(
+            read(color("simple", false), Location::Header, "R,100,G,200"),
+            rgb
+        );
+        assert_eq!(
+            read(color("simple", true), Location::Header, "R=100,G=200"),
+            rgb
+        );
+        assert_eq!(
+            read(color("simple", false), Location::Path, "R,100,G,200"),
+            rgb
+        );
+        assert_eq!(
+            read(color("form", false), Location::Query, "R,100,G,200"),
+            rgb
+        );
+        assert_eq!(
+            read(color("simple", false), Location::Header, ""),
+            json!({"color": {}})
+        );
     }
 
     #[test]

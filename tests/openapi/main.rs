@@ -480,3 +480,37 @@ async fn media_types_palisade_cannot_check_are_415_unless_the_host_passes_them()
     // JSON is checked either way.
     assert_eq!(post(passing, "application/json", "{}").await.status, 422);
 }
+
+#[tokio::test]
+async fn a_header_object_in_simple_style_is_read_as_an_object() {
+    let doc = OpenApi::new(json!({
+        "openapi": "3.1.0",
+        "info": {"title": "headers", "version": "1"},
+        "paths": {"/paint": {"get": {"parameters": [
+            {"name": "X-Color", "in": "header", "required": true, "style": "simple",
+             "explode": true,
+             "schema": {"type": "object", "required": ["R"], "additionalProperties": false,
+                        "properties": {"R": {"type": "integer", "maximum": 255},
+                                       "G": {"type": "integer", "maximum": 255}}}}
+        ]}}}
+    }))
+    .unwrap();
+    let app = Router::new()
+        .route("/paint", get(|| async { "painted" }))
+        .layer(doc.layer().unwrap());
+    let addr = support::serve(app).await;
+    let paint = |color: &'static str| async move {
+        call(addr, Method::GET, "/paint", &[("x-color", color)], None).await
+    };
+    assert_eq!(paint("R=100,G=200").await.status, 200);
+    for (color, pointer) in [
+        ("R=300,G=1", "#/x-color/R"),
+        ("G=1", "#/x-color"),
+        ("R=1,B=2", "#/x-color"),
+    ] {
+        let reply = paint(color).await;
+        assert_eq!(reply.status, 422, "{color}: {:?}", reply.body);
+        assert_eq!(reply.json()["errors"][0]["in"], "header", "{color}");
+        assert_eq!(reply.json()["errors"][0]["pointer"], pointer, "{color}");
+    }
+}

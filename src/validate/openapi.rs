@@ -220,9 +220,14 @@ impl OpenApi {
             for m in METHODS {
                 let Some(op) = item.get(m) else { continue };
                 let op_ptr = format!("{item_ptr}/{m}");
-                let operation = self.operation(&set, shared, &item_ptr, op, &op_ptr)?;
                 let method = Method::from_bytes(m.to_ascii_uppercase().as_bytes())
                     .map_err(|e| invalid(e.to_string()))?;
+                // A document that does not load names the operation and where in the document.
+                let operation = self
+                    .operation(&set, shared, &item_ptr, op, &op_ptr)
+                    .map_err(|e| {
+                        invalid(format!("{method} {template} (#{}): {e}", fragment(&op_ptr)))
+                    })?;
                 builder = builder.operation(method, template, operation)?;
             }
         }
@@ -503,6 +508,22 @@ mod tests {
             json!({"type": "integer", "exclusiveMinimum": 0, "maximum": 9})
         );
         assert_eq!(v["properties"]["c"]["enum"], json!(["x", null]));
+    }
+
+    #[test]
+    fn a_document_that_does_not_load_names_the_operation_and_the_pointer() {
+        let doc = OpenApi::new(json!({
+            "openapi": "3.1.0",
+            "info": {"title": "t", "version": "1"},
+            "paths": {"/things/{id}": {"get": {"parameters": [
+                {"name": "id", "in": "path", "required": true,
+                 "schema": {"type": "integer", "exclusiveMinimum": true}}
+            ]}}}
+        }))
+        .unwrap();
+        let err = doc.builder().map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("GET /things/{id}"), "{err}");
+        assert!(err.contains("#/paths/~1things~1%7Bid%7D/get"), "{err}");
     }
 
     #[test]

@@ -514,3 +514,65 @@ async fn a_header_object_in_simple_style_is_read_as_an_object() {
         assert_eq!(reply.json()["errors"][0]["pointer"], pointer, "{color}");
     }
 }
+
+#[tokio::test]
+async fn openapi_3_1_4_8_25_the_discriminator_selects_the_one_schema() {
+    let doc = OpenApi::new(json!({
+        "openapi": "3.1.0",
+        "info": {"title": "pets", "version": "1"},
+        "paths": {"/pets": {"post": {"requestBody": {"required": true, "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}
+        }}}}},
+        "components": {"schemas": {
+            "Pet": {
+                "oneOf": [{"$ref": "#/components/schemas/Cat"}, {"$ref": "#/components/schemas/Dog"}],
+                "discriminator": {"propertyName": "petType", "mapping": {"doggo": "Dog"}}
+            },
+            "Cat": {"type": "object", "required": ["petType"],
+                    "properties": {"petType": {"type": "string"}, "hunts": {"type": "boolean"}}},
+            "Dog": {"type": "object", "required": ["petType", "breed"],
+                    "properties": {"petType": {"type": "string"},
+                                   "breed": {"enum": ["Dingo", "Husky"]}}}
+        }}
+    }))
+    .unwrap();
+    let app = Router::new()
+        .route("/pets", axum::routing::post(|| async { "adopted" }))
+        .layer(doc.layer().unwrap());
+    let addr = support::serve(app).await;
+    let post = |pet: Value| async move { call(addr, Method::POST, "/pets", &[], Some(pet)).await };
+    // A Cat that would also pass as a Dog's shape is still one Cat (a plain oneOf refused it).
+    assert_eq!(
+        post(json!({"petType": "Cat", "hunts": true})).await.status,
+        200
+    );
+    assert_eq!(
+        post(json!({"petType": "Dog", "breed": "Husky"}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        post(json!({"petType": "doggo", "breed": "Dingo"}))
+            .await
+            .status,
+        200
+    );
+    for (pet, pointer) in [
+        (json!({"petType": "Dog", "breed": "Poodle"}), "#/breed"),
+        (json!({"petType": "Dog"}), "#"),
+        (json!({"petType": "Parrot"}), "#/petType"),
+        (json!({"hunts": true}), "#"),
+    ] {
+        let reply = post(pet.clone()).await;
+        assert_eq!(reply.status, 422, "{pet}: {:?}", reply.body);
+        let body = reply.json();
+        let pointers: Vec<&str> = body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["pointer"].as_str())
+            .collect();
+        assert!(pointers.contains(&pointer), "{pet}: {pointers:?}");
+    }
+}

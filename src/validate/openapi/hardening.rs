@@ -23,6 +23,7 @@ pub(super) fn harden(doc: &mut Value) {
     match doc {
         Value::Object(map) => {
             bound_by_format(map);
+            select_by_discriminator(map);
             if let Some(Value::String(p)) = map.get_mut("pattern") {
                 if let Cow::Owned(rewritten) = ecma_pattern(p) {
                     *p = rewritten;
@@ -40,6 +41,85 @@ pub(super) fn harden(doc: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(harden),
         _ => {}
     }
+}
+
+/// A `oneOf` (or `anyOf`) of `$ref`s with a `discriminator` (OpenAPI 3.1 §4.8.25) becomes a
+/// choice by the property's value: the value must name one of the schemas (through `mapping`,
+/// or the last segment of a `$ref`), and the body is checked against that schema alone. A
+/// plain `oneOf` would refuse a valid Cat that happens to be a valid Dog too, and report
+/// every branch's errors for an invalid one.
+fn select_by_discriminator(schema: &mut Map<String, Value>) {
+    let Some(property) = schema
+        .get("discriminator")
+        .and_then(|d| d.get("propertyName"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return;
+    };
+    let key = ["oneOf", "anyOf"]
+        .into_iter()
+        .find(|k| schema.get(*k).is_some_and(Value::is_array));
+    let Some(key) = key else { return };
+    let Some(Value::Array(branches)) = schema.get(key) else {
+        return;
+    };
+    let refs: Vec<String> = branches
+        .iter()
+        .filter_map(|b| b.get("$ref").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    if refs.len() != branches.len() {
+        return; // inline branches: nothing names them, the plain choice stays
+    }
+    let mapping = schema
+        .get("discriminator")
+        .and_then(|d| d.get("mapping"))
+        .and_then(Value::as_object);
+    // (value, target): the mapping's entries, then each $ref by its schema's name.
+    let mut choices: Vec<(String, String)> = mapping
+        .map(|m| {
+            m.iter()
+                .filter_map(|(v, t)| {
+                    // A mapping names a schema by `$ref`, or by its name in `components`.
+                    let t = t.as_str()?;
+                    let target = if t.contains('/') {
+                        t.to_owned()
+                    } else {
+                        format!("#/components/schemas/{t}")
+                    };
+                    Some((v.clone(), target))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // Each schema's own name too (implicit mapping), unless a mapping uses that value.
+    for r in &refs {
+        let name = r.rsplit('/').next().unwrap_or(r).to_owned();
+        if !choices.iter().any(|(v, _)| *v == name) {
+            choices.push((name, r.clone()));
+        }
+    }
+    let names: Vec<Value> = choices.iter().map(|(v, _)| json!(v)).collect();
+    let cases: Vec<Value> = choices
+        .iter()
+        .map(|(value, target)| {
+            json!({
+                "if": {"properties": {&property: {"const": value}}, "required": [&property]},
+                "then": {"$ref": target}
+            })
+        })
+        .collect();
+    schema.remove(key);
+    let mut all = match schema.remove("allOf") {
+        Some(Value::Array(items)) => items,
+        _ => Vec::new(),
+    };
+    all.push(json!({
+        "required": [&property],
+        "properties": {&property: {"enum": names}}
+    }));
+    all.extend(cases);
+    schema.insert("allOf".into(), Value::Array(all));
 }
 
 /// Adds the range of `format` to a schema of numbers, keeping a narrower one it has.
@@ -175,6 +255,29 @@ mod tests {
             s["x"]["example"].get("minimum").is_none(),
             "examples are data"
         );
+    }
+
+    #[test]
+    fn a_discriminated_one_of_becomes_a_choice_by_the_property() {
+        let mut doc = json!({"Pet": {
+            "oneOf": [{"$ref": "#/c/Cat"}, {"$ref": "#/c/Dog"}],
+            "discriminator": {"propertyName": "kind", "mapping": {"woof": "#/c/Dog"}}
+        }, "Inline": {
+            "oneOf": [{"type": "string"}, {"type": "integer"}],
+            "discriminator": {"propertyName": "kind"}
+        }});
+        harden(&mut doc);
+        let pet = &doc["Pet"];
+        assert!(pet.get("oneOf").is_none());
+        let all = pet["allOf"].as_array().unwrap();
+        assert_eq!(
+            all[0]["properties"]["kind"]["enum"],
+            json!(["woof", "Cat", "Dog"])
+        );
+        assert_eq!(all.len(), 4, "the names, then one case per value");
+        assert_eq!(all[1]["then"]["$ref"], "#/c/Dog");
+        // Inline branches have no names: the plain oneOf stays.
+        assert!(doc["Inline"].get("oneOf").is_some());
     }
 
     #[test]

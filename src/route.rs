@@ -36,6 +36,41 @@ pub trait PublicRoutes: Send + Sync + 'static {
     fn is_public(&self, parts: &http::request::Parts) -> bool;
 }
 
+/// The most parameters one route template may hold. `matchit` (axum's matcher) names
+/// parameters with single letters while matching and panics past its alphabet; palisade
+/// refuses such a template at startup instead.
+pub const MAX_TEMPLATE_PARAMS: usize = 16;
+
+/// Checks that `template` can be matched: at most [`MAX_TEMPLATE_PARAMS`] parameters (`{{`
+/// and `}}` are escaped braces, not parameters).
+///
+/// # Errors
+///
+/// [`ConfigError::Route`] naming the template.
+pub fn check_template(template: &str) -> Result<(), ConfigError> {
+    let bytes = template.as_bytes();
+    let (mut i, mut params) = (0, 0);
+    while i < bytes.len() {
+        if bytes[i] == b'{' && bytes.get(i + 1) == Some(&b'{') {
+            i += 2;
+            continue;
+        }
+        if bytes[i] == b'{' {
+            params += 1;
+        }
+        i += 1;
+    }
+    if params > MAX_TEMPLATE_PARAMS {
+        return Err(ConfigError::Route {
+            template: template.to_owned(),
+            message: format!(
+                "a template holds at most {MAX_TEMPLATE_PARAMS} parameters, not {params}"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// A request's route: its method and the path template it matched.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Route {
@@ -106,6 +141,7 @@ impl RouteTable {
         {
             return Ok(self);
         }
+        check_template(template)?;
         self.router
             .insert(template, Arc::from(template))
             .map_err(|e| ConfigError::Route {
@@ -210,6 +246,16 @@ mod tests {
             .with_route("/a/{name}")
             .unwrap_err();
         assert!(matches!(err, ConfigError::Route { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_template_with_too_many_parameters_is_refused_not_a_panic() {
+        let many: String = (0..30).map(|i| format!("/{{p{i}}}")).collect();
+        let err = RouteTable::new().with_route(&many).unwrap_err();
+        assert!(err.to_string().contains("at most 16 parameters"), "{err}");
+        let sixteen: String = (0..16).map(|i| format!("/{{p{i}}}")).collect();
+        assert!(RouteTable::new().with_route(&sixteen).is_ok());
+        assert!(check_template("/literal/{{braces}}").is_ok());
     }
 
     #[test]

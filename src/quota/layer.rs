@@ -155,6 +155,7 @@ fn cost_table(costs: &[(String, u64)], rules: &[QuotaRule]) -> Result<CostTable,
     let mut router = matchit::Router::new();
     let mut exact = HashMap::new();
     for (template, cost) in templates {
+        crate::route::check_template(&template)?;
         router
             .insert(&*template, (template.clone(), cost))
             .map_err(|e| ConfigError::Route {

@@ -134,6 +134,7 @@ impl ValidateBuilder {
         let mut by_template = HashMap::new();
         let mut operations = Vec::with_capacity(self.routes.len());
         for (i, (template, ops)) in self.routes.into_iter().enumerate() {
+            crate::route::check_template(&template)?;
             router
                 .insert(&*template, i)
                 .map_err(|e| ConfigError::Route {

@@ -9,57 +9,10 @@ use crate::rejection::{InputPart, Violation};
 
 mod chars;
 mod deny;
+mod limits;
 
 pub use deny::DenyPattern;
-
-/// Limits on a JSON body, checked before it is parsed.
-///
-/// In a configuration file, `validation.limits` with any of these fields (the others keep their
-/// defaults): `{max_depth: 16, allow_control_characters: true}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct JsonLimits {
-    /// Deepest nesting of arrays and objects (default 32).
-    pub max_depth: usize,
-    /// Most members of one object or items of one array (default 10,000).
-    pub max_members: usize,
-    /// Longest string or key, in bytes as sent (default 64 KiB); also the longest query name
-    /// or value and path parameter, once percent-decoded.
-    pub max_string_bytes: usize,
-    /// Whether control characters other than tab, line feed and carriage return may appear in
-    /// strings, query names and values and path parameters (default false: NUL and the C0/C1
-    /// controls are refused, and a path parameter may not hold tab, LF or CR either).
-    pub allow_control_characters: bool,
-    /// Whether the bidirectional controls (U+061C, U+200E, U+200F, U+202A–U+202E,
-    /// U+2066–U+2069) may appear where control characters are checked (default false: refused,
-    /// 422). They make text display in another order than it is stored (the "Trojan Source"
-    /// trick, CVE-2021-42574), so a reviewer or an operator reading a log sees something else
-    /// than the system behind the handler acts on.
-    pub allow_bidi_controls: bool,
-    /// Whether the zero-width and invisible formatting characters (U+200B–U+200D, U+2060,
-    /// U+FEFF) may appear where control characters are checked (default true: emoji
-    /// sequences and some scripts need the joiners). Set false to refuse them (422), for
-    /// fields where a look-alike value (`pay\u{200b}pal`) must not pass for another.
-    pub allow_invisible_characters: bool,
-    /// Whether an object may name the same member twice (default false: refused, 422). JSON
-    /// parsers disagree on which duplicate wins (RFC 8259 §4), so a document with duplicates
-    /// can mean one thing to palisade and another to a system behind the handler.
-    pub allow_duplicate_keys: bool,
-}
-
-impl Default for JsonLimits {
-    fn default() -> Self {
-        Self {
-            max_depth: 32,
-            max_members: 10_000,
-            max_string_bytes: 64 * 1024,
-            allow_control_characters: false,
-            allow_bidi_controls: false,
-            allow_invisible_characters: true,
-            allow_duplicate_keys: false,
-        }
-    }
-}
+pub use limits::JsonLimits;
 
 /// Parses `text` into a [`Value`] like `serde_json::from_str`, refusing an object that names a
 /// member twice (the error says which, with the line and column). Recursion is bounded by the
@@ -332,6 +285,15 @@ pub(crate) fn check_param(
     let Ok(text) = std::str::from_utf8(&decoded) else {
         return Err(report("utf8", "the value is not UTF-8 once decoded".into()));
     };
+    if let Some(max) = limits
+        .max_string_chars
+        .filter(|m| text.chars().count() > *m)
+    {
+        return Err(report(
+            "maxStringChars",
+            format!("the value is longer than {max} characters"),
+        ));
+    }
     let whitespace_control = part == InputPart::Path && text.bytes().any(|b| b < 0x20);
     if !limits.allow_control_characters && whitespace_control {
         return Err(report(
@@ -394,6 +356,7 @@ pub(crate) fn check_strings(
     if limits.allow_control_characters
         && limits.allow_bidi_controls
         && limits.allow_invisible_characters
+        && limits.max_string_chars.is_none()
         && deny.is_empty()
     {
         return out;
@@ -416,7 +379,13 @@ fn walk<'a>(
     }
     match v {
         Value::String(s) => {
-            if let Some(found) = chars::hostile(s, limits) {
+            if let Some(max) = too_many_chars(s, limits) {
+                out.push(at(
+                    path,
+                    "maxStringChars",
+                    &format!("the string is longer than {max} characters"),
+                ));
+            } else if let Some(found) = chars::hostile(s, limits) {
                 out.push(at(
                     path,
                     found.keyword(),
@@ -443,7 +412,13 @@ fn walk<'a>(
         Value::Object(map) => {
             for (k, item) in map {
                 path.push(Seg::Key(k));
-                if let Some(found) = chars::hostile(k, limits) {
+                if let Some(max) = too_many_chars(k, limits) {
+                    out.push(at(
+                        path,
+                        "maxStringChars",
+                        &format!("a key is longer than {max} characters"),
+                    ));
+                } else if let Some(found) = chars::hostile(k, limits) {
                     out.push(at(
                         path,
                         found.keyword(),
@@ -457,6 +432,14 @@ fn walk<'a>(
         }
         _ => {}
     }
+}
+
+/// The character limit `s` is over, if any.
+fn too_many_chars(s: &str, limits: &JsonLimits) -> Option<usize> {
+    // Never more characters than bytes: a short string needs no count.
+    limits
+        .max_string_chars
+        .filter(|max| s.len() > *max && s.chars().count() > *max)
 }
 
 fn at(path: &[Seg<'_>], keyword: &str, detail: &str) -> Violation {
@@ -568,6 +551,30 @@ mod tests {
         let mut pointers: Vec<&str> = errs.iter().map(|e| &*e.pointer).collect();
         pointers.sort_unstable();
         assert_eq!(pointers, ["#/a/1", "#/b\u{7}"]);
+    }
+
+    #[test]
+    fn a_character_limit_counts_characters_not_bytes() {
+        let limits = JsonLimits {
+            max_string_chars: Some(3),
+            ..JsonLimits::default()
+        };
+        // Three four-byte characters pass; four one-byte ones do not; keys count too.
+        let v = serde_json::json!({"ok": "𝄞𝄞𝄞", "long": "abcd", "keyy": 1});
+        let errs = check_strings(&v, &limits, ALL, &[], 10);
+        let mut found: Vec<(&str, &str)> =
+            errs.iter().map(|e| (&*e.pointer, &*e.keyword)).collect();
+        found.sort_unstable();
+        assert_eq!(
+            found,
+            [("#/keyy", "maxStringChars"), ("#/long", "maxStringChars")]
+        );
+        let err =
+            check_param(InputPart::Query, "q", "%C3%A9%C3%A9%C3%A9%C3%A9", &limits).unwrap_err();
+        assert_eq!(&*err.keyword, "maxStringChars");
+        assert!(check_param(InputPart::Query, "q", "%C3%A9%C3%A9%C3%A9", &limits).is_ok());
+        // Unset, only the byte limit applies.
+        assert!(check_strings(&v, &JsonLimits::default(), ALL, &[], 10).is_empty());
     }
 
     #[test]

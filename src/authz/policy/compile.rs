@@ -189,6 +189,7 @@ impl Policy {
         if !path.starts_with('/') {
             return Err(invalid("a path starts with `/`".into()));
         }
+        crate::route::check_template(path).map_err(|e| invalid(e.to_string()))?;
         match wildcard_prefix(path) {
             Some(prefix) => {
                 if prefix.contains(['{', '}', '*']) {

@@ -420,3 +420,16 @@ proptest! {
         }
     }
 }
+
+/// Found by the `policy` fuzz target: a template with more parameters than `matchit` can name
+/// made it panic while compiling. It is refused, naming the template.
+#[test]
+fn fuzz_policy_a_template_with_too_many_parameters_is_refused_not_a_panic() {
+    let path: String = (0..27).map(|i| format!("/x{i}/{{p{i}}}")).collect();
+    let spec = PolicySpec::builder()
+        .role("reader", [])
+        .allow([Method::GET], &path, ["reader"])
+        .build();
+    let err = spec.compile().map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("at most 16 parameters"), "{err}");
+}

@@ -449,11 +449,21 @@ async fn media_types_palisade_cannot_check_are_415_unless_the_host_passes_them()
         }))
         .unwrap()
     };
-    let serve_doc = |doc: OpenApi| async move {
-        let app = Router::new()
-            .route("/upload", axum::routing::post(|| async { "stored" }))
-            .layer(doc.layer().unwrap());
-        support::serve(app).await
+    let stored = Arc::new(AtomicUsize::new(0));
+    let serve_doc = |doc: OpenApi| {
+        let stored = stored.clone();
+        async move {
+            let app = Router::new()
+                .route(
+                    "/upload",
+                    axum::routing::post(move || async move {
+                        stored.fetch_add(1, Ordering::SeqCst);
+                        "stored"
+                    }),
+                )
+                .layer(doc.layer().unwrap());
+            support::serve(app).await
+        }
     };
     let post = |addr: SocketAddr, content_type: &'static str, body: &'static str| {
         let req = Request::post("/upload")
@@ -475,6 +485,11 @@ async fn media_types_palisade_cannot_check_are_415_unless_the_host_passes_them()
         assert_eq!(reply.status, 415, "{media}: {:?}", reply.body);
         assert_eq!(reply.json()["code"], "unsupported_media_type");
     }
+    assert_eq!(
+        stored.load(Ordering::SeqCst),
+        1,
+        "only the JSON body was stored"
+    );
     let passing = serve_doc(doc().pass_unchecked_media_types()).await;
     assert_eq!(post(passing, "application/xml", "<a/>").await.status, 200);
     // JSON is checked either way.
@@ -495,8 +510,16 @@ async fn a_header_object_in_simple_style_is_read_as_an_object() {
         ]}}}
     }))
     .unwrap();
+    let painted = Arc::new(AtomicUsize::new(0));
+    let counter = painted.clone();
     let app = Router::new()
-        .route("/paint", get(|| async { "painted" }))
+        .route(
+            "/paint",
+            get(move || async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                "painted"
+            }),
+        )
         .layer(doc.layer().unwrap());
     let addr = support::serve(app).await;
     let paint = |color: &'static str| async move {
@@ -513,6 +536,11 @@ async fn a_header_object_in_simple_style_is_read_as_an_object() {
         assert_eq!(reply.json()["errors"][0]["in"], "header", "{color}");
         assert_eq!(reply.json()["errors"][0]["pointer"], pointer, "{color}");
     }
+    assert_eq!(
+        painted.load(Ordering::SeqCst),
+        1,
+        "only the valid colour was painted"
+    );
 }
 
 #[tokio::test]
@@ -536,8 +564,16 @@ async fn openapi_3_1_4_8_25_the_discriminator_selects_the_one_schema() {
         }}
     }))
     .unwrap();
+    let adopted = Arc::new(AtomicUsize::new(0));
+    let counter = adopted.clone();
     let app = Router::new()
-        .route("/pets", axum::routing::post(|| async { "adopted" }))
+        .route(
+            "/pets",
+            axum::routing::post(move || async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                "adopted"
+            }),
+        )
         .layer(doc.layer().unwrap());
     let addr = support::serve(app).await;
     let post = |pet: Value| async move { call(addr, Method::POST, "/pets", &[], Some(pet)).await };
@@ -575,4 +611,9 @@ async fn openapi_3_1_4_8_25_the_discriminator_selects_the_one_schema() {
             .collect();
         assert!(pointers.contains(&pointer), "{pet}: {pointers:?}");
     }
+    assert_eq!(
+        adopted.load(Ordering::SeqCst),
+        3,
+        "only the valid pets were adopted"
+    );
 }

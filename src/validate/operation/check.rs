@@ -110,15 +110,7 @@ impl Operation {
         let Some(value) = headers.get(CONTENT_TYPE) else {
             if !has_body {
                 return if self.body_required {
-                    Err((
-                        InvalidReason::SchemaViolation,
-                        vec![Violation {
-                            part: InputPart::Body,
-                            pointer: "#".into(),
-                            keyword: "required".into(),
-                            detail: "a request body is required".into(),
-                        }],
-                    ))
+                    Err(body_missing())
                 } else {
                     Ok(None)
                 };
@@ -149,15 +141,7 @@ impl Operation {
     ) -> Result<Option<Value>, Refusal> {
         if bytes.is_empty() {
             if self.body_required {
-                return Err((
-                    InvalidReason::SchemaViolation,
-                    vec![Violation {
-                        part: InputPart::Body,
-                        pointer: "#".into(),
-                        keyword: "required".into(),
-                        detail: "a request body is required".into(),
-                    }],
-                ));
+                return Err(body_missing());
             }
             return Ok(None);
         }
@@ -278,12 +262,7 @@ impl Operation {
 fn unsupported(detail: &str) -> Refusal {
     (
         InvalidReason::UnsupportedMediaType,
-        vec![Violation {
-            part: InputPart::Header,
-            pointer: "#/content-type".into(),
-            keyword: "contentType".into(),
-            detail: detail.into(),
-        }],
+        vec![header_violation("content-type", "contentType", detail)],
     )
 }
 
@@ -295,4 +274,17 @@ fn header_violation(name: &str, keyword: &str, detail: &str) -> Violation {
         keyword: keyword.into(),
         detail: detail.into(),
     }
+}
+
+/// The refusal of a request without the body its operation requires.
+fn body_missing() -> Refusal {
+    (
+        InvalidReason::SchemaViolation,
+        vec![Violation {
+            part: InputPart::Body,
+            pointer: "#".into(),
+            keyword: "required".into(),
+            detail: "a request body is required".into(),
+        }],
+    )
 }

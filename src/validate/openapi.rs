@@ -341,9 +341,9 @@ impl OpenApi {
         };
         let style = p.get("style").and_then(Value::as_str);
         if let Some(name) = style.filter(|s| super::params::Style::parse(s).is_none()) {
-            // matrix, label: path styles palisade does not read.
-            tracing::warn!(target: "palisade::validate", parameter = %ptr, style = name, "an OpenAPI parameter style that is not read: the parameter is not validated");
-            return Ok(None);
+            return Err(invalid(format!(
+                "{ptr}: `{name}` is not an OpenAPI parameter style"
+            )));
         }
         let (resolved, _) = self.deref(schema, format!("{ptr}/schema"))?;
         Ok(Some(Param {
@@ -366,6 +366,9 @@ impl OpenApi {
         op_ptr: &str,
     ) -> Result<Operation, ConfigError> {
         let (body, body_ptr) = self.deref(body, format!("{op_ptr}/requestBody"))?;
+        // A body in media types none of which is accepted is still a declared body: without
+        // this, an operation whose only media type is XML would hand any body on unread.
+        operation = operation.body_declared();
         if let Some(content) = body.get("content").and_then(Value::as_object) {
             for (media, m) in content {
                 let schema_ptr = format!("{body_ptr}/content/{}/schema", escape(media));

@@ -112,6 +112,9 @@ pub struct Operation {
     cookies: Option<ParamRules>,
     /// The schema of an `application/x-www-form-urlencoded` body.
     form: Option<ParamRules>,
+    /// A body was declared in media types none of which is accepted: every body is refused
+    /// (415), never handed on unread.
+    body_declared: bool,
     max_errors: usize,
 }
 
@@ -145,6 +148,7 @@ impl Operation {
             path: None,
             cookies: None,
             form: None,
+            body_declared: false,
             max_errors: DEFAULT_MAX_ERRORS,
         }
     }
@@ -288,7 +292,14 @@ impl Operation {
     }
 
     pub(crate) fn has_body_rules(&self) -> bool {
-        !self.media.is_empty()
+        self.body_declared || !self.media.is_empty()
+    }
+
+    /// Marks the body as declared: with no media type accepted, every body gets 415.
+    #[cfg(feature = "openapi")]
+    pub(crate) fn body_declared(mut self) -> Self {
+        self.body_declared = true;
+        self
     }
 
     pub(crate) fn max_body(&self) -> usize {

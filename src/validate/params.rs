@@ -53,10 +53,15 @@ pub(crate) enum Style {
     PipeDelimited,
     DeepObject,
     Simple,
+    /// Path only: `.blue`, `.blue,black` (`.blue.black` exploded), `.R,100` (`.R=100`).
+    Label,
+    /// Path only: `;color=blue`, `;color=blue,black` (`;color=blue;color=black` exploded),
+    /// `;color=R,100` (`;R=100` exploded).
+    Matrix,
 }
 
 impl Style {
-    /// A style name, or `None` for one palisade does not read (`matrix`, `label`).
+    /// A style name, or `None` for one OpenAPI does not define.
     pub(crate) fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "form" => Self::Form,
@@ -64,6 +69,8 @@ impl Style {
             "pipeDelimited" => Self::PipeDelimited,
             "deepObject" => Self::DeepObject,
             "simple" => Self::Simple,
+            "label" => Self::Label,
+            "matrix" => Self::Matrix,
             _ => return None,
         })
     }
@@ -180,6 +187,8 @@ pub(crate) fn shapes_resolved<'a>(
 fn coerce(raw: &str, scalar: Scalar) -> Value {
     match scalar {
         Scalar::String => Value::String(raw.to_owned()),
+        // An integer parameter is an integer literal: `2.0` and `1e2` stay strings (refused),
+        // so that what passes is what the handler's own integer parse (`Path<u64>`) reads.
         Scalar::Integer => raw
             .parse::<i64>()
             .map(Value::from)
@@ -219,7 +228,7 @@ fn delimiters(style: Style) -> &'static [&'static str] {
     match style {
         Style::SpaceDelimited => &["%20", "+", " "],
         Style::PipeDelimited => &["|", "%7C", "%7c"],
-        Style::Form | Style::Simple | Style::DeepObject => &[","],
+        Style::Form | Style::Simple | Style::DeepObject | Style::Label | Style::Matrix => &[","],
     }
 }
 
@@ -269,34 +278,23 @@ pub(crate) fn object<'a>(
     let mut out = Map::new();
     for (raw_name, raw_value) in pairs {
         let name = decode(raw_name, location);
-        // deepObject: `filter[color]=red` is the member `color` of the object `filter`.
-        if let Some((base, member)) = name
-            .strip_suffix(']')
-            .and_then(|n| n.split_once('['))
-            .filter(|(base, _)| {
-                shapes
-                    .iter()
-                    .any(|s| *s.name == **base && s.style == Style::DeepObject)
-            })
-        {
-            let shape = shapes.iter().find(|s| *s.name == *base);
-            let scalar = shape
-                .and_then(|s| s.fields.iter().find(|(f, _)| **f == *member))
-                .map_or(Scalar::String, |(_, t)| *t);
-            let value = coerce(&decode(raw_value, location), scalar);
-            let entry = out
-                .entry(base.to_owned())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(members) = entry {
-                merge(members, Cow::Borrowed(member), value, false);
-            }
+        if deep_member(&mut out, &name, raw_value, shapes, location) {
             continue;
         }
         let shape = shapes.iter().find(|s| *s.name == *name);
+        if let Some(s) = shape.filter(|s| matches!(s.style, Style::Label | Style::Matrix)) {
+            // A value without its prefix (`.`, `;name=`) is left out, and then fails
+            // `required` like a missing one.
+            if let Some(value) = prefixed(raw_value, s, location) {
+                out.insert(name.into_owned(), value);
+            }
+            continue;
+        }
         match shape {
-            // An empty value of an array is the empty array in every style (OpenAPI 3.1
-            // §4.8.12.4, Style Examples: `color=` for `[]`), never `[""]`.
-            Some(s) if s.array && raw_value.is_empty() => {
+            // An empty value of a delimited array is the empty array (OpenAPI 3.1 §4.8.12.4,
+            // Style Examples: `color=` for `[]`), never `[""]`. Exploded, an empty array is no
+            // pair at all, so `color=` is one empty item.
+            Some(s) if s.array && !s.explode && raw_value.is_empty() => {
                 out.entry(name.into_owned())
                     .or_insert_with(|| Value::Array(Vec::new()));
             }
@@ -304,10 +302,17 @@ pub(crate) fn object<'a>(
             // `form` without `explode`) or `R=100,G=200` (`simple` with `explode`).
             Some(s)
                 if s.object
-                    && matches!(s.style, Style::Simple | Style::Form)
+                    && s.style != Style::DeepObject
                     && !(s.style == Style::Form && s.explode) =>
             {
                 let members = object_members(raw_value, s, location);
+                out.insert(name.into_owned(), Value::Object(members));
+            }
+            // An exploded form object sent under its own name (`object=R=100,G=200`, as
+            // some clients write a cookie) reads as the named members it spells.
+            Some(s) if s.object && s.style == Style::Form => {
+                let items = split_raw(raw_value, &[","]);
+                let members = members(&items, true, s, location);
                 out.insert(name.into_owned(), Value::Object(members));
             }
             Some(s) if s.array && !(s.style == Style::Form && s.explode) => {
@@ -327,11 +332,136 @@ pub(crate) fn object<'a>(
             }
         }
     }
+    gather_exploded(&mut out, shapes);
     out
+}
+
+/// deepObject: `filter[color]=red` is the member `color` of the object `filter`. Whether
+/// `name` was one.
+fn deep_member(
+    out: &mut Map<String, Value>,
+    name: &str,
+    raw_value: &str,
+    shapes: &[ParamShape],
+    location: Location,
+) -> bool {
+    if let Some((base, member)) = name
+        .strip_suffix(']')
+        .and_then(|n| n.split_once('['))
+        .filter(|(base, _)| {
+            shapes
+                .iter()
+                .any(|s| *s.name == **base && s.style == Style::DeepObject)
+        })
+    {
+        let shape = shapes.iter().find(|s| *s.name == *base);
+        let scalar = shape
+            .and_then(|s| s.fields.iter().find(|(f, _)| **f == *member))
+            .map_or(Scalar::String, |(_, t)| *t);
+        let value = coerce(&decode(raw_value, location), scalar);
+        let entry = out
+            .entry(base.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(members) = entry {
+            merge(members, Cow::Borrowed(member), value, false);
+        }
+        return true;
+    }
+    false
+}
+
+/// An object in `form` style with `explode` (the query's default) is sent as its members
+/// (`?R=100&G=200` for `color: {R: 100, G: 200}`): the members named by its properties are
+/// gathered back under its name and coerced to their types.
+fn gather_exploded(out: &mut Map<String, Value>, shapes: &[ParamShape]) {
+    for s in shapes {
+        if !(s.object && s.style == Style::Form && s.explode) || out.contains_key(&*s.name) {
+            continue;
+        }
+        let mut members = Map::new();
+        for (field, scalar) in &s.fields {
+            if let Some(value) = out.remove(&**field) {
+                let value = match value {
+                    Value::String(raw) => coerce(&raw, *scalar),
+                    other => other,
+                };
+                members.insert(field.to_string(), value);
+            }
+        }
+        if !members.is_empty() {
+            out.insert(s.name.to_string(), Value::Object(members));
+        }
+    }
+}
+
+/// A `label` or `matrix` path value (OpenAPI 3.1 §4.8.12.4, after RFC 6570 §3.2.5 and
+/// §3.2.7), or `None` when it lacks its prefix.
+fn prefixed(raw: &str, shape: &ParamShape, location: Location) -> Option<Value> {
+    let (rest, sep) = if shape.style == Style::Label {
+        (raw.strip_prefix('.')?, ".")
+    } else {
+        let rest = raw.strip_prefix(';')?;
+        // `;R=100;G=200`: an exploded object names its members, not itself.
+        if shape.object && shape.explode {
+            (rest, ";")
+        } else {
+            let rest = rest.strip_prefix(&*shape.name)?;
+            match rest.strip_prefix('=') {
+                Some(value) => (value, ";"),
+                None if rest.is_empty() => ("", ";"),
+                None => return None,
+            }
+        }
+    };
+    let coerce_item = |item: &str| coerce(&decode(item, location), shape.scalar);
+    if shape.object {
+        let items = if shape.explode {
+            split_raw(rest, if sep == "." { &["."] } else { &[";"] })
+        } else {
+            split_raw(rest, &[","])
+        };
+        return Some(Value::Object(members(
+            &items,
+            shape.explode,
+            shape,
+            location,
+        )));
+    }
+    if !shape.array {
+        return Some(coerce_item(rest));
+    }
+    if rest.is_empty() {
+        return Some(Value::Array(Vec::new()));
+    }
+    let items = if !shape.explode {
+        split_raw(rest, &[","])
+    } else if shape.style == Style::Label {
+        split_raw(rest, &["."])
+    } else {
+        // `;color=blue;color=black`: each item repeats the name.
+        let again = format!(";{}=", shape.name);
+        rest.split(again.as_str()).collect()
+    };
+    Some(Value::Array(items.into_iter().map(coerce_item).collect()))
 }
 
 /// The members of an object parameter sent in one value, each coerced to its property's type.
 fn object_members(raw: &str, shape: &ParamShape, location: Location) -> Map<String, Value> {
+    if raw.is_empty() {
+        return Map::new();
+    }
+    let items = split_raw(raw, delimiters(shape.style));
+    let named = shape.style == Style::Simple && shape.explode;
+    members(&items, named, shape, location)
+}
+
+/// An object's members from its items: `k=v` each when `named`, else `k, v` in turn.
+fn members(
+    items: &[&str],
+    named: bool,
+    shape: &ParamShape,
+    location: Location,
+) -> Map<String, Value> {
     let scalar_of_member = |name: &str| {
         shape
             .fields
@@ -340,7 +470,7 @@ fn object_members(raw: &str, shape: &ParamShape, location: Location) -> Map<Stri
             .map_or(Scalar::String, |(_, t)| *t)
     };
     let mut members = Map::new();
-    if raw.is_empty() {
+    if items.iter().all(|i| i.is_empty()) {
         return members;
     }
     let mut add = |key: &str, value: &str| {
@@ -348,8 +478,7 @@ fn object_members(raw: &str, shape: &ParamShape, location: Location) -> Map<Stri
         let value = coerce(&decode(value, location), scalar_of_member(&key));
         members.insert(key, value);
     };
-    let items = split_raw(raw, &[","]);
-    if shape.style == Style::Simple && shape.explode {
+    if named {
         for item in items {
             let (k, v) = item.split_once('=').unwrap_or((item, ""));
             add(k, v);
@@ -440,7 +569,8 @@ mod tests {
     }
 
     #[test]
-    fn openapi_3_1_4_8_12_4_an_empty_array_is_empty_in_every_style() {
+    fn openapi_3_1_4_8_12_4_an_empty_delimited_array_is_empty_and_an_exploded_one_holds_one_empty_item()
+     {
         let query = shapes(&styled(), Location::Query);
         let o = object(query_pairs("csv=&pipes=&spaces="), &query, Location::Query);
         assert_eq!(
@@ -448,11 +578,79 @@ mod tests {
             json!({"csv": [], "pipes": [], "spaces": []})
         );
         let exploded = shapes(&schema(), Location::Query);
+        // Exploded, an empty array is no pair at all: `tag=` is one empty item.
         let o = object(query_pairs("tag="), &exploded, Location::Query);
-        assert_eq!(Value::Object(o), json!({"tag": []}));
+        assert_eq!(Value::Object(o), json!({"tag": [""]}));
         // A value after all: the array holds it.
         let o = object(query_pairs("csv=&csv=3"), &query, Location::Query);
         assert_eq!(Value::Object(o), json!({"csv": [3]}));
+    }
+
+    fn path_styles(style: &str, explode: bool) -> Vec<ParamShape> {
+        shapes(
+            &json!({"type": "object", "properties": {
+                "p": {"type": "integer", "style": style, "explode": explode},
+                "a": {"type": "array", "items": {"type": "integer"}, "style": style, "explode": explode},
+                "o": {"type": "object", "style": style, "explode": explode,
+                      "properties": {"R": {"type": "integer"}, "G": {"type": "integer"}}}
+            }}),
+            Location::Path,
+        )
+    }
+
+    #[test]
+    fn openapi_3_1_4_8_12_4_label_style_path_values_are_read() {
+        let read = |explode, pairs: &[(&'static str, &'static str)]| {
+            Value::Object(object(
+                pairs.iter().copied(),
+                &path_styles("label", explode),
+                Location::Path,
+            ))
+        };
+        let expected = json!({"p": 5, "a": [3, 4], "o": {"R": 100, "G": 200}});
+        let flat = [("p", ".5"), ("a", ".3,4"), ("o", ".R,100,G,200")];
+        assert_eq!(read(false, &flat), expected);
+        let exploded = [("p", ".5"), ("a", ".3.4"), ("o", ".R=100.G=200")];
+        assert_eq!(read(true, &exploded), expected);
+        assert_eq!(read(false, &[("a", ".")]), json!({"a": []}));
+        // Without its prefix a value is left out, and its `required` refuses it.
+        assert_eq!(read(false, &[("p", "5")]), json!({}));
+    }
+
+    #[test]
+    fn openapi_3_1_4_8_12_4_matrix_style_path_values_are_read() {
+        let read = |explode, pairs: &[(&'static str, &'static str)]| {
+            Value::Object(object(
+                pairs.iter().copied(),
+                &path_styles("matrix", explode),
+                Location::Path,
+            ))
+        };
+        let expected = json!({"p": 5, "a": [3, 4], "o": {"R": 100, "G": 200}});
+        let flat = [("p", ";p=5"), ("a", ";a=3,4"), ("o", ";o=R,100,G,200")];
+        assert_eq!(read(false, &flat), expected);
+        let exploded = [("p", ";p=5"), ("a", ";a=3;a=4"), ("o", ";R=100;G=200")];
+        assert_eq!(read(true, &exploded), expected);
+        assert_eq!(read(false, &[("a", ";a")]), json!({"a": []}));
+        // Another parameter's name is not this one's prefix.
+        assert_eq!(read(false, &[("p", ";q=5")]), json!({}));
+    }
+
+    #[test]
+    fn openapi_3_1_4_8_12_4_an_exploded_form_object_is_gathered_from_its_members() {
+        let query = shapes(
+            &json!({"type": "object", "properties": {
+                "color": {"type": "object",
+                          "properties": {"R": {"type": "integer"}, "G": {"type": "integer"}}},
+                "q": {"type": "string"}
+            }}),
+            Location::Query,
+        );
+        let o = object(query_pairs("R=100&G=200&q=x"), &query, Location::Query);
+        assert_eq!(
+            Value::Object(o),
+            json!({"color": {"R": 100, "G": 200}, "q": "x"})
+        );
     }
 
     #[test]

@@ -167,7 +167,8 @@ impl SchemaSet {
         let mut options = jsonschema::options()
             .with_retriever(Registered(self.resources.clone()))
             .with_pattern_options(jsonschema::PatternOptions::regex())
-            .should_validate_formats(self.formats.unwrap_or(true));
+            .should_validate_formats(self.formats.unwrap_or(true))
+            .with_keyword(INT64_KEYWORD, |_, _, _| Ok(Box::new(Int64)));
         if schema.get("$schema").is_none() {
             options = options.with_draft(self.draft.to_jsonschema());
         }
@@ -192,6 +193,47 @@ impl SchemaSet {
     /// As [`compile`](Self::compile).
     pub fn compile_ref(&self, uri: &str) -> Result<Schema, ConfigError> {
         self.compile(&serde_json::json!({ "$ref": uri }))
+    }
+}
+
+/// The keyword the OpenAPI reader puts beside `format: int64`: an exact range check.
+pub(crate) const INT64_KEYWORD: &str = "x-palisade-int64";
+
+/// `format: int64` exactly. `minimum`/`maximum` alone cannot tell `-9223372036854775809` from
+/// `i64::MIN`: an integer literal outside 64 bits is read as a float, and the nearest float is
+/// the bound itself. A literal inside the range is always read as an integer, so a float at or
+/// beyond ±2^63 is out of range (a caller writing `-9223372036854775808.0` is refused too).
+struct Int64;
+
+impl Int64 {
+    fn fits(value: &Value) -> bool {
+        const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
+        let Value::Number(n) = value else {
+            return true;
+        };
+        if n.is_i64() {
+            return true;
+        }
+        if let Some(u) = n.as_u64() {
+            return i64::try_from(u).is_ok();
+        }
+        n.as_f64().is_some_and(|f| f > -LIMIT && f < LIMIT)
+    }
+}
+
+impl<'i> jsonschema::Keyword<'i> for Int64 {
+    fn validate(&self, instance: &'i Value) -> Result<(), jsonschema::ValidationError<'i>> {
+        if Self::fits(instance) {
+            Ok(())
+        } else {
+            Err(jsonschema::ValidationError::custom(
+                "the number is outside the int64 range",
+            ))
+        }
+    }
+
+    fn is_valid(&self, instance: &'i Value) -> bool {
+        Self::fits(instance)
     }
 }
 
@@ -241,7 +283,10 @@ impl Schema {
             .map(|e| Violation {
                 part,
                 pointer: format!("#{}", e.instance_path().as_str()).into(),
-                keyword: e.kind().keyword().into(),
+                keyword: match e.kind().keyword() {
+                    INT64_KEYWORD => "format".into(),
+                    other => other.into(),
+                },
                 detail: e.masked().to_string().into(),
             })
             .collect()

@@ -497,6 +497,98 @@ async fn media_types_palisade_cannot_check_are_415_unless_the_host_passes_them()
 }
 
 #[tokio::test]
+async fn an_operation_whose_only_media_type_is_unchecked_refuses_every_body() {
+    // Found by Schemathesis on the published Petstore: `uploadImage` takes only
+    // `application/octet-stream`, and a multipart body used to pass unread.
+    let doc = OpenApi::new(json!({
+        "openapi": "3.1.0",
+        "info": {"title": "upload", "version": "1"},
+        "paths": {"/pets/{id}/image": {"post": {
+            "parameters": [{"name": "id", "in": "path", "required": true,
+                            "schema": {"type": "integer"}}],
+            "requestBody": {"content": {"application/octet-stream": {}}}
+        }}}
+    }))
+    .unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = Router::new()
+        .route(
+            "/pets/{id}/image",
+            axum::routing::post(move || async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                "stored"
+            }),
+        )
+        .layer(doc.layer().unwrap());
+    let addr = support::serve(app).await;
+    for media in [
+        "multipart/form-data; boundary=x",
+        "application/json",
+        "application/octet-stream",
+    ] {
+        let req = Request::post("/pets/1/image")
+            .header("host", "upload")
+            .header("content-type", media)
+            .body(Full::new(Bytes::from_static(b"--x--")))
+            .unwrap();
+        let reply = send(addr, req).await;
+        assert_eq!(reply.status, 415, "{media}: {:?}", reply.body);
+    }
+    // The body is optional: without one the request passes.
+    assert_eq!(
+        call(addr, Method::POST, "/pets/1/image", &[], None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn openapi_3_1_4_2_int64_is_exact_in_a_body_beyond_what_a_float_can_tell() {
+    // `-9223372036854775809` reads as the float -2^63, equal to `i64::MIN`: a plain
+    // `minimum` lets it through (found by Schemathesis on the published Petstore).
+    let doc = OpenApi::new(json!({
+        "openapi": "3.0.3",
+        "info": {"title": "orders", "version": "1"},
+        "paths": {"/orders": {"post": {"requestBody": {"required": true, "content": {
+            "application/json": {"schema": {"type": "object", "properties": {
+                "id": {"type": "integer", "format": "int64"}}}}
+        }}}}}
+    }))
+    .unwrap();
+    let app = Router::new()
+        .route("/orders", axum::routing::post(|| async { "ok" }))
+        .layer(doc.layer().unwrap());
+    let addr = support::serve(app).await;
+    let post = |body: &'static str| {
+        let req = Request::post("/orders")
+            .header("host", "orders")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap();
+        send(addr, req)
+    };
+    for ok in [
+        r#"{"id": -9223372036854775808}"#,
+        r#"{"id": 9223372036854775807}"#,
+        r#"{"id": 2.0}"#,
+    ] {
+        assert_eq!(post(ok).await.status, 200, "{ok}");
+    }
+    for bad in [
+        r#"{"id": -9223372036854775809}"#,
+        r#"{"id": 9223372036854775808}"#,
+        r#"{"id": 1e19}"#,
+    ] {
+        let reply = post(bad).await;
+        assert_eq!(reply.status, 422, "{bad}: {:?}", reply.body);
+        assert_eq!(reply.json()["errors"][0]["pointer"], "#/id", "{bad}");
+    }
+}
+
+#[tokio::test]
 async fn a_header_object_in_simple_style_is_read_as_an_object() {
     let doc = OpenApi::new(json!({
         "openapi": "3.1.0",

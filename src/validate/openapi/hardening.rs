@@ -158,6 +158,12 @@ fn bound_by_format(schema: &mut Map<String, Value>) {
     if !keep_high {
         schema.insert("maximum".into(), high);
     }
+    if schema.get("format").and_then(Value::as_str) == Some("int64") {
+        schema.insert(
+            crate::validate::schema::INT64_KEYWORD.into(),
+            Value::Bool(true),
+        );
+    }
 }
 
 /// An ECMA-262 pattern in the syntax of the regex engine: a `{` or `}` that is not part of a

@@ -139,7 +139,9 @@ impl Operation {
         kind: &BodyKind,
         bytes: &[u8],
     ) -> Result<Option<Value>, Refusal> {
-        if bytes.is_empty() {
+        // An empty form is still a form (`{}`, which its schema may refuse); only for other
+        // media types is an empty body the absent one.
+        if bytes.is_empty() && !kind.form {
             if self.body_required {
                 return Err(body_missing());
             }

@@ -5,6 +5,7 @@ use std::mem;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::header::{AUTHORIZATION, HOST};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use tower_layer::Layer;
@@ -15,7 +16,7 @@ use super::{Authentication, Authenticator};
 use crate::body::{ResponseBody, refusal as refusal_response};
 use crate::future::Finish;
 use crate::principal::Principal;
-use crate::rejection::{AuthnFailure, AuthnReason, Rejection};
+use crate::rejection::{AuthnFailure, AuthnReason, InvalidInput, Rejection};
 use crate::route::PublicRoutes;
 use crate::telemetry::DecisionTrace;
 
@@ -164,6 +165,18 @@ where
         // Whatever an outer layer may have put here is not an authentication.
         parts.extensions.remove::<Principal>();
         let decision = DecisionTrace::start("authn");
+        // Before any credential is read: a second `Authorization` line (whatever its scheme)
+        // or `Host` line could be what a reader behind palisade takes instead.
+        if let Some(refusal) =
+            InvalidInput::duplicate_header(&parts.headers, &[AUTHORIZATION, HOST])
+        {
+            return ResponseFuture::refused(refusal_response(
+                "authn",
+                &Rejection::Invalid(refusal.refused_by("authn")),
+                decision,
+                &parts.extensions,
+            ));
+        }
         // An authenticator that answers at once (keys in memory) needs no boxed future.
         let now = decision
             .span()

@@ -143,6 +143,9 @@ impl TooManyRequests {
 pub struct InvalidInput {
     pub(super) reason: InvalidReason,
     pub(super) errors: Arc<[Violation]>,
+    /// The layer that refused: validation, unless a request-level check in another layer
+    /// (a doubled `Host` seen by authentication) found it first.
+    pub(super) layer: &'static str,
 }
 
 impl InvalidInput {
@@ -174,7 +177,35 @@ impl InvalidInput {
         Self {
             reason,
             errors: errors.into(),
+            layer: "validate",
         }
+    }
+
+    /// The same refusal, made by `layer` (as the audit event and the trace name it).
+    #[must_use]
+    pub fn refused_by(mut self, layer: &'static str) -> Self {
+        self.layer = layer;
+        self
+    }
+
+    /// The refusal of a request that sends one of `names` more than once (400
+    /// `duplicate_header`), or `None` when each appears at most once. RFC 9110 §5.3: a field
+    /// that is not a list appears once; RFC 9112 §3.2: a request with two `Host` lines is 400.
+    /// Two lines of a singleton let two readers take different ones.
+    #[must_use]
+    pub fn duplicate_header(headers: &http::HeaderMap, names: &[http::HeaderName]) -> Option<Self> {
+        let name = names
+            .iter()
+            .find(|name| headers.get_all(*name).iter().nth(1).is_some())?;
+        Some(Self::new(
+            InvalidReason::DuplicateHeader,
+            vec![Violation {
+                part: InputPart::Header,
+                pointer: format!("#/{}", name.as_str()).into(),
+                keyword: "singleton".into(),
+                detail: "the header appears more than once".into(),
+            }],
+        ))
     }
 
     /// The reason.

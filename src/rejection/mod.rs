@@ -203,7 +203,7 @@ impl Rejection {
             Self::Forbidden(_) => "authz",
             Self::TooManyRequests(_) => "quota",
             Self::Unavailable(u) => u.layer,
-            Self::Invalid(_) => "validate",
+            Self::Invalid(i) => i.layer,
         }
     }
 

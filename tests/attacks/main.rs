@@ -163,6 +163,46 @@ async fn owasp_api2_duplicate_and_mixed_credentials_are_refused() {
     }
 }
 
+/// RFC 9110 §5.3 (a singleton field appears once), RFC 9112 §3.2 (two `Host` lines: 400):
+/// a second `Authorization` of another scheme, or a second `Host`, is what a reader behind
+/// palisade might take instead; refused before any credential is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9110_5_3_a_second_authorization_or_host_line_is_400_before_authentication() {
+    let stack = Stack::start().await;
+    let t = Tokens::new();
+    let cases = [
+        (
+            "a bearer token and a Basic credential",
+            format!(
+                "host: t\r\nauthorization: Bearer {}\r\nauthorization: Basic YTpi\r\n",
+                t.valid()
+            ),
+        ),
+        (
+            "two Host lines",
+            format!(
+                "host: t\r\nhost: evil.example\r\nx-api-key: {}\r\n",
+                stack.reader_key
+            ),
+        ),
+    ];
+    for (name, headers) in cases {
+        let (reply, event) = attack(
+            &stack,
+            &format!("GET /v1/orders/acme-1 HTTP/1.1\r\n{headers}connection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(reply.status, 400, "{name}: {}", reply.raw);
+        assert!(
+            reply.raw.contains("duplicate_header"),
+            "{name}: {}",
+            reply.raw
+        );
+        assert_eq!(refused_by(&event).0, "authn", "{name}: {event}");
+        stack.assert_no_handler_ran(name);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owasp_api2_wrong_secret_key_in_query_and_no_credential_are_refused() {
     let stack = Stack::start().await;

@@ -1,11 +1,14 @@
 //! The checks of a request against an [`Operation`]: parameters, content type, body.
 
 use http::HeaderMap;
-use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use serde_json::{Map, Value};
 
 use super::{BodyKind, FORM, Operation, Refusal, essence, is_json};
-use crate::rejection::{InputPart, InvalidReason, Violation};
+use crate::rejection::{InputPart, InvalidInput, InvalidReason, Violation};
+
+/// The headers a request may send once only, checked before the body is read.
+const SINGLETONS: &[http::HeaderName] = &[CONTENT_TYPE, CONTENT_LENGTH, HOST, AUTHORIZATION];
 use crate::validate::params::{self, Location};
 use crate::validate::strings;
 
@@ -78,17 +81,8 @@ impl Operation {
     ) -> Result<Option<BodyKind>, Refusal> {
         // RFC 9110 §5.3: a field that is not a list appears once; two `Content-Type` lines
         // would let palisade read one and a reader behind it the other.
-        for name in [CONTENT_TYPE, CONTENT_LENGTH] {
-            if headers.get_all(&name).iter().nth(1).is_some() {
-                return Err((
-                    InvalidReason::DuplicateHeader,
-                    vec![header_violation(
-                        name.as_str(),
-                        "singleton",
-                        "the header appears more than once",
-                    )],
-                ));
-            }
+        if let Some(refusal) = InvalidInput::duplicate_header(headers, SINGLETONS) {
+            return Err((refusal.reason(), refusal.errors().to_vec()));
         }
         // RFC 9110 §8.4, §15.5.16: a coding the route does not decode is refused, so a body
         // labelled `gzip` is never checked as if it were plain (nor plain JSON as if gzip).

@@ -288,7 +288,7 @@ invalid_reasons! {
     /// not decode (415, with `Accept-Encoding: identity`).
     UnsupportedEncoding {
         code: "unsupported_encoding", status: UNSUPPORTED_MEDIA_TYPE,
-        detail: "This operation does not accept an encoded request body.",
+        detail: "This operation does not accept the request body's content coding.",
     }
     /// A header that may appear once (`Content-Type`, `Content-Length`) appears more than
     /// once, so readers of the request could disagree about it (400).

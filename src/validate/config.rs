@@ -8,7 +8,9 @@ use http::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{DenyPattern, Draft, JsonLimits, Operation, SchemaSet, ValidateBuilder, ValidateLayer};
+use super::{
+    Decoding, DenyPattern, Draft, JsonLimits, Operation, SchemaSet, ValidateBuilder, ValidateLayer,
+};
 use crate::error::ConfigError;
 
 /// A duration as a file writes it (`10s`, `500ms`).
@@ -50,6 +52,11 @@ pub struct ValidationConfig {
     /// JSON guards of every operation (each field defaults as in [`JsonLimits::default`]).
     #[serde(default)]
     pub limits: Option<JsonLimits>,
+    /// Content codings every operation decodes unless it sets its own:
+    /// `{codings: [gzip, br], max_ratio: 100}` (feature `decompression`; default none, a
+    /// coded body is refused with 415).
+    #[serde(default)]
+    pub decode: Option<Decoding>,
     /// Rules per operation.
     #[serde(default)]
     pub operations: Vec<OperationConfig>,
@@ -88,6 +95,9 @@ pub struct OperationConfig {
     /// This operation's body read timeout.
     #[serde(default, deserialize_with = "opt_duration")]
     pub body_timeout: Option<Duration>,
+    /// The content codings this operation decodes (as `validation.decode`).
+    #[serde(default)]
+    pub decode: Option<Decoding>,
     /// Deny patterns: `{field: /note, pattern: "(?i)<script"}`.
     #[serde(default)]
     pub deny: Vec<DenyPattern>,
@@ -105,6 +115,9 @@ impl ValidationConfig {
         }
         if let Some(limits) = self.limits {
             op = op.json_limits(limits);
+        }
+        if let Some(decoding) = &self.decode {
+            op = op.decode(decoding.clone());
         }
         op
     }
@@ -160,6 +173,9 @@ impl ValidationConfig {
             }
             if let Some(timeout) = o.body_timeout {
                 op = op.body_timeout(timeout);
+            }
+            if let Some(decoding) = &o.decode {
+                op = op.decode(decoding.clone());
             }
             if let Some(body) = &o.body {
                 let schema = set.compile(body).map_err(|e| in_part("body", e))?;

@@ -128,13 +128,23 @@ impl ValidateBuilder {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Route`] when a template is invalid or conflicts with another.
+    /// [`ConfigError::Route`] when a template is invalid or conflicts with another;
+    /// [`ConfigError::Invalid`] when an operation decodes bodies ([`Operation::decode`])
+    /// and palisade was built without its `decompression` feature.
     pub fn build(self) -> Result<ValidateLayer, ConfigError> {
         let mut router = matchit::Router::new();
         let mut by_template = HashMap::new();
         let mut operations = Vec::with_capacity(self.routes.len());
         for (i, (template, ops)) in self.routes.into_iter().enumerate() {
             crate::route::check_template(&template)?;
+            if !cfg!(feature = "decompression") && ops.values().any(|o| o.decoding().is_some()) {
+                return Err(ConfigError::Invalid {
+                    field: "decode",
+                    message: format!(
+                        "{template}: decoding request bodies needs palisade's `decompression` feature"
+                    ),
+                });
+            }
             router
                 .insert(&*template, i)
                 .map_err(|e| ConfigError::Route {
@@ -363,6 +373,20 @@ where
             ));
         }
     };
+    let bytes = match kind.as_ref().and_then(|k| k.coding) {
+        Some(coding) => match decoded(&op, coding, &bytes, max, &mut parts.headers) {
+            Ok(plain) => plain,
+            Err(rejection) => {
+                return Ok(refusal_response(
+                    "validate",
+                    &rejection,
+                    trace,
+                    &parts.extensions,
+                ));
+            }
+        },
+        None => bytes,
+    };
     if let Some(kind) = kind {
         match op.check_body(&kind, &bytes) {
             Ok(Some(value)) => {
@@ -384,6 +408,48 @@ where
         .call(Request::from_parts(parts, ReqBody::from(bytes)))
         .await?;
     Ok(res.map(ResponseBody::inner))
+}
+
+/// The body decoded from `coding`, bounded by `max` and the operation's ratio; `headers` then
+/// describe the decoded body (no `Content-Encoding`, its own `Content-Length`).
+fn decoded(
+    op: &Operation,
+    coding: super::Coding,
+    bytes: &[u8],
+    max: usize,
+    headers: &mut http::HeaderMap,
+) -> Result<Bytes, Rejection> {
+    let ratio = op
+        .decoding()
+        .map_or(super::DEFAULT_MAX_RATIO, |d| d.max_ratio);
+    let plain = super::decode::decode(coding, bytes, max, ratio).map_err(|e| match e {
+        super::decode::DecodeError::TooLarge { limit, by_ratio } => refusal(
+            InvalidReason::BodyTooLarge,
+            vec![Violation {
+                part: InputPart::Body,
+                pointer: "#".into(),
+                keyword: if by_ratio { "maxRatio" } else { "maxBodyBytes" }.into(),
+                detail: if by_ratio {
+                    format!("the body expands more than {ratio} times when decoded")
+                } else {
+                    format!("the decoded body is larger than {limit} bytes")
+                }
+                .into(),
+            }],
+        ),
+        super::decode::DecodeError::Corrupt => refusal(
+            InvalidReason::MalformedBody,
+            vec![Violation {
+                part: InputPart::Body,
+                pointer: "#".into(),
+                keyword: "contentEncoding".into(),
+                detail: "the body is not valid in its content coding".into(),
+            }],
+        ),
+    })?;
+    headers.remove(http::header::CONTENT_ENCODING);
+    headers.insert(CONTENT_LENGTH, http::HeaderValue::from(plain.len()));
+    Ok(Bytes::from(plain))
 }
 
 /// Reads `body` up to `max` bytes within `timeout`, or says why not: too large (413), too slow

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "config")]
 mod config;
+mod decode;
 mod layer;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
@@ -13,6 +14,7 @@ mod strings;
 
 #[cfg(feature = "config")]
 pub use config::{OperationConfig, ValidationConfig};
+pub use decode::{Coding, DEFAULT_MAX_RATIO, Decoding};
 pub use layer::{
     ResponseFuture, Validate, ValidateBuilder, ValidateLayer, ValidatedBody, ValidatedParams,
 };

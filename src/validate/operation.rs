@@ -115,6 +115,8 @@ pub struct Operation {
     /// A body was declared in media types none of which is accepted: every body is refused
     /// (415), never handed on unread.
     body_declared: bool,
+    /// The content codings decoded before the body is checked (none: refused, 415).
+    decoding: Option<super::Decoding>,
     max_errors: usize,
 }
 
@@ -149,6 +151,7 @@ impl Operation {
             cookies: None,
             form: None,
             body_declared: false,
+            decoding: None,
             max_errors: DEFAULT_MAX_ERRORS,
         }
     }
@@ -226,6 +229,20 @@ impl Operation {
     pub fn body_timeout(mut self, timeout: Duration) -> Self {
         self.body_timeout = timeout;
         self
+    }
+
+    /// Decodes bodies in these content codings (gzip, deflate, br, zstd) before checking
+    /// them, within `max_body_bytes` and the ratio limit, and hands the handler the decoded
+    /// body (feature `decompression`; [`ValidateBuilder::build`](super::ValidateBuilder::build)
+    /// fails without it). By default a coded body is refused (415).
+    #[must_use]
+    pub fn decode(mut self, decoding: super::Decoding) -> Self {
+        self.decoding = Some(decoding);
+        self
+    }
+
+    pub(crate) fn decoding(&self) -> Option<&super::Decoding> {
+        self.decoding.as_ref()
     }
 
     /// The JSON guards (depth, members, string length, control characters).
@@ -351,6 +368,8 @@ impl ParamRules {
 /// How a body will be checked.
 #[derive(Debug, Clone)]
 pub(crate) struct BodyKind {
+    /// The content coding to decode first, if any.
+    pub(crate) coding: Option<super::Coding>,
     json: bool,
     /// An `application/x-www-form-urlencoded` body with a form schema.
     form: bool,

@@ -1,7 +1,7 @@
 //! The checks of a request against an [`Operation`]: parameters, content type, body.
 
 use http::HeaderMap;
-use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use serde_json::{Map, Value};
 
 use super::{BodyKind, FORM, Operation, Refusal, essence, is_json};
@@ -84,23 +84,26 @@ impl Operation {
         if let Some(refusal) = InvalidInput::duplicate_header(headers, SINGLETONS) {
             return Err((refusal.reason(), refusal.errors().to_vec()));
         }
-        // RFC 9110 §8.4, §15.5.16: a coding the route does not decode is refused, so a body
-        // labelled `gzip` is never checked as if it were plain (nor plain JSON as if gzip).
-        if has_body
-            && headers
-                .get_all(CONTENT_ENCODING)
-                .iter()
-                .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
-        {
-            return Err((
-                InvalidReason::UnsupportedEncoding,
-                vec![header_violation(
-                    "content-encoding",
-                    "contentEncoding",
-                    "this operation does not accept an encoded body",
-                )],
-            ));
-        }
+        // RFC 9110 §8.4, §15.5.16: a coding the operation does not decode is refused, so a
+        // body labelled `gzip` is never checked as if it were plain (nor plain JSON as if gzip).
+        let coding = if has_body {
+            match crate::validate::decode::content_coding(headers) {
+                Ok(None) => None,
+                Ok(Some(c)) if self.decoding().is_some_and(|d| d.accepts(c)) => Some(c),
+                _ => {
+                    return Err((
+                        InvalidReason::UnsupportedEncoding,
+                        vec![header_violation(
+                            "content-encoding",
+                            "contentEncoding",
+                            "this operation does not accept a body in this content coding",
+                        )],
+                    ));
+                }
+            }
+        } else {
+            None
+        };
         let Some(value) = headers.get(CONTENT_TYPE) else {
             if !has_body {
                 return if self.body_required {
@@ -121,6 +124,7 @@ impl Operation {
             .find(|(m, _)| m.matches(&e))
             .and_then(|(_, s)| s.clone());
         Ok(Some(BodyKind {
+            coding,
             json: is_json(&e),
             form: e == FORM && self.form.is_some(),
             schema,

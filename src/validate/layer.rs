@@ -195,11 +195,14 @@ type Found = (Arc<Operation>, Vec<(String, String)>);
 
 impl Shared {
     /// The operation of a request, and its path parameters. The router's matched template
-    /// (axum's `MatchedPath`) decides when there is one; otherwise the path is matched here.
+    /// (axum's `MatchedPath`) decides when it is one of the operations'; otherwise the path is
+    /// matched here. Under `Router::nest("/v1", ...)` the matched template carries the prefix
+    /// (`/v1/orders/{id}`) while the path the layer sees does not (`/orders/1`): the path
+    /// finds the operation, so a nested router is validated, never silently skipped.
     fn find(&self, method: &Method, template: Option<&str>, path: &str) -> Option<Found> {
         let m = self.router.at(path).ok();
-        let index = match template {
-            Some(t) => *self.by_template.get(t)?,
+        let index = match template.and_then(|t| self.by_template.get(t)) {
+            Some(index) => *index,
             None => *m.as_ref()?.value,
         };
         let op = self.operations[index].get(method)?.clone();

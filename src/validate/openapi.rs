@@ -27,6 +27,7 @@
 
 mod dialect;
 mod hardening;
+mod servers;
 
 use std::collections::BTreeSet;
 
@@ -213,6 +214,7 @@ impl OpenApi {
         let Some(paths) = self.doc.get("paths").and_then(Value::as_object) else {
             return Ok(builder);
         };
+        let bases = self.base_paths();
         for (template, item) in paths {
             let item_ptr = format!("/paths/{}", escape(template));
             let (item, item_ptr) = self.deref(item, item_ptr)?;
@@ -228,10 +230,25 @@ impl OpenApi {
                     .map_err(|e| {
                         invalid(format!("{method} {template} (#{}): {e}", fragment(&op_ptr)))
                     })?;
+                for based in bases.iter().map(|b| format!("{b}{template}")) {
+                    // A path the document also lists as written is that path's operation.
+                    if !paths.contains_key(&based) {
+                        builder = builder.operation(method.clone(), &based, operation.clone())?;
+                    }
+                }
                 builder = builder.operation(method, template, operation)?;
             }
         }
         Ok(builder)
+    }
+
+    /// The path parts of the document's `servers` URLs (`https://api.example.com/v1` and
+    /// `/v1` give `/v1`; `{variables}` take their `default`), other than `/`. Each operation
+    /// is validated under its path as written and under each of these before it, so a layer
+    /// placed on the router that serves `/v1/orders` validates the document's `/orders`.
+    #[must_use]
+    pub fn base_paths(&self) -> Vec<String> {
+        servers::base_paths(&self.doc)
     }
 
     /// Follows a local `$ref` (`#/components/...`) to its target and pointer.

@@ -496,6 +496,79 @@ async fn media_types_palisade_cannot_check_are_415_unless_the_host_passes_them()
     assert_eq!(post(passing, "application/json", "{}").await.status, 422);
 }
 
+/// A document whose paths are `/orders/{id}`, served under `/v1` by `servers`.
+fn orders_under_v1(servers: bool) -> OpenApi {
+    let mut doc = json!({
+        "openapi": "3.1.0",
+        "info": {"title": "orders", "version": "1"},
+        "paths": {"/orders/{id}": {"get": {"parameters": [
+            {"name": "id", "in": "path", "required": true,
+             "schema": {"type": "integer", "minimum": 1}}
+        ]}}}
+    });
+    if servers {
+        doc["servers"] = json!([{"url": "https://api.example.com/v1"}]);
+    }
+    OpenApi::new(doc).unwrap()
+}
+
+#[tokio::test]
+async fn a_nested_router_is_validated_not_skipped() {
+    // `Router::nest("/v1", ...)`: the matched template is `/v1/orders/{id}`, the path the
+    // layer sees `/orders/2`. It used to validate nothing.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let inner = Router::new()
+        .route(
+            "/orders/{id}",
+            get(move || async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                "ok"
+            }),
+        )
+        .layer(orders_under_v1(false).layer().unwrap());
+    let addr = support::serve(Router::new().nest("/v1", inner)).await;
+    assert_eq!(
+        call(addr, Method::GET, "/v1/orders/2", &[], None)
+            .await
+            .status,
+        200
+    );
+    let reply = call(addr, Method::GET, "/v1/orders/0", &[], None).await;
+    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    assert_eq!(reply.json()["errors"][0]["pointer"], "#/id");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn openapi_3_1_4_8_5_a_servers_base_path_is_where_the_operations_are_validated() {
+    // `servers: [{url: https://api.example.com/v1}]` and the layer on the router that serves
+    // `/v1/orders/{id}`.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let api = orders_under_v1(true);
+    assert_eq!(api.base_paths(), ["/v1"]);
+    let app = Router::new()
+        .route(
+            "/v1/orders/{id}",
+            get(move || async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                "ok"
+            }),
+        )
+        .layer(api.layer().unwrap());
+    let addr = support::serve(app).await;
+    assert_eq!(
+        call(addr, Method::GET, "/v1/orders/2", &[], None)
+            .await
+            .status,
+        200
+    );
+    let reply = call(addr, Method::GET, "/v1/orders/x", &[], None).await;
+    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test]
 async fn an_operation_whose_only_media_type_is_unchecked_refuses_every_body() {
     // Found by Schemathesis on the published Petstore: `uploadImage` takes only

@@ -186,6 +186,22 @@ pub struct ShadowDivergence {
     pub shadow: Decision,
 }
 
+/// A response that broke what its operation declares (response validation, OWASP API3:2023).
+/// The validation layer puts it in the response extensions; the audit event records it as
+/// `response_check`.
+#[derive(Debug, Clone)]
+pub struct ResponseDivergence {
+    /// The check's mode: `shadow`, `strip` or `refuse`.
+    pub mode: &'static str,
+    /// What became of the response: `reported` (sent as it was), `stripped` (undeclared
+    /// properties removed, then sent) or `refused` (replaced by a 500 problem document).
+    pub action: &'static str,
+    /// The handler's status.
+    pub status: u16,
+    /// What diverged: pointers into the response body and keywords, never values.
+    pub errors: std::sync::Arc<[crate::rejection::Violation]>,
+}
+
 /// How a quota verdict was reached: by the store as configured, or by its outage policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[non_exhaustive]

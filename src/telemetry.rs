@@ -37,6 +37,9 @@ pub mod names {
     /// Counter: lookups in palisade's caches. Labels `cache` (`jwt`, `introspection`) and
     /// `result` (`hit`, `miss`).
     pub const CACHE_LOOKUPS: &str = "palisade_cache_lookups_total";
+    /// Counter: responses that broke their operation's declaration (response validation).
+    /// Label `action` (`reported`, `stripped`, `refused`).
+    pub const RESPONSE_DIVERGENCES: &str = "palisade_response_divergences_total";
 }
 
 /// One layer's decision about one request: a `DEBUG` span named `palisade.decision` with the
@@ -221,6 +224,16 @@ mod keys {
         }
     }
 
+    pub(super) fn response_divergence(action: &str) -> Option<&'static Key> {
+        use super::names::RESPONSE_DIVERGENCES as N;
+        Some(match action {
+            "reported" => key!(N, "action" => "reported"),
+            "stripped" => key!(N, "action" => "stripped"),
+            "refused" => key!(N, "action" => "refused"),
+            _ => return None,
+        })
+    }
+
     pub(super) fn cache_lookup(cache: &str, hit: bool) -> Option<&'static Key> {
         use super::names::CACHE_LOOKUPS as N;
         Some(match (cache, hit) {
@@ -287,4 +300,14 @@ pub(crate) fn cache_lookup(cache: &'static str, hit: bool) {
     count(keys::cache_lookup(cache, hit), 1);
     #[cfg(not(feature = "metrics"))]
     let _ = (cache, hit);
+}
+
+/// A response diverged from its operation's declaration (`action`: `reported`, `stripped`,
+/// `refused`).
+#[inline]
+pub(crate) fn response_divergence(action: &'static str) {
+    #[cfg(feature = "metrics")]
+    count(keys::response_divergence(action), 1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = action;
 }

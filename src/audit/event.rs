@@ -54,6 +54,9 @@ pub struct AuditEvent {
     /// A shadow authorization policy that disagreed with the enforced one on this request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authz_shadow: Option<AuthzShadow>,
+    /// A response that broke what its operation declares (response validation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_check: Option<ResponseCheckState>,
     /// Quota state, when a quota stage had something to say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<QuotaState>,
@@ -121,6 +124,32 @@ pub struct AuthzShadow {
     /// The shadow policy's rule that would have decided, when one would.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow_rule: Option<String>,
+}
+
+/// A response that broke what its operation declares, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ResponseCheckState {
+    /// The check's mode: `shadow`, `strip` or `refuse`.
+    pub mode: String,
+    /// `reported` (sent as it was), `stripped` (undeclared properties removed) or `refused`
+    /// (replaced by a 500).
+    pub action: String,
+    /// The handler's status.
+    pub status: u16,
+    /// What diverged: pointer into the response body and keyword (`undeclared`, `type`,
+    /// `status`...), never a value.
+    pub errors: Vec<ResponseError>,
+}
+
+/// One divergence of a response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ResponseError {
+    /// Where, as a URI-fragment JSON pointer (`#/password_hash`).
+    pub pointer: String,
+    /// The keyword or check.
+    pub keyword: String,
 }
 
 /// How a request ended.

@@ -22,7 +22,7 @@ use super::AuditFields;
 use super::queue::Stats;
 use super::raw::{End, RawEvent, RawRequest, route_of};
 use crate::client_ip::ClientIpResolver;
-use crate::outcome::{Decision, QuotaOutcome, ShadowDivergence};
+use crate::outcome::{Decision, QuotaOutcome, ResponseDivergence, ShadowDivergence};
 use crate::principal::Principal;
 use crate::rejection::Rejection;
 
@@ -290,6 +290,7 @@ where
                         rejection: ext.get::<Rejection>().cloned(),
                         decision: ext.get::<Decision>().cloned(),
                         divergence: ext.get::<ShadowDivergence>().cloned(),
+                        response: ext.get::<ResponseDivergence>().cloned(),
                         quota: ext.get::<QuotaOutcome>().cloned(),
                         fields: ext.get::<AuditFields>().cloned(),
                     });

@@ -21,7 +21,7 @@ pub use chain::{ChainError, Verified, Verifier, verify};
 pub use config::{AuditConfig, FileSinkConfig, NamedSink, SinkConfig};
 pub use event::{
     AuditEvent, AuditPrincipal, AuthzShadow, EventKind, Outcome, QuotaLimit, QuotaState,
-    SCHEMA_VERSION,
+    ResponseCheckState, ResponseError, SCHEMA_VERSION,
 };
 pub use layer::{Audit, AuditLayer, RequestId, ResponseFuture, X_REQUEST_ID};
 pub use queue::{AuditHandle, ChainHead, DROP_FLUSH_WAIT};

@@ -356,6 +356,7 @@ pub(crate) fn loss_event(seq: u64, dropped: u64) -> AuditEvent {
         status: None,
         outcome: None,
         authz_shadow: None,
+        response_check: None,
         quota: None,
         latency_us: None,
         user_agent: None,

@@ -11,11 +11,11 @@ use http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 use super::AuditFields;
 use super::event::{
     AuditEvent, AuditPrincipal, AuthzShadow, EventKind, Outcome, QuotaLimit, QuotaState,
-    SCHEMA_VERSION,
+    ResponseCheckState, ResponseError, SCHEMA_VERSION,
 };
 use super::redact::{REDACTED, Redaction};
 use crate::clock::Timestamp;
-use crate::outcome::{Decision, QuotaOutcome, ShadowDivergence};
+use crate::outcome::{Decision, QuotaOutcome, ResponseDivergence, ShadowDivergence};
 use crate::principal::{AuthMethod, Principal};
 use crate::rejection::Rejection;
 
@@ -52,6 +52,7 @@ pub(super) enum End {
         rejection: Option<Rejection>,
         decision: Option<Decision>,
         divergence: Option<ShadowDivergence>,
+        response: Option<ResponseDivergence>,
         quota: Option<QuotaOutcome>,
         fields: Option<AuditFields>,
     },
@@ -126,6 +127,22 @@ fn outcome_of(rejection: Option<&Rejection>, decision: Option<&Decision>) -> Out
 }
 
 /// The audit form of a shadow policy's disagreement.
+fn response_check(d: &ResponseDivergence) -> ResponseCheckState {
+    ResponseCheckState {
+        mode: d.mode.to_owned(),
+        action: d.action.to_owned(),
+        status: d.status,
+        errors: d
+            .errors
+            .iter()
+            .map(|v| ResponseError {
+                pointer: v.pointer.to_string(),
+                keyword: v.keyword.to_string(),
+            })
+            .collect(),
+    }
+}
+
 fn authz_shadow(d: &ShadowDivergence) -> AuthzShadow {
     AuthzShadow {
         enforced: d.enforced.outcome().code().to_owned(),
@@ -159,6 +176,26 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+impl RawRequest {
+    /// The recorded headers, secret ones replaced by [`REDACTED`], long ones cut.
+    fn headers_redacted(
+        &self,
+        redaction: &Redaction,
+    ) -> std::collections::BTreeMap<String, String> {
+        self.headers
+            .iter()
+            .map(|(k, v)| {
+                let value = if redaction.secret_headers.contains(k) {
+                    REDACTED.to_owned()
+                } else {
+                    truncate(&String::from_utf8_lossy(v.as_bytes()), 256)
+                };
+                (k.as_str().to_owned(), value)
+            })
+            .collect()
+    }
+}
+
 impl RawEvent {
     /// The event, formatted and redacted (in the queue's task). `anchor` is a reading of the
     /// wall clock and the monotonic one taken together, for this batch.
@@ -189,6 +226,7 @@ impl RawEvent {
             status: None,
             outcome: None,
             authz_shadow: None,
+            response_check: None,
             quota: None,
             latency_us: Some(u64::try_from(self.latency.as_micros()).unwrap_or(u64::MAX)),
             user_agent: self
@@ -196,19 +234,7 @@ impl RawEvent {
                 .user_agent
                 .as_ref()
                 .map(|v| truncate(&String::from_utf8_lossy(v.as_bytes()), 256)),
-            headers: self
-                .request
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    let value = if redaction.secret_headers.contains(k) {
-                        REDACTED.to_owned()
-                    } else {
-                        truncate(&String::from_utf8_lossy(v.as_bytes()), 256)
-                    };
-                    (k.as_str().to_owned(), value)
-                })
-                .collect(),
+            headers: self.request.headers_redacted(redaction),
             fields: Default::default(),
             dropped: None,
             prev: None,
@@ -223,6 +249,7 @@ impl RawEvent {
                 rejection,
                 decision,
                 divergence,
+                response,
                 quota,
                 fields,
             } => {
@@ -233,6 +260,7 @@ impl RawEvent {
                 }
                 event.outcome = Some(outcome_of(rejection.as_ref(), decision.as_ref()));
                 event.authz_shadow = divergence.as_ref().map(authz_shadow);
+                event.response_check = response.as_ref().map(response_check);
                 event.quota = quota.filter(|q| !q.is_empty()).as_ref().map(quota_state);
                 if let Some(f) = fields {
                     event.fields = f.0.into_iter().collect();

@@ -236,6 +236,8 @@ pub enum InputPart {
     Path,
     /// A cookie.
     Cookie,
+    /// The handler's response (response validation, never a client's fault).
+    Response,
 }
 
 /// One thing wrong with the input: where (a JSON pointer into the body, or the parameter),

@@ -296,6 +296,12 @@ invalid_reasons! {
         code: "duplicate_header", status: BAD_REQUEST,
         detail: "A header that may appear once appears more than once.",
     }
+    /// The handler's response breaks what its operation declares, and response validation
+    /// enforces (500; what diverged goes to the audit event, never to the client).
+    InvalidResponse {
+        code: "invalid_response", status: INTERNAL_SERVER_ERROR,
+        detail: "The server produced a response its API does not declare.",
+    }
     /// The body breaks the route's schema (422).
     SchemaViolation {
         code: "schema_violation", status: UNPROCESSABLE_ENTITY,

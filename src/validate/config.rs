@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    Decoding, DenyPattern, Draft, JsonLimits, Operation, SchemaSet, ValidateBuilder, ValidateLayer,
+    Decoding, DenyPattern, Draft, JsonLimits, Operation, ResponseCheck, SchemaSet, ValidateBuilder,
+    ValidateLayer,
 };
 use crate::error::ConfigError;
 
@@ -36,6 +37,10 @@ pub struct ValidationConfig {
     /// `multipart/*`...), instead of refusing them with 415 (default false).
     #[serde(default)]
     pub pass_unchecked_media_types: bool,
+    /// Response validation against the `openapi` document: `off` (default), `shadow`,
+    /// `strip` or `refuse` ([`ResponseCheck`]).
+    #[serde(default)]
+    pub responses: ResponseCheck,
     /// The dialect of schemas without `$schema` (default `draft2020-12`).
     #[serde(default)]
     pub default_draft: Draft,
@@ -147,6 +152,14 @@ impl ValidationConfig {
                         .into(),
             });
         }
+        if self.responses != ResponseCheck::Off && self.openapi.is_none() {
+            return Err(ConfigError::Invalid {
+                field: "validation.responses",
+                message:
+                    "responses are checked against the `openapi` document, and no document is named"
+                        .into(),
+            });
+        }
         let mut builder = match &self.openapi {
             None => ValidateLayer::builder(),
             Some(path) => self.openapi_builder(base, path)?,
@@ -230,6 +243,7 @@ impl ValidationConfig {
             _ => path.to_owned(),
         };
         let mut doc = super::openapi::OpenApi::from_path(path)?.with_defaults(self.defaults());
+        doc = doc.check_responses(self.responses);
         if self.pass_unchecked_media_types {
             doc = doc.pass_unchecked_media_types();
         }

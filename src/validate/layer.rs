@@ -1,5 +1,7 @@
 //! [`ValidateLayer`], its service [`Validate`] and [`ResponseFuture`].
 
+mod read;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::mem;
@@ -10,7 +12,6 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Method, Request, Response};
 use http_body::Body;
-use http_body_util::{BodyExt, Limited};
 use serde_json::{Map, Value};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -19,6 +20,7 @@ use super::operation::{BodyKind, Operation};
 use crate::body::{ResponseBody, refusal as refusal_response};
 use crate::error::ConfigError;
 use crate::principal::Principal;
+use crate::rejection::Formatter;
 use crate::rejection::{InputPart, InvalidInput, InvalidReason, Rejection, Violation};
 use crate::route::{RouteMatch, matched_template};
 use crate::telemetry::DecisionTrace;
@@ -242,11 +244,11 @@ impl Shared {
     }
 }
 
-fn refusal(reason: InvalidReason, errors: Vec<Violation>) -> Rejection {
+pub(super) fn refusal(reason: InvalidReason, errors: Vec<Violation>) -> Rejection {
     Rejection::Invalid(InvalidInput::new(reason, errors))
 }
 
-fn too_large(max: usize) -> Rejection {
+pub(super) fn too_large(max: usize) -> Rejection {
     refusal(
         InvalidReason::BodyTooLarge,
         vec![Violation {
@@ -258,13 +260,41 @@ fn too_large(max: usize) -> Rejection {
     )
 }
 
+impl<S> Validate<S> {
+    /// Calls the inner service with an allowed request: its future as it is, or, when the
+    /// operation checks responses, boxed with the check.
+    fn pass<ReqBody, ResBody>(
+        &mut self,
+        req: Request<ReqBody>,
+        op: &Arc<Operation>,
+    ) -> ResponseFuture<S::Future, ResBody, S::Error>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        S::Future: Send + 'static,
+        ResBody: Body<Data = Bytes> + Send + 'static,
+        ResBody::Error: Into<crate::BoxError>,
+    {
+        let Some(rules) = op.responses().cloned() else {
+            return ResponseFuture::inner(self.inner.call(req), None);
+        };
+        let format = req.extensions().get::<Formatter>().cloned();
+        let max_errors = op.error_limit();
+        let future = self.inner.call(req);
+        ResponseFuture::boxed(Box::pin(async move {
+            let res = future.await?;
+            Ok(super::response::checked(res, &rules, max_errors, format).await)
+        }))
+    }
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Validate<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     ReqBody: Body<Data = Bytes> + From<Bytes> + Send + 'static,
     ReqBody::Error: Into<crate::BoxError>,
-    ResBody: 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<crate::BoxError>,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -303,7 +333,7 @@ where
             && !req.headers().contains_key(TRANSFER_ENCODING)
         {
             trace.allowed(req.extensions().get::<Principal>());
-            return ResponseFuture::inner(self.inner.call(req), None);
+            return self.pass(req, &op);
         }
         let declared = req
             .headers()
@@ -327,7 +357,7 @@ where
                 Ok(Some(kind)) => Some(kind),
                 Ok(None) => {
                     trace.allowed(req.extensions().get::<Principal>());
-                    return ResponseFuture::inner(self.inner.call(req), None);
+                    return self.pass(req, &op);
                 }
                 Err((reason, errors)) => {
                     return ResponseFuture::refused(refusal_response(
@@ -363,9 +393,11 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ReqBody: Body<Data = Bytes> + From<Bytes>,
     ReqBody::Error: Into<crate::BoxError>,
+    ResBody: Body<Data = Bytes>,
+    ResBody::Error: Into<crate::BoxError>,
 {
     let (mut parts, body) = req.into_parts();
-    let bytes = match read_body(body, max, op.read_timeout()).await {
+    let bytes = match read::read_body(body, max, op.read_timeout()).await {
         Ok(bytes) => bytes,
         Err(rejection) => {
             return Ok(refusal_response(
@@ -377,7 +409,7 @@ where
         }
     };
     let bytes = match kind.as_ref().and_then(|k| k.coding) {
-        Some(coding) => match decoded(&op, coding, &bytes, max, &mut parts.headers) {
+        Some(coding) => match read::decoded(&op, coding, &bytes, max, &mut parts.headers) {
             Ok(plain) => plain,
             Err(rejection) => {
                 return Ok(refusal_response(
@@ -407,97 +439,17 @@ where
         }
     }
     trace.allowed(parts.extensions.get::<Principal>());
+    let responses = op.responses().cloned();
+    let format = responses
+        .as_ref()
+        .and_then(|_| parts.extensions.get::<Formatter>().cloned());
     let res = inner
         .call(Request::from_parts(parts, ReqBody::from(bytes)))
         .await?;
-    Ok(res.map(ResponseBody::inner))
-}
-
-/// The body decoded from `coding`, bounded by `max` and the operation's ratio; `headers` then
-/// describe the decoded body (no `Content-Encoding`, its own `Content-Length`).
-fn decoded(
-    op: &Operation,
-    coding: super::Coding,
-    bytes: &[u8],
-    max: usize,
-    headers: &mut http::HeaderMap,
-) -> Result<Bytes, Rejection> {
-    let ratio = op
-        .decoding()
-        .map_or(super::DEFAULT_MAX_RATIO, |d| d.max_ratio);
-    let plain = super::decode::decode(coding, bytes, max, ratio).map_err(|e| match e {
-        super::decode::DecodeError::TooLarge { limit, by_ratio } => refusal(
-            InvalidReason::BodyTooLarge,
-            vec![Violation {
-                part: InputPart::Body,
-                pointer: "#".into(),
-                keyword: if by_ratio { "maxRatio" } else { "maxBodyBytes" }.into(),
-                detail: if by_ratio {
-                    format!("the body expands more than {ratio} times when decoded")
-                } else {
-                    format!("the decoded body is larger than {limit} bytes")
-                }
-                .into(),
-            }],
-        ),
-        super::decode::DecodeError::Corrupt => refusal(
-            InvalidReason::MalformedBody,
-            vec![Violation {
-                part: InputPart::Body,
-                pointer: "#".into(),
-                keyword: "contentEncoding".into(),
-                detail: "the body is not valid in its content coding".into(),
-            }],
-        ),
-    })?;
-    headers.remove(http::header::CONTENT_ENCODING);
-    headers.insert(CONTENT_LENGTH, http::HeaderValue::from(plain.len()));
-    Ok(Bytes::from(plain))
-}
-
-/// Reads `body` up to `max` bytes within `timeout`, or says why not: too large (413), too slow
-/// (408), or unreadable (400).
-async fn read_body<B>(body: B, max: usize, timeout: std::time::Duration) -> Result<Bytes, Rejection>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<crate::BoxError>,
-{
-    let failed = |reason: InvalidReason, keyword: &str, detail: String| {
-        refusal(
-            reason,
-            vec![Violation {
-                part: InputPart::Body,
-                pointer: "#".into(),
-                keyword: keyword.into(),
-                detail: detail.into(),
-            }],
-        )
-    };
-    // Boxed: the timer and the collector stay out of the request's future, which would
-    // otherwise grow past the allocator's small sizes and cost more than this allocation.
-    let read = Box::pin(tokio::time::timeout(
-        timeout,
-        Limited::new(body, max).collect(),
-    ));
-    match read.await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Err(_elapsed) => Err(failed(
-            InvalidReason::BodyTimeout,
-            "bodyTimeout",
-            format!("the body did not arrive within {} ms", timeout.as_millis()),
-        )),
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(too_large(max))
-        }
-        Ok(Err(_)) => Err(failed(
-            InvalidReason::MalformedBody,
-            "body",
-            "the body could not be read".into(),
-        )),
-    }
+    Ok(match responses {
+        Some(rules) => super::response::checked(res, &rules, op.error_limit(), format).await,
+        None => res.map(ResponseBody::inner),
+    })
 }
 
 /// The response future of [`Validate`]: validation adds nothing to the response.

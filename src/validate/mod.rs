@@ -9,6 +9,7 @@ mod layer;
 pub mod openapi;
 mod operation;
 mod params;
+mod response;
 mod schema;
 mod strings;
 
@@ -19,6 +20,7 @@ pub use layer::{
     ResponseFuture, Validate, ValidateBuilder, ValidateLayer, ValidatedBody, ValidatedParams,
 };
 pub use operation::{DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ERRORS, Operation};
+pub use response::ResponseCheck;
 pub use schema::{Draft, Schema, SchemaSet};
 pub use strings::{DenyPattern, JsonLimits};
 

@@ -25,16 +25,19 @@
 //! # Ok::<(), palisade::ConfigError>(())
 //! ```
 
+mod body;
 mod dialect;
 mod hardening;
+mod responses;
 mod servers;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use http::Method;
 use serde_json::{Map, Value, json};
 
-use super::{Operation, SchemaSet, ValidateBuilder, ValidateLayer};
+use super::{Operation, ResponseCheck, SchemaSet, ValidateBuilder, ValidateLayer};
 use crate::error::ConfigError;
 use crate::route::Route;
 
@@ -48,9 +51,10 @@ const METHODS: [&str; 8] = [
 /// An OpenAPI 3.0 or 3.1 document, checked and (for 3.0) translated to JSON Schema 2020-12.
 #[derive(Debug, Clone)]
 pub struct OpenApi {
-    doc: Value,
+    doc: Arc<Value>,
     operation: Option<Operation>,
     pass_unchecked: bool,
+    responses: ResponseCheck,
 }
 
 fn invalid(message: impl Into<String>) -> ConfigError {
@@ -120,9 +124,10 @@ impl OpenApi {
         // `format: int32` is a range and an ECMA-262 pattern may hold a literal `{`.
         hardening::harden(&mut doc);
         Ok(Self {
-            doc,
+            doc: Arc::new(doc),
             operation: None,
             pass_unchecked: false,
+            responses: ResponseCheck::Off,
         })
     }
 
@@ -140,6 +145,18 @@ impl OpenApi {
     #[must_use]
     pub fn pass_unchecked_media_types(mut self) -> Self {
         self.pass_unchecked = true;
+        self
+    }
+
+    /// Checks the handlers' responses against the document's (OWASP API3:2023): in
+    /// [`ResponseCheck::Shadow`] a divergence is reported (audit event `response_check`, a
+    /// warning, a counter) and the response leaves unchanged; [`ResponseCheck::Strip`] removes
+    /// the properties the document does not declare and refuses (500) what is still invalid;
+    /// [`ResponseCheck::Refuse`] answers 500 for any divergence. An undeclared status or
+    /// `Content-Type` is a divergence; only JSON bodies are read (up to 1 MiB).
+    #[must_use]
+    pub fn check_responses(mut self, mode: ResponseCheck) -> Self {
+        self.responses = mode;
         self
     }
 
@@ -209,7 +226,7 @@ impl OpenApi {
     ///
     /// As [`layer`](Self::layer).
     pub fn builder(&self) -> Result<ValidateBuilder, ConfigError> {
-        let set = SchemaSet::new().register(DOC, self.doc.clone())?;
+        let set = SchemaSet::new().register(DOC, (*self.doc).clone())?;
         let mut builder = ValidateLayer::builder();
         let Some(paths) = self.doc.get("paths").and_then(Value::as_object) else {
             return Ok(builder);
@@ -306,6 +323,9 @@ impl OpenApi {
                 _ => operation.path(set, &schema)?,
             };
         }
+        if self.responses != ResponseCheck::Off {
+            operation = operation.with_responses(self.responses_of(set, op, op_ptr)?);
+        }
         match op.get("requestBody") {
             Some(body) => self.with_body(operation, set, body, op_ptr),
             None => Ok(operation),
@@ -373,77 +393,6 @@ impl OpenApi {
             explode: p.get("explode").and_then(Value::as_bool),
         }))
     }
-
-    /// `operation` with the Request Body Object `body` of the operation at `op_ptr`.
-    fn with_body(
-        &self,
-        mut operation: Operation,
-        set: &SchemaSet,
-        body: &Value,
-        op_ptr: &str,
-    ) -> Result<Operation, ConfigError> {
-        let (body, body_ptr) = self.deref(body, format!("{op_ptr}/requestBody"))?;
-        // A body in media types none of which is accepted is still a declared body: without
-        // this, an operation whose only media type is XML would hand any body on unread.
-        operation = operation.body_declared();
-        if let Some(content) = body.get("content").and_then(Value::as_object) {
-            for (media, m) in content {
-                let schema_ptr = format!("{body_ptr}/content/{}/schema", escape(media));
-                let schema = match m.get("schema") {
-                    Some(_) => Some(set.compile_ref(&format!("{DOC}#{}", fragment(&schema_ptr)))?),
-                    None => None,
-                };
-                operation = match (schema, m.get("schema")) {
-                    (Some(compiled), Some(schema))
-                        if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") =>
-                    {
-                        // Checked by the document's schema; read (types, and the styles of its
-                        // `encoding`) from the resolved one.
-                        let (resolved, _) = self.deref(schema, schema_ptr.clone())?;
-                        operation.form_body_with(compiled, &form_shapes(resolved, m))
-                    }
-                    (schema, _) if checkable(media) => operation.body(media, schema),
-                    (_, _) if self.pass_unchecked => operation.body(media, None),
-                    (_, _) => {
-                        tracing::warn!(target: "palisade::validate", operation = %op_ptr, media = %media, "a request body of a media type palisade cannot check is refused (415); OpenApi::pass_unchecked_media_types hands it on unchecked");
-                        operation
-                    }
-                };
-            }
-        }
-        // OpenAPI: a request body is optional unless `required: true`.
-        Ok(operation.body_required(body.get("required").and_then(Value::as_bool) == Some(true)))
-    }
-}
-
-/// Whether palisade checks bodies of `media`: JSON (`application/json`, `+json`) and HTML
-/// forms.
-fn checkable(media: &str) -> bool {
-    let essence = super::operation::essence(media);
-    super::operation::is_json(&essence) || essence == "application/x-www-form-urlencoded"
-}
-
-/// The schema a form body's fields are read by: `resolved` with the `style` and `explode` of
-/// the Media Type Object's `encoding` set on each property.
-fn form_shapes(resolved: &Value, media: &Value) -> Value {
-    let mut shapes_from = resolved.clone();
-    if let (Some(props), Some(enc)) = (
-        shapes_from
-            .get_mut("properties")
-            .and_then(Value::as_object_mut),
-        media.get("encoding").and_then(Value::as_object),
-    ) {
-        for (name, e) in enc {
-            if let Some(Value::Object(p)) = props.get_mut(name) {
-                for key in ["style", "explode"] {
-                    if let Some(v) = e.get(key) {
-                        p.insert(key.to_owned(), v.clone());
-                    }
-                }
-            }
-        }
-    }
-    shapes_from
 }
 
 impl Param {

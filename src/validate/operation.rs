@@ -72,6 +72,11 @@ pub(crate) fn essence(value: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// Whether the media range `range` (`application/json`, `image/*`, `*/*`) admits `essence`.
+pub(crate) fn media_matches(range: &str, essence: &str) -> bool {
+    MediaRange::parse(range).matches(essence)
+}
+
 pub(crate) fn is_json(essence: &str) -> bool {
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
@@ -117,6 +122,8 @@ pub struct Operation {
     body_declared: bool,
     /// The content codings decoded before the body is checked (none: refused, 415).
     decoding: Option<super::Decoding>,
+    /// The declared responses, when they are checked.
+    responses: Option<Arc<super::response::Responses>>,
     max_errors: usize,
 }
 
@@ -152,6 +159,7 @@ impl Operation {
             form: None,
             body_declared: false,
             decoding: None,
+            responses: None,
             max_errors: DEFAULT_MAX_ERRORS,
         }
     }
@@ -243,6 +251,21 @@ impl Operation {
 
     pub(crate) fn decoding(&self) -> Option<&super::Decoding> {
         self.decoding.as_ref()
+    }
+
+    /// Checks responses against `responses` (the OpenAPI reader builds them).
+    #[cfg_attr(not(feature = "openapi"), allow(dead_code))]
+    pub(crate) fn with_responses(mut self, responses: super::response::Responses) -> Self {
+        self.responses = (responses.mode != super::ResponseCheck::Off).then(|| Arc::new(responses));
+        self
+    }
+
+    pub(crate) fn responses(&self) -> Option<&Arc<super::response::Responses>> {
+        self.responses.as_ref()
+    }
+
+    pub(crate) fn error_limit(&self) -> usize {
+        self.max_errors
     }
 
     /// The JSON guards (depth, members, string length, control characters).

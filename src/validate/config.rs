@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    Decoding, DenyPattern, Draft, JsonLimits, Operation, ResponseCheck, SchemaSet, ValidateBuilder,
-    ValidateLayer,
+    Decoding, DenyPattern, Draft, JsonLimits, Operation, ParamLimits, ResponseCheck, SchemaSet,
+    ValidateBuilder, ValidateLayer,
 };
 use crate::error::ConfigError;
 
@@ -103,6 +103,10 @@ pub struct OperationConfig {
     /// The content codings this operation decodes (as `validation.decode`).
     #[serde(default)]
     pub decode: Option<Decoding>,
+    /// Hostile-input limits of single query or path parameters:
+    /// `[{in: query, name: note, limits: {allow_control_characters: true}}]`.
+    #[serde(default)]
+    pub param_limits: Vec<ParamLimits>,
     /// Deny patterns: `{field: /note, pattern: "(?i)<script"}`.
     #[serde(default)]
     pub deny: Vec<DenyPattern>,
@@ -189,6 +193,9 @@ impl ValidationConfig {
             }
             if let Some(decoding) = &o.decode {
                 op = op.decode(decoding.clone());
+            }
+            for p in &o.param_limits {
+                op = op.param_limits(p.part, &p.name, p.limits);
             }
             if let Some(body) = &o.body {
                 let schema = set.compile(body).map_err(|e| in_part("body", e))?;
@@ -304,6 +311,23 @@ fn operation_error(i: usize, o: &OperationConfig, e: &ConfigError) -> ConfigErro
 #[cfg(test)]
 mod tests {
     use crate::config::{Config, Format};
+
+    #[test]
+    fn param_limits_are_read_per_operation_and_a_header_is_refused() {
+        let parsed = |text: &str| Config::parse(text, Format::Yaml).map(|c| c.validation);
+        let ok = parsed(
+            "validation: {operations: [{path: /a, method: GET, param_limits: [{in: query, name: note, limits: {allow_bidi_controls: true}}]}]}",
+        )
+        .unwrap();
+        assert!(ok.operations[0].param_limits[0].limits.allow_bidi_controls);
+        assert!(ok.layer(None).is_ok());
+        let header = parsed(
+            "validation: {operations: [{path: /a, method: GET, param_limits: [{in: header, name: x, limits: {}}]}]}",
+        )
+        .unwrap();
+        let err = header.layer(None).unwrap_err().to_string();
+        assert!(err.contains("param_limits"), "{err}");
+    }
 
     #[test]
     fn the_validation_reference_in_docs_config_md_builds() {

@@ -139,6 +139,14 @@ impl ValidateBuilder {
         let mut operations = Vec::with_capacity(self.routes.len());
         for (i, (template, ops)) in self.routes.into_iter().enumerate() {
             crate::route::check_template(&template)?;
+            if let Some((part, name)) = ops.values().find_map(|o| o.misplaced_param_limits()) {
+                return Err(ConfigError::Invalid {
+                    field: "param_limits",
+                    message: format!(
+                        "{template}: `{name}` in {part:?}: hostile-input limits apply to query and path parameters"
+                    ),
+                });
+            }
             if !cfg!(feature = "decompression") && ops.values().any(|o| o.decoding().is_some()) {
                 return Err(ConfigError::Invalid {
                     field: "decode",

@@ -22,7 +22,7 @@ pub use layer::{
 pub use operation::{DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ERRORS, Operation};
 pub use response::ResponseCheck;
 pub use schema::{Draft, Schema, SchemaSet};
-pub use strings::{DenyPattern, JsonLimits};
+pub use strings::{DenyPattern, JsonLimits, ParamLimits};
 
 #[cfg(feature = "axum")]
 mod extract {

@@ -39,6 +39,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Operation, ResponseCheck, SchemaSet, ValidateBuilder, ValidateLayer};
 use crate::error::ConfigError;
+use crate::rejection::InputPart;
 use crate::route::Route;
 
 /// The URI the document is registered under, for `$ref`s into it.
@@ -302,6 +303,16 @@ impl OpenApi {
     ) -> Result<Operation, ConfigError> {
         let mut operation = self.operation.clone().unwrap_or_default();
         let params = self.params(shared, item_ptr, op, op_ptr)?;
+        for p in &params {
+            if let Some(limits) = p.limits {
+                let part = if p.place == "path" {
+                    InputPart::Path
+                } else {
+                    InputPart::Query
+                };
+                operation = operation.param_limits(part, &p.name, limits);
+            }
+        }
         for place in ["query", "header", "path", "cookie"] {
             let mine: Vec<_> = params.iter().filter(|p| p.place == place).collect();
             if mine.is_empty() {
@@ -383,6 +394,19 @@ impl OpenApi {
             )));
         }
         let (resolved, _) = self.deref(schema, format!("{ptr}/schema"))?;
+        // palisade's extension: this parameter's own hostile-input limits.
+        let limits = match p.get("x-palisade-limits") {
+            None => None,
+            Some(_) if !matches!(place, "query" | "path") => {
+                return Err(invalid(format!(
+                    "{ptr}/x-palisade-limits: hostile-input limits apply to query and path parameters"
+                )));
+            }
+            Some(l) => Some(
+                serde_json::from_value(l.clone())
+                    .map_err(|e| invalid(format!("{ptr}/x-palisade-limits: {e}")))?,
+            ),
+        };
         Ok(Some(Param {
             name,
             place: place.to_owned(),
@@ -391,6 +415,7 @@ impl OpenApi {
             resolved: resolved.clone(),
             style: style.map(str::to_owned),
             explode: p.get("explode").and_then(Value::as_bool),
+            limits,
         }))
     }
 }
@@ -434,6 +459,8 @@ struct Param {
     resolved: Value,
     style: Option<String>,
     explode: Option<bool>,
+    /// `x-palisade-limits`: the parameter's own hostile-input limits.
+    limits: Option<super::JsonLimits>,
 }
 
 /// RFC 6901 escaping of one pointer segment.

@@ -11,7 +11,7 @@ use super::params::{self, Location, ParamShape};
 use super::schema::Schema;
 use super::strings::{DenyPattern, JsonLimits};
 use crate::error::ConfigError;
-use crate::rejection::{InvalidReason, Violation};
+use crate::rejection::{InputPart, InvalidReason, Violation};
 
 /// A refusal's reason and what is wrong.
 pub(crate) type Refusal = (InvalidReason, Vec<Violation>);
@@ -110,6 +110,8 @@ pub struct Operation {
     max_body: usize,
     body_timeout: Duration,
     limits: JsonLimits,
+    /// Hostile-input limits of single query or path parameters, in place of `limits`.
+    param_limits: Vec<(InputPart, Box<str>, JsonLimits)>,
     deny: Vec<DenyPattern>,
     query: Option<ParamRules>,
     headers: Option<ParamRules>,
@@ -151,6 +153,7 @@ impl Operation {
             max_body: DEFAULT_MAX_BODY_BYTES,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             limits: JsonLimits::default(),
+            param_limits: Vec::new(),
             deny: Vec::new(),
             query: None,
             headers: None,
@@ -273,6 +276,41 @@ impl Operation {
     pub fn json_limits(mut self, limits: JsonLimits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// The hostile-input limits of one query or path parameter, in place of the operation's
+    /// ([`json_limits`](Self::json_limits)): a free-text `note` that may hold a tab or a
+    /// right-to-left mark, an `id` held to 36 characters. `part` is [`InputPart::Query`] or
+    /// [`InputPart::Path`] (the parts whose strings the guards read; another part makes
+    /// [`ValidateBuilder::build`](super::ValidateBuilder::build) fail); `name` is as decoded.
+    #[must_use]
+    pub fn param_limits(mut self, part: InputPart, name: &str, limits: JsonLimits) -> Self {
+        self.param_limits
+            .retain(|(p, n, _)| !(*p == part && **n == *name));
+        self.param_limits.push((part, name.into(), limits));
+        self
+    }
+
+    /// A parameter limit set for a part the guards do not read (headers, cookies, body).
+    pub(crate) fn misplaced_param_limits(&self) -> Option<(InputPart, &str)> {
+        self.param_limits
+            .iter()
+            .find(|(p, _, _)| !matches!(p, InputPart::Query | InputPart::Path))
+            .map(|(p, n, _)| (*p, &**n))
+    }
+
+    /// The limits of the `part` parameter `raw_name` (as sent): its own, or the operation's.
+    pub(crate) fn limits_for(&self, part: InputPart, raw_name: &str) -> &JsonLimits {
+        if self.param_limits.is_empty() {
+            return &self.limits;
+        }
+        let name = percent_encoding::percent_decode_str(&raw_name.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned();
+        self.param_limits
+            .iter()
+            .find(|(p, n, _)| *p == part && **n == *name)
+            .map_or(&self.limits, |(_, _, l)| l)
     }
 
     /// Refuses string values at a field that match a pattern (opt-in).

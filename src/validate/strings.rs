@@ -12,7 +12,7 @@ mod deny;
 mod limits;
 
 pub use deny::DenyPattern;
-pub use limits::JsonLimits;
+pub use limits::{JsonLimits, ParamLimits};
 
 /// Parses `text` into a [`Value`] like `serde_json::from_str`, refusing an object that names a
 /// member twice (the error says which, with the line and column). Recursion is bounded by the
@@ -312,9 +312,14 @@ pub(crate) fn check_param(
 
 /// Checks every name and value of a query string (`a=1&b=2`) with [`check_param`]; at most
 /// `max` violations.
-pub(crate) fn check_query(query: &str, limits: &JsonLimits, max: usize) -> Vec<Violation> {
+pub(crate) fn check_query<'l>(
+    query: &str,
+    limits_for: impl Fn(&str) -> &'l JsonLimits,
+    max: usize,
+) -> Vec<Violation> {
     let mut out = Vec::new();
     for (name, value) in super::params::query_pairs(query) {
+        let limits = limits_for(name);
         for raw in [name, value] {
             if let Err(v) = check_param(InputPart::Query, name, raw, limits) {
                 out.push(v);
@@ -473,6 +478,17 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    static DEFAULT: JsonLimits = JsonLimits {
+        max_depth: 32,
+        max_members: 10_000,
+        max_string_bytes: 64 * 1024,
+        max_string_chars: None,
+        allow_control_characters: false,
+        allow_bidi_controls: false,
+        allow_invisible_characters: true,
+        allow_duplicate_keys: false,
+    };
 
     const ALL: Scan = Scan {
         maybe_control: true,
@@ -779,7 +795,7 @@ mod tests {
     #[test]
     fn owasp_input_validation_parameters_are_guarded_without_a_schema() {
         let limits = JsonLimits::default();
-        let check = |q: &str| check_query(q, &limits, 8);
+        let check = |q: &str| check_query(q, |_| &limits, 8);
         assert!(check("limit=10&tag=a&tag=b%20c&q=caf%C3%A9&empty=&flag").is_empty());
         // Encoded NUL, DEL, C1 (U+0085), in a value and in a name.
         for (q, pointer) in [
@@ -806,7 +822,7 @@ mod tests {
             allow_control_characters: true,
             ..limits
         };
-        assert!(check_query("q=a%00b", &allowed, 8).is_empty());
+        assert!(check_query("q=a%00b", |_| &allowed, 8).is_empty());
     }
 
     #[test]
@@ -823,7 +839,7 @@ mod tests {
     proptest! {
         #[test]
         fn any_query_string_is_judged_without_panic(q in "[ -~]{0,64}") {
-            let _ = check_query(&q, &JsonLimits::default(), 4);
+            let _ = check_query(&q, |_| &DEFAULT, 4);
         }
 
         #[test]
@@ -843,7 +859,7 @@ mod tests {
                 }),
                 Err(_) => true,
             });
-            prop_assert_eq!(!check_query(&q, &JsonLimits::default(), 4).is_empty(), hostile);
+            prop_assert_eq!(!check_query(&q, |_| &DEFAULT, 4).is_empty(), hostile);
         }
     }
 }

@@ -515,6 +515,47 @@ fn orders_under_v1(servers: bool) -> OpenApi {
 }
 
 #[tokio::test]
+async fn cve_2021_42574_the_hostile_input_policy_is_set_per_parameter() {
+    // `note` is free text that may hold a right-to-left mark; `q` keeps the default policy;
+    // the path `code` is held to 4 characters.
+    let doc = OpenApi::new(json!({
+        "openapi": "3.1.0",
+        "info": {"title": "notes", "version": "1"},
+        "paths": {"/notes/{code}": {"get": {"parameters": [
+            {"name": "code", "in": "path", "required": true, "schema": {"type": "string"},
+             "x-palisade-limits": {"max_string_chars": 4}},
+            {"name": "note", "in": "query", "schema": {"type": "string"},
+             "x-palisade-limits": {"allow_bidi_controls": true, "allow_control_characters": true}},
+            {"name": "q", "in": "query", "schema": {"type": "string"}}
+        ]}}}
+    }))
+    .unwrap();
+    let app = Router::new()
+        .route("/notes/{code}", get(|| async { "ok" }))
+        .layer(doc.layer().unwrap());
+    let addr = support::serve(app).await;
+    let get = |path: &'static str| call(addr, Method::GET, path, &[], None);
+    assert_eq!(get("/notes/ab?note=%D7%A9%E2%80%AEx%09y").await.status, 200);
+    let reply = get("/notes/ab?q=%E2%80%AEx").await;
+    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    assert_eq!(reply.json()["errors"][0]["keyword"], "bidiControls");
+    let reply = get("/notes/abcde").await;
+    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    assert_eq!(reply.json()["errors"][0]["keyword"], "maxStringChars");
+    // A limit on a header is refused when the document loads: nothing reads it.
+    let err = OpenApi::new(json!({
+        "openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+        "paths": {"/a": {"get": {"parameters": [{"name": "x-note", "in": "header",
+            "schema": {"type": "string"}, "x-palisade-limits": {"max_depth": 2}}]}}}
+    }))
+    .unwrap()
+    .layer()
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("x-palisade-limits"), "{err}");
+}
+
+#[tokio::test]
 async fn a_nested_router_is_validated_not_skipped() {
     // `Router::nest("/v1", ...)`: the matched template is `/v1/orders/{id}`, the path the
     // layer sees `/orders/2`. It used to validate nothing.

@@ -24,13 +24,18 @@ impl Operation {
         // every path parameter, decoded, within the length limit, UTF-8, and free of control
         // characters (OWASP Input Validation: canonicalise, then check).
         let mut errors = match query {
-            Some(q) => strings::check_query(q, &self.limits, self.max_errors),
+            Some(q) => strings::check_query(
+                q,
+                |name| self.limits_for(InputPart::Query, name),
+                self.max_errors,
+            ),
             None => Vec::new(),
         };
         // Kept for the path schema only, when there is one.
         let mut path_params = Vec::new();
         for (name, raw) in path {
-            match strings::check_param(InputPart::Path, name, raw, &self.limits) {
+            let limits = self.limits_for(InputPart::Path, name);
+            match strings::check_param(InputPart::Path, name, raw, limits) {
                 Ok(()) if self.path.is_some() => path_params.push((name, raw)),
                 Ok(()) => {}
                 Err(v) => errors.push(v),
@@ -233,7 +238,7 @@ impl Operation {
                 )],
             ));
         }
-        let mut hostile = strings::check_query(text, &self.limits, self.max_errors);
+        let mut hostile = strings::check_query(text, |_| &self.limits, self.max_errors);
         if !hostile.is_empty() {
             for v in &mut hostile {
                 v.part = InputPart::Body;

@@ -54,3 +54,20 @@ impl Default for JsonLimits {
         }
     }
 }
+
+/// The hostile-input limits of one query or path parameter, in place of its operation's
+/// ([`Operation::param_limits`](crate::validate::Operation::param_limits)). In a configuration
+/// file, under an operation: `param_limits: [{in: query, name: note, limits:
+/// {allow_control_characters: true}}]`; in an OpenAPI document, `x-palisade-limits` on the
+/// Parameter Object.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamLimits {
+    /// `query` or `path`.
+    #[serde(rename = "in")]
+    pub part: crate::rejection::InputPart,
+    /// The parameter's name, decoded.
+    pub name: String,
+    /// Its limits (fields left out keep their defaults).
+    pub limits: JsonLimits,
+}

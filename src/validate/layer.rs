@@ -405,7 +405,15 @@ where
     ResBody::Error: Into<crate::BoxError>,
 {
     let (mut parts, body) = req.into_parts();
-    let bytes = match read::read_body(body, max, op.read_timeout()).await {
+    // Read within the limits, then decoded from its content coding when there is one.
+    let read = match read::read_body(body, max, op.read_timeout()).await {
+        Ok(bytes) => match kind.as_ref().and_then(|k| k.coding) {
+            Some(coding) => read::decoded(&op, coding, &bytes, max, &mut parts.headers),
+            None => Ok(bytes),
+        },
+        Err(rejection) => Err(rejection),
+    };
+    let bytes = match read {
         Ok(bytes) => bytes,
         Err(rejection) => {
             return Ok(refusal_response(
@@ -415,20 +423,6 @@ where
                 &parts.extensions,
             ));
         }
-    };
-    let bytes = match kind.as_ref().and_then(|k| k.coding) {
-        Some(coding) => match read::decoded(&op, coding, &bytes, max, &mut parts.headers) {
-            Ok(plain) => plain,
-            Err(rejection) => {
-                return Ok(refusal_response(
-                    "validate",
-                    &rejection,
-                    trace,
-                    &parts.extensions,
-                ));
-            }
-        },
-        None => bytes,
     };
     if let Some(kind) = kind {
         match op.check_body(&kind, &bytes) {

@@ -271,35 +271,26 @@ impl Responses {
             errors: Vec::new(),
             refuse: false,
         };
+        // One divergence that settles it: the response as a whole is not what was declared.
+        let whole = |keyword: &str, detail: String| Checked {
+            body: None,
+            errors: vec![violation("#".into(), keyword, detail)],
+            refuse: enforce,
+        };
         let Some(declared) = self.declared(status) else {
-            out.errors.push(violation(
-                "#".into(),
-                "status",
-                format!("the status {status} is not declared"),
-            ));
-            out.refuse = enforce;
-            return out;
+            return whole("status", format!("the status {status} is not declared"));
         };
         if !essence.is_empty() && !declared.admits(essence) {
-            out.errors.push(violation(
-                "#".into(),
+            return whole(
                 "contentType",
                 "the response's Content-Type is not declared".into(),
-            ));
-            out.refuse = enforce;
-            return out;
+            );
         }
         let (Some((schema, names)), Some(body)) = (&declared.json, body) else {
             return out;
         };
         let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
-            out.errors.push(violation(
-                "#".into(),
-                "json",
-                "the response body is not JSON".into(),
-            ));
-            out.refuse = enforce;
-            return out;
+            return whole("json", "the response body is not JSON".into());
         };
         let original = (self.mode != ResponseCheck::Strip).then(|| value.clone());
         let mut removed = Vec::new();

@@ -479,16 +479,7 @@ mod tests {
 
     use super::*;
 
-    static DEFAULT: JsonLimits = JsonLimits {
-        max_depth: 32,
-        max_members: 10_000,
-        max_string_bytes: 64 * 1024,
-        max_string_chars: None,
-        allow_control_characters: false,
-        allow_bidi_controls: false,
-        allow_invisible_characters: true,
-        allow_duplicate_keys: false,
-    };
+    static DEFAULT: JsonLimits = JsonLimits::DEFAULT;
 
     const ALL: Scan = Scan {
         maybe_control: true,

@@ -40,18 +40,23 @@ pub struct JsonLimits {
     pub allow_duplicate_keys: bool,
 }
 
+impl JsonLimits {
+    /// The defaults, as a constant.
+    pub const DEFAULT: Self = Self {
+        max_depth: 32,
+        max_members: 10_000,
+        max_string_bytes: 64 * 1024,
+        max_string_chars: None,
+        allow_control_characters: false,
+        allow_bidi_controls: false,
+        allow_invisible_characters: true,
+        allow_duplicate_keys: false,
+    };
+}
+
 impl Default for JsonLimits {
     fn default() -> Self {
-        Self {
-            max_depth: 32,
-            max_members: 10_000,
-            max_string_bytes: 64 * 1024,
-            max_string_chars: None,
-            allow_control_characters: false,
-            allow_bidi_controls: false,
-            allow_invisible_characters: true,
-            allow_duplicate_keys: false,
-        }
+        Self::DEFAULT
     }
 }
 

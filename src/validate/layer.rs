@@ -405,15 +405,12 @@ where
     ResBody::Error: Into<crate::BoxError>,
 {
     let (mut parts, body) = req.into_parts();
-    // Read within the limits, then decoded from its content coding when there is one.
-    let read = match read::read_body(body, max, op.read_timeout()).await {
-        Ok(bytes) => match kind.as_ref().and_then(|k| k.coding) {
-            Some(coding) => read::decoded(&op, coding, &bytes, max, &mut parts.headers),
-            None => Ok(bytes),
-        },
-        Err(rejection) => Err(rejection),
-    };
-    let bytes = match read {
+    // The steps between the two awaits live in a plain function: a local of this async fn
+    // stays in its (boxed, per-request) state until the function ends, moved out or not.
+    let bytes = match read::read_body(body, max, op.read_timeout())
+        .await
+        .and_then(|bytes| decode_and_check(&op, kind, bytes, max, &mut parts))
+    {
         Ok(bytes) => bytes,
         Err(rejection) => {
             return Ok(refusal_response(
@@ -424,22 +421,6 @@ where
             ));
         }
     };
-    if let Some(kind) = kind {
-        match op.check_body(&kind, &bytes) {
-            Ok(Some(value)) => {
-                parts.extensions.insert(ValidatedBody(value));
-            }
-            Ok(None) => {}
-            Err((reason, errors)) => {
-                return Ok(refusal_response(
-                    "validate",
-                    &refusal(reason, errors),
-                    trace,
-                    &parts.extensions,
-                ));
-            }
-        }
-    }
     trace.allowed(parts.extensions.get::<Principal>());
     let responses = op.responses().cloned();
     let format = responses
@@ -449,9 +430,45 @@ where
         .call(Request::from_parts(parts, ReqBody::from(bytes)))
         .await?;
     Ok(match responses {
-        Some(rules) => super::response::checked(res, &rules, op.error_limit(), format).await,
+        // Boxed: its state stays out of this future, which every body-reading request
+        // allocates, whether or not its responses are checked.
+        Some(rules) => {
+            Box::pin(super::response::checked(
+                res,
+                &rules,
+                op.error_limit(),
+                format,
+            ))
+            .await
+        }
         None => res.map(ResponseBody::inner),
     })
+}
+
+/// A read body decoded from its content coding (if any) and checked as `kind`; the parsed
+/// value goes into the request extensions for `Validated<T>`.
+fn decode_and_check(
+    op: &Operation,
+    kind: Option<BodyKind>,
+    bytes: Bytes,
+    max: usize,
+    parts: &mut http::request::Parts,
+) -> Result<Bytes, Rejection> {
+    let Some(kind) = kind else {
+        return Ok(bytes);
+    };
+    let bytes = match kind.coding {
+        Some(coding) => read::decoded(op, coding, &bytes, max, &mut parts.headers)?,
+        None => bytes,
+    };
+    match op.check_body(&kind, &bytes) {
+        Ok(Some(value)) => {
+            parts.extensions.insert(ValidatedBody(value));
+        }
+        Ok(None) => {}
+        Err((reason, errors)) => return Err(refusal(reason, errors)),
+    }
+    Ok(bytes)
 }
 
 /// The response future of [`Validate`]: validation adds nothing to the response.

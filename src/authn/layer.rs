@@ -34,6 +34,9 @@ struct Shared<A> {
     authenticator: A,
     /// The challenges sent when no credential is found, computed once.
     missing: Arc<[HeaderValue]>,
+    /// The same with `error="invalid_request"` (RFC 6750 §3.1), for a request that sends
+    /// `Authorization` twice.
+    invalid_request: Arc<[HeaderValue]>,
     /// Routes that admit requests without credentials, as anonymous.
     public: Option<Arc<dyn PublicRoutes>>,
 }
@@ -56,10 +59,19 @@ impl<A: Authenticator> AuthnLayer<A> {
     fn build(authenticator: A, public: Option<Arc<dyn PublicRoutes>>) -> Self {
         let mut challenges = Vec::new();
         authenticator.challenges(&mut challenges);
+        let invalid_request = challenges
+            .iter()
+            .filter_map(|c| {
+                let c = c.to_str().ok()?;
+                let sep = if c.contains(' ') { ", " } else { " " };
+                HeaderValue::try_from(format!("{c}{sep}error=\"invalid_request\"")).ok()
+            })
+            .collect();
         Self {
             shared: Arc::new(Shared {
                 authenticator,
                 missing: challenges.into(),
+                invalid_request,
                 public,
             }),
         }
@@ -166,13 +178,21 @@ where
         parts.extensions.remove::<Principal>();
         let decision = DecisionTrace::start("authn");
         // Before any credential is read: a second `Authorization` line (whatever its scheme)
-        // or `Host` line could be what a reader behind palisade takes instead.
-        if let Some(refusal) =
-            InvalidInput::duplicate_header(&parts.headers, &[AUTHORIZATION, HOST])
-        {
+        // is more than one credential (RFC 6750 §3.1: 400 `invalid_request`), and a second
+        // `Host` line could be what a reader behind palisade takes instead (RFC 9112 §3.2).
+        let doubled = if parts.headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {
+            Some(Rejection::Unauthenticated(AuthnFailure::new(
+                AuthnReason::MultipleCredentials,
+                self.shared.invalid_request.clone(),
+            )))
+        } else {
+            InvalidInput::duplicate_header(&parts.headers, &[HOST])
+                .map(|r| Rejection::Invalid(r.refused_by("authn")))
+        };
+        if let Some(rejection) = doubled {
             return ResponseFuture::refused(refusal_response(
                 "authn",
-                &Rejection::Invalid(refusal.refused_by("authn")),
+                &rejection,
                 decision,
                 &parts.extensions,
             ));

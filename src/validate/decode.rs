@@ -29,6 +29,17 @@ impl Coding {
     /// Every coding, for [`Decoding::all`].
     pub const ALL: [Self; 4] = [Self::Gzip, Self::Deflate, Self::Br, Self::Zstd];
 
+    /// Its `Content-Encoding` token.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gzip => "gzip",
+            Self::Deflate => "deflate",
+            Self::Br => "br",
+            Self::Zstd => "zstd",
+        }
+    }
+
     /// The coding a `Content-Encoding` token names (case-insensitive), if palisade knows it.
     #[must_use]
     pub fn from_token(token: &str) -> Option<Self> {
@@ -92,6 +103,15 @@ impl Decoding {
 
     pub(crate) fn accepts(&self, coding: Coding) -> bool {
         self.codings.contains(&coding)
+    }
+
+    /// The `Accept-Encoding` of a 415 from an operation that decodes these codings.
+    pub(crate) fn accept_encoding(&self) -> http::HeaderValue {
+        let mut names: Vec<&str> = self.codings.iter().map(|c| c.name()).collect();
+        names.dedup();
+        names.push("identity");
+        http::HeaderValue::from_str(&names.join(", "))
+            .unwrap_or(http::HeaderValue::from_static("identity"))
     }
 }
 

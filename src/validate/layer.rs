@@ -368,12 +368,20 @@ where
                     return self.pass(req, &op);
                 }
                 Err((reason, errors)) => {
-                    return ResponseFuture::refused(refusal_response(
+                    let mut res = refusal_response(
                         "validate",
                         &refusal(reason, errors),
                         trace,
                         req.extensions(),
-                    ));
+                    );
+                    // RFC 9110 §12.5.3: a 415 for a coding names the codings that are accepted.
+                    if let Some(accepted) = op.decoding().map(super::Decoding::accept_encoding) {
+                        if reason == InvalidReason::UnsupportedEncoding {
+                            res.headers_mut()
+                                .insert(http::header::ACCEPT_ENCODING, accepted);
+                        }
+                    }
+                    return ResponseFuture::refused(res);
                 }
             }
         } else {

@@ -66,12 +66,20 @@ async fn send_coded(addr: std::net::SocketAddr, coding: &str, body: Vec<u8>) -> 
 }
 
 #[tokio::test]
-async fn rfc9110_8_4_1_gzip_deflate_and_zstd_bodies_are_decoded_checked_and_handed_on_plain() {
+async fn rfc9110_8_4_1_gzip_deflate_br_and_zstd_bodies_are_decoded_checked_and_handed_on_plain() {
     let (addr, hits) = server(Decoding::all()).await;
     let plain = br#"{"name": "tea", "qty": 2}"#;
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     z.write_all(plain).unwrap();
+    let mut br = Vec::new();
+    brotli::BrotliCompress(
+        &mut &plain[..],
+        &mut br,
+        &brotli::enc::BrotliEncoderParams::default(),
+    )
+    .unwrap();
     for (coding, encoded) in [
+        ("br", br),
         ("gzip", gzip(plain)),
         ("deflate", z.finish().unwrap()),
         ("zstd", zstd::encode_all(&plain[..], 3).unwrap()),
@@ -98,7 +106,7 @@ async fn rfc9110_8_4_1_gzip_deflate_and_zstd_bodies_are_decoded_checked_and_hand
     let reply = send_coded(addr, "gzip", plain.to_vec()).await;
     assert_eq!(reply.status, 400, "{:?}", reply.body);
     assert_eq!(reply.json()["code"], "malformed_body");
-    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    assert_eq!(hits.load(Ordering::SeqCst), 4);
 }
 
 #[tokio::test]
@@ -130,8 +138,16 @@ async fn a_body_that_expands_past_the_ratio_is_413() {
     let reply = send_coded(addr, "gzip", gzip(&plain)).await;
     assert_eq!(reply.status, 413, "{:?}", reply.body);
     assert_eq!(reply.json()["errors"][0]["keyword"], "maxRatio");
-    // A coding the operation does not decode is still 415.
+    // A coding the operation does not decode is still 415, naming those it does (RFC 9110
+    // §12.5.3).
     let reply = send_coded(addr, "zstd", zstd::encode_all(&b"{}"[..], 3).unwrap()).await;
     assert_eq!(reply.status, 415, "{:?}", reply.body);
+    assert_eq!(
+        reply
+            .headers
+            .get("accept-encoding")
+            .and_then(|v| v.to_str().ok()),
+        Some("gzip, identity")
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 0);
 }

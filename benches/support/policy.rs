@@ -57,3 +57,28 @@ pub(crate) fn spec() -> PolicySpec {
 pub(crate) fn caller_roles() -> [String; 3] {
     [role(4, 0), role(4, 3), role(4, 7)]
 }
+
+/// A large policy: `roles` roles in a binary tree (role `i` inherits role `(i - 1) / 2`, so
+/// every role inherits `r0`), and `rules` rules `GET /api/r{j}/{id}`, each granted to two
+/// roles.
+#[allow(dead_code)] // used by the authz bench, not by every bench that includes this file
+pub(crate) fn large_spec(roles: usize, rules: usize) -> PolicySpec {
+    let mut b = PolicySpec::builder();
+    for i in 0..roles {
+        let parent = (i > 0).then(|| format!("r{}", (i - 1) / 2));
+        b = b.role(&format!("r{i}"), parent.iter().map(String::as_str));
+    }
+    let mut spec = b.build();
+    for j in 0..rules {
+        let mut r = RuleSpec::new(
+            format!("/api/r{j}/{{id}}"),
+            Methods::Some(vec![Method::GET]),
+        );
+        r.roles = vec![
+            format!("r{}", j % roles),
+            format!("r{}", (j * 7 + 3) % roles),
+        ];
+        spec.routes.push(r);
+    }
+    spec
+}

@@ -25,7 +25,7 @@ impl Policy {
     pub fn compile(spec: &PolicySpec) -> Result<Self, ConfigError> {
         check_methods(spec)?;
         let role_index = index_roles(spec)?;
-        let closure = role_closure(spec, &role_index)?;
+        let heirs = role_heirs(spec, &role_index)?;
         let mut policy = Self {
             generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
             words: role_index.len().div_ceil(64).max(1),
@@ -36,7 +36,7 @@ impl Policy {
             exact_paths: matchit::Router::new(),
             prefixes: matchit::Router::new(),
         };
-        let patterns = policy.add_rules(spec, &closure)?;
+        let patterns = policy.add_rules(spec, &heirs)?;
         policy.link_parents(patterns);
         Ok(policy)
     }
@@ -45,11 +45,11 @@ impl Policy {
     fn add_rules(
         &mut self,
         spec: &PolicySpec,
-        closure: &[Vec<bool>],
+        heirs: &[Box<[u64]>],
     ) -> Result<HashMap<String, usize>, ConfigError> {
         let mut patterns: HashMap<String, usize> = HashMap::new();
         for (i, spec_rule) in spec.routes.iter().enumerate() {
-            let rule = self.compile_rule(i, spec_rule, closure)?;
+            let rule = self.compile_rule(i, spec_rule, heirs)?;
             let entry = match patterns.get(&spec_rule.path) {
                 Some(&e) => e,
                 None => {
@@ -116,7 +116,7 @@ impl Policy {
         &self,
         i: usize,
         spec: &RuleSpec,
-        closure: &[Vec<bool>],
+        heirs: &[Box<[u64]>],
     ) -> Result<Rule, ConfigError> {
         if spec.public && (!spec.roles.is_empty() || !spec.scopes.is_empty()) {
             return Err(policy_error(format!(
@@ -135,7 +135,9 @@ impl Policy {
                 "routes[{i}]: scope {bad:?} is not an RFC 6749 scope token (visible ASCII, no space, quote or backslash)"
             )));
         }
-        let mut listed = vec![false; self.role_index.len()];
+        // A role grants the rule to itself and to every role that inherits it: the union of
+        // the listed roles' heirs, a word at a time.
+        let mut grant = vec![0u64; self.words].into_boxed_slice();
         for role in &spec.roles {
             let idx = self.role_index.get(role.as_str()).ok_or_else(|| {
                 policy_error(format!(
@@ -143,12 +145,8 @@ impl Policy {
                     spec.path
                 ))
             })?;
-            listed[*idx] = true;
-        }
-        let mut grant = vec![0u64; self.words].into_boxed_slice();
-        for (held, ancestors) in closure.iter().enumerate() {
-            if ancestors.iter().zip(&listed).any(|(a, l)| *a && *l) {
-                grant[held / 64] |= 1 << (held % 64);
+            for (g, h) in grant.iter_mut().zip(heirs[*idx].iter()) {
+                *g |= h;
             }
         }
         let methods = match &spec.methods {
@@ -241,12 +239,14 @@ fn index_roles(spec: &PolicySpec) -> Result<HashMap<Box<str>, usize>, ConfigErro
     Ok(role_index)
 }
 
-/// For each role, itself and every role it inherits from, transitively; refuses unknown parents
-/// and cycles.
-fn role_closure(
+/// For each role, the bit set of itself and every role that inherits from it, transitively
+/// (its heirs); refuses unknown parents and cycles. One pass in inheritance order, a word at a
+/// time: O(inheritance links × roles / 64), so that a rule then costs O(listed roles × roles /
+/// 64). (It was O(rules × roles²): 78 s for 5,000 roles and 5,000 rules.)
+fn role_heirs(
     spec: &PolicySpec,
     role_index: &HashMap<Box<str>, usize>,
-) -> Result<Vec<Vec<bool>>, ConfigError> {
+) -> Result<Vec<Box<[u64]>>, ConfigError> {
     let n = role_index.len();
     let parents: Vec<Vec<usize>> = spec
         .roles
@@ -265,19 +265,28 @@ fn role_closure(
                 .collect()
         })
         .collect::<Result<_, _>>()?;
-    check_cycles(spec, &parents)?;
-    Ok((0..n)
-        .map(|r| {
-            let mut seen = vec![false; n];
-            let mut stack = vec![r];
-            while let Some(x) = stack.pop() {
-                if !std::mem::replace(&mut seen[x], true) {
-                    stack.extend(&parents[x]);
-                }
+    // Each role after every role it inherits (a cycle is refused here).
+    let order = inheritance_order(spec, &parents)?;
+    let mut children = vec![Vec::new(); n];
+    for (r, ps) in parents.iter().enumerate() {
+        for &p in ps {
+            children[p].push(r);
+        }
+    }
+    let words = n.div_ceil(64).max(1);
+    let mut heirs = vec![vec![0u64; words].into_boxed_slice(); n];
+    // Heirs before their ancestors: a role's heirs are itself and its children's heirs.
+    for &r in order.iter().rev() {
+        let mut own = std::mem::take(&mut heirs[r]);
+        own[r / 64] |= 1 << (r % 64);
+        for &c in &children[r] {
+            for (w, h) in own.iter_mut().zip(heirs[c].iter()) {
+                *w |= h;
             }
-            seen
-        })
-        .collect())
+        }
+        heirs[r] = own;
+    }
+    Ok(heirs)
 }
 
 /// Refuses a rule naming a method that is neither standard nor a declared extension method.
@@ -304,48 +313,49 @@ fn check_methods(spec: &PolicySpec) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Refuses inheritance cycles, naming one (`a -> b -> a`).
-fn check_cycles(spec: &PolicySpec, parents: &[Vec<usize>]) -> Result<(), ConfigError> {
-    // 0 = unvisited, 1 = on the current path, 2 = done.
-    fn visit(
-        r: usize,
-        parents: &[Vec<usize>],
-        state: &mut [u8],
-        path: &mut Vec<usize>,
-    ) -> Option<Vec<usize>> {
-        state[r] = 1;
-        path.push(r);
-        for &p in &parents[r] {
+/// Every role after the roles it inherits; refuses an inheritance cycle, naming it
+/// (`a -> b -> a`).
+fn inheritance_order(spec: &PolicySpec, parents: &[Vec<usize>]) -> Result<Vec<usize>, ConfigError> {
+    // 0 = unvisited, 1 = on the current path, 2 = done. Iterative: a long inheritance chain
+    // must not exhaust the stack.
+    let mut state = vec![0u8; parents.len()];
+    let mut order = Vec::with_capacity(parents.len());
+    let mut path: Vec<(usize, usize)> = Vec::new();
+    for start in 0..parents.len() {
+        if state[start] != 0 {
+            continue;
+        }
+        state[start] = 1;
+        path.push((start, 0));
+        while let Some((r, next)) = path.last_mut() {
+            let r = *r;
+            let Some(&p) = parents[r].get(*next) else {
+                state[r] = 2;
+                order.push(r);
+                path.pop();
+                continue;
+            };
+            *next += 1;
             match state[p] {
                 1 => {
-                    let start = path.iter().position(|&x| x == p).unwrap_or(0);
-                    let mut cycle = path[start..].to_vec();
-                    cycle.push(p);
-                    return Some(cycle);
+                    let from = path.iter().position(|&(x, _)| x == p).unwrap_or(0);
+                    let mut names: Vec<&str> = path[from..]
+                        .iter()
+                        .map(|&(x, _)| spec.roles[x].name.as_str())
+                        .collect();
+                    names.push(spec.roles[p].name.as_str());
+                    return Err(policy_error(format!(
+                        "roles inherit in a cycle: {}",
+                        names.join(" -> ")
+                    )));
                 }
                 0 => {
-                    if let Some(c) = visit(p, parents, state, path) {
-                        return Some(c);
-                    }
+                    state[p] = 1;
+                    path.push((p, 0));
                 }
                 _ => {}
             }
         }
-        path.pop();
-        state[r] = 2;
-        None
     }
-    let mut state = vec![0u8; parents.len()];
-    for r in 0..parents.len() {
-        if state[r] == 0 {
-            if let Some(cycle) = visit(r, parents, &mut state, &mut Vec::new()) {
-                let names: Vec<&str> = cycle.iter().map(|&i| spec.roles[i].name.as_str()).collect();
-                return Err(policy_error(format!(
-                    "roles inherit in a cycle: {}",
-                    names.join(" -> ")
-                )));
-            }
-        }
-    }
-    Ok(())
+    Ok(order)
 }

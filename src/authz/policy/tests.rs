@@ -433,3 +433,28 @@ fn fuzz_policy_a_template_with_too_many_parameters_is_refused_not_a_panic() {
     let err = spec.compile().map(|_| ()).unwrap_err().to_string();
     assert!(err.contains("at most 16 parameters"), "{err}");
 }
+
+/// A 20,000-role inheritance chain: compiling walks it without recursion (no stack to
+/// exhaust), and the last role inherits the first role's grant through every link.
+#[test]
+fn a_twenty_thousand_role_chain_compiles_and_inherits_end_to_end() {
+    let n = 20_000;
+    let mut b = PolicySpec::builder().role("r0", []);
+    for i in 1..n {
+        b = b.role(&format!("r{i}"), [format!("r{}", i - 1).as_str()]);
+    }
+    let spec = b.allow([Method::GET], "/root", ["r0"]).build();
+    let policy = spec.compile().unwrap();
+    let leaf = who(&[&format!("r{}", n - 1)], &[]);
+    assert_eq!(
+        outcome(&policy, Some(&leaf), &Method::GET, "/root"),
+        Outcome::Granted
+    );
+    // And a cycle that long is still named.
+    let mut b = PolicySpec::builder().role("r0", ["r2999"]);
+    for i in 1..3_000 {
+        b = b.role(&format!("r{i}"), [format!("r{}", i - 1).as_str()]);
+    }
+    let err = b.build().compile().map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("cycle") && err.contains("r0 -> "), "{err}");
+}

@@ -360,8 +360,9 @@ fn for_each_name<'v>(value: Option<&'v Value>, split: bool, mut f: impl FnMut(&'
 }
 
 /// A bounded map from a token (by a 128-bit keyed hash, never the token itself) to what
-/// checking it concluded, each entry valid until a given instant. Full, it first drops expired
-/// entries, then an arbitrary eighth of the rest.
+/// checking it concluded, each entry valid until a given instant. Full, it drops the expired
+/// entries and, if that frees less than an eighth of it, others spread over the map until an
+/// eighth is free: one O(capacity) scan per capacity / 8 inserts at the most.
 #[derive(Debug)]
 pub(crate) struct TokenCache<V> {
     map: DashMap<u128, (V, Timestamp), BuildPrehashed>,
@@ -411,12 +412,21 @@ impl<V: Clone> TokenCache<V> {
             return;
         }
         if self.map.len() >= self.capacity {
+            // One scan makes room for an eighth of the capacity at least: the expired entries,
+            // then as many others as it takes, spread over the map. The next scan is then an
+            // eighth of the capacity of inserts away (a scan per insert, when one entry at a
+            // time expired, cost O(capacity) on every new token).
             self.map.retain(|_, (_, u)| *u > now);
-            if self.map.len() >= self.capacity {
-                let mut i = 0u32;
+            let target = self.capacity - self.capacity.div_ceil(8);
+            let excess = self.map.len().saturating_sub(target);
+            if let Some(stride) = self.map.len().checked_div(excess) {
+                let stride = stride.max(1);
+                let (mut seen, mut dropped) = (0usize, 0usize);
                 self.map.retain(|_, _| {
-                    i = i.wrapping_add(1);
-                    i % 8 != 0
+                    seen += 1;
+                    let drop = dropped < excess && seen % stride == 0;
+                    dropped += usize::from(drop);
+                    !drop
                 });
             }
             self.evictions.fetch_add(1, Ordering::Relaxed);
@@ -621,6 +631,29 @@ mod tests {
             cache.insert(k, i, Timestamp::from_unix_nanos(5_000), t);
             assert!(cache.len() <= 16);
         }
+    }
+
+    #[test]
+    fn a_full_cache_scans_once_per_eighth_of_its_capacity_not_on_every_insert() {
+        // Every entry expires at its own instant: each insert finds one expired entry. The
+        // cache used to drop just that one and scan again on the next insert.
+        let capacity = 1_000;
+        let cache = TokenCache::new("test", capacity);
+        let at = |n: u64| Timestamp::from_unix_nanos(1_000 + n);
+        for i in 0..capacity as u64 {
+            cache.insert(cache.key(&i.to_be_bytes()), i, at(i + 1), at(0));
+        }
+        for i in 0..capacity as u64 {
+            let now = at(i + 1);
+            let key = cache.key(&(capacity as u64 + i).to_be_bytes());
+            cache.insert(key, i, at(1_000_000), now);
+            assert!(cache.len() <= capacity);
+        }
+        let scans = cache.evictions.load(Ordering::Relaxed);
+        assert!(
+            scans <= 9,
+            "{scans} scans for {capacity} inserts into a full cache"
+        );
     }
 
     proptest! {

@@ -47,7 +47,7 @@ pub struct ValidationConfig {
     /// Schemas that rules may `$ref`, by URI.
     #[serde(default)]
     pub schemas: BTreeMap<String, Value>,
-    /// Body limit of every operation unless it sets its own (default 1 MiB).
+    /// Body limit of every operation unless it sets its own (default 64 KiB).
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
     /// How long reading a body may take, for every operation unless it sets its own (default

@@ -530,8 +530,16 @@ async fn cve_2021_42574_the_hostile_input_policy_is_set_per_parameter() {
         ]}}}
     }))
     .unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
     let app = Router::new()
-        .route("/notes/{code}", get(|| async { "ok" }))
+        .route(
+            "/notes/{code}",
+            get(move || async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                "ok"
+            }),
+        )
         .layer(doc.layer().unwrap());
     let addr = support::serve(app).await;
     let get = |path: &'static str| call(addr, Method::GET, path, &[], None);
@@ -542,6 +550,7 @@ async fn cve_2021_42574_the_hostile_input_policy_is_set_per_parameter() {
     let reply = get("/notes/abcde").await;
     assert_eq!(reply.status, 422, "{:?}", reply.body);
     assert_eq!(reply.json()["errors"][0]["keyword"], "maxStringChars");
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "only the allowed note ran");
     // A limit on a header is refused when the document loads: nothing reads it.
     let err = OpenApi::new(json!({
         "openapi": "3.1.0", "info": {"title": "t", "version": "1"},
@@ -674,8 +683,16 @@ async fn openapi_3_1_4_2_int64_is_exact_in_a_body_beyond_what_a_float_can_tell()
         }}}}}
     }))
     .unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
     let app = Router::new()
-        .route("/orders", axum::routing::post(|| async { "ok" }))
+        .route(
+            "/orders",
+            axum::routing::post(move || async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                "ok"
+            }),
+        )
         .layer(doc.layer().unwrap());
     let addr = support::serve(app).await;
     let post = |body: &'static str| {
@@ -702,6 +719,11 @@ async fn openapi_3_1_4_2_int64_is_exact_in_a_body_beyond_what_a_float_can_tell()
         assert_eq!(reply.status, 422, "{bad}: {:?}", reply.body);
         assert_eq!(reply.json()["errors"][0]["pointer"], "#/id", "{bad}");
     }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        3,
+        "only the three valid bodies ran"
+    );
 }
 
 #[tokio::test]

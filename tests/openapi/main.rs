@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{MethodFilter, get};
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::Full;
@@ -403,18 +403,7 @@ async fn openapi_3_1_4_2_integer_formats_are_ranges_and_ecma_patterns_with_brace
         ]}}}
     }))
     .expect("a pattern with a literal brace loads");
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    let app = Router::new()
-        .route(
-            "/accounts/{id}",
-            get(move || async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                "ok"
-            }),
-        )
-        .layer(doc.layer().unwrap());
-    let addr = support::serve(app).await;
+    let (addr, hits) = serve_counted(&doc, "/accounts/{id}", MethodFilter::GET).await;
     let get = |path: &'static str| call(addr, Method::GET, path, &[], None);
     assert_eq!(
         get("/accounts/9223372036854775807?limit=2147483647")
@@ -498,6 +487,25 @@ async fn media_types_palisade_cannot_check_are_415_unless_the_host_passes_them()
     assert_eq!(post(passing, "application/json", "{}").await.status, 422);
 }
 
+/// `doc`'s validation in front of one route, `template` for `methods`, whose handler counts
+/// its calls: the address and the count.
+async fn serve_counted(
+    doc: &OpenApi,
+    template: &str,
+    methods: MethodFilter,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let handler = move || async move {
+        counter.fetch_add(1, Ordering::SeqCst);
+        "ok"
+    };
+    let app = Router::new()
+        .route(template, axum::routing::on(methods, handler))
+        .layer(doc.layer().unwrap());
+    (support::serve(app).await, hits)
+}
+
 /// A document whose paths are `/orders/{id}`, served under `/v1` by `servers`.
 fn orders_under_v1(servers: bool) -> OpenApi {
     let mut doc = json!({
@@ -530,18 +538,7 @@ async fn cve_2021_42574_the_hostile_input_policy_is_set_per_parameter() {
         ]}}}
     }))
     .unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    let app = Router::new()
-        .route(
-            "/notes/{code}",
-            get(move || async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                "ok"
-            }),
-        )
-        .layer(doc.layer().unwrap());
-    let addr = support::serve(app).await;
+    let (addr, hits) = serve_counted(&doc, "/notes/{code}", MethodFilter::GET).await;
     let get = |path: &'static str| call(addr, Method::GET, path, &[], None);
     assert_eq!(get("/notes/ab?note=%D7%A9%E2%80%AEx%09y").await.status, 200);
     let reply = get("/notes/ab?q=%E2%80%AEx").await;
@@ -635,18 +632,7 @@ async fn an_operation_whose_only_media_type_is_unchecked_refuses_every_body() {
         }}}
     }))
     .unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    let app = Router::new()
-        .route(
-            "/pets/{id}/image",
-            axum::routing::post(move || async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                "stored"
-            }),
-        )
-        .layer(doc.layer().unwrap());
-    let addr = support::serve(app).await;
+    let (addr, hits) = serve_counted(&doc, "/pets/{id}/image", MethodFilter::POST).await;
     for media in [
         "multipart/form-data; boundary=x",
         "application/json",
@@ -683,18 +669,7 @@ async fn openapi_3_1_4_2_int64_is_exact_in_a_body_beyond_what_a_float_can_tell()
         }}}}}
     }))
     .unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    let app = Router::new()
-        .route(
-            "/orders",
-            axum::routing::post(move || async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                "ok"
-            }),
-        )
-        .layer(doc.layer().unwrap());
-    let addr = support::serve(app).await;
+    let (addr, hits) = serve_counted(&doc, "/orders", MethodFilter::POST).await;
     let post = |body: &'static str| {
         let req = Request::post("/orders")
             .header("host", "orders")

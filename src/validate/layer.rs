@@ -24,23 +24,47 @@ use crate::rejection::Formatter;
 use crate::rejection::{InputPart, InvalidInput, InvalidReason, Rejection, Violation};
 use crate::route::{RouteMatch, matched_template};
 use crate::telemetry::DecisionTrace;
+use crate::validate::tape::Tape;
 
 /// The parsed, validated JSON body, put in the request extensions for
-/// [`Validated`](super::Validated) (taken out, not cloned).
+/// [`Validated`](super::Validated) (taken out, not cloned). It is kept as the validation layer
+/// parsed it; [`value`](Self::value) builds a `serde_json::Value` of it on first use.
 #[derive(Debug, Clone)]
-pub struct ValidatedBody(pub(crate) Value);
+pub struct ValidatedBody {
+    pub(crate) tape: Tape,
+    value: std::sync::OnceLock<Value>,
+}
 
 impl ValidatedBody {
+    pub(crate) fn new(tape: Tape) -> Self {
+        Self {
+            tape,
+            value: std::sync::OnceLock::new(),
+        }
+    }
+
     /// The parsed body.
     #[must_use]
     pub fn value(&self) -> &Value {
-        &self.0
+        self.value.get_or_init(|| self.tape.to_value())
     }
 
     /// The parsed body, owned.
     #[must_use]
     pub fn into_value(self) -> Value {
-        self.0
+        match self.value.into_inner() {
+            Some(value) => value,
+            None => self.tape.to_value(),
+        }
+    }
+
+    /// `T` deserialized from the body.
+    ///
+    /// # Errors
+    ///
+    /// When `T` cannot be built from it.
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(self.tape.root())
     }
 }
 
@@ -471,7 +495,7 @@ fn decode_and_check(
     };
     match op.check_body(&kind, &bytes) {
         Ok(Some(value)) => {
-            parts.extensions.insert(ValidatedBody(value));
+            parts.extensions.insert(ValidatedBody::new(value));
         }
         Ok(None) => {}
         Err((reason, errors)) => return Err(refusal(reason, errors)),

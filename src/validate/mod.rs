@@ -12,6 +12,7 @@ mod params;
 mod response;
 mod schema;
 mod strings;
+mod tape;
 
 #[cfg(feature = "config")]
 pub use config::{OperationConfig, ValidationConfig};
@@ -28,7 +29,6 @@ pub use strings::{DenyPattern, JsonLimits, ParamLimits};
 mod extract {
     use axum::extract::{FromRequest, FromRequestParts, Request};
     use axum::response::{IntoResponse, Response};
-    use http_body_util::BodyExt;
 
     use http::request::Parts;
     use serde::de::DeserializeOwned;
@@ -155,48 +155,32 @@ mod extract {
         }
     }
 
-    /// A body extractor, like axum's `Json`: put it last among a handler's arguments. The body
-    /// itself is read again only when `T` cannot be built (to name where).
+    /// A body extractor, like axum's `Json`: put it last among a handler's arguments. `T` is
+    /// read from the body as the layer parsed it (strings and numbers already read, never the
+    /// bytes again); a `serde_json::Value` is built only when `T` cannot be (to name where).
     impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Validated<T> {
         type Rejection = ValidatedRejection;
 
         async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
-            let (mut parts, body) = req.into_parts();
-            // Taken, not cloned: the value moves into `T`.
-            let ValidatedBody(value) = parts
-                .extensions
-                .remove::<ValidatedBody>()
+            let body = req
+                .extensions()
+                .get::<ValidatedBody>()
                 .ok_or(ValidatedRejection::Missing)?;
-            let error = match serde_json::from_value(value) {
+            let error = match body.deserialize::<T>() {
                 Ok(t) => return Ok(Self(t)),
                 Err(error) => error,
             };
-            // Rare, and boxed so the usual future stays small: a whole number written `2.0` or
-            // `1e2` for an integer field, or a schema and a type that disagree.
-            Box::pin(from_body(body, error)).await.map(Validated)
+            // Rare: a whole number written `2.0` or `1e2` for an integer field, or a schema
+            // and a type that disagree.
+            let mut value = body.value().clone();
+            integral_numbers(&mut value);
+            T::deserialize(&value)
+                .map(Validated)
+                .map_err(|_| ValidatedRejection::Mismatch {
+                    pointer: mismatch_pointer::<T>(&value),
+                    error,
+                })
         }
-    }
-
-    /// `T` from the body's bytes, with whole numbers written with a fraction or an exponent
-    /// made integers (JSON Schema's `integer` accepts them); else where `T` cannot be built.
-    async fn from_body<T: DeserializeOwned>(
-        body: axum::body::Body,
-        error: serde_json::Error,
-    ) -> Result<T, ValidatedRejection> {
-        let mismatch = |pointer: String, error| ValidatedRejection::Mismatch { pointer, error };
-        let Ok(bytes) = body
-            .collect()
-            .await
-            .map(http_body_util::Collected::to_bytes)
-        else {
-            return Err(mismatch("#".into(), error));
-        };
-        // A form body: its bytes are not JSON, and its value was built by the layer.
-        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-            return Err(mismatch("#".into(), error));
-        };
-        integral_numbers(&mut value);
-        T::deserialize(&value).map_err(|error| mismatch(mismatch_pointer::<T>(&value), error))
     }
 
     impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ValidatedQuery<T> {

@@ -9,6 +9,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::tape::schema::TapeJson;
+use super::tape::{Node, Tape, Tok};
+
 use crate::error::ConfigError;
 use crate::rejection::{InputPart, Violation};
 
@@ -164,7 +167,7 @@ impl SchemaSet {
     /// [`ConfigError::Schema`] when it is not a valid schema or a `$ref` does not resolve:
     /// a start-up error, never a per-request one.
     pub fn compile(&self, schema: &Value) -> Result<Schema, ConfigError> {
-        let mut options = jsonschema::options()
+        let mut options = jsonschema::options_for::<TapeJson>()
             .with_retriever(Registered(self.resources.clone()))
             .with_pattern_options(jsonschema::PatternOptions::regex())
             .should_validate_formats(self.formats.unwrap_or(true))
@@ -206,23 +209,18 @@ pub(crate) const INT64_KEYWORD: &str = "x-palisade-int64";
 struct Int64;
 
 impl Int64 {
-    fn fits(value: &Value) -> bool {
+    fn fits(value: Node<'_>) -> bool {
         const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
-        let Value::Number(n) = value else {
-            return true;
-        };
-        if n.is_i64() {
-            return true;
+        match value.tok() {
+            Tok::U64(u) => i64::try_from(u).is_ok(),
+            Tok::F64(f) => f > -LIMIT && f < LIMIT,
+            _ => true,
         }
-        if let Some(u) = n.as_u64() {
-            return i64::try_from(u).is_ok();
-        }
-        n.as_f64().is_some_and(|f| f > -LIMIT && f < LIMIT)
     }
 }
 
-impl<'i> jsonschema::Keyword<'i> for Int64 {
-    fn validate(&self, instance: &'i Value) -> Result<(), jsonschema::ValidationError<'i>> {
+impl<'i> jsonschema::Keyword<'i, TapeJson> for Int64 {
+    fn validate(&self, instance: Node<'i>) -> Result<(), jsonschema::ValidationError<'i>> {
         if Self::fits(instance) {
             Ok(())
         } else {
@@ -232,7 +230,7 @@ impl<'i> jsonschema::Keyword<'i> for Int64 {
         }
     }
 
-    fn is_valid(&self, instance: &'i Value) -> bool {
+    fn is_valid(&self, instance: Node<'i>) -> bool {
         Self::fits(instance)
     }
 }
@@ -254,7 +252,7 @@ impl jsonschema::Retrieve for Registered {
 
 /// A compiled schema. Cloning shares it.
 #[derive(Clone)]
-pub struct Schema(Arc<jsonschema::Validator>);
+pub struct Schema(Arc<jsonschema::Validator<TapeJson>>);
 
 impl fmt::Debug for Schema {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -266,19 +264,29 @@ impl Schema {
     /// Whether `value` is valid.
     #[must_use]
     pub fn is_valid(&self, value: &Value) -> bool {
-        self.0.is_valid(value)
+        self.0.is_valid(Tape::from_value(value).root())
     }
 
     /// What is wrong with `value`, at most `max` violations, each with a JSON pointer, the
     /// failing keyword and a message that does not repeat the value.
     #[must_use]
     pub fn violations(&self, value: &Value, part: InputPart, max: usize) -> Vec<Violation> {
+        self.violations_at(Tape::from_value(value).root(), part, max)
+    }
+
+    /// [`violations`](Self::violations) of a parsed body, read in place.
+    pub(crate) fn violations_at(
+        &self,
+        node: Node<'_>,
+        part: InputPart,
+        max: usize,
+    ) -> Vec<Violation> {
         // The common case, valid input, takes the validator's fast path (no error building).
-        if self.0.is_valid(value) {
+        if self.0.is_valid(node) {
             return Vec::new();
         }
         self.0
-            .iter_errors(value)
+            .iter_errors(node)
             .take(max)
             .map(|e| Violation {
                 part,

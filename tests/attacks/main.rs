@@ -447,7 +447,7 @@ async fn owasp_api4_huge_and_hostile_bodies_are_refused_before_the_handler() {
     let (reply, _) = attack(&stack, &raw).await;
     assert_eq!(reply.status, 413, "{}", reply.raw);
 
-    // 100,000-deep nesting: refused by the prescan, no stack overflow.
+    // 100,000-deep nesting: refused where it passes the depth limit, no stack overflow.
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let (reply, event) = attack(&stack, &post(&stack, "", &deep[..limit.min(deep.len())])).await;
     assert_eq!(reply.status, 422, "{}", reply.raw);
@@ -462,6 +462,14 @@ async fn owasp_api4_huge_and_hostile_bodies_are_refused_before_the_handler() {
     let (reply, event) = attack(&stack, &post(&stack, "", r#"{"item":"ab\u0000c","qty":1}"#)).await;
     assert_eq!(reply.status, 422, "{}", reply.raw);
     assert_eq!(refused_by(&event).0, "validate");
+
+    // The same control characters written with JSON's short escapes (`\b` is U+0008, `\f`
+    // U+000C): canonicalised, then refused like the raw ones (OWASP Input Validation).
+    for body in [r#"{"item":"ab\bc","qty":1}"#, r#"{"item\f":"abc","qty":1}"#] {
+        let (reply, event) = attack(&stack, &post(&stack, "", body)).await;
+        assert_eq!(reply.status, 422, "{body}: {}", reply.raw);
+        assert_eq!(refused_by(&event), ("validate", "hostile_input"), "{body}");
+    }
 
     // Catastrophic-backtracking input for the schema's pattern: answered at once (linear-time
     // regex engines), refused.

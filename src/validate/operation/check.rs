@@ -11,6 +11,7 @@ use crate::rejection::{InputPart, InvalidInput, InvalidReason, Violation};
 const SINGLETONS: &[http::HeaderName] = &[CONTENT_TYPE, CONTENT_LENGTH, HOST, AUTHORIZATION];
 use crate::validate::params::{self, Location};
 use crate::validate::strings;
+use crate::validate::tape::{BuildError, Tape};
 
 impl Operation {
     /// Checks the parameters; returns the coerced query object (for the extractor).
@@ -136,12 +137,13 @@ impl Operation {
         }))
     }
 
-    /// Checks a read body: guards, parse, schema. Returns the parsed value for JSON.
+    /// Checks a read body: parse within the limits, string guards, schema. Returns the parsed
+    /// body of JSON and forms.
     pub(crate) fn check_body(
         &self,
         kind: &BodyKind,
         bytes: &[u8],
-    ) -> Result<Option<Value>, Refusal> {
+    ) -> Result<Option<Tape>, Refusal> {
         // An empty form is still a form (`{}`, which its schema may refuse); only for other
         // media types is an empty body the absent one.
         if bytes.is_empty() && !kind.form {
@@ -151,13 +153,11 @@ impl Operation {
             return Ok(None);
         }
         if kind.form {
-            return self.check_form(bytes).map(Some);
+            return self.check_form(bytes).map(|v| Some(Tape::from_value(&v)));
         }
         if !kind.json {
             return Ok(None);
         }
-        let scan = strings::prescan(bytes, &self.limits)
-            .map_err(|v| (InvalidReason::HostileInput, vec![v]))?;
         // UTF-8 checked once over the whole body (fast), then parsed from `str`, which spares
         // the parser a check per string.
         let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -171,42 +171,37 @@ impl Operation {
                 }],
             )
         })?;
-        let parsed = if self.limits.allow_duplicate_keys {
-            serde_json::from_str(text)
-        } else {
-            strings::parse_unique(text)
-        };
-        let value: Value = parsed.map_err(|e| {
-            // A duplicate member (a data error, not a syntax one) is hostile input: 422.
-            let duplicate = e.is_data();
-            (
-                if duplicate {
-                    InvalidReason::HostileInput
-                } else {
-                    InvalidReason::MalformedBody
-                },
-                vec![Violation {
-                    part: InputPart::Body,
-                    pointer: "#".into(),
-                    keyword: if duplicate { "uniqueKeys" } else { "json" }.into(),
-                    // serde_json's message names the line and column, never the input (a
-                    // duplicate's message quotes the member name, which the client sent).
-                    detail: e.to_string().into(),
-                }],
-            )
+        let tape = Tape::parse(text, &self.limits).map_err(|e| {
+            let body = |keyword: &str, detail: String| Violation {
+                part: InputPart::Body,
+                pointer: "#".into(),
+                keyword: keyword.into(),
+                detail: detail.into(),
+            };
+            match e {
+                // serde_json's message names the line and column, never the input.
+                BuildError::Syntax(e) => (InvalidReason::MalformedBody, vec![body("json", e)]),
+                // Over a limit, or a member named twice (its message quotes the name, which
+                // the client sent): hostile input, 422.
+                BuildError::Limit(keyword, detail) => {
+                    (InvalidReason::HostileInput, vec![body(keyword, detail)])
+                }
+                BuildError::Duplicate(e) => {
+                    (InvalidReason::HostileInput, vec![body("uniqueKeys", e)])
+                }
+            }
         })?;
-        let hostile =
-            strings::check_strings(&value, &self.limits, scan, &self.deny, self.max_errors);
+        let hostile = strings::check_tape(&tape, bytes, &self.limits, &self.deny, self.max_errors);
         if !hostile.is_empty() {
             return Err((InvalidReason::HostileInput, hostile));
         }
         if let Some(schema) = &kind.schema {
-            let errors = schema.violations(&value, InputPart::Body, self.max_errors);
+            let errors = schema.violations_at(tape.root(), InputPart::Body, self.max_errors);
             if !errors.is_empty() {
                 return Err((InvalidReason::SchemaViolation, errors));
             }
         }
-        Ok(Some(value))
+        Ok(Some(tape))
     }
 }
 

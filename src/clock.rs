@@ -115,6 +115,57 @@ impl fmt::Debug for Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Appends the same text as `Display` (`2026-01-31T12:00:00.123456789Z`), without the
+    /// formatting machinery: the audit line writes one per event.
+    pub(crate) fn write_rfc3339(self, out: &mut String) {
+        let secs = self.as_unix_secs();
+        if secs >= 253_402_300_800 {
+            use fmt::Write as _;
+            let _ = write!(out, "{self}");
+            return;
+        }
+        // Days to a civil date (Howard Hinnant's `civil_from_days`, for days since 1970).
+        let days = secs / 86_400;
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z % 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + u64::from(month <= 2);
+        let rest = secs % 86_400;
+        let mut b = [0u8; 30];
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for i in (at..at + width).rev() {
+                b[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, rest / 3600);
+        put(14, 2, rest / 60 % 60);
+        put(17, 2, rest % 60);
+        put(20, 9, self.0 % 1_000_000_000);
+        for (at, c) in [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+            (29, b'Z'),
+        ] {
+            b[at] = c;
+        }
+        out.push_str(std::str::from_utf8(&b).unwrap_or_default());
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // humantime formats up to year 9999; past that print the raw number.
@@ -212,7 +263,42 @@ impl Clock for ManualClock {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    fn written(t: Timestamp) -> String {
+        let mut out = String::new();
+        t.write_rfc3339(&mut out);
+        out
+    }
+
+    #[test]
+    fn rfc3339_is_written_as_displayed_at_the_edges() {
+        // The epoch, leap days, the last second of a year, 2100 (not a leap year), and the
+        // last nanosecond a `u64` holds (in 2554).
+        for secs in [
+            0,
+            951_782_400,
+            1_709_164_800,
+            1_767_225_599,
+            4_107_456_000,
+            18_446_744_072,
+        ] {
+            for nanos in [0, 1, 999_999_999] {
+                let t = Timestamp::from_unix_nanos((secs * 1_000_000_000u64).saturating_add(nanos));
+                assert_eq!(written(t), t.to_string(), "{secs}.{nanos}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn rfc3339_is_written_as_displayed(nanos in 0u64..u64::MAX) {
+            let t = Timestamp::from_unix_nanos(nanos);
+            prop_assert_eq!(written(t), t.to_string());
+        }
+    }
 
     #[test]
     fn arithmetic_saturates() {

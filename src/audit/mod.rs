@@ -4,6 +4,7 @@ mod chain;
 #[cfg(feature = "config")]
 mod config;
 mod event;
+mod json;
 mod layer;
 mod queue;
 mod raw;
@@ -31,18 +32,60 @@ pub use sinks::{AuditSink, ChannelSink, DynAuditSink, FanOut, JsonLinesSink, Tra
 use crate::client_ip::ClientIpResolver;
 use crate::error::ConfigError;
 
-/// An event as a sink receives it: the event, and its JSON line (sealed when chained).
+/// An event as a sink receives it: its JSON line (sealed when chained), and the event.
+///
+/// The line is written first, straight from what the request captured; the [`AuditEvent`] is
+/// read back from it the first time a sink asks for [`event`](Self::event) (the built-in sinks
+/// only write the line).
 #[derive(Debug, Clone)]
 pub struct AuditRecord {
-    event: AuditEvent,
+    event: std::sync::OnceLock<AuditEvent>,
     json: Arc<str>,
+    seq: u64,
+    /// A loss report's count.
+    dropped: Option<u64>,
+    /// The seal, when chained.
+    hash: Option<String>,
 }
 
 impl AuditRecord {
-    /// The event.
+    /// A record of an event built as a struct (loss reports).
+    pub(crate) fn of_event(event: AuditEvent, json: String) -> Self {
+        Self {
+            seq: event.seq,
+            dropped: event.dropped,
+            hash: event.hash.clone(),
+            event: std::sync::OnceLock::from(event),
+            json: json.into(),
+        }
+    }
+
+    /// A record of a line written directly.
+    pub(crate) fn of_line(seq: u64, json: String, hash: Option<String>) -> Self {
+        Self {
+            event: std::sync::OnceLock::new(),
+            json: json.into(),
+            seq,
+            dropped: None,
+            hash,
+        }
+    }
+
+    /// The event (read from the line on first use).
     #[must_use]
     pub fn event(&self) -> &AuditEvent {
-        &self.event
+        self.event.get_or_init(|| {
+            serde_json::from_str(&self.json).unwrap_or_else(|_| {
+                // Unreachable: every line palisade writes reads back (tested per shape).
+                queue::unreadable_event(self.seq)
+            })
+        })
+    }
+
+    /// The event's sequence number.
+    #[must_use]
+    pub fn seq(&self) -> u64 {
+        self.seq
     }
 
     /// Its JSON form, one line, exactly as hashed.

@@ -199,7 +199,7 @@ impl<S: AuditSink> Drain<S> {
             let anchor = (SystemClock.now(), tokio::time::Instant::now());
             let mut records: Vec<AuditRecord> = buf
                 .drain(..)
-                .map(|raw| self.record(raw.into_event(&self.redaction, anchor), &mut prev))
+                .map(|raw| self.record_raw(raw, anchor, &mut prev))
                 .collect();
             self.report_loss(&mut backlog, &mut records, &mut prev, closing);
             backlog.pending.extend(records);
@@ -258,7 +258,7 @@ impl<S: AuditSink> Drain<S> {
         let overflow = backlog.pending.len().saturating_sub(self.retry_capacity);
         let mut lost = 0u64;
         for r in backlog.pending.drain(..overflow) {
-            match r.event.dropped {
+            match r.dropped {
                 Some(n) => backlog.reported -= n,
                 None => lost += 1,
             }
@@ -299,8 +299,8 @@ impl<S: AuditSink> Drain<S> {
     /// Counts records the sink accepted and remembers the newest sealed one as the chain head.
     fn accepted(&self, records: &[AuditRecord]) {
         if let Some(hash) = records.last().and_then(|last| {
-            let hash = last.event.hash.clone()?;
-            Some((last.event.seq, hash))
+            let hash = last.hash.clone()?;
+            Some((last.seq, hash))
         }) {
             *self
                 .stats
@@ -317,7 +317,7 @@ impl<S: AuditSink> Drain<S> {
         crate::telemetry::audit_events("written", records.len() as u64);
     }
 
-    /// Serializes (and seals, with a chain key) one event.
+    /// Serializes (and seals, with a chain key) one event built as a struct.
     fn record(&self, mut event: AuditEvent, prev: &mut Option<String>) -> AuditRecord {
         event.prev = None;
         event.hash = None;
@@ -327,16 +327,47 @@ impl<S: AuditSink> Drain<S> {
             let hash = chain::seal(&mut line, key);
             event.hash = Some(hash.clone());
             *prev = Some(hash);
-            return AuditRecord {
-                event,
-                json: line.into(),
-            };
+            return AuditRecord::of_event(event, line);
         }
         let line = serde_json::to_string(&event).unwrap_or_default();
-        AuditRecord {
-            event,
-            json: line.into(),
+        AuditRecord::of_event(event, line)
+    }
+
+    /// Writes (and seals, with a chain key) one request's line, straight from what the
+    /// request captured.
+    fn record_raw(
+        &self,
+        raw: RawEvent,
+        anchor: (crate::clock::Timestamp, tokio::time::Instant),
+        prev: &mut Option<String>,
+    ) -> AuditRecord {
+        let seq = raw.seq;
+        let mut line = String::with_capacity(LINE_CAPACITY);
+        raw.write_json(&self.redaction, anchor, &mut line);
+        let Some(key) = &self.chain_key else {
+            line.push('}');
+            return AuditRecord::of_line(seq, line, None);
+        };
+        if let Some(p) = prev.as_deref() {
+            line.push_str(",\"prev\":");
+            super::json::escaped(&mut line, p);
         }
+        line.push('}');
+        let hash = chain::seal(&mut line, key);
+        *prev = Some(hash.clone());
+        AuditRecord::of_line(seq, line, Some(hash))
+    }
+}
+
+/// Room reserved for one line: a typical event fits.
+const LINE_CAPACITY: usize = 512;
+
+/// What [`AuditRecord::event`] answers for a line that does not read back (never written).
+pub(crate) fn unreadable_event(seq: u64) -> AuditEvent {
+    AuditEvent {
+        kind: EventKind::Request,
+        time: String::new(),
+        ..loss_event(seq, 0)
     }
 }
 

@@ -9,14 +9,19 @@ use tokio::time::Instant;
 use http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 
 use super::AuditFields;
+#[cfg(test)]
 use super::event::{
     AuditEvent, AuditPrincipal, AuthzShadow, EventKind, Outcome, QuotaLimit, QuotaState,
     ResponseCheckState, ResponseError, SCHEMA_VERSION,
 };
+#[cfg(test)]
 use super::redact::{REDACTED, Redaction};
+#[cfg(test)]
 use crate::clock::Timestamp;
 use crate::outcome::{Decision, QuotaOutcome, ResponseDivergence, ShadowDivergence};
-use crate::principal::{AuthMethod, Principal};
+#[cfg(test)]
+use crate::principal::AuthMethod;
+use crate::principal::Principal;
 use crate::rejection::Rejection;
 
 /// What the request path captures: cheap clones only (reference counts, small copies).
@@ -79,7 +84,7 @@ pub(super) fn route_of(ext: &http::Extensions) -> Option<RouteName> {
     }
 }
 
-fn route_str(r: &RouteName) -> &str {
+pub(super) fn route_str(r: &RouteName) -> &str {
     #[cfg(feature = "axum")]
     {
         r.as_str()
@@ -90,6 +95,7 @@ fn route_str(r: &RouteName) -> &str {
     }
 }
 
+#[cfg(test)]
 /// The caller, as audit records it: never a key, a token or a hash.
 fn audit_principal(p: &Principal) -> AuditPrincipal {
     let (credential, key_id, issuer) = match p.method() {
@@ -105,6 +111,7 @@ fn audit_principal(p: &Principal) -> AuditPrincipal {
     }
 }
 
+#[cfg(test)]
 /// How a request that got a response ended: refused by a layer (and which rule or policy
 /// decided), or allowed (by which rule).
 fn outcome_of(rejection: Option<&Rejection>, decision: Option<&Decision>) -> Outcome {
@@ -126,6 +133,7 @@ fn outcome_of(rejection: Option<&Rejection>, decision: Option<&Decision>) -> Out
     }
 }
 
+#[cfg(test)]
 /// The audit form of a shadow policy's disagreement.
 fn response_check(d: &ResponseDivergence) -> ResponseCheckState {
     ResponseCheckState {
@@ -143,6 +151,7 @@ fn response_check(d: &ResponseDivergence) -> ResponseCheckState {
     }
 }
 
+#[cfg(test)]
 fn authz_shadow(d: &ShadowDivergence) -> AuthzShadow {
     AuthzShadow {
         enforced: d.enforced.outcome().code().to_owned(),
@@ -152,6 +161,7 @@ fn authz_shadow(d: &ShadowDivergence) -> AuthzShadow {
     }
 }
 
+#[cfg(test)]
 /// The audit form of the quota stages' typed outcome.
 fn quota_state(q: &QuotaOutcome) -> QuotaState {
     QuotaState {
@@ -169,13 +179,20 @@ fn quota_state(q: &QuotaOutcome) -> QuotaState {
     }
 }
 
+#[cfg(test)]
 fn truncate(s: &str, max: usize) -> String {
+    truncate_chars(s, max).to_owned()
+}
+
+/// `s` cut to at most `max` characters.
+pub(super) fn truncate_chars(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
-        Some((i, _)) => s[..i].to_owned(),
-        None => s.to_owned(),
+        Some((i, _)) => &s[..i],
+        None => s,
     }
 }
 
+#[cfg(test)]
 impl RawRequest {
     /// The recorded headers, secret ones replaced by [`REDACTED`], long ones cut.
     fn headers_redacted(
@@ -196,8 +213,10 @@ impl RawRequest {
     }
 }
 
+#[cfg(test)]
 impl RawEvent {
-    /// The event, formatted and redacted (in the queue's task). `anchor` is a reading of the
+    /// The event, formatted and redacted: the model the line written by `write_json` is held
+    /// to (the tests compare them byte for byte). `anchor` is a reading of the
     /// wall clock and the monotonic one taken together, for this batch.
     pub(crate) fn into_event(
         self,

@@ -6,7 +6,7 @@ set -euo pipefail
 n=${1:-2000}
 cd "$(dirname "$0")/.."
 cargo build --release --bench instructions --features jwt --quiet
-bin=$(ls -t target/release/deps/instructions-* | grep -v '\.d$' | head -n1)
+bin=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/instructions-* | grep -v '\.d$' | head -n1)
 count() {
   valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$1" "$2" 2>&1 \
     | sed -n 's/.*refs: *\([0-9,]*\).*/\1/p' | tr -d ,

@@ -1,14 +1,18 @@
 //! The whole stack, per request, beside what a Rust user would assemble from public crates, and
-//! the bare handler, in one criterion run, in-process through axum (`oneshot`) on a two-worker
-//! runtime: `POST /v1/orders` with a ~1 KB JSON order, for an API-key caller and for an ES256
-//! JWT caller repeating its token.
+//! the bare handler, in one criterion run, in-process through axum (`oneshot`) on one
+//! current-thread runtime (the audit queue drains on the measured thread too): `POST
+//! /v1/orders` with a ~1 KB JSON order, for an API-key caller and for an ES256 JWT caller
+//! repeating its token (first-sight tokens: `benches/stack_instructions.rs`).
 //!
 //! - palisade: audit → quota per client IP → authn → quota per subject → authz (20 rules,
-//!   three-level roles) → validation (the order's JSON Schema) → handler (`Validated<Order>`).
+//!   three-level roles, the measured rule 11th) → validation (the order's JSON Schema, 64 KiB
+//!   body limit) → handler (`Validated<Order>`).
 //! - peer: a `tracing` JSON event through `tracing-appender`'s non-blocking writer →
-//!   `tower_governor` keyed per credential → a `from_fn` authn middleware (SHA-256 of the key
-//!   and a map lookup, or `jsonwebtoken::decode` ES256) → casbin RBAC with `keyMatch2` (the
-//!   same 20 rules and roles) → handler (`serde_json` + `jsonschema` + `from_value`).
+//!   `tower_governor` keyed per credential → axum's `DefaultBodyLimit` (64 KiB) → a `from_fn`
+//!   route layer (SHA-256 of the key and a map lookup, or `jsonwebtoken::decode` ES256) →
+//!   casbin RBAC matching axum's route template exactly (the same 20 rules and roles; a
+//!   second row with casbin's `keyMatch2` on the raw path) → handler (`serde_json` +
+//!   `jsonschema` + `from_value`).
 //!
 //! Run with: `cargo bench --bench stack --features jwt`
 
@@ -43,13 +47,13 @@ fn request(header: &str, value: &str, body: &Bytes) -> http::Request<Body> {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = runtime::two_workers();
+    let rt = runtime::one_worker();
     let _guard = runtime::json_events_to_nothing();
     let body = body();
     let st = rt.block_on(async { Stacks::new() });
     let (api_key, bearer) = (st.api_key.clone(), st.bearer.clone());
     let mut group = c.benchmark_group("stack");
-    let cases: [(&str, &Router, &str, &str); 7] = [
+    let cases: [(&str, &Router, &str, &str); 8] = [
         ("bare", &st.bare, "x-api-key", &api_key),
         ("palisade/api-key", &st.palisade_key, "x-api-key", &api_key),
         (
@@ -71,6 +75,12 @@ fn bench(c: &mut Criterion) {
             &bearer,
         ),
         ("peer/api-key", &st.peer, "x-api-key", &api_key),
+        (
+            "peer/api-key-keymatch2",
+            &st.peer_keymatch2,
+            "x-api-key",
+            &api_key,
+        ),
         ("peer/es256", &st.peer, "authorization", &bearer),
     ];
     for (name, router, header, value) in cases {

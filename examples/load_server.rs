@@ -1,6 +1,8 @@
 //! Serves `POST /v1/orders` behind one of the stacks of `benches/stack.rs`, for the loopback
 //! load test (`benches/load/run.sh`): `bare`, `palisade` (API key), `palisade-jwt` (repeated
-//! ES256 token) or `peer` (the same guard assembled from public crates).
+//! ES256 token), `peer` (the same guard assembled from public crates, casbin matching the route
+//! template), `peer-keymatch2` (casbin's `keyMatch2` on the path) or `peer-jwt`. Pinned to one
+//! core (`taskset -c 0`), the runtime has one worker.
 //!
 //! ```sh
 //! cargo run --release --features jwt --example load_server -- palisade 127.0.0.1:0
@@ -43,6 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "palisade" => (st.palisade_key, format!("x-api-key: {}", st.api_key)),
         "palisade-jwt" => (st.palisade_jwt, format!("authorization: {}", st.bearer)),
         "peer" => (st.peer, format!("x-api-key: {}", st.api_key)),
+        "peer-keymatch2" => (st.peer_keymatch2, format!("x-api-key: {}", st.api_key)),
         "peer-jwt" => (st.peer, format!("authorization: {}", st.bearer)),
         other => return Err(format!("unknown mode `{other}`").into()),
     };

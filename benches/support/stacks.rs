@@ -43,13 +43,11 @@ pub(crate) fn fixture(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-/// Three levels of roles and 20 rules; `POST /v1/orders` is granted to `clerk`, which `admin`
-/// (the caller) inherits.
+/// Three levels of roles and 20 rules; `POST /v1/orders` (the measured route, granted to
+/// `clerk`, which `admin`, the caller, inherits) is the 11th, as it would be somewhere in a
+/// real policy rather than first.
 pub(crate) fn rules() -> Vec<(&'static str, &'static str, &'static str)> {
-    let mut r = vec![
-        ("/v1/orders", "POST", "clerk"),
-        ("/v1/orders", "GET", "viewer"),
-    ];
+    let mut r = vec![("/v1/orders", "GET", "viewer")];
     for (i, path) in [
         "/v1/orders/{id}",
         "/v1/items",
@@ -67,6 +65,7 @@ pub(crate) fn rules() -> Vec<(&'static str, &'static str, &'static str)> {
         r.push((path, "GET", "viewer"));
         r.push((path, if i % 2 == 0 { "DELETE" } else { "PUT" }, "admin"));
     }
+    r.insert(10, ("/v1/orders", "POST", "clerk"));
     assert_eq!(r.len(), 20);
     r
 }
@@ -86,20 +85,34 @@ pub(crate) fn policy() -> LivePolicy {
     LivePolicy::from_spec(&b.build()).unwrap()
 }
 
-pub(crate) fn casbin() -> casbin::Enforcer {
+/// How the peer's casbin model matches the route.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Match {
+    /// `r.obj == p.obj` on axum's route template (`MatchedPath`): what a careful user writes.
+    Exact,
+    /// `keyMatch2(r.obj, p.obj)` on the raw path (casbin's documented RESTful example, which
+    /// compiles a regex on every call).
+    KeyMatch2,
+}
+
+pub(crate) fn casbin(how: Match) -> casbin::Enforcer {
     use casbin::prelude::*;
+    let matcher = match how {
+        Match::Exact => "r.obj == p.obj",
+        Match::KeyMatch2 => "keyMatch2(r.obj, p.obj)",
+    };
     // casbin's set-up is async; it runs on a runtime of its own, on its own thread, so that
     // this works inside another runtime too.
-    std::thread::spawn(|| {
+    std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
         rt.block_on(async {
-            let m = DefaultModel::from_str(
+            let m = DefaultModel::from_str(&format!(
                 "[request_definition]\nr = sub, obj, act\n[policy_definition]\np = sub, obj, act\n\
              [role_definition]\ng = _, _\n[policy_effect]\ne = some(where (p.eft == allow))\n\
-             [matchers]\nm = g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && r.act == p.act\n",
-            )
+             [matchers]\nm = g(r.sub, p.sub) && {matcher} && r.act == p.act\n",
+            ))
             .await
             .unwrap();
             let mut e = Enforcer::new(m, MemoryAdapter::default()).await.unwrap();
@@ -113,7 +126,13 @@ pub(crate) fn casbin() -> casbin::Enforcer {
             .unwrap();
             let rules = rules()
                 .into_iter()
-                .map(|(p, m, r)| vec![r.to_owned(), p.replace("{id}", ":id"), m.to_owned()])
+                .map(|(p, m, r)| {
+                    let p = match how {
+                        Match::Exact => p.to_owned(),
+                        Match::KeyMatch2 => p.replace("{id}", ":id"),
+                    };
+                    vec![r.to_owned(), p, m.to_owned()]
+                })
                 .collect();
             e.add_policies(rules).await.unwrap();
             e
@@ -124,9 +143,14 @@ pub(crate) fn casbin() -> casbin::Enforcer {
 }
 
 pub(crate) fn token() -> String {
+    token_numbered(0)
+}
+
+/// A token of its own (a distinct `jti`), for first-sight measurements.
+pub(crate) fn token_numbered(n: u64) -> String {
     let claims = json!({
         "iss": ISS, "aud": AUD, "sub": "alice", "exp": 4_102_444_800u64, "iat": 1_767_225_600u64,
-        "scope": "orders:write", "realm_access": {"roles": ["admin"]},
+        "scope": "orders:write", "realm_access": {"roles": ["admin"]}, "jti": format!("t{n}"),
     });
     let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     h.kid = Some("es256".into());
@@ -224,6 +248,7 @@ pub(crate) struct PeerState {
     pub(crate) jwt_key: Arc<jsonwebtoken::DecodingKey>,
     pub(crate) validation: Arc<jsonwebtoken::Validation>,
     pub(crate) enforcer: Arc<casbin::Enforcer>,
+    pub(crate) how: Match,
 }
 
 pub(crate) async fn peer_authn(
@@ -253,9 +278,16 @@ pub(crate) async fn peer_authn(
         return StatusCode::UNAUTHORIZED.into_response();
     };
     use casbin::CoreApi;
+    let object = match s.how {
+        Match::Exact => req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map_or("", axum::extract::MatchedPath::as_str),
+        Match::KeyMatch2 => req.uri().path(),
+    };
     let allowed = s
         .enforcer
-        .enforce((user.sub.as_str(), req.uri().path(), req.method().as_str()))
+        .enforce((user.sub.as_str(), object, req.method().as_str()))
         .unwrap_or(false);
     if !allowed {
         return StatusCode::FORBIDDEN.into_response();
@@ -311,7 +343,10 @@ pub(crate) fn peer_stack(state: PeerState) -> Router {
                 async move { super::order::by_hand(&validator, &b, StatusCode::CREATED) }
             }),
         )
-        .layer(middleware::from_fn_with_state(state, peer_authn))
+        // After routing, so that the route template is known; the body limit a user sets
+        // beside `Bytes` (palisade's default, 64 KiB).
+        .route_layer(middleware::from_fn_with_state(state, peer_authn))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .layer(governor)
         .layer(middleware::from_fn(peer_log))
 }
@@ -326,6 +361,10 @@ pub(crate) struct Stacks {
     pub(crate) no_audit: Router,
     pub(crate) no_validation: Router,
     pub(crate) peer: Router,
+    pub(crate) peer_keymatch2: Router,
+    /// The audit queue of the palisade stacks: `shutdown()` drains it, so that a measurement
+    /// counts the encoding of every event.
+    pub(crate) audit_handle: palisade::audit::AuditHandle,
 }
 
 impl Stacks {
@@ -337,7 +376,7 @@ impl Stacks {
         store.insert(issued.record);
         let api_key = issued.plaintext.expose_secret().to_owned();
         let bearer = format!("Bearer {}", token());
-        let (audit, _handle) = AuditLayer::builder(Discard)
+        let (audit, audit_handle) = AuditLayer::builder(Discard)
             .capacity(1 << 16)
             .build()
             .unwrap();
@@ -368,7 +407,7 @@ impl Stacks {
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
         validation.set_issuer(&[ISS]);
         validation.set_audience(&[AUD]);
-        let peer = peer_stack(PeerState {
+        let state = PeerState {
             keys: Arc::new(peer_keys),
             jwt_key: Arc::new(
                 jsonwebtoken::DecodingKey::from_ec_components(
@@ -378,8 +417,15 @@ impl Stacks {
                 .unwrap(),
             ),
             validation: Arc::new(validation),
-            enforcer: Arc::new(casbin()),
+            enforcer: Arc::new(casbin(Match::Exact)),
+            how: Match::Exact,
+        };
+        let peer_keymatch2 = peer_stack(PeerState {
+            enforcer: Arc::new(casbin(Match::KeyMatch2)),
+            how: Match::KeyMatch2,
+            ..state.clone()
         });
+        let peer = peer_stack(state);
         Self {
             bare: Router::new().route(
                 "/v1/orders",
@@ -397,6 +443,8 @@ impl Stacks {
             no_audit: palisade_stack(keys.authenticator(store.clone()), None, true),
             no_validation: palisade_stack(keys.authenticator(store), Some(audit), false),
             peer,
+            peer_keymatch2,
+            audit_handle,
             api_key,
             bearer,
         }

@@ -29,7 +29,7 @@ pub(super) fn parse(text: &str, limits: &JsonLimits) -> Result<(Vec<Tok>, String
         escaped: String::new(),
         limits,
         open: SmallVec::new(),
-        names: Vec::new(),
+        names: Vec::with_capacity(32),
         hasher: None,
     };
     p.run()?;

@@ -76,6 +76,7 @@ mod jwt {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         header.kid = Some("k".into());
         let key = jsonwebtoken::EncodingKey::from_ec_der(&fixture("es256.key.der"));
+        let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
         jsonwebtoken::encode(&header, &claims, &key).unwrap()
     }
 }

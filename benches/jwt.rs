@@ -137,6 +137,11 @@ fn parts(token: &str) -> http::request::Parts {
 }
 
 fn bench(c: &mut Criterion) {
+    // jsonwebtoken's backend for the peer rows: AWS-LC with `_peer-aws-lc` (both are built then).
+    #[cfg(feature = "_peer-aws-lc")]
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    #[cfg(not(feature = "_peer-aws-lc"))]
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
     let mut group = c.benchmark_group("jwt");
     for case in cases() {
         let p = parts(&case.token);

@@ -4,14 +4,15 @@
 # API key, a repeated ES256 token and first-sight ES256 tokens. Only the measured function is
 # counted (`--toggle-collect`), so each figure is its instructions / N.
 # Usage: bash benches/stack_callgrind.sh [N]   (needs valgrind: apt-get install valgrind)
+# FEATURES=jwt,_peer-aws-lc puts both palisade's and the peer's signature checks on AWS-LC.
 set -euo pipefail
 n=${1:-1000}
 first=200
 cd "$(dirname "$0")/.."
-cargo build --release --bench stack_instructions --features jwt --quiet
+cargo build --release --bench stack_instructions --features "${FEATURES:-jwt}" --quiet
 bin=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/stack_instructions-* | grep -v '\.d$' | head -n1)
 count() {
-  valgrind --tool=callgrind --toggle-collect='*measure*' --callgrind-out-file=/dev/null \
+  valgrind --tool=callgrind --toggle-collect='stack_instructions::measure' --callgrind-out-file=/dev/null \
     "$bin" "$1" "$2" 2>&1 | sed -n 's/.*refs: *\([0-9,]*\).*/\1/p' | tr -d ,
 }
 printf '%-24s %22s\n' case instructions/request

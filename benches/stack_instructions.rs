@@ -46,8 +46,10 @@ fn request(header: &str, value: &str, body: &Bytes) -> http::Request<Body> {
     req
 }
 
-/// The measured part (callgrind collects only inside it: `--toggle-collect=*measure*`): the
-/// requests, and the audit queue drained of their events (its task runs on this thread).
+/// The measured part: the requests, and the audit queue drained of their events (its task
+/// runs on this thread). Callgrind collects only inside it
+/// (`--toggle-collect=stack_instructions::measure`, the exact name: a pattern such as
+/// `*measure*` also toggles on governor's `measure_and_replace` and AWS-LC's jitter entropy).
 #[inline(never)]
 fn measure(
     rt: &tokio::runtime::Runtime,

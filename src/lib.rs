@@ -59,12 +59,17 @@
 //!   `ConnectInfo` peer addresses.
 //! - `config` (default): declarative configuration files.
 //! - `redis`: `RedisStore`, quotas shared through Redis.
+//! - `redis-tls`: `rediss://` URLs for `RedisStore` (rustls).
 //! - `jwt`: `authn::jwt::JwtAuthenticator`, bearer JWTs against JWKS URLs or static keys.
+//! - `aws-lc`: JWT signatures (RSA, ECDSA, Ed25519) checked by AWS-LC instead of RustCrypto
+//!   (fewer instructions per first-sight token; builds C from source).
 //! - `introspection`: `authn::introspection::IntrospectionAuthenticator`, opaque tokens
 //!   through RFC 7662.
 //! - `openapi`: `validate::openapi::OpenApi`, validation rules from an OpenAPI document.
 //! - `metrics`: counters and a histogram through the `metrics` facade ([`telemetry`]).
-//! - `full`: everything.
+//! - `decompression`: gzip, deflate, br and zstd request bodies decoded (bounded) for
+//!   operations that opt in.
+//! - `full`: everything but `aws-lc`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;

@@ -37,6 +37,8 @@ fn main() {
                 "scope": "orders:read orders:write",
                 "roles": ["customer", "reviewer", "support"],
             });
+            // Named explicitly: the `_peer-aws-lc` bench feature builds both backends.
+            let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
             jsonwebtoken::encode(
                 &Header::new(jsonwebtoken::Algorithm::HS256),
                 &claims,

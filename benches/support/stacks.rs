@@ -148,6 +148,7 @@ pub(crate) fn token() -> String {
 
 /// A token of its own (a distinct `jti`), for first-sight measurements.
 pub(crate) fn token_numbered(n: u64) -> String {
+    peer_crypto();
     let claims = json!({
         "iss": ISS, "aud": AUD, "sub": "alice", "exp": 4_102_444_800u64, "iat": 1_767_225_600u64,
         "scope": "orders:write", "realm_access": {"roles": ["admin"]}, "jti": format!("t{n}"),
@@ -160,6 +161,16 @@ pub(crate) fn token_numbered(n: u64) -> String {
         &jsonwebtoken::EncodingKey::from_ec_der(&fixture("es256.key.der")),
     )
     .unwrap()
+}
+
+/// Installs the peer's jsonwebtoken backend: AWS-LC with the `_peer-aws-lc` feature (what a
+/// careful user picks), RustCrypto otherwise. palisade names its own backend and ignores this.
+pub(crate) fn peer_crypto() {
+    #[cfg(feature = "_peer-aws-lc")]
+    let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+    #[cfg(not(feature = "_peer-aws-lc"))]
+    let provider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+    let _ = provider.install_default();
 }
 
 /// Formats and drops: the audit layer's work without I/O.
@@ -370,6 +381,7 @@ pub(crate) struct Stacks {
 impl Stacks {
     /// Builds them (inside a tokio runtime: the audit queue starts a task).
     pub(crate) fn new() -> Self {
+        peer_crypto();
         let keys = ApiKeys::new();
         let store = MemoryKeyStore::new();
         let issued = keys.generate(KeySpec::new("alice").role("admin")).unwrap();

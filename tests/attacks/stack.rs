@@ -305,7 +305,7 @@ impl Tokens {
     }
 
     fn sign(&self, header: &Header, claims: &Value, key: &EncodingKey) -> String {
-        jsonwebtoken::encode(header, claims, key).unwrap()
+        crate::support::encode_jwt(header, claims, key).unwrap()
     }
 
     fn es256(kid: &str) -> Header {

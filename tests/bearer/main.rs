@@ -88,7 +88,7 @@ fn mint(kid: &str, claims: &Value) -> String {
     let mut header = Header::new(alg);
     header.kid = Some(kid.to_owned());
     header.typ = Some("at+jwt".to_owned());
-    jsonwebtoken::encode(&header, claims, &key).unwrap()
+    support::encode_jwt(&header, claims, &key).unwrap()
 }
 
 fn b64(v: &Value) -> String {
@@ -382,7 +382,7 @@ mod attacks {
         header.kid = Some("es256".into());
         header.typ = Some("JWT".into());
         refused(
-            &jsonwebtoken::encode(&header, &claims(), &key).unwrap(),
+            &support::encode_jwt(&header, &claims(), &key).unwrap(),
             "wrong_token_type",
         )
         .await;
@@ -398,7 +398,7 @@ mod attacks {
         header.typ = Some("at+jwt".into());
         header.jku = Some(idp.evil_url());
         header.x5u = Some(idp.evil_url());
-        let token = jsonwebtoken::encode(&header, &claims(), &key).unwrap();
+        let token = support::encode_jwt(&header, &claims(), &key).unwrap();
         let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
         assert_invalid_token(&server, &reply, &token, "unknown_kid");
         assert_eq!(
@@ -409,7 +409,7 @@ mod attacks {
         );
         // The same with a kid the real set has: the signature is by another key.
         header.kid = Some("es256".into());
-        let token = jsonwebtoken::encode(&header, &claims(), &key).unwrap();
+        let token = support::encode_jwt(&header, &claims(), &key).unwrap();
         let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
         assert_eq!(reply.status, 401);
         assert_eq!(server.last_refusal().unwrap().reason(), "bad_signature");
@@ -935,13 +935,13 @@ async fn static_pem_and_hmac_keys_verify_without_any_fetch() {
     assert_eq!(reply.status, 200);
     let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some("hs".into());
-    let hs = jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(secret)).unwrap();
+    let hs = support::encode_jwt(&header, &claims(), &EncodingKey::from_secret(secret)).unwrap();
     let reply = server.get("/", &[("authorization", &bearer(&hs))]).await;
     assert_eq!(reply.status, 200, "HS256 with a configured secret");
     // HS256 under the EC key's kid: the key decides the algorithm.
     header.kid = Some("es256".into());
     let confused =
-        jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(secret)).unwrap();
+        support::encode_jwt(&header, &claims(), &EncodingKey::from_secret(secret)).unwrap();
     let reply = server
         .get("/", &[("authorization", &bearer(&confused))])
         .await;

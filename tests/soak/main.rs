@@ -86,7 +86,7 @@ fn mint(kid: &str, subject: &str) -> String {
         "realm_access": {"roles": ["reader"]},
     });
     let key = EncodingKey::from_ec_der(&fixture(&format!("{kid}.key.der")));
-    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    support::encode_jwt(&header, &claims, &key).unwrap()
 }
 
 /// An audit sink that discards what it is given, or fails when told to.

@@ -25,6 +25,18 @@ use tower::Layer;
 
 /// A server under test: its address, how often the handler ran, and the refusals an outer
 /// "audit" layer saw in response extensions.
+/// `jsonwebtoken::encode` on its RustCrypto backend, installed explicitly: with the benches'
+/// `_peer-aws-lc` feature both of jsonwebtoken's backends are built and it would not choose.
+#[cfg(feature = "jwt")]
+pub fn encode_jwt(
+    header: &jsonwebtoken::Header,
+    claims: &impl serde::Serialize,
+    key: &jsonwebtoken::EncodingKey,
+) -> jsonwebtoken::errors::Result<String> {
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+    jsonwebtoken::encode(header, claims, key)
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,

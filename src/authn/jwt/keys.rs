@@ -1,6 +1,8 @@
 //! Verification keys: the [`Algorithm`]s palisade accepts, keys from PEM, JWK or an HMAC
 //! secret ([`Key`]), and the checks that make a key usable (RFC 8725 §3.1, §3.5).
 
+#[cfg(feature = "aws-lc")]
+mod aws_lc;
 mod jwk;
 
 use std::fmt;
@@ -411,8 +413,23 @@ pub(crate) fn verifier(
     (jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.verifier_factory)(&alg.to_jwt(), key)
 }
 
-/// Whether `signature` is `key`'s signature of `message` under `alg`.
+/// Whether `signature` is `key`'s signature of `message` under `alg`: by AWS-LC with the
+/// `aws-lc` feature (HMAC excepted), by RustCrypto otherwise.
 pub(crate) fn verify(alg: Algorithm, key: &Key, message: &[u8], signature: &[u8]) -> bool {
+    #[cfg(feature = "aws-lc")]
+    if let Some(ok) = aws_lc::verify(alg, &key.material, message, signature) {
+        return ok;
+    }
+    verify_rust_crypto(alg, key, message, signature)
+}
+
+/// Whether `signature` is `key`'s signature of `message` under `alg`, by RustCrypto.
+pub(crate) fn verify_rust_crypto(
+    alg: Algorithm,
+    key: &Key,
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
     verifier(alg, &key.material).is_ok_and(|v| v.verify(message, &signature.to_vec()).is_ok())
 }
 

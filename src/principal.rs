@@ -121,12 +121,95 @@ pub struct Principal(Arc<Inner>);
 struct Inner {
     subject: Box<str>,
     method: AuthMethod,
-    roles: Box<[Box<str>]>,
-    scopes: Box<[Box<str>]>,
-    tenant: Option<Box<str>>,
-    tier: Option<Box<str>>,
+    roles: Names,
+    scopes: Names,
+    tenant: Option<Arc<str>>,
+    tier: Option<Arc<str>>,
     #[serde(skip)]
     role_cache: RoleCache,
+}
+
+/// A sorted set of role or scope names; shared between the principals that have it in common
+/// (see [`Shared`]).
+type Names = Arc<[Box<str>]>;
+
+/// The role and scope sets, tenants and tiers that many long-lived principals have in common
+/// (a key store's records), held once. Bounded by the distinct values of the principals it
+/// was given; [`release`](Self::release) lets go of a value only a released principal used.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    sets: std::sync::Mutex<std::collections::HashSet<Names>>,
+    strings: std::sync::Mutex<std::collections::HashSet<Arc<str>>>,
+}
+
+impl Shared {
+    /// The value held for `value`; a copy of its own is added if there is none (so that only
+    /// stored principals and the table count as its users).
+    fn one<T: ?Sized + Eq + std::hash::Hash>(
+        table: &std::sync::Mutex<std::collections::HashSet<Arc<T>>>,
+        value: &Arc<T>,
+        copy: impl FnOnce(&T) -> Arc<T>,
+    ) -> Arc<T> {
+        let mut table = table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(held) = table.get(value) {
+            return held.clone();
+        }
+        let held = copy(value);
+        table.insert(held.clone());
+        held
+    }
+
+    fn drop_unused<T: ?Sized + Eq + std::hash::Hash>(
+        table: &std::sync::Mutex<std::collections::HashSet<Arc<T>>>,
+        value: &Arc<T>,
+    ) {
+        let mut table = table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Held by the table and by the principal being released: nobody else uses it.
+        if Arc::strong_count(value) <= 2 {
+            table.remove(value);
+        }
+    }
+
+    /// `p`, with its sets and strings replaced by the ones held here (added if new).
+    pub(crate) fn principal(&self, p: &Principal) -> Principal {
+        let i = &p.0;
+        Principal(Arc::new(Inner {
+            subject: i.subject.clone(),
+            method: i.method.clone(),
+            roles: Self::one(&self.sets, &i.roles, |s| s.iter().cloned().collect()),
+            scopes: Self::one(&self.sets, &i.scopes, |s| s.iter().cloned().collect()),
+            tenant: i
+                .tenant
+                .as_ref()
+                .map(|t| Self::one(&self.strings, t, |s| Arc::from(s))),
+            tier: i
+                .tier
+                .as_ref()
+                .map(|t| Self::one(&self.strings, t, |s| Arc::from(s))),
+            role_cache: RoleCache::default(),
+        }))
+    }
+
+    /// How many sets and strings are held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> (usize, usize) {
+        let sets = self.sets.lock().map_or(0, |s| s.len());
+        (sets, self.strings.lock().map_or(0, |s| s.len()))
+    }
+
+    /// Lets go of what only `p` (no longer stored) used.
+    pub(crate) fn release(&self, p: &Principal) {
+        let i = &p.0;
+        Self::drop_unused(&self.sets, &i.roles);
+        Self::drop_unused(&self.sets, &i.scopes);
+        for s in [&i.tenant, &i.tier].into_iter().flatten() {
+            Self::drop_unused(&self.strings, s);
+        }
+    }
 }
 
 /// The principal's roles as a compiled policy's bit set, cached per policy generation, so
@@ -333,7 +416,7 @@ impl PrincipalBuilder {
 
     /// Builds the principal. Duplicate roles and scopes are kept once.
     pub fn build(self) -> Principal {
-        fn boxed(mut v: Vec<String>) -> Box<[Box<str>]> {
+        fn boxed(mut v: Vec<String>) -> Names {
             v.sort_unstable();
             v.dedup();
             v.into_iter().map(String::into_boxed_str).collect()
@@ -343,8 +426,8 @@ impl PrincipalBuilder {
             method: self.method,
             roles: boxed(self.roles),
             scopes: boxed(self.scopes),
-            tenant: self.tenant.map(String::into_boxed_str),
-            tier: self.tier.map(String::into_boxed_str),
+            tenant: self.tenant.map(Arc::from),
+            tier: self.tier.map(Arc::from),
             role_cache: RoleCache::default(),
         }))
     }

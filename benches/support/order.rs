@@ -87,6 +87,42 @@ pub(crate) fn schema() -> Value {
     })
 }
 
+/// A batch of orders: an array of up to 2,000 of them.
+pub(crate) fn batch_schema() -> Value {
+    json!({"type": "array", "maxItems": 2000, "items": schema()})
+}
+
+/// `n` orders in one array (about 1,010 bytes each).
+pub(crate) fn batch_body(n: usize) -> Bytes {
+    let one = body();
+    let mut out = Vec::with_capacity(n * (one.len() + 1) + 2);
+    out.push(b'[');
+    for i in 0..n {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&one);
+    }
+    out.push(b']');
+    Bytes::from(out)
+}
+
+/// [`by_hand`] for a batch.
+pub(crate) fn by_hand_batch(validator: &jsonschema::Validator, body: &[u8]) -> http::StatusCode {
+    use http::StatusCode;
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    if validator.iter_errors(&value).next().is_some() {
+        return StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    let Ok(orders) = serde_json::from_value::<Vec<Order>>(value) else {
+        return StatusCode::UNPROCESSABLE_ENTITY;
+    };
+    std::hint::black_box(orders);
+    StatusCode::OK
+}
+
 pub(crate) fn body() -> Bytes {
     let items: Vec<Value> = (0..10)
         .map(|i| json!({"sku": format!("ABC-{:04}", 1000 + i), "name": format!("Widget #{i}"), "qty": i + 1, "unit_price": 19.99 + f64::from(i), "gift": i % 3 == 0}))

@@ -28,6 +28,7 @@ fn main() {
         [Limit::per_second(10), Limit::quota(1_000, Window::Hour)],
     )
     .unwrap();
+    let empty = dhat::HeapStats::get().curr_bytes;
     let store = MemoryStore::with_max_keys(BOUND);
     let ip = |i: u32| -> IpAddr {
         if i % 2 == 0 {
@@ -43,6 +44,29 @@ fn main() {
         check(&store, &QuotaKey::ip(policy.clone(), ip(i), 64), now);
     }
     let at_bound = dhat::HeapStats::get().curr_bytes;
+    // governor's keyed limiter holding the same number of addresses (one limit: its state is
+    // one 64-bit cell; palisade keeps two limits and the idle time in the same entry size).
+    let before_governor = dhat::HeapStats::get().curr_bytes;
+    let governor = governor::RateLimiter::keyed(governor::Quota::per_second(
+        std::num::NonZeroU32::new(10).unwrap(),
+    ));
+    for i in 0..BOUND as u32 {
+        let _ = governor.check_key(&ip(i));
+    }
+    let governor_bytes = dhat::HeapStats::get().curr_bytes - before_governor;
+    drop(governor);
+    let ours = at_bound - empty;
+    println!(
+        "{BOUND} keys: palisade {ours} B ({} B per key), governor {governor_bytes} B ({} B per key)",
+        ours / BOUND,
+        governor_bytes / BOUND
+    );
+    // Both are hash tables of 32-byte entries that grow by doubling per shard (which shard
+    // doubles when depends on random hash seeds): allow 5% for that.
+    dhat::assert!(
+        ours <= governor_bytes * 105 / 100,
+        "a quota key takes more than governor's"
+    );
 
     // A million distinct clients, all at the same instant (no bucket is idle).
     let mut at_100k = 0;

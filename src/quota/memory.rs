@@ -15,8 +15,9 @@ use super::store::{QuotaStore, StoreStats};
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 
-/// The default bound on keys: at most about 35 MB (a bucket is 88 bytes, up to ~350 with the
-/// hash tables' slack; `tests/quota_allocations.rs` measures it).
+/// The default bound on keys: at most about 11 MB (an entry is 32 bytes for a policy of one or
+/// two limits, 48 for a wider one, about 110 at worst with the hash tables' slack;
+/// `tests/quota_allocations.rs` measures it beside governor).
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
 /// Counters in memory, for one process (or as the local fallback of a shared store).
@@ -25,8 +26,9 @@ pub const DEFAULT_MAX_KEYS: usize = 100_000;
 ///   no interleaving admits more than the limits allow.
 /// - **No global lock** on the hot path: `dashmap` shards the keys; a check of a known key
 ///   locks one shard for a few dozen nanoseconds and allocates nothing.
-/// - **Bounded**: at most `max_keys` buckets (default [`DEFAULT_MAX_KEYS`], 88 bytes each plus
-///   the hash tables' slack).
+/// - **Bounded**: at most `max_keys` buckets (default [`DEFAULT_MAX_KEYS`], 32 bytes each for
+///   policies of one or two limits, 48 for wider ones, plus the hash tables' slack: as small
+///   as governor's keyed state for an IP address).
 ///   A bucket whose state equals a fresh one (its rate refilled, its windows over) is idle and
 ///   may be dropped without changing any answer; when the store is full, idle buckets go
 ///   first. If every bucket is still live (a flood of distinct keys) a random eighth of them
@@ -44,8 +46,17 @@ pub struct MemoryStore {
     inner: Arc<Inner>,
 }
 
+/// Buckets by width: a policy of one or two limits (most of them) keeps its key in `narrow`,
+/// 32 bytes an entry (what governor's keyed state takes for an IP address), a wider one in
+/// `wide`. A key's policy is part of its hash, so a key lives in one of them only.
+type Map<const N: usize> = DashMap<u64, Bucket<N>, BuildHasherDefault<PreHashed>>;
+
+/// The widest policy `narrow` holds.
+const NARROW: usize = 2;
+
 struct Inner {
-    map: DashMap<u64, Bucket, BuildHasherDefault<PreHashed>>,
+    narrow: Map<NARROW>,
+    wide: Map<MAX_LIMITS>,
     seed: RandomState,
     max_keys: usize,
     len: AtomicUsize,
@@ -53,10 +64,17 @@ struct Inner {
     evictions: AtomicU64,
 }
 
-struct Bucket {
+struct Bucket<const N: usize> {
     /// When the state becomes equal to a fresh bucket's (Unix nanoseconds).
     idle_at: u64,
-    cells: [u64; MAX_LIMITS],
+    cells: [u64; N],
+}
+
+impl<const N: usize> Bucket<N> {
+    const FRESH: Self = Self {
+        idle_at: 0,
+        cells: [0; N],
+    };
 }
 
 impl MemoryStore {
@@ -72,10 +90,11 @@ impl MemoryStore {
         let max_keys = max_keys.max(1);
         Self {
             inner: Arc::new(Inner {
-                map: DashMap::with_capacity_and_hasher(
+                narrow: DashMap::with_capacity_and_hasher(
                     max_keys.min(4_096),
                     BuildHasherDefault::default(),
                 ),
+                wide: DashMap::with_hasher(BuildHasherDefault::default()),
                 seed: RandomState::new(),
                 max_keys,
                 len: AtomicUsize::new(0),
@@ -115,13 +134,16 @@ impl MemoryStore {
     pub fn sweep(&self, now: Timestamp) -> usize {
         let now = now.as_unix_nanos();
         let before = self.len();
-        self.inner.map.retain(|_, b| {
-            let keep = b.idle_at > now;
+        let len = &self.inner.len;
+        let idle = |idle_at: u64| {
+            let keep = idle_at > now;
             if !keep {
-                self.inner.len.fetch_sub(1, Ordering::Relaxed);
+                len.fetch_sub(1, Ordering::Relaxed);
             }
             keep
-        });
+        };
+        self.inner.narrow.retain(|_, b| idle(b.idle_at));
+        self.inner.wide.retain(|_, b| idle(b.idle_at));
         before.saturating_sub(self.len())
     }
 
@@ -140,29 +162,39 @@ impl MemoryStore {
         consume: bool,
     ) -> Verdict {
         let id = self.hash(key);
-        if let Some(mut bucket) = self.inner.map.get_mut(&id) {
+        if limits.len() <= NARROW {
+            self.check_in(&self.inner.narrow, id, limits, cost, now, consume)
+        } else {
+            self.check_in(&self.inner.wide, id, limits, cost, now, consume)
+        }
+    }
+
+    fn check_in<const N: usize>(
+        &self,
+        map: &Map<N>,
+        id: u64,
+        limits: &[Limit],
+        cost: u64,
+        now: Timestamp,
+        consume: bool,
+    ) -> Verdict {
+        if let Some(mut bucket) = map.get_mut(&id) {
             return run(limits, &mut bucket, now, cost, consume);
         }
         if !consume {
             // A peek at an unknown key: answer as a fresh bucket, store nothing.
-            let mut fresh = Bucket {
-                idle_at: 0,
-                cells: [0; MAX_LIMITS],
-            };
+            let mut fresh = Bucket::<N>::FRESH;
             return run(limits, &mut fresh, now, cost, false);
         }
         self.reserve(now);
-        match self.inner.map.entry(id) {
+        match map.entry(id) {
             Entry::Occupied(mut o) => {
                 // Another check inserted it first: give the reservation back.
                 self.inner.len.fetch_sub(1, Ordering::Relaxed);
                 run(limits, o.get_mut(), now, cost, consume)
             }
             Entry::Vacant(v) => {
-                let mut bucket = Bucket {
-                    idle_at: 0,
-                    cells: [0; MAX_LIMITS],
-                };
+                let mut bucket = Bucket::<N>::FRESH;
                 let verdict = run(limits, &mut bucket, now, cost, consume);
                 v.insert(bucket);
                 verdict
@@ -206,14 +238,16 @@ impl MemoryStore {
             // class. Eight rounds empty the store, so this ends.
             let class = (*round % 8) as u8;
             *round = round.wrapping_add(1);
-            inner.map.retain(|id, _| {
-                let keep = (*id as u8) & 7 != class;
+            let mut spare = |id: u64| {
+                let keep = (id as u8) & 7 != class;
                 if !keep {
                     inner.len.fetch_sub(1, Ordering::Relaxed);
                     evicted += 1;
                 }
                 keep
-            });
+            };
+            inner.narrow.retain(|id, _| spare(*id));
+            inner.wide.retain(|id, _| spare(*id));
         }
         if evicted > 0 {
             inner.evictions.fetch_add(evicted, Ordering::Relaxed);
@@ -228,7 +262,13 @@ impl MemoryStore {
     }
 }
 
-fn run(limits: &[Limit], bucket: &mut Bucket, now: Timestamp, cost: u64, consume: bool) -> Verdict {
+fn run<const N: usize>(
+    limits: &[Limit],
+    bucket: &mut Bucket<N>,
+    now: Timestamp,
+    cost: u64,
+    consume: bool,
+) -> Verdict {
     let (verdict, idle_at) = apply(limits, &mut bucket.cells, now, cost, consume);
     bucket.idle_at = idle_at.as_unix_nanos();
     verdict
@@ -391,7 +431,71 @@ mod tests {
             assert!(store.len() <= 10_000);
         }
         assert!(store.evictions() > 0);
-        assert_eq!(store.inner.map.len(), store.len());
+        assert_eq!(
+            store.inner.narrow.len() + store.inner.wide.len(),
+            store.len()
+        );
+    }
+
+    #[test]
+    fn narrow_and_wide_policies_share_one_bound_and_each_is_enforced() {
+        let store = MemoryStore::with_max_keys(1_000);
+        let narrow = QuotaPolicy::new(
+            "n",
+            [
+                Limit::per_minute(3).named("minute"),
+                Limit::per_hour(100).named("hour"),
+            ],
+        )
+        .unwrap();
+        let wide = QuotaPolicy::new(
+            "w",
+            [
+                Limit::per_minute(100).named("minute"),
+                Limit::per_hour(2).named("hour"),
+                Limit::quota(1_000, Window::Day).named("day"),
+            ],
+        )
+        .unwrap();
+        let admitted = |policy: &QuotaPolicy, i: u32| {
+            (0..10)
+                .filter(|_| {
+                    let key = ip_key(policy, i);
+                    store
+                        .check_limits(&key, policy.limits(), 1, now(), true)
+                        .is_allowed()
+                })
+                .count()
+        };
+        assert_eq!(
+            admitted(&narrow, 1),
+            3,
+            "the per-minute limit of a two-limit policy"
+        );
+        assert_eq!(
+            admitted(&wide, 1),
+            2,
+            "the second limit of a three-limit policy"
+        );
+        assert_eq!((store.inner.narrow.len(), store.inner.wide.len()), (1, 1));
+        for i in 2..3_000 {
+            admitted(if i % 2 == 0 { &narrow } else { &wide }, i);
+            assert!(store.len() <= 1_000);
+        }
+        assert_eq!(
+            store.inner.narrow.len() + store.inner.wide.len(),
+            store.len()
+        );
+        assert!(
+            store.inner.wide.len() > 100,
+            "wide keys are evicted, not starved"
+        );
+        // Everything is idle a day later.
+        let held = store.len();
+        let later = Timestamp::from_unix_secs(1_767_225_600 + 2 * 86_400);
+        assert_eq!(store.sweep(later), held);
+        assert!(store.is_empty());
+        assert_eq!((store.inner.narrow.len(), store.inner.wide.len()), (0, 0));
     }
 
     #[test]

@@ -78,6 +78,7 @@ mod fetch;
 #[cfg(feature = "config")]
 mod file;
 pub mod future;
+mod json_text;
 mod macros;
 mod stack;
 

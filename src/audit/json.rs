@@ -19,8 +19,12 @@ use crate::rejection::Rejection;
 /// escapes them), everything else copied.
 pub(super) fn escaped(out: &mut String, s: &str) {
     out.push('"');
+    let bytes = s.as_bytes();
     let mut run = 0;
-    for (i, b) in s.bytes().enumerate() {
+    loop {
+        // Plain bytes are skipped eight at a time; `i` is a quote, a backslash or a control.
+        let i = crate::json_text::plain_until(bytes, run);
+        let Some(&b) = bytes.get(i) else { break };
         let short = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -29,8 +33,7 @@ pub(super) fn escaped(out: &mut String, s: &str) {
             b'\t' => "\\t",
             0x08 => "\\b",
             0x0c => "\\f",
-            0..0x20 => "",
-            _ => continue,
+            _ => "",
         };
         out.push_str(&s[run..i]);
         if short.is_empty() {

@@ -40,20 +40,6 @@ pub(super) fn parse(text: &str, limits: &JsonLimits) -> Result<(Vec<Tok>, String
 /// with the ones before it (fingerprints first); wider ones through a set of keyed hashes.
 const LINEAR_NAMES: u32 = 16;
 
-/// Bytes that end the plain run of a string: the quote, the backslash, and the C0 controls
-/// (which RFC 8259 §7 says must be escaped).
-static STOPS: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 0x20 {
-        t[c] = true;
-        c += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
-
 /// One open container.
 struct Open {
     /// Its token's index.

@@ -1,6 +1,7 @@
 //! The scalars of the parse: strings (escapes decoded), numbers and literals.
 
-use super::{BuildError, Parser, STOPS};
+use super::{BuildError, Parser};
+use crate::json_text::plain_until;
 use crate::validate::tape::{Span, Tok, span};
 
 impl Parser<'_, '_> {
@@ -16,10 +17,7 @@ impl Parser<'_, '_> {
     /// A string at its opening quote: a span of the text, or of `escaped` once decoded.
     pub(super) fn string(&mut self) -> Result<Span, BuildError> {
         let start = self.i + 1;
-        let mut j = start;
-        while j < self.b.len() && !STOPS[usize::from(self.b[j])] {
-            j += 1;
-        }
+        let j = plain_until(self.b, start);
         let plain = match self.b.get(j) {
             Some(b'"') => true,
             Some(b'\\') => false,
@@ -53,9 +51,7 @@ impl Parser<'_, '_> {
                 }
                 Some(_) => {
                     let run = self.i;
-                    while self.i < self.b.len() && !STOPS[usize::from(self.b[self.i])] {
-                        self.i += 1;
-                    }
+                    self.i = plain_until(self.b, run);
                     self.escaped.push_str(&self.text[run..self.i]);
                 }
                 None => return Err(self.syntax("EOF while parsing a string")),

@@ -84,7 +84,26 @@ fn cases() -> Vec<Case> {
                 "k",
             ),
         },
+        Case {
+            name: "EdDSA",
+            alg: jsonwebtoken::Algorithm::EdDSA,
+            key: Key::from_pem(&pem("eddsa")).unwrap().with_kid("k"),
+            peer_key: DecodingKey::from_ed_components(&jwk_x("eddsa")).unwrap(),
+            token: sign(
+                jsonwebtoken::Algorithm::EdDSA,
+                EncodingKey::from_ed_der(&fixture("eddsa.key.der")),
+                "k",
+            ),
+        },
     ]
+}
+
+/// The `x` member of the fixture JWK `kid`.
+fn jwk_x(kid: &str) -> String {
+    let jwks: Value = serde_json::from_slice(&fixture("jwks.json")).unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    let k = keys.iter().find(|k| k["kid"] == kid).unwrap();
+    k["x"].as_str().unwrap().to_owned()
 }
 
 /// The ES256 public key as jsonwebtoken's `from_ec_der` wants it (a SEC1 point), from the JWK.

@@ -27,24 +27,11 @@ mod runtime;
 mod stacks;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::ConnectInfo;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::StatusCode;
 use order::body;
-use stacks::{PEER, Stacks};
+use stacks::{Stacks, request};
 use tower::ServiceExt;
-
-fn request(header: &str, value: &str, body: &Bytes) -> http::Request<Body> {
-    let mut req = http::Request::post("/v1/orders")
-        .header("content-type", "application/json")
-        .header("content-length", body.len())
-        .header(header, value)
-        .body(Body::from(body.clone()))
-        .unwrap();
-    req.extensions_mut().insert(ConnectInfo(PEER));
-    req
-}
 
 fn bench(c: &mut Criterion) {
     let rt = runtime::one_worker();

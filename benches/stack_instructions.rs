@@ -26,25 +26,13 @@ mod stacks;
 
 use std::hint::black_box;
 
-use axum::body::{Body, Bytes};
-use axum::extract::ConnectInfo;
+use axum::body::Bytes;
 use http::StatusCode;
-use stacks::{PEER, Stacks};
+use stacks::{Stacks, request};
 use tower::ServiceExt;
 
 /// First-sight tokens signed per run.
 const FIRST_SIGHT: u64 = 200;
-
-fn request(header: &str, value: &str, body: &Bytes) -> http::Request<Body> {
-    let mut req = http::Request::post("/v1/orders")
-        .header("content-type", "application/json")
-        .header("content-length", body.len())
-        .header(header, value)
-        .body(Body::from(body.clone()))
-        .unwrap();
-    req.extensions_mut().insert(ConnectInfo(PEER));
-    req
-}
 
 /// The measured part: the requests, and the audit queue drained of their events (its task
 /// runs on this thread). Callgrind collects only inside it

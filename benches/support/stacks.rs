@@ -163,6 +163,19 @@ pub(crate) fn token_numbered(n: u64) -> String {
     .unwrap()
 }
 
+/// `POST /v1/orders` with `body`, the credential in `header`, from [`PEER`].
+pub(crate) fn request(header: &str, value: &str, body: &Bytes) -> http::Request<axum::body::Body> {
+    let mut req = http::Request::post("/v1/orders")
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .header(header, value)
+        .body(axum::body::Body::from(body.clone()))
+        .unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(PEER));
+    req
+}
+
 /// Installs the peer's jsonwebtoken backend: AWS-LC with the `_peer-aws-lc` feature (what a
 /// careful user picks), RustCrypto otherwise. palisade names its own backend and ignores this.
 pub(crate) fn peer_crypto() {

@@ -50,6 +50,7 @@ pub(super) struct RawRequest {
 
 // The common case is the large variant: boxing it would add an allocation per request.
 #[allow(clippy::large_enum_variant)]
+#[cfg_attr(test, derive(Clone))]
 pub(super) enum End {
     Response {
         status: StatusCode,

@@ -114,9 +114,9 @@ mod tests {
     }
 
     #[test]
-    fn aws_lc_and_rust_crypto_agree_on_every_asymmetric_algorithm() {
+    fn rfc7518_3_3_to_3_5_and_rfc8037_3_1_aws_lc_and_rust_crypto_agree() {
         let rsa = EncodingKey::from_rsa_der(&fixture("rs256.key.der"));
-        let cases = [
+        let mut cases = vec![
             (
                 Algorithm::ES256,
                 EncodingKey::from_ec_der(&fixture("es256.key.der")),
@@ -161,6 +161,9 @@ mod tests {
             ),
             (Algorithm::PS512, rsa, pem("rs256.pub.pem"), jwk("rs256")),
         ];
+        // P-384: a key made here (no fixture), from a fixed scalar.
+        let (p384_signer, p384_key) = p384_pair();
+        cases.push((Algorithm::ES384, p384_signer, p384_key.clone(), p384_key));
         let other = pem("es256-next.pub.pem");
         for (alg, signer, from_pem, from_jwk) in cases {
             let message = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9";
@@ -193,6 +196,21 @@ mod tests {
                 "{alg:?} wrong key"
             );
         }
+    }
+
+    /// A P-384 signing key and its public key, from a fixed scalar.
+    fn p384_pair() -> (EncodingKey, Key) {
+        use p384::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
+        let secret = p384::SecretKey::from_slice(&[7; 48]).unwrap();
+        let der = secret.to_pkcs8_der().unwrap();
+        let public = secret
+            .public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        (
+            EncodingKey::from_ec_der(der.as_bytes()),
+            Key::from_pem(&public).unwrap(),
+        )
     }
 
     #[test]

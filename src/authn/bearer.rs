@@ -3,10 +3,9 @@
 //! ([`ClaimMap`]), and the bounded cache of checked tokens.
 
 use std::collections::hash_map::RandomState;
+use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use dashmap::DashMap;
 use http::header::AUTHORIZATION;
 use http::request::Parts;
 use serde::Deserialize;
@@ -360,27 +359,42 @@ fn for_each_name<'v>(value: Option<&'v Value>, split: bool, mut f: impl FnMut(&'
 }
 
 /// A bounded map from a token (by a 128-bit keyed hash, never the token itself) to what
-/// checking it concluded, each entry valid until a given instant. Full, it drops the expired
-/// entries and, if that frees less than an eighth of it, others spread over the map until an
-/// eighth is free: one O(capacity) scan per capacity / 8 inserts at the most.
-#[derive(Debug)]
+/// checking it concluded, each entry valid until a given instant. It is a `quick_cache` cache
+/// (S3-FIFO-like eviction, sharded locks): full, an insert evicts in O(1), never a scan; an
+/// entry found expired is dropped on lookup.
 pub(crate) struct TokenCache<V> {
-    map: DashMap<u128, (V, Timestamp), BuildPrehashed>,
+    map: quick_cache::sync::Cache<u128, (V, Timestamp), quick_cache::UnitWeighter, BuildPrehashed>,
     /// The `cache` label of its lookups in the metrics.
     name: &'static str,
     capacity: usize,
     hasher: siphasher::sip128::SipHasher13,
-    evictions: AtomicU64,
+}
+
+impl<V: Clone> fmt::Debug for TokenCache<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("name", &self.name)
+            .field("capacity", &self.capacity)
+            .field("len", &self.map.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<V: Clone> TokenCache<V> {
     pub(crate) fn new(name: &'static str, capacity: usize) -> Self {
         Self {
-            map: DashMap::with_hasher(BuildPrehashed),
+            // The table grows as entries come (sized for the capacity, a default cache would
+            // take megabytes before its first token).
+            map: quick_cache::sync::Cache::with(
+                capacity.min(1024),
+                capacity as u64,
+                quick_cache::UnitWeighter,
+                BuildPrehashed,
+                quick_cache::sync::DefaultLifecycle::default(),
+            ),
             name,
             capacity,
             hasher: random_sip128(),
-            evictions: AtomicU64::new(0),
         }
     }
 
@@ -392,16 +406,16 @@ impl<V: Clone> TokenCache<V> {
 
     /// The cached answer for `key` if it is still valid at `now`.
     pub(crate) fn get(&self, key: u128, now: Timestamp) -> Option<V> {
-        let Some(entry) = self.map.get(&key) else {
+        let Some((value, until)) = self.map.get(&key) else {
             crate::telemetry::cache_lookup(self.name, false);
             return None;
         };
-        if entry.1 > now {
+        if until > now {
             crate::telemetry::cache_lookup(self.name, true);
-            return Some(entry.0.clone());
+            return Some(value);
         }
-        drop(entry);
-        self.map.remove_if(&key, |_, (_, until)| *until <= now);
+        // Expired: dropped unless a fresh answer replaced it meanwhile.
+        self.map.remove_if(&key, |(_, until)| *until <= now);
         crate::telemetry::cache_lookup(self.name, false);
         None
     }
@@ -410,26 +424,6 @@ impl<V: Clone> TokenCache<V> {
     pub(crate) fn insert(&self, key: u128, value: V, until: Timestamp, now: Timestamp) {
         if until <= now || self.capacity == 0 {
             return;
-        }
-        if self.map.len() >= self.capacity {
-            // One scan makes room for an eighth of the capacity at least: the expired entries,
-            // then as many others as it takes, spread over the map. The next scan is then an
-            // eighth of the capacity of inserts away (a scan per insert, when one entry at a
-            // time expired, cost O(capacity) on every new token).
-            self.map.retain(|_, (_, u)| *u > now);
-            let target = self.capacity - self.capacity.div_ceil(8);
-            let excess = self.map.len().saturating_sub(target);
-            if let Some(stride) = self.map.len().checked_div(excess) {
-                let stride = stride.max(1);
-                let (mut seen, mut dropped) = (0usize, 0usize);
-                self.map.retain(|_, _| {
-                    seen += 1;
-                    let drop = dropped < excess && seen % stride == 0;
-                    dropped += usize::from(drop);
-                    !drop
-                });
-            }
-            self.evictions.fetch_add(1, Ordering::Relaxed);
         }
         self.map.insert(key, (value, until));
     }
@@ -634,26 +628,38 @@ mod tests {
     }
 
     #[test]
-    fn a_full_cache_scans_once_per_eighth_of_its_capacity_not_on_every_insert() {
-        // Every entry expires at its own instant: each insert finds one expired entry. The
-        // cache used to drop just that one and scan again on the next insert.
+    fn a_full_cache_admits_new_tokens_within_its_capacity() {
+        // Every entry expires at its own instant and the cache is full: each insert evicts
+        // one entry (in O(1), no scan) and the new token is served from then on.
         let capacity = 1_000;
         let cache = TokenCache::new("test", capacity);
         let at = |n: u64| Timestamp::from_unix_nanos(1_000 + n);
         for i in 0..capacity as u64 {
             cache.insert(cache.key(&i.to_be_bytes()), i, at(i + 1), at(0));
         }
-        for i in 0..capacity as u64 {
+        for i in 0..10 * capacity as u64 {
             let now = at(i + 1);
             let key = cache.key(&(capacity as u64 + i).to_be_bytes());
             cache.insert(key, i, at(1_000_000), now);
-            assert!(cache.len() <= capacity);
+            assert_eq!(cache.get(key, now), Some(i));
+            assert!(cache.len() <= capacity, "{} entries", cache.len());
         }
-        let scans = cache.evictions.load(Ordering::Relaxed);
-        assert!(
-            scans <= 9,
-            "{scans} scans for {capacity} inserts into a full cache"
-        );
+    }
+
+    #[test]
+    fn a_flood_of_one_time_tokens_does_not_evict_a_token_in_use() {
+        // A client sending a new token on every request (a scan) must not push out the
+        // token that a busy client presents again and again.
+        let cache = TokenCache::new("test", 1_000);
+        let (now, later) = (Timestamp::from_unix_nanos(1), Timestamp::from_unix_nanos(9));
+        let hot = cache.key(b"the busy client's token");
+        cache.insert(hot, u64::MAX, later, now);
+        for i in 0..20_000u64 {
+            cache.insert(cache.key(&i.to_be_bytes()), i, later, now);
+            if i % 100 == 0 {
+                assert_eq!(cache.get(hot, now), Some(u64::MAX), "evicted after {i}");
+            }
+        }
     }
 
     proptest! {

@@ -70,10 +70,13 @@ struct Parser<'t, 'l> {
 
 impl Parser<'_, '_> {
     /// A syntax error at the current byte, with its line and column (as serde_json words it).
+    #[cold]
+    #[inline(never)]
     fn syntax(&self, what: &str) -> BuildError {
         BuildError::Syntax(format!("{what} at {}", self.position(self.i)))
     }
 
+    #[cold]
     fn position(&self, at: usize) -> String {
         let before = &self.b[..at.min(self.b.len())];
         let line = before.iter().filter(|&&c| c == b'\n').count() + 1;
@@ -85,16 +88,19 @@ impl Parser<'_, '_> {
         format!("line {line} column {}", column + 1)
     }
 
+    #[cold]
     fn limit(keyword: &'static str, detail: String) -> BuildError {
         BuildError::Limit(keyword, detail)
     }
 
+    #[inline]
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
             self.i += 1;
         }
     }
 
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
@@ -183,6 +189,7 @@ impl Parser<'_, '_> {
     }
 
     /// Counts a new member of the innermost container; for an object, reads its name and `:`.
+    #[inline]
     fn member(&mut self) -> Result<(), BuildError> {
         let max = self.limits.max_members;
         let Some(top) = self.open.last_mut() else {
@@ -252,6 +259,7 @@ impl Parser<'_, '_> {
     }
 
     /// Whether the innermost object already has a member named `key`; records it if not.
+    #[inline]
     fn duplicate(&mut self, key: Span) -> bool {
         let Some(top) = self.open.last() else {
             return false;

@@ -15,12 +15,24 @@ impl Parser<'_, '_> {
     }
 
     /// A string at its opening quote: a span of the text, or of `escaped` once decoded.
+    #[inline]
     pub(super) fn string(&mut self) -> Result<Span, BuildError> {
         let start = self.i + 1;
         let j = plain_until(self.b, start);
-        let plain = match self.b.get(j) {
-            Some(b'"') => true,
-            Some(b'\\') => false,
+        if self.b.get(j) == Some(&b'"') {
+            self.too_long(j - start)?;
+            self.i = j + 1;
+            return Ok(span(start, j - start));
+        }
+        self.string_rest(start, j)
+    }
+
+    /// The rest of a string that is not plain text up to its closing quote: escapes decoded
+    /// into `escaped`, or the error where it breaks.
+    #[inline(never)]
+    fn string_rest(&mut self, start: usize, j: usize) -> Result<Span, BuildError> {
+        match self.b.get(j) {
+            Some(b'\\') => {}
             Some(_) => {
                 self.i = j;
                 return Err(
@@ -31,11 +43,6 @@ impl Parser<'_, '_> {
                 self.i = j;
                 return Err(self.syntax("EOF while parsing a string"));
             }
-        };
-        if plain {
-            self.too_long(j - start)?;
-            self.i = j + 1;
-            return Ok(span(start, j - start));
         }
         let at = self.text.len() + self.escaped.len();
         self.escaped.push_str(&self.text[start..j]);
@@ -63,6 +70,7 @@ impl Parser<'_, '_> {
     }
 
     /// The string limit, on the bytes as sent.
+    #[inline]
     fn too_long(&self, sent: usize) -> Result<(), BuildError> {
         let max = self.limits.max_string_bytes;
         if sent > max {

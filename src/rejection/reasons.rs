@@ -196,7 +196,9 @@ authn_reasons! {
         code: "wrong_audience", public: "invalid_token", status: UNAUTHORIZED,
         scheme: Bearer, detail: "The access token is not valid.",
     }
-    /// The token's `typ` header is not the one required (RFC 8725 §3.11, RFC 9068 §4).
+    /// The token's `typ` header is not the one required (RFC 8725 §3.11, RFC 9068 §4), or
+    /// introspection says it is not an access token (a `token_type` such as `refresh_token`,
+    /// RFC 7662 §2.2).
     WrongTokenType {
         code: "wrong_token_type", public: "invalid_token", status: UNAUTHORIZED,
         scheme: Bearer, detail: "The access token is not of the required type.",
@@ -216,6 +218,18 @@ authn_reasons! {
     TokenInactive {
         code: "token_inactive", public: "invalid_token", status: UNAUTHORIZED,
         scheme: Bearer, detail: "The access token is not active.",
+    }
+    /// The JOSE header or the claims set names a member twice (RFC 7515 §5.2, RFC 7519 §4):
+    /// refused rather than read with the last one winning.
+    DuplicateMember {
+        code: "duplicate_member", public: "invalid_token", status: UNAUTHORIZED,
+        scheme: Bearer, detail: "The access token is not valid.",
+    }
+    /// The token is bound to a key or a certificate (a `cnf` claim: RFC 9449 §6, RFC 8705 §3)
+    /// and came without a proof of possession this API checks (RFC 9449 §7.2).
+    TokenBound {
+        code: "token_bound", public: "invalid_token", status: UNAUTHORIZED,
+        scheme: Bearer, detail: "The access token is bound to a key and needs proof of possession.",
     }
 }
 

@@ -176,6 +176,61 @@ async fn rfc6750_2_1_valid_token_reaches_the_handler_with_its_principal() {
     assert_eq!(server.hits(), 2);
 }
 
+/// Claims serialized with one member written twice (serde_json writes map entries as given).
+struct Twice<'a>(&'a Value, &'a str, Value);
+
+impl serde::Serialize for Twice<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.0.as_object().unwrap() {
+            map.serialize_entry(k, v)?;
+        }
+        map.serialize_entry(self.1, &self.2)?;
+        map.end()
+    }
+}
+
+#[tokio::test]
+async fn rfc7519_4_a_signed_token_naming_its_subject_twice_is_refused() {
+    let idp = Idp::start(jwks(&["es256"])).await;
+    let server = serve(jwt(&idp)).await;
+    let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("es256".to_owned());
+    header.typ = Some("at+jwt".to_owned());
+    let key = EncodingKey::from_ec_der(&fixture("es256.key.der"));
+    // A validly signed token whose second `sub` would have been read (last one wins).
+    let token =
+        support::encode_jwt(&header, &Twice(&claims(), "sub", json!("admin")), &key).unwrap();
+    let reply = server
+        .get("/orders", &[("authorization", &bearer(&token))])
+        .await;
+    assert_invalid_token(&server, &reply, &token, "duplicate_member");
+    // The same with the claim that roles are read from: the provider put `clerk`, the
+    // second member says `admin`.
+    let mut claims = claims();
+    claims["realm_access"] = json!({"roles": ["clerk"]});
+    let twice = Twice(&claims, "realm_access", json!({"roles": ["admin"]}));
+    let token = support::encode_jwt(&header, &twice, &key).unwrap();
+    let reply = server
+        .get("/orders", &[("authorization", &bearer(&token))])
+        .await;
+    assert_invalid_token(&server, &reply, &token, "duplicate_member");
+}
+
+#[tokio::test]
+async fn rfc9449_7_2_a_key_bound_token_presented_as_bearer_is_refused() {
+    let idp = Idp::start(jwks(&["es256"])).await;
+    let server = serve(jwt(&idp)).await;
+    let mut claims = claims();
+    claims["cnf"] = json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"});
+    let token = mint("es256", &claims);
+    let reply = server
+        .get("/orders", &[("authorization", &bearer(&token))])
+        .await;
+    assert_invalid_token(&server, &reply, &token, "token_bound");
+}
+
 #[tokio::test]
 async fn tokens_signed_by_pyjwt_are_accepted() {
     // tests/fixtures/jwt/tokens.json was made by PyJWT (make_fixtures.py): another language's
@@ -687,6 +742,93 @@ mod introspection {
         assert_eq!(idp.introspection_hits(), 1);
     }
 
+    async fn guarded(idp: &Idp) -> TestServer {
+        TestServer::start(
+            Palisade::builder()
+                .authenticate(authenticator(idp))
+                .build()
+                .unwrap(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn rfc7662_2_2_a_refresh_token_is_not_an_access_token() {
+        let idp = Idp::start(jwks(&[])).await;
+        let answer = |token_type: &str| {
+            json!({"active": true, "sub": "bob", "aud": AUD, "exp": now() + 600,
+                   "token_type": token_type})
+        };
+        idp.add_token("refresh-token-0123456789", answer("refresh_token"));
+        idp.add_token("not-applicable-0123456789", answer("N_A"));
+        idp.add_token("bearer-typed-0123456789", answer("Bearer"));
+        let server = guarded(&idp).await;
+        for token in ["refresh-token-0123456789", "not-applicable-0123456789"] {
+            let reply = server
+                .get("/", &[("authorization", &format!("Bearer {token}"))])
+                .await;
+            assert_invalid_token(&server, &reply, token, "wrong_token_type");
+        }
+        let reply = server
+            .get("/", &[("authorization", "Bearer bearer-typed-0123456789")])
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+
+    #[tokio::test]
+    async fn rfc9449_6_2_an_introspected_bound_token_presented_as_bearer_is_refused() {
+        let idp = Idp::start(jwks(&[])).await;
+        let jkt = json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"});
+        idp.add_token(
+            "dpop-bound-0123456789",
+            json!({"active": true, "sub": "bob", "aud": AUD, "token_type": "DPoP", "cnf": jkt}),
+        );
+        // RFC 8705 §3.2: certificate-bound, whatever `token_type` says.
+        idp.add_token(
+            "mtls-bound-0123456789",
+            json!({"active": true, "sub": "bob", "aud": AUD, "token_type": "Bearer",
+                   "cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}),
+        );
+        let server = guarded(&idp).await;
+        for token in ["dpop-bound-0123456789", "mtls-bound-0123456789"] {
+            let reply = server
+                .get("/", &[("authorization", &format!("Bearer {token}"))])
+                .await;
+            assert_invalid_token(&server, &reply, token, "token_bound");
+        }
+    }
+
+    #[tokio::test]
+    async fn rfc7662_2_2_the_principal_issuer_is_the_iss_of_the_answer() {
+        let idp = Idp::start(jwks(&[])).await;
+        let iss = "https://sso.palisade.test/realms/acme";
+        idp.add_token(
+            "with-iss-0123456789",
+            json!({"active": true, "sub": "bob", "aud": AUD, "iss": iss}),
+        );
+        idp.add_token(
+            "without-iss-0123456789",
+            json!({"active": true, "sub": "bob", "aud": AUD}),
+        );
+        let server = guarded(&idp).await;
+        let reply = server
+            .get("/", &[("authorization", "Bearer with-iss-0123456789")])
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        assert_eq!(
+            reply.json()["method"],
+            json!({"kind": "bearer", "issuer": iss})
+        );
+        // Without `iss` (it is optional): the endpoint stands for the issuer.
+        let reply = server
+            .get("/", &[("authorization", "Bearer without-iss-0123456789")])
+            .await;
+        assert_eq!(
+            reply.json()["method"],
+            json!({"kind": "bearer", "issuer": idp.introspection_url()})
+        );
+    }
+
     #[tokio::test]
     async fn active_token_for_another_audience_is_refused() {
         let idp = Idp::start(jwks(&[])).await;
@@ -722,6 +864,8 @@ mod introspection {
             .get("/", &[("authorization", "Bearer good-token")])
             .await;
         assert_eq!(reply.status, 503);
+        // RFC 9110 §10.2.3: every 503 says when to come back.
+        assert_eq!(reply.headers["retry-after"], "1");
         assert_eq!(
             server.last_refusal().unwrap().reason(),
             "introspection_error"
@@ -731,6 +875,7 @@ mod introspection {
             .get("/", &[("authorization", "Bearer good-token")])
             .await;
         assert_eq!(reply.status, 503);
+        assert_eq!(reply.headers["retry-after"], "1");
         assert_eq!(
             server.last_refusal().unwrap().reason(),
             "introspection_timeout"

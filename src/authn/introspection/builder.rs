@@ -199,6 +199,10 @@ impl<C: Clock> IntrospectionBuilder<C> {
         if let Some(secret) = self.client_secret {
             client = client.set_client_secret(ClientSecret::new(secret));
         }
+        // Until an answer names its `iss`: the configured issuer, else the endpoint.
+        let method = AuthMethod::Bearer {
+            issuer: Arc::from(self.issuer.as_deref().unwrap_or(self.url.as_str())),
+        };
         Ok(IntrospectionAuthenticator {
             inner: Arc::new(Inner {
                 client,
@@ -219,9 +223,7 @@ impl<C: Clock> IntrospectionBuilder<C> {
                 positive_ttl: self.positive_ttl,
                 negative_ttl: self.negative_ttl,
                 challenges: ChallengeSet::new(Scheme::Bearer, &self.realm)?,
-                method: AuthMethod::Bearer {
-                    issuer: Arc::from(self.url.as_str()),
-                },
+                method,
                 clock: self.clock,
             }),
         })

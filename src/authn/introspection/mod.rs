@@ -279,6 +279,20 @@ impl<C: Clock> Inner<C> {
                 return negative(AuthnReason::WrongIssuer);
             }
         }
+        // RFC 9449 §6.2, RFC 8705 §3.2: a token bound to a key or a certificate needs its
+        // proof of possession, which this API does not check; RFC 7662 §2.2 `token_type`:
+        // only access tokens pass (a refresh token is `active` too, and never an access
+        // token).
+        if answer.extra_fields().0.contains_key("cnf") {
+            return negative(AuthnReason::TokenBound);
+        }
+        match answer.token_type() {
+            None | Some(BasicTokenType::Bearer) => {}
+            Some(BasicTokenType::Extension(t)) if t.eq_ignore_ascii_case("dpop") => {
+                return negative(AuthnReason::TokenBound);
+            }
+            Some(_) => return negative(AuthnReason::WrongTokenType),
+        }
         if !self.audiences.is_empty() {
             let ok = answer.aud().is_some_and(|aud| {
                 aud.iter()
@@ -302,7 +316,15 @@ impl<C: Clock> Inner<C> {
         }
         let until = now.saturating_add(self.positive_ttl);
         let until = exp.map_or(until, |exp| exp.min(until));
-        match self.claims.principal(&claims, self.method.clone()) {
+        // The principal's issuer is the one the server names (`iss`), the configured one
+        // otherwise, else the endpoint.
+        let method = match answer.iss() {
+            Some(iss) if self.issuer.as_deref() != Some(iss) => AuthMethod::Bearer {
+                issuer: Arc::from(iss),
+            },
+            _ => self.method.clone(),
+        };
+        match self.claims.principal(&claims, method) {
             Ok(p) => (Ok(p), until),
             Err(r) => negative(r),
         }

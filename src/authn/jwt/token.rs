@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::{Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::keys::Algorithm;
@@ -48,7 +48,8 @@ pub(crate) fn parse(token: &str) -> Result<Parsed<'_>, AuthnReason> {
         return Err(malformed);
     }
     let header = URL_SAFE_NO_PAD.decode(header).map_err(|_| malformed)?;
-    let header: Header = serde_json::from_slice(&header).map_err(|_| malformed)?;
+    let header: Header =
+        serde_json::from_value(unique_object(&header)?.into()).map_err(|_| malformed)?;
     if header.crit.is_some() {
         return Err(AuthnReason::UnknownCriticalHeader);
     }
@@ -59,7 +60,7 @@ pub(crate) fn parse(token: &str) -> Result<Parsed<'_>, AuthnReason> {
         return Err(AuthnReason::BadSignature);
     }
     let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| malformed)?;
-    let claims: Map<String, Value> = serde_json::from_slice(&payload).map_err(|_| malformed)?;
+    let claims = unique_object(&payload)?;
     Ok(Parsed {
         alg,
         kid: header.kid,
@@ -68,6 +69,91 @@ pub(crate) fn parse(token: &str) -> Result<Parsed<'_>, AuthnReason> {
         signing_input,
         signature,
     })
+}
+
+/// A JSON object whose member names are unique, in it and in every object inside it. RFC 7515
+/// §5.2 and RFC 7519 §4 let a parser either refuse duplicate names or keep the last one;
+/// palisade refuses them, so that no two readers of a token (the provider's, a gateway's,
+/// this one) can see different claims in it.
+fn unique_object(json: &[u8]) -> Result<Map<String, Value>, AuthnReason> {
+    match serde_json::from_slice::<Unique>(json) {
+        Ok(Unique(Value::Object(map))) => Ok(map),
+        Ok(_) => Err(AuthnReason::MalformedToken),
+        Err(e) if e.to_string().starts_with(DUPLICATE) => Err(AuthnReason::DuplicateMember),
+        Err(_) => Err(AuthnReason::MalformedToken),
+    }
+}
+
+/// How [`Unique`] words its error, to tell it from a syntax error.
+const DUPLICATE: &str = "duplicate member name";
+
+/// A JSON value read by [`UniqueVisitor`].
+struct Unique(Value);
+
+impl<'de> Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+/// Builds a [`Value`] as serde_json does, but fails on a member name seen before in the same
+/// object.
+struct UniqueVisitor;
+
+impl<'de> Visitor<'de> for UniqueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(Unique(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let Unique(value) = map.next_value()?;
+            if members.contains_key(&name) {
+                return Err(A::Error::custom(DUPLICATE));
+            }
+            members.insert(name, value);
+        }
+        Ok(Value::Object(members))
+    }
 }
 
 /// The claim checks, as configured.
@@ -105,6 +191,11 @@ impl ClaimRules {
         parsed: &Parsed<'_>,
         now: Timestamp,
     ) -> Result<Timestamp, AuthnReason> {
+        // RFC 9449 §7.2, RFC 8705 §3: a token bound to a key or a certificate is worth
+        // nothing without the proof of possession, which this API does not check.
+        if parsed.claims.contains_key("cnf") {
+            return Err(AuthnReason::TokenBound);
+        }
         if let Some(want) = &self.typ {
             let got = parsed.typ.as_deref().unwrap_or("");
             let got = strip_prefix_ci(got, "application/").unwrap_or(got);
@@ -208,6 +299,74 @@ mod tests {
     fn rfc7515_4_1_11_crit_headers_are_refused() {
         let t = token(r#"{"alg":"ES256","crit":["exp"],"exp":1}"#, "{}");
         assert_eq!(parse(&t).err(), Some(AuthnReason::UnknownCriticalHeader));
+    }
+
+    #[test]
+    fn rfc7515_5_2_duplicate_header_names_are_refused() {
+        // Known names (the second `alg` would have won with serde_json's last-wins reading)
+        // and names palisade does not read alike.
+        for header in [
+            r#"{"alg":"ES256","alg":"none"}"#,
+            r#"{"alg":"ES256","kid":"a","kid":"b"}"#,
+            r#"{"alg":"ES256","x5u":"https://a","x5u":"https://b"}"#,
+            r#"{"alg":"ES256","x":{"y":1,"y":2}}"#,
+        ] {
+            let t = token(header, "{}");
+            assert_eq!(
+                parse(&t).err(),
+                Some(AuthnReason::DuplicateMember),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn rfc7519_4_duplicate_claim_names_are_refused() {
+        for claims in [
+            r#"{"sub":"alice","sub":"admin"}"#,
+            r#"{"sub":"alice","exp":1,"iss":"i","exp":2}"#,
+            r#"{"sub":"alice","realm_access":{"roles":["a"],"roles":["admin"]}}"#,
+            r#"{"sub":"alice","x":[{"a":1},{"b":1,"b":1}]}"#,
+            r#"{"a":1,"\u0061":2}"#,
+        ] {
+            let t = token(r#"{"alg":"ES256"}"#, claims);
+            assert_eq!(
+                parse(&t).err(),
+                Some(AuthnReason::DuplicateMember),
+                "{claims}"
+            );
+        }
+        // The same name in different objects is fine, and values read as serde_json reads
+        // them.
+        let claims = r#"{"sub":"alice","a":{"n":1},"b":{"n":-2.5},"c":[true,null,"x",18446744073709551615]}"#;
+        let t = token(r#"{"alg":"ES256"}"#, claims);
+        let parsed = parse(&t).unwrap();
+        assert_eq!(
+            Value::Object(parsed.claims),
+            serde_json::from_str::<Value>(claims).unwrap()
+        );
+        // Syntax errors stay syntax errors.
+        let t = token(r#"{"alg":"ES256"}"#, r#"{"sub":"alice",}"#);
+        assert_eq!(parse(&t).err(), Some(AuthnReason::MalformedToken));
+    }
+
+    #[test]
+    fn rfc9449_7_2_a_bound_token_without_its_proof_is_refused() {
+        // DPoP-bound (`cnf.jkt`, RFC 9449 §6.1) and certificate-bound (`cnf.x5t#S256`,
+        // RFC 8705 §3.1) tokens presented as plain bearer tokens.
+        let exp = NOW + 60;
+        for cnf in [
+            r#"{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}"#,
+            r#"{"x5t#S256":"bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}"#,
+        ] {
+            let claims = format!(r#"{{"exp":{exp},"cnf":{cnf}}}"#);
+            assert_eq!(
+                check(&rules(), &claims).err(),
+                Some(AuthnReason::TokenBound),
+                "{cnf}"
+            );
+        }
+        assert!(check(&rules(), &format!(r#"{{"exp":{exp}}}"#)).is_ok());
     }
 
     #[test]

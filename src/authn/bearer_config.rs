@@ -65,6 +65,22 @@ pub struct JwtConfig {
     /// Minimum interval between refetches for unknown `kid`s.
     #[serde(default, deserialize_with = "opt_duration")]
     pub unknown_kid_refetch_interval: Option<Duration>,
+    /// Key-set lifetime when the answer has no `Cache-Control: max-age` (default `5m`).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub jwks_default_lifetime: Option<Duration>,
+    /// Shortest key-set lifetime taken from `max-age` (default `30s`).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub jwks_min_lifetime: Option<Duration>,
+    /// Longest key-set lifetime taken from `max-age` (default `24h`).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub jwks_max_lifetime: Option<Duration>,
+    /// After a failed JWKS fetch, no other for this long (default `5s`).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub jwks_retry_after_failure: Option<Duration>,
+    /// How long the last good key set serves while its provider does not answer (default
+    /// `24h`); then every token of the issuer gets 503 until a fetch succeeds.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub jwks_max_stale: Option<Duration>,
     /// Allow `http://` JWKS URLs to non-loopback hosts.
     #[serde(default)]
     pub allow_plain_http: bool,
@@ -224,9 +240,7 @@ impl JwtConfig {
         if let Some(v) = self.fetch_timeout {
             b = b.fetch_timeout(v);
         }
-        if let Some(v) = self.unknown_kid_refetch_interval {
-            b = b.unknown_kid_refetch_interval(v);
-        }
+        b = self.jwks_timing(b);
         if self.allow_plain_http {
             b = b.allow_plain_http();
         }
@@ -234,6 +248,33 @@ impl JwtConfig {
             b = b.pass_opaque_tokens();
         }
         b.build()
+    }
+
+    /// The key sets' refetch interval, lifetimes, failure back-off and staleness bound.
+    fn jwks_timing(&self, mut b: crate::authn::jwt::JwtBuilder) -> crate::authn::jwt::JwtBuilder {
+        if let Some(v) = self.unknown_kid_refetch_interval {
+            b = b.unknown_kid_refetch_interval(v);
+        }
+        if self.jwks_default_lifetime.is_some()
+            || self.jwks_min_lifetime.is_some()
+            || self.jwks_max_lifetime.is_some()
+        {
+            let (default, min, max) = crate::authn::jwt::JWKS_LIFETIME;
+            let min = self.jwks_min_lifetime.unwrap_or(min);
+            let max = self.jwks_max_lifetime.unwrap_or(max);
+            // An unset default follows the bounds that were set.
+            let default = self
+                .jwks_default_lifetime
+                .unwrap_or_else(|| default.max(min).min(max));
+            b = b.jwks_lifetime(default, min, max);
+        }
+        if let Some(v) = self.jwks_retry_after_failure {
+            b = b.retry_after_failure(v);
+        }
+        if let Some(v) = self.jwks_max_stale {
+            b = b.jwks_max_stale(v);
+        }
+        b
     }
 }
 
@@ -349,6 +390,8 @@ impl IntrospectionConfig {
 
 #[cfg(all(test, feature = "jwt", feature = "introspection"))]
 mod tests {
+    use std::time::Duration;
+
     use crate::config::{Config, Format};
 
     #[test]
@@ -399,6 +442,35 @@ mod tests {
             err.to_string().contains("https"),
             "plain http refused: {err}"
         );
+    }
+
+    #[test]
+    fn jwks_lifetimes_and_staleness_are_read_from_the_file() {
+        let jwt = |extra: &str| {
+            let yaml = format!(
+                "jwt: {{issuers: [{{issuer: i, jwks_url: 'https://i.example/certs', audiences: [a]}}], {extra}}}"
+            );
+            Config::parse(&yaml, Format::Yaml).unwrap().jwt.unwrap()
+        };
+        let c = jwt(
+            "jwks_min_lifetime: 10m, jwks_max_lifetime: 2h, jwks_retry_after_failure: 1s, jwks_max_stale: 1h",
+        );
+        assert_eq!(c.jwks_min_lifetime, Some(Duration::from_secs(600)));
+        assert_eq!(c.jwks_max_stale, Some(Duration::from_secs(3600)));
+        // Without a default lifetime, the default follows the bounds (5 min is below 10 min).
+        c.authenticator().unwrap();
+        // Bounds that contradict each other stop the start-up, naming the setting.
+        let err = jwt("jwks_min_lifetime: 1h, jwks_max_lifetime: 1m")
+            .authenticator()
+            .unwrap_err();
+        assert!(err.to_string().contains("jwks lifetime"), "{err}");
+        let err = jwt("jwks_default_lifetime: 1s")
+            .authenticator()
+            .unwrap_err();
+        assert!(err.to_string().contains("jwks lifetime"), "{err}");
+        // A misspelt setting is an error, never ignored.
+        let yaml = "jwt: {issuers: [{issuer: i, jwks_url: 'https://i.example/certs', audiences: [a]}], jwks_max_stail: 1h}";
+        assert!(Config::parse(yaml, Format::Yaml).is_err());
     }
 
     #[test]

@@ -647,6 +647,48 @@ async fn a_repeated_token_is_verified_once_and_never_past_its_exp() {
 }
 
 #[tokio::test]
+async fn after_max_stale_of_provider_outage_every_token_gets_503_with_retry_after() {
+    let idp = Idp::start(jwks(&["es256"])).await;
+    let clock = ManualClock::new(Timestamp::from_unix_secs(now()));
+    let jwt = provider(&idp)
+        .clock(clock.clone())
+        .jwks_max_stale(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    jwt.refresh().await.unwrap();
+    let server = TestServer::start(Palisade::builder().authenticate(jwt).build().unwrap()).await;
+    let mut c = claims();
+    c["exp"] = json!(now() + 86_400);
+    let (cached, fresh) = (mint("es256", &c), {
+        c["jti"] = json!("another");
+        mint("es256", &c)
+    });
+    let get = |token: &str| {
+        let auth = bearer(token);
+        let server = &server;
+        async move { server.get("/", &[("authorization", &auth)]).await }
+    };
+    assert_eq!(get(&cached).await.status, 200);
+    idp.set_jwks_mode(Mode::Failing);
+    // Within `max_stale` the last good set serves, cached token or not.
+    clock.advance(Duration::from_secs(1800));
+    assert_eq!(get(&cached).await.status, 200);
+    // Past it, neither a cached token nor a new one of a known key is trusted.
+    clock.advance(Duration::from_secs(1801));
+    for token in [&cached, &fresh] {
+        let reply = get(token).await;
+        assert_eq!(reply.status, 503);
+        assert_eq!(reply.headers["retry-after"], "5");
+        assert_eq!(server.last_refusal().unwrap().reason(), "jwks_unavailable");
+    }
+    // The provider is back: after the failure interval a fetch succeeds and both pass.
+    idp.set_jwks_mode(Mode::Up);
+    clock.advance(Duration::from_secs(6));
+    assert_eq!(get(&cached).await.status, 200);
+    assert_eq!(get(&fresh).await.status, 200);
+}
+
+#[tokio::test]
 async fn bearer_tokens_and_api_keys_sit_in_one_chain() {
     let idp = Idp::start(jwks(&["es256"])).await;
     let keys = Keys::new();

@@ -221,11 +221,12 @@ impl<C: Clock> JwtBuilder<C> {
     }
 
     /// How long a key set is kept when the answer has no `Cache-Control: max-age` (default
-    /// 5 min), and the bounds put on `max-age` (default 30 s to 24 h).
+    /// 5 min), and the bounds put on `max-age` (default 30 s to 24 h). [`build`](Self::build)
+    /// fails unless `min <= default <= max`.
     pub fn jwks_lifetime(mut self, default: Duration, min: Duration, max: Duration) -> Self {
         self.timing.default_ttl = default;
-        self.timing.min_ttl = min.min(max);
-        self.timing.max_ttl = max.max(min);
+        self.timing.min_ttl = min;
+        self.timing.max_ttl = max;
         self
     }
 
@@ -240,6 +241,15 @@ impl<C: Clock> JwtBuilder<C> {
     /// After a failed JWKS fetch, no retry for `delay` (default 5 s).
     pub fn retry_after_failure(mut self, delay: Duration) -> Self {
         self.timing.retry_after_failure = delay;
+        self
+    }
+
+    /// How long after its last successful fetch a key set still verifies tokens while its
+    /// provider does not answer (default 24 h). Past it, every token of the issuer, cached
+    /// or not, gets 503 with `Retry-After` until a fetch succeeds: a key the provider withdrew
+    /// during the outage is trusted for at most this long.
+    pub fn jwks_max_stale(mut self, max: Duration) -> Self {
+        self.timing.max_stale = max;
         self
     }
 
@@ -282,6 +292,13 @@ impl<C: Clock> JwtBuilder<C> {
             return Err(invalid("no issuer is configured".into()));
         }
         check_realm(&self.realm)?;
+        let t = &self.timing;
+        if !(t.min_ttl <= t.default_ttl && t.default_ttl <= t.max_ttl) {
+            return Err(invalid(format!(
+                "jwks lifetime: the default ({:?}) must lie between the minimum ({:?}) and the maximum ({:?})",
+                t.default_ttl, t.min_ttl, t.max_ttl
+            )));
+        }
         let client = HttpClient::new(self.timeout, 1024 * 1024);
         let mut issuers: Vec<IssuerState> = Vec::with_capacity(self.issuers.len());
         for issuer in self.issuers {

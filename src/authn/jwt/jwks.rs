@@ -31,16 +31,20 @@ pub(crate) struct JwksTiming {
     pub(crate) unknown_kid_interval: Duration,
     /// After a failed fetch, no other attempt for this long.
     pub(crate) retry_after_failure: Duration,
+    /// The last good set serves at most this long after it was fetched; past it, while no
+    /// fetch succeeds, every token of the issuer gets 503.
+    pub(crate) max_stale: Duration,
 }
 
 impl Default for JwksTiming {
     fn default() -> Self {
         Self {
-            default_ttl: Duration::from_secs(300),
-            min_ttl: Duration::from_secs(30),
-            max_ttl: Duration::from_secs(24 * 3600),
+            default_ttl: super::JWKS_LIFETIME.0,
+            min_ttl: super::JWKS_LIFETIME.1,
+            max_ttl: super::JWKS_LIFETIME.2,
             unknown_kid_interval: Duration::from_secs(30),
             retry_after_failure: Duration::from_secs(5),
+            max_stale: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -55,6 +59,8 @@ pub(crate) struct KeySet {
     pub(crate) loaded: bool,
     /// When a background refresh is due.
     refresh_at: Timestamp,
+    /// When it was fetched (a failed refresh keeps the set and this instant).
+    fetched_at: Timestamp,
     generation: u64,
 }
 
@@ -131,6 +137,7 @@ impl Jwks {
                 keys: Box::new([]),
                 loaded: false,
                 refresh_at: Timestamp::UNIX_EPOCH,
+                fetched_at: Timestamp::UNIX_EPOCH,
                 generation: 0,
             }),
             lock: tokio::sync::Mutex::new(()),
@@ -217,7 +224,9 @@ impl Jwks {
     ) -> Lookup {
         let seen = self.completed();
         let set = self.set.load();
-        if !set.loaded {
+        // Never fetched, or kept past `max_stale` while the provider does not answer: no key of
+        // it is trusted until a fetch succeeds.
+        if !set.loaded || self.stale(&set, now) {
             if !may_fetch || self.failed_recently(now) {
                 return Lookup::Unavailable;
             }
@@ -259,6 +268,18 @@ impl Jwks {
             return Lookup::Fetch(seen);
         }
         unknown
+    }
+
+    /// Whether the set was fetched longer than `max_stale` ago.
+    fn stale(&self, set: &KeySet, now: Timestamp) -> bool {
+        now.saturating_duration_since(set.fetched_at) > self.timing.max_stale
+    }
+
+    /// Whether the current set is past `max_stale` (cached verdicts of its tokens then wait
+    /// for a fetch too).
+    pub(crate) fn is_stale(&self, now: Timestamp) -> bool {
+        let set = self.set.load();
+        set.loaded && self.stale(&set, now)
     }
 
     fn failed_recently(&self, now: Timestamp) -> bool {
@@ -318,6 +339,7 @@ impl Jwks {
                     keys: old.keys.clone(),
                     loaded: true,
                     refresh_at: now.saturating_add(self.timing.retry_after_failure),
+                    fetched_at: old.fetched_at,
                     generation: old.generation,
                 }));
             }
@@ -371,6 +393,7 @@ impl Jwks {
             keys: keys.into_boxed_slice(),
             loaded: true,
             refresh_at: now.saturating_add(ttl),
+            fetched_at: now,
             generation: old.generation + 1,
         }));
         Ok(withdrawn)

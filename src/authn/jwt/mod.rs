@@ -51,6 +51,14 @@ use crate::rejection::{AuthnReason, Rejection, UnavailableReason};
 
 pub use builder::{Issuer, JwtBuilder};
 
+/// The default key-set lifetime without `max-age`, and the default bounds on `max-age`
+/// (see [`JwtBuilder::jwks_lifetime`]).
+pub(crate) const JWKS_LIFETIME: (Duration, Duration, Duration) = (
+    Duration::from_secs(300),
+    Duration::from_secs(30),
+    Duration::from_secs(24 * 3600),
+);
+
 /// Authenticates `Authorization: Bearer <JWT>` requests. Cloning shares the key sets and the
 /// cache. See the [module documentation](self).
 #[derive(Debug)]
@@ -204,6 +212,11 @@ impl<C: Clock> Inner<C> {
 
     /// Refreshes issuer `index`'s key set in the background if its lifetime is over: requests
     /// go on with the current keys meanwhile. One refresh at a time per issuer.
+    /// Whether issuer `index`'s key set is past its `max_stale`.
+    fn stale(&self, index: usize, now: Timestamp) -> bool {
+        matches!(&self.issuers[index].keys, Keys::Jwks(jwks) if jwks.is_stale(now))
+    }
+
     fn refresh_if_due(self: &Arc<Self>, index: usize, now: Timestamp) {
         let Keys::Jwks(jwks) = &self.issuers[index].keys else {
             return;
@@ -325,7 +338,10 @@ impl<C: Clock> JwtAuthenticator<C> {
             // Key sets refresh on schedule even when every request is answered from the cache,
             // so a key withdrawn by the provider empties the cache within one key-set lifetime.
             self.inner.refresh_if_due(issuer, now);
-            return Err(Authentication::Authenticated(principal));
+            // Past `max_stale` the token is checked again: its key may be gone by now.
+            if !self.inner.stale(issuer, now) {
+                return Err(Authentication::Authenticated(principal));
+            }
         }
         bearer::validate(raw)
             .map_err(|reason| Authentication::Refused(self.inner.challenges.refuse(reason)))

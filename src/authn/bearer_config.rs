@@ -18,6 +18,13 @@ fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::
     duration(d).map(Some)
 }
 
+#[cfg(feature = "jwt")]
+mod issuer;
+#[cfg(feature = "jwt")]
+use issuer::lifetimes;
+#[cfg(feature = "jwt")]
+pub use issuer::{IssuerConfig, JwtKeyConfig, SecretEncoding};
+
 fn env_secret(var: &str) -> Result<zeroize::Zeroizing<String>, ConfigError> {
     std::env::var(var)
         .map(zeroize::Zeroizing::new)
@@ -41,6 +48,9 @@ pub struct JwtConfig {
     /// Maximum age from `iat`.
     #[serde(default, deserialize_with = "opt_duration")]
     pub max_age: Option<Duration>,
+    /// Maximum lifetime, `exp - iat` (`exp - now` without `iat`).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub max_lifetime: Option<Duration>,
     /// Claims every token must carry.
     #[serde(default)]
     pub required_claims: Vec<String>,
@@ -89,95 +99,6 @@ pub struct JwtConfig {
     pub pass_opaque_tokens: bool,
 }
 
-/// One issuer of the `jwt` section.
-#[cfg(feature = "jwt")]
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct IssuerConfig {
-    /// The `iss` value.
-    pub issuer: String,
-    /// Where its key set is.
-    #[serde(default)]
-    pub jwks_url: Option<String>,
-    /// Take the key set's URL from the issuer's OpenID Connect discovery document
-    /// (`{issuer}/.well-known/openid-configuration`).
-    #[serde(default)]
-    pub discover: bool,
-    /// Take the key set's URL from the discovery document at this URL (RFC 8414, or elsewhere).
-    #[serde(default)]
-    pub discovery_url: Option<String>,
-    /// Static keys instead of a JWKS URL.
-    #[serde(default)]
-    pub keys: Vec<JwtKeyConfig>,
-    /// The audiences its tokens must name (one at least, unless `any_audience`).
-    #[serde(default)]
-    pub audiences: Vec<String>,
-    /// Accept any `aud`.
-    #[serde(default)]
-    pub any_audience: bool,
-    /// Algorithms of RSA keys whose JWK has no `alg` (default `[RS256]`).
-    #[serde(default)]
-    pub rsa_algorithms: Option<Vec<crate::authn::jwt::Algorithm>>,
-}
-
-/// A static key: a PEM public key, a JWK, or an HMAC secret read from an environment variable.
-#[cfg(feature = "jwt")]
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct JwtKeyConfig {
-    /// The key id tokens name.
-    #[serde(default)]
-    pub kid: Option<String>,
-    /// A PEM public key (RSA, P-256, P-384, Ed25519).
-    #[serde(default)]
-    pub pem: Option<String>,
-    /// A public JWK.
-    #[serde(default)]
-    pub jwk: Option<serde_json::Value>,
-    /// The environment variable holding an HMAC secret (never the secret in the file).
-    #[serde(default)]
-    pub hmac_secret_env: Option<String>,
-    /// The algorithm(s): required with an HMAC secret; for RSA keys, which RS/PS ones.
-    #[serde(default)]
-    pub algorithms: Vec<crate::authn::jwt::Algorithm>,
-}
-
-#[cfg(feature = "jwt")]
-impl JwtKeyConfig {
-    fn key(&self) -> Result<crate::authn::jwt::Key, ConfigError> {
-        use crate::authn::jwt::Key;
-        let invalid = |message: &str| ConfigError::Invalid {
-            field: "jwt.issuers.keys",
-            message: message.into(),
-        };
-        let mut key = match (&self.pem, &self.jwk, &self.hmac_secret_env) {
-            (Some(pem), None, None) => Key::from_pem(pem)?,
-            (None, Some(jwk), None) => Key::from_jwk(&jwk.to_string())?,
-            (None, None, Some(var)) => {
-                let secret = env_secret(var)?;
-                let [alg] = self.algorithms[..] else {
-                    return Err(invalid("an HMAC key names exactly one algorithm"));
-                };
-                Key::hmac(secret.as_bytes(), alg)?
-            }
-            _ => {
-                return Err(invalid(
-                    "a key is exactly one of `pem`, `jwk`, `hmac_secret_env`",
-                ));
-            }
-        };
-        if self.hmac_secret_env.is_none() && !self.algorithms.is_empty() {
-            key = key.with_algorithms(self.algorithms.iter().copied())?;
-        }
-        if let Some(kid) = &self.kid {
-            key = key.with_kid(kid);
-        }
-        Ok(key)
-    }
-}
-
 #[cfg(feature = "jwt")]
 impl JwtConfig {
     /// Builds the authenticator.
@@ -186,38 +107,19 @@ impl JwtConfig {
     ///
     /// Any [`ConfigError`] of the builder or the keys.
     pub fn authenticator(&self) -> Result<crate::authn::jwt::JwtAuthenticator, ConfigError> {
-        use crate::authn::jwt::{Issuer, JwtAuthenticator};
+        use crate::authn::jwt::JwtAuthenticator;
         let mut b = JwtAuthenticator::builder().claims(self.claims.clone());
         for i in &self.issuers {
-            let mut issuer = Issuer::new(&i.issuer);
-            if let Some(url) = &i.jwks_url {
-                issuer = issuer.jwks_url(url);
-            }
-            if i.discover {
-                issuer = issuer.discover();
-            }
-            if let Some(url) = &i.discovery_url {
-                issuer = issuer.discovery_url(url);
-            }
-            for k in &i.keys {
-                issuer = issuer.key(k.key()?);
-            }
-            for a in &i.audiences {
-                issuer = issuer.audience(a);
-            }
-            if i.any_audience {
-                issuer = issuer.any_audience();
-            }
-            if let Some(algs) = &i.rsa_algorithms {
-                issuer = issuer.rsa_algorithms(algs.iter().copied());
-            }
-            b = b.issuer(issuer);
+            b = b.issuer(i.issuer(self)?);
         }
         if let Some(v) = self.leeway {
             b = b.leeway(v);
         }
         if let Some(v) = self.max_age {
             b = b.max_age(v);
+        }
+        if let Some(v) = self.max_lifetime {
+            b = b.max_lifetime(v);
         }
         for c in &self.required_claims {
             b = b.require_claim(c);
@@ -259,13 +161,11 @@ impl JwtConfig {
             || self.jwks_min_lifetime.is_some()
             || self.jwks_max_lifetime.is_some()
         {
-            let (default, min, max) = crate::authn::jwt::JWKS_LIFETIME;
-            let min = self.jwks_min_lifetime.unwrap_or(min);
-            let max = self.jwks_max_lifetime.unwrap_or(max);
-            // An unset default follows the bounds that were set.
-            let default = self
-                .jwks_default_lifetime
-                .unwrap_or_else(|| default.max(min).min(max));
+            let (default, min, max) = lifetimes(
+                self.jwks_default_lifetime,
+                self.jwks_min_lifetime,
+                self.jwks_max_lifetime,
+            );
             b = b.jwks_lifetime(default, min, max);
         }
         if let Some(v) = self.jwks_retry_after_failure {
@@ -471,6 +371,79 @@ mod tests {
         // A misspelt setting is an error, never ignored.
         let yaml = "jwt: {issuers: [{issuer: i, jwks_url: 'https://i.example/certs', audiences: [a]}], jwks_max_stail: 1h}";
         assert!(Config::parse(yaml, Format::Yaml).is_err());
+    }
+
+    #[test]
+    fn each_issuer_may_set_its_own_rules_and_key_set_timing() {
+        let yaml = "jwt:
+  leeway: 30s
+  max_lifetime: 1h
+  issuers:
+    - {issuer: a, jwks_url: 'https://a.example/certs', audiences: [x], algorithms: [RS256],
+       leeway: 0s, max_age: 10m, max_lifetime: 15m, required_claims: [jti], token_type: at+jwt,
+       unknown_kid_refetch_interval: 1m, jwks_min_lifetime: 10m, jwks_retry_after_failure: 1s,
+       jwks_max_stale: 1h}
+    - {issuer: b, jwks_url: 'https://b.example/certs', audiences: [x]}
+";
+        let c = Config::parse(yaml, Format::Yaml).unwrap().jwt.unwrap();
+        assert_eq!(c.max_lifetime, Some(Duration::from_secs(3600)));
+        let a = &c.issuers[0];
+        assert_eq!(a.leeway, Some(Duration::ZERO));
+        assert_eq!(a.required_claims, ["jti"]);
+        assert_eq!(a.jwks_min_lifetime, Some(Duration::from_secs(600)));
+        c.authenticator().unwrap();
+        // An issuer's contradictory bounds stop the start-up, naming the issuer.
+        let bad = yaml.replace("jwks_min_lifetime: 10m", "jwks_min_lifetime: 2d");
+        let err = Config::parse(&bad, Format::Yaml)
+            .unwrap()
+            .jwt
+            .unwrap()
+            .authenticator()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("issuer `a`: jwks lifetime"),
+            "{err}"
+        );
+        let empty = yaml.replace("algorithms: [RS256]", "algorithms: []");
+        let err = Config::parse(&empty, Format::Yaml)
+            .unwrap()
+            .jwt
+            .unwrap()
+            .authenticator()
+            .unwrap_err();
+        assert!(err.to_string().contains("issuer `a`"), "{err}");
+    }
+
+    #[test]
+    fn hmac_secrets_may_be_text_base64_base64url_or_hex() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+        use super::SecretEncoding as E;
+        use super::issuer::decode_secret;
+        // A random-looking 32-byte secret: not valid UTF-8, so not writable as text.
+        let bytes: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(37) ^ 0xa5).collect();
+        let hex: String = bytes.iter().map(|b| format!("{b:02X}")).collect();
+        for (value, encoding) in [
+            (STANDARD.encode(&bytes), E::Base64),
+            (URL_SAFE_NO_PAD.encode(&bytes), E::Base64url),
+            (format!("{hex}\n"), E::Hex),
+            (hex.to_lowercase(), E::Hex),
+        ] {
+            let decoded = decode_secret("VAR", &value, encoding).unwrap();
+            assert_eq!(*decoded, bytes, "{encoding:?}");
+        }
+        // Text is taken as it is, spaces included.
+        let text = decode_secret("VAR", " a secret ", E::Text).unwrap();
+        assert_eq!(&**text, b" a secret ");
+        // Not valid in its encoding: the error names the variable, never the secret.
+        let err = decode_secret("HMAC_VAR", "zz-not-hex-secret", E::Hex).unwrap_err();
+        assert!(err.to_string().contains("HMAC_VAR"), "{err}");
+        assert!(!err.to_string().contains("zz-not-hex-secret"), "{err}");
+        // And the file names the encoding.
+        let yaml = "jwt: {issuers: [{issuer: i, audiences: [a], keys: [{hmac_secret_env: K, hmac_secret_encoding: hex, algorithms: [HS256]}]}]}";
+        let c = Config::parse(yaml, Format::Yaml).unwrap().jwt.unwrap();
+        assert_eq!(c.issuers[0].keys[0].hmac_secret_encoding, E::Hex);
     }
 
     #[test]

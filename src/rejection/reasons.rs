@@ -186,6 +186,12 @@ authn_reasons! {
         code: "token_too_old", public: "invalid_token", status: UNAUTHORIZED,
         scheme: Bearer, detail: "The access token is not valid.",
     }
+    /// The token's lifetime (`exp - iat`, or `exp - now` without `iat`) is longer than its
+    /// issuer's maximum.
+    LifetimeTooLong {
+        code: "lifetime_too_long", public: "invalid_token", status: UNAUTHORIZED,
+        scheme: Bearer, detail: "The access token is not valid.",
+    }
     /// The token's `iss` is not a configured issuer (RFC 7519 §4.1.1).
     WrongIssuer {
         code: "wrong_issuer", public: "invalid_token", status: UNAUTHORIZED,

@@ -689,6 +689,61 @@ async fn after_max_stale_of_provider_outage_every_token_gets_503_with_retry_afte
 }
 
 #[tokio::test]
+async fn each_issuer_holds_its_tokens_to_its_own_rules() {
+    use palisade::authn::jwt::Algorithm;
+    const OTHER: &str = "https://other.palisade.test/realms/partners";
+    let idp = Idp::start(jwks(&["es256", "rs256"])).await;
+    let jwt = JwtAuthenticator::builder()
+        .issuer(
+            Issuer::new(ISS)
+                .jwks_url(idp.jwks_url())
+                .audience(AUD)
+                .algorithms([Algorithm::RS256])
+                .token_type("at+jwt"),
+        )
+        .issuer(
+            Issuer::new(OTHER)
+                .jwks_url(idp.jwks_url())
+                .audience(AUD)
+                .max_lifetime(Duration::from_secs(900))
+                .require_claim("jti"),
+        )
+        .build()
+        .unwrap();
+    let server = serve(jwt).await;
+    let get = |token: String| {
+        let server = &server;
+        async move { server.get("/", &[("authorization", &bearer(&token))]).await }
+    };
+    // Refused with 401 `invalid_token` for `reason`, the handler not reached.
+    let refused = |reply: Reply, reason: &str, hits: usize| {
+        assert_eq!(reply.status, 401, "{reason}: {:?}", reply.body);
+        assert_eq!(reply.json()["code"], "invalid_token");
+        assert_eq!(server.last_refusal().unwrap().reason(), reason);
+        assert_eq!(server.hits(), hits, "{reason}: the handler ran");
+    };
+    // The first issuer signs with RS256 only: its ES256 key does not make an ES256 token pass.
+    refused(
+        get(mint("es256", &claims())).await,
+        "unsupported_algorithm",
+        0,
+    );
+    assert_eq!(get(mint("rs256", &claims())).await.status, 200);
+    // The second requires `jti` and lifetimes of 15 minutes at most; the first requires
+    // neither (the claims carry no `jti`, and live ten minutes).
+    let mut other = claims();
+    other["iss"] = json!(OTHER);
+    refused(get(mint("es256", &other)).await, "missing_claim", 1);
+    other["jti"] = json!("t-1");
+    assert_eq!(get(mint("es256", &other)).await.status, 200);
+    other["exp"] = json!(now() + 3600);
+    refused(get(mint("es256", &other)).await, "lifetime_too_long", 2);
+    let mut long = claims();
+    long["exp"] = json!(now() + 3600);
+    assert_eq!(get(mint("rs256", &long)).await.status, 200);
+}
+
+#[tokio::test]
 async fn bearer_tokens_and_api_keys_sit_in_one_chain() {
     let idp = Idp::start(jwks(&["es256"])).await;
     let keys = Keys::new();

@@ -3,102 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::jwks::{self, Jwks, JwksTiming};
-use super::keys::{AlgSet, Algorithm, Key};
+use super::issuer::Issuer;
+use super::jwks::JwksTiming;
 use super::token::ClaimRules;
-use super::{Inner, IssuerState, JwtAuthenticator, Keys};
+use super::{Inner, IssuerState, JwtAuthenticator};
 use crate::authn::bearer::{ClaimMap, TokenCache, TokenSource};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
-use crate::fetch::{HttpClient, check_url};
-use crate::principal::AuthMethod;
+use crate::fetch::HttpClient;
 use crate::rejection::{ChallengeSet, Scheme, check_realm};
-
-/// A token issuer: its `iss` value, where its keys are, and the audiences its tokens must name.
-#[derive(Debug, Clone)]
-pub struct Issuer {
-    iss: Box<str>,
-    jwks_url: Option<String>,
-    discovery_url: Option<String>,
-    keys: Vec<Key>,
-    audiences: Vec<Box<str>>,
-    any_audience: bool,
-    rsa_algorithms: Vec<Algorithm>,
-}
-
-impl Issuer {
-    /// The issuer whose tokens carry `iss` (compared exactly, RFC 7519 §4.1.1).
-    pub fn new(iss: impl Into<String>) -> Self {
-        Self {
-            iss: iss.into().into_boxed_str(),
-            jwks_url: None,
-            discovery_url: None,
-            keys: Vec::new(),
-            audiences: Vec::new(),
-            any_audience: false,
-            rsa_algorithms: vec![Algorithm::RS256],
-        }
-    }
-
-    /// Takes the issuer's keys from this JWKS URL (`https`, or `http` to a loopback host).
-    #[must_use]
-    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
-        self.jwks_url = Some(url.into());
-        self
-    }
-
-    /// Takes the issuer's JWKS URL from its OpenID Connect discovery document,
-    /// `{iss}/.well-known/openid-configuration` (OpenID Connect Discovery 1.0 §4), read on
-    /// the first key fetch and again after a failed one. The document's `issuer` must be this
-    /// issuer's `iss` exactly (§4.3), and its `jwks_uri` must be `https` (or `http` to a
-    /// loopback host): a document that fails either check yields no keys (503), never
-    /// another issuer's.
-    #[must_use]
-    pub fn discover(self) -> Self {
-        let url = jwks::Source::openid_configuration(&self.iss);
-        self.discovery_url(url)
-    }
-
-    /// Like [`discover`](Self::discover), with the document at `url`: an RFC 8414
-    /// `/.well-known/oauth-authorization-server` document, or one a provider serves elsewhere.
-    #[must_use]
-    pub fn discovery_url(mut self, url: impl Into<String>) -> Self {
-        self.discovery_url = Some(url.into());
-        self
-    }
-
-    /// Adds a static key (PEM, JWK or HMAC secret: see [`Key`]).
-    #[must_use]
-    pub fn key(mut self, key: Key) -> Self {
-        self.keys.push(key);
-        self
-    }
-
-    /// Accepts tokens whose `aud` names `audience` (call again for more). At least one
-    /// audience is required unless [`any_audience`](Self::any_audience) is called: a token
-    /// minted for another API of the same provider must not work here (RFC 8725 §3.9).
-    #[must_use]
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audiences.push(audience.into().into_boxed_str());
-        self
-    }
-
-    /// Accepts any `aud`, for providers whose access tokens carry none. Prefer
-    /// [`audience`](Self::audience).
-    #[must_use]
-    pub fn any_audience(mut self) -> Self {
-        self.any_audience = true;
-        self
-    }
-
-    /// The algorithms an RSA key from the JWKS verifies when the JWK has no `alg` (default
-    /// RS256 only).
-    #[must_use]
-    pub fn rsa_algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
-        self.rsa_algorithms = algs.into_iter().collect();
-        self
-    }
-}
 
 /// Builds a [`JwtAuthenticator`].
 #[derive(Debug)]
@@ -127,6 +40,7 @@ impl JwtAuthenticator {
             rules: ClaimRules {
                 leeway: Duration::from_secs(60),
                 max_age: None,
+                max_lifetime: None,
                 required: Vec::new(),
                 typ: None,
             },
@@ -164,6 +78,13 @@ impl<C: Clock> JwtBuilder<C> {
     /// Refuses tokens issued (`iat`) longer than `max_age` ago; `iat` becomes required.
     pub fn max_age(mut self, max_age: Duration) -> Self {
         self.rules.max_age = Some(max_age);
+        self
+    }
+
+    /// Refuses tokens whose lifetime is longer than `max`: `exp - iat`, or `exp - now` for a
+    /// token without `iat` (`lifetime_too_long`). Each [`Issuer`] may set its own.
+    pub fn max_lifetime(mut self, max: Duration) -> Self {
+        self.rules.max_lifetime = Some(max);
         self
     }
 
@@ -292,13 +213,6 @@ impl<C: Clock> JwtBuilder<C> {
             return Err(invalid("no issuer is configured".into()));
         }
         check_realm(&self.realm)?;
-        let t = &self.timing;
-        if !(t.min_ttl <= t.default_ttl && t.default_ttl <= t.max_ttl) {
-            return Err(invalid(format!(
-                "jwks lifetime: the default ({:?}) must lie between the minimum ({:?}) and the maximum ({:?})",
-                t.default_ttl, t.min_ttl, t.max_ttl
-            )));
-        }
         let client = HttpClient::new(self.timeout, 1024 * 1024);
         let mut issuers: Vec<IssuerState> = Vec::with_capacity(self.issuers.len());
         for issuer in self.issuers {
@@ -306,92 +220,25 @@ impl<C: Clock> JwtBuilder<C> {
                 let name = &issuer.iss;
                 return Err(invalid(format!("issuer `{name}` is configured twice")));
             }
-            issuers.push(issuer.into_state(&client, self.allow_http, self.timing)?);
+            issuers.push(issuer.into_state(&client, self.allow_http, self.timing, &self.rules)?);
         }
         Ok(JwtAuthenticator {
             inner: Arc::new(Inner {
                 issuers: issuers.into_boxed_slice(),
                 claims: self.claims,
-                rules: self.rules,
                 source: self.source,
                 cache: TokenCache::new("jwt", self.cache_capacity),
                 challenges: ChallengeSet::new(Scheme::Bearer, &self.realm)?,
                 pass_opaque: self.pass_opaque,
-                retry_after: self.timing.retry_after_failure,
                 clock: self.clock,
             }),
         })
     }
 }
 
-fn invalid(message: String) -> ConfigError {
+pub(super) fn invalid(message: String) -> ConfigError {
     ConfigError::Invalid {
         field: "jwt",
         message,
-    }
-}
-
-impl Issuer {
-    /// Checks this issuer's settings and makes its run-time state: its audiences and its keys.
-    fn into_state(
-        self,
-        client: &HttpClient,
-        allow_http: bool,
-        timing: JwksTiming,
-    ) -> Result<IssuerState, ConfigError> {
-        let name = &self.iss;
-        if self.audiences.is_empty() && !self.any_audience {
-            return Err(invalid(format!(
-                "issuer `{name}` has no audience: name this API's audience, or call any_audience()"
-            )));
-        }
-        let rsa = AlgSet::of(self.rsa_algorithms.iter().copied());
-        let source = match (self.jwks_url, self.discovery_url, self.keys.is_empty()) {
-            (Some(url), None, true) => jwks::Source::Url(check_url("jwks_url", &url, allow_http)?),
-            (None, Some(document), true) => jwks::Source::Discover {
-                document: check_url("discovery_url", &document, allow_http)?,
-                issuer: self.iss.clone(),
-                allow_http,
-                found: arc_swap::ArcSwapOption::empty(),
-            },
-            (None, None, false) => {
-                return Ok(IssuerState::new(
-                    self.iss,
-                    Keys::Static(self.keys.into_iter().map(Arc::new).collect()),
-                    self.any_audience,
-                    self.audiences,
-                ));
-            }
-            (None, None, true) => {
-                return Err(invalid(format!(
-                    "issuer `{name}` has no key, no JWKS URL and no discovery"
-                )));
-            }
-            _ => {
-                return Err(invalid(format!(
-                    "issuer `{name}` has more than one of static keys, a JWKS URL and discovery"
-                )));
-            }
-        };
-        let keys = Keys::Jwks(Box::new(Jwks::new(source, client.clone(), rsa, timing)));
-        Ok(IssuerState::new(
-            self.iss,
-            keys,
-            self.any_audience,
-            self.audiences,
-        ))
-    }
-}
-
-impl IssuerState {
-    fn new(iss: Box<str>, keys: Keys, any_audience: bool, audiences: Vec<Box<str>>) -> Self {
-        Self {
-            method: AuthMethod::Bearer {
-                issuer: Arc::from(&*iss),
-            },
-            iss,
-            keys,
-            audiences: (!any_audience).then(|| audiences.into_boxed_slice()),
-        }
     }
 }

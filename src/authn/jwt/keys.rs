@@ -135,6 +135,9 @@ impl AlgSet {
     pub(crate) fn of(algs: impl IntoIterator<Item = Algorithm>) -> Self {
         Self(algs.into_iter().fold(0, |m, a| m | a.bit()))
     }
+    pub(crate) fn all() -> Self {
+        Self::of(ALL)
+    }
     pub(crate) fn contains(self, a: Algorithm) -> bool {
         self.0 & a.bit() != 0
     }

@@ -28,6 +28,7 @@
 //! client repeating it costs a hash and a map lookup.
 
 mod builder;
+mod issuer;
 mod jwks;
 mod keys;
 mod token;
@@ -41,6 +42,7 @@ use http::request::Parts;
 pub use keys::{Algorithm, Key, MAX_RSA_BITS, MIN_RSA_BITS};
 
 use self::jwks::{Jwks, Lookup};
+use self::keys::AlgSet;
 use self::token::{ClaimRules, Parsed};
 use crate::authn::bearer::{self, ClaimMap, TokenCache, TokenSource};
 use crate::authn::{Authentication, Authenticator};
@@ -49,7 +51,8 @@ use crate::principal::{AuthMethod, Principal};
 use crate::rejection::ChallengeSet;
 use crate::rejection::{AuthnReason, Rejection, UnavailableReason};
 
-pub use builder::{Issuer, JwtBuilder};
+pub use builder::JwtBuilder;
+pub use issuer::Issuer;
 
 /// The default key-set lifetime without `max-age`, and the default bounds on `max-age`
 /// (see [`JwtBuilder::jwks_lifetime`]).
@@ -78,13 +81,10 @@ impl<C> Clone for JwtAuthenticator<C> {
 struct Inner<C> {
     issuers: Box<[IssuerState]>,
     claims: ClaimMap,
-    rules: ClaimRules,
     source: TokenSource,
     cache: TokenCache<(Principal, usize)>,
     challenges: ChallengeSet,
     pass_opaque: bool,
-    /// How long after a failed fetch the next one may go out: the `Retry-After` of a 503.
-    retry_after: Duration,
     clock: C,
 }
 
@@ -94,6 +94,12 @@ struct IssuerState {
     method: AuthMethod,
     keys: Keys,
     audiences: Option<Box<[Box<str>]>>,
+    /// The claim checks for this issuer's tokens (the builder's, with the issuer's own).
+    rules: ClaimRules,
+    /// The algorithms this issuer's tokens may use.
+    algorithms: AlgSet,
+    /// The `Retry-After` of a 503 when its keys cannot be trusted: its failure back-off.
+    retry_after: Duration,
 }
 
 #[derive(Debug)]
@@ -105,7 +111,8 @@ enum Keys {
 /// Why a token was not accepted.
 enum Failure {
     Refused(AuthnReason),
-    Unavailable,
+    /// No key can be trusted now; retry after this long (the issuer's failure back-off).
+    Unavailable(Duration),
 }
 
 impl From<AuthnReason> for Failure {
@@ -169,7 +176,9 @@ impl<C: Clock> Inner<C> {
                             seen,
                         };
                     }
-                    Lookup::Unavailable => return Step::Done(Err(Failure::Unavailable)),
+                    Lookup::Unavailable => {
+                        return Step::Done(Err(Failure::Unavailable(issuer.retry_after)));
+                    }
                 }
             }
         };
@@ -186,8 +195,9 @@ impl<C: Clock> Inner<C> {
         issuer: &IssuerState,
         now: Timestamp,
     ) -> Result<(Principal, Timestamp), Failure> {
-        // RFC 8725 §3.1: the key decides the algorithm; the header only has to agree.
-        if !key.algs().contains(parsed.alg) {
+        // RFC 8725 §3.1: the key decides the algorithm; the header only has to agree (and
+        // the issuer may narrow it further).
+        if !key.algs().contains(parsed.alg) || !issuer.algorithms.contains(parsed.alg) {
             return Err(AuthnReason::UnsupportedAlgorithm.into());
         }
         if !keys::verify(
@@ -198,7 +208,7 @@ impl<C: Clock> Inner<C> {
         ) {
             return Err(AuthnReason::BadSignature.into());
         }
-        let exp = self.rules.check(parsed, now)?;
+        let exp = issuer.rules.check(parsed, now)?;
         if let Some(audiences) = &issuer.audiences {
             if !token::audience_matches(&parsed.claims, audiences) {
                 return Err(AuthnReason::WrongAudience.into());
@@ -304,11 +314,13 @@ impl<C: Clock> JwtAuthenticator<C> {
                 );
                 Authentication::Refused(self.inner.challenges.refuse(reason))
             }
-            Err(Failure::Unavailable) => Authentication::Refused(Rejection::unavailable_for(
-                "authn",
-                UnavailableReason::JwksUnavailable,
-                self.inner.retry_after,
-            )),
+            Err(Failure::Unavailable(retry_after)) => {
+                Authentication::Refused(Rejection::unavailable_for(
+                    "authn",
+                    UnavailableReason::JwksUnavailable,
+                    retry_after,
+                ))
+            }
         }
     }
 
@@ -399,7 +411,9 @@ impl<C: Clock> Authenticator for JwtAuthenticator<C> {
         // Without fetching: an unknown kid or a key set not loaded yet is left to the async
         // path, which may fetch (and claims the refetch budget only then).
         match self.inner.step(token, now, false) {
-            Step::Done(Err(Failure::Refused(AuthnReason::UnknownKeyId) | Failure::Unavailable))
+            Step::Done(Err(
+                Failure::Refused(AuthnReason::UnknownKeyId) | Failure::Unavailable(_),
+            ))
             | Step::Fetch { .. } => None,
             Step::Done(result) => Some(self.answer(key, now, result)),
         }

@@ -161,6 +161,8 @@ impl<'de> Visitor<'de> for UniqueVisitor {
 pub(crate) struct ClaimRules {
     pub(crate) leeway: Duration,
     pub(crate) max_age: Option<Duration>,
+    /// The longest `exp - iat` (`exp - now` without `iat`).
+    pub(crate) max_lifetime: Option<Duration>,
     pub(crate) required: Vec<Box<str>>,
     /// RFC 9068 §4 / RFC 8725 §3.11: the `typ` header required, compared case-insensitively
     /// and with or without the `application/` prefix.
@@ -228,6 +230,11 @@ impl ClaimRules {
                 return Err(AuthnReason::TokenNotYetValid);
             }
         }
+        if let Some(max) = self.max_lifetime {
+            if exp.saturating_duration_since(iat.unwrap_or(now)) > max + self.leeway {
+                return Err(AuthnReason::LifetimeTooLong);
+            }
+        }
         if self.required.iter().any(|c| !claims.contains_key(&**c)) {
             return Err(AuthnReason::MissingClaim);
         }
@@ -273,6 +280,7 @@ mod tests {
         ClaimRules {
             leeway: Duration::from_secs(30),
             max_age: None,
+            max_lifetime: None,
             required: Vec::new(),
             typ: None,
         }
@@ -431,6 +439,30 @@ mod tests {
             )
             .err(),
             Some(AuthnReason::TokenNotYetValid)
+        );
+    }
+
+    #[test]
+    fn the_lifetime_is_bounded_from_iat_or_from_now() {
+        let r = ClaimRules {
+            max_lifetime: Some(Duration::from_secs(3600)),
+            leeway: Duration::ZERO,
+            ..rules()
+        };
+        let (iat, exp) = (NOW - 10, NOW + 3590);
+        assert!(check(&r, &format!(r#"{{"iat":{iat},"exp":{exp}}}"#)).is_ok());
+        let exp = NOW + 3591;
+        assert_eq!(
+            check(&r, &format!(r#"{{"iat":{iat},"exp":{exp}}}"#)).err(),
+            Some(AuthnReason::LifetimeTooLong)
+        );
+        // Without `iat`: what is left of it from now.
+        let exp = NOW + 3600;
+        assert!(check(&r, &format!(r#"{{"exp":{exp}}}"#)).is_ok());
+        let exp = NOW + 365 * 86_400;
+        assert_eq!(
+            check(&r, &format!(r#"{{"exp":{exp}}}"#)).err(),
+            Some(AuthnReason::LifetimeTooLong)
         );
     }
 

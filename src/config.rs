@@ -103,6 +103,10 @@ pub struct Config {
     #[cfg(feature = "introspection")]
     #[serde(default)]
     pub introspection: Option<IntrospectionConfig>,
+    /// The OAuth 2.0 Protected Resource Metadata (RFC 9728) served at its well-known path
+    /// and named in `Bearer` challenges.
+    #[serde(default)]
+    pub resource_metadata: Option<crate::authn::ResourceMetadataBuilder>,
     /// Input validation: schemas, an OpenAPI document, rules per operation.
     #[serde(default)]
     pub validation: ValidationConfig,

@@ -40,7 +40,7 @@ use ipnet::IpNet;
 use tower_layer::{Identity, Layer};
 use tower_service::Service;
 
-use crate::authn::{Authenticator, Authn, AuthnLayer};
+use crate::authn::{Authenticator, Authn, AuthnLayer, ResourceMetadata};
 use crate::authz::AuthzLayer;
 use crate::client_ip::{ClientIpLayer, ClientIpResolver, ClientIpService, ForwardedHeader};
 use crate::error::ConfigError;
@@ -105,6 +105,7 @@ pub struct PalisadeBuilder<
 struct Options {
     format: Option<Formatter>,
     routes: Option<Arc<RouteTable>>,
+    metadata: Option<ResourceMetadata>,
 }
 
 impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
@@ -128,6 +129,14 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
     /// those here.
     pub fn routes(mut self, routes: RouteTable) -> Self {
         self.opts.routes = Some(Arc::new(routes));
+        self
+    }
+
+    /// Serves the API's OAuth 2.0 Protected Resource Metadata (RFC 9728) to `GET` and `HEAD`
+    /// at its path, before authentication (the per-client quota still counts it), and names
+    /// it in every `Bearer` challenge of a 401. See [`ResourceMetadata`].
+    pub fn resource_metadata(mut self, metadata: ResourceMetadata) -> Self {
+        self.opts.metadata = Some(metadata);
         self
     }
 
@@ -278,10 +287,13 @@ impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage, V: Clone, 
             });
         }
         let policy = self.authz.public_routes();
-        let authn = match &policy {
+        let mut authn = match &policy {
             Some(policy) => AuthnLayer::with_public_routes(self.authn, policy.clone()),
             None => AuthnLayer::new(self.authn),
         };
+        if let Some(metadata) = self.opts.metadata.clone() {
+            authn = authn.resource_metadata(metadata);
+        }
         let (audit, audit_handle) = self.audit.finish(&self.client_ip)?;
         let handles = Handles {
             audit: audit_handle,

@@ -305,6 +305,11 @@ mod tests {
         let c = Config::parse(yaml, Format::Yaml).unwrap();
         let jwt = c.jwt.as_ref().unwrap();
         assert_eq!(jwt.issuers.len(), 4);
+        let metadata = c.resource_metadata.clone().unwrap().build().unwrap();
+        assert_eq!(
+            metadata.path(),
+            "/.well-known/oauth-protected-resource/orders"
+        );
         assert!(jwt.issuers[2].discover);
         assert!(jwt.issuers[3].discovery_url.is_some());
         // The HMAC secret's variable is not set here: building says which one is missing.

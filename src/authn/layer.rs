@@ -8,11 +8,12 @@ use std::task::{Context, Poll};
 use http::header::{AUTHORIZATION, HOST};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
+use http_body_util::Full;
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
 
-use super::{Authentication, Authenticator};
+use super::{Authentication, Authenticator, ResourceMetadata};
 use crate::body::{ResponseBody, refusal as refusal_response};
 use crate::future::Finish;
 use crate::principal::Principal;
@@ -28,6 +29,7 @@ use crate::telemetry::DecisionTrace;
 /// called. See the [module docs](crate::authn).
 pub struct AuthnLayer<A> {
     shared: Arc<Shared<A>>,
+    metadata: Option<Arc<ResourceMetadata>>,
 }
 
 struct Shared<A> {
@@ -74,7 +76,17 @@ impl<A: Authenticator> AuthnLayer<A> {
                 invalid_request,
                 public,
             }),
+            metadata: None,
         }
+    }
+
+    /// Serves `metadata` (RFC 9728) at its path to `GET` and `HEAD`, without asking for a
+    /// credential, and names it in the `resource_metadata` parameter of every `Bearer`
+    /// challenge of a 401 (RFC 9728 §5.1).
+    #[must_use]
+    pub fn resource_metadata(mut self, metadata: ResourceMetadata) -> Self {
+        self.metadata = Some(Arc::new(metadata));
+        self
     }
 
     /// The authenticator.
@@ -88,6 +100,7 @@ impl<A> Clone for AuthnLayer<A> {
     fn clone(&self) -> Self {
         Self {
             shared: self.shared.clone(),
+            metadata: self.metadata.clone(),
         }
     }
 }
@@ -107,6 +120,7 @@ impl<S, A> Layer<S> for AuthnLayer<A> {
         Authn {
             inner,
             shared: self.shared.clone(),
+            metadata: self.metadata.clone(),
         }
     }
 }
@@ -115,6 +129,7 @@ impl<S, A> Layer<S> for AuthnLayer<A> {
 pub struct Authn<S, A> {
     inner: S,
     shared: Arc<Shared<A>>,
+    metadata: Option<Arc<ResourceMetadata>>,
 }
 
 impl<S, A> Authn<S, A> {
@@ -126,6 +141,7 @@ impl<S: Clone, A> Clone for Authn<S, A> {
         Self {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
+            metadata: self.metadata.clone(),
         }
     }
 }
@@ -174,25 +190,22 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
+        // RFC 9728 §3: the metadata document is public.
+        if let Some(res) = self
+            .metadata
+            .as_deref()
+            .and_then(|m| m.answer(&parts.method, parts.uri.path()))
+        {
+            return ResponseFuture::refused(res.map(|b| ResponseBody::refused(Full::new(b))));
+        }
         // Whatever an outer layer may have put here is not an authentication.
         parts.extensions.remove::<Principal>();
         let decision = DecisionTrace::start("authn");
-        // Before any credential is read: a second `Authorization` line (whatever its scheme)
-        // is more than one credential (RFC 6750 §3.1: 400 `invalid_request`), and a second
-        // `Host` line could be what a reader behind palisade takes instead (RFC 9112 §3.2).
-        let doubled = if parts.headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {
-            Some(Rejection::Unauthenticated(AuthnFailure::new(
-                AuthnReason::MultipleCredentials,
-                self.shared.invalid_request.clone(),
-            )))
-        } else {
-            InvalidInput::duplicate_header(&parts.headers, &[HOST])
-                .map(|r| Rejection::Invalid(r.refused_by("authn")))
-        };
+        let doubled = doubled(&parts, &self.shared.invalid_request);
         if let Some(rejection) = doubled {
             return ResponseFuture::refused(refusal_response(
                 "authn",
-                &rejection,
+                &annotate(self.metadata.as_deref(), rejection),
                 decision,
                 &parts.extensions,
             ));
@@ -213,7 +226,7 @@ where
                 }
                 Err(rejection) => ResponseFuture::refused(refusal_response(
                     "authn",
-                    &rejection,
+                    &annotate(self.metadata.as_deref(), rejection),
                     decision,
                     &parts.extensions,
                 )),
@@ -223,6 +236,7 @@ where
         let clone = self.inner.clone();
         let mut inner = mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
+        let metadata = self.metadata.clone();
         ResponseFuture::boxed(Box::pin(async move {
             let answer = shared
                 .authenticator
@@ -239,12 +253,34 @@ where
                 }
                 Err(rejection) => Ok(refusal_response(
                     "authn",
-                    &rejection,
+                    &annotate(metadata.as_deref(), rejection),
                     decision,
                     &parts.extensions,
                 )),
             }
         }))
+    }
+}
+
+/// Before any credential is read: a second `Authorization` line (whatever its scheme) is
+/// more than one credential (RFC 6750 §3.1: 400 `invalid_request`), and a second `Host` line
+/// could be what a reader behind palisade takes instead (RFC 9112 §3.2).
+fn doubled(parts: &Parts, invalid_request: &Arc<[HeaderValue]>) -> Option<Rejection> {
+    if parts.headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {
+        return Some(Rejection::Unauthenticated(AuthnFailure::new(
+            AuthnReason::MultipleCredentials,
+            invalid_request.clone(),
+        )));
+    }
+    InvalidInput::duplicate_header(&parts.headers, &[HOST])
+        .map(|r| Rejection::Invalid(r.refused_by("authn")))
+}
+
+/// `rejection`, naming the resource metadata in its `Bearer` challenges when there is one.
+fn annotate(metadata: Option<&ResourceMetadata>, rejection: Rejection) -> Rejection {
+    match metadata {
+        Some(m) => m.annotate(rejection),
+        None => rejection,
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod authenticator;
 mod layer;
+mod resource_metadata;
 
 pub mod api_key;
 #[cfg(any(feature = "jwt", feature = "introspection"))]
@@ -18,3 +19,4 @@ pub mod jwt;
 
 pub use authenticator::{Authentication, Authenticator, Chain, DynAuthenticator};
 pub use layer::{Authn, AuthnLayer, ResponseFuture};
+pub use resource_metadata::{ResourceMetadata, ResourceMetadataBuilder};

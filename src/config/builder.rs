@@ -241,6 +241,9 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
         if let Some(format) = self.format {
             stack = stack.refusal_format(format);
         }
+        if let Some(metadata) = &c.resource_metadata {
+            stack = stack.resource_metadata(metadata.clone().build()?);
+        }
         stack.build()
     }
 }

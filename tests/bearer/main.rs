@@ -1390,3 +1390,136 @@ mod discovery {
         assert_eq!(reply.status, 200, "{:?}", reply.body);
     }
 }
+
+/// RFC 9728: the Protected Resource Metadata document, served by the stack and named in its
+/// challenges.
+mod resource_metadata {
+    use palisade::authn::ResourceMetadata;
+
+    use super::*;
+
+    const PATH: &str = "/.well-known/oauth-protected-resource/orders";
+    const URL: &str = "https://api.palisade.test/.well-known/oauth-protected-resource/orders";
+
+    fn metadata() -> ResourceMetadata {
+        ResourceMetadata::builder("https://api.palisade.test/orders")
+            .authorization_server(ISS)
+            .scopes(["orders:read", "orders:write"])
+            .resource_name("Orders API")
+            .build()
+            .unwrap()
+    }
+
+    /// API keys and the provider's JWTs, with the metadata.
+    async fn server(idp: &Idp) -> TestServer {
+        let keys = Keys::new();
+        let chain = Chain::new(keys.authenticator(), jwt(idp));
+        TestServer::start(
+            Palisade::builder()
+                .authenticate(chain)
+                .resource_metadata(metadata())
+                .build()
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// The members of RFC 9728 §2 and their types, as a JSON Schema.
+    fn rfc9728_2_schema() -> Value {
+        let strings = json!({"type": "array", "items": {"type": "string"}});
+        json!({
+            "type": "object",
+            "required": ["resource"],
+            "properties": {
+                "resource": {"type": "string", "pattern": "^https://[^?#]+$"},
+                "authorization_servers": strings,
+                "jwks_uri": {"type": "string"},
+                "scopes_supported": strings,
+                "bearer_methods_supported": {
+                    "type": "array", "items": {"enum": ["header", "body", "query"]}
+                },
+                "resource_signing_alg_values_supported": strings,
+                "resource_name": {"type": "string"},
+                "resource_documentation": {"type": "string"},
+                "resource_policy_uri": {"type": "string"},
+                "resource_tos_uri": {"type": "string"},
+                "tls_client_certificate_bound_access_tokens": {"type": "boolean"},
+                "authorization_details_types_supported": strings,
+                "dpop_signing_alg_values_supported": strings,
+                "dpop_bound_access_tokens_required": {"type": "boolean"}
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn rfc9728_3_the_document_is_served_to_anyone_and_validates() {
+        let idp = Idp::start(jwks(&["es256"])).await;
+        let server = server(&idp).await;
+        let reply = server.get(PATH, &[]).await;
+        assert_eq!(reply.status, 200);
+        // §3.2: a JSON document.
+        assert_eq!(reply.headers["content-type"], "application/json");
+        let doc = reply.json();
+        let schema = jsonschema::validator_for(&rfc9728_2_schema()).unwrap();
+        assert!(schema.is_valid(&doc), "{doc}");
+        // §3.3: the `resource` is the identifier the URL was made from.
+        assert_eq!(doc["resource"], "https://api.palisade.test/orders");
+        assert_eq!(doc["authorization_servers"], json!([ISS]));
+        assert_eq!(
+            doc["scopes_supported"],
+            json!(["orders:read", "orders:write"])
+        );
+        // A credential, even a bad one, does not matter here; HEAD has no body.
+        let reply = server
+            .get(PATH, &[("authorization", "Bearer not-a-token")])
+            .await;
+        assert_eq!(reply.status, 200);
+        let reply = server.request(http::Method::HEAD, PATH, &[]).await;
+        assert_eq!(reply.status, 200);
+        assert!(reply.body.is_empty());
+        assert_eq!(server.hits(), 0, "the handler never ran");
+        // Another method is not the document's: guarded as any route.
+        let reply = server.request(http::Method::POST, PATH, &[]).await;
+        assert_eq!(reply.status, 401);
+    }
+
+    #[tokio::test]
+    async fn rfc9728_5_1_every_bearer_challenge_of_a_401_names_the_document() {
+        let idp = Idp::start(jwks(&["es256"])).await;
+        let server = server(&idp).await;
+        let mut expired = claims();
+        expired["exp"] = json!(now() - 3600);
+        let expired = bearer(&mint("es256", &expired));
+        let attempts: [&[(&str, &str)]; 4] = [
+            &[],
+            &[("authorization", "Bearer not.a.jwt")],
+            &[("authorization", &expired)],
+            &[("x-api-key", "pal_not_a_key")],
+        ];
+        for headers in attempts {
+            let reply = server.get("/orders", headers).await;
+            assert_eq!(reply.status, 401, "{headers:?}");
+            let challenges: Vec<&str> = reply
+                .headers
+                .get_all("www-authenticate")
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            let named = format!(r#"resource_metadata="{URL}""#);
+            let bearer: Vec<_> = challenges
+                .iter()
+                .filter(|c| c.starts_with("Bearer"))
+                .collect();
+            // A failed API key answers with its own scheme's challenge only.
+            if headers.first().is_some_and(|(h, _)| *h == "x-api-key") {
+                assert!(challenges.iter().all(|c| !c.contains("resource_metadata")));
+                continue;
+            }
+            assert!(!bearer.is_empty(), "{challenges:?}");
+            for c in bearer {
+                assert!(c.contains(&named), "{c}");
+            }
+        }
+        assert_eq!(server.hits(), 0);
+    }
+}

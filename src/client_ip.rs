@@ -52,6 +52,8 @@ use serde::Serialize;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::client_cert::{ClientCertHeader, ClientCertificate};
+
 /// The resolved client address, put in the request extensions by [`ClientIpLayer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
@@ -112,6 +114,7 @@ const MAX_HOPS: usize = 32;
 pub struct ClientIpResolver {
     trusted: Vec<IpNet>,
     header: ForwardedHeader,
+    cert_header: Option<ClientCertHeader>,
 }
 
 /// Wider than a /8 (IPv4) or a /7 (IPv6: `fc00::/7`, the unique local addresses, is the
@@ -133,14 +136,21 @@ struct RawResolver {
     /// `x-forwarded-for` (default) or `forwarded` (RFC 7239).
     #[serde(default)]
     header: ForwardedHeader,
+    /// Where the trusted proxies put the client's TLS certificate.
+    #[serde(default)]
+    client_cert_header: Option<ClientCertHeader>,
 }
 
 impl From<RawResolver> for ClientIpResolver {
     fn from(raw: RawResolver) -> Self {
         // Through the builder, so a file gets the same checks (and warnings) as code.
-        Self::new()
+        let resolver = Self::new()
             .trust_proxies(raw.trusted_proxies)
-            .with_header(raw.header)
+            .with_header(raw.header);
+        match raw.client_cert_header {
+            Some(h) => resolver.with_client_cert_header(h),
+            None => resolver,
+        }
     }
 }
 
@@ -200,6 +210,28 @@ impl ClientIpResolver {
     pub fn with_header(mut self, header: ForwardedHeader) -> Self {
         self.header = header;
         self
+    }
+
+    /// Reads the client's TLS certificate from `header` when the request comes straight from
+    /// a trusted proxy (see [`crate::client_cert`]); from any other peer the header is ignored.
+    #[must_use]
+    pub fn with_client_cert_header(mut self, header: ClientCertHeader) -> Self {
+        self.cert_header = Some(header);
+        self
+    }
+
+    /// The client certificate a trusted proxy reports for a request from `peer`.
+    #[must_use]
+    pub fn client_certificate(
+        &self,
+        peer: IpAddr,
+        headers: &HeaderMap,
+    ) -> Option<ClientCertificate> {
+        let header = self.cert_header.as_ref()?;
+        if !self.is_trusted(peer.to_canonical()) {
+            return None;
+        }
+        header.read(headers)
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
@@ -399,6 +431,15 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // The host's own TLS acceptor's certificate wins over a proxy's header.
+        if req.extensions().get::<ClientCertificate>().is_none() {
+            let peer = ClientIpResolver::peer_addr(&req);
+            if let Some(cert) =
+                peer.and_then(|p| self.resolver.client_certificate(p.ip(), req.headers()))
+            {
+                req.extensions_mut().insert(cert);
+            }
+        }
         match self.resolver.resolve_request(&req) {
             Some(ip) => {
                 req.extensions_mut().insert(ip);
@@ -449,6 +490,23 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn rfc8705_3_a_certificate_header_is_believed_from_trusted_proxies_only() {
+        let hash = "ab".repeat(32);
+        let h = headers("x-forwarded-client-cert", &[&format!("Hash={hash}")]);
+        let xfcc = ClientCertHeader::Xfcc(HeaderName::from_static("x-forwarded-client-cert"));
+        let r = ClientIpResolver::new()
+            .trust_proxy("10.0.0.0/8".parse().unwrap())
+            .with_client_cert_header(xfcc);
+        let cert = ClientCertificate::from_sha256([0xab; 32]);
+        assert_eq!(r.client_certificate(ip("10.1.2.3"), &h), Some(cert));
+        assert_eq!(r.client_certificate(ip("::ffff:10.1.2.3"), &h), Some(cert));
+        assert_eq!(r.client_certificate(ip("203.0.113.9"), &h), None);
+        // Without a header configured, never.
+        let plain = ClientIpResolver::new().trust_proxy("10.0.0.0/8".parse().unwrap());
+        assert_eq!(plain.client_certificate(ip("10.1.2.3"), &h), None);
     }
 
     fn behind_proxy() -> ClientIpResolver {

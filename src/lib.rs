@@ -85,6 +85,7 @@ mod stack;
 pub mod audit;
 pub mod authn;
 pub mod authz;
+pub mod client_cert;
 pub mod client_ip;
 pub mod clock;
 #[cfg(feature = "config")]

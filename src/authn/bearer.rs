@@ -342,6 +342,19 @@ impl ClaimMap {
     }
 }
 
+/// The certificate a token is bound to (RFC 8705 §3.1: `cnf.x5t#S256`), `None` for an unbound
+/// token. A token bound by any other confirmation method (RFC 9449 §6.1 `jkt`, RFC 7800 `jwk`,
+/// `kid`...) needs a proof of possession palisade does not check yet: refused (RFC 9449 §7.2).
+pub(crate) fn binding(claims: &Map<String, Value>) -> Result<Option<Box<str>>, AuthnReason> {
+    let Some(cnf) = claims.get("cnf") else {
+        return Ok(None);
+    };
+    match cnf.as_object().map(|c| (c.len(), c.get("x5t#S256"))) {
+        Some((1, Some(Value::String(x5t)))) => Ok(Some(x5t.as_str().into())),
+        _ => Err(AuthnReason::TokenBound),
+    }
+}
+
 /// Calls `f` on the strings of a claim: an array's string items, or a string (split on spaces
 /// when `split`, the RFC 6749 §3.3 scope syntax). Empty strings are skipped.
 fn for_each_name<'v>(value: Option<&'v Value>, split: bool, mut f: impl FnMut(&'v str)) {
@@ -660,6 +673,32 @@ mod tests {
                 assert_eq!(cache.get(hot, now), Some(u64::MAX), "evicted after {i}");
             }
         }
+    }
+
+    #[test]
+    fn rfc9449_7_2_and_rfc8705_3_1_what_a_token_is_bound_to() {
+        let claims = |cnf: &str| -> Map<String, Value> {
+            serde_json::from_str(&format!(r#"{{"cnf":{cnf}}}"#)).unwrap()
+        };
+        // RFC 8705 §3.1: a certificate thumbprint, checked against the client's certificate.
+        let x5t = "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2";
+        assert_eq!(
+            binding(&claims(&format!(r#"{{"x5t#S256":"{x5t}"}}"#))),
+            Ok(Some(x5t.into()))
+        );
+        // RFC 9449 §6.1 (DPoP), RFC 7800 (a key), or anything else: no proof palisade checks.
+        for cnf in [
+            r#"{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}"#,
+            r#"{"jwk":{"kty":"EC"}}"#,
+            r#"{"kid":"k1"}"#,
+            r#"{"x5t#S256":"a","jkt":"b"}"#,
+            r#"{"x5t#S256":1}"#,
+            r#""x5t""#,
+            "{}",
+        ] {
+            assert_eq!(binding(&claims(cnf)), Err(AuthnReason::TokenBound), "{cnf}");
+        }
+        assert_eq!(binding(&Map::new()), Ok(None));
     }
 
     proptest! {

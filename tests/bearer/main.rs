@@ -1523,3 +1523,135 @@ mod resource_metadata {
         assert_eq!(server.hits(), 0);
     }
 }
+
+/// RFC 8705 §3: tokens bound to the client's TLS certificate, which a trusted TLS-terminating
+/// proxy reports in a header.
+mod mtls {
+    use http::HeaderName;
+    use palisade::client_cert::ClientCertHeader;
+    use palisade::client_ip::ClientIpResolver;
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    /// Two real certificates: the one the client holds, and another.
+    const CLIENT: &str = include_str!("../fixtures/redis-tls/server.crt");
+    const OTHER: &str = include_str!("../fixtures/redis-tls/other-ca.crt");
+    const HEADER: &str = "x-ssl-client-cert";
+
+    /// The certificate as nginx's `$ssl_client_escaped_cert` sends it.
+    fn escaped(pem: &str) -> String {
+        percent_encoding::utf8_percent_encode(pem, percent_encoding::NON_ALPHANUMERIC).to_string()
+    }
+
+    /// RFC 8705 §3.1: base64url of the SHA-256 of the DER.
+    fn x5t(pem: &str) -> String {
+        let der = pem_rfc7468::decode_vec(pem.trim().as_bytes()).unwrap().1;
+        URL_SAFE_NO_PAD.encode(Sha256::digest(der))
+    }
+
+    /// The guard behind a proxy on loopback (trusted when `trusted`).
+    async fn server<A: palisade::authn::Authenticator>(authn: A, trusted: bool) -> TestServer {
+        let mut resolver = ClientIpResolver::new()
+            .with_client_cert_header(ClientCertHeader::Pem(HeaderName::from_static(HEADER)));
+        if trusted {
+            resolver = resolver.trust_proxy("127.0.0.1/32".parse().unwrap());
+        }
+        TestServer::start(
+            Palisade::builder()
+                .with_client_ip(resolver)
+                .authenticate(authn)
+                .build()
+                .unwrap(),
+        )
+        .await
+    }
+
+    fn refused(server: &TestServer, reply: &Reply) {
+        assert_eq!(reply.status, 401, "{:?}", reply.body);
+        assert_eq!(reply.json()["code"], "invalid_token");
+        assert_eq!(server.last_refusal().unwrap().reason(), "token_bound");
+    }
+
+    #[tokio::test]
+    async fn rfc8705_3_a_certificate_bound_jwt_needs_that_certificate() {
+        let idp = Idp::start(jwks(&["es256"])).await;
+        let server = server(jwt(&idp), true).await;
+        let mut c = claims();
+        c["cnf"] = json!({"x5t#S256": x5t(CLIENT)});
+        let token = bearer(&mint("es256", &c));
+        let (mine, other) = (escaped(CLIENT), escaped(OTHER));
+        // With its certificate: served, the second time from the verified-token cache.
+        for _ in 0..2 {
+            let reply = server
+                .get("/", &[("authorization", &token), (HEADER, &mine)])
+                .await;
+            assert_eq!(reply.status, 200, "{:?}", reply.body);
+        }
+        // Cached or not, another certificate or none does not do.
+        let reply = server
+            .get("/", &[("authorization", &token), (HEADER, &other)])
+            .await;
+        refused(&server, &reply);
+        let reply = server.get("/", &[("authorization", &token)]).await;
+        refused(&server, &reply);
+        assert_eq!(server.hits(), 2);
+        // An unbound token needs no certificate.
+        let reply = server
+            .get(
+                "/",
+                &[("authorization", &bearer(&mint("es256", &claims())))],
+            )
+            .await;
+        assert_eq!(reply.status, 200);
+    }
+
+    #[tokio::test]
+    async fn rfc8705_3_a_certificate_header_from_an_untrusted_peer_is_ignored() {
+        let idp = Idp::start(jwks(&["es256"])).await;
+        // The header names the right certificate, but loopback is not a trusted proxy here: a
+        // client cannot claim a certificate it did not present.
+        let server = server(jwt(&idp), false).await;
+        let mut c = claims();
+        c["cnf"] = json!({"x5t#S256": x5t(CLIENT)});
+        let token = bearer(&mint("es256", &c));
+        let reply = server
+            .get(
+                "/",
+                &[("authorization", &token), (HEADER, &escaped(CLIENT))],
+            )
+            .await;
+        refused(&server, &reply);
+        assert_eq!(server.hits(), 0);
+    }
+
+    #[tokio::test]
+    async fn rfc8705_3_2_an_introspected_certificate_bound_token_needs_that_certificate() {
+        let idp = Idp::start(jwks(&[])).await;
+        idp.add_token(
+            "mtls-bound-token-0123456789",
+            json!({"active": true, "sub": "bob", "aud": AUD, "token_type": "Bearer",
+                   "cnf": {"x5t#S256": x5t(CLIENT)}}),
+        );
+        let introspection = IntrospectionAuthenticator::builder(idp.introspection_url(), CLIENT_ID)
+            .client_secret(CLIENT_SECRET)
+            .audience(AUD)
+            .build()
+            .unwrap();
+        let server = server(introspection, true).await;
+        let token = "Bearer mtls-bound-token-0123456789";
+        let reply = server
+            .get("/", &[("authorization", token), (HEADER, &escaped(CLIENT))])
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        let reply = server
+            .get("/", &[("authorization", token), (HEADER, &escaped(OTHER))])
+            .await;
+        refused(&server, &reply);
+        assert_eq!(
+            idp.introspection_hits(),
+            1,
+            "the verdict is cached, the binding is not"
+        );
+    }
+}

@@ -52,6 +52,7 @@ use serde_json::{Map, Value};
 
 use crate::authn::bearer::{self, ClaimMap, TokenCache, TokenSource};
 use crate::authn::{Authentication, Authenticator};
+use crate::client_cert::ClientCertificate;
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::fetch::{FetchError, HttpClient};
 use crate::principal::{AuthMethod, Principal};
@@ -107,7 +108,7 @@ struct Inner<C> {
     audiences: Vec<Box<str>>,
     claims: ClaimMap,
     source: TokenSource,
-    cache: TokenCache<Result<Principal, AuthnReason>>,
+    cache: TokenCache<Verdict>,
     /// Calls to the endpoint in flight, by the token's cache key: requests that bring a token
     /// already being introspected wait for that call's answer instead of making their own.
     inflight: Mutex<HashMap<u128, Arc<Flight>>>,
@@ -119,9 +120,13 @@ struct Inner<C> {
     clock: C,
 }
 
+/// What an answer concluded: the principal and the certificate the token is bound to (RFC
+/// 8705 §3.2, checked on every request that brings it), or the refusal.
+type Verdict = Result<(Principal, Option<Arc<str>>), AuthnReason>;
+
 /// One call to the endpoint, shared by the requests that wait for it: the verdict, or why
 /// there is none.
-type Flight = tokio::sync::OnceCell<Result<Result<Principal, AuthnReason>, UnavailableReason>>;
+type Flight = tokio::sync::OnceCell<Result<Verdict, UnavailableReason>>;
 
 /// At most this many distinct tokens are introspected at once with sharing; past it, a
 /// request calls the endpoint on its own (the map of flights stays bounded).
@@ -219,10 +224,7 @@ impl<C: Clock> Inner<C> {
 
     /// Asks the endpoint about `token`: the verdict and until when it holds, or why there is
     /// no answer (503).
-    async fn introspect(
-        &self,
-        token: &str,
-    ) -> Result<(Result<Principal, AuthnReason>, Timestamp), UnavailableReason> {
+    async fn introspect(&self, token: &str) -> Result<(Verdict, Timestamp), UnavailableReason> {
         let access = AccessToken::new(token.to_owned());
         let result = self
             .client
@@ -253,11 +255,7 @@ impl<C: Clock> Inner<C> {
     }
 
     /// What the answer means: a principal valid until an instant, or a refusal.
-    fn judge(
-        &self,
-        answer: &Answer,
-        now: Timestamp,
-    ) -> (Result<Principal, AuthnReason>, Timestamp) {
+    fn judge(&self, answer: &Answer, now: Timestamp) -> (Verdict, Timestamp) {
         let negative = |r| (Err(r), now.saturating_add(self.negative_ttl));
         // RFC 7662 §2.2: active is the one member that matters; the rest is checked too.
         if !answer.active() {
@@ -279,13 +277,14 @@ impl<C: Clock> Inner<C> {
                 return negative(AuthnReason::WrongIssuer);
             }
         }
-        // RFC 9449 §6.2, RFC 8705 §3.2: a token bound to a key or a certificate needs its
-        // proof of possession, which this API does not check; RFC 7662 §2.2 `token_type`:
-        // only access tokens pass (a refresh token is `active` too, and never an access
-        // token).
-        if answer.extra_fields().0.contains_key("cnf") {
-            return negative(AuthnReason::TokenBound);
-        }
+        // RFC 8705 §3.2: a certificate-bound token is checked against the request's client
+        // certificate; bound otherwise (RFC 9449 §6.2: DPoP), it needs a proof palisade does
+        // not check yet. RFC 7662 §2.2 `token_type`: only access tokens pass (a refresh token
+        // is `active` too, and never an access token).
+        let bound = match bearer::binding(&answer.extra_fields().0) {
+            Ok(bound) => bound.map(Arc::from),
+            Err(reason) => return negative(reason),
+        };
         match answer.token_type() {
             None | Some(BasicTokenType::Bearer) => {}
             Some(BasicTokenType::Extension(t)) if t.eq_ignore_ascii_case("dpop") => {
@@ -325,7 +324,7 @@ impl<C: Clock> Inner<C> {
             _ => self.method.clone(),
         };
         match self.claims.principal(&claims, method) {
-            Ok(p) => (Ok(p), until),
+            Ok(p) => (Ok((p, bound)), until),
             Err(r) => negative(r),
         }
     }
@@ -348,9 +347,18 @@ impl<C: Clock> IntrospectionAuthenticator<C> {
         }
     }
 
-    fn answer(&self, verdict: Result<Principal, AuthnReason>) -> Authentication {
+    fn answer(&self, verdict: Verdict, parts: &Parts) -> Authentication {
         match verdict {
-            Ok(p) => Authentication::Authenticated(p),
+            Ok((p, None)) => Authentication::Authenticated(p),
+            Ok((p, Some(x5t))) => {
+                let cert = parts.extensions.get::<ClientCertificate>();
+                if cert.is_some_and(|c| c.matches(&x5t)) {
+                    Authentication::Authenticated(p)
+                } else {
+                    let reason = AuthnReason::TokenBound;
+                    Authentication::Refused(self.inner.challenges.refuse(reason))
+                }
+            }
             Err(reason) => Authentication::Refused(self.inner.challenges.refuse(reason)),
         }
     }
@@ -370,7 +378,7 @@ impl<C: Clock> Authenticator for IntrospectionAuthenticator<C> {
         let now = inner.clock.now();
         let key = inner.cache.key(token);
         if let Some(verdict) = inner.cache.get(key, now) {
-            return self.answer(verdict);
+            return self.answer(verdict, parts);
         }
         let token = match bearer::validate(token) {
             Ok(token) => token,
@@ -405,7 +413,7 @@ impl<C: Clock> Authenticator for IntrospectionAuthenticator<C> {
             .clone();
         drop(joined);
         match outcome {
-            Ok(verdict) => self.answer(verdict),
+            Ok(verdict) => self.answer(verdict, parts),
             Err(reason) => Authentication::Refused(Rejection::unavailable("authn", reason)),
         }
     }
@@ -417,7 +425,7 @@ impl<C: Clock> Authenticator for IntrospectionAuthenticator<C> {
         };
         let now = self.inner.clock.now();
         let verdict = self.inner.cache.get(self.inner.cache.key(token), now)?;
-        Some(self.answer(verdict))
+        Some(self.answer(verdict, parts))
     }
 
     fn challenges(&self, out: &mut Vec<HeaderValue>) {

@@ -46,6 +46,7 @@ use self::keys::AlgSet;
 use self::token::{ClaimRules, Parsed};
 use crate::authn::bearer::{self, ClaimMap, TokenCache, TokenSource};
 use crate::authn::{Authentication, Authenticator};
+use crate::client_cert::ClientCertificate;
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::principal::{AuthMethod, Principal};
 use crate::rejection::ChallengeSet;
@@ -82,7 +83,7 @@ struct Inner<C> {
     issuers: Box<[IssuerState]>,
     claims: ClaimMap,
     source: TokenSource,
-    cache: TokenCache<(Principal, usize)>,
+    cache: TokenCache<Verified>,
     challenges: ChallengeSet,
     pass_opaque: bool,
     clock: C,
@@ -123,8 +124,17 @@ impl From<AuthnReason> for Failure {
 
 /// One step of verification: done, or a JWKS fetch is needed first.
 enum Step {
-    Done(Result<(Principal, Timestamp, usize), Failure>),
+    Done(Result<(Verified, Timestamp), Failure>),
     Fetch { issuer: usize, seen: u64 },
+}
+
+/// A token that passed: its principal, its issuer (by index), and the certificate it is bound
+/// to (RFC 8705 §3), checked on every request that brings it.
+#[derive(Debug, Clone)]
+struct Verified {
+    principal: Principal,
+    issuer: usize,
+    bound: Option<Arc<str>>,
 }
 
 /// The key for a token: by `kid` when it has one; without one, the only key of the set that
@@ -184,7 +194,14 @@ impl<C: Clock> Inner<C> {
         };
         Step::Done(key.map_err(Failure::from).and_then(|key| {
             self.finish(&parsed, &key, issuer, now)
-                .map(|(p, exp)| (p, exp, index))
+                .map(|(principal, exp, bound)| {
+                    let verified = Verified {
+                        principal,
+                        issuer: index,
+                        bound,
+                    };
+                    (verified, exp)
+                })
         }))
     }
 
@@ -194,7 +211,7 @@ impl<C: Clock> Inner<C> {
         key: &Key,
         issuer: &IssuerState,
         now: Timestamp,
-    ) -> Result<(Principal, Timestamp), Failure> {
+    ) -> Result<(Principal, Timestamp, Option<Arc<str>>), Failure> {
         // RFC 8725 §3.1: the key decides the algorithm; the header only has to agree (and
         // the issuer may narrow it further).
         if !key.algs().contains(parsed.alg) || !issuer.algorithms.contains(parsed.alg) {
@@ -214,10 +231,11 @@ impl<C: Clock> Inner<C> {
                 return Err(AuthnReason::WrongAudience.into());
             }
         }
+        let bound = bearer::binding(&parsed.claims)?.map(Arc::from);
         let principal = self
             .claims
             .principal(&parsed.claims, issuer.method.clone())?;
-        Ok((principal, exp))
+        Ok((principal, exp, bound))
     }
 
     /// Refreshes issuer `index`'s key set in the background if its lifetime is over: requests
@@ -296,15 +314,14 @@ impl<C: Clock> JwtAuthenticator<C> {
         &self,
         key: u128,
         now: Timestamp,
-        result: Result<(Principal, Timestamp, usize), Failure>,
+        result: Result<(Verified, Timestamp), Failure>,
+        parts: &Parts,
     ) -> Authentication {
         match result {
-            Ok((principal, exp, issuer)) => {
+            Ok((verified, exp)) => {
                 // Cached until exp, never past it (no leeway added).
-                self.inner
-                    .cache
-                    .insert(key, (principal.clone(), issuer), exp, now);
-                Authentication::Authenticated(principal)
+                self.inner.cache.insert(key, verified.clone(), exp, now);
+                self.admit(verified, parts)
             }
             Err(Failure::Refused(reason)) => {
                 tracing::debug!(
@@ -339,20 +356,38 @@ impl<C: Clock> JwtAuthenticator<C> {
         }
     }
 
+    /// A verified token, for this request: refused when it is bound to a certificate the
+    /// request was not made with (RFC 8705 §3).
+    fn admit(&self, verified: Verified, parts: &Parts) -> Authentication {
+        let proven = verified.bound.as_deref().is_none_or(|x5t| {
+            parts
+                .extensions
+                .get::<ClientCertificate>()
+                .is_some_and(|cert| cert.matches(x5t))
+        });
+        if proven {
+            Authentication::Authenticated(verified.principal)
+        } else {
+            let reason = AuthnReason::TokenBound;
+            Authentication::Refused(self.inner.challenges.refuse(reason))
+        }
+    }
+
     /// The cached answer for `raw`, or its checked text.
     fn cached<'t>(
         &self,
         raw: &'t [u8],
         key: u128,
         now: Timestamp,
+        parts: &Parts,
     ) -> Result<&'t str, Authentication> {
-        if let Some((principal, issuer)) = self.inner.cache.get(key, now) {
+        if let Some(verified) = self.inner.cache.get(key, now) {
             // Key sets refresh on schedule even when every request is answered from the cache,
             // so a key withdrawn by the provider empties the cache within one key-set lifetime.
-            self.inner.refresh_if_due(issuer, now);
+            self.inner.refresh_if_due(verified.issuer, now);
             // Past `max_stale` the token is checked again: its key may be gone by now.
-            if !self.inner.stale(issuer, now) {
-                return Err(Authentication::Authenticated(principal));
+            if !self.inner.stale(verified.issuer, now) {
+                return Err(self.admit(verified, parts));
             }
         }
         bearer::validate(raw)
@@ -377,14 +412,14 @@ impl<C: Clock> Authenticator for JwtAuthenticator<C> {
         };
         let now = self.inner.clock.now();
         let key = self.inner.cache.key(raw);
-        let token = match self.cached(raw, key, now) {
+        let token = match self.cached(raw, key, now, parts) {
             Ok(token) => token,
             Err(answer) => return answer,
         };
         let mut may_fetch = true;
         loop {
             match self.inner.step(token, now, may_fetch) {
-                Step::Done(result) => return self.answer(key, now, result),
+                Step::Done(result) => return self.answer(key, now, result, parts),
                 Step::Fetch { issuer, seen } => {
                     may_fetch = false;
                     if let Keys::Jwks(jwks) = &self.inner.issuers[issuer].keys {
@@ -404,7 +439,7 @@ impl<C: Clock> Authenticator for JwtAuthenticator<C> {
         };
         let now = self.inner.clock.now();
         let key = self.inner.cache.key(raw);
-        let token = match self.cached(raw, key, now) {
+        let token = match self.cached(raw, key, now, parts) {
             Ok(token) => token,
             Err(answer) => return Some(answer),
         };
@@ -415,7 +450,7 @@ impl<C: Clock> Authenticator for JwtAuthenticator<C> {
                 Failure::Refused(AuthnReason::UnknownKeyId) | Failure::Unavailable(_),
             ))
             | Step::Fetch { .. } => None,
-            Step::Done(result) => Some(self.answer(key, now, result)),
+            Step::Done(result) => Some(self.answer(key, now, result, parts)),
         }
     }
 

@@ -859,8 +859,16 @@ mod introspection {
         idp.add_token("refresh-token-0123456789", answer("refresh_token"));
         idp.add_token("not-applicable-0123456789", answer("N_A"));
         idp.add_token("bearer-typed-0123456789", answer("Bearer"));
+        // Keycloak's refresh tokens: `typ: Refresh`, whatever `token_type` says.
+        let mut keycloak = answer("Bearer");
+        keycloak["typ"] = json!("Refresh");
+        idp.add_token("keycloak-refresh-0123456789", keycloak);
         let server = guarded(&idp).await;
-        for token in ["refresh-token-0123456789", "not-applicable-0123456789"] {
+        for token in [
+            "refresh-token-0123456789",
+            "not-applicable-0123456789",
+            "keycloak-refresh-0123456789",
+        ] {
             let reply = server
                 .get("/", &[("authorization", &format!("Bearer {token}"))])
                 .await;

@@ -201,6 +201,30 @@ fn secs(unix: i64) -> Timestamp {
     Timestamp::from_unix_secs(u64::try_from(unix).unwrap_or(0))
 }
 
+/// Why an active answer is not an access token's, if it is not: RFC 7662 §2.2 `token_type`
+/// other than `Bearer` (a DPoP-bound token needs a proof palisade does not check yet), or
+/// Keycloak's `typ` naming a refresh, offline, ID or logout token (it may say `Bearer` in
+/// `token_type` for all of them).
+fn not_an_access_token(answer: &Answer) -> Option<AuthnReason> {
+    match answer.token_type() {
+        None | Some(BasicTokenType::Bearer) => {}
+        Some(BasicTokenType::Extension(t)) if t.eq_ignore_ascii_case("dpop") => {
+            return Some(AuthnReason::TokenBound);
+        }
+        Some(_) => return Some(AuthnReason::WrongTokenType),
+    }
+    match answer.extra_fields().0.get("typ") {
+        Some(Value::String(typ))
+            if ["refresh", "offline", "id", "logout"]
+                .iter()
+                .any(|t| typ.eq_ignore_ascii_case(t)) =>
+        {
+            Some(AuthnReason::WrongTokenType)
+        }
+        _ => None,
+    }
+}
+
 impl<C: Clock> Inner<C> {
     /// Joins the flight for `key`, or starts one; past `MAX_FLIGHTS` a private one.
     fn join(&self, key: u128) -> Joined<'_> {
@@ -285,12 +309,8 @@ impl<C: Clock> Inner<C> {
             Ok(bound) => bound.map(Arc::from),
             Err(reason) => return negative(reason),
         };
-        match answer.token_type() {
-            None | Some(BasicTokenType::Bearer) => {}
-            Some(BasicTokenType::Extension(t)) if t.eq_ignore_ascii_case("dpop") => {
-                return negative(AuthnReason::TokenBound);
-            }
-            Some(_) => return negative(AuthnReason::WrongTokenType),
+        if let Some(reason) = not_an_access_token(answer) {
+            return negative(reason);
         }
         if !self.audiences.is_empty() {
             let ok = answer.aud().is_some_and(|aud| {

@@ -58,26 +58,40 @@ impl ClientCertificate {
 /// In a configuration file, in the `client_ip` section: `client_cert_header: {pem:
 /// x-ssl-client-cert}` or `{xfcc: x-forwarded-client-cert}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
+#[serde(try_from = "RawCertHeader")]
 #[non_exhaustive]
 pub enum ClientCertHeader {
     /// The certificate as URL-encoded PEM, in this header (nginx's `$ssl_client_escaped_cert`,
     /// an AWS load balancer's `X-Amzn-Mtls-Clientcert`).
-    Pem(#[serde(with = "http_serde_name")] HeaderName),
+    Pem(HeaderName),
     /// Envoy's `x-forwarded-client-cert` (or a header of that format under another name): the
     /// `Hash` of the element the nearest proxy added (its last).
-    Xfcc(#[serde(with = "http_serde_name")] HeaderName),
+    Xfcc(HeaderName),
 }
 
-/// A header name read from a string.
-mod http_serde_name {
-    use http::HeaderName;
-    use serde::{Deserialize, Deserializer};
+/// The file form: `{pem: <header>}` or `{xfcc: <header>}` (a map in every format, where YAML
+/// would otherwise want an enum tag).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCertHeader {
+    #[serde(default)]
+    pem: Option<String>,
+    #[serde(default)]
+    xfcc: Option<String>,
+}
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<HeaderName, D::Error> {
-        let s = String::deserialize(d)?;
-        HeaderName::try_from(s.as_str())
-            .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a header name")))
+impl TryFrom<RawCertHeader> for ClientCertHeader {
+    type Error = String;
+
+    fn try_from(raw: RawCertHeader) -> Result<Self, String> {
+        let name = |s: String| {
+            HeaderName::try_from(s.as_str()).map_err(|_| format!("`{s}` is not a header name"))
+        };
+        match (raw.pem, raw.xfcc) {
+            (Some(pem), None) => Ok(Self::Pem(name(pem)?)),
+            (None, Some(xfcc)) => Ok(Self::Xfcc(name(xfcc)?)),
+            _ => Err("name exactly one of `pem` and `xfcc`".into()),
+        }
     }
 }
 
@@ -254,5 +268,7 @@ mod tests {
         assert!(matches!(h, ClientCertHeader::Xfcc(_)));
         assert!(serde_json::from_str::<ClientCertHeader>(r#"{"der": "x"}"#).is_err());
         assert!(serde_json::from_str::<ClientCertHeader>(r#"{"pem": "bad header"}"#).is_err());
+        assert!(serde_json::from_str::<ClientCertHeader>(r#"{"pem": "a", "xfcc": "b"}"#).is_err());
+        assert!(serde_json::from_str::<ClientCertHeader>("{}").is_err());
     }
 }

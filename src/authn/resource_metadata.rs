@@ -27,7 +27,7 @@
 //! every `Bearer` challenge of its 401 answers names the document (§5.1).
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, Response, StatusCode, Uri};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -116,6 +116,9 @@ impl ResourceMetadata {
         *res.status_mut() = StatusCode::OK;
         res.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        // RFC 9110 §9.3.2: HEAD answers with GET's headers, the length included.
+        res.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(self.document.len()));
         Some(res)
     }
 

@@ -681,6 +681,11 @@ async fn after_max_stale_of_provider_outage_every_token_gets_503_with_retry_afte
         assert_eq!(reply.headers["retry-after"], "5");
         assert_eq!(server.last_refusal().unwrap().reason(), "jwks_unavailable");
     }
+    assert_eq!(
+        server.hits(),
+        2,
+        "the refused requests never reached the handler"
+    );
     // The provider is back: after the failure interval a fetch succeeds and both pass.
     idp.set_jwks_mode(Mode::Up);
     clock.advance(Duration::from_secs(6));
@@ -1482,9 +1487,12 @@ mod resource_metadata {
             .get(PATH, &[("authorization", "Bearer not-a-token")])
             .await;
         assert_eq!(reply.status, 200);
+        let length = reply.headers["content-length"].clone();
         let reply = server.request(http::Method::HEAD, PATH, &[]).await;
         assert_eq!(reply.status, 200);
         assert!(reply.body.is_empty());
+        // RFC 9110 §9.3.2: the same headers as GET, the length included.
+        assert_eq!(reply.headers["content-length"], length);
         assert_eq!(server.hits(), 0, "the handler never ran");
         // Another method is not the document's: guarded as any route.
         let reply = server.request(http::Method::POST, PATH, &[]).await;

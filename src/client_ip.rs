@@ -431,8 +431,11 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        // The host's own TLS acceptor's certificate wins over a proxy's header.
-        if req.extensions().get::<ClientCertificate>().is_none() {
+        // The host's own TLS acceptor's certificate wins over a proxy's header; without a
+        // header configured, nothing is looked up.
+        if self.resolver.cert_header.is_some()
+            && req.extensions().get::<ClientCertificate>().is_none()
+        {
             let peer = ClientIpResolver::peer_addr(&req);
             if let Some(cert) =
                 peer.and_then(|p| self.resolver.client_certificate(p.ip(), req.headers()))

@@ -220,6 +220,12 @@ impl ClientIpResolver {
         self
     }
 
+    /// Where trusted proxies put the client's certificate, if anywhere.
+    #[must_use]
+    pub fn client_cert_header(&self) -> Option<&ClientCertHeader> {
+        self.cert_header.as_ref()
+    }
+
     /// The client certificate a trusted proxy reports for a request from `peer`.
     #[must_use]
     pub fn client_certificate(

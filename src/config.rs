@@ -57,7 +57,9 @@ pub use builder::ConfiguredBuilder;
 #[cfg(feature = "introspection")]
 pub use crate::authn::bearer_config::IntrospectionConfig;
 #[cfg(feature = "jwt")]
-pub use crate::authn::bearer_config::{IssuerConfig, JwtConfig, JwtKeyConfig, SecretEncoding};
+pub use crate::authn::bearer_config::{
+    DpopConfig, IssuerConfig, JwtConfig, JwtKeyConfig, SecretEncoding,
+};
 pub use crate::quota::config::{CostConfig, QuotaConfig, RedisConfig, RuleConfig, StoreConfig};
 
 /// The stack a configuration builds: every authenticator it configures in one chain,

@@ -191,6 +191,8 @@ mod keys {
             ("introspection", false) => key!(N, "backend" => "introspection", "kind" => "error"),
             ("introspection", true) => key!(N, "backend" => "introspection", "kind" => "timeout"),
             ("policy_source", _) => key!(N, "backend" => "policy_source", "kind" => "error"),
+            ("dpop_replay", false) => key!(N, "backend" => "dpop_replay", "kind" => "error"),
+            ("dpop_replay", true) => key!(N, "backend" => "dpop_replay", "kind" => "timeout"),
             _ => return None,
         })
     }

@@ -11,6 +11,7 @@ use http::request::Parts;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub(crate) use super::possession::{Admission, Binding, Possession, binding};
 use crate::clock::Timestamp;
 use crate::principal::{AuthMethod, Principal};
 use crate::rejection::AuthnReason;
@@ -25,6 +26,8 @@ pub(crate) struct TokenSource {
     /// RFC 6750 §2.3: the `access_token` query parameter, off by default.
     pub(crate) allow_query: bool,
     pub(crate) max_bytes: usize,
+    /// RFC 9449 §7.1: `Authorization: DPoP <token>` is read too (DPoP is configured).
+    pub(crate) dpop: bool,
 }
 
 impl Default for TokenSource {
@@ -32,11 +35,27 @@ impl Default for TokenSource {
         Self {
             allow_query: false,
             max_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            dpop: false,
         }
     }
 }
 
+/// A token as the request presents it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Presented<'a> {
+    pub(crate) token: &'a [u8],
+    /// Under the `DPoP` scheme (RFC 9449 §7.1), with a proof to check.
+    pub(crate) dpop: bool,
+}
+
 const SCHEME: &[u8] = b"Bearer";
+const DPOP_SCHEME: &[u8] = b"DPoP";
+
+/// The rest of `v` after `scheme` and a space, if `v` starts with them (case-insensitive).
+fn after_scheme<'a>(v: &'a [u8], scheme: &[u8]) -> Option<&'a [u8]> {
+    let n = scheme.len();
+    (v.len() > n && v[..n].eq_ignore_ascii_case(scheme) && v[n] == b' ').then(|| &v[n + 1..])
+}
 
 impl TokenSource {
     /// The one bearer token of the request: `Ok(None)` if there is none.
@@ -47,7 +66,7 @@ impl TokenSource {
     #[cfg(test)]
     pub(crate) fn extract<'a>(&self, parts: &'a Parts) -> Result<Option<&'a str>, AuthnReason> {
         match self.extract_raw(parts)? {
-            Some(raw) => validate(raw).map(Some),
+            Some(raw) => validate(raw.token).map(Some),
             None => Ok(None),
         }
     }
@@ -58,18 +77,25 @@ impl TokenSource {
     pub(crate) fn extract_raw<'a>(
         &self,
         parts: &'a Parts,
-    ) -> Result<Option<&'a [u8]>, AuthnReason> {
-        let mut found: Option<&'a [u8]> = None;
+    ) -> Result<Option<Presented<'a>>, AuthnReason> {
+        let mut found: Option<Presented<'a>> = None;
         for value in parts.headers.get_all(AUTHORIZATION) {
             let v = value.as_bytes();
-            let n = SCHEME.len();
-            if v.len() > n && v[..n].eq_ignore_ascii_case(SCHEME) && v[n] == b' ' {
-                if found.is_some() {
-                    // RFC 6750 §3.1 invalid_request: more than one token.
-                    return Err(AuthnReason::MultipleCredentials);
-                }
-                found = Some(trim_spaces(&v[n + 1..]));
+            let (token, dpop) = match after_scheme(v, SCHEME) {
+                Some(token) => (token, false),
+                None => match after_scheme(v, DPOP_SCHEME) {
+                    Some(token) if self.dpop => (token, true),
+                    _ => continue,
+                },
+            };
+            if found.is_some() {
+                // RFC 6750 §3.1 invalid_request: more than one token.
+                return Err(AuthnReason::MultipleCredentials);
             }
+            found = Some(Presented {
+                token: trim_spaces(token),
+                dpop,
+            });
         }
         if let Some(query) = parts.uri.query() {
             for pair in query.split('&') {
@@ -82,12 +108,15 @@ impl TokenSource {
                         // RFC 6750 §2: a client must not use more than one method.
                         return Err(AuthnReason::MultipleCredentials);
                     }
-                    found = Some(v.as_bytes());
+                    found = Some(Presented {
+                        token: v.as_bytes(),
+                        dpop: false,
+                    });
                 }
             }
         }
         match found {
-            Some(token) if token.len() > self.max_bytes => Err(AuthnReason::TokenTooLarge),
+            Some(p) if p.token.len() > self.max_bytes => Err(AuthnReason::TokenTooLarge),
             found => Ok(found),
         }
     }
@@ -339,19 +368,6 @@ impl ClaimMap {
             builder = builder.tier(t);
         }
         Ok(builder.build())
-    }
-}
-
-/// The certificate a token is bound to (RFC 8705 §3.1: `cnf.x5t#S256`), `None` for an unbound
-/// token. A token bound by any other confirmation method (RFC 9449 §6.1 `jkt`, RFC 7800 `jwk`,
-/// `kid`...) needs a proof of possession palisade does not check yet: refused (RFC 9449 §7.2).
-pub(crate) fn binding(claims: &Map<String, Value>) -> Result<Option<Box<str>>, AuthnReason> {
-    let Some(cnf) = claims.get("cnf") else {
-        return Ok(None);
-    };
-    match cnf.as_object().map(|c| (c.len(), c.get("x5t#S256"))) {
-        Some((1, Some(Value::String(x5t)))) => Ok(Some(x5t.as_str().into())),
-        _ => Err(AuthnReason::TokenBound),
     }
 }
 
@@ -673,32 +689,6 @@ mod tests {
                 assert_eq!(cache.get(hot, now), Some(u64::MAX), "evicted after {i}");
             }
         }
-    }
-
-    #[test]
-    fn rfc9449_7_2_and_rfc8705_3_1_what_a_token_is_bound_to() {
-        let claims = |cnf: &str| -> Map<String, Value> {
-            serde_json::from_str(&format!(r#"{{"cnf":{cnf}}}"#)).unwrap()
-        };
-        // RFC 8705 §3.1: a certificate thumbprint, checked against the client's certificate.
-        let x5t = "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2";
-        assert_eq!(
-            binding(&claims(&format!(r#"{{"x5t#S256":"{x5t}"}}"#))),
-            Ok(Some(x5t.into()))
-        );
-        // RFC 9449 §6.1 (DPoP), RFC 7800 (a key), or anything else: no proof palisade checks.
-        for cnf in [
-            r#"{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}"#,
-            r#"{"jwk":{"kty":"EC"}}"#,
-            r#"{"kid":"k1"}"#,
-            r#"{"x5t#S256":"a","jkt":"b"}"#,
-            r#"{"x5t#S256":1}"#,
-            r#""x5t""#,
-            "{}",
-        ] {
-            assert_eq!(binding(&claims(cnf)), Err(AuthnReason::TokenBound), "{cnf}");
-        }
-        assert_eq!(binding(&Map::new()), Ok(None));
     }
 
     proptest! {

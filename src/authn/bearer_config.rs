@@ -19,6 +19,10 @@ fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::
 }
 
 #[cfg(feature = "jwt")]
+mod dpop;
+#[cfg(feature = "jwt")]
+pub use dpop::DpopConfig;
+#[cfg(feature = "jwt")]
 mod issuer;
 #[cfg(feature = "jwt")]
 use issuer::lifetimes;
@@ -97,6 +101,9 @@ pub struct JwtConfig {
     /// Leave tokens that are not JWTs to the next authenticator (an introspection one).
     #[serde(default)]
     pub pass_opaque_tokens: bool,
+    /// DPoP-bound tokens (RFC 9449) with their proofs.
+    #[serde(default)]
+    pub dpop: Option<DpopConfig>,
 }
 
 #[cfg(feature = "jwt")]
@@ -148,6 +155,9 @@ impl JwtConfig {
         }
         if self.pass_opaque_tokens {
             b = b.pass_opaque_tokens();
+        }
+        if let Some(d) = &self.dpop {
+            b = b.dpop(d.dpop()?);
         }
         b.build()
     }
@@ -230,6 +240,10 @@ pub struct IntrospectionConfig {
     /// Allow an `http://` endpoint on a non-loopback host.
     #[serde(default)]
     pub allow_plain_http: bool,
+    /// DPoP-bound tokens (RFC 9449) with their proofs (needs the `jwt` feature too).
+    #[cfg(feature = "jwt")]
+    #[serde(default)]
+    pub dpop: Option<DpopConfig>,
 }
 
 #[cfg(feature = "introspection")]
@@ -284,6 +298,10 @@ impl IntrospectionConfig {
         if self.allow_plain_http {
             b = b.allow_plain_http();
         }
+        #[cfg(feature = "jwt")]
+        if let Some(d) = &self.dpop {
+            b = b.dpop(d.dpop()?);
+        }
         b.build()
     }
 }
@@ -326,6 +344,53 @@ mod tests {
         let mut jwt = jwt.clone();
         jwt.issuers[1].keys.pop();
         jwt.authenticator().unwrap();
+    }
+
+    #[test]
+    fn the_dpop_subsection_builds_or_names_what_is_wrong() {
+        let jwt = |dpop: &str| {
+            let yaml = format!(
+                "jwt: {{issuers: [{{issuer: i, jwks_url: 'https://i.example/certs', audiences: [a]}}], dpop: {dpop}}}"
+            );
+            Config::parse(&yaml, Format::Yaml).map(|c| c.jwt.unwrap())
+        };
+        let c = jwt("{public_origin: 'https://api.example.com', algorithms: [ES256], max_age: 30s, leeway: 2s, replay_capacity: 1000, nonce_lifetime: 5m}").unwrap();
+        let d = c.dpop.as_ref().unwrap();
+        assert_eq!(d.max_age, Some(Duration::from_secs(30)));
+        assert_eq!(d.nonce_lifetime, Some(Duration::from_secs(300)));
+        c.authenticator().unwrap();
+        // A misspelt setting is an error, never ignored.
+        assert!(jwt("{public_origin: 'https://api.example.com', nonce_lifetme: 5m}").is_err());
+        // What the builder refuses stops the start-up, naming the subsection.
+        for (bad, says) in [
+            ("{public_origin: 'api.example.com'}", "public origin"),
+            (
+                "{public_origin: 'https://a.example', algorithms: [HS256]}",
+                "asymmetric",
+            ),
+            (
+                "{public_origin: 'https://a.example', algorithms: []}",
+                "no proof algorithm",
+            ),
+            (
+                "{public_origin: 'https://a.example', replay_capacity: 0}",
+                "capacity",
+            ),
+            (
+                "{public_origin: 'https://a.example', nonce_secret_env: PALISADE_TEST_UNSET_VAR}",
+                "PALISADE_TEST_UNSET_VAR",
+            ),
+        ] {
+            let err = jwt(bad).unwrap().authenticator().unwrap_err();
+            assert!(err.to_string().contains(says), "{bad}: {err}");
+        }
+        let err = jwt(
+            "{public_origin: 'https://a.example', replay_capacity: 10, replay_redis_url_env: R}",
+        )
+        .unwrap()
+        .authenticator()
+        .unwrap_err();
+        assert!(err.to_string().contains("dpop.replay_capacity"), "{err}");
     }
 
     #[test]
@@ -435,14 +500,14 @@ mod tests {
             (format!("{hex}\n"), E::Hex),
             (hex.to_lowercase(), E::Hex),
         ] {
-            let decoded = decode_secret("VAR", &value, encoding).unwrap();
+            let decoded = decode_secret("f", "VAR", &value, encoding).unwrap();
             assert_eq!(*decoded, bytes, "{encoding:?}");
         }
         // Text is taken as it is, spaces included.
-        let text = decode_secret("VAR", " a secret ", E::Text).unwrap();
+        let text = decode_secret("f", "VAR", " a secret ", E::Text).unwrap();
         assert_eq!(&**text, b" a secret ");
         // Not valid in its encoding: the error names the variable, never the secret.
-        let err = decode_secret("HMAC_VAR", "zz-not-hex-secret", E::Hex).unwrap_err();
+        let err = decode_secret("f", "HMAC_VAR", "zz-not-hex-secret", E::Hex).unwrap_err();
         assert!(err.to_string().contains("HMAC_VAR"), "{err}");
         assert!(!err.to_string().contains("zz-not-hex-secret"), "{err}");
         // And the file names the encoding.

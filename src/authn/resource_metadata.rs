@@ -72,6 +72,18 @@ pub struct ResourceMetadataBuilder {
     /// Documentation for developers (§2 `resource_documentation`).
     #[serde(default)]
     pub resource_documentation: Option<String>,
+    /// The algorithms of the DPoP proofs accepted (§2 `dpop_signing_alg_values_supported`).
+    /// From a configuration file, the DPoP settings' when left empty.
+    #[serde(default)]
+    pub dpop_signing_algs: Vec<String>,
+    /// Only DPoP-bound tokens are accepted (§2 `dpop_bound_access_tokens_required`). From a
+    /// file, true when `require_bound_tokens` is.
+    #[serde(default)]
+    pub dpop_bound_access_tokens_required: bool,
+    /// Certificate-bound tokens are accepted (§2 `tls_client_certificate_bound_access_tokens`,
+    /// RFC 8705). From a file, true when a client certificate header is configured.
+    #[serde(default)]
+    pub tls_client_certificate_bound_access_tokens: bool,
 }
 
 impl ResourceMetadata {
@@ -124,11 +136,10 @@ impl ResourceMetadata {
 
     /// `rejection` with the `resource_metadata` parameter on its `Bearer` challenges.
     pub(crate) fn annotate(&self, rejection: crate::Rejection) -> crate::Rejection {
-        use crate::rejection::AuthnFailure;
         match rejection {
             crate::Rejection::Unauthenticated(f) => {
                 let challenges = f.challenges().iter().map(|c| self.challenge(c)).collect();
-                crate::Rejection::Unauthenticated(AuthnFailure::new(f.reason(), challenges))
+                crate::Rejection::Unauthenticated(f.with_challenges(challenges))
             }
             other => other,
         }
@@ -141,7 +152,9 @@ impl ResourceMetadata {
             return challenge.clone();
         };
         let scheme = text.split(' ').next().unwrap_or("");
-        if !scheme.eq_ignore_ascii_case("bearer") || text.contains("resource_metadata=") {
+        let token_scheme =
+            scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop");
+        if !token_scheme || text.contains("resource_metadata=") {
             return challenge.clone();
         }
         let sep = if text.len() == scheme.len() {
@@ -190,6 +203,28 @@ impl ResourceMetadataBuilder {
         self
     }
 
+    /// The algorithms of the DPoP proofs accepted (§2 `dpop_signing_alg_values_supported`).
+    #[must_use]
+    pub fn dpop_signing_algs(mut self, algs: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.dpop_signing_algs = algs.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Says that only DPoP-bound tokens are accepted (§2 `dpop_bound_access_tokens_required`).
+    #[must_use]
+    pub fn dpop_bound_access_tokens_required(mut self) -> Self {
+        self.dpop_bound_access_tokens_required = true;
+        self
+    }
+
+    /// Says that certificate-bound tokens (RFC 8705) are accepted (§2
+    /// `tls_client_certificate_bound_access_tokens`).
+    #[must_use]
+    pub fn tls_client_certificate_bound_access_tokens(mut self) -> Self {
+        self.tls_client_certificate_bound_access_tokens = true;
+        self
+    }
+
     /// Checks the fields and makes the document.
     ///
     /// # Errors
@@ -198,7 +233,7 @@ impl ResourceMetadataBuilder {
     /// URL (or `http` to a loopback host) or has a query or fragment, an authorization server
     /// or documentation URL that is not one, a bearer method other than `header`, `body`,
     /// `query`.
-    pub fn build(self) -> Result<ResourceMetadata, ConfigError> {
+    pub fn build(mut self) -> Result<ResourceMetadata, ConfigError> {
         if self.resource.contains('#') {
             return Err(invalid(
                 "resource_metadata.resource",
@@ -221,7 +256,7 @@ impl ResourceMetadataBuilder {
         let methods = if self.bearer_methods.is_empty() {
             vec!["header".to_owned()]
         } else {
-            self.bearer_methods
+            std::mem::take(&mut self.bearer_methods)
         };
         if let Some(m) = methods
             .iter()
@@ -239,6 +274,24 @@ impl ResourceMetadataBuilder {
         let authority = resource.authority().map_or("", |a| a.as_str());
         let scheme = resource.scheme_str().unwrap_or("https");
         let url = format!("{scheme}://{authority}{path}");
+        let doc = self.document(methods);
+        let param = format!(", resource_metadata=\"{url}\"");
+        if HeaderValue::try_from(&param[2..]).is_err() || url.contains('"') {
+            return Err(invalid(
+                "resource_metadata.resource",
+                "the metadata URL cannot be sent in a challenge",
+            ));
+        }
+        Ok(ResourceMetadata {
+            path,
+            url,
+            document: Bytes::from(doc.to_string()),
+            param,
+        })
+    }
+
+    /// The §2 document: the members given, and `methods` as `bearer_methods_supported`.
+    fn document(self, methods: Vec<String>) -> Value {
         let mut doc = Map::new();
         doc.insert("resource".into(), Value::String(self.resource.clone()));
         let list = |v: Vec<String>| Value::Array(v.into_iter().map(Value::String).collect());
@@ -258,19 +311,23 @@ impl ResourceMetadataBuilder {
         if let Some(d) = self.resource_documentation {
             doc.insert("resource_documentation".into(), Value::String(d));
         }
-        let param = format!(", resource_metadata=\"{url}\"");
-        if HeaderValue::try_from(&param[2..]).is_err() || url.contains('"') {
-            return Err(invalid(
-                "resource_metadata.resource",
-                "the metadata URL cannot be sent in a challenge",
-            ));
+        if !self.dpop_signing_algs.is_empty() {
+            doc.insert(
+                "dpop_signing_alg_values_supported".into(),
+                list(self.dpop_signing_algs),
+            );
         }
-        Ok(ResourceMetadata {
-            path,
-            url,
-            document: Bytes::from(Value::Object(doc).to_string()),
-            param,
-        })
+        if self.dpop_bound_access_tokens_required {
+            doc.insert(
+                "dpop_bound_access_tokens_required".into(),
+                Value::Bool(true),
+            );
+        }
+        if self.tls_client_certificate_bound_access_tokens {
+            let name = "tls_client_certificate_bound_access_tokens";
+            doc.insert(name.into(), Value::Bool(true));
+        }
+        Value::Object(doc)
     }
 }
 

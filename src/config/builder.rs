@@ -242,8 +242,100 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
             stack = stack.refusal_format(format);
         }
         if let Some(metadata) = &c.resource_metadata {
-            stack = stack.resource_metadata(metadata.clone().build()?);
+            stack = stack.resource_metadata(metadata_of(c, metadata.clone()).build()?);
         }
         stack.build()
+    }
+}
+
+/// The `resource_metadata` section, completed from the rest of the file where it is silent
+/// (RFC 9728 §2): the issuers of the `jwt` and `introspection` sections, the DPoP proof
+/// algorithms and whether bound tokens are required, and certificate-bound tokens when a
+/// client certificate header is configured.
+fn metadata_of(
+    c: &super::Config,
+    mut m: crate::authn::ResourceMetadataBuilder,
+) -> crate::authn::ResourceMetadataBuilder {
+    let mut dpop = Vec::new();
+    // Only when the section names no issuer itself.
+    let servers = m.authorization_servers.is_empty();
+    #[cfg(feature = "jwt")]
+    if let Some(jwt) = &c.jwt {
+        if servers {
+            let issuers = jwt.issuers.iter().map(|i| i.issuer.clone());
+            m.authorization_servers.extend(issuers);
+        }
+        dpop.extend(jwt.dpop.iter());
+    }
+    #[cfg(feature = "introspection")]
+    if let Some(i) = &c.introspection {
+        if let Some(iss) = i.issuer.as_ref().filter(|_| servers) {
+            m.authorization_servers.push(iss.clone());
+        }
+        #[cfg(feature = "jwt")]
+        dpop.extend(i.dpop.iter());
+    }
+    #[cfg(feature = "jwt")]
+    for d in dpop {
+        if m.dpop_signing_algs.is_empty() {
+            m.dpop_signing_algs = d.algorithm_names();
+        }
+        m.dpop_bound_access_tokens_required |= d.require_bound_tokens;
+    }
+    #[cfg(not(feature = "jwt"))]
+    let _: (&mut Vec<()>, bool) = (&mut dpop, servers);
+    m.tls_client_certificate_bound_access_tokens |= c.client_ip.client_cert_header().is_some();
+    m
+}
+
+#[cfg(all(test, feature = "jwt", feature = "introspection"))]
+mod tests {
+    use serde_json::Value;
+
+    use crate::config::{Config, Format};
+
+    #[test]
+    fn rfc9728_2_the_metadata_names_what_the_file_configures() {
+        let yaml = "
+client_ip: {trusted_proxies: [10.0.0.1], client_cert_header: {pem: x-client-cert}}
+jwt:
+  issuers: [{issuer: 'https://sso.example.com', jwks_url: 'https://sso.example.com/certs', audiences: [a]}]
+  dpop: {public_origin: 'https://api.example.com', algorithms: [ES256, EdDSA], require_bound_tokens: true}
+introspection: {url: 'https://idp.example.com/introspect', client_id: c, issuer: 'https://idp.example.com'}
+resource_metadata: {resource: 'https://api.example.com'}
+";
+        let c = Config::parse(yaml, Format::Yaml).unwrap();
+        let m = super::metadata_of(&c, c.resource_metadata.clone().unwrap())
+            .build()
+            .unwrap();
+        let doc: Value = serde_json::from_slice(m.document()).unwrap();
+        assert_eq!(
+            doc["authorization_servers"],
+            serde_json::json!(["https://sso.example.com", "https://idp.example.com"])
+        );
+        assert_eq!(
+            doc["dpop_signing_alg_values_supported"],
+            serde_json::json!(["ES256", "EdDSA"])
+        );
+        assert_eq!(doc["dpop_bound_access_tokens_required"], true);
+        assert_eq!(doc["tls_client_certificate_bound_access_tokens"], true);
+        // What the section says itself is kept.
+        let own = yaml.replace(
+            "resource: 'https://api.example.com'",
+            "resource: 'https://api.example.com', authorization_servers: ['https://other.example.com'], dpop_signing_algs: [PS256]",
+        );
+        let c = Config::parse(&own, Format::Yaml).unwrap();
+        let m = super::metadata_of(&c, c.resource_metadata.clone().unwrap())
+            .build()
+            .unwrap();
+        let doc: Value = serde_json::from_slice(m.document()).unwrap();
+        assert_eq!(
+            doc["authorization_servers"],
+            serde_json::json!(["https://other.example.com"])
+        );
+        assert_eq!(
+            doc["dpop_signing_alg_values_supported"],
+            serde_json::json!(["PS256"])
+        );
     }
 }

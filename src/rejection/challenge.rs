@@ -46,27 +46,56 @@ impl ChallengeSet {
     /// [`ConfigError::Invalid`] when the realm is empty, longer than 64 bytes, or holds
     /// anything but visible ASCII (and spaces) other than `"` and `\`.
     pub fn new(scheme: Scheme, realm: &str) -> Result<Self, ConfigError> {
+        Self::build(scheme, realm, "")
+    }
+
+    /// The challenges of the `DPoP` scheme (RFC 9449 §7.1) in `realm`, naming the proof
+    /// algorithms accepted (`algs`, space-separated JWS names): `DPoP realm="api",
+    /// algs="ES256 EdDSA"`, and with `error="invalid_dpop_proof"`, `"use_dpop_nonce"` or
+    /// `"invalid_token"` for a refusal.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for a realm [`new`](Self::new) refuses, or `algs` that are not
+    /// space-separated alphanumeric names.
+    pub fn dpop(realm: &str, algs: &str) -> Result<Self, ConfigError> {
+        let ok = !algs.is_empty()
+            && algs.len() <= 256
+            && algs
+                .split(' ')
+                .all(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric()));
+        if !ok {
+            return Err(ConfigError::Invalid {
+                field: "algs",
+                message: "DPoP algorithms are space-separated JWS algorithm names".into(),
+            });
+        }
+        Self::build(Scheme::Dpop, realm, &format!(", algs=\"{algs}\""))
+    }
+
+    fn build(scheme: Scheme, realm: &str, params: &str) -> Result<Self, ConfigError> {
         check_realm(realm)?;
         let name = scheme.name();
+        let head = format!("{name} realm=\"{realm}\"{params}");
         let value = |s: String| HeaderValue::try_from(s).ok();
-        let plain = value(format!("{name} realm=\"{realm}\""))
-            .unwrap_or_else(|| HeaderValue::from_static("Bearer"));
+        let plain = value(head.clone()).unwrap_or_else(|| HeaderValue::from_static("Bearer"));
+        let token = matches!(scheme, Scheme::Bearer | Scheme::Dpop);
         let by_reason = AuthnReason::ALL
             .iter()
             .filter_map(|&reason| {
                 let text = match (scheme, reason) {
-                    (Scheme::Bearer, AuthnReason::MultipleCredentials) => format!(
-                        "{name} realm=\"{realm}\", error=\"invalid_request\", \
-                         error_description=\"{}\"",
+                    (_, AuthnReason::MultipleCredentials) if token => format!(
+                        "{head}, error=\"invalid_request\", error_description=\"{}\"",
                         reason.detail()
                     ),
-                    (Scheme::Bearer, r) if r.scheme() == Scheme::Bearer => format!(
-                        "{name} realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",
-                        r.public_code(),
-                        r.detail()
-                    ),
+                    // A DPoP request refused for its token is answered in the DPoP scheme
+                    // (RFC 9449 §7.1), with the token's error.
+                    (Scheme::Bearer, r) if r.scheme() == Scheme::Bearer => with_error(&head, r),
+                    (Scheme::Dpop, r) if matches!(r.scheme(), Scheme::Bearer | Scheme::Dpop) => {
+                        with_error(&head, r)
+                    }
                     (Scheme::ApiKey, r) if r.scheme() == Scheme::ApiKey => {
-                        format!("{name} realm=\"{realm}\", error=\"{}\"", r.public_code())
+                        format!("{head}, error=\"{}\"", r.public_code())
                     }
                     _ => return None,
                 };
@@ -75,9 +104,10 @@ impl ChallengeSet {
             .collect();
         // A reason of no scheme of its own: the plain challenge for bearer tokens (RFC 6750
         // §3.1 asks for one on every 401), none for API keys.
-        let fallback: Arc<[HeaderValue]> = match scheme {
-            Scheme::Bearer => Arc::from([plain.clone()]),
-            _ => Arc::from([]),
+        let fallback: Arc<[HeaderValue]> = if token {
+            Arc::from([plain.clone()])
+        } else {
+            Arc::from([])
         };
         Ok(Self {
             plain,
@@ -106,6 +136,15 @@ impl ChallengeSet {
     pub fn refuse(&self, reason: AuthnReason) -> Rejection {
         Rejection::Unauthenticated(AuthnFailure::new(reason, self.for_reason(reason)))
     }
+}
+
+/// `head` with the reason's public code and detail (RFC 6750 §3, RFC 9449 §7.1).
+fn with_error(head: &str, reason: AuthnReason) -> String {
+    format!(
+        "{head}, error=\"{}\", error_description=\"{}\"",
+        reason.public_code(),
+        reason.detail()
+    )
 }
 
 /// `Bearer error="insufficient_scope", scope="…"` (RFC 6750 §3.1), for a 403.
@@ -173,6 +212,31 @@ mod tests {
             "ApiKey realm=\"orders\", error=\"invalid_key\""
         );
         assert!(c.for_reason(AuthnReason::MultipleCredentials).is_empty());
+    }
+
+    #[test]
+    fn rfc9449_7_1_dpop_challenges_carry_algs_and_the_error() {
+        let c = ChallengeSet::dpop("api", "ES256 EdDSA").unwrap();
+        assert_eq!(c.plain(), r#"DPoP realm="api", algs="ES256 EdDSA""#);
+        let text = |r| c.for_reason(r)[0].to_str().unwrap().to_owned();
+        assert_eq!(
+            text(AuthnReason::DpopProofReplayed),
+            r#"DPoP realm="api", algs="ES256 EdDSA", error="invalid_dpop_proof", error_description="The DPoP proof was already used.""#
+        );
+        assert!(text(AuthnReason::DpopNonceRequired).contains(r#"error="use_dpop_nonce""#));
+        // A token's own refusal, when it came with DPoP: in the DPoP scheme.
+        assert!(text(AuthnReason::TokenExpired).starts_with("DPoP realm"));
+        assert!(text(AuthnReason::TokenExpired).contains(r#"error="invalid_token""#));
+        assert!(text(AuthnReason::DpopKeyMismatch).contains(r#"error="invalid_token""#));
+        // Bearer challenges never carry DPoP errors.
+        let b = ChallengeSet::new(Scheme::Bearer, "api").unwrap();
+        assert_eq!(
+            b.for_reason(AuthnReason::DpopProofReplayed)[0],
+            b.plain().clone()
+        );
+        for bad in ["", "ES256,EdDSA", "ES256  EdDSA", "a\"b"] {
+            assert!(ChallengeSet::dpop("api", bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -14,13 +14,50 @@ use super::reasons::{AuthnReason, InvalidReason, UnavailableReason};
 pub struct AuthnFailure {
     pub(super) reason: AuthnReason,
     pub(super) challenges: Arc<[HeaderValue]>,
+    pub(super) dpop_nonce: Option<HeaderValue>,
 }
 
 impl AuthnFailure {
     /// A failure for `reason`, sending `challenges` in `WWW-Authenticate`.
     #[must_use]
     pub fn new(reason: AuthnReason, challenges: Arc<[HeaderValue]>) -> Self {
-        Self { reason, challenges }
+        Self {
+            reason,
+            challenges,
+            dpop_nonce: None,
+        }
+    }
+
+    /// Sends `nonce` in `DPoP-Nonce` with the refusal (RFC 9449 §9: the nonce the client's
+    /// next proof must carry).
+    #[must_use]
+    pub fn with_dpop_nonce(mut self, nonce: HeaderValue) -> Self {
+        self.dpop_nonce = Some(nonce);
+        self
+    }
+
+    /// The `DPoP-Nonce` sent with the refusal, if any.
+    #[must_use]
+    pub fn dpop_nonce(&self) -> Option<&HeaderValue> {
+        self.dpop_nonce.as_ref()
+    }
+
+    /// `WWW-Authenticate` (each challenge) and `DPoP-Nonce` (RFC 9449 §9: the nonce the next
+    /// proof must carry).
+    pub(super) fn write_headers(&self, headers: &mut http::HeaderMap) {
+        for c in self.challenges.iter() {
+            headers.append(http::header::WWW_AUTHENTICATE, c.clone());
+        }
+        if let Some(nonce) = &self.dpop_nonce {
+            headers.insert(http::HeaderName::from_static("dpop-nonce"), nonce.clone());
+        }
+    }
+
+    /// The same failure with other challenges.
+    #[must_use]
+    pub(crate) fn with_challenges(mut self, challenges: Arc<[HeaderValue]>) -> Self {
+        self.challenges = challenges;
+        self
     }
 
     /// The precise reason.

@@ -127,10 +127,7 @@ impl Rejection {
         reason: AuthnReason,
         challenges: impl IntoIterator<Item = HeaderValue>,
     ) -> Self {
-        Self::Unauthenticated(AuthnFailure {
-            reason,
-            challenges: challenges.into_iter().collect(),
-        })
+        Self::Unauthenticated(AuthnFailure::new(reason, challenges.into_iter().collect()))
     }
 
     /// A backend failure in `layer`. The 503 carries the reason's default `Retry-After`.
@@ -252,9 +249,7 @@ impl Rejection {
         };
         problem_response(status, &body, |res| {
             if let Self::Unauthenticated(f) = self {
-                for c in f.challenges.iter() {
-                    res.headers_mut().append(WWW_AUTHENTICATE, c.clone());
-                }
+                f.write_headers(res.headers_mut());
             }
             if let Self::Forbidden(Forbidden {
                 challenge: Some(c), ..

@@ -16,6 +16,8 @@ pub enum Scheme {
     ApiKey,
     /// `Bearer` (RFC 6750).
     Bearer,
+    /// `DPoP` (RFC 9449 §7.1): a key-bound access token with a proof of possession.
+    Dpop,
     /// No scheme of its own: the challenges are those of every configured scheme.
     Any,
 }
@@ -26,6 +28,7 @@ impl Scheme {
     pub fn name(self) -> &'static str {
         match self {
             Self::ApiKey => "ApiKey",
+            Self::Dpop => "DPoP",
             Self::Bearer | Self::Any => "Bearer",
         }
     }
@@ -237,6 +240,83 @@ authn_reasons! {
         code: "token_bound", public: "invalid_token", status: UNAUTHORIZED,
         scheme: Bearer, detail: "The access token is bound to a key and needs proof of possession.",
     }
+    /// The request uses the `DPoP` scheme without exactly one `DPoP` proof header (RFC 9449
+    /// §4.3 check 1).
+    DpopProofMissing {
+        code: "dpop_proof_missing", public: "invalid_dpop_proof", status: UNAUTHORIZED,
+        scheme: Dpop, detail: "The request needs exactly one DPoP proof.",
+    }
+    /// The DPoP proof is not a well-formed JWT with the members RFC 9449 §4.2 requires, names
+    /// a member twice, or lists a `crit` header (§4.3 checks 2 and 3).
+    DpopProofMalformed {
+        code: "dpop_proof_malformed", public: "invalid_dpop_proof", status: UNAUTHORIZED,
+        scheme: Dpop, detail: "The DPoP proof is not a well-formed DPoP proof JWT.",
+    }
+    /// The proof's `typ` is not `dpop+jwt` (RFC 9449 §4.3 check 4).
+    DpopProofType {
+        code: "dpop_proof_type", public: "invalid_dpop_proof", status: UNAUTHORIZED,
+        scheme: Dpop, detail: "The DPoP proof's typ is not dpop+jwt.",
+    }
+    /// The proof's `alg` is not an asymmetric algorithm this API accepts, or does not fit its
+    /// key (RFC 9449 §4.3 check 5).
+    DpopProofAlgorithm {
+        code: "dpop_proof_algorithm", public: "invalid_dpop_proof", status: UNAUTHORIZED,
+        scheme: Dpop, detail: "The DPoP proof's algorithm is not accepted.",
+    }
+    /// The proof's `jwk` is not a usable public key, or holds private key material (RFC 9449
+    /// §4.3 check 7).
+    DpopProofKey {
+        code: "dpop_proof_key", public: "invalid_dpop_proof", status: UNAUTHORIZED,
+        scheme: Dpop, detail: "The DPoP proof's jwk is not a public key this API accepts.",
+    }
+    /// The proof's signature does not verify with its `jwk` (RFC 9449 §4.3 check 6).
+    DpopProofSignature {
+        code: "dpop_proof_signature", public: "invalid_dpop_proof", status: UNAUTHORIZED,
+        scheme: Dpop, detail: "The DPoP proof's signature does not verify.",
+    }
+    /// The proof's `htm` is not the request's method (RFC 9449 §4.3 check 8).
+    DpopProofMethod {
+        code: "dpop_proof_method", public: "invalid_dpop_proof", status: UNAUTHORIZED,
+        scheme: Dpop, detail: "The DPoP proof's htm is not the request's method.",
+    }
+    /// The proof's `htu` is not the request's URI (RFC 9449 §4.3 check 9).
+    DpopProofUri {
+        code: "dpop_proof_uri", public: "invalid_dpop_proof", status: UNAUTHORIZED,
+        scheme: Dpop, detail: "The DPoP proof's htu is not the request's URI.",
+    }
+    /// The proof was created outside the accepted window (RFC 9449 §4.3 check 11).
+    DpopProofTime {
+        code: "dpop_proof_time", public: "invalid_dpop_proof", status: UNAUTHORIZED,
+        scheme: Dpop, detail: "The DPoP proof is too old or dated in the future.",
+    }
+    /// The proof's `jti` was seen before: a replayed proof (RFC 9449 §11.1).
+    DpopProofReplayed {
+        code: "dpop_proof_replayed", public: "invalid_dpop_proof", status: UNAUTHORIZED,
+        scheme: Dpop, detail: "The DPoP proof was already used.",
+    }
+    /// The proof's `ath` is not the hash of the access token it came with (RFC 9449 §4.3
+    /// check 12).
+    DpopProofTokenHash {
+        code: "dpop_proof_ath", public: "invalid_dpop_proof", status: UNAUTHORIZED,
+        scheme: Dpop, detail: "The DPoP proof's ath is not the access token's hash.",
+    }
+    /// The proof carries no valid server nonce, and this API requires one: the refusal
+    /// carries a fresh one in `DPoP-Nonce` (RFC 9449 §9).
+    DpopNonceRequired {
+        code: "dpop_nonce_required", public: "use_dpop_nonce", status: UNAUTHORIZED,
+        scheme: Dpop, detail: "Resource server requires nonce in DPoP proof.",
+    }
+    /// The access token is bound to another key than the proof's (`cnf.jkt` is not the
+    /// proof key's RFC 7638 thumbprint: RFC 9449 §4.3 check 12, §6.1).
+    DpopKeyMismatch {
+        code: "dpop_key_mismatch", public: "invalid_token", status: UNAUTHORIZED,
+        scheme: Dpop, detail: "The access token is not bound to the DPoP proof's key.",
+    }
+    /// An access token without a key binding came with the `DPoP` scheme (RFC 9449 §7.1).
+    DpopTokenNotBound {
+        code: "dpop_token_not_bound", public: "invalid_token", status: UNAUTHORIZED,
+        scheme: Dpop, detail: "The access token is not bound to a DPoP key.",
+    }
 }
 
 impl AuthnReason {
@@ -386,6 +466,9 @@ unavailable_reasons! {
     /// The token introspection endpoint failed several times in a row: calls are held back
     /// for a cool-down (a circuit breaker), and requests are refused at once.
     IntrospectionCircuitOpen { code: "introspection_circuit_open", retry_after_secs: 2 }
+    /// The DPoP replay cache could not record a proof: its Redis store failed or timed out,
+    /// or the in-memory one is full (a proof that cannot be remembered could be replayed).
+    DpopReplayUnavailable { code: "dpop_replay_unavailable", retry_after_secs: 1 }
 }
 
 /// The reason codes of authorization refusals palisade makes itself, with their details. A

@@ -2,7 +2,11 @@
 //! rotates) and an RFC 7662 introspection endpoint; palisade guards an axum service.
 //! Each attack is refused with 401 `invalid_token` and the handler is never reached.
 
+mod dpop;
 mod idp;
+#[cfg(feature = "redis")]
+#[path = "../support/redis_server.rs"]
+mod redis_server;
 #[path = "../support/mod.rs"]
 mod support;
 

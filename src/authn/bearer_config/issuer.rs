@@ -10,6 +10,7 @@ use crate::error::ConfigError;
 /// The bytes of a secret read from `var`, decoded as `encoding` says. The error names the
 /// variable, never the secret.
 pub(super) fn decode_secret(
+    field: &'static str,
     var: &str,
     secret: &str,
     encoding: SecretEncoding,
@@ -28,7 +29,7 @@ pub(super) fn decode_secret(
     bytes
         .map(zeroize::Zeroizing::new)
         .ok_or_else(|| ConfigError::Invalid {
-            field: "jwt.issuers.keys.hmac_secret_encoding",
+            field,
             message: format!("the secret in `{var}` is not valid {encoding:?}"),
         })
 }
@@ -241,7 +242,12 @@ impl JwtKeyConfig {
                     return Err(invalid("an HMAC key names exactly one algorithm"));
                 };
                 Key::hmac(
-                    &decode_secret(var, &secret, self.hmac_secret_encoding)?,
+                    &decode_secret(
+                        "jwt.issuers.keys.hmac_secret_encoding",
+                        var,
+                        &secret,
+                        self.hmac_secret_encoding,
+                    )?,
                     alg,
                 )?
             }

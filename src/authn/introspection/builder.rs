@@ -9,7 +9,7 @@ use oauth2::{AuthType, Client, ClientId, ClientSecret, IntrospectionUrl};
 
 use super::breaker::Breaker;
 use super::{Http, Inner, IntrospectionAuthenticator};
-use crate::authn::bearer::{ClaimMap, TokenCache, TokenSource};
+use crate::authn::bearer::{ClaimMap, Possession, TokenCache, TokenSource};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 use crate::fetch::{HttpClient, check_url};
@@ -35,6 +35,8 @@ pub struct IntrospectionBuilder<C = SystemClock> {
     breaker: (u32, Duration),
     realm: String,
     allow_http: bool,
+    #[cfg(feature = "jwt")]
+    dpop: Option<crate::authn::dpop::Dpop>,
     clock: C,
 }
 
@@ -60,6 +62,8 @@ impl IntrospectionAuthenticator {
             breaker: (5, Duration::from_secs(2)),
             realm: "api".into(),
             allow_http: false,
+            #[cfg(feature = "jwt")]
+            dpop: None,
             clock: SystemClock,
         }
     }
@@ -155,6 +159,18 @@ impl<C: Clock> IntrospectionBuilder<C> {
         self
     }
 
+    /// Accepts DPoP-bound tokens (RFC 9449 §6.2: the answer's `token_type` is `DPoP` and it
+    /// carries `cnf.jkt`), sent as `Authorization: DPoP <token>` with a proof of possession
+    /// checked as [`Dpop`](crate::authn::dpop::Dpop) says (feature `jwt`: a proof is a JWT).
+    /// Without it, a token bound to a key is refused.
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    pub fn dpop(mut self, dpop: crate::authn::dpop::Dpop) -> Self {
+        self.source.dpop = true;
+        self.dpop = Some(dpop);
+        self
+    }
+
     /// Uses `clock` for cache lifetimes and `exp` checks (tests).
     pub fn clock<C2: Clock>(self, clock: C2) -> IntrospectionBuilder<C2> {
         IntrospectionBuilder {
@@ -173,6 +189,8 @@ impl<C: Clock> IntrospectionBuilder<C> {
             breaker: self.breaker,
             realm: self.realm,
             allow_http: self.allow_http,
+            #[cfg(feature = "jwt")]
+            dpop: self.dpop,
             clock,
         }
     }
@@ -223,6 +241,10 @@ impl<C: Clock> IntrospectionBuilder<C> {
                 positive_ttl: self.positive_ttl,
                 negative_ttl: self.negative_ttl,
                 challenges: ChallengeSet::new(Scheme::Bearer, &self.realm)?,
+                possession: Possession {
+                    #[cfg(feature = "jwt")]
+                    dpop: self.dpop.map(|d| d.build(&self.realm)).transpose()?,
+                },
                 method,
                 clock: self.clock,
             }),

@@ -50,9 +50,10 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::authn::bearer::{self, ClaimMap, TokenCache, TokenSource};
+use crate::authn::bearer::{
+    self, Admission, Binding, ClaimMap, Possession, Presented, TokenCache, TokenSource,
+};
 use crate::authn::{Authentication, Authenticator};
-use crate::client_cert::ClientCertificate;
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::fetch::{FetchError, HttpClient};
 use crate::principal::{AuthMethod, Principal};
@@ -116,13 +117,15 @@ struct Inner<C> {
     positive_ttl: Duration,
     negative_ttl: Duration,
     challenges: ChallengeSet,
+    /// How bound tokens prove possession (client certificates, DPoP).
+    possession: Possession,
     method: AuthMethod,
     clock: C,
 }
 
 /// What an answer concluded: the principal and the certificate the token is bound to (RFC
 /// 8705 §3.2, checked on every request that brings it), or the refusal.
-type Verdict = Result<(Principal, Option<Arc<str>>), AuthnReason>;
+type Verdict = Result<(Principal, Option<Binding>), AuthnReason>;
 
 /// One call to the endpoint, shared by the requests that wait for it: the verdict, or why
 /// there is none.
@@ -202,14 +205,17 @@ fn secs(unix: i64) -> Timestamp {
 }
 
 /// Why an active answer is not an access token's, if it is not: RFC 7662 §2.2 `token_type`
-/// other than `Bearer` (a DPoP-bound token needs a proof palisade does not check yet), or
+/// other than `Bearer`, or `DPoP` (RFC 9449 §6.2) for a token not bound to a key
+/// (`dpop_key`), or
 /// Keycloak's `typ` naming a refresh, offline, ID or logout token (it may say `Bearer` in
 /// `token_type` for all of them).
-fn not_an_access_token(answer: &Answer) -> Option<AuthnReason> {
+fn not_an_access_token(answer: &Answer, dpop_key: bool) -> Option<AuthnReason> {
     match answer.token_type() {
         None | Some(BasicTokenType::Bearer) => {}
         Some(BasicTokenType::Extension(t)) if t.eq_ignore_ascii_case("dpop") => {
-            return Some(AuthnReason::TokenBound);
+            if !dpop_key {
+                return Some(AuthnReason::TokenBound);
+            }
         }
         Some(_) => return Some(AuthnReason::WrongTokenType),
     }
@@ -301,15 +307,15 @@ impl<C: Clock> Inner<C> {
                 return negative(AuthnReason::WrongIssuer);
             }
         }
-        // RFC 8705 §3.2: a certificate-bound token is checked against the request's client
-        // certificate; bound otherwise (RFC 9449 §6.2: DPoP), it needs a proof palisade does
-        // not check yet. RFC 7662 §2.2 `token_type`: only access tokens pass (a refresh token
-        // is `active` too, and never an access token).
+        // RFC 8705 §3.2 and RFC 9449 §6.2: a token bound to a certificate or a DPoP key is
+        // checked against the request's certificate or proof. RFC 7662 §2.2 `token_type`: only
+        // access tokens pass (a refresh token is `active` too, and never an access token).
         let bound = match bearer::binding(&answer.extra_fields().0) {
-            Ok(bound) => bound.map(Arc::from),
+            Ok(bound) => bound,
             Err(reason) => return negative(reason),
         };
-        if let Some(reason) = not_an_access_token(answer) {
+        let dpop_key = matches!(bound, Some(Binding::Key(_)));
+        if let Some(reason) = not_an_access_token(answer, dpop_key) {
             return negative(reason);
         }
         if !self.audiences.is_empty() {
@@ -357,9 +363,9 @@ impl<C: Clock> IntrospectionAuthenticator<C> {
         self.inner.cache.len()
     }
 
-    fn token<'p>(&self, parts: &'p Parts) -> Result<&'p [u8], Authentication> {
+    fn token<'p>(&self, parts: &'p Parts) -> Result<Presented<'p>, Authentication> {
         match self.inner.source.extract_raw(parts) {
-            Ok(Some(token)) => Ok(token),
+            Ok(Some(p)) => Ok(p),
             Ok(None) => Err(Authentication::Absent),
             Err(reason) => Err(Authentication::Refused(
                 self.inner.challenges.refuse(reason),
@@ -367,42 +373,61 @@ impl<C: Clock> IntrospectionAuthenticator<C> {
         }
     }
 
-    fn answer(&self, verdict: Verdict, parts: &Parts) -> Authentication {
+    /// What the verdict makes of this request: the token's binding is checked on every
+    /// request (RFC 8705 §3, RFC 9449 §7).
+    fn answer(
+        &self,
+        verdict: Verdict,
+        presented: Presented<'_>,
+        parts: &Parts,
+        now: Timestamp,
+    ) -> Admission {
+        let inner = &*self.inner;
         match verdict {
-            Ok((p, None)) => Authentication::Authenticated(p),
-            Ok((p, Some(x5t))) => {
-                let cert = parts.extensions.get::<ClientCertificate>();
-                if cert.is_some_and(|c| c.matches(&x5t)) {
-                    Authentication::Authenticated(p)
-                } else {
-                    let reason = AuthnReason::TokenBound;
-                    Authentication::Refused(self.inner.challenges.refuse(reason))
-                }
+            Ok((p, bound)) => {
+                let bound = bound.as_ref();
+                inner
+                    .possession
+                    .admit(p, bound, presented, parts, &inner.challenges, now)
             }
-            Err(reason) => Authentication::Refused(self.inner.challenges.refuse(reason)),
+            Err(reason) => Admission::Done(inner.possession.refuse(
+                reason,
+                presented,
+                &inner.challenges,
+                now,
+            )),
         }
     }
 }
 
 impl<C: Clock> Authenticator for IntrospectionAuthenticator<C> {
     fn credential_kind(&self, parts: &Parts) -> Option<&'static str> {
-        (!matches!(self.inner.source.extract_raw(parts), Ok(None))).then_some("bearer")
+        match self.inner.source.extract_raw(parts) {
+            Ok(None) => None,
+            Ok(Some(p)) if p.dpop => Some("dpop"),
+            _ => Some("bearer"),
+        }
     }
 
     async fn authenticate(&self, parts: &Parts) -> Authentication {
-        let token = match self.token(parts) {
-            Ok(token) => token,
+        let presented = match self.token(parts) {
+            Ok(p) => p,
             Err(answer) => return answer,
         };
         let inner = &*self.inner;
         let now = inner.clock.now();
-        let key = inner.cache.key(token);
+        let key = inner.cache.key(presented.token);
         if let Some(verdict) = inner.cache.get(key, now) {
-            return self.answer(verdict, parts);
+            let admission = self.answer(verdict, presented, parts, now);
+            return inner.possession.finish(admission, now).await;
         }
-        let token = match bearer::validate(token) {
+        let token = match bearer::validate(presented.token) {
             Ok(token) => token,
-            Err(reason) => return Authentication::Refused(inner.challenges.refuse(reason)),
+            Err(reason) => {
+                return inner
+                    .possession
+                    .refuse(reason, presented, &inner.challenges, now);
+            }
         };
         if let Some(wait) = inner.breaker.hold(now) {
             return Authentication::Refused(Rejection::unavailable_for(
@@ -433,22 +458,30 @@ impl<C: Clock> Authenticator for IntrospectionAuthenticator<C> {
             .clone();
         drop(joined);
         match outcome {
-            Ok(verdict) => self.answer(verdict, parts),
+            Ok(verdict) => {
+                let now = inner.clock.now();
+                let admission = self.answer(verdict, presented, parts, now);
+                inner.possession.finish(admission, now).await
+            }
             Err(reason) => Authentication::Refused(Rejection::unavailable("authn", reason)),
         }
     }
 
     fn authenticate_now(&self, parts: &Parts) -> Option<Authentication> {
-        let token = match self.token(parts) {
-            Ok(token) => token,
+        let presented = match self.token(parts) {
+            Ok(p) => p,
             Err(answer) => return Some(answer),
         };
-        let now = self.inner.clock.now();
-        let verdict = self.inner.cache.get(self.inner.cache.key(token), now)?;
-        Some(self.answer(verdict, parts))
+        let inner = &*self.inner;
+        let now = inner.clock.now();
+        let verdict = inner.cache.get(inner.cache.key(presented.token), now)?;
+        let admission = self.answer(verdict, presented, parts, now);
+        inner.possession.finish_now(admission, now)
     }
 
     fn challenges(&self, out: &mut Vec<HeaderValue>) {
-        out.push(self.inner.challenges.plain().clone());
+        self.inner
+            .possession
+            .challenges(&self.inner.challenges, out);
     }
 }

@@ -7,7 +7,8 @@ use super::issuer::Issuer;
 use super::jwks::JwksTiming;
 use super::token::ClaimRules;
 use super::{Inner, IssuerState, JwtAuthenticator};
-use crate::authn::bearer::{ClaimMap, TokenCache, TokenSource};
+use crate::authn::bearer::{ClaimMap, Possession, TokenCache, TokenSource};
+use crate::authn::dpop::Dpop;
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 use crate::fetch::HttpClient;
@@ -27,6 +28,7 @@ pub struct JwtBuilder<C = SystemClock> {
     allow_http: bool,
     timing: JwksTiming,
     pass_opaque: bool,
+    dpop: Option<Dpop>,
     clock: C,
 }
 
@@ -51,6 +53,7 @@ impl JwtAuthenticator {
             allow_http: false,
             timing: JwksTiming::default(),
             pass_opaque: false,
+            dpop: None,
             clock: SystemClock,
         }
     }
@@ -183,6 +186,14 @@ impl<C: Clock> JwtBuilder<C> {
         self
     }
 
+    /// Accepts DPoP-bound tokens (RFC 9449): `Authorization: DPoP <token>` with a proof of
+    /// possession, checked as [`Dpop`] says. Without it, a token bound to a key is refused.
+    pub fn dpop(mut self, dpop: Dpop) -> Self {
+        self.source.dpop = true;
+        self.dpop = Some(dpop);
+        self
+    }
+
     /// Uses `clock` for token times (tests).
     pub fn clock<C2: Clock>(self, clock: C2) -> JwtBuilder<C2> {
         JwtBuilder {
@@ -196,6 +207,7 @@ impl<C: Clock> JwtBuilder<C> {
             allow_http: self.allow_http,
             timing: self.timing,
             pass_opaque: self.pass_opaque,
+            dpop: self.dpop,
             clock,
         }
     }
@@ -229,6 +241,9 @@ impl<C: Clock> JwtBuilder<C> {
                 source: self.source,
                 cache: TokenCache::new("jwt", self.cache_capacity),
                 challenges: ChallengeSet::new(Scheme::Bearer, &self.realm)?,
+                possession: Possession {
+                    dpop: self.dpop.map(|d| d.build(&self.realm)).transpose()?,
+                },
                 pass_opaque: self.pass_opaque,
                 clock: self.clock,
             }),

@@ -30,8 +30,8 @@
 mod builder;
 mod issuer;
 mod jwks;
-mod keys;
-mod token;
+pub(crate) mod keys;
+pub(crate) mod token;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,9 +44,10 @@ pub use keys::{Algorithm, Key, MAX_RSA_BITS, MIN_RSA_BITS};
 use self::jwks::{Jwks, Lookup};
 use self::keys::AlgSet;
 use self::token::{ClaimRules, Parsed};
-use crate::authn::bearer::{self, ClaimMap, TokenCache, TokenSource};
+use crate::authn::bearer::{
+    self, Admission, Binding, ClaimMap, Possession, Presented, TokenCache, TokenSource,
+};
 use crate::authn::{Authentication, Authenticator};
-use crate::client_cert::ClientCertificate;
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::principal::{AuthMethod, Principal};
 use crate::rejection::ChallengeSet;
@@ -85,6 +86,8 @@ struct Inner<C> {
     source: TokenSource,
     cache: TokenCache<Verified>,
     challenges: ChallengeSet,
+    /// How bound tokens prove possession (client certificates, DPoP).
+    possession: Possession,
     pass_opaque: bool,
     clock: C,
 }
@@ -128,13 +131,13 @@ enum Step {
     Fetch { issuer: usize, seen: u64 },
 }
 
-/// A token that passed: its principal, its issuer (by index), and the certificate it is bound
-/// to (RFC 8705 §3), checked on every request that brings it.
+/// A token that passed: its principal, its issuer (by index), and what it is bound to (RFC
+/// 8705 §3, RFC 9449 §6), checked on every request that brings it.
 #[derive(Debug, Clone)]
 struct Verified {
     principal: Principal,
     issuer: usize,
-    bound: Option<Arc<str>>,
+    bound: Option<Binding>,
 }
 
 /// The key for a token: by `kid` when it has one; without one, the only key of the set that
@@ -211,7 +214,7 @@ impl<C: Clock> Inner<C> {
         key: &Key,
         issuer: &IssuerState,
         now: Timestamp,
-    ) -> Result<(Principal, Timestamp, Option<Arc<str>>), Failure> {
+    ) -> Result<(Principal, Timestamp, Option<Binding>), Failure> {
         // RFC 8725 §3.1: the key decides the algorithm; the header only has to agree (and
         // the issuer may narrow it further).
         if !key.algs().contains(parsed.alg) || !issuer.algorithms.contains(parsed.alg) {
@@ -231,7 +234,7 @@ impl<C: Clock> Inner<C> {
                 return Err(AuthnReason::WrongAudience.into());
             }
         }
-        let bound = bearer::binding(&parsed.claims)?.map(Arc::from);
+        let bound = bearer::binding(&parsed.claims)?;
         let principal = self
             .claims
             .principal(&parsed.claims, issuer.method.clone())?;
@@ -315,13 +318,14 @@ impl<C: Clock> JwtAuthenticator<C> {
         key: u128,
         now: Timestamp,
         result: Result<(Verified, Timestamp), Failure>,
+        presented: Presented<'_>,
         parts: &Parts,
-    ) -> Authentication {
+    ) -> Admission {
         match result {
             Ok((verified, exp)) => {
                 // Cached until exp, never past it (no leeway added).
                 self.inner.cache.insert(key, verified.clone(), exp, now);
-                self.admit(verified, parts)
+                self.admit(verified, presented, parts, now)
             }
             Err(Failure::Refused(reason)) => {
                 tracing::debug!(
@@ -329,26 +333,38 @@ impl<C: Clock> JwtAuthenticator<C> {
                     reason = reason.code(),
                     "bearer token refused"
                 );
-                Authentication::Refused(self.inner.challenges.refuse(reason))
+                Admission::Done(self.refuse(reason, presented, now))
             }
             Err(Failure::Unavailable(retry_after)) => {
-                Authentication::Refused(Rejection::unavailable_for(
+                Admission::Done(Authentication::Refused(Rejection::unavailable_for(
                     "authn",
                     UnavailableReason::JwksUnavailable,
                     retry_after,
-                ))
+                )))
             }
         }
     }
 
-    /// The token's bytes (syntax not checked yet: see [`TokenSource::extract_raw`]), or the
-    /// answer without one.
-    fn token<'p>(&self, parts: &'p Parts) -> Result<&'p [u8], Authentication> {
+    fn refuse(
+        &self,
+        reason: AuthnReason,
+        presented: Presented<'_>,
+        now: Timestamp,
+    ) -> Authentication {
+        let inner = &self.inner;
+        inner
+            .possession
+            .refuse(reason, presented, &inner.challenges, now)
+    }
+
+    /// The token as presented (syntax not checked yet: see [`TokenSource::extract_raw`]),
+    /// or the answer without one.
+    fn token<'p>(&self, parts: &'p Parts) -> Result<Presented<'p>, Authentication> {
         match self.inner.source.extract_raw(parts) {
-            Ok(Some(token)) if self.inner.pass_opaque && !looks_like_jws(token) => {
+            Ok(Some(p)) if self.inner.pass_opaque && !looks_like_jws(p.token) => {
                 Err(Authentication::Absent)
             }
-            Ok(Some(token)) => Ok(token),
+            Ok(Some(p)) => Ok(p),
             Ok(None) => Err(Authentication::Absent),
             Err(reason) => Err(Authentication::Refused(
                 self.inner.challenges.refuse(reason),
@@ -356,42 +372,46 @@ impl<C: Clock> JwtAuthenticator<C> {
         }
     }
 
-    /// A verified token, for this request: refused when it is bound to a certificate the
-    /// request was not made with (RFC 8705 §3).
-    fn admit(&self, verified: Verified, parts: &Parts) -> Authentication {
-        let proven = verified.bound.as_deref().is_none_or(|x5t| {
-            parts
-                .extensions
-                .get::<ClientCertificate>()
-                .is_some_and(|cert| cert.matches(x5t))
-        });
-        if proven {
-            Authentication::Authenticated(verified.principal)
-        } else {
-            let reason = AuthnReason::TokenBound;
-            Authentication::Refused(self.inner.challenges.refuse(reason))
-        }
+    /// A verified token, for this request: refused when it is bound to a certificate or a
+    /// key the request does not prove it holds (RFC 8705 §3, RFC 9449 §7).
+    fn admit(
+        &self,
+        verified: Verified,
+        presented: Presented<'_>,
+        parts: &Parts,
+        now: Timestamp,
+    ) -> Admission {
+        let inner = &self.inner;
+        let bound = verified.bound.as_ref();
+        inner.possession.admit(
+            verified.principal,
+            bound,
+            presented,
+            parts,
+            &inner.challenges,
+            now,
+        )
     }
 
-    /// The cached answer for `raw`, or its checked text.
+    /// The cached answer for the token, or its checked text.
     fn cached<'t>(
         &self,
-        raw: &'t [u8],
+        presented: Presented<'t>,
         key: u128,
         now: Timestamp,
         parts: &Parts,
-    ) -> Result<&'t str, Authentication> {
+    ) -> Result<&'t str, Admission> {
         if let Some(verified) = self.inner.cache.get(key, now) {
             // Key sets refresh on schedule even when every request is answered from the cache,
             // so a key withdrawn by the provider empties the cache within one key-set lifetime.
             self.inner.refresh_if_due(verified.issuer, now);
             // Past `max_stale` the token is checked again: its key may be gone by now.
             if !self.inner.stale(verified.issuer, now) {
-                return Err(self.admit(verified, parts));
+                return Err(self.admit(verified, presented, parts, now));
             }
         }
-        bearer::validate(raw)
-            .map_err(|reason| Authentication::Refused(self.inner.challenges.refuse(reason)))
+        bearer::validate(presented.token)
+            .map_err(|reason| Admission::Done(self.refuse(reason, presented, now)))
     }
 }
 
@@ -402,24 +422,31 @@ fn looks_like_jws(token: &[u8]) -> bool {
 
 impl<C: Clock> Authenticator for JwtAuthenticator<C> {
     fn credential_kind(&self, parts: &Parts) -> Option<&'static str> {
-        (!matches!(self.inner.source.extract_raw(parts), Ok(None))).then_some("bearer")
+        match self.inner.source.extract_raw(parts) {
+            Ok(None) => None,
+            Ok(Some(p)) if p.dpop => Some("dpop"),
+            _ => Some("bearer"),
+        }
     }
 
     async fn authenticate(&self, parts: &Parts) -> Authentication {
-        let raw = match self.token(parts) {
-            Ok(raw) => raw,
+        let presented = match self.token(parts) {
+            Ok(p) => p,
             Err(answer) => return answer,
         };
         let now = self.inner.clock.now();
-        let key = self.inner.cache.key(raw);
-        let token = match self.cached(raw, key, now, parts) {
+        let key = self.inner.cache.key(presented.token);
+        let token = match self.cached(presented, key, now, parts) {
             Ok(token) => token,
-            Err(answer) => return answer,
+            Err(admission) => return self.inner.possession.finish(admission, now).await,
         };
         let mut may_fetch = true;
         loop {
             match self.inner.step(token, now, may_fetch) {
-                Step::Done(result) => return self.answer(key, now, result, parts),
+                Step::Done(result) => {
+                    let admission = self.answer(key, now, result, presented, parts);
+                    return self.inner.possession.finish(admission, now).await;
+                }
                 Step::Fetch { issuer, seen } => {
                     may_fetch = false;
                     if let Keys::Jwks(jwks) = &self.inner.issuers[issuer].keys {
@@ -433,15 +460,15 @@ impl<C: Clock> Authenticator for JwtAuthenticator<C> {
     }
 
     fn authenticate_now(&self, parts: &Parts) -> Option<Authentication> {
-        let raw = match self.token(parts) {
-            Ok(raw) => raw,
+        let presented = match self.token(parts) {
+            Ok(p) => p,
             Err(answer) => return Some(answer),
         };
         let now = self.inner.clock.now();
-        let key = self.inner.cache.key(raw);
-        let token = match self.cached(raw, key, now, parts) {
+        let key = self.inner.cache.key(presented.token);
+        let token = match self.cached(presented, key, now, parts) {
             Ok(token) => token,
-            Err(answer) => return Some(answer),
+            Err(admission) => return self.inner.possession.finish_now(admission, now),
         };
         // Without fetching: an unknown kid or a key set not loaded yet is left to the async
         // path, which may fetch (and claims the refetch budget only then).
@@ -450,11 +477,16 @@ impl<C: Clock> Authenticator for JwtAuthenticator<C> {
                 Failure::Refused(AuthnReason::UnknownKeyId) | Failure::Unavailable(_),
             ))
             | Step::Fetch { .. } => None,
-            Step::Done(result) => Some(self.answer(key, now, result, parts)),
+            Step::Done(result) => {
+                let admission = self.answer(key, now, result, presented, parts);
+                self.inner.possession.finish_now(admission, now)
+            }
         }
     }
 
     fn challenges(&self, out: &mut Vec<HeaderValue>) {
-        out.push(self.inner.challenges.plain().clone());
+        self.inner
+            .possession
+            .challenges(&self.inner.challenges, out);
     }
 }

@@ -75,7 +75,7 @@ pub(crate) fn parse(token: &str) -> Result<Parsed<'_>, AuthnReason> {
 /// §5.2 and RFC 7519 §4 let a parser either refuse duplicate names or keep the last one;
 /// palisade refuses them, so that no two readers of a token (the provider's, a gateway's,
 /// this one) can see different claims in it.
-fn unique_object(json: &[u8]) -> Result<Map<String, Value>, AuthnReason> {
+pub(crate) fn unique_object(json: &[u8]) -> Result<Map<String, Value>, AuthnReason> {
     match serde_json::from_slice::<Unique>(json) {
         Ok(Unique(Value::Object(map))) => Ok(map),
         Ok(_) => Err(AuthnReason::MalformedToken),

@@ -1,0 +1,139 @@
+//! The `dpop` subsection of the `jwt` and `introspection` sections: the file form of
+//! [`Dpop`](crate::authn::dpop::Dpop), one field per setter.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::issuer::decode_secret;
+use super::{SecretEncoding, env_secret, opt_duration};
+use crate::authn::dpop::Dpop;
+use crate::authn::jwt::Algorithm;
+use crate::error::ConfigError;
+
+/// `dpop:` — DPoP-bound tokens (RFC 9449) are accepted with their proofs.
+///
+/// ```yaml
+/// dpop:
+///   public_origin: https://api.example.com
+///   algorithms: [ES256, EdDSA]
+///   max_age: 60s
+///   leeway: 5s
+///   replay_capacity: 1000000
+///   replay_redis_url_env: DPOP_REDIS_URL   # share the replay cache between instances
+///   nonce_lifetime: 5m                     # require server nonces
+///   nonce_secret_env: DPOP_NONCE_SECRET    # shared by the instances
+///   nonce_secret_encoding: hex
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DpopConfig {
+    /// The URI clients reach the API at (proofs name it in `htu`).
+    pub public_origin: String,
+    /// Proof algorithms accepted (default: every asymmetric one).
+    #[serde(default)]
+    pub algorithms: Option<Vec<Algorithm>>,
+    /// How long after its `iat` a proof is accepted (default `60s`).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub max_age: Option<Duration>,
+    /// Clock skew tolerated on `iat` and nonces (default `5s`).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub leeway: Option<Duration>,
+    /// Proofs remembered per window in memory (default 1,000,000).
+    #[serde(default)]
+    pub replay_capacity: Option<usize>,
+    /// The variable holding a `redis://` URL: proofs are remembered there (feature `redis`).
+    #[serde(default)]
+    pub replay_redis_url_env: Option<String>,
+    /// Requires server nonces, each accepted this long.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub nonce_lifetime: Option<Duration>,
+    /// The variable holding the nonce secret (at least 32 bytes once decoded).
+    #[serde(default)]
+    pub nonce_secret_env: Option<String>,
+    /// How the nonce secret is written: `text` (default), `base64`, `base64url` or `hex`.
+    #[serde(default)]
+    pub nonce_secret_encoding: SecretEncoding,
+    /// Only sender-constrained tokens pass: a token bound to neither a key nor a certificate
+    /// is refused.
+    #[serde(default)]
+    pub require_bound_tokens: bool,
+}
+
+impl DpopConfig {
+    /// The names of the proof algorithms accepted.
+    pub(crate) fn algorithm_names(&self) -> Vec<String> {
+        match &self.algorithms {
+            Some(algs) => algs.iter().map(|a| a.name().to_owned()).collect(),
+            None => crate::authn::dpop::ASYMMETRIC
+                .iter()
+                .map(|a| a.name().to_owned())
+                .collect(),
+        }
+    }
+
+    /// The [`Dpop`] these settings describe.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Env`] for a variable that is not set; [`ConfigError::Invalid`] for a
+    /// secret that does not decode, a Redis URL without the `redis` feature or one the `redis`
+    /// crate refuses.
+    pub fn dpop(&self) -> Result<Dpop, ConfigError> {
+        let mut d = Dpop::new(&self.public_origin);
+        if let Some(v) = &self.algorithms {
+            d = d.algorithms(v.iter().copied());
+        }
+        if let Some(v) = self.max_age {
+            d = d.max_age(v);
+        }
+        if let Some(v) = self.leeway {
+            d = d.leeway(v);
+        }
+        if let Some(v) = self.replay_capacity {
+            d = d.replay_capacity(v);
+        }
+        if let Some(var) = &self.replay_redis_url_env {
+            if self.replay_capacity.is_some() {
+                return Err(ConfigError::Invalid {
+                    field: "dpop.replay_capacity",
+                    message: "the replay cache is in Redis (replay_redis_url_env), not in memory"
+                        .into(),
+                });
+            }
+            d = redis_replay(d, var)?;
+        }
+        if let Some(v) = self.nonce_lifetime {
+            d = d.require_nonce(v);
+        }
+        if let Some(var) = &self.nonce_secret_env {
+            let secret = env_secret(var)?;
+            let bytes = decode_secret(
+                "dpop.nonce_secret_encoding",
+                var,
+                &secret,
+                self.nonce_secret_encoding,
+            )?;
+            d = d.nonce_secret(bytes.to_vec());
+        }
+        if self.require_bound_tokens {
+            d = d.require_bound_tokens();
+        }
+        Ok(d)
+    }
+}
+
+#[cfg(feature = "redis")]
+fn redis_replay(d: Dpop, var: &str) -> Result<Dpop, ConfigError> {
+    let url = env_secret(var)?;
+    Ok(d.replay_store(crate::authn::dpop::RedisReplayStore::new(&url)?))
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_replay(_: Dpop, _: &str) -> Result<Dpop, ConfigError> {
+    Err(ConfigError::Invalid {
+        field: "dpop.replay_redis_url_env",
+        message: "a Redis replay cache needs palisade's `redis` feature".into(),
+    })
+}

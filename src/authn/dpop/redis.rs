@@ -1,0 +1,116 @@
+//! [`RedisReplayStore`]: DPoP proof ids remembered in Redis, shared by every instance.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::replay::ReplayError;
+use crate::error::ConfigError;
+
+/// Remembers DPoP proofs' ids in Redis (`SET key 1 NX PX ttl`: one round trip, atomic), so a
+/// proof used at one instance is refused at every other. A Redis that fails or does not answer
+/// within the timeout makes the request 503 with `Retry-After` (fail closed: a proof that
+/// cannot be remembered could be replayed). Keys hold a hash of the proof's `jti`, never the
+/// proof, and expire when the proof would be too old anyway.
+///
+/// ```no_run
+/// use palisade::authn::dpop::{Dpop, RedisReplayStore};
+///
+/// # fn main() -> Result<(), palisade::ConfigError> {
+/// let store = RedisReplayStore::new("redis://127.0.0.1:6379/")?;
+/// let dpop = Dpop::new("https://api.example.com").replay_store(store);
+/// # let _ = dpop; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisReplayStore {
+    conn: ConnectionManager,
+    prefix: Arc<str>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for RedisReplayStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the URL: it may hold a password.
+        f.debug_struct("RedisReplayStore")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisReplayStore {
+    /// A store at `url` (`redis://`, or `rediss://` with feature `redis-tls`), keys under
+    /// `palisade:dpop:`, a 100 ms timeout. Connects on first use; call inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for a URL the `redis` crate refuses (the URL is not echoed: it
+    /// may hold a password).
+    pub fn new(url: &str) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            field: "dpop.replay.redis",
+            message,
+        };
+        if url.contains("#insecure") {
+            return Err(invalid(
+                "`#insecure` (no certificate verification) is refused".into(),
+            ));
+        }
+        let client = redis::Client::open(url)
+            .map_err(|e| invalid(format!("invalid redis url ({:?})", e.kind())))?;
+        let timeout = Duration::from_millis(100);
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| invalid(format!("redis connection manager ({:?})", e.kind())))?;
+        Ok(Self {
+            conn,
+            prefix: "palisade:dpop:".into(),
+            timeout,
+        })
+    }
+
+    /// Puts the keys under `prefix` instead of `palisade:dpop:`.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into().into();
+        self
+    }
+
+    /// How long a request waits for Redis before it gets 503 (default 100 ms).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Records `id` for `ttl`: `Replayed` if Redis knows it already.
+    pub(super) async fn record(&self, id: u128, ttl: Duration) -> Result<(), ReplayError> {
+        let key = format!("{}{id:032x}", self.prefix);
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(1).arg("NX").arg("PX").arg(ms);
+        let set = cmd.query_async::<Option<String>>(&mut conn);
+        match tokio::time::timeout(self.timeout, set).await {
+            Ok(Ok(Some(_))) => Ok(()),
+            Ok(Ok(None)) => Err(ReplayError::Replayed),
+            Ok(Err(error)) => {
+                crate::telemetry::backend_error("dpop_replay", "error");
+                tracing::warn!(layer = "authn", error = %crate::error::Chain(&error), "DPoP replay store failed");
+                Err(ReplayError::Unavailable(Duration::from_secs(1)))
+            }
+            Err(_) => {
+                crate::telemetry::backend_error("dpop_replay", "timeout");
+                tracing::warn!(layer = "authn", "DPoP replay store timed out");
+                Err(ReplayError::Unavailable(Duration::from_secs(1)))
+            }
+        }
+    }
+}

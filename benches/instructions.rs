@@ -13,9 +13,15 @@
 //! per peer IP, without or with its `x-ratelimit` fields), `stack:quota-clients` (a per-IP
 //! rate and a failed-authentication limit) and `stack:full` (per-IP quota, authn, per-subject
 //! quota with fields, authz), `stack:jwt` (a repeated ES256 bearer token through authn) and
-//! `stack:audit` (the audit layer's request path, its queue never drained).
+//! `stack:audit` (the audit layer's request path, its queue never drained); or
+//! `dpop:fresh-proof` (a cached DPoP-bound ES256 token with a fresh proof, the authenticator
+//! alone) beside `dpop:uncached-es256` (a plain ES256 token checked with the cache off): both
+//! sign their 500 tokens or proofs first, whatever N (at most 500), so N = 0 subtracts it.
 
 mod support;
+
+#[path = "support/dpop.rs"]
+mod dpop;
 
 #[path = "support/order.rs"]
 mod order;
@@ -158,6 +164,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if let Some(which) = case.strip_prefix("dpop:") {
+        dpop_case(which, n);
+        return;
+    }
     if let Some(which) = case.strip_prefix("order:") {
         // `POST /v1/orders` with the ~1 KB order: `order:bare` takes the bytes, `order:validate`
         // is the validation layer + `Validated<Order>` alone, `order:full` the whole stack
@@ -385,4 +395,39 @@ fn main() {
         }
     });
     report(n, before);
+}
+
+/// `dpop:fresh-proof` or `dpop:uncached-es256`, N requests (at most 500) to the authenticator.
+fn dpop_case(which: &str, n: u64) {
+    use palisade::authn::Authentication;
+    const SIGNED: usize = 500;
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+    let n = usize::try_from(n).unwrap();
+    assert!(n <= SIGNED, "at most {SIGNED} requests");
+    let client = dpop::client();
+    let (auth, requests): (palisade::authn::jwt::JwtAuthenticator, Vec<_>) = match which {
+        "fresh-proof" => {
+            let token = dpop::token(&client);
+            let auth = dpop::authenticator();
+            // The token's first use, outside the count: it is cached from then on.
+            let first = dpop::parts(&token, &client.proof(&token));
+            assert!(matches!(
+                auth.authenticate_now(&first),
+                Some(Authentication::Authenticated(_))
+            ));
+            let proofs = (0..SIGNED).map(|_| dpop::parts(&token, &client.proof(&token)));
+            (auth, proofs.collect())
+        }
+        "uncached-es256" => {
+            let auth = dpop::uncached_authenticator();
+            let plain = (0..SIGNED as u64).map(|i| dpop::bearer_parts(&dpop::plain_token(i)));
+            (auth, plain.collect())
+        }
+        other => panic!("unknown case dpop:{other}"),
+    };
+    for p in &requests[..n] {
+        let answer = auth.authenticate_now(p);
+        assert!(matches!(answer, Some(Authentication::Authenticated(_))));
+        black_box(answer);
+    }
 }

@@ -1,6 +1,8 @@
 //! Bearer JWT verification per request: palisade's `JwtAuthenticator` with and without its
 //! verified-token cache, beside `jsonwebtoken::decode` (what a hand-rolled middleware does) in
-//! the same run; and the API-key and ES256 stacks through axum.
+//! the same run; a DPoP-bound ES256 token (cached) with a fresh ES256 proof on every request
+//! (`dpop/…`, beside the uncached ES256 check it is held against); and the API-key and ES256
+//! stacks through axum.
 //!
 //! Run with: `cargo bench --bench jwt --features jwt`
 
@@ -8,6 +10,9 @@
 #![allow(missing_docs)]
 
 mod support;
+
+#[path = "support/dpop.rs"]
+mod dpop;
 
 use std::hint::black_box;
 
@@ -155,6 +160,42 @@ fn parts(token: &str) -> http::request::Parts {
         .0
 }
 
+/// `dpop/ES256-cached-token-fresh-proof` beside `dpop/ES256-uncached-bearer` (the target: no
+/// more than one uncached ES256 check).
+fn bench_dpop(c: &mut Criterion) {
+    #[cfg(feature = "_peer-aws-lc")]
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    #[cfg(not(feature = "_peer-aws-lc"))]
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+    let client = dpop::client();
+    let token = dpop::token(&client);
+    let auth = dpop::authenticator();
+    let first = dpop::parts(&token, &client.proof(&token));
+    assert!(matches!(
+        auth.authenticate_now(&first),
+        Some(Authentication::Authenticated(_))
+    ));
+    let es256 = cases().remove(0);
+    let uncached = authenticator(es256.key, 0);
+    let plain = parts(&es256.token);
+    let mut group = c.benchmark_group("dpop");
+    group.bench_function("ES256-cached-token-fresh-proof", |b| {
+        b.iter_batched(
+            || dpop::parts(&token, &client.proof(&token)),
+            |p| {
+                let answer = auth.authenticate_now(&p);
+                assert!(matches!(answer, Some(Authentication::Authenticated(_))));
+                black_box(answer)
+            },
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    group.bench_function("ES256-uncached-bearer", |b| {
+        b.iter(|| black_box(uncached.authenticate_now(black_box(&plain))));
+    });
+    group.finish();
+}
+
 fn bench(c: &mut Criterion) {
     // jsonwebtoken's backend for the peer rows: AWS-LC with `_peer-aws-lc` (both are built then).
     #[cfg(feature = "_peer-aws-lc")]
@@ -247,5 +288,5 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, bench_dpop);
 criterion_main!(benches);

@@ -243,6 +243,8 @@ mod keys {
             ("jwt", false) => key!(N, "cache" => "jwt", "result" => "miss"),
             ("introspection", true) => key!(N, "cache" => "introspection", "result" => "hit"),
             ("introspection", false) => key!(N, "cache" => "introspection", "result" => "miss"),
+            ("dpop_headers", true) => key!(N, "cache" => "dpop_headers", "result" => "hit"),
+            ("dpop_headers", false) => key!(N, "cache" => "dpop_headers", "result" => "miss"),
             _ => return None,
         })
     }

@@ -20,14 +20,19 @@ use crate::rejection::{AuthnReason, ChallengeSet};
 pub(crate) enum Binding {
     /// A client certificate (RFC 8705 §3.1: `cnf.x5t#S256`).
     Certificate(Arc<str>),
-    /// A DPoP key (RFC 9449 §6.1: `cnf.jkt`, its RFC 7638 thumbprint).
-    Key(Arc<str>),
+    /// A DPoP key (RFC 9449 §6.1: `cnf.jkt`, its RFC 7638 thumbprint), with the token's own
+    /// hash, which every proof must carry as `ath` (§4.2): computed once with the token's
+    /// verdict, not on every request.
+    Key { jkt: Arc<str>, ath: Arc<str> },
 }
 
 /// What the token is bound to, `None` for an unbound token. A token bound by any other
 /// confirmation method (RFC 7800 `jwk`, `kid`...) or by two at once needs a proof of
 /// possession palisade does not check: refused (RFC 9449 §7.2).
-pub(crate) fn binding(claims: &Map<String, Value>) -> Result<Option<Binding>, AuthnReason> {
+pub(crate) fn binding(
+    claims: &Map<String, Value>,
+    token: &[u8],
+) -> Result<Option<Binding>, AuthnReason> {
     let Some(cnf) = claims.get("cnf") else {
         return Ok(None);
     };
@@ -36,9 +41,10 @@ pub(crate) fn binding(claims: &Map<String, Value>) -> Result<Option<Binding>, Au
         Some((name, Value::String(x5t))) if name == "x5t#S256" => {
             Ok(Some(Binding::Certificate(x5t.as_str().into())))
         }
-        Some((name, Value::String(jkt))) if name == "jkt" => {
-            Ok(Some(Binding::Key(jkt.as_str().into())))
-        }
+        Some((name, Value::String(jkt))) if name == "jkt" => Ok(Some(Binding::Key {
+            jkt: jkt.as_str().into(),
+            ath: token_hash(token).into(),
+        })),
         _ => Err(AuthnReason::TokenBound),
     }
 }
@@ -108,22 +114,21 @@ impl Possession {
                     refuse(AuthnReason::TokenBound)
                 }
             }
-            (Some(Binding::Key(_)), false) => refuse(AuthnReason::TokenBound),
+            (Some(Binding::Key { .. }), false) => refuse(AuthnReason::TokenBound),
             #[cfg(feature = "jwt")]
             (binding, true) => {
                 let Some(dpop) = &self.dpop else {
                     return refuse(AuthnReason::TokenBound);
                 };
-                let proof = match dpop.verify(parts, presented.token, now) {
-                    Ok(proof) => proof,
-                    Err(reason) => return refuse(reason),
+                let Some(Binding::Key { jkt, ath }) = binding else {
+                    return refuse(AuthnReason::DpopTokenNotBound);
                 };
-                match binding {
-                    Some(Binding::Key(jkt)) if jkt.as_bytes() == proof.thumbprint.as_bytes() => {
+                match dpop.verify(parts, ath, now) {
+                    Ok(proof) if jkt.as_bytes() == proof.thumbprint.as_bytes() => {
                         Admission::Remember(principal, proof)
                     }
-                    Some(Binding::Key(_)) => refuse(AuthnReason::DpopKeyMismatch),
-                    _ => refuse(AuthnReason::DpopTokenNotBound),
+                    Ok(_) => refuse(AuthnReason::DpopKeyMismatch),
+                    Err(reason) => refuse(reason),
                 }
             }
             #[cfg(not(feature = "jwt"))]
@@ -181,6 +186,14 @@ impl Possession {
     }
 }
 
+/// `base64url(SHA-256(token))`: the `ath` a DPoP proof carries for an access token (RFC 9449
+/// §4.2).
+pub(crate) fn token_hash(token: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(token))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,14 +206,17 @@ mod tests {
         // RFC 8705 §3.1: a certificate thumbprint, checked against the client's certificate.
         let x5t = "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2";
         assert_eq!(
-            binding(&claims(&format!(r#"{{"x5t#S256":"{x5t}"}}"#))),
+            binding(&claims(&format!(r#"{{"x5t#S256":"{x5t}"}}"#)), b"t"),
             Ok(Some(Binding::Certificate(x5t.into())))
         );
         // RFC 9449 §6.1: a DPoP key's thumbprint, checked against the proof's key.
         let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
         assert_eq!(
-            binding(&claims(&format!(r#"{{"jkt":"{jkt}"}}"#))),
-            Ok(Some(Binding::Key(jkt.into())))
+            binding(&claims(&format!(r#"{{"jkt":"{jkt}"}}"#)), b"t"),
+            Ok(Some(Binding::Key {
+                jkt: jkt.into(),
+                ath: token_hash(b"t").into()
+            }))
         );
         // RFC 7800 (a key), two methods at once, or anything else: no proof palisade checks.
         for cnf in [
@@ -212,8 +228,12 @@ mod tests {
             r#""x5t""#,
             "{}",
         ] {
-            assert_eq!(binding(&claims(cnf)), Err(AuthnReason::TokenBound), "{cnf}");
+            assert_eq!(
+                binding(&claims(cnf), b"t"),
+                Err(AuthnReason::TokenBound),
+                "{cnf}"
+            );
         }
-        assert_eq!(binding(&Map::new()), Ok(None));
+        assert_eq!(binding(&Map::new(), b"t"), Ok(None));
     }
 }

@@ -72,6 +72,9 @@ pub(crate) const ASYMMETRIC: [Algorithm; 9] = [
     Algorithm::RS512,
 ];
 
+/// How many checked proof headers (one per client key) are remembered.
+const HEADER_CACHE: usize = 10_000;
+
 /// The default number of proofs remembered per window by the in-memory replay cache.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 1_000_000;
 
@@ -247,6 +250,7 @@ impl Dpop {
             replay,
             nonces,
             require_bound: self.require_bound,
+            headers: proof::HeaderCache::new("dpop_headers", HEADER_CACHE),
         })
     }
 }
@@ -289,6 +293,8 @@ pub(crate) struct DpopCheck {
     nonces: Option<Nonces>,
     /// Unbound tokens are refused.
     pub(crate) require_bound: bool,
+    /// Proof headers already checked (a client's proofs share one).
+    headers: proof::HeaderCache,
     pub(crate) challenges: ChallengeSet,
 }
 
@@ -296,7 +302,7 @@ pub(crate) struct DpopCheck {
 #[derive(Debug)]
 pub(crate) struct Proof {
     /// The RFC 7638 thumbprint of its key, base64url.
-    pub(crate) thumbprint: String,
+    pub(crate) thumbprint: Arc<str>,
     /// The first 128 bits of SHA-256 of its `jti`.
     id: u128,
     /// Until when it could be accepted: how long its id must be remembered.
@@ -304,18 +310,19 @@ pub(crate) struct Proof {
 }
 
 impl DpopCheck {
-    /// Checks the request's proof for `token` (RFC 9449 §4.3, every check but replay).
+    /// Checks the request's proof for a token whose hash is `ath` (RFC 9449 §4.3, every
+    /// check but replay).
     pub(crate) fn verify(
         &self,
         parts: &Parts,
-        token: &[u8],
+        token_ath: &str,
         now: Timestamp,
     ) -> Result<Proof, AuthnReason> {
         let mut values = parts.headers.get_all(DPOP).iter();
         let (Some(value), None) = (values.next(), values.next()) else {
             return Err(AuthnReason::DpopProofMissing);
         };
-        let signed = proof::verify(value.as_bytes(), self.algs)?;
+        let signed = proof::verify(value.as_bytes(), self.algs, &self.headers, now)?;
         let claims = &signed.claims;
         let jti = proof::jti(claims)?;
         let htm = proof::string_claim(claims, "htm")?;
@@ -347,7 +354,7 @@ impl DpopCheck {
                 (iat, self.max_age)
             }
         };
-        if !bool::from(ath.as_bytes().ct_eq(proof::token_hash(token).as_bytes())) {
+        if !bool::from(ath.as_bytes().ct_eq(token_ath.as_bytes())) {
             return Err(AuthnReason::DpopProofTokenHash);
         }
         let digest = Sha256::digest(jti.as_bytes());

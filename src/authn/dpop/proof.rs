@@ -1,6 +1,9 @@
 //! One DPoP proof (RFC 9449 §4.2) taken apart and checked (§4.3): the JWT, its key, its
 //! claims, and the RFC 7638 thumbprint of its key.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
@@ -8,8 +11,10 @@ use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::authn::bearer::TokenCache;
 use crate::authn::jwt::keys::{self, AlgSet, Algorithm, Key};
 use crate::authn::jwt::token::unique_object;
+use crate::clock::Timestamp;
 use crate::rejection::AuthnReason;
 
 /// The longest proof read, in bytes: an RSA-4096 `jwk` and its signature fit with room.
@@ -31,25 +36,38 @@ struct Header {
 pub(super) struct Signed {
     pub(super) claims: Map<String, Value>,
     /// `base64url(SHA-256(canonical jwk))` (RFC 7638), what `cnf.jkt` names.
-    pub(super) thumbprint: String,
+    pub(super) thumbprint: Arc<str>,
 }
 
-/// The private members of a JWK (RFC 7518 §6.2.2, §6.3.2, §6.4.1; RFC 8037 §2): a proof's key
-/// holding any of them is refused (RFC 9449 §4.3 check 7).
-const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+/// What a proof's header says once checked: its algorithm, its key, the key's thumbprint.
+/// A client signs every proof with one key, so its proofs' headers are the same bytes: they
+/// are checked once and then found in [`HeaderCache`].
+#[derive(Debug)]
+pub(super) struct ProofKey {
+    alg: Algorithm,
+    key: Key,
+    thumbprint: Arc<str>,
+}
 
-/// Checks 2 to 7 of RFC 9449 §4.3: a well-formed JWT of type `dpop+jwt`, an allowed asymmetric
-/// algorithm, a public `jwk` that fits it, and a signature by that key.
-pub(super) fn verify(proof: &[u8], algs: AlgSet) -> Result<Signed, AuthnReason> {
+/// Checked proof headers, by a keyed hash of their base64url text (never trusted on a
+/// collision: 128-bit SipHash under a per-process random key); re-checked after an hour.
+pub(super) type HeaderCache = TokenCache<Arc<ProofKey>>;
+
+/// How long a checked header is trusted before it is checked again.
+const HEADER_TTL: Duration = Duration::from_secs(3600);
+
+/// The header's key, from the cache or checked now (checks 2 to 5 and 7); with the cache
+/// key to remember it under once a signature by it verified (`None` if it came from there).
+fn header_key(
+    header: &str,
+    algs: AlgSet,
+    cache: &HeaderCache,
+    now: Timestamp,
+) -> Result<(Arc<ProofKey>, Option<u128>), AuthnReason> {
     let malformed = AuthnReason::DpopProofMalformed;
-    if proof.len() > MAX_PROOF_BYTES {
-        return Err(malformed);
-    }
-    let proof = std::str::from_utf8(proof).map_err(|_| malformed)?;
-    let (signing_input, signature) = proof.rsplit_once('.').ok_or(malformed)?;
-    let (header, payload) = signing_input.split_once('.').ok_or(malformed)?;
-    if payload.contains('.') {
-        return Err(malformed);
+    let id = cache.key(header.as_bytes());
+    if let Some(known) = cache.get(id, now) {
+        return Ok((known, None));
     }
     let header = URL_SAFE_NO_PAD.decode(header).map_err(|_| malformed)?;
     let header = unique_object(&header).map_err(|_| malformed)?;
@@ -66,17 +84,55 @@ pub(super) fn verify(proof: &[u8], algs: AlgSet) -> Result<Signed, AuthnReason> 
         .ok_or(AuthnReason::DpopProofAlgorithm)?;
     let jwk = header.jwk.ok_or(malformed)?;
     let key = public_key(&jwk, alg)?;
+    let thumbprint = thumbprint(&jwk).ok_or(AuthnReason::DpopProofKey)?.into();
+    let known = Arc::new(ProofKey {
+        alg,
+        key,
+        thumbprint,
+    });
+    Ok((known, Some(id)))
+}
+
+/// Checks 2 to 7 of RFC 9449 §4.3: a well-formed JWT of type `dpop+jwt`, an allowed asymmetric
+/// algorithm, a public `jwk` that fits it, and a signature by that key.
+pub(super) fn verify(
+    proof: &[u8],
+    algs: AlgSet,
+    cache: &HeaderCache,
+    now: Timestamp,
+) -> Result<Signed, AuthnReason> {
+    let malformed = AuthnReason::DpopProofMalformed;
+    if proof.len() > MAX_PROOF_BYTES {
+        return Err(malformed);
+    }
+    let proof = std::str::from_utf8(proof).map_err(|_| malformed)?;
+    let (signing_input, signature) = proof.rsplit_once('.').ok_or(malformed)?;
+    let (header, payload) = signing_input.split_once('.').ok_or(malformed)?;
+    if payload.contains('.') {
+        return Err(malformed);
+    }
+    let (known, new) = header_key(header, algs, cache, now)?;
     let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| malformed)?;
-    if signature.is_empty() || !keys::verify(alg, &key, signing_input.as_bytes(), &signature) {
+    let signed = signing_input.as_bytes();
+    if signature.is_empty() || !keys::verify(known.alg, &known.key, signed, &signature) {
         return Err(AuthnReason::DpopProofSignature);
+    }
+    // Only a header whose key signed something is remembered: a flood of made-up keys
+    // costs the cache nothing.
+    if let Some(id) = new {
+        cache.insert(id, known.clone(), now.saturating_add(HEADER_TTL), now);
     }
     let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| malformed)?;
     let claims = unique_object(&payload).map_err(|_| malformed)?;
     Ok(Signed {
         claims,
-        thumbprint: thumbprint(&jwk).ok_or(AuthnReason::DpopProofKey)?,
+        thumbprint: known.thumbprint.clone(),
     })
 }
+
+/// The private members of a JWK (RFC 7518 §6.2.2, §6.3.2, §6.4.1; RFC 8037 §2): a proof's key
+/// holding any of them is refused (RFC 9449 §4.3 check 7).
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// The proof's key: a public JWK (check 7) of a family that allows `alg` (check 5).
 fn public_key(jwk: &Value, alg: Algorithm) -> Result<Key, AuthnReason> {
@@ -104,18 +160,26 @@ pub(crate) fn thumbprint(jwk: &Value) -> Option<String> {
         "OKP" => &["crv", "kty", "x"],
         _ => return None,
     };
-    let mut canonical = Map::new();
-    for name in required {
-        canonical.insert((*name).into(), Value::String(member(name)?.into()));
+    // Written out directly: every value is a key type, a curve name or base64url, none of
+    // which JSON escapes (anything else has no thumbprint).
+    let mut text = String::with_capacity(512);
+    for (i, name) in required.iter().enumerate() {
+        let value = member(name)?;
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return None;
+        }
+        text.push(if i == 0 { '{' } else { ',' });
+        text.push('"');
+        text.push_str(name);
+        text.push_str("\":\"");
+        text.push_str(value);
+        text.push('"');
     }
-    // serde_json's map keeps keys sorted (no `preserve_order` here) and writes no whitespace.
-    let text = serde_json::to_vec(&canonical).ok()?;
+    text.push('}');
     Some(URL_SAFE_NO_PAD.encode(Sha256::digest(text)))
-}
-
-/// `base64url(SHA-256(token))`: the proof's `ath` for an access token (RFC 9449 §4.2).
-pub(super) fn token_hash(token: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(token))
 }
 
 /// The string claim `name`, `DpopProofMalformed` if absent or not a string.
@@ -162,6 +226,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::authn::possession::token_hash;
 
     #[test]
     fn rfc7638_3_1_thumbprint_of_the_rfcs_example_key() {
@@ -178,6 +243,10 @@ mod tests {
             Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
         );
         assert_eq!(thumbprint(&json!({"kty": "oct", "k": "x"})), None);
+        assert_eq!(
+            thumbprint(&json!({"kty": "OKP", "crv": "Ed25519", "x": "a\"b"})),
+            None
+        );
         assert_eq!(
             thumbprint(&json!({"kty": "EC", "crv": "P-256", "x": "a"})),
             None

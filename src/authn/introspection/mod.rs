@@ -262,7 +262,7 @@ impl<C: Clock> Inner<C> {
             .request_async(&self.http)
             .await;
         match result {
-            Ok(answer) => Ok(self.judge(&answer, self.clock.now())),
+            Ok(answer) => Ok(self.judge(token, &answer, self.clock.now())),
             Err(error) => {
                 let reason = match &error {
                     RequestTokenError::Request(FetchError::Timeout(_)) => {
@@ -285,7 +285,7 @@ impl<C: Clock> Inner<C> {
     }
 
     /// What the answer means: a principal valid until an instant, or a refusal.
-    fn judge(&self, answer: &Answer, now: Timestamp) -> (Verdict, Timestamp) {
+    fn judge(&self, token: &str, answer: &Answer, now: Timestamp) -> (Verdict, Timestamp) {
         let negative = |r| (Err(r), now.saturating_add(self.negative_ttl));
         // RFC 7662 §2.2: active is the one member that matters; the rest is checked too.
         if !answer.active() {
@@ -310,11 +310,11 @@ impl<C: Clock> Inner<C> {
         // RFC 8705 §3.2 and RFC 9449 §6.2: a token bound to a certificate or a DPoP key is
         // checked against the request's certificate or proof. RFC 7662 §2.2 `token_type`: only
         // access tokens pass (a refresh token is `active` too, and never an access token).
-        let bound = match bearer::binding(&answer.extra_fields().0) {
+        let bound = match bearer::binding(&answer.extra_fields().0, token.as_bytes()) {
             Ok(bound) => bound,
             Err(reason) => return negative(reason),
         };
-        let dpop_key = matches!(bound, Some(Binding::Key(_)));
+        let dpop_key = matches!(bound, Some(Binding::Key { .. }));
         if let Some(reason) = not_an_access_token(answer, dpop_key) {
             return negative(reason);
         }

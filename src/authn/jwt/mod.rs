@@ -196,7 +196,7 @@ impl<C: Clock> Inner<C> {
             }
         };
         Step::Done(key.map_err(Failure::from).and_then(|key| {
-            self.finish(&parsed, &key, issuer, now)
+            self.finish(token, &parsed, &key, issuer, now)
                 .map(|(principal, exp, bound)| {
                     let verified = Verified {
                         principal,
@@ -210,6 +210,7 @@ impl<C: Clock> Inner<C> {
 
     fn finish(
         &self,
+        token: &str,
         parsed: &Parsed<'_>,
         key: &Key,
         issuer: &IssuerState,
@@ -234,7 +235,7 @@ impl<C: Clock> Inner<C> {
                 return Err(AuthnReason::WrongAudience.into());
             }
         }
-        let bound = bearer::binding(&parsed.claims)?;
+        let bound = bearer::binding(&parsed.claims, token.as_bytes())?;
         let principal = self
             .claims
             .principal(&parsed.claims, issuer.method.clone())?;

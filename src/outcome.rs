@@ -64,6 +64,9 @@ pub enum Outcome {
     MissingScope,
     /// A rule matched but the caller is anonymous.
     NotAuthenticated,
+    /// A rule matched, role and scopes are held, but the user's authentication is not the
+    /// one the rule asks for (`acr`) or too old (`auth_time`): RFC 9470 step-up.
+    InsufficientUserAuthentication,
 }
 
 impl Outcome {
@@ -83,6 +86,7 @@ impl Outcome {
             Self::MissingRole => "missing_role",
             Self::MissingScope => "missing_scope",
             Self::NotAuthenticated => "not_authenticated",
+            Self::InsufficientUserAuthentication => "insufficient_user_authentication",
         }
     }
 }
@@ -135,8 +139,16 @@ impl fmt::Display for Decision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleRef {
     index: usize,
+    text: Arc<RuleText>,
+}
+
+/// What a [`RuleRef`] says of its rule, shared (a refusal carries one pointer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RuleText {
     description: Arc<str>,
     scopes: Arc<str>,
+    /// The RFC 9470 challenge a caller that falls short of the rule's step-up gets.
+    step_up: Option<http::HeaderValue>,
 }
 
 impl RuleRef {
@@ -146,9 +158,26 @@ impl RuleRef {
     pub fn new(index: usize, description: Arc<str>, scopes: Arc<str>) -> Self {
         Self {
             index,
-            description,
-            scopes,
+            text: Arc::new(RuleText {
+                description,
+                scopes,
+                step_up: None,
+            }),
         }
+    }
+
+    /// The same rule, asking callers whose authentication falls short for `challenge` (a
+    /// `WWW-Authenticate` value with `error="insufficient_user_authentication"`, RFC 9470 §3).
+    #[must_use]
+    pub fn with_step_up(mut self, challenge: http::HeaderValue) -> Self {
+        Arc::make_mut(&mut self.text).step_up = Some(challenge);
+        self
+    }
+
+    /// The RFC 9470 challenge of the rule's step-up requirement, if it has one.
+    #[must_use]
+    pub fn step_up(&self) -> Option<&http::HeaderValue> {
+        self.text.step_up.as_ref()
     }
 
     /// The rule's index in the policy's `routes`.
@@ -160,19 +189,19 @@ impl RuleRef {
     /// A description of the rule.
     #[must_use]
     pub fn description(&self) -> &str {
-        &self.description
+        &self.text.description
     }
 
     /// The rule's required scopes, space-separated (as RFC 6750 `scope` wants them).
     #[must_use]
     pub fn scopes(&self) -> &str {
-        &self.scopes
+        &self.text.scopes
     }
 }
 
 impl fmt::Display for RuleRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.description)
+        f.write_str(&self.text.description)
     }
 }
 

@@ -20,6 +20,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use serde::Serialize;
 
+use crate::clock::Timestamp;
+
 /// Characters of an API key id.
 pub(crate) const KEY_ID_LEN: usize = 16;
 
@@ -125,6 +127,12 @@ struct Inner {
     scopes: Names,
     tenant: Option<Arc<str>>,
     tier: Option<Arc<str>>,
+    /// How the user authenticated (OIDC `acr`), for step-up rules (RFC 9470).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acr: Option<Arc<str>>,
+    /// When the user authenticated (OIDC `auth_time`), in Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_time: Option<u64>,
     #[serde(skip)]
     role_cache: RoleCache,
 }
@@ -190,6 +198,11 @@ impl Shared {
                 .tier
                 .as_ref()
                 .map(|t| Self::one(&self.strings, t, |s| Arc::from(s))),
+            acr: i
+                .acr
+                .as_ref()
+                .map(|t| Self::one(&self.strings, t, |s| Arc::from(s))),
+            auth_time: i.auth_time,
             role_cache: RoleCache::default(),
         }))
     }
@@ -243,6 +256,8 @@ impl Principal {
             scopes: Vec::new(),
             tenant: None,
             tier: None,
+            acr: None,
+            auth_time: None,
         }
     }
 
@@ -317,6 +332,20 @@ impl Principal {
         self.0.tier.as_deref()
     }
 
+    /// How the user authenticated: the token's `acr` (Authentication Context Class Reference,
+    /// OpenID Connect Core §2, RFC 9068 §2.2.1), read by step-up rules (RFC 9470).
+    #[must_use]
+    pub fn acr(&self) -> Option<&str> {
+        self.0.acr.as_deref()
+    }
+
+    /// When the user last authenticated: the token's `auth_time`, read by step-up rules with
+    /// a maximum authentication age (RFC 9470).
+    #[must_use]
+    pub fn auth_time(&self) -> Option<Timestamp> {
+        self.0.auth_time.map(Timestamp::from_unix_secs)
+    }
+
     /// Runs `f` on this principal's roles as a compiled policy's bit set: the one cached in
     /// `slot` (0 or 1) when it belongs to policy `generation`, else `compute(roles)`, which is
     /// then cached.
@@ -349,6 +378,8 @@ impl fmt::Debug for Principal {
             .field("scopes", &self.0.scopes)
             .field("tenant", &self.0.tenant)
             .field("tier", &self.0.tier)
+            .field("acr", &self.0.acr)
+            .field("auth_time", &self.0.auth_time)
             .finish()
     }
 }
@@ -369,6 +400,8 @@ pub struct PrincipalBuilder {
     scopes: Vec<String>,
     tenant: Option<String>,
     tier: Option<String>,
+    acr: Option<String>,
+    auth_time: Option<u64>,
 }
 
 impl PrincipalBuilder {
@@ -408,6 +441,18 @@ impl PrincipalBuilder {
         self
     }
 
+    /// Sets how the user authenticated (the token's `acr`).
+    pub fn acr(mut self, acr: impl Into<String>) -> Self {
+        self.acr = Some(acr.into());
+        self
+    }
+
+    /// Sets when the user authenticated (the token's `auth_time`).
+    pub fn auth_time(mut self, at: Timestamp) -> Self {
+        self.auth_time = Some(at.as_unix_secs());
+        self
+    }
+
     /// Sets how the principal authenticated.
     pub fn method(mut self, method: AuthMethod) -> Self {
         self.method = method;
@@ -428,6 +473,8 @@ impl PrincipalBuilder {
             scopes: boxed(self.scopes),
             tenant: self.tenant.map(Arc::from),
             tier: self.tier.map(Arc::from),
+            acr: self.acr.map(Arc::from),
+            auth_time: self.auth_time,
             role_cache: RoleCache::default(),
         }))
     }

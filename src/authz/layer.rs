@@ -13,9 +13,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
 
-use super::policy::{Decision, Outcome, Policy};
+use super::policy::{Decision, Outcome, Policy, RuleRef};
 use super::source::LivePolicy;
 use crate::body::{ResponseBody, refusal as refusal_response};
+use crate::clock::{Clock, SystemClock};
 use crate::future::Finish;
 pub use crate::outcome::ShadowDivergence;
 use crate::principal::{AuthMethod, Principal};
@@ -251,6 +252,14 @@ fn refusal(decision: &Decision, principal: Option<&Principal>) -> Rejection {
                 _ => Rejection::Forbidden(forbidden),
             }
         }
+        // RFC 9470 §3: 401 with the challenge that names what the user must do.
+        Outcome::InsufficientUserAuthentication => {
+            let challenge: Option<&http::HeaderValue> = rule.as_ref().and_then(RuleRef::step_up);
+            Rejection::unauthenticated(
+                AuthnReason::InsufficientUserAuthentication,
+                challenge.cloned(),
+            )
+        }
         other => Rejection::Forbidden(Forbidden::new(other.code(), rule)),
     }
 }
@@ -289,11 +298,11 @@ where
         let template = matched_template(req.extensions());
         let principal = req.extensions().get::<Principal>();
         let (method, path) = (req.method(), req.uri().path());
-        let decision = self
-            .layer
-            .policy
-            .load()
-            .decide_with(principal, method, template, path, 0);
+        let decision =
+            self.layer
+                .policy
+                .load()
+                .decide_with(principal, method, template, path, 0, || SystemClock.now());
         let divergence = self
             .layer
             .divergence(&decision, principal, method, template, path);
@@ -342,7 +351,7 @@ impl<Az> AuthzLayer<Az> {
         let shadow = self.shadow.as_ref()?;
         let candidate = shadow
             .load()
-            .decide_with(principal, method, template, path, 1);
+            .decide_with(principal, method, template, path, 1, || SystemClock.now());
         if candidate.is_allowed() == decision.is_allowed() {
             return None;
         }

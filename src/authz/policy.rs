@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicU64;
 
 use http::Method;
 
+use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::ConfigError;
 pub use crate::outcome::{Decision, Outcome, RuleRef};
 use crate::principal::Principal;
@@ -31,6 +32,29 @@ struct Rule {
     /// No role listed: any authenticated caller.
     any_role: bool,
     scopes: Box<[Box<str>]>,
+    /// Step-up (RFC 9470): what the user's authentication must be.
+    step_up: Option<StepUp>,
+}
+
+/// A rule's step-up requirement (RFC 9470): one of `acr` values, and at most `max_age` since
+/// the user authenticated.
+pub(crate) struct StepUp {
+    pub(crate) acr: Box<[Box<str>]>,
+    pub(crate) max_age: Option<std::time::Duration>,
+}
+
+impl StepUp {
+    /// Whether `p`'s authentication meets it at `now`: its `acr` one of those listed, its
+    /// `auth_time` present, not in the future, and recent enough.
+    fn met(&self, p: &Principal, now: Timestamp) -> bool {
+        let acr =
+            self.acr.is_empty() || p.acr().is_some_and(|a| self.acr.iter().any(|v| **v == *a));
+        let recent = self.max_age.is_none_or(|max| {
+            p.auth_time()
+                .is_some_and(|at| at <= now && now.saturating_duration_since(at) <= max)
+        });
+        acr && recent
+    }
 }
 
 /// A path pattern of the policy: an exact template or a prefix wildcard, with its rules.
@@ -146,7 +170,9 @@ impl Policy {
     /// Decides a request. `principal` is `None` for an anonymous caller.
     ///
     /// The most specific rule wins: an exact template before a wildcard, a longer wildcard
-    /// before a shorter one, a listed method before `*`. Nothing is allocated.
+    /// before a shorter one, a listed method before `*`. Nothing is allocated. A step-up
+    /// rule's maximum authentication age is judged against the system clock
+    /// ([`decide_at`](Self::decide_at) takes the time).
     #[must_use]
     pub fn decide(
         &self,
@@ -155,9 +181,23 @@ impl Policy {
         template: Option<&str>,
         path: &str,
     ) -> Decision {
-        self.decide_with(principal, method, template, path, 0)
+        self.decide_with(principal, method, template, path, 0, || SystemClock.now())
     }
 
+    /// As [`decide`](Self::decide), at `now`.
+    #[must_use]
+    pub fn decide_at(
+        &self,
+        principal: Option<&Principal>,
+        method: &Method,
+        template: Option<&str>,
+        path: &str,
+        now: Timestamp,
+    ) -> Decision {
+        self.decide_with(principal, method, template, path, 0, || now)
+    }
+
+    /// `now` is called only for a step-up rule with a maximum age.
     pub(crate) fn decide_with(
         &self,
         principal: Option<&Principal>,
@@ -165,6 +205,7 @@ impl Policy {
         template: Option<&str>,
         path: &str,
         cache_slot: usize,
+        now: impl FnOnce() -> Timestamp,
     ) -> Decision {
         let Some(rule) = self.winning_rule(method, template, path) else {
             return Decision::new(Outcome::NoRule, None);
@@ -184,10 +225,19 @@ impl Policy {
                         );
                     if !has_role {
                         Outcome::MissingRole
-                    } else if rule.scopes.iter().all(|s| p.has_scope(s)) {
-                        Outcome::Granted
-                    } else {
+                    } else if !rule.scopes.iter().all(|s| p.has_scope(s)) {
                         Outcome::MissingScope
+                    } else if rule.step_up.as_ref().is_some_and(|s| {
+                        let now = if s.max_age.is_some() {
+                            now()
+                        } else {
+                            Timestamp::from_unix_secs(0)
+                        };
+                        !s.met(p, now)
+                    }) {
+                        Outcome::InsufficientUserAuthentication
+                    } else {
+                        Outcome::Granted
                     }
                 }
             }

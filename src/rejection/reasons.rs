@@ -240,6 +240,15 @@ authn_reasons! {
         code: "token_bound", public: "invalid_token", status: UNAUTHORIZED,
         scheme: Bearer, detail: "The access token is bound to a key and needs proof of possession.",
     }
+    /// The token is valid, but the user's authentication is not strong enough or not recent
+    /// enough for the route (RFC 9470 §3): its `acr` is none of the route's `acr_values`, or
+    /// its `auth_time` is older than the route's maximum age. The challenge names what is
+    /// needed, so the client can send the user back to the authorization server.
+    InsufficientUserAuthentication {
+        code: "insufficient_user_authentication", public: "insufficient_user_authentication",
+        status: UNAUTHORIZED, scheme: Any,
+        detail: "A different authentication level is required.",
+    }
     /// The request uses the `DPoP` scheme without exactly one `DPoP` proof header (RFC 9449
     /// §4.3 check 1).
     DpopProofMissing {

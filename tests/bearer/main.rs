@@ -7,6 +7,7 @@ mod idp;
 #[cfg(feature = "redis")]
 #[path = "../support/redis_server.rs"]
 mod redis_server;
+mod step_up;
 #[path = "../support/mod.rs"]
 mod support;
 

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use crate::error::ConfigError;
+use crate::rejection::AuthnReason;
 
-use http::Method;
+use http::{HeaderValue, Method};
 
 use super::{
-    Entry, GENERATIONS, Methods, Policy, PolicySpec, Rule, RuleRef, RuleSpec, is_standard_method,
-    policy_error, wildcard_prefix,
+    Entry, GENERATIONS, Methods, Policy, PolicySpec, Rule, RuleRef, RuleSpec, StepUp,
+    is_standard_method, policy_error, wildcard_prefix,
 };
 
 impl Policy {
@@ -118,9 +119,10 @@ impl Policy {
         spec: &RuleSpec,
         heirs: &[Box<[u64]>],
     ) -> Result<Rule, ConfigError> {
-        if spec.public && (!spec.roles.is_empty() || !spec.scopes.is_empty()) {
+        let step_up = !spec.acr_values.is_empty() || spec.max_auth_age.is_some();
+        if spec.public && (!spec.roles.is_empty() || !spec.scopes.is_empty() || step_up) {
             return Err(policy_error(format!(
-                "routes[{i}]: a public rule cannot also require roles or scopes"
+                "routes[{i}]: a public rule cannot also require roles, scopes or a step-up"
             )));
         }
         // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), so a scope can be
@@ -165,16 +167,22 @@ impl Policy {
         } else {
             format!(" scopes=[{}]", spec.scopes.join(","))
         };
+        let (step_up, challenge) = step_up_of(i, spec)?;
+        let mut reference = RuleRef::new(
+            i,
+            format!("routes[{i}]: {methods} {} {who}{scopes_text}", spec.path).into(),
+            spec.scopes.join(" ").into(),
+        );
+        if let Some(c) = challenge {
+            reference = reference.with_step_up(c);
+        }
         Ok(Rule {
-            reference: RuleRef::new(
-                i,
-                format!("routes[{i}]: {methods} {} {who}{scopes_text}", spec.path).into(),
-                spec.scopes.join(" ").into(),
-            ),
+            reference,
             public: spec.public,
             grant,
             any_role: spec.roles.is_empty(),
             scopes: spec.scopes.iter().map(|s| s.as_str().into()).collect(),
+            step_up,
         })
     }
 
@@ -358,4 +366,47 @@ fn inheritance_order(spec: &PolicySpec, parents: &[Vec<usize>]) -> Result<Vec<us
         }
     }
     Ok(order)
+}
+
+/// A rule's step-up requirement and its RFC 9470 §3 challenge: `Bearer
+/// error="insufficient_user_authentication", error_description="…", acr_values="…",
+/// max_age=…`. The `acr` values must fit the challenge: visible ASCII, no space, quote or
+/// backslash (they are space-separated there).
+fn step_up_of(
+    i: usize,
+    spec: &RuleSpec,
+) -> Result<(Option<StepUp>, Option<HeaderValue>), ConfigError> {
+    if spec.acr_values.is_empty() && spec.max_auth_age.is_none() {
+        return Ok((None, None));
+    }
+    if let Some(bad) = spec.acr_values.iter().find(|v| {
+        v.is_empty()
+            || !v
+                .bytes()
+                .all(|c| (0x21..=0x7E).contains(&c) && c != b'"' && c != b'\\')
+    }) {
+        return Err(policy_error(format!(
+            "routes[{i}]: acr value {bad:?} is not visible ASCII without spaces, quotes or backslashes"
+        )));
+    }
+    let mut text = format!(
+        "Bearer error=\"insufficient_user_authentication\", error_description=\"{}\"",
+        AuthnReason::InsufficientUserAuthentication.detail()
+    );
+    if !spec.acr_values.is_empty() {
+        text.push_str(&format!(", acr_values=\"{}\"", spec.acr_values.join(" ")));
+    }
+    if let Some(age) = spec.max_auth_age {
+        text.push_str(&format!(", max_age={}", age.as_secs()));
+    }
+    let challenge = HeaderValue::try_from(text).map_err(|_| {
+        policy_error(format!(
+            "routes[{i}]: the step-up challenge is not a header value"
+        ))
+    })?;
+    let step_up = StepUp {
+        acr: spec.acr_values.iter().map(|v| v.as_str().into()).collect(),
+        max_age: spec.max_auth_age,
+    };
+    Ok((Some(step_up), Some(challenge)))
 }

@@ -70,7 +70,11 @@ impl<'de> Deserialize<'de> for Methods {
 ///
 /// - `public: true`: anyone, even without credentials.
 /// - otherwise: an authenticated caller holding **one of** `roles` (directly or by inheritance;
-///   an empty list means any authenticated caller) and **all of** `scopes`.
+///   an empty list means any authenticated caller) and **all of** `scopes`;
+/// - and, with `acr_values` or `max_auth_age` (step-up, RFC 9470), a user who authenticated
+///   with one of `acr_values` (the token's `acr`) at most `max_auth_age` ago (its
+///   `auth_time`): one who falls short gets 401 `insufficient_user_authentication`, with a
+///   challenge naming what is needed.
 ///
 /// `path` is an axum route template (`/v1/orders/{id}`) or a prefix wildcard (`/admin/*`, which
 /// covers `/admin` and everything below it).
@@ -92,6 +96,38 @@ pub struct RuleSpec {
     /// Open to everyone, without credentials.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub public: bool,
+    /// Step-up (RFC 9470): the user must have authenticated with one of these `acr` values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acr_values: Vec<String>,
+    /// Step-up (RFC 9470): the user must have authenticated (`auth_time`) at most this long
+    /// ago (`5m`; whole seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "auth_age")]
+    pub max_auth_age: Option<std::time::Duration>,
+}
+
+/// `max_auth_age` as a duration string (`5m`).
+mod auth_age {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    // serde's `with` passes the field by reference.
+    #[allow(clippy::ref_option)]
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a duration such as `5m`")))
+    }
 }
 
 impl RuleSpec {
@@ -103,7 +139,38 @@ impl RuleSpec {
             roles: Vec::new(),
             scopes: Vec::new(),
             public: false,
+            acr_values: Vec::new(),
+            max_auth_age: None,
         }
+    }
+
+    /// Allows holders of any of `roles` (default: any authenticated caller).
+    #[must_use]
+    pub fn roles<'a>(mut self, roles: impl IntoIterator<Item = &'a str>) -> Self {
+        self.roles = roles.into_iter().map(str::to_owned).collect();
+        self
+    }
+
+    /// Requires every scope in `scopes`.
+    #[must_use]
+    pub fn scopes<'a>(mut self, scopes: impl IntoIterator<Item = &'a str>) -> Self {
+        self.scopes = scopes.into_iter().map(str::to_owned).collect();
+        self
+    }
+
+    /// Step-up (RFC 9470): requires a user who authenticated with one of `values` (`acr`).
+    #[must_use]
+    pub fn acr_values<'a>(mut self, values: impl IntoIterator<Item = &'a str>) -> Self {
+        self.acr_values = values.into_iter().map(str::to_owned).collect();
+        self
+    }
+
+    /// Step-up (RFC 9470): requires a user who authenticated at most `age` ago
+    /// (`auth_time`).
+    #[must_use]
+    pub fn max_auth_age(mut self, age: std::time::Duration) -> Self {
+        self.max_auth_age = Some(age);
+        self
     }
 }
 
@@ -213,6 +280,32 @@ impl PolicyBuilder {
         let mut rule = RuleSpec::new(path, methods);
         rule.roles = roles.into_iter().map(str::to_owned).collect();
         rule.scopes = scopes.into_iter().map(str::to_owned).collect();
+        self.spec.routes.push(rule);
+        self
+    }
+
+    /// Adds a rule written out in full (its roles, scopes and step-up requirement).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http::Method;
+    /// use palisade::authz::{Methods, PolicySpec, RuleSpec};
+    ///
+    /// // Payments need a user who signed in with a second factor in the last five minutes.
+    /// let policy = PolicySpec::builder()
+    ///     .role("customer", [])
+    ///     .route(
+    ///         RuleSpec::new("/v1/payments", Methods::Some(vec![Method::POST]))
+    ///             .roles(["customer"])
+    ///             .acr_values(["urn:example:mfa"])
+    ///             .max_auth_age(Duration::from_secs(300)),
+    ///     )
+    ///     .build()
+    ///     .compile()
+    ///     .unwrap();
+    /// # let _ = policy;
+    /// ```
+    pub fn route(mut self, rule: RuleSpec) -> Self {
         self.spec.routes.push(rule);
         self
     }

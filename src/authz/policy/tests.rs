@@ -458,3 +458,116 @@ fn a_twenty_thousand_role_chain_compiles_and_inherits_end_to_end() {
     let err = b.build().compile().map(|_| ()).unwrap_err().to_string();
     assert!(err.contains("cycle") && err.contains("r0 -> "), "{err}");
 }
+
+#[test]
+fn rfc9470_3_a_step_up_rule_needs_the_acr_and_a_recent_authentication() {
+    use std::time::Duration;
+
+    use crate::clock::Timestamp;
+
+    let p = PolicySpec::builder()
+        .role("customer", [])
+        .route(
+            RuleSpec::new("/v1/payments", Methods::Some(vec![Method::POST]))
+                .roles(["customer"])
+                .acr_values(["urn:example:mfa", "phr"])
+                .max_auth_age(Duration::from_secs(300)),
+        )
+        .route(RuleSpec::new("/v1/profile", Methods::Some(vec![Method::GET])).acr_values(["phr"]))
+        .build()
+        .compile()
+        .unwrap();
+    let now = Timestamp::from_unix_secs(1_800_000_000);
+    let user = |acr: Option<&str>, ago: Option<i64>| {
+        let mut b =
+            Principal::builder("u", AuthMethod::Bearer { issuer: "i".into() }).role("customer");
+        if let Some(acr) = acr {
+            b = b.acr(acr);
+        }
+        if let Some(ago) = ago {
+            b = b.auth_time(Timestamp::from_unix_secs(
+                1_800_000_000u64.checked_add_signed(-ago).unwrap(),
+            ));
+        }
+        b.build()
+    };
+    let pay = |u: &Principal| p.decide_at(Some(u), &Method::POST, None, "/v1/payments", now);
+    assert_eq!(
+        pay(&user(Some("urn:example:mfa"), Some(100))).outcome(),
+        Outcome::Granted
+    );
+    assert_eq!(
+        pay(&user(Some("phr"), Some(300))).outcome(),
+        Outcome::Granted
+    );
+    for (acr, ago) in [
+        (Some("pwd"), Some(100)),             // a weaker method
+        (None, Some(100)),                    // no acr at all
+        (Some("urn:example:mfa"), Some(301)), // too long ago
+        (Some("urn:example:mfa"), None),      // no auth_time: its age cannot be known
+        (Some("urn:example:mfa"), Some(-60)), // in the future
+    ] {
+        let d = pay(&user(acr, ago));
+        assert_eq!(
+            d.outcome(),
+            Outcome::InsufficientUserAuthentication,
+            "{acr:?} {ago:?}"
+        );
+        let challenge = d
+            .rule()
+            .unwrap()
+            .step_up()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            challenge,
+            "Bearer error=\"insufficient_user_authentication\", error_description=\"A different authentication level is required.\", acr_values=\"urn:example:mfa phr\", max_age=300"
+        );
+    }
+    // A rule without a maximum age does not look at auth_time.
+    let d = p.decide_at(
+        Some(&user(Some("phr"), None)),
+        &Method::GET,
+        None,
+        "/v1/profile",
+        now,
+    );
+    assert_eq!(d.outcome(), Outcome::Granted);
+    // Role and scope refusals come first: the step-up is only asked of who may do it at all.
+    let stranger = Principal::builder("s", AuthMethod::Bearer { issuer: "i".into() }).build();
+    assert_eq!(pay(&stranger).outcome(), Outcome::MissingRole);
+}
+
+#[test]
+fn a_step_up_on_a_public_rule_or_an_unsendable_acr_is_a_policy_error() {
+    let public = PolicySpec {
+        routes: vec![{
+            let mut r =
+                RuleSpec::new("/health", Methods::Some(vec![Method::GET])).acr_values(["mfa"]);
+            r.public = true;
+            r
+        }],
+        ..PolicySpec::default()
+    };
+    let err = public.compile().unwrap_err().to_string();
+    assert!(err.contains("step-up"), "{err}");
+    for bad in ["two words", "quo\"te", ""] {
+        let spec = PolicySpec::builder()
+            .route(RuleSpec::new("/x", Methods::Any).acr_values([bad]))
+            .build();
+        let err = spec.compile().unwrap_err().to_string();
+        assert!(err.contains("acr value"), "{bad:?}: {err}");
+    }
+    // The file form reads a duration.
+    let spec: PolicySpec = serde_json::from_str(
+        r#"{"routes": [{"path": "/x", "acr_values": ["mfa"], "max_auth_age": "5m"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        spec.routes[0].max_auth_age,
+        Some(std::time::Duration::from_secs(300))
+    );
+    spec.compile().unwrap();
+}

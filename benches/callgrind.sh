@@ -21,3 +21,11 @@ for case in valid unknown_id wrong_secret bad_checksum missing \
   allocs=$(PALISADE_COUNT_ALLOCATIONS=1 "$bin" "$case" "$n" | sed -n 's/allocations\/request //p')
   printf '%-20s %22d %22s\n' "$case" $(( (total - base) / n )) "$allocs"
 done
+# DPoP: a cached bound token with a fresh proof, beside one uncached ES256 token; both sign
+# 500 proofs or tokens before counting (so N = 0 subtracts it), hence at most 500 requests.
+m=$(( n < 500 ? n : 500 ))
+for case in dpop:fresh-proof dpop:uncached-es256; do
+  base=$(count "$case" 0)
+  total=$(count "$case" "$m")
+  printf '%-20s %22d %22s\n' "$case" $(( (total - base) / m )) "-"
+done

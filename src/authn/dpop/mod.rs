@@ -82,7 +82,7 @@ pub const DEFAULT_REPLAY_CAPACITY: usize = 1_000_000;
 /// server nonces and the replay cache. Give it to
 /// [`JwtBuilder::dpop`](crate::authn::jwt::JwtBuilder::dpop) or
 /// `IntrospectionBuilder::dpop`; see the [module documentation](self).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Dpop {
     origin: String,
     algorithms: Vec<Algorithm>,
@@ -92,6 +92,25 @@ pub struct Dpop {
     nonce_lifetime: Option<Duration>,
     nonce_secret: Option<Arc<Zeroizing<Vec<u8>>>>,
     require_bound: bool,
+}
+
+impl std::fmt::Debug for Dpop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the nonce secret.
+        f.debug_struct("Dpop")
+            .field("origin", &self.origin)
+            .field("algorithms", &self.algorithms)
+            .field("max_age", &self.max_age)
+            .field("leeway", &self.leeway)
+            .field("replay", &self.replay)
+            .field("nonce_lifetime", &self.nonce_lifetime)
+            .field(
+                "nonce_secret",
+                &self.nonce_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("require_bound", &self.require_bound)
+            .finish()
+    }
 }
 
 /// Where proofs' ids are remembered.
@@ -421,5 +440,41 @@ impl DpopCheck {
                 wait.max(Duration::from_secs(1)),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_nonce_secret() {
+        let d = Dpop::new("https://api.example.com")
+            .nonce_secret(b"super-secret-nonce-key-0123456789".to_vec());
+        let text = format!("{d:?}");
+        assert!(!text.contains("super-secret"), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
+    }
+
+    #[test]
+    fn build_refuses_what_cannot_work() {
+        let err = |d: Dpop| d.build("api").unwrap_err().to_string();
+        assert!(err(Dpop::new("api.example.com")).contains("public origin"));
+        assert!(err(Dpop::new("https://a.example/?q")).contains("public origin"));
+        assert!(
+            err(Dpop::new("https://a.example").algorithms([Algorithm::HS256]))
+                .contains("asymmetric")
+        );
+        assert!(
+            err(Dpop::new("https://a.example").nonce_secret(b"x".to_vec()))
+                .contains("not required")
+        );
+        let short = Dpop::new("https://a.example")
+            .require_nonce(Duration::from_secs(60))
+            .nonce_secret(b"short".to_vec());
+        assert!(err(short).contains("32 bytes"));
+        // A trailing slash or a path prefix is fine.
+        Dpop::new("https://a.example/").build("api").unwrap();
+        Dpop::new("https://a.example/api").build("api").unwrap();
     }
 }

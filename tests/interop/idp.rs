@@ -215,6 +215,30 @@ impl OidcProvider {
         body["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// A client-credentials access token for `resource` bound to the DPoP key `key` (RFC 9449
+    /// §5: the token request carries a DPoP proof; the token's `cnf.jkt` names the key).
+    pub async fn dpop_token(&self, resource: &str, key: &p256::ecdsa::SigningKey) -> Value {
+        let proof = dpop_proof(key, "POST", &format!("{}/token", self.issuer()));
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("grant_type", "client_credentials"),
+                ("scope", "orders:read"),
+                ("resource", resource),
+            ])
+            .finish();
+        let basic = STANDARD.encode(format!("{}:{}", WORKER.0, WORKER.1));
+        let request = http::Request::post("/token")
+            .header("host", format!("127.0.0.1:{}", self.port))
+            .header("authorization", format!("Basic {basic}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("dpop", proof)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let reply = support::send(self.addr(), request).await;
+        assert_eq!(reply.status, 200, "DPoP token request: {:?}", reply.body);
+        reply.json()
+    }
+
     /// Revokes `token` at the provider (RFC 7009 §2.1) as the client it was issued to.
     pub async fn revoke(&self, token: &str) {
         let reply = self
@@ -246,4 +270,34 @@ pub fn header(token: &str) -> Value {
 pub fn claims(token: &str) -> Value {
     let part = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// A DPoP proof (RFC 9449 §4.2) for `method` on `url`, signed ES256 by `key`.
+pub fn dpop_proof(key: &p256::ecdsa::SigningKey, method: &str, url: &str) -> String {
+    use p256::ecdsa::signature::Signer as _;
+    let point = key.verifying_key().to_encoded_point(false);
+    let header = serde_json::json!({
+        "typ": "dpop+jwt",
+        "alg": "ES256",
+        "jwk": {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
+            "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
+        },
+    });
+    let iat = palisade::clock::Clock::now(&palisade::clock::SystemClock).as_unix_secs();
+    let claims = serde_json::json!({
+        "jti": format!("proof-{}-{}", std::process::id(), unique()),
+        "htm": method,
+        "htu": url,
+        "iat": iat,
+    });
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature: p256::ecdsa::Signature = key.sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
 }

@@ -8,7 +8,7 @@ use super::*;
 use idp::{OPAQUE, RESOURCE_SERVER};
 
 /// Introspection as the resource server's client, for our audience and the provider's `iss`.
-fn introspector(idp: &OidcProvider) -> IntrospectionBuilder {
+pub(crate) fn introspector(idp: &OidcProvider) -> IntrospectionBuilder {
     IntrospectionAuthenticator::builder(idp.introspection_url(), RESOURCE_SERVER.0)
         .client_secret(RESOURCE_SERVER.1)
         .issuer(idp.issuer())

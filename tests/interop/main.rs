@@ -4,6 +4,7 @@
 //! with them. No mock: the provider's own keys, discovery document, token, introspection and
 //! revocation endpoints. See `tests/interop/provider/provider.mjs`.
 
+mod dpop;
 mod idp;
 mod introspection;
 mod rotation;

@@ -218,7 +218,7 @@ impl OidcProvider {
     /// A client-credentials access token for `resource` bound to the DPoP key `key` (RFC 9449
     /// §5: the token request carries a DPoP proof; the token's `cnf.jkt` names the key).
     pub async fn dpop_token(&self, resource: &str, key: &p256::ecdsa::SigningKey) -> Value {
-        let proof = dpop_proof(key, "POST", &format!("{}/token", self.issuer()));
+        let proof = dpop_proof(key, "POST", &format!("{}/token", self.issuer()), None);
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs([
                 ("grant_type", "client_credentials"),
@@ -272,8 +272,14 @@ pub fn claims(token: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
 
-/// A DPoP proof (RFC 9449 §4.2) for `method` on `url`, signed ES256 by `key`.
-pub fn dpop_proof(key: &p256::ecdsa::SigningKey, method: &str, url: &str) -> String {
+/// A DPoP proof (RFC 9449 §4.2) for `method` on `url`, signed ES256 by `key`; for a
+/// resource server, with the access token's hash `ath` (§4.2: base64url SHA-256 of it).
+pub fn dpop_proof(
+    key: &p256::ecdsa::SigningKey,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+) -> String {
     use p256::ecdsa::signature::Signer as _;
     let point = key.verifying_key().to_encoded_point(false);
     let header = serde_json::json!({
@@ -287,12 +293,16 @@ pub fn dpop_proof(key: &p256::ecdsa::SigningKey, method: &str, url: &str) -> Str
         },
     });
     let iat = palisade::clock::Clock::now(&palisade::clock::SystemClock).as_unix_secs();
-    let claims = serde_json::json!({
+    let mut claims = serde_json::json!({
         "jti": format!("proof-{}-{}", std::process::id(), unique()),
         "htm": method,
         "htu": url,
         "iat": iat,
     });
+    if let Some(token) = token {
+        use sha2::Digest as _;
+        claims["ath"] = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(token)).into();
+    }
     let input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),

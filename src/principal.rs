@@ -127,14 +127,22 @@ struct Inner {
     scopes: Names,
     tenant: Option<Arc<str>>,
     tier: Option<Arc<str>>,
-    /// How the user authenticated (OIDC `acr`), for step-up rules (RFC 9470).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    acr: Option<Arc<str>>,
-    /// When the user authenticated (OIDC `auth_time`), in Unix seconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    auth_time: Option<u64>,
+    /// How and when the user authenticated, for step-up rules (RFC 9470); boxed, as most
+    /// principals (API keys) have none.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    auth: Option<Box<AuthContext>>,
     #[serde(skip)]
     role_cache: RoleCache,
+}
+
+/// The OIDC `acr` and `auth_time` of a principal.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+struct AuthContext {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acr: Option<Arc<str>>,
+    /// Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_time: Option<u64>,
 }
 
 /// A sorted set of role or scope names; shared between the principals that have it in common
@@ -198,11 +206,15 @@ impl Shared {
                 .tier
                 .as_ref()
                 .map(|t| Self::one(&self.strings, t, |s| Arc::from(s))),
-            acr: i
-                .acr
-                .as_ref()
-                .map(|t| Self::one(&self.strings, t, |s| Arc::from(s))),
-            auth_time: i.auth_time,
+            auth: i.auth.as_ref().map(|a| {
+                Box::new(AuthContext {
+                    acr: a
+                        .acr
+                        .as_ref()
+                        .map(|t| Self::one(&self.strings, t, |s| Arc::from(s))),
+                    auth_time: a.auth_time,
+                })
+            }),
             role_cache: RoleCache::default(),
         }))
     }
@@ -336,14 +348,18 @@ impl Principal {
     /// OpenID Connect Core §2, RFC 9068 §2.2.1), read by step-up rules (RFC 9470).
     #[must_use]
     pub fn acr(&self) -> Option<&str> {
-        self.0.acr.as_deref()
+        self.0.auth.as_ref()?.acr.as_deref()
     }
 
     /// When the user last authenticated: the token's `auth_time`, read by step-up rules with
     /// a maximum authentication age (RFC 9470).
     #[must_use]
     pub fn auth_time(&self) -> Option<Timestamp> {
-        self.0.auth_time.map(Timestamp::from_unix_secs)
+        self.0
+            .auth
+            .as_ref()?
+            .auth_time
+            .map(Timestamp::from_unix_secs)
     }
 
     /// Runs `f` on this principal's roles as a compiled policy's bit set: the one cached in
@@ -378,8 +394,7 @@ impl fmt::Debug for Principal {
             .field("scopes", &self.0.scopes)
             .field("tenant", &self.0.tenant)
             .field("tier", &self.0.tier)
-            .field("acr", &self.0.acr)
-            .field("auth_time", &self.0.auth_time)
+            .field("auth", &self.0.auth)
             .finish()
     }
 }
@@ -473,8 +488,12 @@ impl PrincipalBuilder {
             scopes: boxed(self.scopes),
             tenant: self.tenant.map(Arc::from),
             tier: self.tier.map(Arc::from),
-            acr: self.acr.map(Arc::from),
-            auth_time: self.auth_time,
+            auth: (self.acr.is_some() || self.auth_time.is_some()).then(|| {
+                Box::new(AuthContext {
+                    acr: self.acr.map(Arc::from),
+                    auth_time: self.auth_time,
+                })
+            }),
             role_cache: RoleCache::default(),
         }))
     }
@@ -536,6 +555,27 @@ mod tests {
         assert_eq!(p.tier(), Some("pro"));
         assert!(p.is_anonymous());
         assert!(p.key_id().is_none());
+    }
+
+    #[test]
+    fn acr_and_auth_time_are_kept_and_serialized_only_when_present() {
+        let at = Timestamp::from_unix_secs(1_800_000_000);
+        let p = Principal::builder("alice", AuthMethod::Anonymous)
+            .acr("urn:example:mfa")
+            .auth_time(at)
+            .build();
+        assert_eq!(p.acr(), Some("urn:example:mfa"));
+        assert_eq!(p.auth_time(), Some(at));
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["acr"], "urn:example:mfa");
+        assert_eq!(json["auth_time"], 1_800_000_000u64);
+        let plain = Principal::builder("bob", AuthMethod::Anonymous).build();
+        assert_eq!((plain.acr(), plain.auth_time()), (None, None));
+        let json = serde_json::to_value(&plain).unwrap();
+        assert!(
+            json.get("acr").is_none() && json.get("auth_time").is_none(),
+            "{json}"
+        );
     }
 
     #[test]

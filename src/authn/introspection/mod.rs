@@ -125,7 +125,7 @@ struct Inner<C> {
 
 /// What an answer concluded: the principal and the certificate the token is bound to (RFC
 /// 8705 §3.2, checked on every request that brings it), or the refusal.
-type Verdict = Result<(Principal, Option<Binding>), AuthnReason>;
+type Verdict = Result<(Principal, Option<Arc<Binding>>), AuthnReason>;
 
 /// One call to the endpoint, shared by the requests that wait for it: the verdict, or why
 /// there is none.
@@ -350,7 +350,7 @@ impl<C: Clock> Inner<C> {
             _ => self.method.clone(),
         };
         match self.claims.principal(&claims, method) {
-            Ok(p) => (Ok((p, bound)), until),
+            Ok(p) => (Ok((p, bound.map(Arc::new))), until),
             Err(r) => negative(r),
         }
     }
@@ -385,7 +385,7 @@ impl<C: Clock> IntrospectionAuthenticator<C> {
         let inner = &*self.inner;
         match verdict {
             Ok((p, bound)) => {
-                let bound = bound.as_ref();
+                let bound = bound.as_deref();
                 inner
                     .possession
                     .admit(p, bound, presented, parts, &inner.challenges, now)

@@ -119,8 +119,8 @@ impl<C: Clock> JwtBuilder<C> {
     }
 
     /// How many verified tokens are remembered (default 100,000; 0 disables the cache). An
-    /// entry takes about 300 bytes for a principal with a few scopes and roles
-    /// (`tests/token_cache_allocations.rs`), so the default bounds the cache near 30 MB.
+    /// entry takes about 370 bytes for a principal with a few scopes and roles
+    /// (`tests/token_cache_allocations.rs`), so the default bounds the cache near 37 MB.
     pub fn cache_capacity(mut self, capacity: usize) -> Self {
         self.cache_capacity = capacity;
         self

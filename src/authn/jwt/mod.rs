@@ -137,7 +137,8 @@ enum Step {
 struct Verified {
     principal: Principal,
     issuer: usize,
-    bound: Option<Binding>,
+    /// Boxed: most tokens are bound to nothing, and every cached entry holds one.
+    bound: Option<Arc<Binding>>,
 }
 
 /// The key for a token: by `kid` when it has one; without one, the only key of the set that
@@ -215,7 +216,7 @@ impl<C: Clock> Inner<C> {
         key: &Key,
         issuer: &IssuerState,
         now: Timestamp,
-    ) -> Result<(Principal, Timestamp, Option<Binding>), Failure> {
+    ) -> Result<(Principal, Timestamp, Option<Arc<Binding>>), Failure> {
         // RFC 8725 §3.1: the key decides the algorithm; the header only has to agree (and
         // the issuer may narrow it further).
         if !key.algs().contains(parsed.alg) || !issuer.algorithms.contains(parsed.alg) {
@@ -235,7 +236,7 @@ impl<C: Clock> Inner<C> {
                 return Err(AuthnReason::WrongAudience.into());
             }
         }
-        let bound = bearer::binding(&parsed.claims, token.as_bytes())?;
+        let bound = bearer::binding(&parsed.claims, token.as_bytes())?.map(Arc::new);
         let principal = self
             .claims
             .principal(&parsed.claims, issuer.method.clone())?;
@@ -383,7 +384,7 @@ impl<C: Clock> JwtAuthenticator<C> {
         now: Timestamp,
     ) -> Admission {
         let inner = &self.inner;
-        let bound = verified.bound.as_ref();
+        let bound = verified.bound.as_deref();
         inner.possession.admit(
             verified.principal,
             bound,

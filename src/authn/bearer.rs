@@ -7,7 +7,9 @@ use http::request::Parts;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-pub(crate) use self::cache::{BuildPrehashed, TokenCache};
+#[cfg(feature = "jwt")]
+pub(crate) use self::cache::BuildPrehashed;
+pub(crate) use self::cache::TokenCache;
 pub(crate) use super::possession::{Admission, Binding, Possession, binding};
 
 mod cache;

@@ -505,7 +505,7 @@ async fn owasp_api4_duplicate_json_keys_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn owasp_api8_hostile_parameters_are_refused_before_the_handler() {
+async fn owasp_input_validation_hostile_parameters_are_refused_before_the_handler() {
     let stack = Stack::start().await;
     // Injection through parameters, refused by the string guards once decoded: CRLF in a path
     // parameter (header or log injection behind the handler), an encoded NUL in a query value

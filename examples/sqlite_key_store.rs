@@ -111,7 +111,7 @@ impl Database {
         .map_err(store_error)?
     }
 
-    /// Stores a key record (as `palisade_keys generate` prints it, or `ApiKeys::generate`
+    /// Stores a key record (as `palisade keys generate` prints it, or `ApiKeys::generate`
     /// returns it).
     pub async fn insert_key(&self, record: &KeyRecord) -> Result<(), StoreError> {
         let p = record.principal();

@@ -216,10 +216,12 @@ fn open_sink(
                 _ => path.clone(),
             };
             Arc::new(
+                // `Invalid`, not `File`: the file that failed is the log, and the error names
+                // the configuration file it was configured in as well.
                 JsonLinesSink::rotating(&path, *max_bytes, keep.unwrap_or(5)).map_err(|e| {
-                    ConfigError::File {
-                        path: path.display().to_string(),
-                        message: e.to_string(),
+                    ConfigError::Invalid {
+                        field: "audit.sink",
+                        message: format!("file `{}`: {e}", path.display()),
                     }
                 })?,
             )

@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod dashboard;
 mod request_ids;
 
 use std::collections::BTreeMap;

@@ -9,6 +9,9 @@
 //! curl http://127.0.0.1:8082/metrics | grep palisade_
 //! ```
 //!
+//! `docs/grafana-dashboard.json` charts what `/metrics` serves: point a Prometheus at it and
+//! import the dashboard (docs/observability.md).
+//!
 //! `/metrics` is added after the guard, so palisade does not guard it; in production serve it
 //! on an address only the scraper reaches (or guard it too).
 
@@ -17,11 +20,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use palisade::audit::{AuditLayer, TracingSink};
 use palisade::authn::api_key::{ApiKeys, KeySpec, MemoryKeyStore};
 use palisade::authz::{AuthzLayer, LivePolicy, PolicySpec};
 use palisade::quota::{KeyBy, Limit, MemoryStore, QuotaLayer, QuotaPolicy, QuotaRule};
+use palisade::telemetry::{DECISION_SECONDS_BUCKETS, names};
 use palisade::{Palisade, Principal};
 
 #[tokio::main]
@@ -35,9 +39,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    // The recorder every `metrics::counter!` in palisade reports to. Histograms need their
-    // upkeep run now and then.
-    let prometheus = PrometheusBuilder::new().install_recorder()?;
+    // The recorder every `metrics::counter!` in palisade reports to, with buckets for the
+    // decision time histogram (without them it is a summary: per-instance quantiles that
+    // cannot be aggregated, and docs/grafana-dashboard.json charts buckets). Histograms need
+    // their upkeep run now and then.
+    let prometheus = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(names::DECISION_SECONDS.into()),
+            DECISION_SECONDS_BUCKETS,
+        )?
+        .install_recorder()?;
     let upkeep = prometheus.clone();
     tokio::spawn(async move {
         loop {

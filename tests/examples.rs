@@ -474,10 +474,27 @@ fn metrics_example_exposes_counters_that_move_with_the_traffic() {
         sample(&after, allowed_authz) - sample(&before, allowed_authz),
         1.0
     );
+    // Decision times as a histogram with buckets, which the Grafana dashboard's quantiles
+    // need; every palisade family served is one the library declares (and the dashboard
+    // charts).
     assert!(
-        after.contains("# TYPE palisade_decision_seconds"),
+        after.contains("# TYPE palisade_decision_seconds histogram"),
         "{after}"
     );
+    assert!(
+        after.contains(r#"palisade_decision_seconds_bucket{layer="authn",le="#),
+        "{after}"
+    );
+    for family in after
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE palisade_"))
+    {
+        let name = format!("palisade_{}", family.split(' ').next().unwrap());
+        assert!(
+            palisade::telemetry::names::ALL.contains(&name.as_str()),
+            "{name} is not in telemetry::names::ALL"
+        );
+    }
     // The audit queue reports what it took in (four requests; the scrapes are unguarded).
     assert!(
         sample(&after, r#"palisade_audit_events_total{state="queued"}"#) >= 4.0,

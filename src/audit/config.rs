@@ -40,6 +40,10 @@ pub struct AuditConfig {
     /// Query parameters never recorded in clear, besides the built-in ones.
     #[serde(default)]
     pub redact_query_params: Vec<String>,
+    /// The request id's header (default `x-request-id`): read from the request when
+    /// well-formed (else replaced there), set on the response.
+    #[serde(default)]
+    pub request_id_header: Option<String>,
 }
 
 /// Where audit events go: `tracing` (default), `stdout`, or `{file: {path, max_bytes, keep}}`.
@@ -191,6 +195,9 @@ impl AuditConfig {
         for p in &self.redact_query_params {
             b = b.redact_query_param(p);
         }
+        if let Some(h) = &self.request_id_header {
+            b = b.request_id_header(header("audit.request_id_header", h)?);
+        }
         Ok(b)
     }
 }
@@ -275,5 +282,26 @@ mod tests {
         assert_eq!(none.audit.unwrap().sink.len(), 1, "tracing by default");
         let err = Config::parse("audit: {sink: []}", Format::Yaml).unwrap_err();
         assert!(err.to_string().contains("empty sink list"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_request_id_header_is_named_in_the_file_and_checked() {
+        let c =
+            Config::parse("audit: {request_id_header: X-Correlation-Id}", Format::Yaml).unwrap();
+        let b = c
+            .audit
+            .as_ref()
+            .unwrap()
+            .builder(None, None, Vec::new())
+            .unwrap();
+        assert!(format!("{b:?}").contains("x-correlation-id"), "{b:?}");
+        let bad = Config::parse("audit: {request_id_header: 'x id'}", Format::Yaml).unwrap();
+        let err = bad
+            .audit
+            .unwrap()
+            .builder(None, None, Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("audit.request_id_header"), "{err}");
     }
 }

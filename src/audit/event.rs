@@ -24,9 +24,17 @@ pub struct AuditEvent {
     pub seq: u64,
     /// When the request arrived (RFC 3339, UTC).
     pub time: String,
-    /// The request id: the client's `x-request-id` when well-formed, else generated.
+    /// The request id: the one the request came with (the client's `x-request-id`, or an
+    /// outer tower-http `SetRequestIdLayer`'s) when well-formed, else generated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The W3C trace id of the request's valid `traceparent` (32 lowercase hex digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The caller's span id from the request's valid `traceparent` (its `parent-id`, 16
+    /// lowercase hex digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
     /// Who called (never the credential).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<AuditPrincipal>,

@@ -133,6 +133,10 @@ impl RawEvent {
         time.write_rfc3339(out);
         out.push('"');
         o.opt_str("request_id", r.request_id.to_str().ok());
+        if let Some(t) = &r.trace {
+            o.str("trace_id", t.trace_id());
+            o.str("parent_id", t.parent_id());
+        }
         let (status, principal) = match &self.end {
             End::Response {
                 status, principal, ..
@@ -356,6 +360,9 @@ mod tests {
             method: Method::POST,
             uri: "/v1/orders?limit=10&token=abc".parse().unwrap(),
             route: None,
+            trace: crate::telemetry::TraceParent::parse(
+                b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
             user_agent: Some(HeaderValue::from_bytes("cli \"q\" \\ \t é".as_bytes()).unwrap()),
             headers: vec![
                 (
@@ -484,11 +491,17 @@ mod tests {
         };
         redaction.keep_params.insert("limit".into());
         for (i, end) in ends.into_iter().enumerate() {
-            let mk = |end| RawEvent {
-                seq: 7,
-                request: request(start),
-                latency: Duration::from_micros(1234),
-                end,
+            let mk = |end| {
+                let mut request = request(start);
+                if i % 2 == 1 {
+                    request.trace = None;
+                }
+                RawEvent {
+                    seq: 7,
+                    request,
+                    latency: Duration::from_micros(1234),
+                    end,
+                }
             };
             let reference = mk(end.clone()).into_event(&redaction, anchor);
             let mut line = String::new();

@@ -25,13 +25,9 @@ use crate::client_ip::ClientIpResolver;
 use crate::outcome::{Decision, QuotaOutcome, ResponseDivergence, ShadowDivergence};
 use crate::principal::Principal;
 use crate::rejection::Rejection;
+use crate::telemetry::{MakeRequestId, TraceParent, UuidV4};
 
-/// The request id header, read from the client when well-formed and set on every response.
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The request's id, in the request extensions for handlers (and their logs).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub HeaderValue);
+pub use crate::telemetry::{RequestId, X_REQUEST_ID};
 
 /// Emits one [`AuditEvent`](super::AuditEvent) per request to a bounded queue. Cloning is cheap.
 #[derive(Clone)]
@@ -64,8 +60,10 @@ pub(crate) struct Shared {
     pub(crate) stats: Arc<Stats>,
     pub(crate) resolver: ClientIpResolver,
     pub(crate) record: Vec<HeaderName>,
-    pub(crate) id_prefix: u32,
-    pub(crate) ids: std::sync::atomic::AtomicU64,
+    /// The request id's header (`x-request-id` by default).
+    pub(crate) header: HeaderName,
+    /// The host's id maker; UUID v4 when `None`.
+    pub(crate) make_id: Option<Arc<dyn MakeRequestId>>,
 }
 
 impl Shared {
@@ -89,75 +87,17 @@ impl Shared {
         }
     }
 
-    /// The client's `x-request-id` when it is 1–128 characters of `[A-Za-z0-9._:-]`, else a
-    /// fresh one (unique per process: a random prefix and a counter).
-    fn request_id(&self, headers: &http::HeaderMap) -> HeaderValue {
-        if let Some(v) = headers.get(&X_REQUEST_ID) {
-            let b = v.as_bytes();
-            if !b.is_empty()
-                && b.len() <= 128
-                && b.iter()
-                    .all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(c))
-            {
-                return v.clone();
-            }
+    /// The id the request already has when acceptable (see [`RequestId`]), else a fresh one.
+    fn request_id(&self, headers: &http::HeaderMap, ext: &http::Extensions) -> HeaderValue {
+        if let Some(id) = crate::telemetry::incoming_request_id(headers, ext, &self.header) {
+            return id;
         }
-        self.fresh_id()
-    }
-
-    /// A fresh id: the layer's random prefix and a counter, in hex. Ids are handed out from
-    /// blocks of [`ID_BLOCK`] written at once into one shared buffer per thread, so an id costs
-    /// a reference count, not an allocation and a copy.
-    fn fresh_id(&self) -> HeaderValue {
-        // A layer built where a dropped one lived may finish that one's block: those ids were
-        // reserved and never handed out, so they stay unique.
-        let owner = self as *const Self as usize;
-        IDS.with(|cell| {
-            let mut ids = cell.borrow_mut();
-            if ids.owner != owner || ids.next == ID_BLOCK {
-                let first = self.ids.fetch_add(ID_BLOCK as u64, Ordering::Relaxed);
-                let mut buf = vec![0u8; ID_BLOCK * ID_LEN];
-                for (i, id) in buf.chunks_exact_mut(ID_LEN).enumerate() {
-                    write_hex(&mut id[..8], u64::from(self.id_prefix));
-                    write_hex(&mut id[8..], first + i as u64);
-                }
-                *ids = IdBlock {
-                    owner,
-                    // The first slice makes the buffer shared; later ones count references.
-                    bytes: bytes::Bytes::from(buf),
-                    next: 0,
-                };
-            }
-            let at = ids.next * ID_LEN;
-            ids.next += 1;
-            HeaderValue::from_maybe_shared(ids.bytes.slice(at..at + ID_LEN))
-                .unwrap_or_else(|_| HeaderValue::from_static("0"))
-        })
-    }
-}
-
-/// Ids written per block, and the length of one (8 hex digits of prefix, 16 of counter).
-const ID_BLOCK: usize = 64;
-const ID_LEN: usize = 24;
-
-/// This thread's current block of fresh ids, and the layer (`Shared`) it belongs to.
-struct IdBlock {
-    owner: usize,
-    bytes: bytes::Bytes,
-    next: usize,
-}
-
-thread_local! {
-    static IDS: std::cell::RefCell<IdBlock> = const {
-        std::cell::RefCell::new(IdBlock { owner: 0, bytes: bytes::Bytes::new(), next: ID_BLOCK })
-    };
-}
-
-fn write_hex(out: &mut [u8], mut v: u64) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in out.iter_mut().rev() {
-        *b = DIGITS[(v & 0xf) as usize];
-        v >>= 4;
+        match &self.make_id {
+            Some(make) => Some(make.make_request_id())
+                .filter(|id| crate::telemetry::acceptable_request_id(id.as_bytes()))
+                .unwrap_or_else(|| UuidV4.make_request_id()),
+            None => UuidV4.make_request_id(),
+        }
     }
 }
 
@@ -223,7 +163,20 @@ where
             };
         };
         let start = Instant::now();
-        let request_id = shared.request_id(req.headers());
+        let request_id = shared.request_id(req.headers(), req.extensions());
+        // One id on every side, for whatever runs inside: the extensions (palisade's and
+        // tower-http's) and, when the request carries the header with another value (a
+        // client's malformed id), the header. An absent header stays absent: adding a field
+        // could reallocate the header map on every request.
+        let mut sent = req.headers().get_all(&shared.header).iter();
+        let first = sent.next();
+        if first.is_some_and(|v| *v != request_id) || sent.next().is_some() {
+            req.headers_mut()
+                .insert(shared.header.clone(), request_id.clone());
+        }
+        #[cfg(feature = "tower-http")]
+        req.extensions_mut()
+            .insert(tower_http::request_id::RequestId::new(request_id.clone()));
         let headers = shared
             .record
             .iter()
@@ -236,6 +189,7 @@ where
             method: req.method().clone(),
             uri: req.uri().clone(),
             route: route_of(req.extensions()),
+            trace: TraceParent::from_headers(req.headers()),
             user_agent: req.headers().get(USER_AGENT).cloned(),
             headers,
         };
@@ -284,6 +238,7 @@ where
                 Ok(res) => {
                     let ext = res.extensions();
                     let request_id = pending.request.request_id.clone();
+                    let header = pending.shared.header.clone();
                     pending.finish(End::Response {
                         status: res.status(),
                         principal: ext.get::<Principal>().cloned(),
@@ -296,7 +251,7 @@ where
                     });
                     let mut result = result;
                     if let Ok(res) = &mut result {
-                        res.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
+                        res.headers_mut().insert(header, request_id);
                     }
                     return Poll::Ready(result);
                 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use http::HeaderName;
 use serde_json::Value;
 
+pub use crate::telemetry::{MakeRequestId, UuidV4};
 pub use chain::{ChainError, Verified, Verifier, verify};
 #[cfg(feature = "config")]
 pub use config::{AuditConfig, FileSinkConfig, NamedSink, SinkConfig};
@@ -130,6 +131,8 @@ pub struct AuditBuilder<S> {
     chain_key: Option<zeroize::Zeroizing<Vec<u8>>>,
     redaction: redact::Redaction,
     resolver: ClientIpResolver,
+    request_id_header: HeaderName,
+    make_id: Option<Arc<dyn MakeRequestId>>,
 }
 
 impl<S> std::fmt::Debug for AuditBuilder<S> {
@@ -137,6 +140,7 @@ impl<S> std::fmt::Debug for AuditBuilder<S> {
         f.debug_struct("AuditBuilder")
             .field("capacity", &self.capacity)
             .field("chained", &self.chain_key.is_some())
+            .field("request_id_header", &self.request_id_header)
             .finish_non_exhaustive()
     }
 }
@@ -150,6 +154,8 @@ impl AuditLayer {
             chain_key: None,
             redaction: redact::Redaction::default(),
             resolver: ClientIpResolver::default(),
+            request_id_header: X_REQUEST_ID.clone(),
+            make_id: None,
         }
     }
 }
@@ -214,6 +220,24 @@ impl<S: AuditSink> AuditBuilder<S> {
         self
     }
 
+    /// The request id's header (default `x-request-id`): an acceptable id the request carries
+    /// there is kept (a malformed one is replaced there), and the id is set there on the
+    /// response. Name the header a tower-http `SetRequestIdLayer` outside palisade uses, so
+    /// both agree (with feature `tower-http`, palisade also reads and leaves that layer's
+    /// `RequestId` extension, whatever its header).
+    pub fn request_id_header(mut self, name: HeaderName) -> Self {
+        self.request_id_header = name;
+        self
+    }
+
+    /// Makes the ids of requests that come without an acceptable one (default [`UuidV4`]).
+    /// An id it makes that is not 1–128 characters of `[A-Za-z0-9._:-]` is replaced by a
+    /// UUID.
+    pub fn make_request_id(mut self, make: impl MakeRequestId) -> Self {
+        self.make_id = Some(Arc::new(make));
+        self
+    }
+
     /// Starts the queue's task and builds the layer.
     ///
     /// # Errors
@@ -230,8 +254,6 @@ impl<S: AuditSink> AuditBuilder<S> {
         let shutdown = Arc::new(tokio::sync::Notify::new());
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let (finished_tx, finished_rx) = std::sync::mpsc::sync_channel(1);
-        let mut prefix = [0u8; 4];
-        let _ = getrandom::fill(&mut prefix);
         let record = self.redaction.record.clone();
         runtime.spawn(
             queue::Drain {
@@ -263,8 +285,8 @@ impl<S: AuditSink> AuditBuilder<S> {
                 stats: stats.clone(),
                 resolver: self.resolver,
                 record,
-                id_prefix: u32::from_be_bytes(prefix),
-                ids: std::sync::atomic::AtomicU64::new(0),
+                header: self.request_id_header,
+                make_id: self.make_id,
             })),
         };
         let handle = AuditHandle { guard };

@@ -378,6 +378,8 @@ pub(crate) fn loss_event(seq: u64, dropped: u64) -> AuditEvent {
         seq,
         time: SystemClock.now().to_string(),
         request_id: None,
+        trace_id: None,
+        parent_id: None,
         principal: None,
         tenant: None,
         client_ip: None,

@@ -44,6 +44,8 @@ pub(super) struct RawRequest {
     pub(super) method: Method,
     pub(super) uri: Uri,
     pub(super) route: Option<RouteName>,
+    /// The request's W3C `traceparent`, when it sent a valid one.
+    pub(super) trace: Option<crate::telemetry::TraceParent>,
     pub(super) user_agent: Option<HeaderValue>,
     pub(super) headers: Vec<(HeaderName, HeaderValue)>,
 }
@@ -237,6 +239,8 @@ impl RawEvent {
             seq: self.seq,
             time: time.to_string(),
             request_id: self.request.request_id.to_str().ok().map(str::to_owned),
+            trace_id: self.request.trace.map(|t| t.trace_id().to_owned()),
+            parent_id: self.request.trace.map(|t| t.parent_id().to_owned()),
             principal: None,
             tenant: None,
             client_ip: self.request.client_ip.map(|ip| ip.to_string()),

@@ -200,7 +200,7 @@ where
         }
         // Whatever an outer layer may have put here is not an authentication.
         parts.extensions.remove::<Principal>();
-        let decision = DecisionTrace::start("authn");
+        let decision = DecisionTrace::start("authn", &parts.headers, &parts.extensions);
         let doubled = doubled(&parts, &self.shared.invalid_request);
         if let Some(rejection) = doubled {
             return ResponseFuture::refused(refusal_response(

@@ -294,7 +294,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let trace = DecisionTrace::start("authz");
+        let trace = DecisionTrace::start("authz", req.headers(), req.extensions());
         let template = matched_template(req.extensions());
         let principal = req.extensions().get::<Principal>();
         let (method, path) = (req.method(), req.uri().path());

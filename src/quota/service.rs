@@ -427,7 +427,7 @@ where
             // record theirs for this one to read.
             parts.extensions.insert(WantOutcomes);
         }
-        let trace = DecisionTrace::start("quota");
+        let trace = DecisionTrace::start("quota", &parts.headers, &parts.extensions);
         let pass = trace
             .span()
             .in_scope(|| shared.sync_pass(&parts, route.as_ref(), cost, &mut tally));

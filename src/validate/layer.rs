@@ -23,7 +23,7 @@ use crate::principal::Principal;
 use crate::rejection::Formatter;
 use crate::rejection::{InputPart, InvalidInput, InvalidReason, Rejection, Violation};
 use crate::route::{RouteMatch, matched_template};
-use crate::telemetry::DecisionTrace;
+use crate::telemetry::{DecisionTrace, RequestNames};
 use crate::validate::tape::Tape;
 
 /// The parsed, validated JSON body, put in the request extensions for
@@ -310,11 +310,12 @@ impl<S> Validate<S> {
             return ResponseFuture::inner(self.inner.call(req), None);
         };
         let format = req.extensions().get::<Formatter>().cloned();
+        let names = RequestNames::of(req.headers(), req.extensions());
         let max_errors = op.error_limit();
         let future = self.inner.call(req);
         ResponseFuture::boxed(Box::pin(async move {
             let res = future.await?;
-            Ok(super::response::checked(res, &rules, max_errors, format).await)
+            Ok(super::response::checked(res, &rules, max_errors, format, names).await)
         }))
     }
 }
@@ -340,7 +341,7 @@ where
         let Some((op, path_params)) = self.shared.find_for(&req) else {
             return ResponseFuture::inner(self.inner.call(req), None);
         };
-        let trace = DecisionTrace::start("validate");
+        let trace = DecisionTrace::start("validate", req.headers(), req.extensions());
         let params = op.check_params(
             req.uri().query(),
             req.headers(),
@@ -458,6 +459,10 @@ where
     let format = responses
         .as_ref()
         .and_then(|_| parts.extensions.get::<Formatter>().cloned());
+    let names = responses
+        .as_ref()
+        .map(|_| RequestNames::of(&parts.headers, &parts.extensions))
+        .unwrap_or_default();
     let res = inner
         .call(Request::from_parts(parts, ReqBody::from(bytes)))
         .await?;
@@ -470,6 +475,7 @@ where
                 &rules,
                 op.error_limit(),
                 format,
+                names,
             ))
             .await
         }

@@ -401,6 +401,7 @@ pub(crate) async fn checked<B>(
     rules: &Responses,
     max_errors: usize,
     format: Option<crate::rejection::Formatter>,
+    names: crate::telemetry::RequestNames,
 ) -> http::Response<ResponseBody<B>>
 where
     B: Body<Data = Bytes>,
@@ -451,7 +452,7 @@ where
         let mut res = crate::body::refusal(
             "validate",
             &refusal,
-            crate::telemetry::DecisionTrace::start("validate"),
+            crate::telemetry::DecisionTrace::start_for("validate", &names),
             &ext,
         );
         res.extensions_mut().insert(divergence);

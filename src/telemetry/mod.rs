@@ -1,14 +1,15 @@
-//! What palisade tells operators: a `tracing` span per layer decision, and (feature `metrics`)
-//! counters and a histogram through the [`metrics`](https://docs.rs/metrics) facade, for
-//! whatever recorder the host installs (Prometheus, StatsD, OpenTelemetry...). Without a
-//! subscriber or a recorder each call costs a load and a branch. No value recorded here is a
-//! secret: labels are layer names and stable reason codes, span fields the principal's subject
-//! and the outcome.
-//!
-//! The metric names, their labels and what they count are listed in `docs/observability.md`.
+#![doc = include_str!("../../docs/observability.md")]
 
+mod request_id;
+mod trace_context;
+
+use http::{Extensions, HeaderMap, HeaderValue};
 use tracing::Span;
 use tracing::field::Empty;
+
+pub use request_id::{MakeRequestId, RequestId, UuidV4, X_REQUEST_ID};
+pub(crate) use request_id::{acceptable as acceptable_request_id, incoming as incoming_request_id};
+pub use trace_context::{TRACEPARENT, TraceParent};
 
 use crate::principal::Principal;
 use crate::rejection::Rejection;
@@ -40,10 +41,59 @@ pub mod names {
     /// Counter: responses that broke their operation's declaration (response validation).
     /// Label `action` (`reported`, `stripped`, `refused`).
     pub const RESPONSE_DIVERGENCES: &str = "palisade_response_divergences_total";
+
+    /// Every name above: what a dashboard or an alert set should cover
+    /// (`docs/grafana-dashboard.json` does, and a test checks it).
+    pub const ALL: &[&str] = &[
+        ALLOWED,
+        REFUSED,
+        DECISION_SECONDS,
+        BACKEND_ERRORS,
+        QUOTA_DEGRADED,
+        AUDIT_EVENTS,
+        JWKS_FETCHES,
+        CACHE_LOOKUPS,
+        RESPONSE_DIVERGENCES,
+    ];
+}
+
+/// Histogram buckets (seconds) that fit [`names::DECISION_SECONDS`]: from a decision in memory
+/// (tens of microseconds) to one that waited for a backend up to its timeout. Give them to the
+/// exporter (`PrometheusBuilder::set_buckets_for_metric`) so that quantiles can be aggregated
+/// across instances, as `docs/grafana-dashboard.json` does.
+pub const DECISION_SECONDS_BUCKETS: &[f64] = &[
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// What a decision span names its request by: the request id and the trace context, read from
+/// the request only when `palisade`'s `DEBUG` spans are enabled. For a span opened after the
+/// request has gone on (a response check), captured before.
+#[derive(Clone, Default)]
+pub(crate) struct RequestNames {
+    id: Option<HeaderValue>,
+    trace: Option<TraceParent>,
+}
+
+impl RequestNames {
+    pub(crate) fn of(headers: &HeaderMap, ext: &Extensions) -> Self {
+        if !spans_enabled() {
+            return Self::default();
+        }
+        Self {
+            id: request_id::incoming(headers, ext, &X_REQUEST_ID),
+            trace: TraceParent::from_headers(headers),
+        }
+    }
+}
+
+fn spans_enabled() -> bool {
+    tracing::enabled!(target: "palisade", tracing::Level::DEBUG)
 }
 
 /// One layer's decision about one request: a `DEBUG` span named `palisade.decision` with the
-/// layer, and once decided the outcome, reason and subject as fields, open from the start of
+/// layer, the request id and trace context, and once decided the outcome, reason and subject
+/// as fields, open from the start of
 /// the decision until it is taken (a subscriber sees where time went); with the `metrics`
 /// feature also the decision counters and histogram.
 pub(crate) struct DecisionTrace {
@@ -54,15 +104,24 @@ pub(crate) struct DecisionTrace {
 }
 
 impl DecisionTrace {
-    pub(crate) fn start(layer: &'static str) -> Self {
+    /// Starts the decision of `layer` about the request of these `headers` and `extensions`.
+    pub(crate) fn start(layer: &'static str, headers: &HeaderMap, extensions: &Extensions) -> Self {
+        Self::start_for(layer, &RequestNames::of(headers, extensions))
+    }
+
+    /// Starts a decision about a request whose names were captured before.
+    pub(crate) fn start_for(layer: &'static str, names: &RequestNames) -> Self {
         // Checked first so that a disabled span is `Span::none()`: with `tracing`'s `log`
         // feature on (some dependency may turn it on) and no subscriber set, a span built by the
         // macro would still consult the `log` crate on creation, entry, exit and drop.
-        let span = if tracing::enabled!(target: "palisade", tracing::Level::DEBUG) {
+        let span = if spans_enabled() {
             tracing::debug_span!(
                 target: "palisade",
                 "palisade.decision",
                 layer,
+                request_id = names.id.as_ref().and_then(|v| v.to_str().ok()),
+                trace_id = names.trace.as_ref().map(TraceParent::trace_id),
+                parent_id = names.trace.as_ref().map(TraceParent::parent_id),
                 outcome = Empty,
                 reason = Empty,
                 subject = Empty,

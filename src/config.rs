@@ -119,6 +119,14 @@ pub struct Config {
     /// any other unknown method, such as the typo `DELET`, stops startup.
     #[serde(default)]
     pub extension_methods: Vec<String>,
+    /// Whether HEAD is decided by the GET rule when no rule lists HEAD (RFC 9110 §9.3.2);
+    /// unset: `true`. See [`PolicySpec::head_as_get`].
+    #[serde(default)]
+    pub head_as_get: Option<bool>,
+    /// Answer unknown paths and unserved methods with 403 instead of 404 and 405 (default
+    /// `false`). See [`PolicySpec::hide_routes`].
+    #[serde(default)]
+    pub hide_routes: bool,
     /// The directory of the file the configuration was read from (relative paths in it are
     /// read from there).
     #[serde(skip)]
@@ -303,6 +311,8 @@ impl Config {
         spec.roles.clone_from(&self.roles);
         spec.routes.clone_from(&self.routes);
         spec.extension_methods.clone_from(&self.extension_methods);
+        spec.head_as_get = self.head_as_get.unwrap_or(true);
+        spec.hide_routes = self.hide_routes;
         spec
     }
 
@@ -548,6 +558,23 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(c.policy(), Err(ConfigError::Policy { .. })));
+    }
+
+    #[test]
+    fn head_as_get_and_hide_routes_reach_the_policy() {
+        let c = Config::parse("routes: [{path: /a}]", Format::Yaml).unwrap();
+        let p = c.policy().unwrap();
+        assert!(p.head_as_get() && !p.hides_routes(), "the defaults");
+        let c = Config::parse(
+            "head_as_get: false\nhide_routes: true\nroutes: [{path: /a}]\n",
+            Format::Yaml,
+        )
+        .unwrap();
+        let p = c.policy().unwrap();
+        assert!(!p.head_as_get() && p.hides_routes());
+        // A standalone policy file (the policy's own form) takes them too.
+        let spec: PolicySpec = serde_yaml_ng::from_str("head_as_get: false\nroutes: []").unwrap();
+        assert!(!spec.head_as_get && !spec.hide_routes);
     }
 
     #[test]

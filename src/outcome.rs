@@ -58,6 +58,12 @@ pub enum Outcome {
     Granted,
     /// No rule covers this method and route: denied by default.
     NoRule,
+    /// The path matches no route: neither the router (no matched template) nor the policy
+    /// knows it (404 unless the policy hides routes).
+    NoRoute,
+    /// The policy describes this route (its exact template) but grants no method like this
+    /// one on it (405 with `Allow`, unless the policy hides routes).
+    MethodNotAllowed,
     /// A rule matched but the caller holds none of its roles.
     MissingRole,
     /// A rule matched, the role is held, but a required scope is not.
@@ -83,6 +89,8 @@ impl Outcome {
             Self::Public => "public",
             Self::Granted => "granted",
             Self::NoRule => "no_matching_rule",
+            Self::NoRoute => "route_not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::MissingRole => "missing_role",
             Self::MissingScope => "missing_scope",
             Self::NotAuthenticated => "not_authenticated",
@@ -92,7 +100,8 @@ impl Outcome {
 }
 
 /// An authorization decision: the outcome and the rule that decided (none for
-/// [`Outcome::NoRule`]). Cheap to clone.
+/// [`Outcome::NoRule`], [`Outcome::NoRoute`] and [`Outcome::MethodNotAllowed`]). Cheap to
+/// clone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     outcome: Outcome,

@@ -140,12 +140,18 @@ fn quickstart_curl_line_returns_200_and_a_typo_returns_401() {
         "curl -i -X DELETE -H 'x-api-key: {key}' http://{addr}/v1/orders/9"
     ));
     assert!(delete.starts_with("HTTP/1.1 200"), "{delete}");
-    // What the policy does not grant is refused, with the reason.
+    // A method the route does not serve is refused with the methods this caller may use.
     let put = sh(&format!(
         "curl -i -X PUT -H 'x-api-key: {key}' http://{addr}/v1/orders/9"
     ));
-    assert!(put.starts_with("HTTP/1.1 403"), "{put}");
-    assert!(put.contains("no_matching_rule"), "{put}");
+    assert!(put.starts_with("HTTP/1.1 405"), "{put}");
+    assert!(put.contains("allow: GET, HEAD, DELETE"), "{put}");
+    // A path no route serves: 404, with the reason.
+    let unlisted = sh(&format!(
+        "curl -i -H 'x-api-key: {key}' http://{addr}/v1/elsewhere"
+    ));
+    assert!(unlisted.starts_with("HTTP/1.1 404"), "{unlisted}");
+    assert!(unlisted.contains("route_not_found"), "{unlisted}");
     // The default validation rules: a valid order is echoed, a bad one is 422 listing why.
     let post = |body: &str| {
         sh(&format!(

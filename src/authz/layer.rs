@@ -20,7 +20,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::future::Finish;
 pub use crate::outcome::ShadowDivergence;
 use crate::principal::{AuthMethod, Principal};
-use crate::rejection::{AuthnFailure, AuthnReason, Forbidden, Rejection};
+use crate::rejection::{AuthnFailure, AuthnReason, Forbidden, NoRoute, Rejection};
 use crate::route::{PublicRoutes, Route, RouteMatch, matched_template};
 use crate::telemetry::DecisionTrace;
 
@@ -235,9 +235,16 @@ impl<S: fmt::Debug, Az> fmt::Debug for Authz<S, Az> {
     }
 }
 
-fn refusal(decision: &Decision, principal: Option<&Principal>) -> Rejection {
+/// The refusal of `decision`; `allow` gives the `Allow` field of a 405 (computed only then).
+fn refusal(
+    decision: &Decision,
+    principal: Option<&Principal>,
+    allow: impl FnOnce() -> http::HeaderValue,
+) -> Rejection {
     let rule = decision.rule().cloned();
     match decision.outcome() {
+        Outcome::NoRoute => Rejection::NoRoute(NoRoute::not_found()),
+        Outcome::MethodNotAllowed => Rejection::NoRoute(NoRoute::method_not_allowed(allow())),
         Outcome::NotAuthenticated => Rejection::Unauthenticated(AuthnFailure::new(
             AuthnReason::MissingCredentials,
             Arc::new([]),
@@ -298,16 +305,16 @@ where
         let template = matched_template(req.extensions());
         let principal = req.extensions().get::<Principal>();
         let (method, path) = (req.method(), req.uri().path());
+        let policy = self.layer.policy.load();
         let decision =
-            self.layer
-                .policy
-                .load()
-                .decide_with(principal, method, template, path, 0, || SystemClock.now());
+            policy.decide_with(principal, method, template, path, 0, || SystemClock.now());
         let divergence = self
             .layer
             .divergence(&decision, principal, method, template, path);
         if !decision.is_allowed() {
-            let rejection = refusal(&decision, principal);
+            let rejection = refusal(&decision, principal, || {
+                policy.allow_field(principal, template, path, SystemClock.now())
+            });
             return ResponseFuture::refused(refused(
                 &rejection,
                 divergence,
@@ -315,6 +322,7 @@ where
                 req.extensions(),
             ));
         }
+        drop(policy);
         let needs_authorizer = !Az::ALWAYS_ALLOWS && principal.is_some_and(|p| !p.is_anonymous());
         req.extensions_mut().insert(decision.clone());
         if !needs_authorizer {

@@ -63,6 +63,19 @@ struct Entry {
     any_method: Option<usize>,
     /// The next less specific wildcard entry covering this one.
     parent: Option<usize>,
+    /// A prefix wildcard (`/admin/*`): a rule, not a route.
+    wildcard: bool,
+}
+
+impl Entry {
+    /// This entry's own rule for `method`: the method listed, else (for HEAD, when HEAD is
+    /// decided as GET) GET listed, else `*`.
+    fn rule_for(&self, method: &Method, head_as_get: bool) -> Option<usize> {
+        let listed = |m: &Method| self.by_method.iter().find(|(x, _)| x == m).map(|(_, r)| *r);
+        listed(method)
+            .or_else(|| (head_as_get && method == Method::HEAD).then(|| listed(&Method::GET))?)
+            .or(self.any_method)
+    }
 }
 
 static GENERATIONS: AtomicU64 = AtomicU64::new(1);
@@ -82,6 +95,11 @@ pub struct Policy {
     exact_paths: matchit::Router<usize>,
     /// Prefix wildcards.
     prefixes: matchit::Router<usize>,
+    /// HEAD is decided by the GET rule when no rule lists HEAD (RFC 9110 §9.3.2).
+    head_as_get: bool,
+    /// Unknown paths and unserved methods are answered 403 `no_matching_rule`, like any
+    /// other refusal, instead of 404 and 405.
+    hide_routes: bool,
 }
 
 impl fmt::Debug for Policy {
@@ -127,10 +145,11 @@ impl Policy {
         }
     }
 
-    /// The rule that decides `method` on a request whose route template is `template` (axum's
-    /// `MatchedPath`, when known) and whose raw path is `path`.
-    fn winning_rule(&self, method: &Method, template: Option<&str>, path: &str) -> Option<&Rule> {
-        let entry = match template {
+    /// The entry of a request whose route template is `template` (axum's `MatchedPath`, when
+    /// known) and whose raw path is `path`: its exact template, else the longest prefix
+    /// wildcard covering it.
+    fn entry_of(&self, template: Option<&str>, path: &str) -> Option<usize> {
+        match template {
             // Exact template text only: a template is never matched as if it were a path
             // against another template's parameters.
             Some(t) => self
@@ -144,20 +163,49 @@ impl Policy {
                 .ok()
                 .or_else(|| self.prefixes.at(path).ok())
                 .map(|m| *m.value),
-        };
+        }
+    }
+
+    /// The rule that decides `method` on a request whose route template is `template` (axum's
+    /// `MatchedPath`, when known) and whose raw path is `path`.
+    fn winning_rule(&self, method: &Method, template: Option<&str>, path: &str) -> Option<&Rule> {
+        self.rule_from(self.entry_of(template, path), method)
+    }
+
+    /// The rule for `method` on `entry` or the wildcards covering it, most specific first.
+    fn rule_from(&self, entry: Option<usize>, method: &Method) -> Option<&Rule> {
         let mut entry = entry.map(|e| &self.entries[e]);
         while let Some(e) = entry {
-            let by_method = e
-                .by_method
-                .iter()
-                .find(|(m, _)| m == method)
-                .map(|(_, r)| *r);
-            if let Some(rule) = by_method.or(e.any_method) {
+            if let Some(rule) = e.rule_for(method, self.head_as_get) {
                 return Some(&self.rules[rule]);
             }
             entry = e.parent.map(|p| &self.entries[p]);
         }
         None
+    }
+
+    /// Why no rule decides a request on `entry`: the route is unknown to the router and to
+    /// the policy (404), the policy describes the route but not the method (405), or the
+    /// route is known but no rule covers it (403, deny by default).
+    fn miss(&self, entry: Option<usize>, template: Option<&str>) -> Outcome {
+        match entry {
+            _ if self.hide_routes => Outcome::NoRule,
+            None if template.is_none() => Outcome::NoRoute,
+            Some(e) if !self.entries[e].wildcard => Outcome::MethodNotAllowed,
+            _ => Outcome::NoRule,
+        }
+    }
+
+    /// Whether HEAD is decided by the GET rule when no rule lists HEAD.
+    #[must_use]
+    pub fn head_as_get(&self) -> bool {
+        self.head_as_get
+    }
+
+    /// Whether unknown paths and unserved methods get 403 instead of 404 and 405.
+    #[must_use]
+    pub fn hides_routes(&self) -> bool {
+        self.hide_routes
     }
 
     /// Whether `method` on this route is public (no credentials needed).
@@ -207,8 +255,9 @@ impl Policy {
         cache_slot: usize,
         now: impl FnOnce() -> Timestamp,
     ) -> Decision {
-        let Some(rule) = self.winning_rule(method, template, path) else {
-            return Decision::new(Outcome::NoRule, None);
+        let entry = self.entry_of(template, path);
+        let Some(rule) = self.rule_from(entry, method) else {
+            return Decision::new(self.miss(entry, template), None);
         };
         let outcome = if rule.public {
             Outcome::Public
@@ -245,6 +294,47 @@ impl Policy {
         Decision::new(outcome, Some(rule.reference.clone()))
     }
 
+    /// The `Allow` field of a 405 (RFC 9110 §10.2.1): the methods the rules on this route
+    /// (its exact template and the wildcards covering it) grant `principal`, or would grant
+    /// after a step-up, in a fixed order (`GET, HEAD, POST, ...`), HEAD with GET when HEAD is
+    /// decided as GET. A method the caller would be refused is never listed, so the field says
+    /// nothing about rules the caller cannot use.
+    pub(crate) fn allow_field(
+        &self,
+        principal: Option<&Principal>,
+        template: Option<&str>,
+        path: &str,
+        now: Timestamp,
+    ) -> http::HeaderValue {
+        let mut methods: Vec<Method> = Vec::new();
+        let mut entry = self.entry_of(template, path).map(|e| &self.entries[e]);
+        while let Some(e) = entry {
+            for (m, _) in &e.by_method {
+                if !methods.contains(m) {
+                    methods.push(m.clone());
+                }
+            }
+            entry = e.parent.map(|p| &self.entries[p]);
+        }
+        if self.head_as_get && methods.contains(&Method::GET) && !methods.contains(&Method::HEAD) {
+            methods.push(Method::HEAD);
+        }
+        methods.retain(|m| {
+            matches!(
+                self.decide_at(principal, m, template, path, now).outcome(),
+                Outcome::Granted | Outcome::Public | Outcome::InsufficientUserAuthentication
+            )
+        });
+        methods.sort_by_key(method_rank);
+        let list = methods
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Method names are tokens, so the list is always a valid field value.
+        http::HeaderValue::from_str(&list).unwrap_or(http::HeaderValue::from_static(""))
+    }
+
     /// The parameters of `path` against the policy's exact templates (raw, not decoded).
     pub(crate) fn path_params(&self, path: &str) -> Vec<(Box<str>, Box<str>)> {
         self.exact_paths
@@ -263,6 +353,23 @@ impl Policy {
         }
         bits
     }
+}
+
+/// The place of `m` in an `Allow` field: the standard methods in a fixed order, then the
+/// extension methods.
+fn method_rank(m: &Method) -> usize {
+    const ORDER: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::CONNECT,
+    ];
+    ORDER.iter().position(|x| x == m).unwrap_or(ORDER.len())
 }
 
 /// The methods of RFC 9110 §9 and PATCH (RFC 5789).

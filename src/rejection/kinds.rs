@@ -114,6 +114,45 @@ impl Forbidden {
     }
 }
 
+/// No route serves the request: its path is unknown (404), or its route does not serve its
+/// method (405, with the `Allow` field of RFC 9110 §10.2.1 listing the methods the caller may
+/// use there).
+#[derive(Debug, Clone)]
+pub struct NoRoute {
+    pub(super) allow: Option<HeaderValue>,
+}
+
+impl NoRoute {
+    /// An unknown path: 404.
+    #[must_use]
+    pub fn not_found() -> Self {
+        Self { allow: None }
+    }
+
+    /// A method the route does not serve: 405 with `Allow: allow` (`GET, HEAD`; empty when
+    /// the caller may use no method there).
+    #[must_use]
+    pub fn method_not_allowed(allow: HeaderValue) -> Self {
+        Self { allow: Some(allow) }
+    }
+
+    /// The `Allow` field of a 405; `None` for a 404.
+    #[must_use]
+    pub fn allow(&self) -> Option<&HeaderValue> {
+        self.allow.as_ref()
+    }
+
+    /// The reason code: `method_not_allowed` or `route_not_found`.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        if self.allow.is_some() {
+            "method_not_allowed"
+        } else {
+            "route_not_found"
+        }
+    }
+}
+
 /// A rate limit or quota refusal: which limits were exceeded, when to retry, and the
 /// rate-limit header fields to send.
 #[derive(Debug, Clone)]

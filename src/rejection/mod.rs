@@ -81,7 +81,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{
-    ACCEPT_ENCODING, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER,
+    ACCEPT_ENCODING, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER,
     WWW_AUTHENTICATE,
 };
 use http::{Response, StatusCode};
@@ -92,7 +92,8 @@ pub use challenge::ChallengeSet;
 #[cfg(any(feature = "jwt", feature = "introspection"))]
 pub(crate) use challenge::check_realm;
 pub use kinds::{
-    AuthnFailure, Forbidden, InputPart, InvalidInput, TooManyRequests, Unavailable, Violation,
+    AuthnFailure, Forbidden, InputPart, InvalidInput, NoRoute, TooManyRequests, Unavailable,
+    Violation,
 };
 pub use reasons::{AuthnReason, InvalidReason, Scheme, UnavailableReason};
 
@@ -111,6 +112,9 @@ pub enum Rejection {
     Unauthenticated(AuthnFailure),
     /// The caller is authenticated but not allowed (403).
     Forbidden(Forbidden),
+    /// No route serves the request: an unknown path (404) or a method its route does not
+    /// serve (405 with `Allow`). Authenticated callers only; the authz layer decides it.
+    NoRoute(NoRoute),
     /// A rate limit or quota is exhausted (429, with `Retry-After` and the rate-limit fields).
     TooManyRequests(TooManyRequests),
     /// A backend the decision depends on failed or timed out (503, fail closed).
@@ -161,6 +165,8 @@ impl Rejection {
         match self {
             Self::Unauthenticated(f) => f.reason.status(),
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NoRoute(n) if n.allow.is_some() => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NoRoute(_) => StatusCode::NOT_FOUND,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Invalid(i) => i.reason.status(),
@@ -174,6 +180,7 @@ impl Rejection {
         match self {
             Self::Unauthenticated(f) => f.reason.code(),
             Self::Forbidden(f) => f.reason,
+            Self::NoRoute(n) => n.reason(),
             Self::TooManyRequests(_) => "quota_exceeded",
             Self::Unavailable(u) => u.reason.code(),
             Self::Invalid(i) => i.reason.code(),
@@ -186,6 +193,7 @@ impl Rejection {
         match self {
             Self::Unauthenticated(f) => f.reason.public_code(),
             Self::Forbidden(f) => f.reason,
+            Self::NoRoute(n) => n.reason(),
             Self::TooManyRequests(_) => "quota_exceeded",
             Self::Unavailable(_) => "temporarily_unavailable",
             Self::Invalid(i) => i.reason.code(),
@@ -197,7 +205,7 @@ impl Rejection {
     pub fn layer(&self) -> &'static str {
         match self {
             Self::Unauthenticated(_) => "authn",
-            Self::Forbidden(_) => "authz",
+            Self::Forbidden(_) | Self::NoRoute(_) => "authz",
             Self::TooManyRequests(_) => "quota",
             Self::Unavailable(u) => u.layer,
             Self::Invalid(i) => i.layer,
@@ -208,6 +216,7 @@ impl Rejection {
         match self {
             Self::Unauthenticated(f) => f.reason.detail(),
             Self::Forbidden(f) => reasons::forbidden_detail(f.reason),
+            Self::NoRoute(n) => reasons::forbidden_detail(n.reason()),
             Self::TooManyRequests(_) => {
                 "A rate limit or quota for this caller is exhausted; retry after the time given."
             }
@@ -256,6 +265,11 @@ impl Rejection {
             }) = self
             {
                 res.headers_mut().insert(WWW_AUTHENTICATE, c.clone());
+            }
+            if let Self::NoRoute(NoRoute { allow: Some(a) }) = self {
+                // RFC 9110 §15.5.6: a 405 lists the methods the resource supports; set here,
+                // it also keeps axum's method router from adding its own list.
+                res.headers_mut().insert(ALLOW, a.clone());
             }
             if let Self::Unavailable(u) = self {
                 // RFC 9110 §10.2.3: every 503 says when to retry, the layer's estimate or the

@@ -480,13 +480,18 @@ unavailable_reasons! {
     DpopReplayUnavailable { code: "dpop_replay_unavailable", retry_after_secs: 1 }
 }
 
-/// The reason codes of authorization refusals palisade makes itself, with their details. A
-/// host authorizer's own codes get the generic detail.
+/// The reason codes of authorization refusals palisade makes itself (403, and the 404 and 405
+/// of requests no route serves), with their details. A host authorizer's own codes get the
+/// generic detail.
 pub(crate) fn forbidden_detail(code: &str) -> &'static str {
     match code {
         "missing_scope" => "The credential lacks a scope this operation requires.",
         "missing_role" => "The caller's roles do not allow this operation.",
         "no_matching_rule" => "No rule allows this operation.",
+        "route_not_found" => "No route matches this path.",
+        "method_not_allowed" => {
+            "This route does not serve this method; the Allow field lists those it does."
+        }
         _ => "The caller is not allowed to perform this operation.",
     }
 }

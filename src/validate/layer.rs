@@ -239,7 +239,7 @@ impl Shared {
             Some(index) => *index,
             None => *m.as_ref()?.value,
         };
-        let op = self.operations[index].get(method)?.clone();
+        let op = self.operation(index, method)?;
         let params = m
             .filter(|m| *m.value == index)
             .map(|m| {
@@ -250,6 +250,16 @@ impl Shared {
             })
             .unwrap_or_default();
         Some((op, params))
+    }
+
+    /// The operation for `method` on route `index`; a HEAD request without one of its own is
+    /// checked as GET (RFC 9110 §9.3.2: HEAD is GET without the body, and routers serve it
+    /// with the GET handler, which must not see input the GET rules would refuse).
+    fn operation(&self, index: usize, method: &Method) -> Option<Arc<Operation>> {
+        let ops = &self.operations[index];
+        ops.get(method)
+            .or_else(|| (method == Method::HEAD).then(|| ops.get(&Method::GET))?)
+            .cloned()
     }
 
     /// The operation of `req` and its path parameters: by the stack's [`RouteMatch`] when it
@@ -267,7 +277,7 @@ impl Shared {
     /// The operation of a request whose route the stack resolved, and its path parameters.
     fn find_matched(&self, method: &Method, m: &RouteMatch) -> Option<Found> {
         let index = *self.by_template.get(m.template())?;
-        let op = self.operations[index].get(method)?.clone();
+        let op = self.operation(index, method)?;
         let params = m
             .params()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -306,7 +316,9 @@ impl<S> Validate<S> {
         ResBody: Body<Data = Bytes> + Send + 'static,
         ResBody::Error: Into<crate::BoxError>,
     {
-        let Some(rules) = op.responses().cloned() else {
+        // A HEAD response has no body to check.
+        let rules = op.responses().filter(|_| req.method() != Method::HEAD);
+        let Some(rules) = rules.cloned() else {
             return ResponseFuture::inner(self.inner.call(req), None);
         };
         let format = req.extensions().get::<Formatter>().cloned();

@@ -4,6 +4,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod semantics;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -165,8 +167,6 @@ async fn inheritance_deny_by_default_and_missing_role_over_http() {
     for (method, path, code) in [
         (Method::PUT, "/docs/7", "missing_role"),
         (Method::GET, "/admin/users", "missing_role"),
-        (Method::GET, "/unlisted", "no_matching_rule"),
-        (Method::DELETE, "/docs/7", "no_matching_rule"),
     ] {
         let r = server
             .request(method.clone(), path, &[("x-api-key", &viewer)])
@@ -176,9 +176,19 @@ async fn inheritance_deny_by_default_and_missing_role_over_http() {
         assert_eq!(r.json()["code"], code, "{method} {path}");
         assert!(r.headers.get("www-authenticate").is_none());
     }
+    // No rule for the method on a route the policy describes: 405, offering only what the
+    // viewer may use; a path nothing knows: 404 (tests/authz/semantics.rs has the details).
+    let r = server
+        .request(Method::DELETE, "/docs/7", &[("x-api-key", &viewer)])
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers["allow"], "GET, HEAD");
     // Unlisted routes are refused for every caller, admin included.
-    let r = server.get("/unlisted", &[("x-api-key", &admin)]).await;
-    assert_eq!(r.json()["code"], "no_matching_rule");
+    for key in [&viewer, &admin] {
+        let r = server.get("/unlisted", &[("x-api-key", key)]).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(r.json()["code"], "route_not_found");
+    }
     assert_eq!(server.hits(), hits, "the handler was reached");
     let rejection = server.last_refusal().unwrap();
     assert_eq!(rejection.layer(), "authz");
@@ -438,8 +448,8 @@ async fn shadow_mode_records_differences_but_does_not_enforce_them() {
     assert_eq!(recorded.len(), 2);
     assert!(recorded[0].enforced.is_allowed() && !recorded[0].shadow.is_allowed());
     assert!(!recorded[1].enforced.is_allowed() && recorded[1].shadow.is_allowed());
-    // Where both agree, nothing is recorded.
-    assert_eq!(server.get("/y", &[("x-api-key", &admin)]).await.status, 403);
+    // Where both agree, nothing is recorded (a path neither policy knows: 404 for both).
+    assert_eq!(server.get("/y", &[("x-api-key", &admin)]).await.status, 404);
     assert_eq!(layer.shadow_divergences(), 2);
 }
 

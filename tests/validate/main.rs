@@ -446,6 +446,23 @@ async fn query_values_are_coerced_and_a_non_integer_limit_is_422() {
 }
 
 #[tokio::test]
+async fn rfc9110_9_3_2_head_is_validated_as_get() {
+    let server = start(64 * 1024).await;
+    let head = |path: &str| {
+        let req = Request::head(path).header("host", "test");
+        send(server.addr, req.body(Full::new(Bytes::new())).unwrap())
+    };
+    // axum serves HEAD with the GET handler: it gets the GET operation's checks.
+    assert_eq!(head("/v1/orders?limit=abc").await.status, 422);
+    assert_eq!(head("/v1/orders/0").await.status, 422);
+    assert_eq!(server.hits(), 0);
+    let ok = head("/v1/orders?limit=10").await;
+    assert_eq!(ok.status, 200);
+    assert!(ok.body.is_empty());
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
 async fn header_and_path_parameters_are_validated() {
     let server = start(64 * 1024).await;
     let reply = server

@@ -36,6 +36,8 @@ impl Policy {
             exact: HashMap::new(),
             exact_paths: matchit::Router::new(),
             prefixes: matchit::Router::new(),
+            head_as_get: spec.head_as_get,
+            hide_routes: spec.hide_routes,
         };
         let patterns = policy.add_rules(spec, &heirs)?;
         policy.link_parents(patterns);
@@ -227,6 +229,7 @@ impl Policy {
             by_method: Vec::new(),
             any_method: None,
             parent: None,
+            wildcard: wildcard_prefix(path).is_some(),
         });
         Ok(e)
     }

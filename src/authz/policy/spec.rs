@@ -176,7 +176,7 @@ impl RuleSpec {
 
 /// A whole policy as written: roles and route rules. The `roles` and `routes` sections of a
 /// configuration file, or built in code with [`PolicySpec::builder`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct PolicySpec {
@@ -191,6 +191,32 @@ pub struct PolicySpec {
     /// loads as a rule that nothing matches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extension_methods: Vec<String>,
+    /// HEAD is decided by the rule for GET when no rule lists HEAD (default `true`): RFC 9110
+    /// §9.3.2 defines HEAD as GET without the body, and axum serves HEAD with the GET
+    /// handler. `false`: HEAD needs rules of its own.
+    #[serde(default = "yes")]
+    pub head_as_get: bool,
+    /// Answer a path no route matches and a method its route does not serve with 403
+    /// `no_matching_rule`, like any refusal, instead of 404 and 405 (default `false`): an
+    /// authenticated caller then cannot tell which routes exist.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hide_routes: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for PolicySpec {
+    fn default() -> Self {
+        Self {
+            roles: Vec::new(),
+            routes: Vec::new(),
+            extension_methods: Vec::new(),
+            head_as_get: true,
+            hide_routes: false,
+        }
+    }
 }
 
 impl PolicySpec {
@@ -315,6 +341,20 @@ impl PolicyBuilder {
         let mut rule = RuleSpec::new(path, Methods::Some(methods.into_iter().collect()));
         rule.public = true;
         self.spec.routes.push(rule);
+        self
+    }
+
+    /// Whether HEAD is decided by the rule for GET when no rule lists HEAD (default `true`,
+    /// RFC 9110 §9.3.2); `false` makes HEAD need rules of its own.
+    pub fn head_as_get(mut self, yes: bool) -> Self {
+        self.spec.head_as_get = yes;
+        self
+    }
+
+    /// Whether unknown paths and unserved methods are answered 403 `no_matching_rule`
+    /// instead of 404 and 405 (default `false`); see [`PolicySpec::hide_routes`].
+    pub fn hide_routes(mut self, yes: bool) -> Self {
+        self.spec.hide_routes = yes;
         self
     }
 

@@ -60,19 +60,51 @@ fn inheritance_three_levels_deep() {
 fn unlisted_route_and_unlisted_method_are_denied_by_default() {
     let p = three_levels();
     let root = who(&["root"], &[]);
+    // A raw path neither the router (no template) nor the policy knows: 404.
     assert_eq!(
         outcome(&p, Some(&root), &Method::GET, "/secret"),
+        Outcome::NoRoute
+    );
+    // A route the router matched (a template) that no rule names: 403, deny by default.
+    assert_eq!(
+        p.decide(Some(&root), &Method::GET, Some("/secret"), "/secret")
+            .outcome(),
         Outcome::NoRule
     );
+    // A method the policy does not name on a route it describes: 405.
     assert_eq!(
         outcome(&p, Some(&root), &Method::POST, "/docs/1"),
-        Outcome::NoRule
+        Outcome::MethodNotAllowed
     );
-    // HEAD is a method of its own: a GET grant does not cover it.
+    // RFC 9110 §9.3.2: HEAD is decided by the GET rule, unless switched off.
     assert_eq!(
         outcome(&p, Some(&root), &Method::HEAD, "/docs/1"),
-        Outcome::NoRule
+        Outcome::Granted
     );
+    assert_eq!(outcome(&p, None, &Method::HEAD, "/health"), Outcome::Public);
+    let strict = PolicySpec::builder()
+        .role("viewer", [])
+        .allow([Method::GET], "/docs/{id}", ["viewer"])
+        .head_as_get(false)
+        .build()
+        .compile()
+        .unwrap();
+    let viewer = who(&["viewer"], &[]);
+    assert_eq!(
+        outcome(&strict, Some(&viewer), &Method::HEAD, "/docs/1"),
+        Outcome::MethodNotAllowed
+    );
+    // Hidden routes: every miss is the same 403.
+    let hidden = PolicySpec::builder()
+        .role("viewer", [])
+        .allow([Method::GET], "/docs/{id}", ["viewer"])
+        .hide_routes(true)
+        .build()
+        .compile()
+        .unwrap();
+    for (m, path) in [(Method::GET, "/secret"), (Method::POST, "/docs/1")] {
+        assert_eq!(outcome(&hidden, Some(&viewer), &m, path), Outcome::NoRule);
+    }
     assert!(
         p.decide(Some(&root), &Method::GET, None, "/secret")
             .rule()
@@ -187,7 +219,7 @@ fn the_most_specific_rule_wins() {
     );
     assert_eq!(
         outcome(&p, Some(&admin), &Method::GET, "/administrator"),
-        Outcome::NoRule
+        Outcome::NoRoute
     );
     let d = p.decide(Some(&ops), &Method::GET, None, "/admin/metrics/mem");
     assert_eq!(
@@ -570,4 +602,42 @@ fn a_step_up_on_a_public_rule_or_an_unsendable_acr_is_a_policy_error() {
         Some(std::time::Duration::from_secs(300))
     );
     spec.compile().unwrap();
+}
+
+#[test]
+fn head_listed_beats_get_and_get_beats_any_method() {
+    let p = PolicySpec::builder()
+        .role("reader", [])
+        .role("prober", [])
+        .role("admin", [])
+        .allow([Method::GET], "/a", ["reader"])
+        .allow_any_method("/a", ["admin"])
+        .allow([Method::GET], "/b", ["reader"])
+        .allow([Method::HEAD], "/b", ["prober"])
+        .build()
+        .compile()
+        .unwrap();
+    let (reader, prober) = (who(&["reader"], &[]), who(&["prober"], &[]));
+    let head = Method::HEAD;
+    assert_eq!(outcome(&p, Some(&reader), &head, "/a"), Outcome::Granted);
+    assert_eq!(
+        outcome(&p, Some(&reader), &head, "/b"),
+        Outcome::MissingRole
+    );
+    assert_eq!(outcome(&p, Some(&prober), &head, "/b"), Outcome::Granted);
+}
+
+#[test]
+fn the_allow_field_lists_only_what_the_caller_may_use() {
+    let p = three_levels();
+    let now = Timestamp::from_unix_secs(0);
+    let allow = |roles: &[&str]| {
+        let w = who(roles, &[]);
+        p.allow_field(Some(&w), None, "/docs/1", now)
+    };
+    assert_eq!(allow(&["viewer"]), "GET, HEAD");
+    assert_eq!(allow(&["editor"]), "GET, HEAD, PUT");
+    assert_eq!(allow(&["root"]), "GET, HEAD, PUT, DELETE");
+    assert_eq!(allow(&[]), "");
+    assert_eq!(p.allow_field(None, None, "/health", now), "GET, HEAD");
 }

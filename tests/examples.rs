@@ -445,7 +445,6 @@ fn audit_verify_names_the_first_broken_line_of_a_chained_log() {
         let sink = palisade::audit::JsonLinesSink::file(&path).unwrap();
         let (audit, handle) = palisade::audit::AuditLayer::builder(sink)
             .chain_key(key.as_bytes())
-            .unwrap()
             .build()
             .unwrap();
         let svc = audit.layer(tower::service_fn(|_req: http::Request<()>| async {

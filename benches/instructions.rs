@@ -89,7 +89,7 @@ mod jwt {
 
 /// A limit no run exhausts.
 fn generous(name: &str) -> QuotaPolicy {
-    QuotaPolicy::new(name, [Limit::per_second(1_000_000)]).unwrap()
+    QuotaPolicy::new(name, [Limit::per_second(1_000_000)])
 }
 
 /// Per-IP quota, authn with a valid key, per-user quota with fields, and authz granting
@@ -184,7 +184,6 @@ fn main() {
                             .unwrap(),
                     ),
                 )
-                .unwrap()
                 .build()
                 .unwrap()
         };

@@ -54,7 +54,6 @@ fn bench(c: &mut Criterion) {
             "/v1/orders",
             Operation::new().json_body(SchemaSet::new().compile(&schema()).unwrap()),
         )
-        .unwrap()
         .build()
         .unwrap();
     let palisade: Router = Router::new()
@@ -131,7 +130,6 @@ fn one_megabyte(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
                 .max_body_bytes(2 << 20)
                 .json_body(SchemaSet::new().compile(&order::batch_schema()).unwrap()),
         )
-        .unwrap()
         .build()
         .unwrap();
     let palisade: Router = Router::new()

@@ -59,13 +59,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let per_ip = QuotaLayer::builder(quotas.clone())
         .rule(QuotaRule::new(
             KeyBy::client_ip(),
-            QuotaPolicy::new("per-ip", [Limit::per_second(20).burst(40)])?,
+            QuotaPolicy::new("per-ip", [Limit::per_second(20).burst(40)]),
         ))
         .build()?;
     let per_user = QuotaLayer::builder(quotas)
         .rule(QuotaRule::new(
             KeyBy::Subject,
-            QuotaPolicy::new("per-user", [Limit::quota(1_000, Window::Hour)])?,
+            QuotaPolicy::new("per-user", [Limit::quota(1_000, Window::Hour)]),
         ))
         .build()?;
     let guard = Palisade::builder()

@@ -72,7 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             QuotaLayer::builder(MemoryStore::new())
                 .rule(QuotaRule::new(
                     KeyBy::client_ip(),
-                    QuotaPolicy::new("per-ip", [Limit::per_second(50).burst(100)])?,
+                    QuotaPolicy::new("per-ip", [Limit::per_second(50).burst(100)]),
                 ))
                 .build()?,
         )

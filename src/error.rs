@@ -7,7 +7,10 @@ use std::fmt;
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// A mistake found while building palisade: reported before serving, never per request.
-#[derive(Debug, thiserror::Error)]
+///
+/// Builders never fail half-way: a chained method that meets a mistake remembers it, and the
+/// builder's `build()` reports the first one.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// A route template is invalid or conflicts with another.

@@ -539,7 +539,6 @@ async fn served_requests(config: &palisade::config::Config, key: &str, log: &Pat
     let (audit_layer, audit) =
         palisade::audit::AuditLayer::builder(palisade::audit::JsonLinesSink::file(log).unwrap())
             .chain_key(AUDIT_KEY.as_bytes())
-            .unwrap()
             .build()
             .unwrap();
     let app = axum::Router::new()

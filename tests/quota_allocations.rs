@@ -26,8 +26,7 @@ fn main() {
     let policy = QuotaPolicy::new(
         "ip",
         [Limit::per_second(10), Limit::quota(1_000, Window::Hour)],
-    )
-    .unwrap();
+    );
     let empty = dhat::HeapStats::get().curr_bytes;
     let store = MemoryStore::with_max_keys(BOUND);
     let ip = |i: u32| -> IpAddr {

@@ -12,7 +12,7 @@ use axum::extract::Extension;
 use axum::routing::any;
 use http::Method;
 use palisade::authn::api_key::{ApiKeyAuthenticator, ApiKeys, KeySpec, MemoryKeyStore};
-use palisade::authz::{Authorizer, AuthzLayer, AuthzRequest, Denial, LivePolicy, PolicySpec};
+use palisade::authz::{Authorizer, AuthzLayer, AuthzRequest, LivePolicy, PolicySpec, Refusal};
 use palisade::quota::{KeyBy, Limit, MemoryStore, QuotaLayer, QuotaPolicy, QuotaRule, Window};
 use palisade::route::{RouteMatch, RouteTable};
 use palisade::validate::{Operation, SchemaSet, ValidateLayer};
@@ -28,7 +28,7 @@ type Params = Vec<(String, String)>;
 struct Recorder(Arc<Mutex<Vec<Params>>>);
 
 impl Authorizer for Recorder {
-    async fn authorize(&self, request: &AuthzRequest<'_>) -> Result<(), Denial> {
+    async fn authorize(&self, request: &AuthzRequest<'_>) -> Result<(), Refusal> {
         let params = request
             .params
             .iter()
@@ -56,7 +56,7 @@ fn guard(store: MemoryKeyStore, keys: &ApiKeys, recorder: Recorder, table: bool)
         .unwrap();
     let authz = AuthzLayer::new(LivePolicy::new(policy)).with_authorizer(recorder);
     // Each route costs 4 of 10 per minute, one bucket per route: the third request refused.
-    let per_route = QuotaPolicy::new("per-route", [Limit::quota(10, Window::Minute)]).unwrap();
+    let per_route = QuotaPolicy::new("per-route", [Limit::quota(10, Window::Minute)]);
     let quota = QuotaLayer::builder(MemoryStore::new())
         .rule(QuotaRule::new(KeyBy::Route, per_route))
         .cost("/orders/{id}/lines/{line}", 4)
@@ -71,11 +71,8 @@ fn guard(store: MemoryKeyStore, keys: &ApiKeys, recorder: Recorder, table: bool)
         .operation(
             Method::GET,
             "/orders/{id}/lines/{line}",
-            Operation::new()
-                .path(&SchemaSet::new(), &path_schema)
-                .unwrap(),
+            Operation::new().path(&SchemaSet::new(), &path_schema),
         )
-        .unwrap()
         .build()
         .unwrap();
     let mut b = Palisade::builder()

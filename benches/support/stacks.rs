@@ -197,7 +197,7 @@ impl AuditSink for Discard {
 }
 
 pub(crate) fn generous(name: &str) -> QuotaPolicy {
-    QuotaPolicy::new(name, [Limit::per_second(1_000_000).burst(1_000_000)]).unwrap()
+    QuotaPolicy::new(name, [Limit::per_second(1_000_000).burst(1_000_000)])
 }
 
 /// The palisade stack; without `validate_body` the validation layer has no rule for the route
@@ -209,13 +209,11 @@ pub(crate) fn palisade_stack<A: palisade::authn::Authenticator>(
 ) -> Router {
     let mut validate = ValidateLayer::builder();
     if validate_body {
-        validate = validate
-            .operation(
-                Method::POST,
-                "/v1/orders",
-                Operation::new().json_body(SchemaSet::new().compile(&schema()).unwrap()),
-            )
-            .unwrap();
+        validate = validate.operation(
+            Method::POST,
+            "/v1/orders",
+            Operation::new().json_body(SchemaSet::new().compile(&schema()).unwrap()),
+        );
     }
     let guard = Palisade::builder()
         .limit_clients(

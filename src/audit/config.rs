@@ -176,7 +176,11 @@ impl AuditConfig {
             b = b.capacity(c);
         }
         if let Some(key) = &chain_key {
-            b = b.chain_key(key.as_bytes())?;
+            b = b.chain_key(key.as_bytes());
+        }
+        // A short key is the file's mistake: said here, naming `chain_key_env`'s key.
+        if let Some(e) = b.error.take() {
+            return Err(e);
         }
         for h in &self.record_headers {
             b = b.record_header(header("audit.record_headers", h)?);

@@ -180,6 +180,10 @@ pub enum Outcome {
         /// The rule that decided, when one did.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rule: Option<String>,
+        /// What failed, in the host's own words, when a backend outage refused it (an
+        /// authorizer's `Refusal::Unavailable` cause, such as `orders_db`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<String>,
     },
     /// The inner service failed (no response).
     Error,

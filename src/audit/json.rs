@@ -245,6 +245,7 @@ fn write_outcome(o: &mut Obj<'_>, rejection: Option<&Rejection>, decision: Optio
                 Rejection::TooManyRequests(t) => {
                     w.str("rule", &format!("quota policy {}", t.policy()));
                 }
+                Rejection::Unavailable(u) => w.opt_str("cause", u.cause()),
                 _ => {}
             }
         }

@@ -133,6 +133,8 @@ pub struct AuditBuilder<S> {
     resolver: ClientIpResolver,
     request_id_header: HeaderName,
     make_id: Option<Arc<dyn MakeRequestId>>,
+    /// The first mistake a chained method met, reported by `build`.
+    error: Option<ConfigError>,
 }
 
 impl<S> std::fmt::Debug for AuditBuilder<S> {
@@ -156,6 +158,7 @@ impl AuditLayer {
             resolver: ClientIpResolver::default(),
             request_id_header: X_REQUEST_ID.clone(),
             make_id: None,
+            error: None,
         }
     }
 }
@@ -171,18 +174,18 @@ impl<S: AuditSink> AuditBuilder<S> {
     /// Seals each event with an HMAC-SHA256 chained over the previous one, under `key` (32
     /// bytes or more); [`verify`] checks a log.
     ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Invalid`] when the key is shorter than 32 bytes.
-    pub fn chain_key(mut self, key: &[u8]) -> Result<Self, ConfigError> {
+    /// A key shorter than 32 bytes makes [`build`](Self::build) fail with
+    /// [`ConfigError::Invalid`] (field `audit.chain_key`).
+    pub fn chain_key(mut self, key: &[u8]) -> Self {
         if key.len() < 32 {
-            return Err(ConfigError::Invalid {
+            self.error.get_or_insert(ConfigError::Invalid {
                 field: "audit.chain_key",
                 message: format!("the chain key must be at least 32 bytes, got {}", key.len()),
             });
+            return self;
         }
         self.chain_key = Some(zeroize::Zeroizing::new(key.to_vec()));
-        Ok(self)
+        self
     }
 
     /// Records this request header (besides `User-Agent`). Sensitive headers are recorded
@@ -242,8 +245,12 @@ impl<S: AuditSink> AuditBuilder<S> {
     ///
     /// # Errors
     ///
+    /// The first mistake of a chained method (a short [`chain_key`](Self::chain_key)), then
     /// [`ConfigError::Invalid`] outside a tokio runtime (the queue's task needs one).
     pub fn build(self) -> Result<(AuditLayer, AuditHandle), ConfigError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::Invalid {
             field: "audit",
             message: "the audit queue's task needs a tokio runtime: build it inside one".into(),
@@ -291,5 +298,31 @@ impl<S: AuditSink> AuditBuilder<S> {
         };
         let handle = AuditHandle { guard };
         Ok((layer, handle))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_chain_key_fails_the_build_not_the_chain() {
+        let err = AuditLayer::builder(TracingSink)
+            .chain_key(b"too short")
+            .capacity(8)
+            .build()
+            .map(|_| ())
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                field: "audit.chain_key",
+                ..
+            }
+        ));
+        assert_eq!(
+            err.to_string(),
+            "`audit.chain_key`: the chain key must be at least 32 bytes, got 9"
+        );
     }
 }

@@ -127,6 +127,10 @@ fn outcome_of(rejection: Option<&Rejection>, decision: Option<&Decision>) -> Out
                 Rejection::TooManyRequests(t) => Some(format!("quota policy {}", t.policy())),
                 _ => None,
             },
+            cause: match r {
+                Rejection::Unavailable(u) => u.cause().map(str::to_owned),
+                _ => None,
+            },
         },
         None => Outcome::Allowed {
             rule: decision

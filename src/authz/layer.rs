@@ -1,7 +1,6 @@
 //! [`AuthzLayer`], its service [`Authz`], the [`Authorizer`] hook and shadow mode.
 
 use std::fmt;
-use std::future::Future;
 use std::mem;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +12,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
 
+use super::authorizer::{Authorizer, Refusal};
 use super::policy::{Decision, Outcome, Policy, RuleRef};
 use super::source::LivePolicy;
 use crate::body::{ResponseBody, refusal as refusal_response};
@@ -20,7 +20,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::future::Finish;
 pub use crate::outcome::ShadowDivergence;
 use crate::principal::{AuthMethod, Principal};
-use crate::rejection::{AuthnFailure, AuthnReason, Forbidden, NoRoute, Rejection};
+use crate::rejection::{
+    AuthnFailure, AuthnReason, Forbidden, NoRoute, Rejection, UnavailableReason,
+};
 use crate::route::{PublicRoutes, Route, RouteMatch, matched_template};
 use crate::telemetry::DecisionTrace;
 
@@ -56,62 +58,6 @@ pub struct AuthzRequest<'a> {
     pub parts: &'a Parts,
     /// The RBAC decision that allowed the request.
     pub decision: &'a Decision,
-}
-
-/// An authorizer's refusal: a stable reason code (`"not_owner"`, `"tenant_mismatch"`), sent to
-/// the client in the 403 problem body. Never put data from the request in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Denial(&'static str);
-
-impl Denial {
-    /// A refusal with reason code `code`.
-    #[must_use]
-    pub const fn new(code: &'static str) -> Self {
-        Self(code)
-    }
-
-    /// The reason code.
-    #[must_use]
-    pub fn code(self) -> &'static str {
-        self.0
-    }
-}
-
-/// The last word after RBAC allowed a request: checks that need the request itself, such as
-/// object ownership against path parameters or a tenant match. The hook for OWASP API1 (broken
-/// object level authorization).
-///
-/// Runs only for requests RBAC allowed, and only for authenticated (non-anonymous) callers.
-/// `()` is the no-op authorizer (the default), which costs nothing.
-pub trait Authorizer: Send + Sync + 'static {
-    /// Whether this authorizer never refuses (lets the layer skip it entirely).
-    #[doc(hidden)]
-    const ALWAYS_ALLOWS: bool = false;
-
-    /// Allows (`Ok`) or refuses the request.
-    fn authorize(
-        &self,
-        request: &AuthzRequest<'_>,
-    ) -> impl Future<Output = Result<(), Denial>> + Send;
-}
-
-impl Authorizer for () {
-    const ALWAYS_ALLOWS: bool = true;
-
-    async fn authorize(&self, _: &AuthzRequest<'_>) -> Result<(), Denial> {
-        Ok(())
-    }
-}
-
-impl<T: Authorizer> Authorizer for Arc<T> {
-    const ALWAYS_ALLOWS: bool = T::ALWAYS_ALLOWS;
-
-    fn authorize(
-        &self,
-        request: &AuthzRequest<'_>,
-    ) -> impl Future<Output = Result<(), Denial>> + Send {
-        (**self).authorize(request)
-    }
 }
 
 /// Decides every request on (method, route template) with the caller's roles and scopes; see
@@ -412,9 +358,8 @@ where
         }
         None => Ok(()),
     };
-    if let Err(denial) = outcome {
-        let rejection =
-            Rejection::Forbidden(Forbidden::new(denial.code(), decision.rule().cloned()));
+    if let Err(refusal) = outcome {
+        let rejection = authorizer_refusal(refusal, &decision);
         return Ok(refused(&rejection, divergence, trace, &parts.extensions));
     }
     trace.allowed(principal);
@@ -424,6 +369,24 @@ where
         .map(ResponseBody::inner);
     (decision, divergence).finish(&mut res);
     Ok(res)
+}
+
+/// The refusal an [`Authorizer`]'s answer makes: 403 with its code, or 503 with `Retry-After`
+/// and its cause for audit (the client sees neither the cause nor any backend text).
+fn authorizer_refusal(refusal: Refusal, decision: &Decision) -> Rejection {
+    match refusal {
+        Refusal::Deny { code } => {
+            Rejection::Forbidden(Forbidden::new(code, decision.rule().cloned()))
+        }
+        Refusal::Unavailable { cause, retry_after } => {
+            let reason = UnavailableReason::AuthorizerUnavailable;
+            match retry_after {
+                Some(wait) => Rejection::unavailable_for("authz", reason, wait),
+                None => Rejection::unavailable("authz", reason),
+            }
+            .with_cause(cause)
+        }
+    }
 }
 
 /// The path parameters: axum's (percent-decoded) when axum routed the request, else the

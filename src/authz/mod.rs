@@ -1,16 +1,15 @@
 #![doc = include_str!("../../docs/authz.md")]
 
+mod authorizer;
 mod layer;
 mod policy;
 mod source;
 
-pub use layer::{
-    Authorizer, Authz, AuthzLayer, AuthzRequest, Denial, PathParams, ResponseFuture,
-    ShadowDivergence,
-};
+pub use authorizer::{Authorizer, DynAuthorizer, Refusal};
+pub use layer::{Authz, AuthzLayer, AuthzRequest, PathParams, ResponseFuture, ShadowDivergence};
 pub use policy::{
     Decision, Methods, Outcome, Policy, PolicyBuilder, PolicySpec, RoleSpec, RuleRef, RuleSpec,
 };
 #[cfg(feature = "config")]
 pub use source::FileSource;
-pub use source::{LivePolicy, PolicySource, ReloadError, WatchHandle};
+pub use source::{DynPolicySource, LivePolicy, PolicySource, ReloadError, WatchHandle};

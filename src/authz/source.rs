@@ -33,6 +33,39 @@ impl<T: PolicySource> PolicySource for Arc<T> {
     }
 }
 
+/// The object-safe companion of [`PolicySource`], for hosts that choose the source at run
+/// time: `Box<dyn DynPolicySource>` and `Arc<dyn DynPolicySource>` are [`PolicySource`]s (one
+/// boxed future per load). Every `PolicySource` is one.
+pub trait DynPolicySource: Send + Sync + 'static {
+    /// [`PolicySource::load`], boxed.
+    fn load_boxed(&self) -> crate::BoxFuture<'_, Result<PolicySpec, StoreError>>;
+}
+
+impl<T: PolicySource> DynPolicySource for T {
+    fn load_boxed(&self) -> crate::BoxFuture<'_, Result<PolicySpec, StoreError>> {
+        Box::pin(self.load())
+    }
+}
+
+impl fmt::Debug for dyn DynPolicySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DynPolicySource")
+    }
+}
+
+impl PolicySource for Box<dyn DynPolicySource> {
+    async fn load(&self) -> Result<PolicySpec, StoreError> {
+        // `(**self)`: the box is a DynPolicySource too (blanket impl); calling it would recurse.
+        (**self).load_boxed().await
+    }
+}
+
+impl PolicySource for Arc<dyn DynPolicySource> {
+    async fn load(&self) -> Result<PolicySpec, StoreError> {
+        (**self).load_boxed().await
+    }
+}
+
 /// A policy file (YAML, TOML or JSON by its extension) with top-level `roles` and `routes`, the
 /// same format as those sections of the configuration file. Feature `config`.
 #[cfg(feature = "config")]

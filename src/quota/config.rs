@@ -193,7 +193,7 @@ impl QuotaConfig {
             .map(|(name, limits)| {
                 Ok((
                     name.clone(),
-                    QuotaPolicy::new(name.as_str(), limits.iter().cloned())?,
+                    QuotaPolicy::try_new(name.as_str(), limits.iter().cloned())?,
                 ))
             })
             .collect()

@@ -261,6 +261,15 @@ impl<St: QuotaStore> QuotaBuilder<St> {
         if self.rules.is_empty() {
             return Err(invalid("a quota layer needs at least one rule".into()));
         }
+        // The first policy `QuotaPolicy::new` could not build, with `try_new`'s error.
+        if let Some(e) = self
+            .rules
+            .iter()
+            .flat_map(QuotaRule::policies)
+            .find_map(|p| p.error())
+        {
+            return Err(e.clone());
+        }
         check_prefixes(&self.rules)?;
         let (router, exact) = cost_table(&self.costs, &self.rules)?;
         let max_cost = exact.values().map(|(_, c)| *c).max().unwrap_or(1);
@@ -449,7 +458,7 @@ mod tests {
     use crate::quota::{KeyBy, Limit, MemoryStore, QuotaPolicy};
 
     fn rule() -> QuotaRule {
-        let policy = QuotaPolicy::new("p", [Limit::per_second(1)]).unwrap();
+        let policy = QuotaPolicy::new("p", [Limit::per_second(1)]);
         QuotaRule::new(KeyBy::client_ip(), policy)
     }
 
@@ -484,5 +493,22 @@ mod tests {
             .store(DEFAULT_STORE, MemoryStore::new())
             .rule(rule().in_store(DEFAULT_STORE));
         assert!(error(reserved).contains("store `default` is named twice"));
+    }
+
+    #[test]
+    fn a_policy_new_could_not_build_fails_the_build_with_the_same_error() {
+        let limits = [Limit::per_second(1), Limit::per_minute(100)];
+        let expected = QuotaPolicy::try_new("p", limits.clone())
+            .unwrap_err()
+            .to_string();
+        let b = QuotaLayer::builder(MemoryStore::new())
+            .rule(rule())
+            .rule(QuotaRule::new(
+                KeyBy::Subject,
+                QuotaPolicy::new("p", limits),
+            ))
+            .rule(QuotaRule::new(KeyBy::Subject, QuotaPolicy::new("", [])));
+        assert_eq!(error(b), expected);
+        assert!(expected.contains("`quota policy`") && expected.contains("Limit::named"));
     }
 }

@@ -298,6 +298,9 @@ impl QuotaStore for MemoryStore {
         now: Timestamp,
         consume: bool,
     ) -> impl Future<Output = Result<Verdict, StoreError>> + Send {
+        if let Err(e) = key.policy().usable() {
+            return ready(Err(e));
+        }
         ready(Ok(self.check_limits(
             key,
             key.policy().limits(),
@@ -314,6 +317,9 @@ impl QuotaStore for MemoryStore {
         now: Timestamp,
         consume: bool,
     ) -> Option<Result<Verdict, StoreError>> {
+        if let Err(e) = key.policy().usable() {
+            return Some(Err(e));
+        }
         Some(Ok(self.check_limits(
             key,
             key.policy().limits(),
@@ -369,7 +375,7 @@ mod tests {
     #[test]
     fn eight_threads_on_one_key_admit_exactly_the_limit() {
         let store = MemoryStore::new();
-        let policy = QuotaPolicy::new("hot", [Limit::quota(10_000, Window::Day)]).unwrap();
+        let policy = QuotaPolicy::new("hot", [Limit::quota(10_000, Window::Day)]);
         let key = QuotaKey::custom(policy, "shared");
         let admitted = AtomicU64::new(0);
         std::thread::scope(|s| {
@@ -393,7 +399,7 @@ mod tests {
     #[test]
     fn eight_threads_on_one_rate_admit_exactly_the_burst() {
         let store = MemoryStore::new();
-        let policy = QuotaPolicy::new("burst", [Limit::per_hour(1).burst(777)]).unwrap();
+        let policy = QuotaPolicy::new("burst", [Limit::per_hour(1).burst(777)]);
         let key = QuotaKey::custom(policy, "shared");
         let admitted = AtomicU64::new(0);
         std::thread::scope(|s| {
@@ -420,7 +426,7 @@ mod tests {
     #[test]
     fn a_million_distinct_clients_stay_within_the_bound() {
         let store = MemoryStore::with_max_keys(10_000);
-        let policy = QuotaPolicy::new("ip", [Limit::per_minute(10)]).unwrap();
+        let policy = QuotaPolicy::new("ip", [Limit::per_minute(10)]);
         // No time passes: every bucket stays live, so room comes from eviction.
         for i in 0..1_000_000u32 {
             assert!(
@@ -446,8 +452,7 @@ mod tests {
                 Limit::per_minute(3).named("minute"),
                 Limit::per_hour(100).named("hour"),
             ],
-        )
-        .unwrap();
+        );
         let wide = QuotaPolicy::new(
             "w",
             [
@@ -455,8 +460,7 @@ mod tests {
                 Limit::per_hour(2).named("hour"),
                 Limit::quota(1_000, Window::Day).named("day"),
             ],
-        )
-        .unwrap();
+        );
         let admitted = |policy: &QuotaPolicy, i: u32| {
             (0..10)
                 .filter(|_| {
@@ -501,7 +505,7 @@ mod tests {
     #[test]
     fn idle_buckets_go_first_and_live_ones_stay() {
         let store = MemoryStore::with_max_keys(100);
-        let policy = QuotaPolicy::new("ip", [Limit::per_second(1)]).unwrap();
+        let policy = QuotaPolicy::new("ip", [Limit::per_second(1)]);
         let hot = QuotaKey::custom(policy.clone(), "hot");
         for i in 0..99 {
             store.check_limits(&ip_key(&policy, i), policy.limits(), 1, now(), true);
@@ -526,7 +530,7 @@ mod tests {
     #[test]
     fn peeking_an_unknown_key_stores_nothing() {
         let store = MemoryStore::new();
-        let policy = QuotaPolicy::new("p", [Limit::per_second(1)]).unwrap();
+        let policy = QuotaPolicy::new("p", [Limit::per_second(1)]);
         let v = store.check_limits(&ip_key(&policy, 1), policy.limits(), 1, now(), false);
         assert!(v.is_allowed());
         assert!(store.is_empty());
@@ -535,7 +539,7 @@ mod tests {
     #[test]
     fn a_bound_of_one_still_works() {
         let store = MemoryStore::with_max_keys(1);
-        let policy = QuotaPolicy::new("p", [Limit::per_second(1)]).unwrap();
+        let policy = QuotaPolicy::new("p", [Limit::per_second(1)]);
         for i in 0..10 {
             assert!(
                 store

@@ -20,7 +20,7 @@ use crate::principal::Principal;
 /// ```
 /// use palisade::quota::{Limit, QuotaPolicy, Window};
 ///
-/// let free = QuotaPolicy::new("free", [
+/// let free = QuotaPolicy::try_new("free", [
 ///     Limit::per_second(5).burst(10),
 ///     Limit::quota(10_000, Window::Day),
 /// ])?;
@@ -42,21 +42,65 @@ struct PolicyInner {
     items: Box<[Arc<str>]>,
     /// The `RateLimit-Policy` value, computed once.
     header: HeaderValue,
+    /// Why the policy is unusable, if it is: reported by the quota layer's `build`, and by
+    /// every store check (never admitted unchecked).
+    error: Option<ConfigError>,
 }
 
 impl QuotaPolicy {
-    /// A policy named `name` enforcing `limits`.
+    /// A policy named `name` enforcing `limits`, checked when the quota layer is built: a
+    /// mistake makes [`QuotaBuilder::build`](super::QuotaBuilder::build) fail with the
+    /// [`ConfigError`] that [`try_new`](Self::try_new) gives at once. A store asked to check
+    /// an invalid policy answers an error (503 in a layer, fail closed).
+    #[must_use]
+    pub fn new(name: impl Into<Arc<str>>, limits: impl IntoIterator<Item = Limit>) -> Self {
+        let name = name.into();
+        let limits: Box<[Limit]> = limits.into_iter().collect();
+        match Self::compile(name.clone(), limits.clone()) {
+            Ok(policy) => policy,
+            Err(e) => Self(Arc::new(PolicyInner {
+                name_digest: digest(&name),
+                name,
+                limits,
+                items: Box::default(),
+                header: HeaderValue::from_static(""),
+                error: Some(e),
+            })),
+        }
+    }
+
+    /// A policy named `name` enforcing `limits`, checked now.
     ///
     /// # Errors
     ///
     /// A [`ConfigError::Invalid`] for a bad name, no limit or more than [`MAX_LIMITS`], a limit
     /// that could never admit a request, or two limits with the same item name (name them with
     /// [`Limit::named`]).
-    pub fn new(
+    pub fn try_new(
         name: impl Into<Arc<str>>,
         limits: impl IntoIterator<Item = Limit>,
     ) -> Result<Self, ConfigError> {
-        let name = name.into();
+        Self::compile(name.into(), limits.into_iter().collect())
+    }
+
+    /// Why this policy cannot be used (see [`new`](Self::new)); `None` when it can.
+    #[must_use]
+    pub fn error(&self) -> Option<&ConfigError> {
+        self.0.error.as_ref()
+    }
+
+    /// `Ok` for a usable policy; a store's error for one [`new`](Self::new) could not build.
+    pub(crate) fn usable(&self) -> Result<(), crate::error::StoreError> {
+        match self.0.error {
+            None => Ok(()),
+            Some(_) => Err(crate::error::StoreError::new(
+                crate::error::StoreErrorKind::InvalidData,
+                format!("quota policy `{}` is invalid", self.0.name),
+            )),
+        }
+    }
+
+    fn compile(name: Arc<str>, limits: Box<[Limit]>) -> Result<Self, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             field: "quota policy",
             message,
@@ -66,7 +110,6 @@ impl QuotaPolicy {
                 "`{name}`: a policy name is 1-64 characters of [A-Za-z0-9_.-]"
             )));
         }
-        let limits: Box<[Limit]> = limits.into_iter().collect();
         if limits.is_empty() || limits.len() > MAX_LIMITS {
             return Err(invalid(format!(
                 "`{name}`: a policy has 1 to {MAX_LIMITS} limits, not {}",
@@ -105,16 +148,13 @@ impl QuotaPolicy {
             },
         ))
         .ok_or_else(|| invalid(format!("`{name}`: not a valid header value")))?;
-        // FNV-1a: stable, and only ever hashed again under the store's random seed.
-        let name_digest = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
         Ok(Self(Arc::new(PolicyInner {
-            name_digest,
+            name_digest: digest(&name),
             name,
             limits,
             items: items.into(),
             header,
+            error: None,
         })))
     }
 
@@ -165,6 +205,13 @@ impl fmt::Debug for QuotaPolicy {
             .field("limits", &self.0.limits)
             .finish()
     }
+}
+
+/// FNV-1a of a policy name: stable, and only ever hashed again under the store's random seed.
+fn digest(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn is_name(s: &str) -> bool {
@@ -340,7 +387,7 @@ mod tests {
     use crate::quota::Window;
 
     fn policy() -> QuotaPolicy {
-        QuotaPolicy::new("p", [Limit::per_second(1)]).unwrap()
+        QuotaPolicy::try_new("p", [Limit::per_second(1)]).unwrap()
     }
 
     #[test]
@@ -364,7 +411,7 @@ mod tests {
 
     #[test]
     fn keys_of_different_policies_or_kinds_differ() {
-        let other = QuotaPolicy::new("q", [Limit::per_second(1)]).unwrap();
+        let other = QuotaPolicy::try_new("q", [Limit::per_second(1)]).unwrap();
         let a = QuotaKey::custom(policy(), "x");
         assert_ne!(a, QuotaKey::custom(other, "x"));
         assert_eq!(a, QuotaKey::custom(policy(), "x"));
@@ -373,15 +420,15 @@ mod tests {
 
     #[test]
     fn policies_validate_names_and_limits() {
-        assert!(QuotaPolicy::new("", [Limit::per_second(1)]).is_err());
-        assert!(QuotaPolicy::new("a b", [Limit::per_second(1)]).is_err());
-        assert!(QuotaPolicy::new("a{b}", [Limit::per_second(1)]).is_err());
-        assert!(QuotaPolicy::new("p", []).is_err());
-        assert!(QuotaPolicy::new("p", vec![Limit::per_second(1); MAX_LIMITS + 1]).is_err());
-        assert!(QuotaPolicy::new("p", [Limit::per_second(0)]).is_err());
-        let dup = QuotaPolicy::new("p", [Limit::per_second(1), Limit::per_minute(100)]);
+        assert!(QuotaPolicy::try_new("", [Limit::per_second(1)]).is_err());
+        assert!(QuotaPolicy::try_new("a b", [Limit::per_second(1)]).is_err());
+        assert!(QuotaPolicy::try_new("a{b}", [Limit::per_second(1)]).is_err());
+        assert!(QuotaPolicy::try_new("p", []).is_err());
+        assert!(QuotaPolicy::try_new("p", vec![Limit::per_second(1); MAX_LIMITS + 1]).is_err());
+        assert!(QuotaPolicy::try_new("p", [Limit::per_second(0)]).is_err());
+        let dup = QuotaPolicy::try_new("p", [Limit::per_second(1), Limit::per_minute(100)]);
         assert!(dup.unwrap_err().to_string().contains("Limit::named"));
-        let named = QuotaPolicy::new(
+        let named = QuotaPolicy::try_new(
             "p",
             [
                 Limit::per_second(1),
@@ -398,7 +445,7 @@ mod tests {
     #[test]
     fn ratelimit_policy_field_has_one_item_per_limit() {
         // IETF RateLimit fields draft §3: a List of Items, the policy id a String, with q and w.
-        let p = QuotaPolicy::new(
+        let p = QuotaPolicy::try_new(
             "pro",
             [
                 Limit::rate(100, Duration::from_secs(60)),
@@ -411,7 +458,26 @@ mod tests {
             r#""pro-rate";q=100;w=60, "pro-hour";q=5000;w=3600"#
         );
         assert_eq!(p.capacity(), 100);
-        let single = QuotaPolicy::new("ip", [Limit::per_second(10)]).unwrap();
+        let single = QuotaPolicy::try_new("ip", [Limit::per_second(10)]).unwrap();
         assert_eq!(single.header(), r#""ip";q=10;w=1"#);
+    }
+
+    #[test]
+    fn new_keeps_the_mistake_of_try_new_and_no_store_admits_it() {
+        use crate::quota::{MemoryStore, QuotaStore};
+        let bad = QuotaPolicy::new("a b", [Limit::per_second(1)]);
+        let expected = QuotaPolicy::try_new("a b", [Limit::per_second(1)]).unwrap_err();
+        assert_eq!(
+            bad.error().map(ToString::to_string),
+            Some(expected.to_string())
+        );
+        assert!(policy().error().is_none());
+        let key = QuotaKey::custom(bad, "x");
+        let now = crate::clock::Timestamp::UNIX_EPOCH;
+        let checked = MemoryStore::new().check_now(&key, 1, now, true).unwrap();
+        assert_eq!(
+            checked.unwrap_err().kind(),
+            crate::error::StoreErrorKind::InvalidData
+        );
     }
 }

@@ -415,6 +415,8 @@ impl QuotaStore for RedisStore {
         now: Timestamp,
         consume: bool,
     ) -> Result<Verdict, StoreError> {
+        // Never "fail open" on a policy that cannot be checked.
+        key.policy().usable()?;
         match self.eval(key, cost, now, consume).await {
             Ok(v) => {
                 if self.inner.down.swap(false, Ordering::Relaxed) {
@@ -454,7 +456,7 @@ mod tests {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let _guard = rt.enter();
             let store = RedisStore::builder("redis://127.0.0.1:1/").build().unwrap();
-            let p = QuotaPolicy::new("p", [Limit::per_second(1)]).unwrap();
+            let p = QuotaPolicy::new("p", [Limit::per_second(1)]);
             let ka = store.redis_key(&QuotaKey::custom(p.clone(), a.as_str()), i, Some(7));
             let kb = store.redis_key(&QuotaKey::custom(p, b.as_str()), i, Some(7));
             prop_assert_eq!(ka == kb, a == b);
@@ -468,8 +470,7 @@ mod tests {
     #[tokio::test]
     async fn keys_share_one_hash_tag_and_escape_braces() {
         let store = RedisStore::builder("redis://127.0.0.1:1/").build().unwrap();
-        let p =
-            QuotaPolicy::new("free", [Limit::per_second(1), Limit::quota(5, Window::Day)]).unwrap();
+        let p = QuotaPolicy::new("free", [Limit::per_second(1), Limit::quota(5, Window::Day)]);
         let key = QuotaKey::custom(p, "a}b%c");
         assert_eq!(
             store.redis_key(&key, 0, None),

@@ -215,8 +215,8 @@ impl fmt::Debug for ResponseFilter {
 /// ```
 /// use palisade::quota::{KeyBy, Limit, QuotaPolicy, QuotaRule, TierBy, Window};
 ///
-/// let free = QuotaPolicy::new("free", [Limit::per_second(5), Limit::quota(10_000, Window::Day)])?;
-/// let pro = QuotaPolicy::new("pro", [Limit::per_second(100), Limit::quota(1_000_000, Window::Day)])?;
+/// let free = QuotaPolicy::new("free", [Limit::per_second(5), Limit::quota(10_000, Window::Day)]);
+/// let pro = QuotaPolicy::new("pro", [Limit::per_second(100), Limit::quota(1_000_000, Window::Day)]);
 /// let per_user = QuotaRule::new(KeyBy::Subject, free) // the default tier
 ///     .tier("pro", pro)
 ///     .tier_by(TierBy::Tier);

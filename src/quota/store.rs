@@ -154,8 +154,10 @@ impl TryFrom<RawOutage> for OnOutage {
     }
 }
 
-/// [`QuotaStore`] with boxed futures, for a store chosen at run time
-/// ([`AnyQuotaStore::Custom`]). Every `QuotaStore` is one.
+/// The object-safe companion of [`QuotaStore`], for a store chosen at run time:
+/// `Box<dyn DynQuotaStore>` and `Arc<dyn DynQuotaStore>` are [`QuotaStore`]s (one boxed future
+/// per check that must wait; [`check_now`](QuotaStore::check_now) still answers at once), and
+/// so is [`AnyQuotaStore::Custom`]. Every `QuotaStore` is one.
 pub trait DynQuotaStore: Send + Sync + 'static {
     /// [`QuotaStore::check`], boxed.
     fn check_boxed<'a>(
@@ -204,6 +206,40 @@ impl<T: QuotaStore> DynQuotaStore for T {
         self.stats()
     }
 }
+
+macro_rules! dyn_quota_store {
+    ($($ptr:ident),*) => {$(
+        impl QuotaStore for $ptr<dyn DynQuotaStore> {
+            async fn check(
+                &self,
+                key: &QuotaKey,
+                cost: u64,
+                now: Timestamp,
+                consume: bool,
+            ) -> Result<Verdict, StoreError> {
+                // `(**self)`: the pointer is a DynQuotaStore too (blanket impl); calling it
+                // would recurse.
+                (**self).check_boxed(key, cost, now, consume).await
+            }
+
+            fn check_now(
+                &self,
+                key: &QuotaKey,
+                cost: u64,
+                now: Timestamp,
+                consume: bool,
+            ) -> Option<Result<Verdict, StoreError>> {
+                (**self).check_now_dyn(key, cost, now, consume)
+            }
+
+            fn stats(&self) -> StoreStats {
+                (**self).stats_dyn()
+            }
+        }
+    )*};
+}
+
+dyn_quota_store!(Box, Arc);
 
 /// A store chosen at run time (by a configuration file): in memory, or Redis with the `redis`
 /// feature. Memory checks still answer at once, without a boxed future.

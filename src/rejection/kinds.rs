@@ -338,6 +338,7 @@ pub struct Unavailable {
     pub(super) layer: &'static str,
     pub(super) reason: UnavailableReason,
     pub(super) retry_after: Option<std::time::Duration>,
+    pub(super) cause: Option<&'static str>,
 }
 
 impl Unavailable {
@@ -345,6 +346,13 @@ impl Unavailable {
     #[must_use]
     pub fn reason(&self) -> UnavailableReason {
         self.reason
+    }
+
+    /// The host's own code for what failed (an authorization hook's outage), for audit and
+    /// logs only: never sent to the client.
+    #[must_use]
+    pub fn cause(&self) -> Option<&'static str> {
+        self.cause
     }
 
     /// How long the client is told to wait: the layer's estimate, or the reason's default.

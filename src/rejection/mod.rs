@@ -141,6 +141,7 @@ impl Rejection {
             layer,
             reason,
             retry_after: None,
+            cause: None,
         })
     }
 
@@ -156,7 +157,19 @@ impl Rejection {
             layer,
             reason,
             retry_after: Some(retry_after),
+            cause: None,
         })
+    }
+
+    /// This backend failure with the host's own code for what failed (`"orders_db"`), which
+    /// audit records beside the reason and the client never sees. Other refusals are returned
+    /// unchanged.
+    #[must_use]
+    pub fn with_cause(mut self, cause: &'static str) -> Self {
+        if let Self::Unavailable(u) = &mut self {
+            u.cause = Some(cause);
+        }
+        self
     }
 
     /// The HTTP status of the response.

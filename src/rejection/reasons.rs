@@ -478,6 +478,9 @@ unavailable_reasons! {
     /// The DPoP replay cache could not record a proof: its Redis store failed or timed out,
     /// or the in-memory one is full (a proof that cannot be remembered could be replayed).
     DpopReplayUnavailable { code: "dpop_replay_unavailable", retry_after_secs: 1 }
+    /// The host's authorizer could not decide: what it asks (a database, a permission
+    /// service) failed. Audit records the host's own cause beside this code.
+    AuthorizerUnavailable { code: "authorizer_unavailable", retry_after_secs: 1 }
 }
 
 /// The reason codes of authorization refusals palisade makes itself (403, and the 404 and 405

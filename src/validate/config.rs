@@ -146,7 +146,7 @@ impl ValidationConfig {
     ) -> Result<ValidateBuilder, ConfigError> {
         let mut set = SchemaSet::new().default_draft(self.default_draft);
         for (uri, schema) in &self.schemas {
-            set = set.register(uri, schema.clone())?;
+            set = set.register(uri, schema.clone()).checked()?;
         }
         if self.pass_unchecked_media_types && self.openapi.is_none() {
             return Err(ConfigError::Invalid {
@@ -213,16 +213,28 @@ impl ValidationConfig {
                 }
             }
             if let Some(q) = &o.query {
-                op = op.query(set, q).map_err(|e| in_part("query", e))?;
+                op = op
+                    .query(set, q)
+                    .checked()
+                    .map_err(|e| in_part("query", e))?;
             }
             if let Some(h) = &o.headers {
-                op = op.headers(set, h).map_err(|e| in_part("headers", e))?;
+                op = op
+                    .headers(set, h)
+                    .checked()
+                    .map_err(|e| in_part("headers", e))?;
             }
             if let Some(p) = &o.path_params {
-                op = op.path(set, p).map_err(|e| in_part("path_params", e))?;
+                op = op
+                    .path(set, p)
+                    .checked()
+                    .map_err(|e| in_part("path_params", e))?;
             }
             if let Some(c) = &o.cookies {
-                op = op.cookies(set, c).map_err(|e| in_part("cookies", e))?;
+                op = op
+                    .cookies(set, c)
+                    .checked()
+                    .map_err(|e| in_part("cookies", e))?;
             }
             for d in &o.deny {
                 op = op.deny(d.clone());
@@ -234,7 +246,7 @@ impl ValidationConfig {
                         message: format!("`{}` is not a method", o.method),
                     }
                 })?;
-            builder = builder.operation(method, &o.path, op)?;
+            builder = builder.operation(method, &o.path, op);
         }
         Ok(builder)
     }

@@ -112,6 +112,8 @@ impl fmt::Debug for ValidateLayer {
 #[must_use]
 pub struct ValidateBuilder {
     routes: Vec<(Box<str>, HashMap<Method, Operation>)>,
+    /// The first mistake of a chained method, reported by `build`.
+    error: Option<ConfigError>,
 }
 
 impl ValidateLayer {
@@ -124,15 +126,14 @@ impl ValidateLayer {
 impl ValidateBuilder {
     /// Validates `method` requests to `template` (axum syntax: `/orders/{id}`) with `operation`.
     ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Route`] when the operation is declared twice.
-    pub fn operation(
-        mut self,
-        method: Method,
-        template: &str,
-        operation: Operation,
-    ) -> Result<Self, ConfigError> {
+    /// An operation declared twice makes [`build`](Self::build) fail with
+    /// [`ConfigError::Route`]; so does a schema of `operation` that did not compile, with
+    /// [`ConfigError::Schema`].
+    pub fn operation(mut self, method: Method, template: &str, mut operation: Operation) -> Self {
+        if let Some(e) = operation.take_error() {
+            self.error.get_or_insert(e);
+            return self;
+        }
         let entry = match self.routes.iter_mut().find(|(t, _)| **t == *template) {
             Some((_, ops)) => ops,
             None => {
@@ -141,23 +142,29 @@ impl ValidateBuilder {
             }
         };
         if entry.contains_key(&method) {
-            return Err(ConfigError::Route {
+            self.error.get_or_insert(ConfigError::Route {
                 template: template.to_owned(),
                 message: format!("{method} is validated twice"),
             });
+            return self;
         }
         entry.insert(method, operation);
-        Ok(self)
+        self
     }
 
     /// Builds the layer.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Route`] when a template is invalid or conflicts with another;
+    /// The first mistake of [`operation`](Self::operation) (a schema that did not compile, an
+    /// operation declared twice), else [`ConfigError::Route`] when a template is invalid or
+    /// conflicts with another;
     /// [`ConfigError::Invalid`] when an operation decodes bodies ([`Operation::decode`])
     /// and palisade was built without its `decompression` feature.
     pub fn build(self) -> Result<ValidateLayer, ConfigError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
         let mut router = matchit::Router::new();
         let mut by_template = HashMap::new();
         let mut operations = Vec::with_capacity(self.routes.len());

@@ -227,7 +227,9 @@ impl OpenApi {
     ///
     /// As [`layer`](Self::layer).
     pub fn builder(&self) -> Result<ValidateBuilder, ConfigError> {
-        let set = SchemaSet::new().register(DOC, (*self.doc).clone())?;
+        let set = SchemaSet::new()
+            .register(DOC, (*self.doc).clone())
+            .checked()?;
         let mut builder = ValidateLayer::builder();
         let Some(paths) = self.doc.get("paths").and_then(Value::as_object) else {
             return Ok(builder);
@@ -251,10 +253,10 @@ impl OpenApi {
                 for based in bases.iter().map(|b| format!("{b}{template}")) {
                     // A path the document also lists as written is that path's operation.
                     if !paths.contains_key(&based) {
-                        builder = builder.operation(method.clone(), &based, operation.clone())?;
+                        builder = builder.operation(method.clone(), &based, operation.clone());
                     }
                 }
-                builder = builder.operation(method, template, operation)?;
+                builder = builder.operation(method, template, operation);
             }
         }
         Ok(builder)
@@ -328,10 +330,10 @@ impl OpenApi {
             }
             let schema = json!({"type": "object", "properties": properties, "required": required});
             operation = match place {
-                "query" => operation.query(set, &schema)?,
-                "header" => operation.headers(set, &schema)?,
-                "cookie" => operation.cookies(set, &schema)?,
-                _ => operation.path(set, &schema)?,
+                "query" => operation.query(set, &schema).checked()?,
+                "header" => operation.headers(set, &schema).checked()?,
+                "cookie" => operation.cookies(set, &schema).checked()?,
+                _ => operation.path(set, &schema).checked()?,
             };
         }
         if self.responses != ResponseCheck::Off {

@@ -99,7 +99,7 @@ pub(crate) fn is_json(essence: &str) -> bool {
 ///         "type": "object",
 ///         "properties": {"dry_run": {"type": "boolean"}},
 ///         "additionalProperties": false
-///     }))?;
+///     }));
 /// # let _ = create_order;
 /// # Ok::<(), palisade::ConfigError>(())
 /// ```
@@ -129,6 +129,9 @@ pub struct Operation {
     /// The declared responses, when they are checked.
     responses: Option<Arc<super::response::Responses>>,
     max_errors: usize,
+    /// The first schema of a chained method that did not compile, reported by
+    /// [`ValidateBuilder::build`](super::ValidateBuilder::build).
+    error: Option<ConfigError>,
 }
 
 #[derive(Debug, Clone)]
@@ -166,6 +169,33 @@ impl Operation {
             decoding: None,
             responses: None,
             max_errors: DEFAULT_MAX_ERRORS,
+            error: None,
+        }
+    }
+
+    /// The first mistake a chained method met.
+    pub(crate) fn take_error(&mut self) -> Option<ConfigError> {
+        self.error.take()
+    }
+
+    /// `self`, or the first mistake a chained method met (for readers of files and documents
+    /// that name where it was).
+    #[cfg_attr(not(any(feature = "config", feature = "openapi")), allow(dead_code))]
+    pub(crate) fn checked(mut self) -> Result<Self, ConfigError> {
+        self.take_error().map_or(Ok(self), Err)
+    }
+
+    /// `rules` in place, or its mistake remembered (the first one wins).
+    fn rules(
+        &mut self,
+        rules: Result<ParamRules, ConfigError>,
+        slot: fn(&mut Self) -> &mut Option<ParamRules>,
+    ) {
+        match rules {
+            Ok(rules) => *slot(self) = Some(rules),
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
         }
     }
 
@@ -193,12 +223,18 @@ impl Operation {
     /// read the same way). The string guards apply to every name and value. The object is
     /// handed on like a JSON body: `Validated<T>` deserializes it.
     ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Schema`] when it does not compile.
-    pub fn form_body(self, set: &super::SchemaSet, schema: &Value) -> Result<Self, ConfigError> {
-        let compiled = set.compile(schema)?;
-        Ok(self.form_body_with(compiled, schema))
+    /// A schema that does not compile makes
+    /// [`ValidateBuilder::build`](super::ValidateBuilder::build) fail with
+    /// [`ConfigError::Schema`].
+    #[must_use]
+    pub fn form_body(mut self, set: &super::SchemaSet, schema: &Value) -> Self {
+        match set.compile(schema) {
+            Ok(compiled) => self.form_body_with(compiled, schema),
+            Err(e) => {
+                self.error.get_or_insert(e);
+                self
+            }
+        }
     }
 
     /// A form body checked by `schema`, read in the shapes of `shapes_from`'s properties.
@@ -332,43 +368,55 @@ impl Operation {
     /// Validates the query string as an object against `schema` (an object schema whose
     /// properties are the parameters), each value coerced to its property's type.
     ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Schema`] when it does not compile.
-    pub fn query(mut self, set: &super::SchemaSet, schema: &Value) -> Result<Self, ConfigError> {
-        self.query = Some(ParamRules::new(set, schema, Location::Query)?);
-        Ok(self)
+    /// A schema that does not compile makes
+    /// [`ValidateBuilder::build`](super::ValidateBuilder::build) fail with
+    /// [`ConfigError::Schema`].
+    #[must_use]
+    pub fn query(mut self, set: &super::SchemaSet, schema: &Value) -> Self {
+        self.rules(ParamRules::new(set, schema, Location::Query), |o| {
+            &mut o.query
+        });
+        self
     }
 
     /// Validates headers as an object against `schema` (property names in lowercase).
     ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Schema`] when it does not compile.
-    pub fn headers(mut self, set: &super::SchemaSet, schema: &Value) -> Result<Self, ConfigError> {
-        self.headers = Some(ParamRules::new(set, schema, Location::Header)?);
-        Ok(self)
+    /// A schema that does not compile makes
+    /// [`ValidateBuilder::build`](super::ValidateBuilder::build) fail with
+    /// [`ConfigError::Schema`].
+    #[must_use]
+    pub fn headers(mut self, set: &super::SchemaSet, schema: &Value) -> Self {
+        self.rules(ParamRules::new(set, schema, Location::Header), |o| {
+            &mut o.headers
+        });
+        self
     }
 
     /// Validates the path parameters (`{id}`) as an object against `schema`.
     ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Schema`] when it does not compile.
-    pub fn path(mut self, set: &super::SchemaSet, schema: &Value) -> Result<Self, ConfigError> {
-        self.path = Some(ParamRules::new(set, schema, Location::Path)?);
-        Ok(self)
+    /// A schema that does not compile makes
+    /// [`ValidateBuilder::build`](super::ValidateBuilder::build) fail with
+    /// [`ConfigError::Schema`].
+    #[must_use]
+    pub fn path(mut self, set: &super::SchemaSet, schema: &Value) -> Self {
+        self.rules(ParamRules::new(set, schema, Location::Path), |o| {
+            &mut o.path
+        });
+        self
     }
 
     /// Validates the cookies of the `Cookie` header (RFC 6265 §4.2.1) as an object against
     /// `schema`.
     ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Schema`] when it does not compile.
-    pub fn cookies(mut self, set: &super::SchemaSet, schema: &Value) -> Result<Self, ConfigError> {
-        self.cookies = Some(ParamRules::new(set, schema, Location::Cookie)?);
-        Ok(self)
+    /// A schema that does not compile makes
+    /// [`ValidateBuilder::build`](super::ValidateBuilder::build) fail with
+    /// [`ConfigError::Schema`].
+    #[must_use]
+    pub fn cookies(mut self, set: &super::SchemaSet, schema: &Value) -> Self {
+        self.rules(ParamRules::new(set, schema, Location::Cookie), |o| {
+            &mut o.cookies
+        });
+        self
     }
 
     pub(crate) fn has_body_rules(&self) -> bool {
@@ -463,25 +511,21 @@ mod tests {
 
     #[test]
     fn parameters_whose_type_is_behind_a_ref_are_coerced() {
-        let set = super::super::SchemaSet::new()
-            .register(
-                "urn:test:limit",
-                serde_json::json!({"type": "integer", "maximum": 50}),
-            )
-            .unwrap();
-        let op = Operation::new()
-            .query(
-                &set,
-                &serde_json::json!({
-                    "type": "object",
-                    "$defs": {"id": {"type": "integer", "minimum": 1}},
-                    "properties": {
-                        "limit": {"$ref": "urn:test:limit"},
-                        "ids": {"type": "array", "items": {"$ref": "#/$defs/id"}, "explode": false}
-                    }
-                }),
-            )
-            .unwrap();
+        let set = super::super::SchemaSet::new().register(
+            "urn:test:limit",
+            serde_json::json!({"type": "integer", "maximum": 50}),
+        );
+        let op = Operation::new().query(
+            &set,
+            &serde_json::json!({
+                "type": "object",
+                "$defs": {"id": {"type": "integer", "minimum": 1}},
+                "properties": {
+                    "limit": {"$ref": "urn:test:limit"},
+                    "ids": {"type": "array", "items": {"$ref": "#/$defs/id"}, "explode": false}
+                }
+            }),
+        );
         let headers = HeaderMap::new();
         let query = op
             .check_params(Some("limit=5&ids=1,2"), &headers, std::iter::empty())
@@ -496,5 +540,46 @@ mod tests {
             .check_params(Some("limit=51&ids=0"), &headers, std::iter::empty())
             .unwrap_err();
         assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+
+    #[test]
+    fn a_schema_that_does_not_compile_fails_the_build_not_the_chain() {
+        let set = super::super::SchemaSet::new();
+        let bad = serde_json::json!({"type": "object", "properties": {"n": {"type": 5}}});
+        let expected = set.compile(&bad).map(|_| ()).unwrap_err().to_string();
+        let err = super::super::ValidateLayer::builder()
+            .operation(http::Method::GET, "/a", Operation::new().query(&set, &bad))
+            .operation(
+                http::Method::GET,
+                "/b",
+                Operation::new().headers(&set, &bad),
+            )
+            .build()
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(err.to_string(), expected);
+        assert!(matches!(err, ConfigError::Schema { .. }));
+        // An operation declared twice: the route and the method, as before.
+        let err = super::super::ValidateLayer::builder()
+            .operation(http::Method::GET, "/a", Operation::new())
+            .operation(
+                http::Method::GET,
+                "/a",
+                Operation::new().form_body(&set, &bad),
+            )
+            .build()
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.to_string().contains("schema"), "{err}");
+        let err = super::super::ValidateLayer::builder()
+            .operation(http::Method::GET, "/a", Operation::new())
+            .operation(http::Method::GET, "/a", Operation::new())
+            .build()
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "route template `/a`: GET is validated twice"
+        );
     }
 }

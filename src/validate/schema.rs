@@ -60,7 +60,7 @@ impl Draft {
 ///         "type": "object",
 ///         "required": ["amount", "currency"],
 ///         "properties": {"amount": {"type": "integer"}, "currency": {"enum": ["EUR", "USD"]}}
-///     }))?;
+///     }));
 /// let order = set.compile(&json!({
 ///     "type": "object",
 ///     "properties": {"total": {"$ref": "https://schemas.example.com/money"}}
@@ -74,6 +74,8 @@ pub struct SchemaSet {
     resources: Arc<HashMap<String, Value>>,
     draft: Draft,
     formats: Option<bool>,
+    /// The first mistake of [`register`](Self::register), reported by every compile.
+    error: Option<ConfigError>,
 }
 
 impl fmt::Debug for SchemaSet {
@@ -111,17 +113,18 @@ impl SchemaSet {
     /// Registers `schema` under `uri` for `$ref`s, and under its `$id` too unless another
     /// schema holds that id already.
     ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Invalid`] when another schema is registered under `uri`.
-    pub fn register(mut self, uri: &str, schema: Value) -> Result<Self, ConfigError> {
+    /// Another schema registered under `uri` makes every [`compile`](Self::compile) of this
+    /// set fail with [`ConfigError::Invalid`] (field `schema`).
+    #[must_use]
+    pub fn register(mut self, uri: &str, schema: Value) -> Self {
         let map = Arc::make_mut(&mut self.resources);
         let uri = uri.trim_end_matches('#').to_owned();
         if map.get(&uri).is_some_and(|existing| *existing != schema) {
-            return Err(ConfigError::Invalid {
+            self.error.get_or_insert(ConfigError::Invalid {
                 field: "schema",
                 message: format!("schema `{uri}` is registered twice"),
             });
+            return self;
         }
         let id = schema
             .get("$id")
@@ -133,7 +136,16 @@ impl SchemaSet {
             map.insert(id, schema.clone());
         }
         map.insert(uri, schema);
-        Ok(self)
+        self
+    }
+
+    /// `self`, or the mistake of a [`register`](Self::register) call.
+    #[cfg_attr(not(any(feature = "config", feature = "openapi")), allow(dead_code))]
+    pub(crate) fn checked(self) -> Result<Self, ConfigError> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self),
+        }
     }
 
     /// The schema a `$ref` names: `#/pointer` inside `root`, or a registered schema's URI with
@@ -165,8 +177,12 @@ impl SchemaSet {
     /// # Errors
     ///
     /// [`ConfigError::Schema`] when it is not a valid schema or a `$ref` does not resolve:
-    /// a start-up error, never a per-request one.
+    /// a start-up error, never a per-request one; first, the mistake of a
+    /// [`register`](Self::register) call.
     pub fn compile(&self, schema: &Value) -> Result<Schema, ConfigError> {
+        if let Some(error) = &self.error {
+            return Err(error.clone());
+        }
         let mut options = jsonschema::options_for::<TapeJson>()
             .with_retriever(Registered(self.resources.clone()))
             .with_pattern_options(jsonschema::PatternOptions::regex())
@@ -356,9 +372,7 @@ mod tests {
 
     #[test]
     fn refs_resolve_against_registered_schemas_only() {
-        let set = SchemaSet::new()
-            .register("urn:x:item", json!({"type": "integer"}))
-            .unwrap();
+        let set = SchemaSet::new().register("urn:x:item", json!({"type": "integer"}));
         assert!(
             set.compile(&json!({"$ref": "urn:x:item"}))
                 .unwrap()
@@ -382,5 +396,27 @@ mod tests {
             .unwrap();
         let hostile = format!("{}!", "a".repeat(50_000));
         assert!(!s.is_valid(&json!(hostile)));
+    }
+
+    #[test]
+    fn a_uri_registered_twice_fails_every_compile() {
+        let set = SchemaSet::new()
+            .register("urn:x", json!({"type": "integer"}))
+            .register("urn:x", json!({"type": "string"}))
+            .register("urn:y", json!({"type": "string"}));
+        let err = set
+            .compile(&json!({"type": "object"}))
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`schema`: schema `urn:x` is registered twice"
+        );
+        assert!(set.checked().is_err());
+        // The same schema again is no mistake.
+        let same = SchemaSet::new()
+            .register("urn:x", json!({"type": "integer"}))
+            .register("urn:x", json!({"type": "integer"}));
+        assert!(same.compile(&json!({"$ref": "urn:x"})).is_ok());
     }
 }

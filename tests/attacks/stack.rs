@@ -18,7 +18,7 @@ use palisade::authn::Chain;
 use palisade::authn::api_key::{ApiKeys, KeySpec, MemoryKeyStore};
 use palisade::authn::bearer::{ClaimMap, ClaimPath};
 use palisade::authn::jwt::{Issuer, JwtAuthenticator, Key};
-use palisade::authz::{Authorizer, AuthzLayer, AuthzRequest, Denial, LivePolicy, PolicySpec};
+use palisade::authz::{Authorizer, AuthzLayer, AuthzRequest, LivePolicy, PolicySpec, Refusal};
 use palisade::client_ip::ClientIpResolver;
 use palisade::quota::{KeyBy, Limit, MemoryStore, QuotaLayer, QuotaPolicy, QuotaRule};
 use palisade::validate::{Operation, SchemaSet, ValidateLayer, Validated};
@@ -46,14 +46,14 @@ fn fixture(name: &str) -> Vec<u8> {
 struct TenantOwnsOrder;
 
 impl Authorizer for TenantOwnsOrder {
-    async fn authorize(&self, request: &AuthzRequest<'_>) -> Result<(), Denial> {
+    async fn authorize(&self, request: &AuthzRequest<'_>) -> Result<(), Refusal> {
         let Some(id) = request.params.get("id") else {
             return Ok(());
         };
         let tenant = request.principal.tenant().unwrap_or_default();
         match id.strip_prefix(tenant) {
             Some(rest) if !tenant.is_empty() && rest.starts_with('-') => Ok(()),
-            _ => Err(Denial::new("tenant_mismatch")),
+            _ => Err(Refusal::deny("tenant_mismatch")),
         }
     }
 }
@@ -130,7 +130,6 @@ impl Stack {
                     .json_body(SchemaSet::new().compile(&schema).unwrap())
                     .max_body_bytes(BODY_LIMIT),
             )
-            .unwrap()
             // Reads take a page size; the id and the query go through the string guards.
             .operation(
                 Method::GET,
@@ -139,10 +138,8 @@ impl Stack {
                     .query(
                         &SchemaSet::new(),
                         &json!({"type": "object", "properties": {"page": {"type": "integer", "minimum": 1}}}),
-                    )
-                    .unwrap(),
+                    ),
             )
-            .unwrap()
             .build()
             .unwrap();
         let guard = Palisade::builder()
@@ -150,8 +147,7 @@ impl Stack {
                 QuotaLayer::builder(MemoryStore::new())
                     .rule(QuotaRule::new(
                         KeyBy::client_ip(),
-                        QuotaPolicy::new("per-ip", [Limit::per_second(1).burst(PER_IP_BURST)])
-                            .unwrap(),
+                        QuotaPolicy::new("per-ip", [Limit::per_second(1).burst(PER_IP_BURST)]),
                     ))
                     .build()
                     .unwrap(),
@@ -161,8 +157,7 @@ impl Stack {
                 QuotaLayer::builder(MemoryStore::new())
                     .rule(QuotaRule::new(
                         KeyBy::Subject,
-                        QuotaPolicy::new("per-user", [Limit::per_second(1_000).burst(1_000)])
-                            .unwrap(),
+                        QuotaPolicy::new("per-user", [Limit::per_second(1_000).burst(1_000)]),
                     ))
                     .build()
                     .unwrap(),

@@ -74,8 +74,8 @@ async fn start() -> Stack {
         .allow([Method::GET], "/slow", ["clerk"])
         .allow([Method::DELETE], "/orders", ["admin"])
         .build();
-    let once = QuotaPolicy::new("once", [Limit::per_second(1).burst(1)]).unwrap();
-    let roomy = QuotaPolicy::new("roomy", [Limit::per_hour(1000).burst(100)]).unwrap();
+    let once = QuotaPolicy::new("once", [Limit::per_second(1).burst(1)]);
+    let roomy = QuotaPolicy::new("roomy", [Limit::per_hour(1000).burst(100)]);
     let validate = ValidateLayer::builder()
         .operation(
             Method::POST,
@@ -88,7 +88,6 @@ async fn start() -> Stack {
                 )
                 .max_body_bytes(64),
         )
-        .unwrap()
         .build()
         .unwrap();
     let guard = Palisade::builder()
@@ -476,7 +475,6 @@ async fn editing_or_deleting_a_line_of_a_chained_log_is_detected() {
     let sink = Memory::default();
     let (audit, handle) = AuditLayer::builder(sink.clone())
         .chain_key(key)
-        .unwrap()
         .build()
         .unwrap();
     through(&audit, (0..10).map(|i| format!("/item/{i}"))).await;
@@ -515,11 +513,7 @@ async fn chained_run(
     max_bytes: Option<u64>,
 ) -> AuditHandle {
     let sink = JsonLinesSink::rotating(path, max_bytes, 10).unwrap();
-    let (audit, handle) = AuditLayer::builder(sink)
-        .chain_key(key)
-        .unwrap()
-        .build()
-        .unwrap();
+    let (audit, handle) = AuditLayer::builder(sink).chain_key(key).build().unwrap();
     through(&audit, (0..n).map(|i| format!("/item/{i}"))).await;
     handle.shutdown().await;
     handle
@@ -594,7 +588,6 @@ async fn a_writer_that_starts_a_new_chain_mid_log_is_named_unless_restarts_are_a
             .unwrap();
         let (audit, handle) = AuditLayer::builder(JsonLinesSink::writer(file))
             .chain_key(key)
-            .unwrap()
             .build()
             .unwrap();
         through(&audit, (0..3).map(|_| String::from("/"))).await;
@@ -718,7 +711,7 @@ async fn the_builders_audit_records_the_rule_the_shadow_and_quota_with_or_withou
             .role("admin", [])
             .allow([Method::GET], "/orders", ["admin"])
             .build();
-        let roomy = QuotaPolicy::new("roomy", [Limit::per_hour(1000).burst(100)]).unwrap();
+        let roomy = QuotaPolicy::new("roomy", [Limit::per_hour(1000).burst(100)]);
         let mut quota =
             QuotaLayer::builder(MemoryStore::new()).rule(QuotaRule::new(KeyBy::Subject, roomy));
         if !send_headers {

@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod hooks;
 mod semantics;
 
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ use http::{HeaderValue, Method, StatusCode};
 use palisade::authn::api_key::{ApiKeys, KeySpec, MemoryKeyStore};
 use palisade::authn::{Authentication, Authenticator, Chain};
 use palisade::authz::{
-    Authorizer, AuthzLayer, AuthzRequest, Denial, FileSource, LivePolicy, PolicySpec,
+    Authorizer, AuthzLayer, AuthzRequest, FileSource, LivePolicy, PolicySpec, Refusal,
 };
 use palisade::{AuthMethod, Palisade, Principal};
 use support::{TestServer, raw, serve};
@@ -229,14 +230,14 @@ struct OwnOrdersOnly {
 }
 
 impl Authorizer for OwnOrdersOnly {
-    async fn authorize(&self, request: &AuthzRequest<'_>) -> Result<(), Denial> {
+    async fn authorize(&self, request: &AuthzRequest<'_>) -> Result<(), Refusal> {
         self.asked.fetch_add(1, Ordering::SeqCst);
         if request.route.template() != "/users/{user}/orders" {
             return Ok(());
         }
         match request.params.get("user") {
             Some(user) if user == request.principal.subject() => Ok(()),
-            _ => Err(Denial::new("not_owner")),
+            _ => Err(Refusal::deny("not_owner")),
         }
     }
 }

@@ -17,7 +17,7 @@ use http::Request;
 use http_body_util::Full;
 use palisade::StoreError;
 use palisade::audit::Outcome;
-use palisade::authz::{Authorizer, AuthzRequest, Denial, LivePolicy, PolicySource, PolicySpec};
+use palisade::authz::{Authorizer, AuthzRequest, LivePolicy, PolicySource, PolicySpec, Refusal};
 use palisade::clock::Timestamp;
 use palisade::config::{Config, Format};
 use palisade::quota::{MemoryStore, QuotaKey, QuotaStore, Verdict};
@@ -47,9 +47,9 @@ impl QuotaStore for Counted {
 struct Owner;
 
 impl Authorizer for Owner {
-    async fn authorize(&self, request: &AuthzRequest<'_>) -> Result<(), Denial> {
+    async fn authorize(&self, request: &AuthzRequest<'_>) -> Result<(), Refusal> {
         match request.params.get("id") {
-            Some("1") if request.principal.subject() != "alice" => Err(Denial::new("not_owner")),
+            Some("1") if request.principal.subject() != "alice" => Err(Refusal::deny("not_owner")),
             _ => Ok(()),
         }
     }
@@ -263,8 +263,7 @@ async fn startup_mistakes_name_the_file_the_section_and_the_item() {
         }
     }
     // The code path checks prefix lengths the same way (it used to clamp them silently).
-    let p =
-        palisade::quota::QuotaPolicy::new("p", [palisade::quota::Limit::per_second(5)]).unwrap();
+    let p = palisade::quota::QuotaPolicy::new("p", [palisade::quota::Limit::per_second(5)]);
     let err = palisade::quota::QuotaLayer::builder(MemoryStore::new())
         .rule(palisade::quota::QuotaRule::new(
             palisade::quota::KeyBy::ClientIp {

@@ -67,7 +67,7 @@ impl Fixture {
 }
 
 fn policy(name: &str, limits: impl IntoIterator<Item = Limit>) -> QuotaPolicy {
-    QuotaPolicy::new(name, limits).unwrap()
+    QuotaPolicy::new(name, limits)
 }
 
 fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
@@ -762,7 +762,7 @@ async fn a_per_address_rule_without_peer_addresses_logs_the_fix_once() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let keys = Keys::new();
     let key = keys.issue(KeySpec::new("alice"));
-    let per_ip = QuotaPolicy::new("per-ip", [Limit::per_second(100)]).unwrap();
+    let per_ip = QuotaPolicy::new("per-ip", [Limit::per_second(100)]);
     let guard = Palisade::builder()
         .limit_clients(
             QuotaLayer::builder(MemoryStore::new())
@@ -800,4 +800,43 @@ async fn a_per_address_rule_without_peer_addresses_logs_the_fix_once() {
     );
     assert!(log.contains("into_make_service_with_connect_info"), "{log}");
     assert!(log.contains("per-ip"), "{log}");
+}
+
+/// The quota store a deployment names in its settings, chosen at run time.
+fn store_named(name: &str) -> Box<dyn palisade::quota::DynQuotaStore> {
+    match name {
+        "broken" => Box::new(Broken),
+        _ => Box::new(MemoryStore::new()),
+    }
+}
+
+#[tokio::test]
+async fn a_store_chosen_at_run_time_serves_through_a_box_dyn() {
+    let fx = Fixture::new();
+    let key = fx.issue(KeySpec::new("alice"));
+    let layer = |store| {
+        QuotaLayer::builder(store)
+            .clock(fx.clock.clone())
+            .rule(QuotaRule::new(
+                KeyBy::Subject,
+                policy("user", [Limit::per_minute(1).burst(2)]),
+            ))
+            .build()
+            .unwrap()
+    };
+    let server = fx.serve_principals(layer(store_named("memory"))).await;
+    for _ in 0..2 {
+        assert_eq!(get(&server, "/", &key).await.status, StatusCode::OK);
+    }
+    let refused = get(&server, "/", &key).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(header(&refused, "retry-after").is_some());
+    assert_eq!(server.hits(), 2);
+
+    let server = fx.serve_principals(layer(store_named("broken"))).await;
+    let down = get(&server, "/", &key).await;
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&down, "retry-after"), Some("1"));
+    assert!(!down.visible_text().contains("hunter2"));
+    assert_eq!(server.hits(), 0);
 }

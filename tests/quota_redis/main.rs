@@ -97,8 +97,7 @@ async fn two_instances_sharing_redis_admit_exactly_the_limit() {
             Limit::per_minute(600).burst(100),
             Limit::quota(20, Window::Hour),
         ],
-    )
-    .unwrap();
+    );
     let a = fx
         .instance(store(&redis, OnOutage::FailClosed), policy.clone())
         .await;
@@ -130,7 +129,7 @@ async fn two_instances_sharing_redis_admit_exactly_the_limit() {
 
     // The GCRA burst is shared the same way.
     let bob = fx.issue("bob");
-    let rate = QuotaPolicy::new("rate", [Limit::per_hour(1).burst(7)]).unwrap();
+    let rate = QuotaPolicy::new("rate", [Limit::per_hour(1).burst(7)]);
     let c = fx
         .instance(store(&redis, OnOutage::FailClosed), rate.clone())
         .await;
@@ -149,8 +148,7 @@ async fn keys_carry_ttls_and_one_hash_tag() {
     let policy = QuotaPolicy::new(
         "ttl",
         [Limit::per_second(10), Limit::quota(100, Window::Minute)],
-    )
-    .unwrap();
+    );
     let server = fx
         .instance(store(&redis, OnOutage::FailClosed), policy)
         .await;
@@ -192,7 +190,7 @@ async fn fail_closed_answers_503_within_the_timeout_and_recovers_by_itself() {
     };
     let fx = Fixture::new();
     let key = fx.issue("dave");
-    let policy = QuotaPolicy::new("closed", [Limit::quota(1_000, Window::Hour)]).unwrap();
+    let policy = QuotaPolicy::new("closed", [Limit::quota(1_000, Window::Hour)]);
     let server = fx
         .instance(store(&redis, OnOutage::FailClosed), policy)
         .await;
@@ -237,7 +235,7 @@ async fn fail_open_admits_and_marks_the_request_for_audit() {
     };
     let fx = Fixture::new();
     let key = fx.issue("erin");
-    let policy = QuotaPolicy::new("open", [Limit::quota(1, Window::Hour)]).unwrap();
+    let policy = QuotaPolicy::new("open", [Limit::quota(1, Window::Hour)]);
     let server = fx.instance(store(&redis, OnOutage::FailOpen), policy).await;
     let get = async || server.get("/", &[("x-api-key", &key)]).await;
     assert_eq!(get().await.status, StatusCode::OK);
@@ -262,7 +260,7 @@ async fn degraded_mode_keeps_limiting_with_the_local_share() {
     };
     let fx = Fixture::new();
     let key = fx.issue("frank");
-    let policy = QuotaPolicy::new("local", [Limit::quota(10, Window::Hour)]).unwrap();
+    let policy = QuotaPolicy::new("local", [Limit::quota(10, Window::Hour)]);
     let server = fx
         .instance(store(&redis, OnOutage::Local { instances: 2 }), policy)
         .await;
@@ -292,7 +290,7 @@ async fn redis_and_memory_stores_agree_on_every_answer() {
     let remote = store(&redis, OnOutage::FailClosed);
     let local = MemoryStore::new();
     let policies = [
-        QuotaPolicy::new("a", [Limit::per_second(3).burst(4)]).unwrap(),
+        QuotaPolicy::new("a", [Limit::per_second(3).burst(4)]),
         QuotaPolicy::new(
             "b",
             [
@@ -300,8 +298,7 @@ async fn redis_and_memory_stores_agree_on_every_answer() {
                 Limit::quota(9, Window::Every(Duration::from_secs(5))),
                 Limit::quota(40, Window::Minute),
             ],
-        )
-        .unwrap(),
+        ),
     ];
     // A fixed linear congruential sequence: reproducible, no extra dependency.
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
@@ -335,7 +332,7 @@ async fn a_hung_redis_answers_503_within_the_timeout() {
     };
     let fx = Fixture::new();
     let key = fx.issue("gina");
-    let policy = QuotaPolicy::new("hung", [Limit::quota(100, Window::Hour)]).unwrap();
+    let policy = QuotaPolicy::new("hung", [Limit::quota(100, Window::Hour)]);
     let server = fx
         .instance(store(&redis, OnOutage::FailClosed), policy)
         .await;
@@ -390,7 +387,7 @@ mod tls {
         };
         assert!(redis.url().starts_with("rediss://"));
         let fx = Fixture::new();
-        let policy = QuotaPolicy::new("tls", [Limit::per_hour(3).burst(3)]).unwrap();
+        let policy = QuotaPolicy::new("tls", [Limit::per_hour(3).burst(3)]);
         let server = fx
             .instance(tls_store(&redis.url(), Some("ca.crt")), policy)
             .await;
@@ -407,7 +404,7 @@ mod tls {
             return;
         };
         let fx = Fixture::new();
-        let policy = QuotaPolicy::new("tls", [Limit::per_hour(3).burst(3)]).unwrap();
+        let policy = QuotaPolicy::new("tls", [Limit::per_hour(3).burst(3)]);
         let key = fx.issue("alice");
         // Another CA, and the Mozilla roots alone: neither signed the test server's certificate.
         for store in [

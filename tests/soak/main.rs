@@ -290,7 +290,7 @@ async fn soak_with_rotating_callers_and_failing_backends() {
             QuotaLayer::builder(per_ip.clone())
                 .rule(QuotaRule::new(
                     KeyBy::client_ip(),
-                    QuotaPolicy::new("per-ip", [Limit::per_second(100_000)]).unwrap(),
+                    QuotaPolicy::new("per-ip", [Limit::per_second(100_000)]),
                 ))
                 .build()
                 .unwrap(),
@@ -300,7 +300,7 @@ async fn soak_with_rotating_callers_and_failing_backends() {
             QuotaLayer::builder(RedisStore::builder(redis.url()).build().unwrap())
                 .rule(QuotaRule::new(
                     KeyBy::Subject,
-                    QuotaPolicy::new("per-user", [Limit::per_second(100_000)]).unwrap(),
+                    QuotaPolicy::new("per-user", [Limit::per_second(100_000)]),
                 ))
                 .build()
                 .unwrap(),

@@ -186,18 +186,16 @@ async fn every_span_carries_the_request_id_and_the_w3c_trace_context() {
         .role("reader", [])
         .allow([Method::GET], "/v1/orders", ["reader"])
         .build();
-    let list = Operation::new()
-        .query(
-            &SchemaSet::new(),
-            &serde_json::json!({"type": "object", "properties": {"limit": {"type": "integer"}}}),
-        )
-        .unwrap();
+    let list = Operation::new().query(
+        &SchemaSet::new(),
+        &serde_json::json!({"type": "object", "properties": {"limit": {"type": "integer"}}}),
+    );
     let guard = Palisade::builder()
         .limit_clients(
             QuotaLayer::builder(MemoryStore::new())
                 .rule(QuotaRule::new(
                     KeyBy::client_ip(),
-                    QuotaPolicy::new("per-ip", [Limit::per_second(100).burst(100)]).unwrap(),
+                    QuotaPolicy::new("per-ip", [Limit::per_second(100).burst(100)]),
                 ))
                 .build()
                 .unwrap(),
@@ -207,7 +205,6 @@ async fn every_span_carries_the_request_id_and_the_w3c_trace_context() {
         .validate(
             ValidateLayer::builder()
                 .operation(Method::GET, "/v1/orders", list)
-                .unwrap()
                 .build()
                 .unwrap(),
         )

@@ -34,7 +34,6 @@ async fn server(decoding: Decoding) -> (std::net::SocketAddr, Arc<AtomicUsize>) 
         .decode(decoding);
     let layer = ValidateLayer::builder()
         .operation(http::Method::POST, "/orders", op)
-        .unwrap()
         .build()
         .unwrap();
     let hits = Arc::new(AtomicUsize::new(0));

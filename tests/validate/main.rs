@@ -65,18 +65,16 @@ fn order_schema() -> Value {
 }
 
 async fn start(limit: usize) -> Server {
-    let set = SchemaSet::new()
-        .register(
-            "urn:test:item",
-            json!({
-                "type": "object", "required": ["sku", "qty"],
-                "properties": {
-                    "sku": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4}$"},
-                    "qty": {"type": "integer", "minimum": 1, "maximum": 999}
-                }
-            }),
-        )
-        .unwrap();
+    let set = SchemaSet::new().register(
+        "urn:test:item",
+        json!({
+            "type": "object", "required": ["sku", "qty"],
+            "properties": {
+                "sku": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4}$"},
+                "qty": {"type": "integer", "minimum": 1, "maximum": 999}
+            }
+        }),
+    );
     let create = Operation::new()
         .json_body(set.compile(&order_schema()).unwrap())
         .accept("application/*+json")
@@ -93,25 +91,18 @@ async fn start(limit: usize) -> Server {
                 }
             }),
         )
-        .unwrap()
         .headers(
             &set,
             &json!({"type": "object", "properties": {"x-request-id": {"type": "string", "format": "uuid"}}}),
-        )
-        .unwrap();
-    let get_one = Operation::new()
-        .path(
-            &set,
-            &json!({"type": "object", "properties": {"id": {"type": "integer", "minimum": 1}}}),
-        )
-        .unwrap();
+        );
+    let get_one = Operation::new().path(
+        &set,
+        &json!({"type": "object", "properties": {"id": {"type": "integer", "minimum": 1}}}),
+    );
     let layer = ValidateLayer::builder()
         .operation(Method::POST, "/v1/orders", create)
-        .unwrap()
         .operation(Method::GET, "/v1/orders", list)
-        .unwrap()
         .operation(Method::GET, "/v1/orders/{id}", get_one)
-        .unwrap()
         .build()
         .unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
@@ -543,23 +534,19 @@ struct Signup {
 async fn form_bodies_are_coerced_guarded_and_handed_on() {
     let set = SchemaSet::new();
     // Room for the 20,000-field form below: it is refused for its width, not its size.
-    let signup = Operation::new()
-        .max_body_bytes(1 << 20)
-        .form_body(
-            &set,
-            &json!({
-                "type": "object", "required": ["user", "age"], "additionalProperties": false,
-                "properties": {
-                    "user": {"type": "string", "minLength": 1, "maxLength": 32},
-                    "age": {"type": "integer", "minimum": 13},
-                    "tags": {"type": "array", "items": {"type": "string"}}
-                }
-            }),
-        )
-        .unwrap();
+    let signup = Operation::new().max_body_bytes(1 << 20).form_body(
+        &set,
+        &json!({
+            "type": "object", "required": ["user", "age"], "additionalProperties": false,
+            "properties": {
+                "user": {"type": "string", "minLength": 1, "maxLength": 32},
+                "age": {"type": "integer", "minimum": 13},
+                "tags": {"type": "array", "items": {"type": "string"}}
+            }
+        }),
+    );
     let layer = ValidateLayer::builder()
         .operation(Method::POST, "/signup", signup)
-        .unwrap()
         .build()
         .unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
@@ -640,7 +627,6 @@ async fn slow_body_server(timeout: std::time::Duration) -> (SocketAddr, Arc<Atom
         .body_timeout(timeout);
     let layer = ValidateLayer::builder()
         .operation(Method::POST, "/slow", op)
-        .unwrap()
         .build()
         .unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
@@ -740,7 +726,6 @@ async fn a_valid_value_the_handler_type_cannot_hold_is_422_naming_the_pointer() 
     );
     let layer = ValidateLayer::builder()
         .operation(Method::POST, "/small", op)
-        .unwrap()
         .build()
         .unwrap();
     let app = Router::new()

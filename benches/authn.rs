@@ -21,7 +21,9 @@ use support::{CASES, KeyFixture};
 use tower::ServiceExt;
 
 fn request(key: Option<&str>) -> Request<Body> {
-    let mut b = Request::get("/v1/orders/42");
+    // As a TLS listener marks it (the transport guard refuses keys otherwise).
+    let mut b =
+        Request::get("/v1/orders/42").extension(palisade::transport::ConnectionScheme::Https);
     if let Some(key) = key {
         b = b.header("x-api-key", key);
     }

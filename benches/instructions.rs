@@ -224,6 +224,8 @@ fn main() {
                 .body(Body::from(body.clone()))
                 .unwrap();
             r.extensions_mut().insert(ConnectInfo(PEER));
+            r.extensions_mut()
+                .insert(palisade::transport::ConnectionScheme::Https);
             r
         };
         let res = rt.block_on(router.clone().oneshot(req())).unwrap();
@@ -354,6 +356,7 @@ fn main() {
         // calibration, first allocations) is not a per-request cost.
         let warm = http::Request::get("/v1/orders/42")
             .extension(ConnectInfo(PEER))
+            .extension(palisade::transport::ConnectionScheme::Https)
             .body(Body::empty())
             .unwrap();
         rt.block_on(async { black_box(router.clone().oneshot(warm).await.unwrap()) });
@@ -370,6 +373,9 @@ fn main() {
                 let mut req = b.body(Body::empty()).unwrap();
                 // The peer address the server would record (per-IP limits key on it).
                 req.extensions_mut().insert(ConnectInfo(PEER));
+                // What a TLS listener marks (the transport guard refuses keys otherwise).
+                req.extensions_mut()
+                    .insert(palisade::transport::ConnectionScheme::Https);
                 let res = router.clone().oneshot(req).await;
                 black_box(res.unwrap());
             }

@@ -278,6 +278,7 @@ fn bench(c: &mut Criterion) {
             b.to_async(&rt).iter(|| async {
                 let req = Request::get("/v1/orders/42")
                     .header(header, &value)
+                    .extension(palisade::transport::ConnectionScheme::Https)
                     .body(Body::empty())
                     .unwrap();
                 let res = router.clone().oneshot(req).await.unwrap();

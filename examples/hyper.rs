@@ -69,6 +69,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ))
         .build()?;
     let guard = Palisade::builder()
+        // This example speaks plain HTTP on this machine; in production, terminate TLS (and
+        // mark requests `ConnectionScheme::Https`) or trust the proxy that does.
+        .allow_plain_http_from_loopback()
         .limit_clients(per_ip)
         .authenticate(keys.authenticator(store))
         .limit_principals(per_user)

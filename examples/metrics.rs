@@ -68,6 +68,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .build(),
     )?;
     let guard = Palisade::builder()
+        // Plain HTTP from this machine only: a development setting (see docs/SECURITY.md, TLS).
+        .allow_plain_http_from_loopback()
         .limit_clients(
             QuotaLayer::builder(MemoryStore::new())
                 .rule(QuotaRule::new(

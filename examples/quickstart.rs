@@ -124,6 +124,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
+    // A demo served over plain HTTP: clients on this machine may send keys without TLS (in
+    // production, terminate TLS or trust the proxy that does, and leave this off).
+    config.transport = config.transport.clone().allow_plain_http_from_loopback();
+
     // Keys from the config, plus one demo key generated now and shown once.
     let store = config.key_store()?;
     let issued = config.api_keys()?.generate(

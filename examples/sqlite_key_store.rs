@@ -412,6 +412,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .layer(
             Palisade::builder()
+                // Plain HTTP from this machine only: a development setting.
+                .allow_plain_http_from_loopback()
                 .authenticate(keys.authenticator(store))
                 .authorize(AuthzLayer::new(policy))
                 .build()?,

@@ -240,7 +240,7 @@ impl ClientIpResolver {
         header.read(headers)
     }
 
-    fn is_trusted(&self, ip: IpAddr) -> bool {
+    pub(crate) fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|net| net.contains(&ip))
     }
 
@@ -307,13 +307,13 @@ pub(crate) fn peer_addr_of(ext: &http::Extensions) -> Option<SocketAddr> {
 
 /// Items of a comma-separated header line, right to left; one `None`-like marker for a
 /// non-UTF-8 line (which stops the walk).
-struct RSplit<'a> {
+pub(crate) struct RSplit<'a> {
     rest: Option<&'a str>,
     invalid: bool,
 }
 
 impl RSplit<'_> {
-    fn invalid() -> Self {
+    pub(crate) fn invalid() -> Self {
         RSplit {
             rest: None,
             invalid: true,
@@ -321,7 +321,7 @@ impl RSplit<'_> {
     }
 }
 
-fn rsplit_items(s: &str) -> RSplit<'_> {
+pub(crate) fn rsplit_items(s: &str) -> RSplit<'_> {
     RSplit {
         rest: Some(s),
         invalid: false,
@@ -355,7 +355,7 @@ fn parse_xff_node(s: &str) -> Option<IpAddr> {
     parse_node(s)
 }
 
-fn parse_node(s: &str) -> Option<IpAddr> {
+pub(crate) fn parse_node(s: &str) -> Option<IpAddr> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Some(ip);
     }

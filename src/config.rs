@@ -85,6 +85,13 @@ pub struct Config {
     /// How the client address is found: the proxies trusted and the header read.
     #[serde(default)]
     pub client_ip: ClientIpResolver,
+    /// When plain HTTP is refused: by default, a credential over plain HTTP (403
+    /// `insecure_transport`, before any lookup).
+    #[serde(default)]
+    pub transport: crate::transport::TransportPolicy,
+    /// The security headers added to responses (on by default).
+    #[serde(default)]
+    pub response_headers: crate::transport::SecurityHeaders,
     /// API keys: format, where they are read from, and the stored records.
     #[serde(default)]
     pub api_keys: ApiKeyConfig,

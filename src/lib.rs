@@ -12,6 +12,7 @@
 //! | [`validate`] | content type, body size, JSON guards, JSON Schema / OpenAPI for body, query, headers, path, or 4xx |
 //! | [`quota`] | rate limits and quotas per address, key, user, tenant or route, in memory or Redis, or 429 |
 //! | [`client_ip`] | the caller's address, trusting forwarded headers only from trusted proxies |
+//! | [`transport`] | credentials over plain HTTP refused before any lookup; OWASP's security response headers |
 //! | [`rejection`] | every refusal as RFC 9457 problem details |
 //! | [`clock`] | injected time, for tests that never sleep |
 //! | [`route`] | the (method, template) of a request |
@@ -24,6 +25,7 @@
 //! use http::{Request, StatusCode};
 //! use palisade::{Palisade, Principal};
 //! use palisade::authn::api_key::{ApiKeys, KeySpec, MemoryKeyStore};
+//! use palisade::transport::ConnectionScheme;
 //! use tower::ServiceExt;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -37,10 +39,11 @@
 //!     .route("/hello", get(|p: Principal| async move { format!("hello {}", p.subject()) }))
 //!     .layer(Palisade::builder().authenticate(keys.authenticator(store)).build()?);
 //!
+//! // Keys are accepted over TLS only: your TLS listener marks each request (or a trusted
+//! // proxy says `X-Forwarded-Proto: https`); see `palisade::transport`.
 //! let key = issued.plaintext.expose_secret();
-//! let ok = app.clone()
-//!     .oneshot(Request::get("/hello").header("x-api-key", key).body(Body::empty())?)
-//!     .await?;
+//! let tls = Request::get("/hello").header("x-api-key", key).extension(ConnectionScheme::Https);
+//! let ok = app.clone().oneshot(tls.body(Body::empty())?).await?;
 //! assert_eq!(ok.status(), StatusCode::OK);
 //!
 //! let refused = app.oneshot(Request::get("/hello").body(Body::empty())?).await?;
@@ -98,6 +101,7 @@ pub mod quota;
 pub mod rejection;
 pub mod route;
 pub mod telemetry;
+pub mod transport;
 pub mod validate;
 
 pub use body::ResponseBody;

@@ -1,9 +1,14 @@
 //! [`Palisade`]: the builder that composes the layers in the one safe order.
 //!
 //! ```text
-//! audit → client ip → quota (per client) → authn → quota (per principal) → authz
-//!       → validate → handler
+//! audit → client ip → transport → quota (per client) → authn → quota (per principal)
+//!       → authz → validate → handler
 //! ```
+//!
+//! The transport guard ([`crate::transport`]) is on by default: credentials over plain HTTP
+//! are refused before any lookup, so tell the stack how requests reach it (a trusted proxy's
+//! `X-Forwarded-Proto`, or [`ConnectionScheme`](crate::transport::ConnectionScheme) from the
+//! host's TLS acceptor).
 //!
 //! The result is one
 //! [`tower::Layer`](tower_layer::Layer), usable on an axum `Router` or around any hyper service.
@@ -21,6 +26,7 @@
 //! let issued = keys.generate(KeySpec::new("alice"))?;
 //! store.insert(issued.record);
 //!
+//! // TLS ends at the proxies of 10.0.0.0/8, which say `X-Forwarded-Proto: https`.
 //! let guard = Palisade::builder()
 //!     .trust_proxy("10.0.0.0/8".parse()?)
 //!     .authenticate(keys.authenticator(store))
@@ -36,6 +42,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::Request;
+use http::request::Parts;
 use ipnet::IpNet;
 use tower_layer::{Identity, Layer};
 use tower_service::Service;
@@ -47,6 +54,7 @@ use crate::error::ConfigError;
 use crate::quota::QuotaLayer;
 use crate::rejection::{Formatter, RefusalFormat};
 use crate::route::{RouteTable, matched_template};
+use crate::transport::{SecurityHeaders, Transport, TransportLayer, TransportPolicy};
 use crate::validate::ValidateLayer;
 
 mod stages;
@@ -106,6 +114,8 @@ struct Options {
     format: Option<Formatter>,
     routes: Option<Arc<RouteTable>>,
     metadata: Option<ResourceMetadata>,
+    transport: TransportPolicy,
+    headers: SecurityHeaders,
 }
 
 impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
@@ -137,6 +147,35 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
     /// it in every `Bearer` challenge of a 401. See [`ResourceMetadata`].
     pub fn resource_metadata(mut self, metadata: ResourceMetadata) -> Self {
         self.opts.metadata = Some(metadata);
+        self
+    }
+
+    /// When plain HTTP is refused (see [`crate::transport`]). By default a credential over
+    /// plain HTTP is refused (403 `insecure_transport`) before any lookup.
+    pub fn transport(mut self, policy: TransportPolicy) -> Self {
+        self.opts.transport = policy;
+        self
+    }
+
+    /// Lets clients on this machine use plain HTTP, for development (see
+    /// [`TransportPolicy::allow_plain_http_from_loopback`]).
+    pub fn allow_plain_http_from_loopback(mut self) -> Self {
+        self.opts.transport = self.opts.transport.allow_plain_http_from_loopback();
+        self
+    }
+
+    /// Turns the transport guard off: credentials are accepted over plain HTTP. **Unsafe**;
+    /// see [`TransportPolicy::with_insecure_plain_http`].
+    pub fn with_insecure_plain_http(mut self) -> Self {
+        self.opts.transport = self.opts.transport.with_insecure_plain_http();
+        self
+    }
+
+    /// The security headers added to responses (on by default: HSTS over TLS, `nosniff`,
+    /// framing denied, `no-store` on credentialed responses; [`SecurityHeaders::none`] for
+    /// none).
+    pub fn response_headers(mut self, headers: SecurityHeaders) -> Self {
+        self.opts.headers = headers;
         self
     }
 
@@ -295,6 +334,12 @@ impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage, V: Clone, 
             authn = authn.resource_metadata(metadata);
         }
         let (audit, audit_handle) = self.audit.finish(&self.client_ip)?;
+        // The guard asks the authenticators whether a request carries their kind of
+        // credential: a look at the headers, never a check.
+        let probe = authn.clone();
+        let transport = TransportLayer::new(self.opts.transport.clone(), self.client_ip.clone())
+            .with_headers(self.opts.headers.clone())
+            .with_credential_probe(move |p: &Parts| probe.authenticator().credential_kind(p));
         let handles = Handles {
             audit: audit_handle,
             policy,
@@ -308,6 +353,7 @@ impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage, V: Clone, 
             stack: Arc::new(Stack {
                 audit,
                 client_ip: ClientIpLayer::new(self.client_ip),
+                transport,
                 clients: self.clients,
                 authn,
                 principals: self.principals,
@@ -321,8 +367,8 @@ impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage, V: Clone, 
     }
 }
 
-/// All of palisade as one layer: audit → client address → per-client quota →
-/// authentication → per-principal quota → authorization → validation. Cloning is cheap.
+/// All of palisade as one layer: audit → client address → transport guard → per-client
+/// quota → authentication → per-principal quota → authorization → validation. Cloning is cheap.
 #[derive(Debug)]
 pub struct PalisadeLayer<A, Z = Identity, Qc = Identity, Qp = Identity, V = Identity, Au = Identity>
 {
@@ -335,6 +381,7 @@ pub struct PalisadeLayer<A, Z = Identity, Qc = Identity, Qp = Identity, V = Iden
 struct Stack<A, Z, Qc, Qp, V, Au> {
     audit: Au,
     client_ip: ClientIpLayer,
+    transport: TransportLayer,
     clients: Qc,
     authn: AuthnLayer<A>,
     principals: Qp,
@@ -368,7 +415,7 @@ where
     Z: Layer<V::Service>,
     Qp: Layer<Z::Service>,
     Qc: Layer<Authn<Qp::Service, A>>,
-    Au: Layer<ClientIpService<Qc::Service>>,
+    Au: Layer<ClientIpService<Transport<Qc::Service>>>,
 {
     type Service = PalisadeService<Au::Service>;
 
@@ -377,10 +424,9 @@ where
         let validate = stack.validate.layer(inner);
         let authz = stack.authz.layer(validate);
         let authn = stack.authn.layer(stack.principals.layer(authz));
+        let transport = stack.transport.layer(stack.clients.layer(authn));
         PalisadeService {
-            inner: stack
-                .audit
-                .layer(stack.client_ip.layer(stack.clients.layer(authn))),
+            inner: stack.audit.layer(stack.client_ip.layer(transport)),
             opts: stack.opts.clone(),
         }
     }

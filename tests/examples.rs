@@ -294,8 +294,14 @@ audit:
     let addr = address_of(lines.last().unwrap()).to_owned();
     // jwt: the issuer's token is served, its roles mapped from the claims.
     let bearer = sh(&format!(
-        "curl -i -H 'authorization: Bearer {token}' -H 'x-forwarded-for: 203.0.113.9' http://{addr}/orders"
+        "curl -i -H 'authorization: Bearer {token}' -H 'x-forwarded-for: 203.0.113.9' -H 'x-forwarded-proto: https' http://{addr}/orders"
     ));
+    // The same from the proxy's client over plain HTTP: refused before the token is read.
+    let plain = sh(&format!(
+        "curl -i -H 'authorization: Bearer {token}' -H 'x-forwarded-for: 203.0.113.9' -H 'x-forwarded-proto: http' http://{addr}/orders"
+    ));
+    assert!(plain.starts_with("HTTP/1.1 403"), "{plain}");
+    assert!(plain.contains("insecure_transport"), "{plain}");
     assert!(bearer.starts_with("HTTP/1.1 200"), "{bearer}");
     assert!(bearer.contains(r#""subject":"py-user""#), "{bearer}");
     // client_ip: the trusted proxy's forwarded address.

@@ -101,6 +101,8 @@ async fn start(guard: Guard) -> std::net::SocketAddr {
     };
     let service = tower::ServiceBuilder::new()
         .map_response(|res: http::Response<_>| res.map(axum::body::Body::new))
+        // As a TLS listener marks each request (the transport guard refuses keys otherwise).
+        .layer(Extension(palisade::transport::ConnectionScheme::Https))
         .layer(guard)
         .service(Router::new().route("/{*path}", any(handler)));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

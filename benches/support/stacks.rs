@@ -173,6 +173,9 @@ pub(crate) fn request(header: &str, value: &str, body: &Bytes) -> http::Request<
         .unwrap();
     req.extensions_mut()
         .insert(axum::extract::ConnectInfo(PEER));
+    // What a TLS listener marks on each request (the transport guard refuses keys otherwise).
+    req.extensions_mut()
+        .insert(palisade::transport::ConnectionScheme::Https);
     req
 }
 
@@ -216,6 +219,8 @@ pub(crate) fn palisade_stack<A: palisade::authn::Authenticator>(
         );
     }
     let guard = Palisade::builder()
+        // `examples/load_server.rs` serves it over plain HTTP on loopback.
+        .allow_plain_http_from_loopback()
         .limit_clients(
             QuotaLayer::builder(MemoryStore::new())
                 .rule(QuotaRule::new(KeyBy::client_ip(), generous("ip")))

@@ -229,6 +229,8 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
         };
         let mut stack = Palisade::builder()
             .with_client_ip(c.client_ip())
+            .transport(c.transport.clone())
+            .response_headers(c.response_headers.clone())
             .limit_clients(quotas.clients)
             .authenticate(chain)
             .limit_principals(quotas.principals)

@@ -92,10 +92,10 @@ pub use challenge::ChallengeSet;
 #[cfg(any(feature = "jwt", feature = "introspection"))]
 pub(crate) use challenge::check_realm;
 pub use kinds::{
-    AuthnFailure, Forbidden, InputPart, InvalidInput, NoRoute, TooManyRequests, Unavailable,
-    Violation,
+    AuthnFailure, Forbidden, InputPart, InvalidInput, NoRoute, TooManyRequests, TransportRefusal,
+    Unavailable, Violation,
 };
-pub use reasons::{AuthnReason, InvalidReason, Scheme, UnavailableReason};
+pub use reasons::{AuthnReason, InvalidReason, Scheme, TransportReason, UnavailableReason};
 
 /// The media type of problem details (RFC 9457 §3).
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -123,6 +123,9 @@ pub enum Rejection {
     /// (413), of an unsupported media type (415), or breaking the schema or the input guards
     /// (422), with the list of what is wrong.
     Invalid(InvalidInput),
+    /// The request came over plain HTTP with a credential, or at all when TLS is required
+    /// for every request (403, no challenge: see [`crate::transport`]).
+    Transport(TransportRefusal),
 }
 
 impl Rejection {
@@ -183,6 +186,7 @@ impl Rejection {
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Invalid(i) => i.reason.status(),
+            Self::Transport(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -197,6 +201,7 @@ impl Rejection {
             Self::TooManyRequests(_) => "quota_exceeded",
             Self::Unavailable(u) => u.reason.code(),
             Self::Invalid(i) => i.reason.code(),
+            Self::Transport(t) => t.reason.code(),
         }
     }
 
@@ -210,6 +215,7 @@ impl Rejection {
             Self::TooManyRequests(_) => "quota_exceeded",
             Self::Unavailable(_) => "temporarily_unavailable",
             Self::Invalid(i) => i.reason.code(),
+            Self::Transport(t) => t.reason.code(),
         }
     }
 
@@ -222,6 +228,7 @@ impl Rejection {
             Self::TooManyRequests(_) => "quota",
             Self::Unavailable(u) => u.layer,
             Self::Invalid(i) => i.layer,
+            Self::Transport(_) => "transport",
         }
     }
 
@@ -237,6 +244,7 @@ impl Rejection {
                 "The request could not be checked because a backend is unavailable; retry later."
             }
             Self::Invalid(i) => i.reason.detail(),
+            Self::Transport(t) => t.reason.detail(),
         }
     }
 

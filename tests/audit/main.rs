@@ -805,6 +805,8 @@ async fn dropping_the_stack_flushes_the_audit_queue() {
             .oneshot(
                 Request::get("/x")
                     .header("x-api-key", k)
+                    // As a TLS listener marks it (the transport guard refuses keys otherwise).
+                    .extension(palisade::transport::ConnectionScheme::Https)
                     .body(Full::new(Bytes::new()))
                     .unwrap(),
             )

@@ -515,6 +515,10 @@ async fn path_tricks_never_reach_a_protected_handler() {
     let around = {
         let svc = tower::ServiceBuilder::new()
             .map_response(|r: http::Response<_>| r.map(axum::body::Body::new))
+            // As a TLS listener marks each request (the transport guard refuses keys otherwise).
+            .layer(axum::Extension(
+                palisade::transport::ConnectionScheme::Https,
+            ))
             .layer(k.guard(AuthzLayer::new(live)))
             .service(router(admin_hits.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -775,7 +775,11 @@ async fn a_per_address_rule_without_peer_addresses_logs_the_fix_once() {
         .unwrap();
     let app = axum::Router::new()
         .route("/", axum::routing::get(|| async { "ok" }))
-        .layer(guard);
+        .layer(guard)
+        // As a TLS listener marks each request (the transport guard refuses keys otherwise).
+        .layer(axum::Extension(
+            palisade::transport::ConnectionScheme::Https,
+        ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     // No connect info: the mistake under test.

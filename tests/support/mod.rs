@@ -18,6 +18,7 @@ use palisade::authn::api_key::{ApiKeyAuthenticator, ApiKeys, KeySpec, MemoryKeyS
 use palisade::authz::{Decision, ShadowDivergence};
 use palisade::clock::{ManualClock, Timestamp};
 use palisade::outcome::{QuotaMode, QuotaOutcome, QuotaShadow};
+use palisade::transport::ConnectionScheme;
 use palisade::{ClientIp, Principal, Rejection};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
@@ -50,8 +51,47 @@ pub struct TestServer {
 
 impl TestServer {
     /// Serves `/{*path}` and `/` with a JSON handler, with `guard` wrapped around the router
-    /// (so routes are decided on the raw path, as a non-axum host would).
+    /// (so routes are decided on the raw path, as a non-axum host would). Each request is
+    /// marked `ConnectionScheme::Https`, as a host's TLS acceptor marks it: the tests speak
+    /// plain HTTP on loopback, and the transport tests use [`start_plain`](Self::start_plain).
     pub async fn start<L, B>(guard: L) -> Self
+    where
+        L: Layer<Router>,
+        L::Service: tower::Service<
+                axum::extract::Request,
+                Response = http::Response<B>,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        Self::start_with(guard, Some(ConnectionScheme::Https)).await
+    }
+
+    /// As [`start`](Self::start), with requests left as they came: plain HTTP.
+    pub async fn start_plain<L, B>(guard: L) -> Self
+    where
+        L: Layer<Router>,
+        L::Service: tower::Service<
+                axum::extract::Request,
+                Response = http::Response<B>,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        Self::start_with(guard, None).await
+    }
+
+    async fn start_with<L, B>(guard: L, scheme: Option<ConnectionScheme>) -> Self
     where
         L: Layer<Router>,
         L::Service: tower::Service<
@@ -118,6 +158,13 @@ impl TestServer {
                     }
                 }
                 res.map(axum::body::Body::new)
+            })
+            // The host's TLS acceptor, when the server plays one.
+            .map_request(move |mut req: axum::extract::Request| {
+                if let Some(scheme) = scheme {
+                    req.extensions_mut().insert(scheme);
+                }
+                req
             })
             .layer(guard)
             .service(router);
@@ -263,9 +310,14 @@ pub async fn raw(addr: SocketAddr, raw: &str) -> (u16, String) {
     (status, body)
 }
 
-/// Serves `app` on 127.0.0.1 with the peer address attached to every request; returns its
-/// address.
+/// Serves `app` on 127.0.0.1 with the peer address attached to every request, each marked
+/// `ConnectionScheme::Https` as a host's TLS acceptor marks it; returns its address.
 pub async fn serve(app: Router) -> SocketAddr {
+    serve_plain(app.layer(Extension(ConnectionScheme::Https))).await
+}
+
+/// As [`serve`], with requests left as they came: plain HTTP.
+pub async fn serve_plain(app: Router) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

@@ -7,7 +7,7 @@ use http::header::{HeaderName, HeaderValue};
 use serde::Serialize;
 
 use super::challenge;
-use super::reasons::{AuthnReason, InvalidReason, TransportReason, UnavailableReason};
+use super::reasons::{AuthnReason, InvalidReason, UnavailableReason};
 
 /// An authentication failure: the reason and the challenges for `WWW-Authenticate`.
 #[derive(Debug, Clone)]
@@ -150,35 +150,6 @@ impl NoRoute {
         } else {
             "route_not_found"
         }
-    }
-}
-
-/// A refusal by the transport guard: the reason, and the kind of credential that came over
-/// plain HTTP (`"api_key"`, `"bearer"`, `"authorization"`...; never the credential itself), so
-/// that audit can tell an operator which credential to rotate.
-#[derive(Debug, Clone)]
-pub struct TransportRefusal {
-    pub(super) reason: TransportReason,
-    pub(super) credential: Option<&'static str>,
-}
-
-impl TransportRefusal {
-    /// A refusal for `reason` of a request carrying a `credential` of this kind, if any.
-    #[must_use]
-    pub fn new(reason: TransportReason, credential: Option<&'static str>) -> Self {
-        Self { reason, credential }
-    }
-
-    /// The reason.
-    #[must_use]
-    pub fn reason(&self) -> TransportReason {
-        self.reason
-    }
-
-    /// The kind of credential exposed in clear text, if the request carried one.
-    #[must_use]
-    pub fn credential(&self) -> Option<&'static str> {
-        self.credential
     }
 }
 

@@ -75,6 +75,7 @@ mod challenge;
 mod kinds;
 pub mod ratelimit;
 mod reasons;
+mod transport;
 
 use std::fmt;
 use std::sync::Arc;
@@ -92,10 +93,11 @@ pub use challenge::ChallengeSet;
 #[cfg(any(feature = "jwt", feature = "introspection"))]
 pub(crate) use challenge::check_realm;
 pub use kinds::{
-    AuthnFailure, Forbidden, InputPart, InvalidInput, NoRoute, TooManyRequests, TransportRefusal,
-    Unavailable, Violation,
+    AuthnFailure, Forbidden, InputPart, InvalidInput, NoRoute, TooManyRequests, Unavailable,
+    Violation,
 };
-pub use reasons::{AuthnReason, InvalidReason, Scheme, TransportReason, UnavailableReason};
+pub use reasons::{AuthnReason, InvalidReason, Scheme, UnavailableReason};
+pub use transport::{TransportReason, TransportRefusal};
 
 /// The media type of problem details (RFC 9457 §3).
 pub const PROBLEM_JSON: &str = "application/problem+json";

@@ -483,30 +483,6 @@ unavailable_reasons! {
     AuthorizerUnavailable { code: "authorizer_unavailable", retry_after_secs: 1 }
 }
 
-/// Why the transport guard ([`crate::transport`]) refused a request. Codes are stable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TransportReason {
-    /// A credential (or, when TLS is required for all, any request) came over plain HTTP.
-    /// 403, not 421 or 400: see the [module docs](crate::transport#the-refusal).
-    InsecureTransport,
-}
-
-impl TransportReason {
-    /// The stable code (`"insecure_transport"`), on the wire and in audit; the status is 403.
-    #[must_use]
-    pub fn code(self) -> &'static str {
-        "insecure_transport"
-    }
-
-    /// The problem's `detail`.
-    #[must_use]
-    pub fn detail(self) -> &'static str {
-        "This API accepts credentials over HTTPS only. A credential sent over plain HTTP must \
-         be considered compromised: revoke or rotate it."
-    }
-}
-
 /// The reason codes of authorization refusals palisade makes itself (403, and the 404 and 405
 /// of requests no route serves), with their details. A host authorizer's own codes get the
 /// generic detail.

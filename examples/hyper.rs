@@ -17,10 +17,8 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use palisade::authn::api_key::{ApiKeys, KeySpec, MemoryKeyStore};
 use palisade::client_ip::PeerAddr;
-use palisade::quota::{KeyBy, Limit, MemoryStore, QuotaLayer, QuotaPolicy, QuotaRule, Window};
-use palisade::{ClientIp, Palisade, Principal};
+use palisade::prelude::*;
 use tower::{ServiceBuilder, service_fn};
 
 /// The application: a plain hyper-style handler that reads what palisade established.

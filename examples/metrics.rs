@@ -21,12 +21,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-use palisade::audit::{AuditLayer, TracingSink};
-use palisade::authn::api_key::{ApiKeys, KeySpec, MemoryKeyStore};
-use palisade::authz::{AuthzLayer, LivePolicy, PolicySpec};
-use palisade::quota::{KeyBy, Limit, MemoryStore, QuotaLayer, QuotaPolicy, QuotaRule};
+use palisade::prelude::*;
 use palisade::telemetry::{DECISION_SECONDS_BUCKETS, names};
-use palisade::{Palisade, Principal};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -24,10 +24,7 @@ use axum::{Extension, Router};
 use bytes::Bytes;
 use http::Method;
 use http_body_util::{BodyExt, Limited};
-use palisade::authn::api_key::KeySpec;
-use palisade::authz::Methods;
-use palisade::config::Config;
-use palisade::{ClientIp, Principal};
+use palisade::prelude::*;
 use serde_json::{Value, json};
 
 /// The API served when the configuration declares no routes: who may call what.

@@ -37,11 +37,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use http::Method;
-use palisade::authn::api_key::{ApiKeys, KeyHash, KeyId, KeyRecord, KeySpec, KeyStore};
-use palisade::authz::{AuthzLayer, LivePolicy, PolicySource, PolicySpec};
-use palisade::clock::Timestamp;
+use palisade::authn::api_key::{KeyHash, KeyId};
+use palisade::authz::PolicySource;
 use palisade::error::StoreErrorKind;
-use palisade::{Palisade, Principal, StoreError};
+use palisade::prelude::*;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::time::Instant;
 

@@ -115,18 +115,33 @@ pub use stack::{
     PalisadeService, QuotaStage,
 };
 
+/// Recipes for axum: `layer` and `route_layer`, state, nested routers, CORS, tracing and
+/// request ids, different guards for different routes (`docs/axum.md`).
+#[cfg(all(feature = "axum", any(doc, doctest)))]
+pub mod axum_recipes {
+    #![doc = include_str!("../docs/axum.md")]
+}
+
 /// A boxed `Send` future, as the `Dyn*` companion traits return.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
-/// The types most hosts need.
+/// The types most hosts need: `use palisade::prelude::*;` brings the stack builder, each
+/// layer's main types and traits, the extractors, and the errors.
 pub mod prelude {
-    pub use crate::authn::api_key::{ApiKeys, KeySpec, KeyStore, MemoryKeyStore};
+    pub use crate::audit::{AuditLayer, AuditSink, JsonLinesSink, TracingSink};
+    pub use crate::authn::api_key::{ApiKeys, KeyRecord, KeySpec, KeyStore, MemoryKeyStore};
     pub use crate::authn::{Authenticator, AuthnLayer, Chain};
-    pub use crate::authz::{AuthzLayer, LivePolicy, PolicySpec};
+    pub use crate::authz::{
+        Authorizer, AuthzLayer, AuthzRequest, LivePolicy, Methods, PolicySpec, Refusal, RuleSpec,
+    };
     pub use crate::clock::{Clock, SystemClock, Timestamp};
+    #[cfg(feature = "config")]
+    pub use crate::config::Config;
     pub use crate::quota::{
         KeyBy, Limit, MemoryStore, QuotaLayer, QuotaPolicy, QuotaRule, QuotaStore, Window,
     };
     pub use crate::validate::{Operation, SchemaSet, ValidateLayer};
-    pub use crate::{ClientIp, Palisade, Principal, Rejection};
+    #[cfg(feature = "axum")]
+    pub use crate::validate::{Validated, ValidatedQuery};
+    pub use crate::{ClientIp, ConfigError, Palisade, Principal, Rejection, StoreError};
 }

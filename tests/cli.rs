@@ -304,9 +304,10 @@ fn policy_explain_names_the_deciding_rule_and_exits_by_the_decision() {
         ),
         (&["GET", "/health", "--anonymous"], 0, "allowed (public)"),
         (
+            // A path no rule covers: 404 in the service, unless routes are hidden.
             &["PUT", "/nowhere", "--role", "admin"],
             1,
-            "refused (no_matching_rule)",
+            "refused (route_not_found)",
         ),
         (
             &["get", "/v1/reports/9", "--role", "viewer"],

@@ -106,7 +106,8 @@ async fn one_span_per_layer_decision_with_outcome_and_subject_and_no_secret() {
         );
     let key = issued.plaintext.expose_secret().to_owned();
     let get = |path: &str, key: Option<&str>| {
-        let mut b = Request::get(path);
+        // As a TLS listener marks it (the transport guard refuses keys otherwise).
+        let mut b = Request::get(path).extension(palisade::transport::ConnectionScheme::Https);
         if let Some(k) = key {
             b = b.header("x-api-key", k);
         }

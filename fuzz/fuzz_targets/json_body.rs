@@ -53,7 +53,6 @@ fn svc() -> &'static Svc {
                         ..JsonLimits::default()
                     }),
             )
-            .unwrap()
             .build()
             .unwrap();
         layer.layer(tower::service_fn(ok as Handler))

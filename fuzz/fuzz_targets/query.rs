@@ -53,9 +53,8 @@ fn svc() -> &'static Svc {
             .operation(
                 Method::GET,
                 "/v1/orders",
-                Operation::new().query(&SchemaSet::new(), &schema).unwrap(),
+                Operation::new().query(&SchemaSet::new(), &schema),
             )
-            .unwrap()
             .build()
             .unwrap();
         layer.layer(tower::service_fn(ok as fn(_) -> _))

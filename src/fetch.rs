@@ -38,8 +38,8 @@ impl HttpClient {
         // The provider is passed explicitly, so a host that links another rustls provider (or
         // none) never trips rustls' process-wide default selection.
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .expect("ring supports rustls' default protocol versions")
+            .with_provider_and_webpki_roots(crate::tls::provider())
+            .expect("the provider supports rustls' default protocol versions")
             .https_or_http()
             .enable_http1()
             .build();

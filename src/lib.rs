@@ -84,6 +84,8 @@ pub mod future;
 mod json_text;
 mod macros;
 mod stack;
+#[cfg(any(feature = "jwt", feature = "introspection", feature = "redis-tls"))]
+mod tls;
 
 pub mod audit;
 pub mod authn;

@@ -458,13 +458,11 @@ where
                 req.extensions_mut().insert(format.clone());
             }
             // One route resolution for every layer, unless the router named the route.
-            if let Some(routes) = &opts.routes {
-                if matched_template(req.extensions()).is_none() {
-                    if let Some(m) = routes.matched(req.uri().path()) {
+            if let Some(routes) = &opts.routes
+                && matched_template(req.extensions()).is_none()
+                    && let Some(m) = routes.matched(req.uri().path()) {
                         req.extensions_mut().insert(m);
                     }
-                }
-            }
         }
         self.inner.call(req)
     }

@@ -30,7 +30,7 @@ fn main() {
     let empty = dhat::HeapStats::get().curr_bytes;
     let store = MemoryStore::with_max_keys(BOUND);
     let ip = |i: u32| -> IpAddr {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             IpAddr::V4(Ipv4Addr::from(i))
         } else {
             // Distinct /64s: each is its own client.

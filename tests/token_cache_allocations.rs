@@ -42,7 +42,7 @@ fn main() {
             jsonwebtoken::encode(
                 &Header::new(jsonwebtoken::Algorithm::HS256),
                 &claims,
-                &EncodingKey::from_secret(SECRET),
+                &EncodingKey::from_secret(SECRET).unwrap(),
             )
             .unwrap()
         })

@@ -169,15 +169,13 @@ impl RawEvent {
         if let End::Response {
             fields: Some(f), ..
         } = &self.end
-        {
-            if !f.0.is_empty() {
+            && !f.0.is_empty() {
                 let mut fields = o.object("fields");
                 for (k, v) in &f.0 {
                     let _ = write!(fields.any_key(k), "{v}");
                 }
                 fields.close();
             }
-        }
     }
 }
 

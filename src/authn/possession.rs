@@ -77,11 +77,10 @@ impl Possession {
         // A DPoP request, or a reason only DPoP has (an unbound token where bound ones are
         // required): answered in the DPoP scheme.
         #[cfg(feature = "jwt")]
-        if let Some(dpop) = &self.dpop {
-            if presented.dpop || reason.scheme() == crate::rejection::Scheme::Dpop {
+        if let Some(dpop) = &self.dpop
+            && (presented.dpop || reason.scheme() == crate::rejection::Scheme::Dpop) {
                 return Authentication::Refused(dpop.refuse(reason, now));
             }
-        }
         let _ = (presented, now);
         Authentication::Refused(bearer.refuse(reason))
     }

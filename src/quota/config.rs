@@ -279,14 +279,13 @@ impl QuotaConfig {
             }
         }
         for r in rules {
-            if let Some(name) = &r.store {
-                if !named.iter().any(|(n, _)| n == name) {
+            if let Some(name) = &r.store
+                && !named.iter().any(|(n, _)| n == name) {
                     return Err(invalid(format!(
                         "rule of policy `{}` chooses store `{name}`, which `stores` does not name",
                         r.policy
                     )));
                 }
-            }
         }
         Ok(named)
     }

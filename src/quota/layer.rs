@@ -174,8 +174,7 @@ fn check_prefixes(rules: &[QuotaRule]) -> Result<(), ConfigError> {
             v4_prefix,
             v6_prefix,
         } = rule.key
-        {
-            if v4_prefix > 32 || v6_prefix > 128 {
+            && (v4_prefix > 32 || v6_prefix > 128) {
                 return Err(ConfigError::Invalid {
                     field: "quota",
                     message: format!(
@@ -185,7 +184,6 @@ fn check_prefixes(rules: &[QuotaRule]) -> Result<(), ConfigError> {
                     ),
                 });
             }
-        }
     }
     Ok(())
 }

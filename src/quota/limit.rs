@@ -208,11 +208,10 @@ impl Limit {
                 if max > u64::from(u32::MAX) {
                     return Err(format!("a quota is at most {} per window", u32::MAX));
                 }
-                if let Window::Every(d) = window {
-                    if d.as_secs() == 0 || d.subsec_nanos() != 0 {
+                if let Window::Every(d) = window
+                    && (d.as_secs() == 0 || d.subsec_nanos() != 0) {
                         return Err("a window must be a whole number of seconds, at least 1".into());
                     }
-                }
                 Ok(())
             }
         }

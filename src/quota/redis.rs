@@ -218,10 +218,10 @@ impl RedisStoreBuilder {
         if self.url.starts_with("rediss://") {
             // The `redis` crate builds its TLS configuration on rustls' process-wide provider.
             // With none installed and both of rustls' back ends compiled in (the host's
-            // dependencies can ask for either), rustls would panic there: install ring, which
+            // dependencies can ask for either), rustls would panic there: install the one
             // palisade uses everywhere, unless the host chose one.
             if rustls::crypto::CryptoProvider::get_default().is_none() {
-                let _ = rustls::crypto::ring::default_provider().install_default();
+                let _ = crate::tls::provider().install_default();
             }
         }
         match &self.tls {

@@ -127,13 +127,12 @@ impl Tally {
         if let Ok(v) = HeaderValue::try_from(mem::take(&mut self.ratelimit)) {
             h.append(&RATELIMIT, v);
         }
-        if headers.legacy {
-            if let Some((cap, remaining, reset)) = tightest {
+        if headers.legacy
+            && let Some((cap, remaining, reset)) = tightest {
                 for (name, value) in legacy_fields(cap, remaining, reset) {
                     h.insert(name, value);
                 }
             }
-        }
     }
 }
 
@@ -174,8 +173,8 @@ fn too_many(policy: &QuotaPolicy, verdict: &Verdict, headers: RateLimitHeaders) 
     if let Ok(v) = HeaderValue::try_from(items) {
         fields.push((RATELIMIT.clone(), v));
     }
-    if headers.legacy {
-        if let Some((limit, state)) = policy
+    if headers.legacy
+        && let Some((limit, state)) = policy
             .limits()
             .iter()
             .zip(verdict.states())
@@ -186,7 +185,6 @@ fn too_many(policy: &QuotaPolicy, verdict: &Verdict, headers: RateLimitHeaders) 
                     .map(|(name, value)| (name.clone(), value)),
             );
         }
-    }
     Rejection::TooManyRequests(TooManyRequests::new(
         policy.name_arc().clone(),
         violated,

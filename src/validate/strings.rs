@@ -156,11 +156,10 @@ impl Walk<'_> {
                 format!("{what} is longer than {max} characters"),
             ));
         }
-        if !as_sent || self.signs {
-            if let Some(found) = chars::hostile(s, self.limits) {
+        if (!as_sent || self.signs)
+            && let Some(found) = chars::hostile(s, self.limits) {
                 return Some((found.keyword(), format!("{what} holds {}", found.what())));
             }
-        }
         None
     }
 

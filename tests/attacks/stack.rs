@@ -344,7 +344,7 @@ impl Tokens {
         self.sign(
             &h,
             &claims(),
-            &EncodingKey::from_secret(&fixture("es256.pub.pem")),
+            &EncodingKey::from_secret(&fixture("es256.pub.pem")).unwrap(),
         )
     }
 

@@ -318,7 +318,7 @@ async fn rfc9449_4_3_5_none_symmetric_and_unlisted_algorithms_are_refused() {
     let hs = {
         let header = json!({"typ": "dpop+jwt", "alg": "HS256", "jwk": client.jwk});
         let input = format!("{}.{}", b64(&header), b64(&claims));
-        let key = EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef");
+        let key = EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef").unwrap();
         let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
         let sig =
             jsonwebtoken::crypto::sign(input.as_bytes(), &key, jsonwebtoken::Algorithm::HS256);

@@ -360,7 +360,7 @@ mod attacks {
     async fn rfc8725_2_1_hs256_signed_with_the_rsa_public_key_is_refused() {
         // The classic confusion: the attacker uses the public key (as published) as an HMAC
         // secret and asks for HS256.
-        use hmac::{Hmac, Mac};
+        use hmac::{Hmac, KeyInit, Mac};
         let header = json!({"alg": "HS256", "typ": "at+jwt", "kid": "rs256"});
         let input = format!("{}.{}", b64(&header), b64(&claims()));
         for secret in [
@@ -1195,13 +1195,13 @@ async fn static_pem_and_hmac_keys_verify_without_any_fetch() {
     assert_eq!(reply.status, 200);
     let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some("hs".into());
-    let hs = support::encode_jwt(&header, &claims(), &EncodingKey::from_secret(secret)).unwrap();
+    let hs = support::encode_jwt(&header, &claims(), &EncodingKey::from_secret(secret).unwrap()).unwrap();
     let reply = server.get("/", &[("authorization", &bearer(&hs))]).await;
     assert_eq!(reply.status, 200, "HS256 with a configured secret");
     // HS256 under the EC key's kid: the key decides the algorithm.
     header.kid = Some("es256".into());
     let confused =
-        support::encode_jwt(&header, &claims(), &EncodingKey::from_secret(secret)).unwrap();
+        support::encode_jwt(&header, &claims(), &EncodingKey::from_secret(secret).unwrap()).unwrap();
     let reply = server
         .get("/", &[("authorization", &bearer(&confused))])
         .await;

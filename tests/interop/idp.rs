@@ -281,7 +281,7 @@ pub fn dpop_proof(
     token: Option<&str>,
 ) -> String {
     use p256::ecdsa::signature::Signer as _;
-    let point = key.verifying_key().to_encoded_point(false);
+    let point = key.verifying_key().to_sec1_point(false);
     let header = serde_json::json!({
         "typ": "dpop+jwt",
         "alg": "ES256",

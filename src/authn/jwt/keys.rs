@@ -211,20 +211,23 @@ impl Key {
     /// outside 2048–8192 bits.
     pub fn from_pem(pem: &str) -> Result<Self, ConfigError> {
         use ed25519_dalek::pkcs8::DecodePublicKey as _;
-        use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+        use p256::elliptic_curve::sec1::ToSec1Point as _;
         use rsa::pkcs1::DecodeRsaPublicKey as _;
         use rsa::traits::PublicKeyParts as _;
 
-        let rsa = rsa::RsaPublicKey::from_public_key_pem(pem)
-            .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem));
+        let rsa = rsa::PublicKey::from_public_key_pem(pem)
+            .or_else(|_| rsa::PublicKey::from_pkcs1_pem(pem));
         if let Ok(key) = rsa {
-            return Self::rsa(&key.n().to_bytes_be(), &key.e().to_bytes_be(), None);
+            // Public values: the variable-time trimmed encoding leaks nothing.
+            let n = key.n().as_ref().to_be_bytes_trimmed_vartime();
+            let e = key.e().to_be_bytes_trimmed_vartime();
+            return Self::rsa(&n, &e, None);
         }
         if let Ok(key) = p256::PublicKey::from_public_key_pem(pem) {
-            return Self::ec(Family::P256, key.to_encoded_point(false).as_bytes());
+            return Self::ec(Family::P256, key.to_sec1_point(false).as_bytes());
         }
         if let Ok(key) = p384::PublicKey::from_public_key_pem(pem) {
-            return Self::ec(Family::P384, key.to_encoded_point(false).as_bytes());
+            return Self::ec(Family::P384, key.to_sec1_point(false).as_bytes());
         }
         if let Ok(key) = ed25519_dalek::VerifyingKey::from_public_key_pem(pem) {
             return Self::ed25519(key.as_bytes());
@@ -269,7 +272,9 @@ impl Key {
             kid: None,
             algs: AlgSet::of([alg]),
             family: Family::Hmac,
-            material: DecodingKey::from_secret(secret),
+            // Never empty here: the length was checked above.
+            material: DecodingKey::from_secret(secret)
+                .map_err(|e| invalid(format!("unusable {alg} secret: {e}")))?,
             fingerprint: Box::new([]),
         })
     }

@@ -231,11 +231,10 @@ impl<C: Clock> Inner<C> {
             return Err(AuthnReason::BadSignature.into());
         }
         let exp = issuer.rules.check(parsed, now)?;
-        if let Some(audiences) = &issuer.audiences {
-            if !token::audience_matches(&parsed.claims, audiences) {
+        if let Some(audiences) = &issuer.audiences
+            && !token::audience_matches(&parsed.claims, audiences) {
                 return Err(AuthnReason::WrongAudience.into());
             }
-        }
         let bound = bearer::binding(&parsed.claims, token.as_bytes())?.map(Arc::new);
         let principal = self
             .claims
@@ -451,11 +450,10 @@ impl<C: Clock> Authenticator for JwtAuthenticator<C> {
                 }
                 Step::Fetch { issuer, seen } => {
                     may_fetch = false;
-                    if let Keys::Jwks(jwks) = &self.inner.issuers[issuer].keys {
-                        if let Ok(true) = jwks.fetch(seen, now).await {
+                    if let Keys::Jwks(jwks) = &self.inner.issuers[issuer].keys
+                        && let Ok(true) = jwks.fetch(seen, now).await {
                             self.inner.cache.clear();
                         }
-                    }
                 }
             }
         }

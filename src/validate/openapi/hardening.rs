@@ -24,11 +24,10 @@ pub(super) fn harden(doc: &mut Value) {
         Value::Object(map) => {
             bound_by_format(map);
             select_by_discriminator(map);
-            if let Some(Value::String(p)) = map.get_mut("pattern") {
-                if let Cow::Owned(rewritten) = ecma_pattern(p) {
+            if let Some(Value::String(p)) = map.get_mut("pattern")
+                && let Cow::Owned(rewritten) = ecma_pattern(p) {
                     *p = rewritten;
                 }
-            }
             for (key, value) in map.iter_mut() {
                 if !matches!(
                     key.as_str(),

@@ -307,9 +307,10 @@ impl Principal {
     ) -> R {
         let slot = &self.0.role_cache.slots[slot.min(1)];
         if let Some(cached) = slot.load().as_ref()
-            && cached.generation == generation {
-                return f(&cached.bits);
-            }
+            && cached.generation == generation
+        {
+            return f(&cached.bits);
+        }
         let bits = compute(self);
         let result = f(&bits);
         slot.store(Some(Arc::new(CachedBits { generation, bits })));

@@ -225,9 +225,10 @@ pub(crate) fn matched_template(ext: &http::Extensions) -> Option<&str> {
     if let Some(m) = ext.get::<axum::extract::MatchedPath>() {
         let full = m.as_str();
         if let Some(nested) = ext.get::<axum::extract::NestedPath>()
-            && let Some(rest) = full.strip_prefix(nested.as_str()) {
-                return Some(if rest.is_empty() { "/" } else { rest });
-            }
+            && let Some(rest) = full.strip_prefix(nested.as_str())
+        {
+            return Some(if rest.is_empty() { "/" } else { rest });
+        }
         return Some(full);
     }
     ext.get::<RouteMatch>().map(RouteMatch::template)

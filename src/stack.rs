@@ -460,9 +460,10 @@ where
             // One route resolution for every layer, unless the router named the route.
             if let Some(routes) = &opts.routes
                 && matched_template(req.extensions()).is_none()
-                    && let Some(m) = routes.matched(req.uri().path()) {
-                        req.extensions_mut().insert(m);
-                    }
+                && let Some(m) = routes.matched(req.uri().path())
+            {
+                req.extensions_mut().insert(m);
+            }
         }
         self.inner.call(req)
     }

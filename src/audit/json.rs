@@ -169,13 +169,14 @@ impl RawEvent {
         if let End::Response {
             fields: Some(f), ..
         } = &self.end
-            && !f.0.is_empty() {
-                let mut fields = o.object("fields");
-                for (k, v) in &f.0 {
-                    let _ = write!(fields.any_key(k), "{v}");
-                }
-                fields.close();
+            && !f.0.is_empty()
+        {
+            let mut fields = o.object("fields");
+            for (k, v) in &f.0 {
+                let _ = write!(fields.any_key(k), "{v}");
             }
+            fields.close();
+        }
     }
 }
 

@@ -153,9 +153,11 @@ impl RotatingFile {
 
     fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
         if let Some(max) = self.max_bytes
-            && self.written > 0 && self.written + line.len() as u64 + 1 > max {
-                self.rotate()?;
-            }
+            && self.written > 0
+            && self.written + line.len() as u64 + 1 > max
+        {
+            self.rotate()?;
+        }
         self.file.write_all(line)?;
         self.file.write_all(b"\n")?;
         self.written += line.len() as u64 + 1;

@@ -78,9 +78,10 @@ impl Possession {
         // required): answered in the DPoP scheme.
         #[cfg(feature = "jwt")]
         if let Some(dpop) = &self.dpop
-            && (presented.dpop || reason.scheme() == crate::rejection::Scheme::Dpop) {
-                return Authentication::Refused(dpop.refuse(reason, now));
-            }
+            && (presented.dpop || reason.scheme() == crate::rejection::Scheme::Dpop)
+        {
+            return Authentication::Refused(dpop.refuse(reason, now));
+        }
         let _ = (presented, now);
         Authentication::Refused(bearer.refuse(reason))
     }

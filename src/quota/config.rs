@@ -280,12 +280,13 @@ impl QuotaConfig {
         }
         for r in rules {
             if let Some(name) = &r.store
-                && !named.iter().any(|(n, _)| n == name) {
-                    return Err(invalid(format!(
-                        "rule of policy `{}` chooses store `{name}`, which `stores` does not name",
-                        r.policy
-                    )));
-                }
+                && !named.iter().any(|(n, _)| n == name)
+            {
+                return Err(invalid(format!(
+                    "rule of policy `{}` chooses store `{name}`, which `stores` does not name",
+                    r.policy
+                )));
+            }
         }
         Ok(named)
     }

@@ -39,9 +39,10 @@ impl<St: QuotaStore> Finish for Settle<St> {
         } = self;
         // A synchronous store answered the checks; it answers the charges too.
         if let Some((i, key)) = charge
-            && shared.counts(i, res) {
-                shared.charge_now(i, &key);
-            }
+            && shared.counts(i, res)
+        {
+            shared.charge_now(i, &key);
+        }
         if let Some(mut tally) = tally {
             if !tally.charges.is_empty() {
                 for (i, key) in shared.due(res, &mut tally) {

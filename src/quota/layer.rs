@@ -174,16 +174,17 @@ fn check_prefixes(rules: &[QuotaRule]) -> Result<(), ConfigError> {
             v4_prefix,
             v6_prefix,
         } = rule.key
-            && (v4_prefix > 32 || v6_prefix > 128) {
-                return Err(ConfigError::Invalid {
-                    field: "quota",
-                    message: format!(
-                        "rule {i} (policy `{}`): prefix lengths are at most 32 (IPv4) and 128 \
+            && (v4_prefix > 32 || v6_prefix > 128)
+        {
+            return Err(ConfigError::Invalid {
+                field: "quota",
+                message: format!(
+                    "rule {i} (policy `{}`): prefix lengths are at most 32 (IPv4) and 128 \
                          (IPv6), not /{v4_prefix} and /{v6_prefix}",
-                        rule.default.name()
-                    ),
-                });
-            }
+                    rule.default.name()
+                ),
+            });
+        }
     }
     Ok(())
 }

@@ -209,9 +209,10 @@ impl Limit {
                     return Err(format!("a quota is at most {} per window", u32::MAX));
                 }
                 if let Window::Every(d) = window
-                    && (d.as_secs() == 0 || d.subsec_nanos() != 0) {
-                        return Err("a window must be a whole number of seconds, at least 1".into());
-                    }
+                    && (d.as_secs() == 0 || d.subsec_nanos() != 0)
+                {
+                    return Err("a window must be a whole number of seconds, at least 1".into());
+                }
                 Ok(())
             }
         }

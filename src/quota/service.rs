@@ -128,11 +128,12 @@ impl Tally {
             h.append(&RATELIMIT, v);
         }
         if headers.legacy
-            && let Some((cap, remaining, reset)) = tightest {
-                for (name, value) in legacy_fields(cap, remaining, reset) {
-                    h.insert(name, value);
-                }
+            && let Some((cap, remaining, reset)) = tightest
+        {
+            for (name, value) in legacy_fields(cap, remaining, reset) {
+                h.insert(name, value);
             }
+        }
     }
 }
 
@@ -179,12 +180,12 @@ fn too_many(policy: &QuotaPolicy, verdict: &Verdict, headers: RateLimitHeaders) 
             .iter()
             .zip(verdict.states())
             .find(|(_, s)| s.exceeded())
-        {
-            fields.extend(
-                legacy_fields(limit.capacity(), state.remaining(), verdict.retry_after())
-                    .map(|(name, value)| (name.clone(), value)),
-            );
-        }
+    {
+        fields.extend(
+            legacy_fields(limit.capacity(), state.remaining(), verdict.retry_after())
+                .map(|(name, value)| (name.clone(), value)),
+        );
+    }
     Rejection::TooManyRequests(TooManyRequests::new(
         policy.name_arc().clone(),
         violated,

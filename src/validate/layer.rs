@@ -366,10 +366,11 @@ where
                     );
                     // RFC 9110 §12.5.3: a 415 for a coding names the codings that are accepted.
                     if let Some(accepted) = op.decoding().map(super::Decoding::accept_encoding)
-                        && reason == InvalidReason::UnsupportedEncoding {
-                            res.headers_mut()
-                                .insert(http::header::ACCEPT_ENCODING, accepted);
-                        }
+                        && reason == InvalidReason::UnsupportedEncoding
+                    {
+                        res.headers_mut()
+                            .insert(http::header::ACCEPT_ENCODING, accepted);
+                    }
                     return ResponseFuture::refused(res);
                 }
             }

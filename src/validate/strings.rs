@@ -157,9 +157,10 @@ impl Walk<'_> {
             ));
         }
         if (!as_sent || self.signs)
-            && let Some(found) = chars::hostile(s, self.limits) {
-                return Some((found.keyword(), format!("{what} holds {}", found.what())));
-            }
+            && let Some(found) = chars::hostile(s, self.limits)
+        {
+            return Some((found.keyword(), format!("{what} holds {}", found.what())));
+        }
         None
     }
 

@@ -273,12 +273,14 @@ impl<'a> Node<'a> {
         let mut at = self.at + 1;
         for _ in 0..len {
             if let Tok::Str(s) = self.tape.toks[at as usize]
-                && s.len as usize == key.len() && self.tape.bytes(s) == key.as_bytes() {
-                    return Some(Node {
-                        tape: self.tape,
-                        at: at + 1,
-                    });
-                }
+                && s.len as usize == key.len()
+                && self.tape.bytes(s) == key.as_bytes()
+            {
+                return Some(Node {
+                    tape: self.tape,
+                    at: at + 1,
+                });
+            }
             at = self.tape.after(at + 1);
         }
         None

@@ -1195,13 +1195,22 @@ async fn static_pem_and_hmac_keys_verify_without_any_fetch() {
     assert_eq!(reply.status, 200);
     let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some("hs".into());
-    let hs = support::encode_jwt(&header, &claims(), &EncodingKey::from_secret(secret).unwrap()).unwrap();
+    let hs = support::encode_jwt(
+        &header,
+        &claims(),
+        &EncodingKey::from_secret(secret).unwrap(),
+    )
+    .unwrap();
     let reply = server.get("/", &[("authorization", &bearer(&hs))]).await;
     assert_eq!(reply.status, 200, "HS256 with a configured secret");
     // HS256 under the EC key's kid: the key decides the algorithm.
     header.kid = Some("es256".into());
-    let confused =
-        support::encode_jwt(&header, &claims(), &EncodingKey::from_secret(secret).unwrap()).unwrap();
+    let confused = support::encode_jwt(
+        &header,
+        &claims(),
+        &EncodingKey::from_secret(secret).unwrap(),
+    )
+    .unwrap();
     let reply = server
         .get("/", &[("authorization", &bearer(&confused))])
         .await;

@@ -303,9 +303,10 @@ impl<C: Clock> Inner<C> {
             return negative(AuthnReason::TokenNotYetValid);
         }
         if let Some(issuer) = &self.issuer
-            && answer.iss() != Some(issuer.as_str()) {
-                return negative(AuthnReason::WrongIssuer);
-            }
+            && answer.iss() != Some(issuer.as_str())
+        {
+            return negative(AuthnReason::WrongIssuer);
+        }
         // RFC 8705 §3.2 and RFC 9449 §6.2: a token bound to a certificate or a DPoP key is
         // checked against the request's certificate or proof. RFC 7662 §2.2 `token_type`: only
         // access tokens pass (a refresh token is `active` too, and never an access token).

@@ -232,9 +232,10 @@ impl<C: Clock> Inner<C> {
         }
         let exp = issuer.rules.check(parsed, now)?;
         if let Some(audiences) = &issuer.audiences
-            && !token::audience_matches(&parsed.claims, audiences) {
-                return Err(AuthnReason::WrongAudience.into());
-            }
+            && !token::audience_matches(&parsed.claims, audiences)
+        {
+            return Err(AuthnReason::WrongAudience.into());
+        }
         let bound = bearer::binding(&parsed.claims, token.as_bytes())?.map(Arc::new);
         let principal = self
             .claims
@@ -451,9 +452,10 @@ impl<C: Clock> Authenticator for JwtAuthenticator<C> {
                 Step::Fetch { issuer, seen } => {
                     may_fetch = false;
                     if let Keys::Jwks(jwks) = &self.inner.issuers[issuer].keys
-                        && let Ok(true) = jwks.fetch(seen, now).await {
-                            self.inner.cache.clear();
-                        }
+                        && let Ok(true) = jwks.fetch(seen, now).await
+                    {
+                        self.inner.cache.clear();
+                    }
                 }
             }
         }

@@ -208,9 +208,10 @@ impl ClaimRules {
             return Err(AuthnReason::TokenExpired);
         }
         if let Some(nbf) = date(claims, "nbf")?
-            && now.saturating_add(self.leeway) < nbf {
-                return Err(AuthnReason::TokenNotYetValid);
-            }
+            && now.saturating_add(self.leeway) < nbf
+        {
+            return Err(AuthnReason::TokenNotYetValid);
+        }
         let iat = date(claims, "iat")?;
         if let Some(max_age) = self.max_age {
             let iat = iat.ok_or(AuthnReason::MissingClaim)?;
@@ -225,9 +226,10 @@ impl ClaimRules {
             }
         }
         if let Some(max) = self.max_lifetime
-            && exp.saturating_duration_since(iat.unwrap_or(now)) > max + self.leeway {
-                return Err(AuthnReason::LifetimeTooLong);
-            }
+            && exp.saturating_duration_since(iat.unwrap_or(now)) > max + self.leeway
+        {
+            return Err(AuthnReason::LifetimeTooLong);
+        }
         if self.required.iter().any(|c| !claims.contains_key(&**c)) {
             return Err(AuthnReason::MissingClaim);
         }

@@ -25,9 +25,10 @@ pub(super) fn harden(doc: &mut Value) {
             bound_by_format(map);
             select_by_discriminator(map);
             if let Some(Value::String(p)) = map.get_mut("pattern")
-                && let Cow::Owned(rewritten) = ecma_pattern(p) {
-                    *p = rewritten;
-                }
+                && let Cow::Owned(rewritten) = ecma_pattern(p)
+            {
+                *p = rewritten;
+            }
             for (key, value) in map.iter_mut() {
                 if !matches!(
                     key.as_str(),

@@ -45,6 +45,7 @@ use crate::authz::{AuthzLayer, PolicySpec, RoleSpec, RuleSpec};
 use crate::client_ip::ClientIpResolver;
 use crate::error::ConfigError;
 use crate::quota::{AnyQuotaStore, QuotaLayer};
+use crate::rejection::Realm;
 use crate::route::RouteTable;
 use crate::stack::PalisadeLayer;
 use crate::validate::{ValidateLayer, ValidationConfig};
@@ -234,7 +235,10 @@ impl Config {
             return Ok(keys);
         };
         let secret = zeroize::Zeroizing::new(
-            std::env::var(var).map_err(|_| ConfigError::Env { name: var.clone() })?,
+            std::env::var(var).map_err(|_| ConfigError::Env {
+                field: "api_keys.pepper_env",
+                name: var.clone(),
+            })?,
         );
         Ok(keys.with_hasher(KeyHasher::keyed(secret.as_bytes())?))
     }
@@ -271,12 +275,20 @@ impl Config {
             .api_keys()?
             .authenticator(store)
             .with_timeout(Duration::from_millis(c.timeout_ms))
-            .with_realm(&c.realm)?;
+            .with_realm(Realm::new(&c.realm).map_err(|_| ConfigError::Invalid {
+                field: "api_keys.realm",
+                message: format!(
+                    "`{}`: a realm is 1-64 visible ASCII characters without quotes or backslashes",
+                    c.realm
+                ),
+            })?);
         auth = match &c.header {
-            Some(name) => auth.with_header(
-                HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| ConfigError::HeaderName { name: name.clone() })?,
-            ),
+            Some(name) => auth.with_header(HeaderName::from_bytes(name.as_bytes()).map_err(
+                |_| ConfigError::Invalid {
+                    field: "api_keys.header",
+                    message: format!("`{name}` is not a valid header name"),
+                },
+            )?),
             None => auth.without_header(),
         };
         if !c.authorization_scheme {
@@ -286,7 +298,12 @@ impl Config {
             auth = auth.allow_query_param(param);
         }
         if c.header.is_none() && !c.authorization_scheme && c.query_param.is_none() {
-            return Err(ConfigError::NoKeySource);
+            return Err(ConfigError::Invalid {
+                field: "api_keys",
+                message: "no api key source: `header` is null, `authorization_scheme` is false \
+                          and no `query_param` is set"
+                    .into(),
+            });
         }
         Ok(auth)
     }
@@ -593,7 +610,10 @@ mod tests {
         let c = Config::parse("api_keys: {header: \"bad header\"}", Format::Yaml).unwrap();
         assert!(matches!(
             c.authenticator(MemoryKeyStore::new()),
-            Err(ConfigError::HeaderName { .. })
+            Err(ConfigError::Invalid {
+                field: "api_keys.header",
+                ..
+            })
         ));
         let c = Config::parse(
             "api_keys: {header: null, authorization_scheme: false}",
@@ -602,7 +622,10 @@ mod tests {
         .unwrap();
         assert!(matches!(
             c.authenticator(MemoryKeyStore::new()),
-            Err(ConfigError::NoKeySource)
+            Err(ConfigError::Invalid {
+                field: "api_keys",
+                ..
+            })
         ));
         let c = Config::parse(
             "api_keys: {pepper_env: PALISADE_TEST_SURELY_UNSET_VARIABLE}",

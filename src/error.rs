@@ -62,9 +62,11 @@ pub enum ConfigError {
         message: String,
     },
     /// An environment variable named by the configuration is missing or not UTF-8.
-    #[error("environment variable `{name}` is not set or not valid UTF-8")]
+    #[error("`{field}`: environment variable `{name}` is not set or not valid UTF-8")]
     Env {
-        /// Its name.
+        /// The configuration item that names the variable (`api_keys.pepper_env`).
+        field: &'static str,
+        /// The variable's name.
         name: String,
     },
     /// An authorization policy is invalid (unknown role, inheritance cycle, clashing rules...).
@@ -77,6 +79,17 @@ pub enum ConfigError {
     #[error("schema: {message}")]
     Schema {
         /// What is wrong.
+        message: String,
+    },
+    /// A file other than the configuration file (an OpenAPI document, a CA certificate) could
+    /// not be read or parsed.
+    #[error("{what} `{path}`: {message}")]
+    OtherFile {
+        /// What the file is for (`OpenAPI document`, `Redis CA certificate file`).
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// What went wrong.
         message: String,
     },
     /// A mistake in a configuration file: the file, and the mistake (which names the section

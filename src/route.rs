@@ -11,14 +11,13 @@
 //! use http::{Method, Request};
 //! use palisade::route::RouteTable;
 //!
-//! let table = RouteTable::new()
-//!     .with_route("/v1/orders/{id}").unwrap()
-//!     .with_route("/v1/orders").unwrap();
+//! let table = RouteTable::from_templates(["/v1/orders/{id}", "/v1/orders"])?;
 //! let req = Request::post("/v1/orders/42?x=1").body(()).unwrap();
 //! let route = table.resolve(&req).unwrap();
 //! assert_eq!(route.template(), "/v1/orders/{id}");
 //! assert_eq!(route.method(), Method::POST);
 //! assert!(table.resolve(&Request::get("/v2").body(()).unwrap()).is_none());
+//! # Ok::<(), palisade::ConfigError>(())
 //! ```
 
 use std::fmt;
@@ -128,7 +127,24 @@ impl RouteTable {
         Self::default()
     }
 
-    /// Adds a template (`/users/{id}`, `/files/{*path}`). Adding one twice is a no-op.
+    /// A table of every template of `templates`, checked together: one `?` for the whole
+    /// table, the first invalid or conflicting template named in the error.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Route`] when a template is invalid or conflicts with another.
+    pub fn from_templates<I>(templates: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        templates
+            .into_iter()
+            .try_fold(Self::new(), |table, t| table.with_route(t.as_ref()))
+    }
+
+    /// Adds a template (`/users/{id}`, `/files/{*path}`). Adding one twice is a no-op. To
+    /// build a table of many, [`from_templates`](Self::from_templates) checks them all at once.
     ///
     /// # Errors
     ///
@@ -237,6 +253,17 @@ pub(crate) fn matched_template(ext: &http::Extensions) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_templates_checks_every_template_and_names_the_first_bad_one() {
+        let table = RouteTable::from_templates(["/a", "/b/{id}", "/a"]).unwrap();
+        assert_eq!(table.len(), 2);
+        let err = RouteTable::from_templates(["/a/{id}", "/a/{name}"]).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Route { template, .. } if template == "/a/{name}"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn conflicting_templates_are_config_errors() {

@@ -156,7 +156,10 @@ impl AuditConfig {
         // created, so a configuration error leaves no empty log behind.
         let chain_key = match &self.chain_key_env {
             Some(var) => Some(zeroize::Zeroizing::new(
-                std::env::var(var).map_err(|_| ConfigError::Env { name: var.clone() })?,
+                std::env::var(var).map_err(|_| ConfigError::Env {
+                    field: "audit.chain_key_env",
+                    name: var.clone(),
+                })?,
             )),
             None => None,
         };

@@ -29,10 +29,14 @@ use issuer::lifetimes;
 #[cfg(feature = "jwt")]
 pub use issuer::{IssuerConfig, JwtKeyConfig, SecretEncoding};
 
-fn env_secret(var: &str) -> Result<zeroize::Zeroizing<String>, ConfigError> {
+/// The secret in environment variable `var`, which configuration item `field` names.
+fn env_secret(field: &'static str, var: &str) -> Result<zeroize::Zeroizing<String>, ConfigError> {
     std::env::var(var)
         .map(zeroize::Zeroizing::new)
-        .map_err(|_| ConfigError::Env { name: var.into() })
+        .map_err(|_| ConfigError::Env {
+            field,
+            name: var.into(),
+        })
 }
 
 /// The `jwt` section: issuers, their keys and audiences, and how claims map to the principal.
@@ -260,7 +264,7 @@ impl IntrospectionConfig {
         let mut b = IntrospectionAuthenticator::builder(&self.url, &self.client_id)
             .claims(self.claims.clone());
         if let Some(var) = &self.client_secret_env {
-            b = b.client_secret(env_secret(var)?.as_str());
+            b = b.client_secret(env_secret("introspection.client_secret_env", var)?.as_str());
         }
         if self.client_auth_in_body {
             b = b.client_auth_in_body();

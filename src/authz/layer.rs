@@ -5,6 +5,7 @@ use std::mem;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::request::Parts;
 use http::{Request, Response};
@@ -66,8 +67,15 @@ pub struct AuthzLayer<Az = ()> {
     policy: LivePolicy,
     shadow: Option<LivePolicy>,
     authorizer: Arc<Az>,
+    authorizer_timeout: Duration,
     divergences: Arc<AtomicU64>,
 }
+
+/// How long the layer waits for an [`Authorizer`] unless told otherwise.
+pub const DEFAULT_AUTHORIZER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The audit cause of a 503 for an authorizer that did not answer in time.
+const AUTHORIZER_TIMEOUT_CAUSE: &str = "authorizer_timeout";
 
 impl AuthzLayer {
     /// Enforces `policy`, with no authorizer.
@@ -77,6 +85,7 @@ impl AuthzLayer {
             policy,
             shadow: None,
             authorizer: Arc::new(()),
+            authorizer_timeout: DEFAULT_AUTHORIZER_TIMEOUT,
             divergences: Arc::default(),
         }
     }
@@ -89,8 +98,18 @@ impl<Az> AuthzLayer<Az> {
             policy: self.policy,
             shadow: self.shadow,
             authorizer: Arc::new(authorizer),
+            authorizer_timeout: self.authorizer_timeout,
             divergences: self.divergences,
         }
+    }
+
+    /// Bounds each [`Authorizer`] call to `timeout` (default one second, like a key store
+    /// lookup); past it the request is refused with 503 and `Retry-After`, the audit cause
+    /// `authorizer_timeout`, and the authorizer's future is dropped.
+    #[must_use]
+    pub fn with_authorizer_timeout(mut self, timeout: Duration) -> Self {
+        self.authorizer_timeout = timeout;
+        self
     }
 
     /// Evaluates `candidate` beside the enforced policy and records (logs, and puts a
@@ -127,6 +146,7 @@ impl<Az> Clone for AuthzLayer<Az> {
             policy: self.policy.clone(),
             shadow: self.shadow.clone(),
             authorizer: self.authorizer.clone(),
+            authorizer_timeout: self.authorizer_timeout,
             divergences: self.divergences.clone(),
         }
     }
@@ -138,6 +158,7 @@ impl<Az> fmt::Debug for AuthzLayer<Az> {
             .field("policy", &self.policy)
             .field("shadow", &self.shadow)
             .field("authorizer", &std::any::type_name::<Az>())
+            .field("authorizer_timeout", &self.authorizer_timeout)
             .finish()
     }
 }
@@ -278,7 +299,7 @@ where
         // The ready service goes into the future; a fresh clone stays for the next call.
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
-        let authorizer = self.layer.authorizer.clone();
+        let authorizer = (self.layer.authorizer.clone(), self.layer.authorizer_timeout);
         let policy = self.layer.policy.current();
         ResponseFuture::boxed(Box::pin(authorize_then_call(
             inner,
@@ -329,7 +350,7 @@ impl<Az> AuthzLayer<Az> {
 async fn authorize_then_call<S, Az, ReqBody, ResBody>(
     mut inner: S,
     req: Request<ReqBody>,
-    authorizer: Arc<Az>,
+    (authorizer, timeout): (Arc<Az>, Duration),
     policy: Arc<Policy>,
     (decision, divergence): Extras,
     trace: DecisionTrace,
@@ -345,7 +366,7 @@ where
     let principal = parts.extensions.get::<Principal>();
     let outcome = match principal {
         Some(principal) => {
-            authorizer
+            let answer = authorizer
                 .authorize(&AuthzRequest {
                     principal,
                     route: &route,
@@ -353,8 +374,11 @@ where
                     parts: &parts,
                     decision: &decision,
                 })
-                .instrument(trace.span().clone())
+                .instrument(trace.span().clone());
+            // Bounded like every other backend call: a hung ownership database is an outage.
+            tokio::time::timeout(timeout, answer)
                 .await
+                .unwrap_or(Err(Refusal::unavailable(AUTHORIZER_TIMEOUT_CAUSE)))
         }
         None => Ok(()),
     };

@@ -6,7 +6,10 @@ mod policy;
 mod source;
 
 pub use authorizer::{Authorizer, DynAuthorizer, Refusal};
-pub use layer::{Authz, AuthzLayer, AuthzRequest, PathParams, ResponseFuture, ShadowDivergence};
+pub use layer::{
+    Authz, AuthzLayer, AuthzRequest, DEFAULT_AUTHORIZER_TIMEOUT, PathParams, ResponseFuture,
+    ShadowDivergence,
+};
 pub use policy::{
     Decision, Methods, Outcome, Policy, PolicyBuilder, PolicySpec, RoleSpec, RuleRef, RuleSpec,
 };

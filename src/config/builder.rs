@@ -4,6 +4,7 @@
 use http::HeaderName;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::audit::{AuditLayer, AuditSink, DynAuditSink};
 use crate::authn::api_key::{DynKeyStore, KeyStore};
@@ -30,7 +31,10 @@ fn host_audit(
     let mut b = AuditLayer::builder(sink);
     if let Some(name) = api_key_header {
         let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-            .map_err(|_| ConfigError::HeaderName { name: name.into() })?;
+            .map_err(|_| ConfigError::Invalid {
+                field: "api_keys.header",
+                message: format!("`{name}` is not a valid header name"),
+            })?;
         b = b.redact_header(name);
     }
     Ok(b)
@@ -43,6 +47,7 @@ pub struct ConfiguredBuilder<'c, Az = ()> {
     key_store: Option<Arc<dyn DynKeyStore>>,
     authenticators: Vec<Arc<dyn DynAuthenticator>>,
     authorizer: Az,
+    authorizer_timeout: Option<Duration>,
     policy: Option<LivePolicy>,
     shadow: Option<LivePolicy>,
     quota_store: Option<AnyQuotaStore>,
@@ -72,6 +77,7 @@ impl<'c> ConfiguredBuilder<'c> {
             key_store: None,
             authenticators: Vec::new(),
             authorizer: (),
+            authorizer_timeout: None,
             policy: None,
             shadow: None,
             quota_store: None,
@@ -103,6 +109,7 @@ impl<'c, Az> ConfiguredBuilder<'c, Az> {
             key_store: self.key_store,
             authenticators: self.authenticators,
             authorizer,
+            authorizer_timeout: self.authorizer_timeout,
             policy: self.policy,
             shadow: self.shadow,
             quota_store: self.quota_store,
@@ -111,6 +118,13 @@ impl<'c, Az> ConfiguredBuilder<'c, Az> {
             format: self.format,
             routes: self.routes,
         }
+    }
+
+    /// Bounds each call to the authorizer (default one second); past it the request is
+    /// refused with 503 and `Retry-After` (see [`AuthzLayer::with_authorizer_timeout`]).
+    pub fn authorizer_timeout(mut self, timeout: Duration) -> Self {
+        self.authorizer_timeout = Some(timeout);
+        self
     }
 
     /// Enforces `policy` instead of the file's `roles` and `routes` (for instance one loaded
@@ -201,6 +215,9 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
         };
         c.check_routes(&policy.current())?;
         let mut authz = AuthzLayer::new(policy).with_authorizer(self.authorizer);
+        if let Some(timeout) = self.authorizer_timeout {
+            authz = authz.with_authorizer_timeout(timeout);
+        }
         if let Some(shadow) = self.shadow {
             authz = authz.with_shadow(shadow);
         }

@@ -355,6 +355,7 @@ fn redis_store(
     base: Option<&std::path::Path>,
 ) -> Result<AnyQuotaStore, ConfigError> {
     let url = std::env::var(&r.url_env).map_err(|_| ConfigError::Env {
+        field: "quota.store.url_env",
         name: r.url_env.clone(),
     })?;
     redis_store_at(url, r, base)
@@ -380,7 +381,8 @@ fn redis_store_at(
         };
         #[cfg(feature = "redis-tls")]
         {
-            let pem = std::fs::read(&path).map_err(|e| ConfigError::File {
+            let pem = std::fs::read(&path).map_err(|e| ConfigError::OtherFile {
+                what: "`quota.store.tls_ca_file`",
                 path: path.display().to_string(),
                 message: e.to_string(),
             })?;
@@ -418,7 +420,7 @@ mod tests {
         assert!(redis_store_at(url.clone(), &r("ca.crt"), Some(&fixtures)).is_ok());
         let err = redis_store_at(url, &r("missing.crt"), Some(&fixtures)).unwrap_err();
         assert!(
-            matches!(&err, ConfigError::File { path, .. } if path.ends_with("redis-tls/missing.crt")),
+            matches!(&err, ConfigError::OtherFile { path, .. } if path.ends_with("redis-tls/missing.crt")),
             "{err}"
         );
     }

@@ -211,7 +211,10 @@ impl Limit {
                 if let Window::Every(d) = window
                     && (d.as_secs() == 0 || d.subsec_nanos() != 0)
                 {
-                    return Err("a window must be a whole number of seconds, at least 1".into());
+                    return Err(format!(
+                        "a window must be a whole number of seconds, at least 1, not {}",
+                        humantime::format_duration(d)
+                    ));
                 }
                 Ok(())
             }

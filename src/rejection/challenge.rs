@@ -49,6 +49,13 @@ impl ChallengeSet {
         Self::build(scheme, realm, "")
     }
 
+    /// The challenges of `scheme` in a [`Realm`] already checked.
+    #[must_use]
+    pub fn for_realm(scheme: Scheme, realm: &Realm) -> Self {
+        Self::build(scheme, realm.as_str(), "")
+            .unwrap_or_else(|_| unreachable!("a Realm is always valid"))
+    }
+
     /// The challenges of the `DPoP` scheme (RFC 9449 §7.1) in `realm`, naming the proof
     /// algorithms accepted (`algs`, space-separated JWS names): `DPoP realm="api",
     /// algs="ES256 EdDSA"`, and with `error="invalid_dpop_proof"`, `"use_dpop_nonce"` or
@@ -157,6 +164,63 @@ pub(crate) fn insufficient_scope(scopes: &str) -> Option<HeaderValue> {
 
 /// Checks a `realm` for a challenge: 1 to 64 visible ASCII characters or spaces, no quote or
 /// backslash.
+/// A checked `realm` for a `WWW-Authenticate` challenge (RFC 9110 §11.6.1): 1 to 64 visible
+/// ASCII characters (spaces allowed) without `"` or `\`, so it can be quoted as is.
+///
+/// Checked when made, so the authenticators that take one never fail in the middle of a
+/// chain:
+///
+/// ```
+/// use palisade::rejection::Realm;
+///
+/// let realm = Realm::new("orders")?;
+/// assert_eq!(realm.as_str(), "orders");
+/// assert!(Realm::new("bad\"realm").is_err());
+/// assert_eq!(Realm::from_static("api").as_str(), "api");
+/// # Ok::<(), palisade::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Realm(Box<str>);
+
+impl Realm {
+    /// `realm`, checked.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] (field `realm`) when it is empty, longer than 64 bytes, or
+    /// holds anything but visible ASCII and spaces other than `"` and `\`.
+    pub fn new(realm: &str) -> Result<Self, ConfigError> {
+        check_realm(realm)?;
+        Ok(Self(realm.into()))
+    }
+
+    /// A realm written in the code, like [`http::HeaderName::from_static`].
+    ///
+    /// # Panics
+    ///
+    /// When `realm` is not one [`new`](Self::new) accepts: a mistake in the code, not in
+    /// input.
+    #[must_use]
+    pub fn from_static(realm: &'static str) -> Self {
+        match Self::new(realm) {
+            Ok(realm) => realm,
+            Err(e) => panic!("invalid realm {realm:?}: {e}"),
+        }
+    }
+
+    /// The realm's text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Realm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 pub(crate) fn check_realm(realm: &str) -> Result<(), ConfigError> {
     let ok = !realm.is_empty()
         && realm.len() <= 64

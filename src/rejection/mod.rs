@@ -89,7 +89,7 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
 
-pub use challenge::ChallengeSet;
+pub use challenge::{ChallengeSet, Realm};
 #[cfg(any(feature = "jwt", feature = "introspection"))]
 pub(crate) use challenge::check_realm;
 pub use kinds::{

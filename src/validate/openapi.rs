@@ -88,10 +88,11 @@ impl OpenApi {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::File`] when it cannot be read; as [`from_json`](Self::from_json).
+    /// [`ConfigError::OtherFile`] when it cannot be read; as [`from_json`](Self::from_json).
     pub fn from_path(path: impl AsRef<std::path::Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::OtherFile {
+            what: "OpenAPI document",
             path: path.display().to_string(),
             message: e.to_string(),
         })?;

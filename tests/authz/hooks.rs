@@ -189,6 +189,58 @@ async fn an_outage_without_a_hint_says_retry_after_one_second() {
     assert_eq!(server.hits(), 0);
 }
 
+/// An authorizer that never answers: its database accepted the connection and went silent.
+struct Hung;
+
+impl Authorizer for Hung {
+    async fn authorize(&self, _: &AuthzRequest<'_>) -> Result<(), Refusal> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_hung_authorizer_is_cut_off_at_its_timeout_with_503_and_retry_after() {
+    let keys = ApiKeys::new();
+    let store = MemoryKeyStore::new();
+    let alice = keys
+        .generate(KeySpec::new("alice").role("customer").tenant("1"))
+        .unwrap();
+    store.insert(alice.record);
+    let sink = MemorySink::default();
+    let live = LivePolicy::from_spec(&policy()).unwrap();
+    let authz = AuthzLayer::new(live)
+        .with_authorizer(Hung)
+        .with_authorizer_timeout(Duration::from_millis(200));
+    let guard = Palisade::builder()
+        .authenticate(keys.authenticator(store))
+        .authorize(authz)
+        .audit(AuditLayer::builder(sink.clone()))
+        .build()
+        .unwrap();
+    let server = TestServer::start(guard).await;
+    let key = alice.plaintext.expose_secret().to_owned();
+
+    let started = std::time::Instant::now();
+    let down = server.get("/orders/1", &[("x-api-key", &key)]).await;
+    let waited = started.elapsed();
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(down.headers["retry-after"], "1");
+    assert_eq!(down.json()["code"], "temporarily_unavailable");
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    assert_eq!(server.hits(), 0, "the handler was reached");
+    let events = sink.wait_for(1).await;
+    match &events[0].outcome {
+        Some(Outcome::Refused { reason, cause, .. }) => {
+            assert_eq!(reason, "authorizer_unavailable");
+            assert_eq!(cause.as_deref(), Some("authorizer_timeout"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn an_authorizer_chosen_at_run_time_serves_through_a_box_dyn() {
     let db = orders_db("dyn");

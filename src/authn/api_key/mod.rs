@@ -54,7 +54,7 @@ use super::{Authentication, Authenticator};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 use crate::rejection::{
-    AuthnFailure, AuthnReason, ChallengeSet, Rejection, Scheme, UnavailableReason,
+    AuthnFailure, AuthnReason, ChallengeSet, Realm, Rejection, Scheme, UnavailableReason,
 };
 
 /// The default header: `x-api-key`.
@@ -244,16 +244,14 @@ impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
         self
     }
 
-    /// Sets the `realm` of the `WWW-Authenticate` challenge (default `api`).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Invalid`] when the realm is empty, longer than 64 bytes, or holds anything
-    /// but visible ASCII other than `"` and `\`.
-    pub fn with_realm(mut self, realm: &str) -> Result<Self, ConfigError> {
-        self.challenges = ChallengeSet::new(Scheme::ApiKey, realm)?;
-        self.realm = realm.into();
-        Ok(self)
+    /// Sets the `realm` of the `WWW-Authenticate` challenge (default `api`), checked when
+    /// the [`Realm`] was made: `.with_realm(Realm::from_static("orders"))`, or
+    /// `Realm::new(text)?` for one read at run time.
+    #[must_use]
+    pub fn with_realm(mut self, realm: Realm) -> Self {
+        self.challenges = ChallengeSet::for_realm(Scheme::ApiKey, &realm);
+        self.realm = realm.as_str().into();
+        self
     }
 
     /// Reads time from `clock` (for key expiry).

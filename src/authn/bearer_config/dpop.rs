@@ -108,7 +108,7 @@ impl DpopConfig {
             d = d.require_nonce(v);
         }
         if let Some(var) = &self.nonce_secret_env {
-            let secret = env_secret(var)?;
+            let secret = env_secret("dpop.nonce_secret_env", var)?;
             let bytes = decode_secret(
                 "dpop.nonce_secret_encoding",
                 var,
@@ -126,7 +126,7 @@ impl DpopConfig {
 
 #[cfg(feature = "redis")]
 fn redis_replay(d: Dpop, var: &str) -> Result<Dpop, ConfigError> {
-    let url = env_secret(var)?;
+    let url = env_secret("dpop.replay_redis_url_env", var)?;
     Ok(d.replay_store(crate::authn::dpop::RedisReplayStore::new(&url)?))
 }
 

@@ -237,7 +237,7 @@ impl JwtKeyConfig {
             (Some(pem), None, None) => Key::from_pem(pem)?,
             (None, Some(jwk), None) => Key::from_jwk(&jwk.to_string())?,
             (None, None, Some(var)) => {
-                let secret = env_secret(var)?;
+                let secret = env_secret("jwt.issuers.keys.hmac_secret_env", var)?;
                 let [alg] = self.algorithms[..] else {
                     return Err(invalid("an HMAC key names exactly one algorithm"));
                 };
@@ -258,7 +258,12 @@ impl JwtKeyConfig {
             }
         };
         if self.hmac_secret_env.is_none() && !self.algorithms.is_empty() {
-            key = key.with_algorithms(self.algorithms.iter().copied())?;
+            key = key
+                .try_with_algorithms(self.algorithms.iter().copied())
+                .map_err(|(_, mistake)| match mistake {
+                    ConfigError::Invalid { message, .. } => invalid(&message),
+                    other => other,
+                })?;
         }
         if let Some(kid) = &self.kid {
             key = key.with_kid(kid);

@@ -223,7 +223,12 @@ impl Issuer {
                 allow_http,
                 found: arc_swap::ArcSwapOption::empty(),
             }),
-            (None, None, false) => Keys::Static(self.keys.into_iter().map(Arc::new).collect()),
+            (None, None, false) => {
+                if let Some(mistake) = self.keys.iter().find_map(Key::mistake) {
+                    return Err(invalid(format!("issuer `{name}`: {mistake}")));
+                }
+                Keys::Static(self.keys.into_iter().map(Arc::new).collect())
+            }
             (None, None, true) => {
                 return Err(invalid(format!(
                     "issuer `{name}` has no key, no JWKS URL and no discovery"

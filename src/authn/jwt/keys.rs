@@ -171,6 +171,8 @@ pub struct Key {
     material: DecodingKey,
     /// Bytes that identify the material, to notice a key withdrawn from a key set.
     fingerprint: Box<[u8]>,
+    /// A mistake made while configuring the key, reported by the issuer's `build()`.
+    mistake: Option<ConfigError>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,6 +278,7 @@ impl Key {
             material: DecodingKey::from_secret(secret)
                 .map_err(|e| invalid(format!("unusable {alg} secret: {e}")))?,
             fingerprint: Box::new([]),
+            mistake: None,
         })
     }
 
@@ -287,24 +290,41 @@ impl Key {
     }
 
     /// Sets the algorithms this key verifies. Only algorithms of the key's own family are
-    /// kept (an RSA key never verifies HS256: RFC 8725 §2.1's confusion attack).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Invalid`] when none of `algs` fits the key.
-    pub fn with_algorithms(
+    /// kept (an RSA key never verifies HS256: RFC 8725 §2.1's confusion attack). When none of
+    /// `algs` fits the key, the [`JwtBuilder`](super::JwtBuilder)'s `build()` fails with
+    /// [`ConfigError::Invalid`] naming the issuer.
+    #[must_use]
+    pub fn with_algorithms(self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        match self.try_with_algorithms(algs) {
+            Ok(key) => key,
+            Err((mut key, mistake)) => {
+                key.mistake.get_or_insert(mistake);
+                key
+            }
+        }
+    }
+
+    /// [`with_algorithms`](Self::with_algorithms), failing at once (the configuration file's
+    /// path, which names the item).
+    pub(crate) fn try_with_algorithms(
         mut self,
         algs: impl IntoIterator<Item = Algorithm>,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, (Self, ConfigError)> {
         let fitting = AlgSet::of(algs.into_iter().filter(|a| self.family.allows(*a)));
         if fitting.is_empty() {
-            return Err(invalid(format!(
+            let mistake = invalid(format!(
                 "none of the algorithms fits this {:?} key",
                 self.family
-            )));
+            ));
+            return Err((self, mistake));
         }
         self.algs = fitting;
         Ok(self)
+    }
+
+    /// The mistake made while configuring this key, if any.
+    pub(crate) fn mistake(&self) -> Option<&ConfigError> {
+        self.mistake.as_ref()
     }
 
     /// The key id.
@@ -388,6 +408,7 @@ impl Key {
             family,
             material,
             fingerprint: fingerprint.into_boxed_slice(),
+            mistake: None,
         })
     }
 }
@@ -471,10 +492,14 @@ mod tests {
     #[test]
     fn rfc8725_2_1_an_rsa_key_never_verifies_hmac() {
         let rsa = Key::from_pem(RSA_PEM).unwrap();
-        assert!(rsa.clone().with_algorithms([Algorithm::HS256]).is_err());
-        let both = rsa
-            .with_algorithms([Algorithm::HS256, Algorithm::PS256])
-            .unwrap();
+        assert!(
+            rsa.clone()
+                .with_algorithms([Algorithm::HS256])
+                .mistake()
+                .is_some()
+        );
+        let both = rsa.with_algorithms([Algorithm::HS256, Algorithm::PS256]);
+        assert!(both.mistake().is_none());
         assert!(both.algs().contains(Algorithm::PS256));
         assert!(!both.algs().contains(Algorithm::HS256));
     }

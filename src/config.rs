@@ -234,12 +234,10 @@ impl Config {
         let Some(var) = &self.api_keys.pepper_env else {
             return Ok(keys);
         };
-        let secret = zeroize::Zeroizing::new(
-            std::env::var(var).map_err(|_| ConfigError::Env {
-                field: "api_keys.pepper_env",
-                name: var.clone(),
-            })?,
-        );
+        let secret = zeroize::Zeroizing::new(std::env::var(var).map_err(|_| ConfigError::Env {
+            field: "api_keys.pepper_env",
+            name: var.clone(),
+        })?);
         Ok(keys.with_hasher(KeyHasher::keyed(secret.as_bytes())?))
     }
 
@@ -283,12 +281,14 @@ impl Config {
                 ),
             })?);
         auth = match &c.header {
-            Some(name) => auth.with_header(HeaderName::from_bytes(name.as_bytes()).map_err(
-                |_| ConfigError::Invalid {
-                    field: "api_keys.header",
-                    message: format!("`{name}` is not a valid header name"),
-                },
-            )?),
+            Some(name) => {
+                auth.with_header(HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    ConfigError::Invalid {
+                        field: "api_keys.header",
+                        message: format!("`{name}` is not a valid header name"),
+                    }
+                })?)
+            }
             None => auth.without_header(),
         };
         if !c.authorization_scheme {

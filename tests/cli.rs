@@ -106,7 +106,7 @@ fn config_check_builds_every_section_without_a_server_and_leaves_no_file() {
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(
         run.stderr
-            .contains("`api_keys.pepper_env` (`PALISADE_CLI_PEPPER`)")
+            .contains("`api_keys.pepper_env`: environment variable `PALISADE_CLI_PEPPER`")
     );
 }
 

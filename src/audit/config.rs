@@ -155,12 +155,12 @@ impl AuditConfig {
         // Everything that can fail without side effects is checked before the sink's file is
         // created, so a configuration error leaves no empty log behind.
         let chain_key = match &self.chain_key_env {
-            Some(var) => Some(zeroize::Zeroizing::new(
-                std::env::var(var).map_err(|_| ConfigError::Env {
+            Some(var) => Some(zeroize::Zeroizing::new(std::env::var(var).map_err(
+                |_| ConfigError::Env {
                     field: "audit.chain_key_env",
                     name: var.clone(),
-                })?,
-            )),
+                },
+            )?)),
             None => None,
         };
         let mut sinks = self

@@ -366,14 +366,15 @@ where
     let principal = parts.extensions.get::<Principal>();
     let outcome = match principal {
         Some(principal) => {
+            let request = AuthzRequest {
+                principal,
+                route: &route,
+                params: &params,
+                parts: &parts,
+                decision: &decision,
+            };
             let answer = authorizer
-                .authorize(&AuthzRequest {
-                    principal,
-                    route: &route,
-                    params: &params,
-                    parts: &parts,
-                    decision: &decision,
-                })
+                .authorize(&request)
                 .instrument(trace.span().clone());
             // Bounded like every other backend call: a hung ownership database is an outage.
             tokio::time::timeout(timeout, answer)

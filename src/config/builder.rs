@@ -30,11 +30,12 @@ fn host_audit(
     let sink: Arc<dyn DynAuditSink> = Arc::new(fan_out);
     let mut b = AuditLayer::builder(sink);
     if let Some(name) = api_key_header {
-        let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-            .map_err(|_| ConfigError::Invalid {
+        let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
+            ConfigError::Invalid {
                 field: "api_keys.header",
                 message: format!("`{name}` is not a valid header name"),
-            })?;
+            }
+        })?;
         b = b.redact_header(name);
     }
     Ok(b)

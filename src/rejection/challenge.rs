@@ -213,6 +213,10 @@ impl Realm {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    pub(crate) fn into_boxed_str(self) -> Box<str> {
+        self.0
+    }
 }
 
 impl std::fmt::Display for Realm {

@@ -52,7 +52,6 @@ pub use store::{DynKeyStore, KeyRecord, KeySpec, KeyStore, MemoryKeyStore};
 
 use super::{Authentication, Authenticator};
 use crate::clock::{Clock, SystemClock};
-use crate::error::ConfigError;
 use crate::rejection::{
     AuthnFailure, AuthnReason, ChallengeSet, Realm, Rejection, Scheme, UnavailableReason,
 };
@@ -250,7 +249,7 @@ impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
     #[must_use]
     pub fn with_realm(mut self, realm: Realm) -> Self {
         self.challenges = ChallengeSet::for_realm(Scheme::ApiKey, &realm);
-        self.realm = realm.as_str().into();
+        self.realm = realm.into_boxed_str();
         self
     }
 

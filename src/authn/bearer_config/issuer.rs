@@ -260,7 +260,7 @@ impl JwtKeyConfig {
         if self.hmac_secret_env.is_none() && !self.algorithms.is_empty() {
             key = key
                 .try_with_algorithms(self.algorithms.iter().copied())
-                .map_err(|(_, mistake)| match mistake {
+                .map_err(|mistake| match mistake {
                     ConfigError::Invalid { message, .. } => invalid(&message),
                     other => other,
                 })?;

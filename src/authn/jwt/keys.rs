@@ -294,32 +294,37 @@ impl Key {
     /// `algs` fits the key, the [`JwtBuilder`](super::JwtBuilder)'s `build()` fails with
     /// [`ConfigError::Invalid`] naming the issuer.
     #[must_use]
-    pub fn with_algorithms(self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
-        match self.try_with_algorithms(algs) {
-            Ok(key) => key,
-            Err((mut key, mistake)) => {
-                key.mistake.get_or_insert(mistake);
-                key
+    pub fn with_algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        match self.fitting(algs) {
+            Ok(fitting) => self.algs = fitting,
+            Err(mistake) => {
+                self.mistake.get_or_insert(mistake);
             }
         }
+        self
     }
 
     /// [`with_algorithms`](Self::with_algorithms), failing at once (the configuration file's
     /// path, which names the item).
+    #[cfg(feature = "config")]
     pub(crate) fn try_with_algorithms(
         mut self,
         algs: impl IntoIterator<Item = Algorithm>,
-    ) -> Result<Self, (Self, ConfigError)> {
+    ) -> Result<Self, ConfigError> {
+        self.algs = self.fitting(algs)?;
+        Ok(self)
+    }
+
+    /// The algorithms of `algs` that fit this key's family; none is a mistake.
+    fn fitting(&self, algs: impl IntoIterator<Item = Algorithm>) -> Result<AlgSet, ConfigError> {
         let fitting = AlgSet::of(algs.into_iter().filter(|a| self.family.allows(*a)));
         if fitting.is_empty() {
-            let mistake = invalid(format!(
+            return Err(invalid(format!(
                 "none of the algorithms fits this {:?} key",
                 self.family
-            ));
-            return Err((self, mistake));
+            )));
         }
-        self.algs = fitting;
-        Ok(self)
+        Ok(fitting)
     }
 
     /// The mistake made while configuring this key, if any.

@@ -101,13 +101,17 @@ fn sections(c: &Config) -> Result<(), String> {
     if let Some(var) = &c.api_keys.pepper_env {
         step(
             &format!("`api_keys.pepper_env` (`{var}`)"),
-            &[],
+            &["`api_keys.pepper_env`"],
             c.api_keys(),
         )?;
     }
     step("`api_keys.keys`", &[], c.key_store())?;
     if c.api_keys.enabled {
-        step("`api_keys`", &[], c.authenticator(MemoryKeyStore::new()))?;
+        step(
+            "`api_keys`",
+            &["`api_keys"],
+            c.authenticator(MemoryKeyStore::new()),
+        )?;
     }
     step("`routes`", &["routes"], c.route_table())?;
     step("`roles`", &["routes", "roles"], c.policy())?;

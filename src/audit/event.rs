@@ -181,7 +181,9 @@ pub enum Outcome {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rule: Option<String>,
         /// What failed, in the host's own words, when a backend outage refused it (an
-        /// authorizer's `Refusal::Unavailable` cause, such as `orders_db`).
+        /// authorizer's `Refusal::Unavailable` cause, such as `orders_db`); for a credential
+        /// refused over plain HTTP, which kind it was (`api_key`, `authorization`,
+        /// `credential_header`), so the exposed credential can be found and rotated.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cause: Option<String>,
     },

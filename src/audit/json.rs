@@ -245,6 +245,7 @@ fn write_outcome(o: &mut Obj<'_>, rejection: Option<&Rejection>, decision: Optio
                     w.str("rule", &format!("quota policy {}", t.policy()));
                 }
                 Rejection::Unavailable(u) => w.opt_str("cause", u.cause()),
+                Rejection::Transport(t) => w.opt_str("cause", t.credential()),
                 _ => {}
             }
         }

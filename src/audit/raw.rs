@@ -129,6 +129,7 @@ fn outcome_of(rejection: Option<&Rejection>, decision: Option<&Decision>) -> Out
             },
             cause: match r {
                 Rejection::Unavailable(u) => u.cause().map(str::to_owned),
+                Rejection::Transport(t) => t.credential().map(str::to_owned),
                 _ => None,
             },
         },

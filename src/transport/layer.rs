@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
@@ -14,6 +15,7 @@ use super::headers::SecurityHeaders;
 use super::policy::{RequireTls, TransportPolicy, scheme};
 use crate::body::{ResponseBody, refusal};
 use crate::client_ip::ClientIpResolver;
+use crate::clock::{Clock, SystemClock};
 use crate::future::{Finish, ResponseFuture};
 use crate::rejection::{Rejection, TransportReason, TransportRefusal};
 use crate::telemetry::DecisionTrace;
@@ -49,6 +51,47 @@ struct Shared {
     headers: SecurityHeaders,
     resolver: ClientIpResolver,
     probe: Option<Arc<dyn CredentialProbe>>,
+    /// At most one warning a second, however many plain-HTTP credentials arrive.
+    warnings: WarnLimit,
+}
+
+/// One warning per second at most, each saying how many were held back before it: a client
+/// that sends a thousand keys over plain HTTP cannot flood the host's log.
+#[derive(Default)]
+struct WarnLimit {
+    /// The Unix second of the last warning.
+    last: AtomicU64,
+    /// Warnings held back since.
+    held: AtomicU64,
+}
+
+impl Clone for WarnLimit {
+    /// A layer being configured has warned of nothing yet.
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl WarnLimit {
+    /// `Some(held back)` when a warning may be written now.
+    fn admit(&self) -> Option<u64> {
+        self.admit_at(SystemClock.now().as_unix_secs())
+    }
+
+    /// [`admit`](Self::admit) at Unix second `now`.
+    fn admit_at(&self, now: u64) -> Option<u64> {
+        let last = self.last.load(Ordering::Relaxed);
+        if now > last
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.held.swap(0, Ordering::Relaxed));
+        }
+        self.held.fetch_add(1, Ordering::Relaxed);
+        None
+    }
 }
 
 impl fmt::Debug for TransportLayer {
@@ -78,6 +121,7 @@ impl TransportLayer {
                 headers: SecurityHeaders::default(),
                 resolver,
                 probe: None,
+                warnings: WarnLimit::default(),
             }),
         }
     }
@@ -136,12 +180,14 @@ impl Shared {
             TransportReason::InsecureTransport,
             credential,
         ));
-        if let Some(kind) = credential {
+        if let Some((kind, held)) = credential.zip(self.warnings.admit()) {
             // Never the credential: its kind and where it came from, so it can be rotated.
+            // Every refusal is in the audit log; the warning is for the operator's eye.
             tracing::warn!(
                 target: "palisade::transport",
                 credential = kind,
                 client = ?crate::client_ip::peer_addr_of(&parts.extensions).map(|a| a.ip()),
+                held_back = held,
                 "a credential came over plain HTTP and was refused; it is exposed and must be rotated"
             );
         }
@@ -248,5 +294,24 @@ where
         });
         let req = Request::from_parts(parts, body);
         ResponseFuture::inner(self.inner.call(req), finish)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WarnLimit;
+
+    #[test]
+    fn one_warning_a_second_counting_what_was_held_back() {
+        let limit = WarnLimit::default();
+        assert_eq!(limit.admit_at(100), Some(0));
+        for _ in 0..1000 {
+            assert_eq!(limit.admit_at(100), None);
+        }
+        assert_eq!(limit.admit_at(101), Some(1000));
+        assert_eq!(limit.admit_at(101), None);
+        assert_eq!(limit.admit_at(105), Some(1));
+        // A clock that steps back never unlocks a second warning early.
+        assert_eq!(limit.admit_at(104), None);
     }
 }

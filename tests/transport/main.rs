@@ -107,6 +107,48 @@ async fn rfc9110_15_5_4_an_api_key_over_plain_http_is_refused_before_any_store_l
 }
 
 #[tokio::test]
+async fn the_audit_event_of_a_plain_http_credential_names_its_kind_never_the_credential() {
+    let s = setup();
+    let sink = support::MemorySink::default();
+    let guard = s
+        .builder
+        .audit(palisade::audit::AuditLayer::builder(sink.clone()))
+        .build()
+        .unwrap();
+    let server = TestServer::start_plain(guard).await;
+    let basic = "Basic YWxpY2U6c2VjcmV0";
+    for (headers, kind) in [
+        (vec![("x-api-key", s.key.as_str())], "api_key"),
+        (vec![("authorization", basic)], "authorization"),
+    ] {
+        let reply = server.get("/v1/orders", &headers).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN);
+        let events = sink.wait_for(1).await;
+        let last = events.last().unwrap();
+        match &last.outcome {
+            Some(palisade::audit::Outcome::Refused {
+                layer,
+                reason,
+                cause,
+                ..
+            }) => {
+                assert_eq!(
+                    (layer.as_str(), reason.as_str()),
+                    ("transport", "insecure_transport")
+                );
+                assert_eq!(cause.as_deref(), Some(kind));
+            }
+            other => panic!("{other:?}"),
+        }
+        let lines = sink.lines();
+        assert!(lines.contains(&format!(r#""cause":"{kind}""#)), "{lines}");
+        assert!(!lines.contains(&s.key) && !lines.contains(basic), "{lines}");
+        sink.0.lock().unwrap().clear();
+    }
+    assert_eq!(s.calls.load(Ordering::SeqCst), 0, "the key store was asked");
+}
+
+#[tokio::test]
 async fn rfc7239_5_4_a_trusted_proxy_that_says_https_is_believed() {
     let s = setup();
     // The test client plays the proxy: loopback is trusted.

@@ -311,6 +311,7 @@ impl<St: QuotaStore> QuotaBuilder<St> {
                 exact,
                 clock: self.clock,
                 headers: self.headers,
+                refund_warned: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -337,6 +338,8 @@ pub(super) struct Shared<St> {
     pub(super) exact: HashMap<Arc<str>, (Arc<str>, u64)>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) headers: RateLimitHeaders,
+    /// Whether a failed refund was logged at `warn` already.
+    pub(super) refund_warned: std::sync::atomic::AtomicBool,
 }
 
 impl<St: QuotaStore> QuotaLayer<St> {
@@ -366,6 +369,7 @@ impl<St: QuotaStore> QuotaLayer<St> {
                 exact: HashMap::new(),
                 clock: Arc::new(SystemClock),
                 headers: RateLimitHeaders::default(),
+                refund_warned: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }

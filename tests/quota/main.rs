@@ -4,6 +4,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod all_or_nothing;
+
 use std::time::Duration;
 
 use http::StatusCode;

@@ -24,7 +24,7 @@ use crate::body::{ResponseBody, refusal as refusal_response};
 use crate::error::Chain;
 use crate::outcome::{QuotaOutcome, WantOutcomes};
 use crate::principal::Principal;
-use crate::rejection::{Rejection, UnavailableReason};
+use crate::rejection::{QuotaProblem, Rejection, UnavailableReason};
 use crate::route::matched_template;
 use crate::telemetry::{self, DecisionTrace};
 
@@ -123,7 +123,17 @@ impl<St: QuotaStore> Shared<St> {
                 told.note_mode(tally.outcome.mode());
                 record_limits(&mut told, key.policy(), &verdict);
                 tally.outcome = told;
-                return Err(too_many(key.policy(), &verdict, self.headers));
+                // RateLimit fields draft-12 §5: which problem this refusal is.
+                let problem = match &rule.counting {
+                    _ if verdict.mode() == QuotaMode::Degraded => {
+                        QuotaProblem::TemporaryReducedCapacity
+                    }
+                    Counting::Responses(f) if f.abnormal_usage() => {
+                        QuotaProblem::AbnormalUsageDetected
+                    }
+                    _ => QuotaProblem::QuotaExceeded,
+                };
+                return Err(too_many(&key, &verdict, self.headers, problem));
             }
             tracing::info!(
                 layer = "quota",
@@ -139,7 +149,7 @@ impl<St: QuotaStore> Shared<St> {
         }
         match rule.counting {
             Counting::Every if rule.shadow => tally.outcome.note_mode(verdict.mode()),
-            Counting::Every => tally.record(key.policy(), &verdict, self.headers),
+            Counting::Every => tally.record(&key, &verdict, self.headers),
             Counting::Responses(_) => {
                 tally.outcome.note_mode(verdict.mode());
                 // The usual single charge (a failed-authentication rule) needs no vector.

@@ -14,7 +14,7 @@ use super::refund::Taken;
 use super::store::QuotaMode;
 use crate::outcome::{LimitOutcome, QuotaOutcome};
 use crate::rejection::ratelimit::{RATELIMIT, RATELIMIT_POLICY, legacy_fields, write_item};
-use crate::rejection::{Rejection, TooManyRequests};
+use crate::rejection::{QuotaProblem, Rejection, TooManyRequests};
 
 const INLINE_POLICIES: usize = 4;
 
@@ -52,12 +52,8 @@ impl Tally {
         }
     }
 
-    pub(super) fn record(
-        &mut self,
-        policy: &QuotaPolicy,
-        verdict: &Verdict,
-        headers: RateLimitHeaders,
-    ) {
+    pub(super) fn record(&mut self, key: &QuotaKey, verdict: &Verdict, headers: RateLimitHeaders) {
+        let policy = key.policy();
         self.outcome.note_mode(verdict.mode());
         if verdict.mode() == QuotaMode::FailOpen {
             return;
@@ -75,7 +71,8 @@ impl Tally {
         if self.ratelimit.capacity() == 0 {
             self.ratelimit.reserve(64);
         }
-        write_items(&mut self.ratelimit, policy, verdict.states());
+        let pk = headers.partition_keys.then(|| partition_key(key));
+        write_items(&mut self.ratelimit, policy, verdict.states(), pk.as_ref());
     }
 
     /// Whether the tally has nothing to add to the response.
@@ -145,18 +142,48 @@ pub(super) fn record_limits(outcome: &mut QuotaOutcome, policy: &QuotaPolicy, ve
     }
 }
 
-/// Appends the `RateLimit` items of `policy`'s limits.
-fn write_items(out: &mut String, policy: &QuotaPolicy, states: &[LimitState]) {
+/// Appends the `RateLimit` items of `policy`'s limits, with the partition key `pk` if given.
+fn write_items(out: &mut String, policy: &QuotaPolicy, states: &[LimitState], pk: Option<&String>) {
     for (item, state) in policy.item_names().zip(states) {
         write_item(out, item, state.remaining(), state.reset());
+        if let Some(pk) = pk {
+            out.push_str(";pk=");
+            out.push_str(pk);
+        }
     }
 }
 
+/// The partition key of `key` as a Structured Field byte sequence: `:` base64 of the first 12
+/// bytes of SHA-256 of `<policy>:<key kind>:<identity>` `:` (RateLimit fields draft-12 §4.1.3,
+/// §6.1: documented, so a client can predict it).
+pub(super) fn partition_key(key: &QuotaKey) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    use std::fmt::Write as _;
+    struct Feed(sha2::Sha256);
+    impl std::fmt::Write for Feed {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.update(s.as_bytes());
+            Ok(())
+        }
+    }
+    let mut feed = Feed(sha2::Sha256::new());
+    let _ = write!(feed, "{key}");
+    let digest = feed.0.finalize();
+    let mut out = String::with_capacity(18);
+    out.push(':');
+    base64::engine::general_purpose::STANDARD.encode_string(&digest[..12], &mut out);
+    out.push(':');
+    out
+}
+
 pub(super) fn too_many(
-    policy: &QuotaPolicy,
+    key: &QuotaKey,
     verdict: &Verdict,
     headers: RateLimitHeaders,
+    problem: QuotaProblem,
 ) -> Rejection {
+    let policy = key.policy();
     let violated: Arc<[Box<str>]> = policy
         .item_names()
         .zip(verdict.states())
@@ -164,7 +191,8 @@ pub(super) fn too_many(
         .map(|(n, _)| n.into())
         .collect();
     let mut items = String::new();
-    write_items(&mut items, policy, verdict.states());
+    let pk = headers.partition_keys.then(|| partition_key(key));
+    write_items(&mut items, policy, verdict.states(), pk.as_ref());
     let mut fields = vec![(RATELIMIT_POLICY.clone(), policy.header().clone())];
     if let Ok(v) = HeaderValue::try_from(items) {
         fields.push((RATELIMIT.clone(), v));
@@ -181,10 +209,32 @@ pub(super) fn too_many(
                 .map(|(name, value)| (name.clone(), value)),
         );
     }
-    Rejection::TooManyRequests(TooManyRequests::new(
-        policy.name_arc().clone(),
-        violated,
-        verdict.retry_after(),
-        fields.into(),
-    ))
+    Rejection::TooManyRequests(
+        TooManyRequests::new(
+            policy.name_arc().clone(),
+            violated,
+            verdict.retry_after(),
+            fields.into(),
+        )
+        .with_problem(problem),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+
+    use super::*;
+    use crate::quota::Limit;
+
+    #[test]
+    fn ratelimit_draft12_6_1_the_partition_key_is_the_documented_hash() {
+        let key = QuotaKey::custom(QuotaPolicy::new("free", [Limit::per_second(1)]), "alice");
+        let digest = sha2::Sha256::digest(b"free:custom:alice");
+        let expected = base64::engine::general_purpose::STANDARD.encode(&digest[..12]);
+        assert_eq!(partition_key(&key), format!(":{expected}:"));
+        // A Structured Field byte sequence: 12 bytes are 16 base64 characters, no padding.
+        assert_eq!(partition_key(&key).len(), 18);
+    }
 }

@@ -266,7 +266,7 @@ async fn fail_open_admits_and_marks_the_request_for_audit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn degraded_mode_keeps_limiting_with_the_local_share() {
+async fn ratelimit_draft12_5_2_degraded_mode_keeps_limiting_with_the_local_share() {
     let Some(mut redis) = Redis::start("degraded_mode_keeps_limiting").await else {
         return;
     };
@@ -281,14 +281,29 @@ async fn degraded_mode_keeps_limiting_with_the_local_share() {
 
     redis.kill();
     let mut statuses = Vec::new();
+    let mut last = None;
     for _ in 0..8 {
-        statuses.push(get().await.status.as_u16());
+        let r = get().await;
+        statuses.push(r.status.as_u16());
+        last = Some(r);
     }
-    // Two instances share the limit: this one enforces half of it, 5 an hour, by itself.
-    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+    // Two instances share the limit: this one enforces half of it, 5 an hour, by itself. A
+    // request over that share meets a capacity the outage reduced, not the caller's quota:
+    // RateLimit fields draft-12 §5.2, 503 `temporary-reduced-capacity` with Retry-After.
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 503, 503, 503]);
+    let last = last.unwrap();
+    assert_eq!(
+        last.json()["type"],
+        palisade::rejection::TEMPORARY_REDUCED_CAPACITY
+    );
+    assert_eq!(last.json()["violated-policies"][0], "local");
+    assert!(last.headers.contains_key("retry-after"));
     let modes = server.quota_modes.lock().unwrap().clone();
     assert_eq!(modes, [QuotaMode::Degraded; 8]);
-    assert_eq!(server.last_refusal().unwrap().reason(), "quota_exceeded");
+    assert_eq!(
+        server.last_refusal().unwrap().reason(),
+        "temporary_reduced_capacity"
+    );
 }
 
 /// The Lua script and the in-memory arithmetic are one algorithm: the same sequence of checks

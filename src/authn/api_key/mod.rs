@@ -3,7 +3,8 @@
 //! - [`ApiKeys`] bundles the [`KeyFormat`] and the [`KeyHasher`], so keys are generated and
 //!   checked the same way: [`ApiKeys::generate`] returns the plaintext (once) and the
 //!   [`KeyRecord`] to store.
-//! - [`KeyStore`] is where records live ([`MemoryKeyStore`] built in).
+//! - [`KeyStore`] is where records live ([`MemoryKeyStore`] built in); [`CachedKeyStore`]
+//!   remembers a slower store's answers, invalidated across instances by a bus.
 //! - [`ApiKeyAuthenticator`] reads the key from the request and checks it.
 //!
 //! # How a key is checked
@@ -32,6 +33,7 @@
 //! # let _ = authenticator;
 //! ```
 
+mod cached;
 mod format;
 mod hash;
 mod store;
@@ -46,9 +48,12 @@ use http::request::Parts;
 use http::{HeaderName, HeaderValue};
 use tokio::time::error::Elapsed;
 
+pub use cached::{
+    CachedKeyStore, CachedKeyStoreBuilder, DEFAULT_KEY_CACHE_CAPACITY, DEFAULT_KEY_CACHE_TTL,
+};
 pub use format::{KeyFormat, KeyGenError, KeyId, ParsedKey, SecretKey};
 pub use hash::{KeyHash, KeyHasher};
-pub use store::{DynKeyStore, KeyRecord, KeySpec, KeyStore, MemoryKeyStore};
+pub use store::{DynKeyStore, KeyRecord, KeyRecordBuilder, KeySpec, KeyStore, MemoryKeyStore};
 
 use super::{Authentication, Authenticator};
 use crate::clock::{Clock, SystemClock};

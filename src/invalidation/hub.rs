@@ -19,6 +19,11 @@ pub trait InvalidationListener: Send + Sync + 'static {
     /// Drops everything: messages may have been missed (the bus reconnected, or a message of a
     /// kind this version does not know arrived).
     fn resync(&self);
+
+    /// The bus may be missing messages from now on (its link broke). The default does
+    /// nothing: caches that ask [`Hub::lifetime`] on each lookup need nothing more; a cache
+    /// whose entries carry their own expiry drops them here.
+    fn bus_down(&self) {}
 }
 
 /// This instance's end of an [`InvalidationBus`](super::InvalidationBus): the caches listening,
@@ -128,6 +133,7 @@ impl Hub {
             }
         } else if self.inner.live.swap(false, Ordering::SeqCst) {
             self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+            self.each(InvalidationListener::bus_down);
             tracing::warn!(
                 layer = "invalidation",
                 safe_lifetime = ?self.inner.safe_lifetime,

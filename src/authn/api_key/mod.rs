@@ -36,6 +36,7 @@
 mod cached;
 mod format;
 mod hash;
+mod row;
 mod store;
 
 use std::fmt;
@@ -53,7 +54,8 @@ pub use cached::{
 };
 pub use format::{KeyFormat, KeyGenError, KeyId, ParsedKey, SecretKey};
 pub use hash::{KeyHash, KeyHasher};
-pub use store::{DynKeyStore, KeyRecord, KeyRecordBuilder, KeySpec, KeyStore, MemoryKeyStore};
+pub use row::KeyRecordBuilder;
+pub use store::{DynKeyStore, KeyRecord, KeySpec, KeyStore, MemoryKeyStore};
 
 use super::{Authentication, Authenticator};
 use crate::clock::{Clock, SystemClock};

@@ -44,6 +44,7 @@ use crate::authz::Policy;
 use crate::authz::{AuthzLayer, PolicySpec, RoleSpec, RuleSpec};
 use crate::client_ip::ClientIpResolver;
 use crate::error::ConfigError;
+use crate::invalidation::DynInvalidationBus;
 use crate::quota::{AnyQuotaStore, QuotaLayer};
 use crate::rejection::Realm;
 use crate::route::RouteTable;
@@ -120,6 +121,10 @@ pub struct Config {
     /// Input validation: schemas, an OpenAPI document, rules per operation.
     #[serde(default)]
     pub validation: ValidationConfig,
+    /// The invalidation bus every instance shares (feature `redis`): revocations and policy
+    /// changes published once, applied by every instance's caches.
+    #[serde(default)]
+    pub invalidation: Option<crate::invalidation::InvalidationConfig>,
     /// Audit: sinks, tamper evidence, redaction.
     #[serde(default)]
     pub audit: Option<crate::audit::AuditConfig>,
@@ -407,8 +412,11 @@ impl Config {
     fn authenticators(
         &self,
         store: Arc<dyn DynKeyStore>,
+        bus: Option<&Arc<dyn DynInvalidationBus>>,
     ) -> Result<Vec<Arc<dyn DynAuthenticator>>, ConfigError> {
         let mut chain: Vec<Arc<dyn DynAuthenticator>> = Vec::new();
+        #[cfg(not(any(feature = "jwt", feature = "introspection")))]
+        let _ = bus;
         if self.api_keys.enabled {
             chain.push(Arc::new(self.authenticator(store)?));
         }
@@ -416,11 +424,19 @@ impl Config {
         if let Some(jwt) = &self.jwt {
             let mut jwt = jwt.clone();
             jwt.pass_opaque_tokens |= self.has_introspection();
-            chain.push(Arc::new(jwt.authenticator()?));
+            let mut b = jwt.builder()?;
+            if let Some(bus) = bus {
+                b = b.invalidation(bus);
+            }
+            chain.push(Arc::new(b.build()?));
         }
         #[cfg(feature = "introspection")]
         if let Some(introspection) = &self.introspection {
-            chain.push(Arc::new(introspection.authenticator()?));
+            let mut b = introspection.builder()?;
+            if let Some(bus) = bus {
+                b = b.invalidation(bus);
+            }
+            chain.push(Arc::new(b.build()?));
         }
         Ok(chain)
     }

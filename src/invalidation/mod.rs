@@ -2,6 +2,7 @@
 //! what it cached (`docs/invalidation.md`).
 #![doc = include_str!("../../docs/invalidation.md")]
 
+mod config;
 mod hub;
 mod memory;
 #[cfg(feature = "redis")]
@@ -11,6 +12,7 @@ mod wire;
 use std::future::Future;
 use std::sync::Arc;
 
+pub use config::InvalidationConfig;
 pub use hub::{DEFAULT_SAFE_LIFETIME, Hub, InvalidationListener};
 pub use memory::InProcessBus;
 #[cfg(feature = "redis")]

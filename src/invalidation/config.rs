@@ -116,3 +116,27 @@ impl InvalidationConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_section_reads_durations_and_defaults() {
+        let c: InvalidationConfig = serde_json::from_str(
+            r#"{"redis_url_env": "URL", "safe_lifetime": "2s", "timeout": "250ms"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.channel, "palisade:invalidation");
+        assert_eq!(c.safe_lifetime, Duration::from_secs(2));
+        assert_eq!(c.timeout, Duration::from_millis(250));
+        assert_eq!(
+            InvalidationConfig::new("URL").safe_lifetime,
+            DEFAULT_SAFE_LIFETIME
+        );
+        let bad = serde_json::from_str::<InvalidationConfig>(
+            r#"{"redis_url_env": "URL", "safe_lifetime": "soon"}"#,
+        );
+        assert!(bad.unwrap_err().to_string().contains("soon"));
+    }
+}

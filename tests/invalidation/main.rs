@@ -400,3 +400,32 @@ async fn with_redis_stopped_caches_fall_back_to_the_safe_lifetime_then_are_dropp
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_stack_takes_a_bus_and_hands_it_back() {
+    use palisade::config::{Config, Format};
+    let Some(world) = World::start("a_configured_stack_takes_a_bus").await else {
+        return;
+    };
+    let bus = RedisBus::builder(world.redis.url())
+        .safe_lifetime(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    // The host's bus replaces the file's section.
+    let yaml = "api_keys: {keys: []}\ninvalidation: {redis_url_env: PALISADE_TEST_UNSET_URL}\n";
+    let config = Config::parse(yaml, Format::Yaml).unwrap();
+    let layer = config.builder().invalidation(bus.clone()).build().unwrap();
+    let handed = layer.handles().invalidation().expect("the bus").clone();
+    assert!(handed.hub().wait_live(Duration::from_secs(5)).await);
+    assert_eq!(handed.hub().safe_lifetime(), Duration::from_secs(2));
+    handed.publish(&Invalidation::PolicyChanged).await.unwrap();
+
+    // Without one, the section's variable must be set: an error naming the item.
+    let err = config.builder().build().unwrap_err().to_string();
+    assert!(err.contains("invalidation.redis_url_env"), "{err}");
+    assert!(err.contains("PALISADE_TEST_UNSET_URL"), "{err}");
+    // A typo in the section stops the parse.
+    let typo = "invalidation: {redis_url_env: X, chanel: y}\n";
+    let err = Config::parse(typo, Format::Yaml).unwrap_err().to_string();
+    assert!(err.contains("chanel"), "{err}");
+}

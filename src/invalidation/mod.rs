@@ -1,5 +1,3 @@
-//! Invalidation shared by every instance: publish a revocation once, and each instance drops
-//! what it cached (`docs/invalidation.md`).
 #![doc = include_str!("../../docs/invalidation.md")]
 
 mod config;

@@ -37,14 +37,13 @@ use std::sync::Arc;
 use crate::audit::AuditLayer;
 use crate::authn::DynAuthenticator;
 use crate::authn::api_key::{
-    ApiKeyAuthenticator, ApiKeys, DEFAULT_TIMEOUT, DynKeyStore, KeyFormat, KeyHasher, KeyRecord,
-    KeyStore, MemoryKeyStore,
+    ApiKeyAuthenticator, ApiKeys, DEFAULT_TIMEOUT, KeyFormat, KeyHasher, KeyRecord, KeyStore,
+    MemoryKeyStore,
 };
 use crate::authz::Policy;
 use crate::authz::{AuthzLayer, PolicySpec, RoleSpec, RuleSpec};
 use crate::client_ip::ClientIpResolver;
 use crate::error::ConfigError;
-use crate::invalidation::DynInvalidationBus;
 use crate::quota::{AnyQuotaStore, QuotaLayer};
 use crate::rejection::Realm;
 use crate::route::RouteTable;
@@ -404,41 +403,6 @@ impl Config {
         return self.introspection.is_some();
         #[cfg(not(feature = "introspection"))]
         false
-    }
-
-    /// The authenticators of the file, in the order they are tried: API keys (unless
-    /// `api_keys.enabled` is false), each JWT issuer, introspection. With both `jwt` and
-    /// `introspection`, tokens that are not JWTs go on to introspection.
-    fn authenticators(
-        &self,
-        store: Arc<dyn DynKeyStore>,
-        bus: Option<&Arc<dyn DynInvalidationBus>>,
-    ) -> Result<Vec<Arc<dyn DynAuthenticator>>, ConfigError> {
-        let mut chain: Vec<Arc<dyn DynAuthenticator>> = Vec::new();
-        #[cfg(not(any(feature = "jwt", feature = "introspection")))]
-        let _ = bus;
-        if self.api_keys.enabled {
-            chain.push(Arc::new(self.authenticator(store)?));
-        }
-        #[cfg(feature = "jwt")]
-        if let Some(jwt) = &self.jwt {
-            let mut jwt = jwt.clone();
-            jwt.pass_opaque_tokens |= self.has_introspection();
-            let mut b = jwt.builder()?;
-            if let Some(bus) = bus {
-                b = b.invalidation(bus);
-            }
-            chain.push(Arc::new(b.build()?));
-        }
-        #[cfg(feature = "introspection")]
-        if let Some(introspection) = &self.introspection {
-            let mut b = introspection.builder()?;
-            if let Some(bus) = bus {
-                b = b.invalidation(bus);
-            }
-            chain.push(Arc::new(b.build()?));
-        }
-        Ok(chain)
     }
 
     /// `error`, naming this configuration's file when it was read from one.

@@ -42,6 +42,42 @@ fn host_audit(
     Ok(b)
 }
 
+/// The authenticators of the file, in the order they are tried: API keys (unless
+/// `api_keys.enabled` is false), each JWT issuer, introspection. With both `jwt` and
+/// `introspection`, tokens that are not JWTs go on to introspection. The JWT and
+/// introspection authenticators honour the token revocations published on `bus`.
+fn authenticators(
+    c: &Config,
+    store: Arc<dyn DynKeyStore>,
+    bus: Option<&Arc<dyn DynInvalidationBus>>,
+) -> Result<Vec<Arc<dyn DynAuthenticator>>, ConfigError> {
+    let mut chain: Vec<Arc<dyn DynAuthenticator>> = Vec::new();
+    #[cfg(not(any(feature = "jwt", feature = "introspection")))]
+    let _ = bus;
+    if c.api_keys.enabled {
+        chain.push(Arc::new(c.authenticator(store)?));
+    }
+    #[cfg(feature = "jwt")]
+    if let Some(jwt) = &c.jwt {
+        let mut jwt = jwt.clone();
+        jwt.pass_opaque_tokens |= c.has_introspection();
+        let mut b = jwt.builder()?;
+        if let Some(bus) = bus {
+            b = b.invalidation(bus);
+        }
+        chain.push(Arc::new(b.build()?));
+    }
+    #[cfg(feature = "introspection")]
+    if let Some(introspection) = &c.introspection {
+        let mut b = introspection.builder()?;
+        if let Some(bus) = bus {
+            b = b.invalidation(bus);
+        }
+        chain.push(Arc::new(b.build()?));
+    }
+    Ok(chain)
+}
+
 /// The stack of a configuration, open for the host's own parts: see [`Config::builder`].
 #[must_use]
 pub struct ConfiguredBuilder<'c, Az = ()> {
@@ -223,8 +259,7 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
             Some(bus) => Some(bus),
             None => c.invalidation.as_ref().map(|i| i.bus()).transpose()?,
         };
-        let chain = c
-            .authenticators(store, bus.as_ref())?
+        let chain = authenticators(c, store, bus.as_ref())?
             .into_iter()
             .chain(self.authenticators)
             .reduce(|a, b| Arc::new(Chain::new(a, b)) as Arc<dyn DynAuthenticator>)

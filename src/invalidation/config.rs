@@ -37,8 +37,7 @@ const fn default_timeout() -> Duration {
 ///   timeout: 1s
 /// ```
 ///
-/// A host's own bus given to [`ConfiguredBuilder::invalidation`](crate::config::ConfiguredBuilder::invalidation)
-/// replaces the section.
+/// A host's own bus given to `ConfiguredBuilder::invalidation` replaces the section.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]

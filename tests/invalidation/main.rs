@@ -85,6 +85,7 @@ struct Instance {
     server: TestServer,
     bus: RedisBus,
     cache: CachedKeyStore<Db>,
+    jwt: JwtAuthenticator,
     _watch: WatchHandle,
 }
 
@@ -124,7 +125,7 @@ impl World {
             .unwrap();
         let live = LivePolicy::from_spec(&policy(true)).unwrap();
         let watch = live.watch_with_bus(self.source.clone(), TTL, &bus);
-        let chain = Chain::new(self.keys.authenticator(cache.clone()), jwt);
+        let chain = Chain::new(self.keys.authenticator(cache.clone()), jwt.clone());
         let guard = Palisade::builder()
             .authenticate(chain)
             .authorize(AuthzLayer::new(live))
@@ -134,6 +135,7 @@ impl World {
             server: TestServer::start(guard).await,
             bus,
             cache,
+            jwt,
             _watch: watch,
         }
     }
@@ -357,6 +359,15 @@ async fn with_redis_stopped_caches_fall_back_to_the_safe_lifetime_then_are_dropp
     world.store.insert(issued.record.clone());
     let key = ("x-api-key", issued.plaintext.expose_secret());
     assert_eq!(with(&instance, "/orders/1", key).await.status, 200);
+    let now = SystemClock.now().as_unix_secs();
+    let bearer = token("bob", "b-1", now);
+    assert_eq!(
+        with(&instance, "/orders/1", ("authorization", &bearer))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(instance.jwt.cached_tokens(), 1);
     let hub = instance.bus.hub().clone();
     let resyncs = hub.resyncs();
 
@@ -368,6 +379,11 @@ async fn with_redis_stopped_caches_fall_back_to_the_safe_lifetime_then_are_dropp
     })
     .await;
     assert!(down.is_ok(), "the bus noticed Redis going away");
+    assert_eq!(
+        instance.jwt.cached_tokens(),
+        0,
+        "verified tokens dropped on the outage"
+    );
     // Revoked where no message can carry it: the cache (ttl ten minutes) forgets the key
     // within the safe lifetime.
     world.store.revoke(issued.record.id(), SystemClock.now());

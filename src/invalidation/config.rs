@@ -138,4 +138,23 @@ mod tests {
         );
         assert!(bad.unwrap_err().to_string().contains("soon"));
     }
+
+    #[cfg(feature = "config")]
+    #[test]
+    fn the_invalidation_reference_in_docs_config_md_parses() {
+        use crate::config::{Config, Format};
+        let doc = include_str!("../../docs/config.md");
+        let yaml = doc
+            .split("```yaml\n")
+            .nth(5)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a fifth yaml block in docs/config.md");
+        let c = Config::parse(yaml, Format::Yaml).unwrap();
+        let section = c.invalidation.expect("the section");
+        assert_eq!(section.redis_url_env, "PALISADE_REDIS_URL");
+        assert_eq!(section.channel, "orders-api:invalidation");
+        // The variable is not set here: building names it.
+        let err = section.bus().unwrap_err().to_string();
+        assert!(err.contains("invalidation.redis_url_env"), "{err}");
+    }
 }

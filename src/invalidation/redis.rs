@@ -13,7 +13,8 @@ use crate::error::{ConfigError, StoreError, StoreErrorKind};
 
 /// The default channel.
 const DEFAULT_CHANNEL: &str = "palisade:invalidation";
-/// The first wait before a reconnection, doubled on each failure up to [`MAX_BACKOFF`].
+/// The first wait before a reconnection, doubled on each failure up to [`MAX_BACKOFF`], each
+/// wait jittered.
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How often an idle subscription is checked with a `PING`.
@@ -224,7 +225,11 @@ async fn subscribe(client: redis::Client, channel: String, hub: Hub, timeout: Du
                 tracing::debug!(layer = "invalidation", "redis subscription timed out");
             }
         }
-        tokio::time::sleep(backoff).await;
+        // Jittered (half to all of the backoff), so that instances cut off together do not
+        // all reconnect at the same instant.
+        let spread = getrandom::u32().unwrap_or(u32::MAX);
+        let jitter = 0.5 + 0.5 * f64::from(spread) / f64::from(u32::MAX);
+        tokio::time::sleep(backoff.mul_f64(jitter)).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }

@@ -18,17 +18,18 @@
 //!
 //! Design notes, for a store of your own:
 //!
-//! - **One indexed lookup by key id**, answered from the cache when fresh. Misses are cached
+//! - **One indexed lookup by key id**, behind palisade's `CachedKeyStore`: misses are cached
 //!   too (an unknown id costs the same as a known one, so ids cannot be probed by timing), and
 //!   the cache is bounded.
-//! - **Revocation within `ttl`**: a cached record is served for at most `ttl`, then read again.
+//! - **Revocation within `ttl`**, or at once when published on an invalidation bus
+//!   (`Database::revoke_key_everywhere`).
+//! - **Rows to records** with `KeyRecord::builder`, column by column.
 //! - **Fail closed**: a database error is a `StoreError`, which palisade answers with 503, never
 //!   with the handler.
 //! - **Blocking calls off the runtime**: `rusqlite` blocks, so queries run in
 //!   `spawn_blocking`; palisade's own timeout bounds each lookup.
 //! - The table holds the key's hash (SHA-256, or HMAC with a pepper), never the key.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -37,12 +38,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use http::Method;
-use palisade::authn::api_key::{KeyHash, KeyId};
+use palisade::authn::api_key::{CachedKeyStore, KeyHash, KeyId};
 use palisade::authz::PolicySource;
 use palisade::error::StoreErrorKind;
+use palisade::invalidation::{InProcessBus, Invalidation, InvalidationBus};
 use palisade::prelude::*;
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::time::Instant;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -142,7 +143,8 @@ impl Database {
         .await
     }
 
-    /// Marks key `id` revoked at `at`. Takes effect within the key store's cache lifetime.
+    /// Marks key `id` revoked at `at`. Takes effect within the key store's cache lifetime, or
+    /// at once with [`revoke_key_everywhere`](Self::revoke_key_everywhere).
     pub async fn revoke_key(&self, id: KeyId, at: Timestamp) -> Result<bool, StoreError> {
         self.run(move |c| {
             c.execute(
@@ -153,6 +155,20 @@ impl Database {
             .map_err(store_error)
         })
         .await
+    }
+
+    /// Marks key `id` revoked at `at` and publishes the revocation on `bus`: every instance's
+    /// cache drops the key at once.
+    pub async fn revoke_key_everywhere(
+        &self,
+        id: KeyId,
+        at: Timestamp,
+        bus: &impl InvalidationBus,
+    ) -> Result<bool, StoreError> {
+        let found = self.revoke_key(id, at).await?;
+        bus.publish(&Invalidation::ApiKeyRevoked { key_id: id })
+            .await?;
+        Ok(found)
     }
 
     /// Declares `role`, inheriting `inherits`.
@@ -244,33 +260,19 @@ impl Database {
                 "a stored hash is not 64 hex digits",
             )
         })?;
-        let mut spec = KeySpec::new(subject);
-        for r in list(&roles) {
-            spec = spec.role(r);
-        }
-        for s in list(&scopes) {
-            spec = spec.scope(s);
-        }
-        if let Some(t) = tenant {
-            spec = spec.tenant(t);
-        }
-        if let Some(t) = tier {
-            spec = spec.tier(t);
-        }
-        if let Some(n) = name {
-            spec = spec.name(n);
-        }
-        if let Some(t) = time(created)? {
-            spec = spec.created_at(t);
-        }
-        if let Some(t) = time(expires)? {
-            spec = spec.expires_at(t);
-        }
-        let record = spec.into_record(id, hash);
-        Ok(Some(match time(revoked)? {
-            Some(at) => record.revoked(at),
-            None => record,
-        }))
+        // The row's columns as they are: no JSON blob.
+        KeyRecord::builder(id, hash, subject)
+            .roles(list(&roles))
+            .scopes(list(&scopes))
+            .tenant(tenant)
+            .tier(tier)
+            .name(name)
+            .created_at(time(created)?)
+            .expires_at(time(expires)?)
+            .revoked_at(time(revoked)?)
+            .build()
+            .map(Some)
+            .map_err(|e| StoreError::new(StoreErrorKind::InvalidData, e))
     }
 
     fn read_policy(conn: &Connection) -> Result<PolicySpec, StoreError> {
@@ -310,60 +312,29 @@ impl Database {
     }
 }
 
-/// Answers by key id (a record, or none), with when they were read.
-type Cache = HashMap<KeyId, (Option<KeyRecord>, Instant)>;
-
-/// Key records from the database, cached for `ttl` (hits and misses alike, at most
-/// `max_cached` ids).
+/// Key records from the database, one indexed lookup by id. Put behind palisade's
+/// [`CachedKeyStore`] (bounded, time-limited, negative caching, invalidated by a bus): see
+/// [`SqliteKeyStore::cached`].
 #[derive(Clone, Debug)]
-pub struct SqliteKeyStore {
-    db: Database,
-    cache: Arc<Mutex<Cache>>,
-    ttl: Duration,
-    max_cached: usize,
-}
+pub struct SqliteKeyStore(pub Database);
 
 impl SqliteKeyStore {
-    /// A store reading `db`, remembering each answer for `ttl`.
-    pub fn new(db: Database, ttl: Duration) -> Self {
-        Self {
-            db,
-            cache: Arc::default(),
-            ttl,
-            max_cached: 10_000,
-        }
-    }
-
-    fn cached(&self, id: &KeyId) -> Option<Option<KeyRecord>> {
-        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let (record, at) = cache.get(id)?;
-        (at.elapsed() < self.ttl).then(|| record.clone())
+    /// The store reading `db`, behind a cache that remembers each answer (hits and misses
+    /// alike) for `ttl`, at most 10 000 ids, and drops it at once on a revocation published on
+    /// `bus`.
+    pub fn cached(db: Database, ttl: Duration, bus: &impl InvalidationBus) -> CachedKeyStore<Self> {
+        CachedKeyStore::builder(Self(db))
+            .ttl(ttl)
+            .capacity(10_000)
+            .bus(bus)
+            .build()
     }
 }
 
 impl KeyStore for SqliteKeyStore {
     async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        if let Some(hit) = self.cached(id) {
-            return Ok(hit);
-        }
         let id = *id;
-        let record = self.db.run(move |c| Database::read_key(c, id)).await?;
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= self.max_cached {
-            // Bounded: drop what has expired, and everything if that is not enough.
-            let ttl = self.ttl;
-            cache.retain(|_, (_, at)| at.elapsed() < ttl);
-            if cache.len() >= self.max_cached {
-                cache.clear();
-            }
-        }
-        cache.insert(id, (record.clone(), Instant::now()));
-        Ok(record)
-    }
-
-    /// A fresh cached answer at once (no boxed future, no blocking thread).
-    fn get_now(&self, id: &KeyId) -> Option<Result<Option<KeyRecord>, StoreError>> {
-        self.cached(id).map(Ok)
+        self.0.run(move |c| Database::read_key(c, id)).await
     }
 }
 
@@ -403,7 +374,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let policy = LivePolicy::from_spec(&source.load().await?)?;
     let _watch = policy.watch(source, Duration::from_secs(2));
-    let store = SqliteKeyStore::new(db, Duration::from_secs(5));
+    // One instance here. Several instances share a `RedisBus` (feature `redis`) instead, so
+    // that a key revoked through one is dropped by every cache at once.
+    let bus = InProcessBus::new();
+    let store = SqliteKeyStore::cached(db, Duration::from_secs(5), &bus);
     let app = Router::new()
         .route(
             "/v1/orders/{id}",

@@ -37,8 +37,8 @@ use std::sync::Arc;
 use crate::audit::AuditLayer;
 use crate::authn::DynAuthenticator;
 use crate::authn::api_key::{
-    ApiKeyAuthenticator, ApiKeys, DEFAULT_TIMEOUT, DynKeyStore, KeyFormat, KeyHasher, KeyRecord,
-    KeyStore, MemoryKeyStore,
+    ApiKeyAuthenticator, ApiKeys, DEFAULT_TIMEOUT, KeyFormat, KeyHasher, KeyRecord, KeyStore,
+    MemoryKeyStore,
 };
 use crate::authz::Policy;
 use crate::authz::{AuthzLayer, PolicySpec, RoleSpec, RuleSpec};
@@ -120,6 +120,10 @@ pub struct Config {
     /// Input validation: schemas, an OpenAPI document, rules per operation.
     #[serde(default)]
     pub validation: ValidationConfig,
+    /// The invalidation bus every instance shares (feature `redis`): revocations and policy
+    /// changes published once, applied by every instance's caches.
+    #[serde(default)]
+    pub invalidation: Option<crate::invalidation::InvalidationConfig>,
     /// Audit: sinks, tamper evidence, redaction.
     #[serde(default)]
     pub audit: Option<crate::audit::AuditConfig>,
@@ -399,30 +403,6 @@ impl Config {
         return self.introspection.is_some();
         #[cfg(not(feature = "introspection"))]
         false
-    }
-
-    /// The authenticators of the file, in the order they are tried: API keys (unless
-    /// `api_keys.enabled` is false), each JWT issuer, introspection. With both `jwt` and
-    /// `introspection`, tokens that are not JWTs go on to introspection.
-    fn authenticators(
-        &self,
-        store: Arc<dyn DynKeyStore>,
-    ) -> Result<Vec<Arc<dyn DynAuthenticator>>, ConfigError> {
-        let mut chain: Vec<Arc<dyn DynAuthenticator>> = Vec::new();
-        if self.api_keys.enabled {
-            chain.push(Arc::new(self.authenticator(store)?));
-        }
-        #[cfg(feature = "jwt")]
-        if let Some(jwt) = &self.jwt {
-            let mut jwt = jwt.clone();
-            jwt.pass_opaque_tokens |= self.has_introspection();
-            chain.push(Arc::new(jwt.authenticator()?));
-        }
-        #[cfg(feature = "introspection")]
-        if let Some(introspection) = &self.introspection {
-            chain.push(Arc::new(introspection.authenticator()?));
-        }
-        Ok(chain)
     }
 
     /// `error`, naming this configuration's file when it was read from one.

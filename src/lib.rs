@@ -14,6 +14,7 @@
 //! | [`client_ip`] | the caller's address, trusting forwarded headers only from trusted proxies |
 //! | [`transport`] | credentials over plain HTTP refused before any lookup; OWASP's security response headers |
 //! | [`rejection`] | every refusal as RFC 9457 problem details |
+//! | [`invalidation`] | revocations and policy changes published once, applied by every instance's caches (in process or Redis pub/sub) |
 //! | [`clock`] | injected time, for tests that never sleep |
 //! | [`route`] | the (method, template) of a request |
 //! | `config` | a declarative YAML / TOML / JSON configuration (feature `config`) |
@@ -97,6 +98,7 @@ pub mod clock;
 #[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 pub mod config;
 pub mod error;
+pub mod invalidation;
 pub mod outcome;
 pub mod principal;
 pub mod quota;

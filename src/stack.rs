@@ -51,6 +51,7 @@ use crate::authn::{Authenticator, Authn, AuthnLayer, ResourceMetadata};
 use crate::authz::AuthzLayer;
 use crate::client_ip::{ClientIpLayer, ClientIpResolver, ClientIpService, ForwardedHeader};
 use crate::error::ConfigError;
+use crate::invalidation::{DynInvalidationBus, InvalidationBus};
 use crate::quota::QuotaLayer;
 use crate::rejection::{Formatter, RefusalFormat};
 use crate::route::{RouteTable, matched_template};
@@ -116,6 +117,7 @@ struct Options {
     metadata: Option<ResourceMetadata>,
     transport: TransportPolicy,
     headers: SecurityHeaders,
+    invalidation: Option<Arc<dyn DynInvalidationBus>>,
 }
 
 impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
@@ -147,6 +149,18 @@ impl<A, Z, Qc, Qp, V, Au> PalisadeBuilder<A, Z, Qc, Qp, V, Au> {
     /// it in every `Bearer` challenge of a 401. See [`ResourceMetadata`].
     pub fn resource_metadata(mut self, metadata: ResourceMetadata) -> Self {
         self.opts.metadata = Some(metadata);
+        self
+    }
+
+    /// Carries `bus` in the built layer's [`Handles::invalidation`], so that the host publishes
+    /// revocations and policy changes through the stack it built. The caches themselves listen
+    /// where they are built: [`CachedKeyStore`](crate::authn::api_key::CachedKeyStore), the
+    /// JWT and introspection builders' `invalidation`, [`LivePolicy::watch_with_bus`]
+    /// (`docs/invalidation.md`).
+    ///
+    /// [`LivePolicy::watch_with_bus`]: crate::authz::LivePolicy::watch_with_bus
+    pub fn invalidation(mut self, bus: impl InvalidationBus) -> Self {
+        self.opts.invalidation = Some(Arc::new(bus));
         self
     }
 
@@ -344,6 +358,7 @@ impl<A: Authenticator, Z: AuthzStage, Qc: QuotaStage, Qp: QuotaStage, V: Clone, 
             audit: audit_handle,
             policy,
             shadow: self.authz.shadow_policy(),
+            invalidation: self.opts.invalidation.clone(),
             quota: [self.clients.stats(), self.principals.stats()]
                 .into_iter()
                 .flatten()

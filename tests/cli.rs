@@ -564,3 +564,104 @@ async fn served_requests(config: &palisade::config::Config, key: &str, log: &Pat
     assert_eq!(support::send(addr, get("GET", &wrong)).await.status, 401);
     audit.shutdown().await;
 }
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+/// Records the messages an instance hears.
+#[derive(Default)]
+struct Heard(std::sync::Mutex<Vec<palisade::invalidation::Invalidation>>);
+
+impl palisade::invalidation::InvalidationListener for Heard {
+    fn invalidate(&self, message: &palisade::invalidation::Invalidation) {
+        self.0.lock().unwrap().push(message.clone());
+    }
+    fn resync(&self) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_revoke_publishes_on_the_files_invalidation_bus() {
+    use palisade::invalidation::{Invalidation, InvalidationBus, InvalidationListener, RedisBus};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let Some(redis) = redis_server::Redis::start("keys_revoke_publishes").await else {
+        return;
+    };
+    // An instance listening on the channel the file names.
+    let bus = RedisBus::builder(redis.url())
+        .channel("cli:invalidation")
+        .build()
+        .unwrap();
+    assert!(bus.hub().wait_live(Duration::from_secs(5)).await);
+    let heard = Arc::new(Heard::default());
+    let listener: Arc<dyn InvalidationListener> = heard.clone();
+    bus.hub().listen(&listener);
+
+    let dir = std::env::temp_dir().join(format!("palisade-cli-revoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("palisade.yaml");
+    std::fs::write(
+        &file,
+        "invalidation: {redis_url_env: PALISADE_CLI_REDIS, channel: 'cli:invalidation'}\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let url = redis.url();
+    let env = [("PALISADE_CLI_REDIS", url.as_str())];
+    let run = palisade(
+        &[
+            "keys",
+            "revoke",
+            "--config",
+            file,
+            "--id",
+            "3kTMd9Zq0vXbW1yN",
+        ],
+        "",
+        &env,
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains(r#"{"v":1,"t":"key","id":"3kTMd9Zq0vXbW1yN"}"#)
+    );
+    let run = palisade(
+        &["keys", "revoke", "--config", file, "--subject", "ada"],
+        "",
+        &env,
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let both = tokio::time::timeout(Duration::from_secs(2), async {
+        while heard.0.lock().unwrap().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(both.is_ok(), "the instance heard both revocations");
+    let key_id = palisade::authn::api_key::KeyId::parse("3kTMd9Zq0vXbW1yN").unwrap();
+    assert_eq!(
+        heard.0.lock().unwrap()[..],
+        [
+            Invalidation::ApiKeyRevoked { key_id },
+            Invalidation::SubjectKeysRevoked {
+                subject: "ada".into()
+            }
+        ]
+    );
+    // No section, or its variable unset: exit status 2, naming what is missing.
+    let run = palisade(
+        &[
+            "keys",
+            "revoke",
+            "--config",
+            file,
+            "--id",
+            "3kTMd9Zq0vXbW1yN",
+        ],
+        "",
+        &[],
+    );
+    assert_eq!(run.code, Some(2));
+    assert!(run.stderr.contains("PALISADE_CLI_REDIS"), "{}", run.stderr);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -18,6 +18,7 @@ use example::{Database, SqliteKeyStore, SqlitePolicySource};
 use palisade::authn::api_key::{ApiKeys, KeySpec};
 use palisade::authz::{AuthzLayer, LivePolicy, PolicySource};
 use palisade::clock::{Clock, SystemClock};
+use palisade::invalidation::InProcessBus;
 use palisade::{Palisade, Principal};
 use tokio::time::Instant;
 
@@ -67,12 +68,14 @@ async fn keys_and_grants_from_a_database_file_with_bounded_revocation() {
     let keys = ApiKeys::new();
     let ada = keys.generate(KeySpec::new("ada").role("reader")).unwrap();
     let bob = keys.generate(KeySpec::new("bob").role("reader")).unwrap();
+    let cy = keys.generate(KeySpec::new("cy").role("reader")).unwrap();
     db.insert_key(&ada.record).await.unwrap();
     db.insert_key(&bob.record).await.unwrap();
     db.add_role("reader", &[]).await.unwrap();
     db.grant("reader", "GET", "/v1/orders/{id}").await.unwrap();
     db.grant("reader", "*", "/v1/reports/*").await.unwrap();
 
+    let bus = InProcessBus::new();
     let source = SqlitePolicySource(db.clone());
     let policy = LivePolicy::from_spec(&source.load().await.unwrap()).unwrap();
     let _watch = policy.watch(source, POLICY_POLL);
@@ -84,7 +87,7 @@ async fn keys_and_grants_from_a_database_file_with_bounded_revocation() {
         .route("/v1/reports/{name}", get(|| async { "report" }))
         .layer(
             Palisade::builder()
-                .authenticate(keys.authenticator(SqliteKeyStore::new(db.clone(), KEY_TTL)))
+                .authenticate(keys.authenticator(SqliteKeyStore::cached(db.clone(), KEY_TTL, &bus)))
                 .authorize(AuthzLayer::new(policy))
                 .build()
                 .unwrap(),
@@ -117,6 +120,16 @@ async fn keys_and_grants_from_a_database_file_with_bounded_revocation() {
     );
     // The other key is untouched.
     assert_eq!(get_with(addr, "/v1/orders/1", bob_key).await.0, 200);
+
+    // Revoked and published on the bus: refused on the very next request, cache or not.
+    db.insert_key(&cy.record).await.unwrap();
+    let cy_key = cy.plaintext.expose_secret();
+    assert_eq!(get_with(addr, "/v1/orders/1", cy_key).await.0, 200);
+    db.revoke_key_everywhere(*cy.record.id(), SystemClock.now(), &bus)
+        .await
+        .unwrap();
+    let (status, code) = get_with(addr, "/v1/orders/1", cy_key).await;
+    assert_eq!((status, code.as_str()), (401, "key_revoked"));
 
     // A grant withdrawn in the database: refused within the policy's poll interval.
     db.revoke_grants("reader", "/v1/reports/*").await.unwrap();

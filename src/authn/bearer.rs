@@ -13,6 +13,9 @@ pub(crate) use self::cache::TokenCache;
 pub(crate) use super::possession::{Admission, Binding, Possession, binding};
 
 mod cache;
+mod revocations;
+pub use self::revocations::{DEFAULT_REVOCATION_CAPACITY, DEFAULT_REVOCATION_HORIZON};
+pub(crate) use self::revocations::{Revocations, TokenFacts};
 use crate::clock::Timestamp;
 use crate::principal::{AuthMethod, Principal};
 use crate::rejection::AuthnReason;

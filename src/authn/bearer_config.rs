@@ -118,6 +118,11 @@ impl JwtConfig {
     ///
     /// Any [`ConfigError`] of the builder or the keys.
     pub fn authenticator(&self) -> Result<crate::authn::jwt::JwtAuthenticator, ConfigError> {
+        self.builder()?.build()
+    }
+
+    /// The builder the section describes, for what the file cannot say (an invalidation bus).
+    pub(crate) fn builder(&self) -> Result<crate::authn::jwt::JwtBuilder, ConfigError> {
         use crate::authn::jwt::JwtAuthenticator;
         let mut b = JwtAuthenticator::builder().claims(self.claims.clone());
         for i in &self.issuers {
@@ -163,7 +168,7 @@ impl JwtConfig {
         if let Some(d) = &self.dpop {
             b = b.dpop(d.dpop()?);
         }
-        b.build()
+        Ok(b)
     }
 
     /// The key sets' refetch interval, lifetimes, failure back-off and staleness bound.
@@ -260,6 +265,13 @@ impl IntrospectionConfig {
     pub fn authenticator(
         &self,
     ) -> Result<crate::authn::introspection::IntrospectionAuthenticator, ConfigError> {
+        self.builder()?.build()
+    }
+
+    /// The builder the section describes, for what the file cannot say (an invalidation bus).
+    pub(crate) fn builder(
+        &self,
+    ) -> Result<crate::authn::introspection::IntrospectionBuilder, ConfigError> {
         use crate::authn::introspection::IntrospectionAuthenticator;
         let mut b = IntrospectionAuthenticator::builder(&self.url, &self.client_id)
             .claims(self.claims.clone());
@@ -306,7 +318,7 @@ impl IntrospectionConfig {
         if let Some(d) = &self.dpop {
             b = b.dpop(d.dpop()?);
         }
-        b.build()
+        Ok(b)
     }
 }
 

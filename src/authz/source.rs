@@ -9,7 +9,10 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, Guard};
 
 use super::policy::{Policy, PolicySpec};
+use tokio::sync::Notify;
+
 use crate::error::{ConfigError, StoreError};
+use crate::invalidation::{Hub, Invalidation, InvalidationBus, InvalidationListener};
 
 /// Where the written policy comes from: code, a file, the host's database.
 ///
@@ -253,13 +256,38 @@ impl LivePolicy {
     /// The task stops when the returned handle is dropped.
     #[must_use = "the watcher stops when its handle is dropped"]
     pub fn watch<S: PolicySource>(&self, source: S, every: Duration) -> WatchHandle {
+        self.watch_inner(source, every, None)
+    }
+
+    /// As [`watch`](Self::watch), and also reloads at once when
+    /// [`Invalidation::PolicyChanged`] is published on `bus` (by any instance) or the bus
+    /// reconnects. While the bus is down the source is polled at least every safe lifetime
+    /// of the bus, so `every` can be long.
+    #[must_use = "the watcher stops when its handle is dropped"]
+    pub fn watch_with_bus<S: PolicySource>(
+        &self,
+        source: S,
+        every: Duration,
+        bus: &impl InvalidationBus,
+    ) -> WatchHandle {
+        self.watch_inner(source, every, Some(bus.hub().clone()))
+    }
+
+    fn watch_inner<S: PolicySource>(
+        &self,
+        source: S,
+        every: Duration,
+        hub: Option<Hub>,
+    ) -> WatchHandle {
         let live = self.clone();
+        let wake = Arc::new(Wake(Notify::new()));
+        let listener: Arc<dyn InvalidationListener> = wake.clone();
+        if let Some(hub) = &hub {
+            hub.listen(&listener);
+        }
         let task = tokio::spawn(async move {
             let mut last: Option<PolicySpec> = None;
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
                 match source.load().await {
                     Ok(spec) if last.as_ref() == Some(&spec) => {}
                     Ok(spec) => {
@@ -271,9 +299,17 @@ impl LivePolicy {
                         let _ = live.refused(ReloadError::Source(e));
                     }
                 }
+                let period = hub.as_ref().map_or(every, |h| h.lifetime(every));
+                tokio::select! {
+                    () = tokio::time::sleep(period) => {}
+                    () = wake.0.notified() => {}
+                }
             }
         });
-        WatchHandle { task }
+        WatchHandle {
+            task,
+            _listener: listener,
+        }
     }
 
     /// How many policies were swapped in after the first.
@@ -296,9 +332,31 @@ impl LivePolicy {
 }
 
 /// Keeps a [`LivePolicy::watch`] task running; dropping it stops the task.
-#[derive(Debug)]
 pub struct WatchHandle {
     task: tokio::task::JoinHandle<()>,
+    /// Registered (weakly) with the bus, if any: it listens as long as the watcher runs.
+    _listener: Arc<dyn InvalidationListener>,
+}
+
+impl fmt::Debug for WatchHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatchHandle").finish_non_exhaustive()
+    }
+}
+
+/// Wakes a watcher when the policy changed elsewhere.
+struct Wake(Notify);
+
+impl InvalidationListener for Wake {
+    fn invalidate(&self, message: &Invalidation) {
+        if matches!(message, Invalidation::PolicyChanged) {
+            self.0.notify_one();
+        }
+    }
+
+    fn resync(&self) {
+        self.0.notify_one();
+    }
 }
 
 impl Drop for WatchHandle {
@@ -328,5 +386,48 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), crate::error::StoreErrorKind::Unavailable);
+    }
+}
+
+#[cfg(test)]
+mod bus_tests {
+    use super::*;
+    use crate::invalidation::InProcessBus;
+
+    struct Shared(Mutex<PolicySpec>);
+
+    impl PolicySource for Arc<Shared> {
+        async fn load(&self) -> Result<PolicySpec, StoreError> {
+            Ok(self.0.lock().unwrap().clone())
+        }
+    }
+
+    fn spec(path: &str) -> PolicySpec {
+        PolicySpec::builder()
+            .role("reader", [])
+            .allow([http::Method::GET], path, ["reader"])
+            .build()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn policy_changed_on_the_bus_reloads_at_once() {
+        let bus = InProcessBus::new();
+        let source = Arc::new(Shared(Mutex::new(spec("/a"))));
+        let live = LivePolicy::from_spec(&spec("/a")).unwrap();
+        let _watch = live.watch_with_bus(source.clone(), Duration::from_secs(3600), &bus);
+        let reloads = |n: u64| {
+            let live = live.clone();
+            tokio::time::timeout(Duration::from_secs(1), async move {
+                while live.reloads() < n {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+        };
+        reloads(1).await.expect("the first load");
+        *source.0.lock().unwrap() = spec("/b");
+        bus.publish(&Invalidation::PolicyChanged).await.unwrap();
+        // Paused time: the hour-long poll cannot fire; only the bus can wake the watcher.
+        reloads(2).await.expect("reloaded on PolicyChanged");
+        assert_eq!(live.reloads(), 2);
     }
 }

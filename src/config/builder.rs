@@ -12,6 +12,7 @@ use crate::authn::{Authenticator, Chain, DynAuthenticator};
 use crate::authz::Authorizer;
 use crate::authz::{AuthzLayer, LivePolicy};
 use crate::error::ConfigError;
+use crate::invalidation::{DynInvalidationBus, InvalidationBus};
 use crate::quota::{AnyQuotaStore, QuotaStore};
 use crate::rejection::RefusalFormat;
 use crate::route::RouteTable;
@@ -41,6 +42,42 @@ fn host_audit(
     Ok(b)
 }
 
+/// The authenticators of the file, in the order they are tried: API keys (unless
+/// `api_keys.enabled` is false), each JWT issuer, introspection. With both `jwt` and
+/// `introspection`, tokens that are not JWTs go on to introspection. The JWT and
+/// introspection authenticators honour the token revocations published on `bus`.
+fn authenticators(
+    c: &Config,
+    store: Arc<dyn DynKeyStore>,
+    bus: Option<&Arc<dyn DynInvalidationBus>>,
+) -> Result<Vec<Arc<dyn DynAuthenticator>>, ConfigError> {
+    let mut chain: Vec<Arc<dyn DynAuthenticator>> = Vec::new();
+    #[cfg(not(any(feature = "jwt", feature = "introspection")))]
+    let _ = bus;
+    if c.api_keys.enabled {
+        chain.push(Arc::new(c.authenticator(store)?));
+    }
+    #[cfg(feature = "jwt")]
+    if let Some(jwt) = &c.jwt {
+        let mut jwt = jwt.clone();
+        jwt.pass_opaque_tokens |= c.has_introspection();
+        let mut b = jwt.builder()?;
+        if let Some(bus) = bus {
+            b = b.invalidation(bus);
+        }
+        chain.push(Arc::new(b.build()?));
+    }
+    #[cfg(feature = "introspection")]
+    if let Some(introspection) = &c.introspection {
+        let mut b = introspection.builder()?;
+        if let Some(bus) = bus {
+            b = b.invalidation(bus);
+        }
+        chain.push(Arc::new(b.build()?));
+    }
+    Ok(chain)
+}
+
 /// The stack of a configuration, open for the host's own parts: see [`Config::builder`].
 #[must_use]
 pub struct ConfiguredBuilder<'c, Az = ()> {
@@ -56,6 +93,7 @@ pub struct ConfiguredBuilder<'c, Az = ()> {
     audit_sinks: Vec<Arc<dyn DynAuditSink>>,
     format: Option<Arc<dyn RefusalFormat>>,
     routes: Option<RouteTable>,
+    bus: Option<Arc<dyn DynInvalidationBus>>,
 }
 
 impl<Az> std::fmt::Debug for ConfiguredBuilder<'_, Az> {
@@ -86,6 +124,7 @@ impl<'c> ConfiguredBuilder<'c> {
             audit_sinks: Vec::new(),
             format: None,
             routes: None,
+            bus: None,
         }
     }
 }
@@ -118,6 +157,7 @@ impl<'c, Az> ConfiguredBuilder<'c, Az> {
             audit_sinks: self.audit_sinks,
             format: self.format,
             routes: self.routes,
+            bus: self.bus,
         }
     }
 
@@ -176,6 +216,17 @@ impl<'c, Az> ConfiguredBuilder<'c, Az> {
         self
     }
 
+    /// Uses `bus` instead of the file's `invalidation` section: the file's JWT and
+    /// introspection authenticators honour the token revocations published on it, and the
+    /// built layer's [`Handles::invalidation`](crate::Handles::invalidation) publishes on it.
+    /// A host's own key store or policy listens where the host builds it
+    /// ([`CachedKeyStore`](crate::authn::api_key::CachedKeyStore),
+    /// [`LivePolicy::watch_with_bus`]).
+    pub fn invalidation(mut self, bus: impl InvalidationBus) -> Self {
+        self.bus = Some(Arc::new(bus));
+        self
+    }
+
     /// Writes audit events to `sink` too (besides the `audit` section's sink; with no such
     /// section, to `sink` alone).
     pub fn audit_sink(mut self, sink: impl AuditSink) -> Self {
@@ -204,8 +255,11 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
             Some(store) => store,
             None => Arc::new(c.key_store()?),
         };
-        let chain = c
-            .authenticators(store)?
+        let bus = match self.bus {
+            Some(bus) => Some(bus),
+            None => c.invalidation.as_ref().map(|i| i.bus()).transpose()?,
+        };
+        let chain = authenticators(c, store, bus.as_ref())?
             .into_iter()
             .chain(self.authenticators)
             .reduce(|a, b| Arc::new(Chain::new(a, b)) as Arc<dyn DynAuthenticator>)
@@ -257,6 +311,9 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
             .audit(audit);
         if let Some(routes) = self.routes {
             stack = stack.routes(routes);
+        }
+        if let Some(bus) = bus {
+            stack = stack.invalidation(bus);
         }
         if let Some(format) = self.format {
             stack = stack.refusal_format(format);

@@ -228,6 +228,12 @@ authn_reasons! {
         code: "token_inactive", public: "invalid_token", status: UNAUTHORIZED,
         scheme: Bearer, detail: "The access token is not active.",
     }
+    /// The token was revoked: its `jti` was published revoked on the invalidation bus, or every
+    /// token of its subject issued before a time was (`palisade::invalidation`).
+    TokenRevoked {
+        code: "token_revoked", public: "invalid_token", status: UNAUTHORIZED,
+        scheme: Bearer, detail: "The access token is not active.",
+    }
     /// The JOSE header or the claims set names a member twice (RFC 7515 §5.2, RFC 7519 §4):
     /// refused rather than read with the last one winning.
     DuplicateMember {

@@ -1,12 +1,15 @@
 //! The stages a stack may have or not (authorization, audit, quotas), and the [`Handles`] a
 //! built stack gives back.
 
+use std::sync::Arc;
+
 use tower_layer::Identity;
 
 use crate::audit::{AuditBuilder, AuditHandle, AuditLayer, AuditSink};
 use crate::authz::{AuthzLayer, LivePolicy};
 use crate::client_ip::ClientIpResolver;
 use crate::error::ConfigError;
+use crate::invalidation::DynInvalidationBus;
 use crate::quota::{QuotaLayer, QuotaStats, QuotaStore};
 
 /// The authorization stage of a stack: none ([`Identity`]) or an [`AuthzLayer`].
@@ -98,6 +101,7 @@ pub struct Handles {
     pub(super) policy: Option<LivePolicy>,
     pub(super) shadow: Option<LivePolicy>,
     pub(super) quota: Vec<QuotaStats>,
+    pub(super) invalidation: Option<Arc<dyn DynInvalidationBus>>,
 }
 
 impl Handles {
@@ -120,6 +124,13 @@ impl Handles {
     #[must_use]
     pub fn shadow_policy(&self) -> Option<&LivePolicy> {
         self.shadow.as_ref()
+    }
+
+    /// The invalidation bus the stack was given, to publish revocations and policy changes on
+    /// (every instance applies them): `handles.invalidation().unwrap().publish(&message)`.
+    #[must_use]
+    pub fn invalidation(&self) -> Option<&Arc<dyn DynInvalidationBus>> {
+        self.invalidation.as_ref()
     }
 
     /// The quota stages' stores (keys held, evictions, Redis failures), one view per stage

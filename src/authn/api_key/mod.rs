@@ -3,7 +3,8 @@
 //! - [`ApiKeys`] bundles the [`KeyFormat`] and the [`KeyHasher`], so keys are generated and
 //!   checked the same way: [`ApiKeys::generate`] returns the plaintext (once) and the
 //!   [`KeyRecord`] to store.
-//! - [`KeyStore`] is where records live ([`MemoryKeyStore`] built in).
+//! - [`KeyStore`] is where records live ([`MemoryKeyStore`] built in); [`CachedKeyStore`]
+//!   remembers a slower store's answers, invalidated across instances by a bus.
 //! - [`ApiKeyAuthenticator`] reads the key from the request and checks it.
 //!
 //! # How a key is checked
@@ -32,8 +33,10 @@
 //! # let _ = authenticator;
 //! ```
 
+mod cached;
 mod format;
 mod hash;
+mod row;
 mod store;
 
 use std::fmt;
@@ -46,8 +49,12 @@ use http::request::Parts;
 use http::{HeaderName, HeaderValue};
 use tokio::time::error::Elapsed;
 
+pub use cached::{
+    CachedKeyStore, CachedKeyStoreBuilder, DEFAULT_KEY_CACHE_CAPACITY, DEFAULT_KEY_CACHE_TTL,
+};
 pub use format::{KeyFormat, KeyGenError, KeyId, ParsedKey, SecretKey};
 pub use hash::{KeyHash, KeyHasher};
+pub use row::KeyRecordBuilder;
 pub use store::{DynKeyStore, KeyRecord, KeySpec, KeyStore, MemoryKeyStore};
 
 use super::{Authentication, Authenticator};

@@ -365,3 +365,45 @@ async fn answers_at_once_match_the_asynchronous_answers() {
         Some(Authentication::Absent)
     ));
 }
+
+/// A store that must be awaited (a database), in front of which [`CachedKeyStore`] sits.
+#[derive(Clone)]
+struct Awaited(MemoryKeyStore);
+
+impl KeyStore for Awaited {
+    async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.0.get(id).await
+    }
+}
+
+#[tokio::test]
+async fn through_a_cache_an_unknown_id_and_a_wrong_secret_take_the_same_path() {
+    let keys = ApiKeys::new();
+    let store = MemoryKeyStore::new();
+    // A known id whose stored hash is another key's: the presented secret is wrong.
+    let known = keys.generate(KeySpec::new("alice")).unwrap();
+    let other_hash = keys.hasher().hash("another key entirely");
+    store.insert(KeySpec::new("alice").into_record(*known.record.id(), other_hash));
+    let unknown = keys.generate(KeySpec::new("eve")).unwrap();
+    let cache = CachedKeyStore::builder(Awaited(store)).build();
+    let auth = keys.authenticator(cache);
+    let request = |key: &SecretKey| parts(&[("x-api-key", key.expose_secret())], "/");
+    let (wrong, absent) = (request(&known.plaintext), request(&unknown.plaintext));
+    // First sight: neither is cached, both wait for the store.
+    assert!(auth.authenticate_now(&wrong).is_none());
+    assert!(auth.authenticate_now(&absent).is_none());
+    assert_eq!(reason(auth.authenticate(&wrong).await), "wrong_secret");
+    assert_eq!(reason(auth.authenticate(&absent).await), "unknown_key");
+    // Then both are answered at once from the cache, the miss as well as the hit, and the
+    // client sees one code for both (the audit keeps the precise reason).
+    let (a, b) = (
+        auth.authenticate_now(&wrong).expect("cached"),
+        auth.authenticate_now(&absent).expect("cached, negatively"),
+    );
+    let public = |a: &Authentication| match a {
+        Authentication::Refused(Rejection::Unauthenticated(f)) => f.reason().public_code(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((public(&a), public(&b)), ("invalid_key", "invalid_key"));
+    assert_eq!((reason(a), reason(b)), ("wrong_secret", "unknown_key"));
+}

@@ -9,10 +9,14 @@ use oauth2::{AuthType, Client, ClientId, ClientSecret, IntrospectionUrl};
 
 use super::breaker::Breaker;
 use super::{Http, Inner, IntrospectionAuthenticator};
-use crate::authn::bearer::{ClaimMap, Possession, TokenCache, TokenSource};
+use crate::authn::bearer::{
+    ClaimMap, DEFAULT_REVOCATION_CAPACITY, DEFAULT_REVOCATION_HORIZON, Possession, Revocations,
+    TokenCache, TokenSource,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 use crate::fetch::{HttpClient, check_url};
+use crate::invalidation::{Hub, InvalidationBus};
 use crate::principal::AuthMethod;
 use crate::rejection::{ChallengeSet, Scheme, check_realm};
 
@@ -37,6 +41,9 @@ pub struct IntrospectionBuilder<C = SystemClock> {
     allow_http: bool,
     #[cfg(feature = "jwt")]
     dpop: Option<crate::authn::dpop::Dpop>,
+    /// The bus whose token revocations apply.
+    bus: Option<Hub>,
+    revocation_horizon: Duration,
     clock: C,
 }
 
@@ -64,6 +71,8 @@ impl IntrospectionAuthenticator {
             allow_http: false,
             #[cfg(feature = "jwt")]
             dpop: None,
+            bus: None,
+            revocation_horizon: DEFAULT_REVOCATION_HORIZON,
             clock: SystemClock,
         }
     }
@@ -116,6 +125,22 @@ impl<C: Clock> IntrospectionBuilder<C> {
     /// How many answers are cached (0 disables the cache).
     pub fn cache_capacity(mut self, capacity: usize) -> Self {
         self.cache_capacity = capacity;
+        self
+    }
+
+    /// Honours the token revocations published on `bus`: a token whose `jti` (with the
+    /// answer's `iss`, or any issuer) was revoked, or whose subject's tokens issued before a
+    /// time were, is refused (401 `invalid_token`, audit reason `token_revoked`), cached or
+    /// not. While the bus is down, answers are cached for at most its safe lifetime, and
+    /// dropped when it reconnects.
+    pub fn invalidation(mut self, bus: &impl InvalidationBus) -> Self {
+        self.bus = Some(bus.hub().clone());
+        self
+    }
+
+    /// How long a revocation heard on the bus is remembered (default 24 hours).
+    pub fn revocation_horizon(mut self, horizon: Duration) -> Self {
+        self.revocation_horizon = horizon;
         self
     }
 
@@ -191,6 +216,8 @@ impl<C: Clock> IntrospectionBuilder<C> {
             allow_http: self.allow_http,
             #[cfg(feature = "jwt")]
             dpop: self.dpop,
+            bus: self.bus,
+            revocation_horizon: self.revocation_horizon,
             clock,
         }
     }
@@ -221,6 +248,11 @@ impl<C: Clock> IntrospectionBuilder<C> {
         let method = AuthMethod::Bearer {
             issuer: Arc::from(self.issuer.as_deref().unwrap_or(self.url.as_str())),
         };
+        let cache = Arc::new(TokenCache::new("introspection", self.cache_capacity));
+        let revocations = self.bus.map(|hub| {
+            let horizon = self.revocation_horizon;
+            Revocations::new(&hub, cache.clone(), horizon, DEFAULT_REVOCATION_CAPACITY)
+        });
         Ok(IntrospectionAuthenticator {
             inner: Arc::new(Inner {
                 client,
@@ -229,7 +261,8 @@ impl<C: Clock> IntrospectionBuilder<C> {
                 audiences: self.audiences,
                 claims: self.claims,
                 source: self.source,
-                cache: TokenCache::new("introspection", self.cache_capacity),
+                cache,
+                revocations,
                 inflight: Mutex::new(HashMap::new()),
                 // A probe that outlives twice the timeout was lost (its request went away):
                 // another request may probe.

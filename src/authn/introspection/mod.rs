@@ -51,7 +51,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::authn::bearer::{
-    self, Admission, Binding, ClaimMap, Possession, Presented, TokenCache, TokenSource,
+    self, Admission, Binding, ClaimMap, Possession, Presented, Revocations, TokenCache, TokenFacts,
+    TokenSource,
 };
 use crate::authn::{Authentication, Authenticator};
 use crate::clock::{Clock, SystemClock, Timestamp};
@@ -109,7 +110,9 @@ struct Inner<C> {
     audiences: Vec<Box<str>>,
     claims: ClaimMap,
     source: TokenSource,
-    cache: TokenCache<Verdict>,
+    cache: Arc<TokenCache<Verdict>>,
+    /// The revocations heard on the invalidation bus, if one is configured.
+    revocations: Option<Revocations<Verdict>>,
     /// Calls to the endpoint in flight, by the token's cache key: requests that bring a token
     /// already being introspected wait for that call's answer instead of making their own.
     inflight: Mutex<HashMap<u128, Arc<Flight>>>,
@@ -125,7 +128,7 @@ struct Inner<C> {
 
 /// What an answer concluded: the principal and the certificate the token is bound to (RFC
 /// 8705 §3.2, checked on every request that brings it), or the refusal.
-type Verdict = Result<(Principal, Option<Arc<Binding>>), AuthnReason>;
+type Verdict = Result<(Principal, Option<Arc<Binding>>, Option<Arc<TokenFacts>>), AuthnReason>;
 
 /// One call to the endpoint, shared by the requests that wait for it: the verdict, or why
 /// there is none.
@@ -349,8 +352,17 @@ impl<C: Clock> Inner<C> {
             },
             _ => self.method.clone(),
         };
+        let facts = self.revocations.as_ref().map(|r| {
+            let facts = TokenFacts {
+                issuer: answer.iss().map(Arc::from),
+                jti: answer.jti().map(Arc::from),
+                iat: answer.iat().map(|t| secs(t.timestamp())),
+            };
+            (Arc::new(facts), r.cache_until(until, now))
+        });
+        let until = facts.as_ref().map_or(until, |f| f.1);
         match self.claims.principal(&claims, method) {
-            Ok(p) => (Ok((p, bound.map(Arc::new))), until),
+            Ok(p) => (Ok((p, bound.map(Arc::new), facts.map(|f| f.0))), until),
             Err(r) => negative(r),
         }
     }
@@ -384,7 +396,20 @@ impl<C: Clock> IntrospectionAuthenticator<C> {
     ) -> Admission {
         let inner = &*self.inner;
         match verdict {
-            Ok((p, bound)) => {
+            Ok((p, _, Some(facts)))
+                if inner
+                    .revocations
+                    .as_ref()
+                    .is_some_and(|r| r.revoked(&facts, p.subject(), now)) =>
+            {
+                Admission::Done(inner.possession.refuse(
+                    AuthnReason::TokenRevoked,
+                    presented,
+                    &inner.challenges,
+                    now,
+                ))
+            }
+            Ok((p, bound, _)) => {
                 let bound = bound.as_deref();
                 inner
                     .possession

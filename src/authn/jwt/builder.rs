@@ -7,11 +7,15 @@ use super::issuer::Issuer;
 use super::jwks::JwksTiming;
 use super::token::ClaimRules;
 use super::{Inner, IssuerState, JwtAuthenticator};
-use crate::authn::bearer::{ClaimMap, Possession, TokenCache, TokenSource};
+use crate::authn::bearer::{
+    ClaimMap, DEFAULT_REVOCATION_CAPACITY, DEFAULT_REVOCATION_HORIZON, Possession, Revocations,
+    TokenCache, TokenSource,
+};
 use crate::authn::dpop::Dpop;
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 use crate::fetch::HttpClient;
+use crate::invalidation::{Hub, InvalidationBus};
 use crate::rejection::{ChallengeSet, Scheme, check_realm};
 
 /// Builds a [`JwtAuthenticator`].
@@ -29,6 +33,9 @@ pub struct JwtBuilder<C = SystemClock> {
     timing: JwksTiming,
     pass_opaque: bool,
     dpop: Option<Dpop>,
+    /// The bus whose token revocations apply.
+    bus: Option<Hub>,
+    revocation_horizon: Duration,
     clock: C,
 }
 
@@ -54,6 +61,8 @@ impl JwtAuthenticator {
             timing: JwksTiming::default(),
             pass_opaque: false,
             dpop: None,
+            bus: None,
+            revocation_horizon: DEFAULT_REVOCATION_HORIZON,
             clock: SystemClock,
         }
     }
@@ -123,6 +132,24 @@ impl<C: Clock> JwtBuilder<C> {
     /// (`tests/token_cache_allocations.rs`), so the default bounds the cache near 37 MB.
     pub fn cache_capacity(mut self, capacity: usize) -> Self {
         self.cache_capacity = capacity;
+        self
+    }
+
+    /// Honours the token revocations published on `bus`: a token whose `jti` (with its `iss`)
+    /// was revoked, or whose subject's tokens issued before a time were, is refused (401
+    /// `invalid_token`, audit reason `token_revoked`), cached or not. Each revocation is
+    /// remembered for 24 hours (see [`revocation_horizon`](Self::revocation_horizon)) and at
+    /// most 65,536 of each kind. While the bus is down, verified tokens are cached for at most
+    /// its safe lifetime.
+    pub fn invalidation(mut self, bus: &impl InvalidationBus) -> Self {
+        self.bus = Some(bus.hub().clone());
+        self
+    }
+
+    /// How long a revocation heard on the bus is remembered (default 24 hours): set it to the
+    /// longest lifetime of the issuers' tokens.
+    pub fn revocation_horizon(mut self, horizon: Duration) -> Self {
+        self.revocation_horizon = horizon;
         self
     }
 
@@ -208,6 +235,8 @@ impl<C: Clock> JwtBuilder<C> {
             timing: self.timing,
             pass_opaque: self.pass_opaque,
             dpop: self.dpop,
+            bus: self.bus,
+            revocation_horizon: self.revocation_horizon,
             clock,
         }
     }
@@ -234,12 +263,18 @@ impl<C: Clock> JwtBuilder<C> {
             }
             issuers.push(issuer.into_state(&client, self.allow_http, self.timing, &self.rules)?);
         }
+        let cache = Arc::new(TokenCache::new("jwt", self.cache_capacity));
+        let revocations = self.bus.map(|hub| {
+            let horizon = self.revocation_horizon;
+            Revocations::new(&hub, cache.clone(), horizon, DEFAULT_REVOCATION_CAPACITY)
+        });
         Ok(JwtAuthenticator {
             inner: Arc::new(Inner {
                 issuers: issuers.into_boxed_slice(),
                 claims: self.claims,
                 source: self.source,
-                cache: TokenCache::new("jwt", self.cache_capacity),
+                cache,
+                revocations,
                 challenges: ChallengeSet::new(Scheme::Bearer, &self.realm)?,
                 possession: Possession {
                     dpop: self.dpop.map(|d| d.build(&self.realm)).transpose()?,

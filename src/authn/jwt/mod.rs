@@ -45,7 +45,8 @@ use self::jwks::{Jwks, Lookup};
 use self::keys::AlgSet;
 use self::token::{ClaimRules, Parsed};
 use crate::authn::bearer::{
-    self, Admission, Binding, ClaimMap, Possession, Presented, TokenCache, TokenSource,
+    self, Admission, Binding, ClaimMap, Possession, Presented, Revocations, TokenCache, TokenFacts,
+    TokenSource,
 };
 use crate::authn::{Authentication, Authenticator};
 use crate::clock::{Clock, SystemClock, Timestamp};
@@ -84,7 +85,9 @@ struct Inner<C> {
     issuers: Box<[IssuerState]>,
     claims: ClaimMap,
     source: TokenSource,
-    cache: TokenCache<Verified>,
+    cache: Arc<TokenCache<Verified>>,
+    /// The revocations heard on the invalidation bus, if one is configured.
+    revocations: Option<Revocations<Verified>>,
     challenges: ChallengeSet,
     /// How bound tokens prove possession (client certificates, DPoP).
     possession: Possession,
@@ -139,6 +142,8 @@ struct Verified {
     issuer: usize,
     /// Boxed: most tokens are bound to nothing, and every cached entry holds one.
     bound: Option<Arc<Binding>>,
+    /// `iss`, `jti` and `iat`, kept only when revocations are heard.
+    facts: Option<Arc<TokenFacts>>,
 }
 
 /// The key for a token: by `kid` when it has one; without one, the only key of the set that
@@ -199,10 +204,15 @@ impl<C: Clock> Inner<C> {
         Step::Done(key.map_err(Failure::from).and_then(|key| {
             self.finish(token, &parsed, &key, issuer, now)
                 .map(|(principal, exp, bound)| {
+                    let facts = self
+                        .revocations
+                        .as_ref()
+                        .map(|_| Arc::new(TokenFacts::from_claims(&parsed.claims)));
                     let verified = Verified {
                         principal,
                         issuer: index,
                         bound,
+                        facts,
                     };
                     (verified, exp)
                 })
@@ -325,8 +335,14 @@ impl<C: Clock> JwtAuthenticator<C> {
     ) -> Admission {
         match result {
             Ok((verified, exp)) => {
-                // Cached until exp, never past it (no leeway added).
-                self.inner.cache.insert(key, verified.clone(), exp, now);
+                // Cached until exp, never past it (no leeway added); while the bus is down, for
+                // at most its safe lifetime.
+                let until = self
+                    .inner
+                    .revocations
+                    .as_ref()
+                    .map_or(exp, |r| r.cache_until(exp, now));
+                self.inner.cache.insert(key, verified.clone(), until, now);
                 self.admit(verified, presented, parts, now)
             }
             Err(Failure::Refused(reason)) => {
@@ -384,6 +400,11 @@ impl<C: Clock> JwtAuthenticator<C> {
         now: Timestamp,
     ) -> Admission {
         let inner = &self.inner;
+        if let (Some(revocations), Some(facts)) = (&inner.revocations, &verified.facts)
+            && revocations.revoked(facts, verified.principal.subject(), now)
+        {
+            return Admission::Done(self.refuse(AuthnReason::TokenRevoked, presented, now));
+        }
         let bound = verified.bound.as_deref();
         inner.possession.admit(
             verified.principal,

@@ -238,6 +238,14 @@ fn summary(c: &Config) -> Vec<String> {
     if c.resource_metadata.is_some() {
         lines.push("resource metadata: served".into());
     }
+    if let Some(i) = &c.invalidation {
+        lines.push(format!(
+            "invalidation: Redis pub/sub on `{}` (URL from ${}), safe lifetime {}",
+            i.channel,
+            i.redis_url_env,
+            humantime::format_duration(i.safe_lifetime)
+        ));
+    }
     lines
 }
 

@@ -32,6 +32,10 @@ pub(crate) enum KeysCommand {
     /// in a configuration file's `api_keys.keys` (`--config` alone). Exit status 1 unless the
     /// service would accept it.
     Check(CheckArgs),
+    /// Publish a key's (`--id`) or a subject's keys' (`--subject`) revocation on the
+    /// configuration file's invalidation bus: every instance drops them from its caches at
+    /// once. Revoke the record in the key store first.
+    Revoke(crate::revoke::RevokeArgs),
 }
 
 /// How keys are formatted and hashed: flags, or a configuration file's `api_keys`.
@@ -96,6 +100,7 @@ pub(crate) fn run(command: KeysCommand) -> Outcome {
         KeysCommand::Generate(args) => generate(&args),
         KeysCommand::Hash(args) => hash(&args),
         KeysCommand::Check(args) => check(&args),
+        KeysCommand::Revoke(args) => crate::revoke::run(&args),
     }
 }
 

@@ -10,6 +10,7 @@ mod audit_verify;
 mod config_check;
 mod keys;
 mod policy;
+mod revoke;
 mod table;
 
 use std::process::ExitCode;

@@ -1,0 +1,160 @@
+//! The `invalidation` section of a configuration file: the Redis bus every instance shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use super::{DEFAULT_SAFE_LIFETIME, DynInvalidationBus};
+use crate::error::ConfigError;
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s)
+        .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a duration such as `5s`")))
+}
+
+fn default_channel() -> String {
+    "palisade:invalidation".into()
+}
+
+const fn default_safe_lifetime() -> Duration {
+    DEFAULT_SAFE_LIFETIME
+}
+
+const fn default_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// The `invalidation` section: revocations and policy changes published once on Redis
+/// pub/sub, applied by every instance (feature `redis`).
+///
+/// ```yaml
+/// invalidation:
+///   redis_url_env: PALISADE_REDIS_URL   # the URL (it may hold a password) stays out of the file
+///   channel: myapp:invalidation         # default palisade:invalidation
+///   safe_lifetime: 5s                   # cache lifetime while the bus is down
+///   timeout: 1s
+/// ```
+///
+/// A host's own bus given to `ConfiguredBuilder::invalidation` replaces the section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct InvalidationConfig {
+    /// The environment variable holding the Redis URL.
+    pub redis_url_env: String,
+    /// The pub/sub channel every instance shares.
+    #[serde(default = "default_channel")]
+    pub channel: String,
+    /// How long caches serve an entry while the subscription is not confirmed.
+    #[serde(default = "default_safe_lifetime", deserialize_with = "duration")]
+    pub safe_lifetime: Duration,
+    /// Bounds each publish, connection and ping.
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl InvalidationConfig {
+    /// The section for the Redis URL in environment variable `redis_url_env`, with the
+    /// defaults.
+    #[must_use]
+    pub fn new(redis_url_env: impl Into<String>) -> Self {
+        Self {
+            redis_url_env: redis_url_env.into(),
+            channel: default_channel(),
+            safe_lifetime: DEFAULT_SAFE_LIFETIME,
+            timeout: default_timeout(),
+        }
+    }
+
+    /// Builds the bus the section describes (inside a tokio runtime).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Env`] naming `invalidation.redis_url_env` when the variable is unset,
+    /// [`ConfigError::Invalid`] naming `invalidation.redis` as [`RedisBusBuilder::build`]
+    /// does, or naming `invalidation` without the `redis` feature.
+    ///
+    /// [`RedisBusBuilder::build`]: super::RedisBusBuilder::build
+    pub fn bus(&self) -> Result<Arc<dyn DynInvalidationBus>, ConfigError> {
+        let url = std::env::var(&self.redis_url_env)
+            .ok()
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| ConfigError::Env {
+                field: "invalidation.redis_url_env",
+                name: self.redis_url_env.clone(),
+            })?;
+        self.redis(url)
+    }
+
+    #[cfg(feature = "redis")]
+    fn redis(&self, url: String) -> Result<Arc<dyn DynInvalidationBus>, ConfigError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ConfigError::Invalid {
+                field: "invalidation",
+                message: "the bus's subscribing task needs a tokio runtime: build the stack \
+                          inside one"
+                    .into(),
+            });
+        }
+        let bus = super::RedisBus::builder(url)
+            .channel(self.channel.clone())
+            .safe_lifetime(self.safe_lifetime)
+            .timeout(self.timeout)
+            .build()?;
+        Ok(Arc::new(bus))
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn redis(&self, url: String) -> Result<Arc<dyn DynInvalidationBus>, ConfigError> {
+        drop(url);
+        Err(ConfigError::Invalid {
+            field: "invalidation",
+            message: "a Redis bus needs palisade's `redis` feature".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_section_reads_durations_and_defaults() {
+        let c: InvalidationConfig = serde_json::from_str(
+            r#"{"redis_url_env": "URL", "safe_lifetime": "2s", "timeout": "250ms"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.channel, "palisade:invalidation");
+        assert_eq!(c.safe_lifetime, Duration::from_secs(2));
+        assert_eq!(c.timeout, Duration::from_millis(250));
+        assert_eq!(
+            InvalidationConfig::new("URL").safe_lifetime,
+            DEFAULT_SAFE_LIFETIME
+        );
+        let bad = serde_json::from_str::<InvalidationConfig>(
+            r#"{"redis_url_env": "URL", "safe_lifetime": "soon"}"#,
+        );
+        assert!(bad.unwrap_err().to_string().contains("soon"));
+    }
+
+    #[cfg(feature = "config")]
+    #[test]
+    fn the_invalidation_reference_in_docs_config_md_parses() {
+        use crate::config::{Config, Format};
+        let doc = include_str!("../../docs/config.md");
+        let yaml = doc
+            .split("```yaml\n")
+            .nth(5)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a fifth yaml block in docs/config.md");
+        let c = Config::parse(yaml, Format::Yaml).unwrap();
+        let section = c.invalidation.expect("the section");
+        assert_eq!(section.redis_url_env, "PALISADE_REDIS_URL");
+        assert_eq!(section.channel, "orders-api:invalidation");
+        // The variable is not set here: building names it.
+        let err = section.bus().unwrap_err().to_string();
+        assert!(err.contains("invalidation.redis_url_env"), "{err}");
+    }
+}

@@ -83,6 +83,8 @@ mod file;
 pub mod future;
 mod json_text;
 mod macros;
+#[cfg(feature = "redis")]
+mod redis_link;
 mod stack;
 #[cfg(any(feature = "jwt", feature = "introspection", feature = "redis-tls"))]
 mod tls;

@@ -5,14 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-
 use super::limit::{Kind, LimitState, MAX_LIMITS, Verdict};
 use super::memory::MemoryStore;
 use super::policy::QuotaKey;
 use super::store::{OnOutage, QuotaMode, QuotaStore, StoreStats};
 use crate::clock::Timestamp;
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
+use crate::redis_link::{Link, Topology};
 
 /// The check, in one script so that it is atomic: GCRA cells and window counters of one key,
 /// all tested, then all written or none. Times are Unix microseconds (exact in a Lua double).
@@ -51,7 +50,7 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    link: Link,
     script: redis::Script,
     prefix: Box<str>,
     timeout: Duration,
@@ -65,7 +64,7 @@ struct Inner {
 #[derive(Clone)]
 #[must_use]
 pub struct RedisStoreBuilder {
-    url: String,
+    topology: Topology,
     prefix: String,
     timeout: Duration,
     on_outage: OnOutage,
@@ -164,27 +163,14 @@ impl RedisStoreBuilder {
         if self.on_outage == (OnOutage::Local { instances: 0 }) {
             return Err(invalid("local fallback needs at least one instance".into()));
         }
-        // `#insecure` turns certificate verification off: never.
-        if self.url.contains("#insecure") {
-            return Err(invalid(
-                "`#insecure` (no certificate verification) is refused; trust the server's CA with tls_ca".into(),
-            ));
-        }
-        // The URL may hold a password: never echo it.
-        let client = self
-            .client()
-            .map_err(|e| invalid(format!("invalid redis url ({})", e.kind_name())))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| invalid(format!("redis connection manager: {}", e.kind_name())))?;
+        #[cfg(feature = "redis-tls")]
+        let tls = self.tls.clone();
+        #[cfg(not(feature = "redis-tls"))]
+        let tls = None;
+        let link = Link::new(&self.topology, tls, self.timeout, "quota.store.redis")?;
         Ok(RedisStore {
             inner: Arc::new(Inner {
-                conn,
+                link,
                 script: redis::Script::new(SCRIPT),
                 prefix: self.prefix.into(),
                 timeout: self.timeout,
@@ -197,46 +183,45 @@ impl RedisStoreBuilder {
     }
 }
 
-trait KindName {
-    fn kind_name(&self) -> String;
-}
-
-impl KindName for redis::RedisError {
-    fn kind_name(&self) -> String {
-        format!("{:?}", self.kind())
-    }
-}
-
-impl RedisStoreBuilder {
-    #[cfg(not(feature = "redis-tls"))]
-    fn client(&self) -> redis::RedisResult<redis::Client> {
-        redis::Client::open(self.url.as_str())
-    }
-
-    #[cfg(feature = "redis-tls")]
-    fn client(&self) -> redis::RedisResult<redis::Client> {
-        if self.url.starts_with("rediss://") {
-            // The `redis` crate builds its TLS configuration on rustls' process-wide provider.
-            // With none installed and both of rustls' back ends compiled in (the host's
-            // dependencies can ask for either), rustls would panic there: install the one
-            // palisade uses everywhere, unless the host chose one.
-            if rustls::crypto::CryptoProvider::get_default().is_none() {
-                let _ = crate::tls::provider().install_default();
-            }
-        }
-        match &self.tls {
-            Some(certs) => redis::Client::build_with_tls(self.url.as_str(), certs.clone()),
-            None => redis::Client::open(self.url.as_str()),
-        }
-    }
-}
-
 impl RedisStore {
     /// Starts a builder for the Redis at `url` (`redis://[user:password@]host:port/db`, or
     /// `rediss://` for TLS with the `redis-tls` feature).
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        Self::with_topology(Topology::Single(url.into()))
+    }
+
+    /// Starts a builder for a Redis Cluster (or Valkey cluster) reached through these seed
+    /// nodes (`redis://host:port`, or `rediss://`): the client learns the other nodes and the
+    /// slot map from them, follows `MOVED`/`ASK` redirections and refreshes the map after a
+    /// failover or a slot migration.
+    pub fn cluster<I, S>(nodes: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::with_topology(Topology::Cluster(
+            nodes.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    /// Starts a builder for the primary that the sentinels at these URLs monitor under
+    /// `service`: the sentinels name the primary, and after a failover the store asks them
+    /// again. The primary is reached without credentials (database 0), with TLS when the
+    /// sentinels' URLs are `rediss://`.
+    pub fn sentinel<I, S>(service: impl Into<String>, sentinels: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::with_topology(Topology::Sentinel {
+            service: service.into(),
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    fn with_topology(topology: Topology) -> RedisStoreBuilder {
         RedisStoreBuilder {
-            url: url.into(),
+            topology,
             prefix: "palisade:".into(),
             timeout: Duration::from_millis(100),
             on_outage: OnOutage::FailClosed,
@@ -311,13 +296,15 @@ impl RedisStore {
                 }
             }
         }
-        let mut conn = self.inner.conn.clone();
-        let reply: Vec<i64> =
-            match tokio::time::timeout(self.inner.timeout, inv.invoke_async(&mut conn)).await {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) => return Err(StoreError::new(StoreErrorKind::Unavailable, e)),
-                Err(elapsed) => return Err(StoreError::new(StoreErrorKind::Unavailable, elapsed)),
-            };
+        let call = async {
+            let mut conn = self.inner.link.conn().await?;
+            inv.invoke_async(&mut conn).await
+        };
+        let reply: Vec<i64> = match tokio::time::timeout(self.inner.timeout, call).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return Err(StoreError::new(StoreErrorKind::Unavailable, e)),
+            Err(elapsed) => return Err(StoreError::new(StoreErrorKind::Unavailable, elapsed)),
+        };
         decode(&reply, limits.len())
     }
 

@@ -51,9 +51,9 @@ impl RedisReplayStore {
         Self::with_topology(&Topology::Single(url.to_owned()))
     }
 
-    /// A store on a Redis Cluster reached through these seed nodes (see
-    /// [`RedisStore::cluster`](crate::quota::RedisStore::cluster)); each proof id is one key, so
-    /// it lives on one shard.
+    /// A store on a Redis Cluster (or Valkey cluster) reached through these seed nodes: the
+    /// client learns the other nodes and the slot map, follows `MOVED`/`ASK` redirections and
+    /// refreshes the map after a failover or a slot migration. Each proof id is one key.
     ///
     /// # Errors
     ///
@@ -68,8 +68,9 @@ impl RedisReplayStore {
         ))
     }
 
-    /// A store on the primary that the sentinels at these URLs monitor under `service` (see
-    /// [`RedisStore::sentinel`](crate::quota::RedisStore::sentinel)).
+    /// A store on the primary that the sentinels at these URLs monitor under `service`; after
+    /// a failover it asks them again. The primary is reached without credentials (database
+    /// 0), with TLS when the sentinels' URLs are `rediss://`.
     ///
     /// # Errors
     ///

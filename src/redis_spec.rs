@@ -87,17 +87,27 @@ mod tests {
             urls(RedisMode::Cluster, None, two, &ITEMS).unwrap(),
             ["redis://a:1/", "redis://b:2/"]
         );
-        let e = urls(RedisMode::Single, None, "redis://:pw@a/ redis://:pw@b/", &ITEMS)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("quota.store.url_env") && !e.contains("pw"), "{e}");
+        let e = urls(
+            RedisMode::Single,
+            None,
+            "redis://:pw@a/ redis://:pw@b/",
+            &ITEMS,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("quota.store.url_env") && !e.contains("pw"),
+            "{e}"
+        );
         let e = urls(RedisMode::Sentinel, None, two, &ITEMS).unwrap_err();
         assert!(e.to_string().contains("quota.store.service"));
         assert!(urls(RedisMode::Sentinel, Some(" "), two, &ITEMS).is_err());
         assert!(urls(RedisMode::Cluster, Some("m"), two, &ITEMS).is_err());
         assert!(urls(RedisMode::Cluster, None, " , ", &ITEMS).is_err());
         assert_eq!(
-            urls(RedisMode::Sentinel, Some("m"), two, &ITEMS).unwrap().len(),
+            urls(RedisMode::Sentinel, Some("m"), two, &ITEMS)
+                .unwrap()
+                .len(),
             2
         );
     }

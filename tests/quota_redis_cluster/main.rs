@@ -307,6 +307,7 @@ async fn cluster_slot_migration_under_load_loses_no_count() {
     let mut total = first;
     total.add(during);
     total.add(after);
+    eprintln!("during the migration: {during:?}; after it: {after:?}");
     // Never more than the limit; fewer only by requests whose answer was lost in the move
     // (each of which got the outage answer).
     assert!(total.ok <= 60, "{total:?}");
@@ -323,10 +324,9 @@ async fn cluster_slot_migration_under_load_loses_no_count() {
 async fn under_load<F: Future<Output = ()>>(
     fx: &Fixture,
     start: Tally,
-    a: &TestServer,
-    b: &TestServer,
+    (a, b): (&TestServer, &TestServer),
     busy: &str,
-    limit: usize,
+    (limit, slack): (usize, usize),
     disrupt: F,
 ) -> Tally {
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -334,7 +334,7 @@ async fn under_load<F: Future<Output = ()>>(
         let during = load(a, b, busy, 30, &stopped).await;
         let mut after = Tally::default();
         // Bounded: the store comes back well within this many tries.
-        for _ in 0..400 {
+        for _ in 0..800 {
             one(b, busy, &mut after).await;
             if after.exceeded >= 5 {
                 break;
@@ -351,7 +351,8 @@ async fn under_load<F: Future<Output = ()>>(
     let mut total = start;
     total.add(during);
     total.add(after);
-    assert!(total.ok <= limit, "{total:?}");
+    eprintln!("during the change: {during:?}; after it: {after:?}");
+    assert!(total.ok <= limit + slack, "{total:?}");
     assert!(total.ok + total.unavailable >= limit, "{total:?}");
     assert_eq!(after.exceeded, 5, "the store came back: {after:?}");
     fx.audited(total.total(), &total).await;
@@ -395,7 +396,7 @@ async fn cluster_primary_failover_under_load_answers_correctly_or_503() {
         cli(replica, &["INFO", "replication"]).contains("master_link_status:up")
     })
     .await;
-    let total = under_load(&fx, warm, &a, &b, &busy, 80, async {
+    let total = under_load(&fx, warm, (&a, &b), &busy, (80, 0), async {
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(cli_async(replica, &["CLUSTER", "FAILOVER"]).await, "OK");
         wait_until("the replica took over", 10, || {
@@ -419,14 +420,7 @@ fn cluster_owner_is(port: u16, slot: u16) -> bool {
         f.len() > 8
             && f[2].contains("myself")
             && f[2].contains("master")
-            && f[8..].iter().any(|r| {
-                let mut b = r.split('-');
-                match (b.next().and_then(|a| a.parse::<u16>().ok()), b.next()) {
-                    (Some(a), Some(z)) => z.parse::<u16>().is_ok_and(|z| a <= slot && slot <= z),
-                    (Some(a), None) => a == slot,
-                    _ => false,
-                }
-            })
+            && f[8..].iter().any(|r| slot_in(r, slot))
     })
 }
 
@@ -436,7 +430,7 @@ async fn sentinel_failover_under_load_answers_correctly_or_503() {
         return;
     };
     let fx = Fixture::new();
-    let policy = QuotaPolicy::new("sentinel", [Limit::quota(80, Window::Hour)]);
+    let policy = QuotaPolicy::new("sentinel", [Limit::quota(400, Window::Hour)]);
     let sentinel = || RedisStore::sentinel(set.service, set.urls());
     let a = fx.instance(sentinel(), policy.clone()).await;
     let b = fx.instance(sentinel(), policy).await;
@@ -444,7 +438,7 @@ async fn sentinel_failover_under_load_answers_correctly_or_503() {
     let before = set.primary_port();
     let sentinel_port = set.sentinels[0].port;
     let service = set.service;
-    under_load(&fx, Tally::default(), &a, &b, &busy, 80, async {
+    under_load(&fx, Tally::default(), (&a, &b), &busy, (400, 0), async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(
             cli_async(sentinel_port, &["SENTINEL", "FAILOVER", service]).await,
@@ -463,4 +457,100 @@ async fn sentinel_failover_under_load_answers_correctly_or_503() {
     })
     .await;
     assert_ne!(set.primary_port(), before, "the primary changed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_primary_crash_under_load_answers_503_then_follows_the_new_primary() {
+    let Some(set) = Sentinels::start("sentinel_primary_crash_under_load").await else {
+        return;
+    };
+    let fx = Fixture::new();
+    let policy = QuotaPolicy::new("crash", [Limit::quota(400, Window::Hour)]);
+    let sentinel = || RedisStore::sentinel(set.service, set.urls());
+    let a = fx.instance(sentinel(), policy.clone()).await;
+    let b = fx.instance(sentinel(), policy).await;
+    let busy = fx.issue("busy");
+    let before = set.primary_port();
+    // A crash loses what the replica had not received yet: at most the few checks of the
+    // last milliseconds, which the identity may get back.
+    let total = under_load(&fx, Tally::default(), (&a, &b), &busy, (400, 5), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        set.server(before).crash();
+        wait_until("the sentinels promoted the replica", 20, || {
+            set.primary_port() != before
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    })
+    .await;
+    assert!(total.unavailable > 0, "the crash was noticed: {total:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_primary_crash_under_load_answers_503_then_follows_the_promoted_replica() {
+    let Some(cluster) = Cluster::start("cluster_primary_crash_under_load").await else {
+        return;
+    };
+    let fx = Fixture::new();
+    let policy = QuotaPolicy::new("crash", [Limit::quota(400, Window::Hour)]);
+    let a = fx
+        .instance(RedisStore::cluster(cluster.urls()), policy.clone())
+        .await;
+    let b = fx
+        .instance(RedisStore::cluster(cluster.urls()), policy)
+        .await;
+    let busy = fx.issue("busy");
+    let mut warm = Tally::default();
+    one(&a, &busy, &mut warm).await;
+    let keys = stored_keys(&cluster);
+    let slot: u16 = cli(cluster.nodes[0].port, &["CLUSTER", "KEYSLOT", &keys[0]])
+        .parse()
+        .unwrap();
+    let (_, primary) = cluster.owner(slot);
+    let survivor = cluster
+        .nodes
+        .iter()
+        .find(|n| n.port != primary)
+        .unwrap()
+        .port;
+    // A crash loses what the replica had not received yet: at most the few checks of the
+    // last milliseconds, which the identity may get back.
+    let total = under_load(&fx, warm, (&a, &b), &busy, (400, 5), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cluster
+            .nodes
+            .iter()
+            .find(|n| n.port == primary)
+            .unwrap()
+            .crash();
+        let promoted = redis_cluster::waited(20, || {
+            let nodes = cli(survivor, &["CLUSTER", "NODES"]);
+            nodes.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 8
+                    && f[2].contains("master")
+                    && !f[2].contains("fail")
+                    && !f[1].contains(&format!(":{primary}@"))
+                    && f[8..].iter().any(|r| slot_in(r, slot))
+            })
+        })
+        .await;
+        assert!(
+            promoted,
+            "a replica took slot {slot} over: {}",
+            cli(survivor, &["CLUSTER", "NODES"])
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    })
+    .await;
+    assert!(total.unavailable > 0, "the crash was noticed: {total:?}");
+}
+
+fn slot_in(range: &str, slot: u16) -> bool {
+    let mut b = range.split('-');
+    match (b.next().and_then(|a| a.parse::<u16>().ok()), b.next()) {
+        (Some(a), Some(z)) => z.parse::<u16>().is_ok_and(|z| a <= slot && slot <= z),
+        (Some(a), None) => a == slot,
+        _ => false,
+    }
 }

@@ -156,6 +156,18 @@ impl Node {
         }
     }
 
+    /// Kills the server with SIGKILL (a crash: no shutdown, no save), leaving the handle to
+    /// reap it on drop; usable through a shared reference while others read the deployment.
+    pub(crate) fn crash(&self) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args(["-9", &child.id().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(status.success());
+        }
+    }
+
     pub(crate) fn is_alive(&self) -> bool {
         self.child.is_some()
     }
@@ -197,6 +209,9 @@ impl Cluster {
                         "nodes.conf",
                         "--cluster-node-timeout",
                         "1000",
+                        // A replica always stands for election, however old its data.
+                        "--cluster-replica-validity-factor",
+                        "0",
                     ],
                     None,
                 )
@@ -231,6 +246,14 @@ impl Cluster {
         );
         let cluster = Self { nodes };
         cluster.wait_healthy().await;
+        let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
+        wait_until("every replica is in sync", 20, || {
+            ports.iter().all(|p| {
+                let info = cli(*p, &["INFO", "replication"]);
+                info.contains("role:master") || info.contains("master_link_status:up")
+            })
+        })
+        .await;
         Some(cluster)
     }
 
@@ -375,5 +398,10 @@ impl Sentinels {
         let s = self.sentinels.iter().find(|n| n.is_alive()).unwrap();
         let addr = s.cli(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service]);
         addr.lines().nth(1).unwrap().trim().parse().unwrap()
+    }
+
+    /// The server on `port`.
+    pub(crate) fn server(&self, port: u16) -> &Node {
+        self.servers.iter().find(|n| n.port == port).unwrap()
     }
 }

@@ -28,6 +28,9 @@ pub(crate) enum Topology {
         service: String,
         /// The sentinels' URLs.
         sentinels: Vec<String>,
+        /// How to log in to the primary: the username, password and database of this URL
+        /// (its host is not used), and TLS when it is `rediss://`.
+        primary: Option<String>,
     },
 }
 
@@ -36,7 +39,13 @@ impl Topology {
         match self {
             Self::Single(url) => vec![url.as_str()],
             Self::Cluster(nodes) => nodes.iter().map(String::as_str).collect(),
-            Self::Sentinel { sentinels, .. } => sentinels.iter().map(String::as_str).collect(),
+            Self::Sentinel {
+                sentinels, primary, ..
+            } => sentinels
+                .iter()
+                .chain(primary)
+                .map(String::as_str)
+                .collect(),
         }
     }
 }
@@ -139,7 +148,11 @@ impl Link {
                     conn: tokio::sync::OnceCell::new(),
                 })))
             }
-            Topology::Sentinel { service, sentinels } => {
+            Topology::Sentinel {
+                service,
+                sentinels,
+                primary,
+            } => {
                 if service.trim().is_empty() {
                     return Err(invalid("the Sentinel service name is empty".into()));
                 }
@@ -149,8 +162,17 @@ impl Link {
                     ));
                 }
                 let mut node = SentinelNodeConnectionInfo::default();
-                if sentinels.iter().any(|u| u.starts_with("rediss://")) {
+                let tls_url = primary.as_deref().map_or_else(
+                    || sentinels.iter().any(|u| u.starts_with("rediss://")),
+                    |p| p.starts_with("rediss://"),
+                );
+                if tls_url {
                     node = node.set_tls_mode(redis::TlsMode::Secure);
+                }
+                if let Some(url) = primary {
+                    use redis::IntoConnectionInfo as _;
+                    let info = url.as_str().into_connection_info().map_err(bad_url)?;
+                    node = node.set_redis_connection_info(info.redis_settings().clone());
                 }
                 let client = SentinelClient::build(
                     sentinels.iter().map(String::as_str).collect(),

@@ -134,6 +134,10 @@ pub struct RedisConfig {
     /// For `mode: sentinel`: the name the sentinels monitor the primary under.
     #[serde(default)]
     pub service: Option<String>,
+    /// For `mode: sentinel`: the variable holding `redis://[user:]password@any/db`, how to
+    /// log in to the primary (its host is not used: the sentinels name the primary).
+    #[serde(default)]
+    pub primary_url_env: Option<String>,
     /// Key prefix (default `palisade:`).
     #[serde(default = "prefix")]
     pub prefix: String,
@@ -374,6 +378,24 @@ fn redis_store(
     redis_store_at(urls, r, base)
 }
 
+/// The primary's login URL of a Sentinel store, from its variable.
+#[cfg(feature = "redis")]
+fn sentinel_primary(r: &RedisConfig) -> Result<Option<String>, ConfigError> {
+    let Some(var) = &r.primary_url_env else {
+        return Ok(None);
+    };
+    if r.mode != RedisMode::Sentinel {
+        return Err(ConfigError::Invalid {
+            field: "quota.store.primary_url_env",
+            message: "the primary's login is for `mode: sentinel` only".into(),
+        });
+    }
+    std::env::var(var).map(Some).map_err(|_| ConfigError::Env {
+        field: "quota.store.primary_url_env",
+        name: var.clone(),
+    })
+}
+
 /// The Redis store of `r`, at `urls` (checked against its mode).
 #[cfg(feature = "redis")]
 fn redis_store_at(
@@ -386,6 +408,10 @@ fn redis_store_at(
         (RedisMode::Cluster, _) => RedisStore::cluster(urls),
         (RedisMode::Sentinel, Some(service)) => RedisStore::sentinel(service.clone(), urls),
         _ => RedisStore::builder(urls.swap_remove(0)),
+    };
+    let builder = match sentinel_primary(r)? {
+        Some(url) => builder.sentinel_primary_url(url),
+        None => builder,
     };
     #[allow(unused_mut)]
     let mut builder = builder

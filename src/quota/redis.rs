@@ -65,6 +65,7 @@ struct Inner {
 #[must_use]
 pub struct RedisStoreBuilder {
     topology: Topology,
+    sentinel_primary: Option<String>,
     prefix: String,
     timeout: Duration,
     on_outage: OnOutage,
@@ -121,6 +122,16 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// For a store built with [`RedisStore::sentinel`]: logs in to the primary with the
+    /// username, password and database of `url` (`redis://[user:]password@any/db`; the host is
+    /// not used, the sentinels name the primary), over TLS when it is `rediss://`. Without it
+    /// the primary is reached without credentials, on database 0. Any other store refuses it at
+    /// `build()`.
+    pub fn sentinel_primary_url(mut self, url: impl Into<String>) -> Self {
+        self.sentinel_primary = Some(url.into());
+        self
+    }
+
     /// Prefixes every key (default `palisade:`), to share a Redis with other data.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -163,11 +174,21 @@ impl RedisStoreBuilder {
         if self.on_outage == (OnOutage::Local { instances: 0 }) {
             return Err(invalid("local fallback needs at least one instance".into()));
         }
+        let mut topology = self.topology.clone();
+        match (&mut topology, &self.sentinel_primary) {
+            (Topology::Sentinel { primary, .. }, Some(url)) => *primary = Some(url.clone()),
+            (_, Some(_)) => {
+                return Err(invalid(
+                    "sentinel_primary_url is for a store built with RedisStore::sentinel".into(),
+                ));
+            }
+            _ => {}
+        }
         #[cfg(feature = "redis-tls")]
         let tls = self.tls.clone();
         #[cfg(not(feature = "redis-tls"))]
         let tls = None;
-        let link = Link::new(&self.topology, tls, self.timeout, "quota.store.redis")?;
+        let link = Link::new(&topology, tls, self.timeout, "quota.store.redis")?;
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 link,
@@ -206,8 +227,9 @@ impl RedisStore {
 
     /// Starts a builder for the primary that the sentinels at these URLs monitor under
     /// `service`: the sentinels name the primary, and after a failover the store asks them
-    /// again. The primary is reached without credentials (database 0), with TLS when the
-    /// sentinels' URLs are `rediss://`.
+    /// again. The primary is reached with the credentials and database of
+    /// [`sentinel_primary_url`](RedisStoreBuilder::sentinel_primary_url), or without any
+    /// (database 0), over TLS when the sentinels' URLs are `rediss://`.
     pub fn sentinel<I, S>(service: impl Into<String>, sentinels: I) -> RedisStoreBuilder
     where
         I: IntoIterator<Item = S>,
@@ -216,12 +238,14 @@ impl RedisStore {
         Self::with_topology(Topology::Sentinel {
             service: service.into(),
             sentinels: sentinels.into_iter().map(Into::into).collect(),
+            primary: None,
         })
     }
 
     fn with_topology(topology: Topology) -> RedisStoreBuilder {
         RedisStoreBuilder {
             topology,
+            sentinel_primary: None,
             prefix: "palisade:".into(),
             timeout: Duration::from_millis(100),
             on_outage: OnOutage::FailClosed,
@@ -489,6 +513,34 @@ mod tests {
             assert!(
                 RedisStore::builder("redis://127.0.0.1/")
                     .on_outage(OnOutage::Local { instances: 0 })
+                    .build()
+                    .is_err()
+            );
+            // The primary's login is for Sentinel only; nothing set is ignored.
+            let e = RedisStore::cluster(["redis://127.0.0.1:7000/"])
+                .sentinel_primary_url("redis://:hunter2@any/0")
+                .build()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("sentinel_primary_url") && !e.contains("hunter2"),
+                "{e}"
+            );
+            assert!(
+                RedisStore::sentinel("m", ["redis://127.0.0.1:26379/"])
+                    .sentinel_primary_url("redis://:pw@any/0")
+                    .build()
+                    .is_ok()
+            );
+            assert!(
+                RedisStore::sentinel(" ", ["redis://127.0.0.1:26379/"])
+                    .build()
+                    .is_err()
+            );
+            let none: [&str; 0] = [];
+            assert!(RedisStore::cluster(none).build().is_err());
+            assert!(
+                RedisStore::cluster(["rediss://127.0.0.1:7000/#insecure"])
                     .build()
                     .is_err()
             );

@@ -426,12 +426,16 @@ fn cluster_owner_is(port: u16, slot: u16) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_failover_under_load_answers_correctly_or_503() {
-    let Some(set) = Sentinels::start("sentinel_failover_under_load").await else {
+    // Servers that require a password: the store logs in to whichever is primary.
+    let Some(set) = Sentinels::start_as("sentinel_failover_under_load", Some("s3cret")).await
+    else {
         return;
     };
     let fx = Fixture::new();
     let policy = QuotaPolicy::new("sentinel", [Limit::quota(400, Window::Hour)]);
-    let sentinel = || RedisStore::sentinel(set.service, set.urls());
+    let sentinel = || {
+        RedisStore::sentinel(set.service, set.urls()).sentinel_primary_url("redis://:s3cret@any/0")
+    };
     let a = fx.instance(sentinel(), policy.clone()).await;
     let b = fx.instance(sentinel(), policy).await;
     let busy = fx.issue("busy");
@@ -450,7 +454,7 @@ async fn sentinel_failover_under_load_answers_correctly_or_503() {
         .await;
         let after = set.primary_port();
         wait_until("the new primary accepts writes", 15, || {
-            cli(after, &["ROLE"]).starts_with("master")
+            redis_cluster::cli_as(after, set.password, &["ROLE"]).starts_with("master")
         })
         .await;
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -64,7 +64,16 @@ fn free_port() -> u16 {
 /// `redis-cli -p port args…`, its standard output (blocking: call from `spawn_blocking` or
 /// accept a short block).
 pub(crate) fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
+    cli_as(port, None, args)
+}
+
+/// `cli`, logged in with `password` when there is one.
+pub(crate) fn cli_as(port: u16, password: Option<&str>, args: &[&str]) -> String {
+    let mut command = Command::new("redis-cli");
+    if let Some(password) = password {
+        command.args(["--no-auth-warning", "-a", password]);
+    }
+    let out = command
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
         .stderr(Stdio::null())
@@ -173,9 +182,13 @@ impl Node {
     }
 
     async fn wait_ready(&self) {
+        self.wait_ready_as(None).await;
+    }
+
+    async fn wait_ready_as(&self, password: Option<&str>) {
         let port = self.port;
         wait_until(&format!("redis-server on {port} answers PING"), 10, || {
-            cli(port, &["PING"]) == "PONG"
+            cli_as(port, password, &["PING"]) == "PONG"
         })
         .await;
     }
@@ -330,34 +343,47 @@ pub(crate) struct Sentinels {
     pub(crate) servers: Vec<Node>,
     pub(crate) sentinels: Vec<Node>,
     pub(crate) service: &'static str,
+    /// The servers' password (`requirepass`), if any; the sentinels have none.
+    pub(crate) password: Option<&'static str>,
 }
 
 impl Sentinels {
     /// Starts them, or returns `None` (after saying so loudly) without the programs.
     pub(crate) async fn start(test: &str) -> Option<Self> {
+        Self::start_as(test, None).await
+    }
+
+    /// Starts them with servers that require `password` (the sentinels know it).
+    pub(crate) async fn start_as(test: &str, password: Option<&'static str>) -> Option<Self> {
         if !installed(test) {
             return None;
         }
         let service = "palisade-primary";
-        let primary = Node::spawn(&[], None);
-        primary.wait_ready().await;
-        let replica = Node::spawn(
-            &["--replicaof", "127.0.0.1", &primary.port.to_string()],
-            None,
-        );
-        replica.wait_ready().await;
+        let auth: Vec<&str> = password
+            .map(|p| vec!["--requirepass", p, "--masterauth", p])
+            .unwrap_or_default();
+        let primary = Node::spawn(&auth, None);
+        primary.wait_ready_as(password).await;
+        let primary_port = primary.port.to_string();
+        let mut args = vec!["--replicaof", "127.0.0.1", primary_port.as_str()];
+        args.extend(&auth);
+        let replica = Node::spawn(&args, None);
+        replica.wait_ready_as(password).await;
         let rport = replica.port;
         wait_until("the replica is in sync", 10, || {
-            cli(rport, &["INFO", "replication"]).contains("master_link_status:up")
+            cli_as(rport, password, &["INFO", "replication"]).contains("master_link_status:up")
         })
         .await;
-        let config = format!(
+        let mut config = format!(
             "sentinel monitor {service} 127.0.0.1 {} 2\n\
              sentinel down-after-milliseconds {service} 1000\n\
              sentinel failover-timeout {service} 5000\n\
              sentinel parallel-syncs {service} 1\n",
             primary.port
         );
+        if let Some(p) = password {
+            config.push_str(&format!("sentinel auth-pass {service} {p}\n"));
+        }
         let sentinels: Vec<Node> = (0..3)
             .map(|_| Node::spawn(&["--sentinel"], Some(&config)))
             .collect();
@@ -385,6 +411,7 @@ impl Sentinels {
             servers: vec![primary, replica],
             sentinels,
             service,
+            password,
         })
     }
 

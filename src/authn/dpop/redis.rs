@@ -83,6 +83,7 @@ impl RedisReplayStore {
         Self::with_topology(&Topology::Sentinel {
             service: service.into(),
             sentinels: sentinels.into_iter().map(Into::into).collect(),
+            primary: None,
         })
     }
 

@@ -219,6 +219,40 @@ async fn cluster_serves_every_identity_with_its_exact_limit() {
         total.add(tally);
     }
     fx.audited(total.total(), &total).await;
+    // One script run per check, whatever the shard: a round trip each (plus, once per node
+    // and instance, the `NOSCRIPT` answer that loads the script there).
+    let (mut ran, mut refused, mut other) = (0, 0, 0);
+    for node in &cluster.nodes {
+        let stats = node.cli(&["INFO", "commandstats"]);
+        for line in stats.lines() {
+            let Some((name, fields)) = line
+                .strip_prefix("cmdstat_")
+                .and_then(|l| l.split_once(':'))
+            else {
+                continue;
+            };
+            let field = |f: &str| -> u64 {
+                fields
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix(f)?.strip_prefix('='))
+                    .map_or(0, |v| v.parse().unwrap())
+            };
+            match name {
+                "evalsha" => {
+                    ran += field("calls") - field("failed_calls") - field("rejected_calls");
+                    refused += field("failed_calls") + field("rejected_calls");
+                }
+                "eval" => other += field("calls"),
+                _ => {}
+            }
+        }
+    }
+    eprintln!("EVALSHA run {ran}, answered NOSCRIPT {refused}, EVAL {other}");
+    assert_eq!(ran, total.total() as u64, "one script run per request");
+    assert!(
+        refused <= 6,
+        "the script loads once per primary and instance: {refused}"
+    );
     // The identities are spread over all three primaries (no single shard took them all).
     let primaries: Vec<u16> = cluster
         .topology()

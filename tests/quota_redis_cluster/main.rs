@@ -592,3 +592,43 @@ fn slot_in(range: &str, slot: u16) -> bool {
         _ => false,
     }
 }
+
+#[cfg(feature = "redis-tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_over_tls_serves_every_identity_with_its_exact_limit() {
+    let Some(cluster) = Cluster::start_tls("a_cluster_over_tls_serves_every_identity").await else {
+        return;
+    };
+    let ca = std::fs::read(format!(
+        "{}/tests/fixtures/redis-tls/ca.crt",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let fx = Fixture::new();
+    let policy = QuotaPolicy::new("tls", [Limit::quota(3, Window::Hour)]);
+    let store = || RedisStore::cluster(cluster.urls()).tls_ca(ca.clone());
+    let a = fx.instance(store(), policy.clone()).await;
+    let b = fx.instance(store(), policy).await;
+    let mut total = Tally::default();
+    for i in 0..12 {
+        let key = fx.issue(&format!("tls-user-{i}"));
+        let mut tally = Tally::default();
+        for j in 0..4 {
+            one(if j % 2 == 0 { &a } else { &b }, &key, &mut tally).await;
+        }
+        let expected = Tally {
+            ok: 3,
+            exceeded: 1,
+            unavailable: 0,
+        };
+        assert_eq!(tally, expected);
+        total.add(tally);
+    }
+    fx.audited(total.total(), &total).await;
+    let shards = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.cli(&["ROLE"]).starts_with("master") && n.cli(&["DBSIZE"]) != "0")
+        .count();
+    assert!(shards >= 2, "the identities spread over the shards");
+}

@@ -69,7 +69,23 @@ pub(crate) fn cli(port: u16, args: &[&str]) -> String {
 
 /// `cli`, logged in with `password` when there is one.
 pub(crate) fn cli_as(port: u16, password: Option<&str>, args: &[&str]) -> String {
+    cli_tls(port, false, password, args)
+}
+
+/// The test CA's fixture `name` (tests/fixtures/redis-tls).
+fn tls_fixture(name: &str) -> String {
+    format!(
+        "{}/tests/fixtures/redis-tls/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// `cli_as`, over TLS (trusting the test CA) when `tls`.
+fn cli_tls(port: u16, tls: bool, password: Option<&str>, args: &[&str]) -> String {
     let mut command = Command::new("redis-cli");
+    if tls {
+        command.args(["--tls", "--cacert", &tls_fixture("ca.crt")]);
+    }
     if let Some(password) = password {
         command.args(["--no-auth-warning", "-a", password]);
     }
@@ -114,10 +130,16 @@ pub(crate) struct Node {
     pub(crate) port: u16,
     child: Option<Child>,
     dir: PathBuf,
+    /// Serves TLS only (the test CA's server certificate), cluster bus and replication too.
+    tls: bool,
 }
 
 impl Node {
     fn spawn(extra: &[&str], config: Option<&str>) -> Self {
+        Self::spawn_with(extra, config, false)
+    }
+
+    fn spawn_with(extra: &[&str], config: Option<&str>, tls: bool) -> Self {
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("palisade-redis-{}-{port}", std::process::id()));
@@ -128,6 +150,17 @@ impl Node {
             let file = dir.join("redis.conf");
             std::fs::write(&file, format!("port {port}\nbind 127.0.0.1\n{config}")).unwrap();
             command.arg(&file);
+        } else if tls {
+            let (cert, key, ca) = (
+                tls_fixture("node.crt"),
+                tls_fixture("node.key"),
+                tls_fixture("ca.crt"),
+            );
+            command.args(["--port", "0", "--tls-port", &port.to_string()]);
+            command.args(["--bind", "127.0.0.1", "--tls-cert-file", &cert]);
+            command.args(["--tls-key-file", &key, "--tls-ca-cert-file", &ca]);
+            command.args(["--tls-auth-clients", "no", "--tls-cluster", "yes"]);
+            command.args(["--tls-replication", "yes"]);
         } else {
             command.args(["--port", &port.to_string(), "--bind", "127.0.0.1"]);
         }
@@ -143,11 +176,13 @@ impl Node {
             port,
             child: Some(child),
             dir,
+            tls,
         }
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 
     pub(crate) fn addr(&self) -> String {
@@ -155,7 +190,7 @@ impl Node {
     }
 
     pub(crate) fn cli(&self, args: &[&str]) -> String {
-        cli(self.port, args)
+        cli_tls(self.port, self.tls, None, args)
     }
 
     pub(crate) fn kill(&mut self) {
@@ -188,7 +223,7 @@ impl Node {
     async fn wait_ready_as(&self, password: Option<&str>) {
         let port = self.port;
         wait_until(&format!("redis-server on {port} answers PING"), 10, || {
-            cli_as(port, password, &["PING"]) == "PONG"
+            cli_tls(port, self.tls, password, &["PING"]) == "PONG"
         })
         .await;
     }
@@ -209,12 +244,22 @@ pub(crate) struct Cluster {
 impl Cluster {
     /// Starts one, or returns `None` (after saying so loudly) without `redis-server`/`redis-cli`.
     pub(crate) async fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, false).await
+    }
+
+    /// One whose nodes serve TLS only (client, cluster bus and replication), with the test
+    /// CA's server certificate (tests/fixtures/redis-tls).
+    pub(crate) async fn start_tls(test: &str) -> Option<Self> {
+        Self::start_with(test, true).await
+    }
+
+    async fn start_with(test: &str, tls: bool) -> Option<Self> {
         if !installed(test) {
             return None;
         }
         let nodes: Vec<Node> = (0..6)
             .map(|_| {
-                Node::spawn(
+                Node::spawn_with(
                     &[
                         "--cluster-enabled",
                         "yes",
@@ -227,6 +272,7 @@ impl Cluster {
                         "0",
                     ],
                     None,
+                    tls,
                 )
             })
             .collect();
@@ -234,7 +280,11 @@ impl Cluster {
             node.wait_ready().await;
         }
         let addrs: Vec<String> = nodes.iter().map(Node::addr).collect();
-        let mut create = Command::new("redis-cli")
+        let mut create = Command::new("redis-cli");
+        if tls {
+            create.args(["--tls", "--cacert", &tls_fixture("ca.crt")]);
+        }
+        let mut create = create
             .arg("--cluster")
             .arg("create")
             .args(&addrs)
@@ -259,10 +309,9 @@ impl Cluster {
         );
         let cluster = Self { nodes };
         cluster.wait_healthy().await;
-        let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
         wait_until("every replica is in sync", 20, || {
-            ports.iter().all(|p| {
-                let info = cli(*p, &["INFO", "replication"]);
+            cluster.nodes.iter().all(|n| {
+                let info = n.cli(&["INFO", "replication"]);
                 info.contains("role:master") || info.contains("master_link_status:up")
             })
         })
@@ -277,16 +326,11 @@ impl Cluster {
 
     /// Waits until every live node reports `cluster_state:ok` and every primary has a replica.
     pub(crate) async fn wait_healthy(&self) {
-        let ports: Vec<u16> = self
-            .nodes
-            .iter()
-            .filter(|n| n.is_alive())
-            .map(|n| n.port)
-            .collect();
         wait_until("the cluster is ok on every node", 20, || {
-            ports
+            self.nodes
                 .iter()
-                .all(|p| cli(*p, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+                .filter(|n| n.is_alive())
+                .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
         })
         .await;
     }

@@ -100,7 +100,7 @@ impl Link {
         }
         if urls.iter().any(|u| u.contains("#insecure")) {
             return Err(invalid(
-                "`#insecure` (no certificate verification) is refused; trust the server's CA with tls_ca".into(),
+                "`#insecure` (no certificate verification) is refused; trust the server's CA instead".into(),
             ));
         }
         #[cfg(feature = "redis-tls")]

@@ -698,6 +698,33 @@ async fn rfc9449_11_1_a_proof_used_at_one_instance_is_refused_at_another_on_a_cl
     assert!(shards_used >= 2, "the proofs' ids spread over the shards");
 }
 
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9449_11_1_a_proof_used_at_one_instance_is_refused_at_another_behind_sentinel() {
+    use palisade::authn::dpop::RedisReplayStore;
+
+    let Some(set) =
+        crate::redis_cluster::Sentinels::start_as("dpop replay behind sentinel", Some("pw")).await
+    else {
+        return;
+    };
+    let idp = Idp::start(jwks(&["es256"])).await;
+    let instance = || {
+        let store =
+            RedisReplayStore::sentinel(set.service, set.urls(), Some("redis://:pw@any/0")).unwrap();
+        dpop_server(&idp, Dpop::new(ORIGIN).replay_store(store))
+    };
+    let (a, b) = (instance().await, instance().await);
+    let client = client();
+    let token = bound_token(&client);
+    let proof = client.proof("GET", "/orders", &token);
+    let reply = send(&a, Method::GET, "/orders", &token, &proof).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let reply = send(&b, Method::GET, "/orders", &token, &proof).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(b.last_refusal().unwrap().reason(), "dpop_proof_replayed");
+}
+
 #[tokio::test]
 async fn rfc9700_2_2_1_only_sender_constrained_tokens_pass_when_required() {
     let idp = Idp::start(jwks(&["es256"])).await;

@@ -55,6 +55,10 @@ pub struct DpopConfig {
     /// For `replay_redis_mode: sentinel`: the name the sentinels monitor the primary under.
     #[serde(default)]
     pub replay_redis_service: Option<String>,
+    /// For `replay_redis_mode: sentinel`: the variable holding
+    /// `redis://[user:]password@any/db`, how to log in to the primary.
+    #[serde(default)]
+    pub replay_redis_primary_url_env: Option<String>,
     /// Requires server nonces, each accepted this long.
     #[serde(default, deserialize_with = "opt_duration")]
     pub nonce_lifetime: Option<Duration>,
@@ -112,10 +116,13 @@ impl DpopConfig {
                 });
             }
             d = self.redis_replay(d, var)?;
-        } else if self.replay_redis_mode.is_some() || self.replay_redis_service.is_some() {
+        } else if self.replay_redis_mode.is_some()
+            || self.replay_redis_service.is_some()
+            || self.replay_redis_primary_url_env.is_some()
+        {
             return Err(ConfigError::Invalid {
                 field: "dpop.replay_redis_url_env",
-                message: "replay_redis_mode and replay_redis_service need the Redis URLs' variable"
+                message: "replay_redis_mode, replay_redis_service and replay_redis_primary_url_env need the Redis URLs' variable"
                     .into(),
             });
         }
@@ -151,9 +158,21 @@ impl DpopConfig {
         let mode = self.replay_redis_mode.unwrap_or_default();
         let service = self.replay_redis_service.as_deref();
         let mut urls = crate::redis_spec::urls(mode, service, &value, &items)?;
+        let primary = match &self.replay_redis_primary_url_env {
+            None => None,
+            Some(_) if mode != RedisMode::Sentinel => {
+                return Err(ConfigError::Invalid {
+                    field: "dpop.replay_redis_primary_url_env",
+                    message: "the primary's login is for `replay_redis_mode: sentinel` only".into(),
+                });
+            }
+            Some(var) => Some(env_secret("dpop.replay_redis_primary_url_env", var)?),
+        };
         let store = match (mode, service) {
             (RedisMode::Cluster, _) => RedisReplayStore::cluster(urls)?,
-            (RedisMode::Sentinel, Some(service)) => RedisReplayStore::sentinel(service, urls)?,
+            (RedisMode::Sentinel, Some(service)) => {
+                RedisReplayStore::sentinel(service, urls, primary.as_deref().map(|p| p.as_str()))?
+            }
             _ => RedisReplayStore::new(&urls.swap_remove(0))?,
         };
         Ok(d.replay_store(store))

@@ -69,13 +69,19 @@ impl RedisReplayStore {
     }
 
     /// A store on the primary that the sentinels at these URLs monitor under `service`; after
-    /// a failover it asks them again. The primary is reached without credentials (database
-    /// 0), with TLS when the sentinels' URLs are `rediss://`.
+    /// a failover it asks them again. The primary is reached with the username, password and
+    /// database of `primary_url` (`redis://[user:]password@any/db`; its host is not used, the
+    /// sentinels name the primary), or without credentials on database 0; over TLS when that
+    /// URL (or else the sentinels' URLs) is `rediss://`.
     ///
     /// # Errors
     ///
-    /// As [`new`](Self::new), and for an empty service name.
-    pub fn sentinel<I, S>(service: impl Into<String>, sentinels: I) -> Result<Self, ConfigError>
+    /// As [`new`](Self::new), for any of the URLs, and for an empty service name.
+    pub fn sentinel<I, S>(
+        service: impl Into<String>,
+        sentinels: I,
+        primary_url: Option<&str>,
+    ) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -83,7 +89,7 @@ impl RedisReplayStore {
         Self::with_topology(&Topology::Sentinel {
             service: service.into(),
             sentinels: sentinels.into_iter().map(Into::into).collect(),
-            primary: None,
+            primary: primary_url.map(str::to_owned),
         })
     }
 

@@ -119,6 +119,9 @@ pub enum StoreErrorKind {
     Unavailable,
     /// The backend answered with data palisade cannot use (a corrupt record).
     InvalidData,
+    /// The store does not offer this operation (a host's quota store without
+    /// `refund`).
+    Unsupported,
     /// Anything else.
     Other,
 }
@@ -168,6 +171,7 @@ impl fmt::Display for StoreError {
         f.write_str(match self.kind {
             StoreErrorKind::Unavailable => "store unavailable",
             StoreErrorKind::InvalidData => "store returned invalid data",
+            StoreErrorKind::Unsupported => "store does not support this operation",
             StoreErrorKind::Other => "store error",
         })
     }

@@ -152,6 +152,11 @@ pub struct RedisConfig {
     /// roots are trusted.
     #[serde(default)]
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// The environment variable holding the secret (at least 32 bytes, the same on every
+    /// instance) that keys the hash naming each identity's Redis keys, so listing the keys
+    /// reveals no subject or address even to someone who can guess them.
+    #[serde(default)]
+    pub key_secret_env: Option<String>,
 }
 
 fn prefix() -> String {
@@ -418,6 +423,13 @@ fn redis_store_at(
         .prefix(r.prefix.clone())
         .timeout(std::time::Duration::from_millis(r.timeout_ms))
         .on_outage(r.on_outage);
+    if let Some(var) = &r.key_secret_env {
+        let secret = std::env::var(var).map_err(|_| ConfigError::Env {
+            field: "quota.store.key_secret_env",
+            name: var.clone(),
+        })?;
+        builder = builder.key_secret(zeroize::Zeroizing::new(secret).as_bytes());
+    }
     if let Some(file) = &r.tls_ca_file {
         let path = match base {
             Some(dir) if file.is_relative() => dir.join(file),

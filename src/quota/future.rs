@@ -8,8 +8,9 @@ use http::Response;
 
 use super::layer::Shared;
 use super::policy::QuotaKey;
-use super::service::Tally;
+use super::refund::{Taken, refused_by_quota};
 use super::store::QuotaStore;
+use super::tally::Tally;
 use crate::body::ResponseBody;
 use crate::future::Finish;
 
@@ -21,6 +22,8 @@ pub type ResponseFuture<F, B, E, St> = crate::future::ResponseFuture<F, B, E, Se
 pub struct Settle<St> {
     pub(super) charge: Option<(usize, QuotaKey)>,
     pub(super) tally: Option<Box<Tally>>,
+    /// What this stage's rules took, given back if an inner quota stage refuses.
+    pub(super) taken: Taken,
     pub(super) shared: Arc<Shared<St>>,
 }
 
@@ -35,8 +38,13 @@ impl<St: QuotaStore> Finish for Settle<St> {
         let Self {
             charge,
             tally,
+            taken,
             shared,
         } = self;
+        if !taken.is_empty() && refused_by_quota(res.extensions()) {
+            // An inner quota stage refused the request: a refused request costs nothing here.
+            shared.refund_detached(taken);
+        }
         // A synchronous store answered the checks; it answers the charges too.
         if let Some((i, key)) = charge
             && shared.counts(i, res)

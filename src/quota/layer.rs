@@ -22,6 +22,8 @@ use crate::error::ConfigError;
 pub struct RateLimitHeaders {
     pub(super) on_allowed: bool,
     pub(super) legacy: bool,
+    #[serde(rename = "partition_key")]
+    pub(super) partition_keys: bool,
 }
 
 impl Default for RateLimitHeaders {
@@ -29,6 +31,7 @@ impl Default for RateLimitHeaders {
         Self {
             on_allowed: true,
             legacy: false,
+            partition_keys: false,
         }
     }
 }
@@ -52,6 +55,18 @@ impl RateLimitHeaders {
     #[must_use]
     pub fn with_legacy(mut self) -> Self {
         self.legacy = true;
+        self
+    }
+
+    /// Adds the partition key (`pk`, RateLimit fields draft-12 §4.1.3) to every `RateLimit`
+    /// item: the first 12 bytes of SHA-256 of `<policy>:<key kind>:<identity>` (for example
+    /// `free:subject:alice` or `per-ip:ip:203.0.113.0/24`), so a client can tell its
+    /// partitions apart and predict them. The identity is hashed, never sent; but a hash of a
+    /// guessable identity (an address) can be recovered by hashing guesses, so it is off by
+    /// default. In a configuration file: `headers: {partition_key: true}`.
+    #[must_use]
+    pub fn with_partition_keys(mut self) -> Self {
+        self.partition_keys = true;
         self
     }
 }
@@ -311,6 +326,7 @@ impl<St: QuotaStore> QuotaBuilder<St> {
                 exact,
                 clock: self.clock,
                 headers: self.headers,
+                refund_warned: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -337,6 +353,8 @@ pub(super) struct Shared<St> {
     pub(super) exact: HashMap<Arc<str>, (Arc<str>, u64)>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) headers: RateLimitHeaders,
+    /// Whether a failed refund was logged at `warn` already.
+    pub(super) refund_warned: std::sync::atomic::AtomicBool,
 }
 
 impl<St: QuotaStore> QuotaLayer<St> {
@@ -366,6 +384,7 @@ impl<St: QuotaStore> QuotaLayer<St> {
                 exact: HashMap::new(),
                 clock: Arc::new(SystemClock),
                 headers: RateLimitHeaders::default(),
+                refund_warned: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }

@@ -417,6 +417,39 @@ pub(crate) fn apply(
     (verdict, Timestamp::from_unix_nanos(idle))
 }
 
+/// Gives back `cost` units that [`apply`] consumed at `now` from every limit of one key (the
+/// request was refused by another rule: a refused request costs nothing anywhere). A rate's
+/// TAT moves back by `cost` intervals; a window's count drops by `cost` if the window of `now`
+/// is still the cell's. Returns when the key's state equals a fresh one.
+pub(crate) fn give_back(
+    limits: &[Limit],
+    cells: &mut [u64],
+    now: Timestamp,
+    cost: u64,
+) -> Timestamp {
+    let now_ns = now.as_unix_nanos();
+    let mut idle = 0;
+    for (limit, cell) in limits.iter().zip(cells.iter_mut()) {
+        match limit.kind {
+            Kind::Rate { interval: t, .. } => {
+                *cell = cell.saturating_sub(t.saturating_mul(cost));
+                idle = idle.max(*cell);
+            }
+            Kind::Quota { window, .. } => {
+                let (index, end) = window.locate(now);
+                if *cell != 0 && (*cell >> 32) as u32 == index {
+                    let used = (*cell & 0xffff_ffff).saturating_sub(cost);
+                    *cell = (u64::from(index) << 32) | used;
+                    if used > 0 {
+                        idle = idle.max(end.as_unix_nanos());
+                    }
+                }
+            }
+        }
+    }
+    Timestamp::from_unix_nanos(idle.max(now_ns))
+}
+
 /// Nanoseconds until the bucket whose TAT is `tat` has one more unit than now (zero when
 /// full).
 fn until_next_unit(tat: u64, now: u64, t: u64) -> u64 {

@@ -9,7 +9,7 @@ use std::sync::{Mutex, PoisonError};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-use super::limit::{Limit, MAX_LIMITS, Verdict, apply};
+use super::limit::{Limit, MAX_LIMITS, Verdict, apply, give_back};
 use super::policy::QuotaKey;
 use super::store::{QuotaStore, StoreStats};
 use crate::clock::Timestamp;
@@ -166,6 +166,25 @@ impl MemoryStore {
             self.check_in(&self.inner.narrow, id, limits, cost, now, consume)
         } else {
             self.check_in(&self.inner.wide, id, limits, cost, now, consume)
+        }
+    }
+
+    /// Gives back `cost` units a check at `now` took from `key` (nothing if the key was
+    /// evicted since: a fresh key owes nothing).
+    pub(crate) fn refund_limits(
+        &self,
+        key: &QuotaKey,
+        limits: &[Limit],
+        cost: u64,
+        now: Timestamp,
+    ) {
+        let id = self.hash(key);
+        if limits.len() <= NARROW {
+            if let Some(mut bucket) = self.inner.narrow.get_mut(&id) {
+                bucket.idle_at = give_back(limits, &mut bucket.cells, now, cost).as_unix_nanos();
+            }
+        } else if let Some(mut bucket) = self.inner.wide.get_mut(&id) {
+            bucket.idle_at = give_back(limits, &mut bucket.cells, now, cost).as_unix_nanos();
         }
     }
 
@@ -327,6 +346,25 @@ impl QuotaStore for MemoryStore {
             now,
             consume,
         )))
+    }
+
+    fn refund(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        ready(self.refund_now(key, cost, now).unwrap_or(Ok(())))
+    }
+
+    fn refund_now(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+    ) -> Option<Result<(), StoreError>> {
+        self.refund_limits(key, key.policy().limits(), cost, now);
+        Some(Ok(()))
     }
 
     fn stats(&self) -> StoreStats {

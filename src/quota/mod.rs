@@ -9,9 +9,13 @@ mod memory;
 mod policy;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_script;
+mod refund;
 mod rule;
 mod service;
 mod store;
+mod tally;
 
 pub use crate::rejection::ratelimit::{RATELIMIT, RATELIMIT_POLICY};
 pub use future::{ResponseFuture, Settle};

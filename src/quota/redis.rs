@@ -5,26 +5,28 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::limit::{Kind, LimitState, MAX_LIMITS, Verdict};
+use siphasher::sip128::{Hasher128 as _, SipHasher24};
+
+use super::limit::{Kind, Verdict};
 use super::memory::MemoryStore;
 use super::policy::QuotaKey;
+use super::redis_script::{HashWriter, REFUND, SCRIPT, decode, tag_key};
 use super::store::{OnOutage, QuotaMode, QuotaStore, StoreStats};
 use crate::clock::Timestamp;
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
 use crate::redis_link::{Link, Topology};
 
-/// The check, in one script so that it is atomic: GCRA cells and window counters of one key,
-/// all tested, then all written or none. Times are Unix microseconds (exact in a Lua double).
-///
-/// KEYS: one per limit. ARGV: now, cost, consume (1/0), then per limit `kind a b c`:
-/// `r T burst 0` for a rate (T = emission interval), `q max 0 end` for a window quota whose
-/// key already names the window. Returns `allowed, retry` then `remaining, reset, exceeded`
-/// per limit.
-const SCRIPT: &str = include_str!("redis.lua");
-
 /// Counters in Redis, shared by every instance: one atomic Lua script per check (GCRA and
 /// windows of a key together), keys expiring as soon as their state equals a fresh one, and
 /// every key of one identity under one hash tag, so it works on Redis Cluster.
+///
+/// Key names never hold the identity: each is `{prefix}{<tag>}:<limit>[:<window>]`, where
+/// `<tag>` is 32 hex digits of a keyed 128-bit hash (SipHash-2-4) of the policy and identity,
+/// so a 4 KiB subject makes a key of the same length as any other (at most
+/// [`MAX_KEY_LEN`](Self::MAX_KEY_LEN) bytes) and listing the keys reveals no subject or
+/// address. Give every instance the same [`key_secret`](RedisStoreBuilder::key_secret) so the
+/// hash cannot be inverted by guessing identities (an IPv4 address, a known user name): without
+/// one, the hash is keyed by a fixed label and only hides identities from a casual reader.
 ///
 /// The connection reconnects by itself; every check is bounded by the
 /// [`timeout`](RedisStoreBuilder::timeout) and, past it, [`OnOutage`] decides.
@@ -52,7 +54,10 @@ pub struct RedisStore {
 struct Inner {
     link: Link,
     script: redis::Script,
+    refund: redis::Script,
     prefix: Box<str>,
+    /// The SipHash key of the identity tags.
+    tag_key: [u8; 16],
     timeout: Duration,
     on_outage: OnOutage,
     local: MemoryStore,
@@ -70,9 +75,13 @@ pub struct RedisStoreBuilder {
     timeout: Duration,
     on_outage: OnOutage,
     local_max_keys: usize,
+    key_secret: Option<zeroize::Zeroizing<Vec<u8>>>,
     #[cfg(feature = "redis-tls")]
     tls: Option<redis::TlsCertificates>,
 }
+
+const MAX_PREFIX_LEN: usize = RedisStore::MAX_PREFIX_LEN;
+const MIN_KEY_SECRET_LEN: usize = RedisStore::MIN_KEY_SECRET_LEN;
 
 impl fmt::Debug for RedisStoreBuilder {
     // The URL may hold a password, and a client key is a secret: neither is shown.
@@ -81,7 +90,8 @@ impl fmt::Debug for RedisStoreBuilder {
         d.field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("on_outage", &self.on_outage)
-            .field("local_max_keys", &self.local_max_keys);
+            .field("local_max_keys", &self.local_max_keys)
+            .field("key_secret", &self.key_secret.is_some());
         #[cfg(feature = "redis-tls")]
         d.field("custom_tls", &self.tls.is_some());
         d.finish_non_exhaustive()
@@ -132,9 +142,19 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Prefixes every key (default `palisade:`), to share a Redis with other data.
+    /// Prefixes every key (default `palisade:`, at most [`RedisStore::MAX_PREFIX_LEN`] bytes), to share a
+    /// Redis with other data.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
+        self
+    }
+
+    /// Keys the hash that names each identity's Redis keys (at least
+    /// [`RedisStore::MIN_KEY_SECRET_LEN`] bytes, the same on every instance that shares the counters), so
+    /// someone who can list the keys cannot recover a subject or an address by hashing guesses.
+    /// Changing it starts every counter afresh.
+    pub fn key_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.key_secret = Some(zeroize::Zeroizing::new(secret.as_ref().to_vec()));
         self
     }
 
@@ -174,6 +194,22 @@ impl RedisStoreBuilder {
         if self.on_outage == (OnOutage::Local { instances: 0 }) {
             return Err(invalid("local fallback needs at least one instance".into()));
         }
+        if self.prefix.len() > MAX_PREFIX_LEN {
+            return Err(invalid(format!(
+                "the key prefix is at most {MAX_PREFIX_LEN} bytes, not {}",
+                self.prefix.len()
+            )));
+        }
+        let tag_key = match &self.key_secret {
+            Some(secret) if secret.len() < MIN_KEY_SECRET_LEN => {
+                return Err(invalid(format!(
+                    "the key secret must be at least {MIN_KEY_SECRET_LEN} bytes, got {}",
+                    secret.len()
+                )));
+            }
+            Some(secret) => tag_key(secret),
+            None => tag_key(b"palisade quota identity tag, v1"),
+        };
         let mut topology = self.topology.clone();
         match (&mut topology, &self.sentinel_primary) {
             (Topology::Sentinel { primary, .. }, Some(url)) => *primary = Some(url.clone()),
@@ -193,7 +229,9 @@ impl RedisStoreBuilder {
             inner: Arc::new(Inner {
                 link,
                 script: redis::Script::new(SCRIPT),
+                refund: redis::Script::new(REFUND),
                 prefix: self.prefix.into(),
+                tag_key,
                 timeout: self.timeout,
                 on_outage: self.on_outage,
                 local: MemoryStore::with_max_keys(self.local_max_keys),
@@ -250,6 +288,7 @@ impl RedisStore {
             timeout: Duration::from_millis(100),
             on_outage: OnOutage::FailClosed,
             local_max_keys: super::memory::DEFAULT_MAX_KEYS,
+            key_secret: None,
             #[cfg(feature = "redis-tls")]
             tls: None,
         }
@@ -267,27 +306,35 @@ impl RedisStore {
         self.inner.down.load(Ordering::Relaxed)
     }
 
-    /// The Redis key of limit `i` of `key`: `{prefix}{<policy>:<kind>:<value>}:<i>`, plus
-    /// `:<window number>` for a window. The braces are the Redis Cluster hash tag, so all keys
-    /// of one identity live on one shard; `}` and `%` in the value are percent-encoded so the
-    /// tag always ends where the identity does.
+    /// The longest key prefix [`RedisStoreBuilder::prefix`] accepts, in bytes.
+    pub const MAX_PREFIX_LEN: usize = 64;
+
+    /// The shortest [`RedisStoreBuilder::key_secret`], in bytes.
+    pub const MIN_KEY_SECRET_LEN: usize = 32;
+
+    /// The longest key this store writes: the longest prefix, the hash tag `{<32 hex>}`, the
+    /// limit's index and a window number.
+    pub const MAX_KEY_LEN: usize = Self::MAX_PREFIX_LEN + 34 + ":3".len() + ":4294967295".len();
+
+    /// The Redis key of limit `i` of `key`: `{prefix}{<tag>}:<i>`, plus `:<window number>` for
+    /// a window. The tag (the keyed hash of the policy and identity, in braces) is the Redis
+    /// Cluster hash tag, so all keys of one identity live on one shard.
     fn redis_key(&self, key: &QuotaKey, i: usize, window: Option<u32>) -> String {
-        let ident = key.to_string();
-        let mut out = String::with_capacity(self.inner.prefix.len() + ident.len() + 16);
+        use std::fmt::Write as _;
+        let mut hasher = SipHasher24::new_with_key(&self.inner.tag_key);
+        // Fed without an intermediate string: the identity may be long.
+        let _ = write!(HashWriter(&mut hasher), "{key}");
+        let mut hex = [0u8; 32];
+        let tag = base16ct::lower::encode_str(&hasher.finish128().as_bytes(), &mut hex)
+            .unwrap_or_default();
+        let mut out = String::with_capacity(Self::MAX_KEY_LEN);
         out.push_str(&self.inner.prefix);
         out.push('{');
-        for ch in ident.chars() {
-            match ch {
-                '}' => out.push_str("%7D"),
-                '%' => out.push_str("%25"),
-                c => out.push(c),
-            }
-        }
+        out.push_str(tag);
         out.push_str("}:");
-        out.push_str(&i.to_string());
+        let _ = write!(out, "{i}");
         if let Some(w) = window {
-            out.push(':');
-            out.push_str(&w.to_string());
+            let _ = write!(out, ":{w}");
         }
         out
     }
@@ -332,6 +379,35 @@ impl RedisStore {
         decode(&reply, limits.len())
     }
 
+    /// Gives back `cost` units that a check at `now` took for `key`.
+    async fn give_back(&self, key: &QuotaKey, cost: u64, now: Timestamp) -> Result<(), StoreError> {
+        let mut inv = self.inner.refund.prepare_invoke();
+        inv.arg(cost);
+        for (i, limit) in key.policy().limits().iter().enumerate() {
+            match limit.kind() {
+                Kind::Rate { .. } => {
+                    let (t, _) = limit.gcra();
+                    inv.key(self.redis_key(key, i, None));
+                    inv.arg("r").arg(t.div_ceil(1_000).max(1));
+                }
+                Kind::Quota { window, .. } => {
+                    let (index, _) = window.locate(now);
+                    inv.key(self.redis_key(key, i, Some(index)));
+                    inv.arg("q").arg(0);
+                }
+            }
+        }
+        let call = async {
+            let mut conn = self.inner.link.conn().await?;
+            inv.invoke_async::<i64>(&mut conn).await
+        };
+        match tokio::time::timeout(self.inner.timeout, call).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::new(StoreErrorKind::Unavailable, e)),
+            Err(elapsed) => Err(StoreError::new(StoreErrorKind::Unavailable, elapsed)),
+        }
+    }
+
     fn outage(
         &self,
         key: &QuotaKey,
@@ -370,43 +446,6 @@ impl RedisStore {
     }
 }
 
-fn decode(reply: &[i64], n: usize) -> Result<Verdict, StoreError> {
-    if reply.len() != 2 + 3 * n || n > MAX_LIMITS {
-        return Err(StoreError::new(
-            StoreErrorKind::InvalidData,
-            format!(
-                "quota script returned {} values for {n} limits",
-                reply.len()
-            ),
-        ));
-    }
-    let us = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
-    let mut states = [LimitState::default(); MAX_LIMITS];
-    for (i, s) in states.iter_mut().take(n).enumerate() {
-        let base = 2 + 3 * i;
-        *s = LimitState::new(
-            u64::try_from(reply[base]).unwrap_or(0),
-            us(reply[base + 1]),
-            reply[base + 2] != 0,
-        );
-    }
-    let verdict = Verdict::new(
-        &states[..n],
-        if reply[0] == 1 {
-            Duration::ZERO
-        } else {
-            us(reply[1])
-        },
-    );
-    if verdict.is_allowed() != (reply[0] == 1) {
-        return Err(StoreError::new(
-            StoreErrorKind::InvalidData,
-            "quota script verdict disagrees with its limit states",
-        ));
-    }
-    Ok(verdict)
-}
-
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
@@ -439,6 +478,10 @@ impl QuotaStore for RedisStore {
         }
     }
 
+    async fn refund(&self, key: &QuotaKey, cost: u64, now: Timestamp) -> Result<(), StoreError> {
+        self.give_back(key, cost, now).await
+    }
+
     fn stats(&self) -> StoreStats {
         // The figures of the local fallback's memory, and Redis's own.
         let mut stats = self.inner.local.stats();
@@ -456,10 +499,11 @@ mod tests {
     use crate::quota::{Limit, QuotaPolicy, Window};
 
     proptest! {
-        /// Distinct identities never share a Redis key, and the Cluster hash tag (from the first
-        /// `{` to the next `}`) is exactly the whole identity, whatever bytes a caller sends.
+        /// Distinct identities never share a Redis key (128-bit tags), the Cluster hash tag is
+        /// 32 hex digits in one pair of braces whatever bytes a caller sends, and no key holds
+        /// the identity.
         #[test]
-        fn redis_keys_are_injective_and_tagged_by_the_whole_identity(
+        fn redis_keys_are_distinct_fixed_length_and_hide_the_identity(
             a in ".{0,24}",
             b in ".{0,24}",
             i in 0usize..4,
@@ -471,26 +515,56 @@ mod tests {
             let ka = store.redis_key(&QuotaKey::custom(p.clone(), a.as_str()), i, Some(7));
             let kb = store.redis_key(&QuotaKey::custom(p, b.as_str()), i, Some(7));
             prop_assert_eq!(ka == kb, a == b);
-            let open = ka.find('{').unwrap();
-            let close = open + ka[open..].find('}').unwrap();
+            prop_assert_eq!(ka.len(), "palisade:{}:0:7".len() + 32);
+            let tag = &ka["palisade:{".len().."palisade:{".len() + 32];
+            prop_assert!(tag.bytes().all(|c| c.is_ascii_hexdigit()));
             let suffix = format!("}}:{i}:7");
-            prop_assert_eq!(&ka[close..], suffix.as_str());
+            prop_assert_eq!(&ka["palisade:{".len() + 32..], suffix.as_str());
         }
     }
 
     #[tokio::test]
-    async fn keys_share_one_hash_tag_and_escape_braces() {
-        let store = RedisStore::builder("redis://127.0.0.1:1/").build().unwrap();
+    async fn a_4_kib_subject_makes_a_key_of_the_fixed_bound_that_does_not_hold_it() {
+        let store = RedisStore::builder("redis://127.0.0.1:1/")
+            .prefix("p".repeat(MAX_PREFIX_LEN))
+            .build()
+            .unwrap();
         let p = QuotaPolicy::new("free", [Limit::per_second(1), Limit::quota(5, Window::Day)]);
-        let key = QuotaKey::custom(p, "a}b%c");
-        assert_eq!(
-            store.redis_key(&key, 0, None),
-            "palisade:{free:custom:a%7Db%25c}:0"
+        let subject = "s".repeat(4096);
+        let key = QuotaKey::custom(p, subject.as_str());
+        let rate = store.redis_key(&key, 0, None);
+        let window = store.redis_key(&key, 3, Some(u32::MAX));
+        assert_eq!(window.len(), RedisStore::MAX_KEY_LEN);
+        assert!(rate.len() < RedisStore::MAX_KEY_LEN);
+        assert!(!window.contains("sss") && !window.contains("free"));
+        // Both limits of the identity share its hash tag (one Cluster slot).
+        let tag = |k: &str| k[k.find('{').unwrap()..=k.find('}').unwrap()].to_owned();
+        assert_eq!(tag(&rate), tag(&window));
+    }
+
+    #[tokio::test]
+    async fn the_key_secret_changes_every_tag_and_must_be_long_enough() {
+        let p = QuotaPolicy::new("free", [Limit::per_second(1)]);
+        let key = QuotaKey::custom(p, "alice");
+        let plain = RedisStore::builder("redis://127.0.0.1:1/").build().unwrap();
+        let keyed = RedisStore::builder("redis://127.0.0.1:1/")
+            .key_secret([7u8; 32])
+            .build()
+            .unwrap();
+        assert_ne!(
+            plain.redis_key(&key, 0, None),
+            keyed.redis_key(&key, 0, None)
         );
-        assert_eq!(
-            store.redis_key(&key, 1, Some(7)),
-            "palisade:{free:custom:a%7Db%25c}:1:7"
-        );
+        let short = RedisStore::builder("redis://127.0.0.1:1/")
+            .key_secret([7u8; 31])
+            .build()
+            .unwrap_err();
+        assert!(short.to_string().contains("at least 32 bytes"), "{short}");
+        let long_prefix = RedisStore::builder("redis://127.0.0.1:1/")
+            .prefix("p".repeat(MAX_PREFIX_LEN + 1))
+            .build()
+            .unwrap_err();
+        assert!(long_prefix.to_string().contains("prefix"), "{long_prefix}");
     }
 
     #[test]

@@ -156,18 +156,20 @@ impl Counting {
     /// which stops credential stuffing and key guessing.
     #[must_use]
     pub fn failed_authentication() -> Self {
-        Self::Responses(ResponseFilter(Arc::new(|_, ext| {
+        let filter: Arc<FilterFn> = Arc::new(|_, ext| {
             matches!(
                 ext.get::<Rejection>(),
                 Some(Rejection::Unauthenticated(f))
                     if !matches!(f.reason(), AuthnReason::MissingCredentials)
             )
-        })))
+        });
+        // Its refusals are abnormal usage (RateLimit fields draft-12 §5.3).
+        Self::Responses(ResponseFilter(filter, true))
     }
 
     /// Counts responses for which `f(status, extensions)` is true.
     pub fn responses(f: impl Fn(StatusCode, &Extensions) -> bool + Send + Sync + 'static) -> Self {
-        Self::Responses(ResponseFilter(Arc::new(f)))
+        Self::Responses(ResponseFilter(Arc::new(f), false))
     }
 }
 
@@ -196,7 +198,15 @@ impl fmt::Debug for Counting {
 
 /// A predicate on a response (see [`Counting::responses`]).
 #[derive(Clone)]
-pub struct ResponseFilter(pub(super) Arc<FilterFn>);
+pub struct ResponseFilter(pub(super) Arc<FilterFn>, pub(super) bool);
+
+impl ResponseFilter {
+    /// Whether what this filter counts is abnormal usage (failed authentications), so that a
+    /// refusal is `abnormal-usage-detected` rather than `quota-exceeded`.
+    pub(super) fn abnormal_usage(&self) -> bool {
+        self.1
+    }
+}
 
 type FilterFn = dyn Fn(StatusCode, &Extensions) -> bool + Send + Sync;
 

@@ -7,192 +7,26 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::HeaderValue;
 use http::request::Parts;
 use http::{Request, Response};
 use tower_service::Service;
 use tracing::Instrument;
 
 use super::future::{ResponseFuture, Settle};
-use super::layer::{Quota, RateLimitHeaders, Shared};
-use super::limit::{LimitState, Verdict};
-use super::policy::{QuotaKey, QuotaPolicy};
+use super::layer::{Quota, Shared};
+use super::limit::Verdict;
+use super::policy::QuotaKey;
+use super::refund::{Taken, took};
 use super::rule::{Counting, QuotaShadow};
 use super::store::{QuotaMode, QuotaStore};
+use super::tally::{Tally, record_limits, too_many};
 use crate::body::{ResponseBody, refusal as refusal_response};
 use crate::error::Chain;
-use crate::outcome::{LimitOutcome, QuotaOutcome, WantOutcomes};
+use crate::outcome::{QuotaOutcome, WantOutcomes};
 use crate::principal::Principal;
-use crate::rejection::ratelimit::{RATELIMIT, RATELIMIT_POLICY, legacy_fields, write_item};
-use crate::rejection::{Rejection, TooManyRequests, UnavailableReason};
+use crate::rejection::{QuotaProblem, Rejection, UnavailableReason};
 use crate::route::matched_template;
 use crate::telemetry::{self, DecisionTrace};
-
-const INLINE_POLICIES: usize = 4;
-
-/// What the rules said about one request so far.
-pub(super) struct Tally {
-    /// Items of the `RateLimit` field for the rules that count every request.
-    pub(super) ratelimit: String,
-    /// The `RateLimit-Policy` values of those rules (inline for the usual few).
-    pub(super) policies: [Option<HeaderValue>; INLINE_POLICIES],
-    pub(super) more_policies: Vec<HeaderValue>,
-    /// What this stage decided, typed: mode, shadow refusal, each limit's state. Merged into
-    /// the response's [`QuotaOutcome`] whether or not the headers are sent, when an outer
-    /// layer asked for it ([`WantOutcomes`]) or the legacy fields need it.
-    pub(super) outcome: QuotaOutcome,
-    /// Whether the limits' states are recorded in `outcome`.
-    pub(super) wanted: bool,
-    /// Keys to charge when the response matches their rule's filter.
-    pub(super) first_charge: Option<(usize, QuotaKey)>,
-    pub(super) charges: Vec<(usize, QuotaKey)>,
-}
-
-impl Tally {
-    const fn new() -> Self {
-        Self {
-            ratelimit: String::new(),
-            policies: [const { None }; INLINE_POLICIES],
-            more_policies: Vec::new(),
-            outcome: QuotaOutcome::new(),
-            wanted: false,
-            first_charge: None,
-            charges: Vec::new(),
-        }
-    }
-
-    pub(super) fn record(
-        &mut self,
-        policy: &QuotaPolicy,
-        verdict: &Verdict,
-        headers: RateLimitHeaders,
-    ) {
-        self.outcome.note_mode(verdict.mode());
-        if verdict.mode() == QuotaMode::FailOpen {
-            return;
-        }
-        if self.wanted {
-            record_limits(&mut self.outcome, policy, verdict);
-        }
-        if !headers.on_allowed {
-            return;
-        }
-        match self.policies.iter_mut().find(|p| p.is_none()) {
-            Some(slot) => *slot = Some(policy.header().clone()),
-            None => self.more_policies.push(policy.header().clone()),
-        }
-        if self.ratelimit.capacity() == 0 {
-            self.ratelimit.reserve(64);
-        }
-        write_items(&mut self.ratelimit, policy, verdict.states());
-    }
-
-    /// Whether the tally has nothing to add to the response.
-    pub(super) fn is_trivial(&self) -> bool {
-        self.outcome.is_empty()
-            && self.ratelimit.is_empty()
-            && self.first_charge.is_none()
-            && self.charges.is_empty()
-    }
-
-    pub(super) fn apply<B>(&mut self, res: &mut Response<B>, headers: RateLimitHeaders) {
-        // The legacy fields name the tightest limit of every stage so far, read from the
-        // typed outcomes (never from another stage's header).
-        let tightest = if headers.legacy {
-            let earlier = res.extensions().get::<QuotaOutcome>();
-            earlier
-                .and_then(QuotaOutcome::tightest)
-                .into_iter()
-                .chain(self.outcome.tightest())
-                .min_by_key(|l| l.remaining)
-                .map(|l| (l.capacity, l.remaining, l.reset))
-        } else {
-            None
-        };
-        // Moved out only when there is something to record (an empty one is dropped with the
-        // tally, once).
-        if !self.outcome.is_empty() {
-            QuotaOutcome::merge_into(res.extensions_mut(), mem::take(&mut self.outcome));
-        }
-        if !headers.on_allowed || self.ratelimit.is_empty() {
-            return;
-        }
-        let h = res.headers_mut();
-        for p in self.policies.iter_mut().filter_map(Option::take) {
-            h.append(&RATELIMIT_POLICY, p);
-        }
-        for p in self.more_policies.drain(..) {
-            h.append(&RATELIMIT_POLICY, p);
-        }
-        if let Ok(v) = HeaderValue::try_from(mem::take(&mut self.ratelimit)) {
-            h.append(&RATELIMIT, v);
-        }
-        if headers.legacy
-            && let Some((cap, remaining, reset)) = tightest
-        {
-            for (name, value) in legacy_fields(cap, remaining, reset) {
-                h.insert(name, value);
-            }
-        }
-    }
-}
-
-/// Adds each limit's state of `verdict` to `outcome`.
-fn record_limits(outcome: &mut QuotaOutcome, policy: &QuotaPolicy, verdict: &Verdict) {
-    for ((limit, item), state) in policy
-        .limits()
-        .iter()
-        .zip(policy.items())
-        .zip(verdict.states())
-    {
-        outcome.push_limit(LimitOutcome::new(
-            item.clone(),
-            limit.capacity(),
-            state.remaining(),
-            state.reset(),
-        ));
-    }
-}
-
-/// Appends the `RateLimit` items of `policy`'s limits.
-fn write_items(out: &mut String, policy: &QuotaPolicy, states: &[LimitState]) {
-    for (item, state) in policy.item_names().zip(states) {
-        write_item(out, item, state.remaining(), state.reset());
-    }
-}
-
-fn too_many(policy: &QuotaPolicy, verdict: &Verdict, headers: RateLimitHeaders) -> Rejection {
-    let violated: Arc<[Box<str>]> = policy
-        .item_names()
-        .zip(verdict.states())
-        .filter(|(_, s)| s.exceeded())
-        .map(|(n, _)| n.into())
-        .collect();
-    let mut items = String::new();
-    write_items(&mut items, policy, verdict.states());
-    let mut fields = vec![(RATELIMIT_POLICY.clone(), policy.header().clone())];
-    if let Ok(v) = HeaderValue::try_from(items) {
-        fields.push((RATELIMIT.clone(), v));
-    }
-    if headers.legacy
-        && let Some((limit, state)) = policy
-            .limits()
-            .iter()
-            .zip(verdict.states())
-            .find(|(_, s)| s.exceeded())
-    {
-        fields.extend(
-            legacy_fields(limit.capacity(), state.remaining(), verdict.retry_after())
-                .map(|(name, value)| (name.clone(), value)),
-        );
-    }
-    Rejection::TooManyRequests(TooManyRequests::new(
-        policy.name_arc().clone(),
-        violated,
-        verdict.retry_after(),
-        fields.into(),
-    ))
-}
 
 fn refuse<B>(
     rejection: &Rejection,
@@ -234,15 +68,15 @@ impl<St> Shared<St> {
 enum Pass {
     /// Every rule admitted the request.
     Admitted,
-    /// A rule refused it, or the store failed.
-    Refused(Rejection, Box<QuotaOutcome>),
+    /// A rule refused it, or the store failed; the units the rules before took.
+    Refused(Rejection, Box<QuotaOutcome>, Taken),
     /// Rule `i` needs the store's asynchronous check.
     Pending(usize),
 }
 
 impl<St: QuotaStore> Shared<St> {
     /// One rule's check inputs: its policy, key, cost and whether it consumes now.
-    fn prepare(
+    pub(super) fn prepare(
         &self,
         i: usize,
         parts: &Parts,
@@ -289,7 +123,17 @@ impl<St: QuotaStore> Shared<St> {
                 told.note_mode(tally.outcome.mode());
                 record_limits(&mut told, key.policy(), &verdict);
                 tally.outcome = told;
-                return Err(too_many(key.policy(), &verdict, self.headers));
+                // RateLimit fields draft-12 §5: which problem this refusal is.
+                let problem = match &rule.counting {
+                    _ if verdict.mode() == QuotaMode::Degraded => {
+                        QuotaProblem::TemporaryReducedCapacity
+                    }
+                    Counting::Responses(f) if f.abnormal_usage() => {
+                        QuotaProblem::AbnormalUsageDetected
+                    }
+                    _ => QuotaProblem::QuotaExceeded,
+                };
+                return Err(too_many(&key, &verdict, self.headers, problem));
             }
             tracing::info!(
                 layer = "quota",
@@ -305,7 +149,7 @@ impl<St: QuotaStore> Shared<St> {
         }
         match rule.counting {
             Counting::Every if rule.shadow => tally.outcome.note_mode(verdict.mode()),
-            Counting::Every => tally.record(key.policy(), &verdict, self.headers),
+            Counting::Every => tally.record(&key, &verdict, self.headers),
             Counting::Responses(_) => {
                 tally.outcome.note_mode(verdict.mode());
                 // The usual single charge (a failed-authentication rule) needs no vector.
@@ -331,12 +175,18 @@ impl<St: QuotaStore> Shared<St> {
             if !self.rules[i].applies_to(route, parts) {
                 continue;
             }
-            let (key, cost, consume) = self.prepare(i, parts, route, cost);
-            let Some(result) = self.store_of(i).check_now(&key, cost, now, consume) else {
+            let (key, rule_cost, consume) = self.prepare(i, parts, route, cost);
+            let Some(result) = self.store_of(i).check_now(&key, rule_cost, now, consume) else {
                 return Pass::Pending(i);
             };
+            let taken = took(consume, &result).then(|| key.clone());
             if let Err(r) = self.settle(i, key, result, tally) {
-                return Pass::Refused(r, Box::new(mem::take(&mut tally.outcome)));
+                // All or nothing: what the rules before took is given back.
+                let taken = mem::take(&mut tally.taken);
+                return Pass::Refused(r, Box::new(mem::take(&mut tally.outcome)), taken);
+            }
+            if let Some(key) = taken {
+                tally.taken.push((i, key, rule_cost, now));
             }
         }
         Pass::Admitted
@@ -371,10 +221,27 @@ impl<St: QuotaStore> Shared<St> {
                 self.store_of(*i).check(key, *cost, now, *consume)
             }))
             .await;
-        for ((i, (key, _, _)), result) in checks.into_iter().zip(results) {
-            self.settle(i, key, result, tally)?;
+        let mut refused = None;
+        for ((i, (key, rule_cost, consume)), result) in checks.into_iter().zip(results) {
+            let taken = took(consume, &result).then(|| key.clone());
+            if refused.is_none()
+                && let Err(r) = self.settle(i, key, result, tally)
+            {
+                refused = Some(r);
+                continue;
+            }
+            if let Some(key) = taken {
+                tally.taken.push((i, key, rule_cost, now));
+            }
         }
-        Ok(())
+        match refused {
+            // All or nothing: every rule that took units for this request gives them back.
+            Some(r) => {
+                self.refund(mem::take(&mut tally.taken)).await;
+                Err(r)
+            }
+            None => Ok(()),
+        }
     }
 
     pub(super) fn due<B>(&self, res: &Response<B>, tally: &mut Tally) -> Vec<(usize, QuotaKey)> {
@@ -387,7 +254,7 @@ impl<St: QuotaStore> Shared<St> {
     }
 
     /// The store rule `i` counts in.
-    fn store_of(&self, i: usize) -> &St {
+    pub(super) fn store_of(&self, i: usize) -> &St {
         &self.stores[self.rule_store[i]].1
     }
 
@@ -435,16 +302,22 @@ where
                 trace.allowed(parts.extensions.get::<Principal>());
                 let future = self.inner.call(Request::from_parts(parts, body));
                 let charge = tally.first_charge.take();
+                let taken = mem::take(&mut tally.taken);
                 // Nothing to add to the response: carry nothing (no allocation).
                 let tally = (!tally.is_trivial()).then(|| Box::new(tally));
-                let settle = (charge.is_some() || tally.is_some()).then(|| Settle {
-                    charge,
-                    tally,
-                    shared: shared.clone(),
-                });
+                let settle =
+                    (charge.is_some() || tally.is_some() || !taken.is_empty()).then(|| Settle {
+                        charge,
+                        tally,
+                        taken,
+                        shared: shared.clone(),
+                    });
                 return ResponseFuture::inner(future, settle);
             }
-            Pass::Refused(rejection, outcome) => {
+            Pass::Refused(rejection, outcome, taken) => {
+                if !taken.is_empty() {
+                    shared.refund_detached(taken);
+                }
                 return ResponseFuture::refused(refuse(
                     &rejection,
                     *outcome,
@@ -471,6 +344,10 @@ where
                 .call(Request::from_parts(parts, body))
                 .await?
                 .map(ResponseBody::inner);
+            if super::refund::refused_by_quota(res.extensions()) && !tally.taken.is_empty() {
+                // An inner quota stage refused it: what this one took is given back.
+                shared.refund(mem::take(&mut tally.taken)).await;
+            }
             let due = shared.due(&res, &mut tally);
             let now = shared.clock.now();
             let charged = join_all(
@@ -487,7 +364,7 @@ where
 }
 
 /// Runs `futures` concurrently and returns their outputs in order.
-async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+pub(super) async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     let mut pending: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
     let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::limit::Verdict;
 use super::policy::QuotaKey;
 use crate::clock::Timestamp;
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreErrorKind};
 
 /// Where counters live. Implementations must check and consume **atomically**: two concurrent
 /// checks of one key never both take the last unit, and the limits of one key are consumed all
@@ -41,6 +41,36 @@ pub trait QuotaStore: Send + Sync + 'static {
         consume: bool,
     ) -> Option<Result<Verdict, StoreError>> {
         let _ = (key, cost, now, consume);
+        None
+    }
+
+    /// Gives back `cost` units that a consuming [`check`](Self::check) at `now` took for
+    /// `key`: another rule refused the request, and a refused request costs nothing anywhere.
+    /// A rate's TAT moves back by `cost` emission intervals, the count of `now`'s window drops
+    /// by `cost`; units consumed since by other requests stay consumed.
+    ///
+    /// The default answers [`StoreErrorKind::Unsupported`]: with such a store, a request
+    /// refused by another rule keeps the units it took here, and the layer says so once in
+    /// its log.
+    fn refund(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (key, cost, now);
+        std::future::ready(Err(StoreError::from_kind(StoreErrorKind::Unsupported)))
+    }
+
+    /// The same refund, done at once, or `None` if this store must wait for I/O (then the
+    /// layer awaits [`refund`](Self::refund)). The default is `None`.
+    fn refund_now(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+    ) -> Option<Result<(), StoreError>> {
+        let _ = (key, cost, now);
         None
     }
 
@@ -87,6 +117,24 @@ impl<T: QuotaStore + ?Sized> QuotaStore for Arc<T> {
         consume: bool,
     ) -> Option<Result<Verdict, StoreError>> {
         (**self).check_now(key, cost, now, consume)
+    }
+
+    fn refund(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).refund(key, cost, now)
+    }
+
+    fn refund_now(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+    ) -> Option<Result<(), StoreError>> {
+        (**self).refund_now(key, cost, now)
     }
 
     fn stats(&self) -> StoreStats {
@@ -177,6 +225,22 @@ pub trait DynQuotaStore: Send + Sync + 'static {
         consume: bool,
     ) -> Option<Result<Verdict, StoreError>>;
 
+    /// [`QuotaStore::refund`], boxed.
+    fn refund_boxed<'a>(
+        &'a self,
+        key: &'a QuotaKey,
+        cost: u64,
+        now: Timestamp,
+    ) -> crate::BoxFuture<'a, Result<(), StoreError>>;
+
+    /// [`QuotaStore::refund_now`].
+    fn refund_now_dyn(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+    ) -> Option<Result<(), StoreError>>;
+
     /// [`QuotaStore::stats`].
     fn stats_dyn(&self) -> StoreStats;
 }
@@ -200,6 +264,24 @@ impl<T: QuotaStore> DynQuotaStore for T {
         consume: bool,
     ) -> Option<Result<Verdict, StoreError>> {
         self.check_now(key, cost, now, consume)
+    }
+
+    fn refund_boxed<'a>(
+        &'a self,
+        key: &'a QuotaKey,
+        cost: u64,
+        now: Timestamp,
+    ) -> crate::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.refund(key, cost, now))
+    }
+
+    fn refund_now_dyn(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+    ) -> Option<Result<(), StoreError>> {
+        self.refund_now(key, cost, now)
     }
 
     fn stats_dyn(&self) -> StoreStats {
@@ -230,6 +312,14 @@ macro_rules! dyn_quota_store {
                 consume: bool,
             ) -> Option<Result<Verdict, StoreError>> {
                 (**self).check_now_dyn(key, cost, now, consume)
+            }
+
+            async fn refund(&self, key: &QuotaKey, cost: u64, now: Timestamp) -> Result<(), StoreError> {
+                (**self).refund_boxed(key, cost, now).await
+            }
+
+            fn refund_now(&self, key: &QuotaKey, cost: u64, now: Timestamp) -> Option<Result<(), StoreError>> {
+                (**self).refund_now_dyn(key, cost, now)
             }
 
             fn stats(&self) -> StoreStats {
@@ -290,6 +380,29 @@ impl QuotaStore for AnyQuotaStore {
             #[cfg(feature = "redis")]
             Self::Redis(r) => r.check_now(key, cost, now, consume),
             Self::Custom(c) => c.check_now_dyn(key, cost, now, consume),
+        }
+    }
+
+    async fn refund(&self, key: &QuotaKey, cost: u64, now: Timestamp) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(m) => m.refund(key, cost, now).await,
+            #[cfg(feature = "redis")]
+            Self::Redis(r) => r.refund(key, cost, now).await,
+            Self::Custom(c) => c.refund_boxed(key, cost, now).await,
+        }
+    }
+
+    fn refund_now(
+        &self,
+        key: &QuotaKey,
+        cost: u64,
+        now: Timestamp,
+    ) -> Option<Result<(), StoreError>> {
+        match self {
+            Self::Memory(m) => m.refund_now(key, cost, now),
+            #[cfg(feature = "redis")]
+            Self::Redis(r) => r.refund_now(key, cost, now),
+            Self::Custom(c) => c.refund_now_dyn(key, cost, now),
         }
     }
 

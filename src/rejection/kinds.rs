@@ -161,6 +161,66 @@ pub struct TooManyRequests {
     pub(super) violated: Arc<[Box<str>]>,
     pub(super) retry_after: Duration,
     pub(super) fields: Arc<[(HeaderName, HeaderValue)]>,
+    pub(super) problem: QuotaProblem,
+}
+
+/// Which problem type of the IETF RateLimit fields draft (draft-ietf-httpapi-ratelimit-headers-12
+/// §5) a quota refusal is: its status, `type` URI, title and code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum QuotaProblem {
+    /// §5.1 `quota-exceeded` (429): the caller used up a quota.
+    #[default]
+    QuotaExceeded,
+    /// §5.2 `temporary-reduced-capacity` (503): the service's capacity is temporarily reduced.
+    /// palisade answers it when a shared store is down and each instance enforces its local
+    /// share of the limits (`OnOutage::Local` in the quota layer).
+    TemporaryReducedCapacity,
+    /// §5.3 `abnormal-usage-detected` (429): the requests suggest unintended or malicious
+    /// behaviour. palisade answers it when a failed-authentication rule refuses (too many bad
+    /// credentials from one address).
+    AbnormalUsageDetected,
+}
+
+impl QuotaProblem {
+    /// The problem type URI (draft §5, registered with IANA).
+    #[must_use]
+    pub const fn type_uri(self) -> &'static str {
+        match self {
+            Self::QuotaExceeded => super::QUOTA_EXCEEDED,
+            Self::TemporaryReducedCapacity => super::TEMPORARY_REDUCED_CAPACITY,
+            Self::AbnormalUsageDetected => super::ABNORMAL_USAGE_DETECTED,
+        }
+    }
+
+    /// The problem's title.
+    #[must_use]
+    pub const fn title(self) -> &'static str {
+        match self {
+            Self::QuotaExceeded => "Quota Exceeded",
+            Self::TemporaryReducedCapacity => "Temporary Reduced Capacity",
+            Self::AbnormalUsageDetected => "Abnormal Usage Detected",
+        }
+    }
+
+    /// The response status: 503 for reduced capacity, else 429.
+    #[must_use]
+    pub const fn status(self) -> http::StatusCode {
+        match self {
+            Self::TemporaryReducedCapacity => http::StatusCode::SERVICE_UNAVAILABLE,
+            _ => http::StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    /// The code sent to the client and recorded by audit.
+    #[must_use]
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::TemporaryReducedCapacity => "temporary_reduced_capacity",
+            Self::AbnormalUsageDetected => "abnormal_usage_detected",
+        }
+    }
 }
 
 impl TooManyRequests {
@@ -179,7 +239,21 @@ impl TooManyRequests {
             violated,
             retry_after,
             fields,
+            problem: QuotaProblem::QuotaExceeded,
         }
+    }
+
+    /// Says which problem type the refusal is (default [`QuotaProblem::QuotaExceeded`]).
+    #[must_use]
+    pub fn with_problem(mut self, problem: QuotaProblem) -> Self {
+        self.problem = problem;
+        self
+    }
+
+    /// Which problem type the refusal is.
+    #[must_use]
+    pub fn problem(&self) -> QuotaProblem {
+        self.problem
     }
 
     /// The refusing policy's name.

@@ -93,8 +93,8 @@ use serde::Serialize;
 pub(crate) use challenge::check_realm;
 pub use challenge::{ChallengeSet, Realm};
 pub use kinds::{
-    AuthnFailure, Forbidden, InputPart, InvalidInput, NoRoute, TooManyRequests, Unavailable,
-    Violation,
+    AuthnFailure, Forbidden, InputPart, InvalidInput, NoRoute, QuotaProblem, TooManyRequests,
+    Unavailable, Violation,
 };
 pub use reasons::{AuthnReason, InvalidReason, Scheme, UnavailableReason};
 pub use transport::{TransportReason, TransportRefusal};
@@ -102,8 +102,14 @@ pub use transport::{TransportReason, TransportRefusal};
 /// The media type of problem details (RFC 9457 §3).
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// The problem type of a 429 (IETF RateLimit fields draft §5.1).
+/// The problem type of a 429 for a quota used up (IETF RateLimit fields draft-12 §5.1).
 pub const QUOTA_EXCEEDED: &str = "https://iana.org/assignments/http-problem-types#quota-exceeded";
+/// The problem type of a 503 for a temporarily reduced capacity (draft-12 §5.2).
+pub const TEMPORARY_REDUCED_CAPACITY: &str =
+    "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity";
+/// The problem type of a 429 for abnormal usage (draft-12 §5.3).
+pub const ABNORMAL_USAGE_DETECTED: &str =
+    "https://iana.org/assignments/http-problem-types#abnormal-usage-detected";
 
 /// Why a request was refused. The closed set of palisade refusals; it grows as layers land.
 #[derive(Debug, Clone)]
@@ -185,7 +191,7 @@ impl Rejection {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NoRoute(n) if n.allow.is_some() => StatusCode::METHOD_NOT_ALLOWED,
             Self::NoRoute(_) => StatusCode::NOT_FOUND,
-            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests(t) => t.problem.status(),
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Invalid(i) => i.reason.status(),
             Self::Transport(_) => StatusCode::FORBIDDEN,
@@ -200,7 +206,7 @@ impl Rejection {
             Self::Unauthenticated(f) => f.reason.code(),
             Self::Forbidden(f) => f.reason,
             Self::NoRoute(n) => n.reason(),
-            Self::TooManyRequests(_) => "quota_exceeded",
+            Self::TooManyRequests(t) => t.problem.code(),
             Self::Unavailable(u) => u.reason.code(),
             Self::Invalid(i) => i.reason.code(),
             Self::Transport(t) => t.reason.code(),
@@ -214,7 +220,7 @@ impl Rejection {
             Self::Unauthenticated(f) => f.reason.public_code(),
             Self::Forbidden(f) => f.reason,
             Self::NoRoute(n) => n.reason(),
-            Self::TooManyRequests(_) => "quota_exceeded",
+            Self::TooManyRequests(t) => t.problem.code(),
             Self::Unavailable(_) => "temporarily_unavailable",
             Self::Invalid(i) => i.reason.code(),
             Self::Transport(t) => t.reason.code(),
@@ -239,9 +245,17 @@ impl Rejection {
             Self::Unauthenticated(f) => f.reason.detail(),
             Self::Forbidden(f) => reasons::forbidden_detail(f.reason),
             Self::NoRoute(n) => reasons::forbidden_detail(n.reason()),
-            Self::TooManyRequests(_) => {
-                "A rate limit or quota for this caller is exhausted; retry after the time given."
-            }
+            Self::TooManyRequests(t) => match t.problem {
+                QuotaProblem::TemporaryReducedCapacity => {
+                    "The service's capacity is temporarily reduced; retry after the time given."
+                }
+                QuotaProblem::AbnormalUsageDetected => {
+                    "Too many failed attempts from this client; retry after the time given."
+                }
+                _ => {
+                    "A rate limit or quota for this caller is exhausted; retry after the time given."
+                }
+            },
             Self::Unavailable(_) => {
                 "The request could not be checked because a backend is unavailable; retry later."
             }
@@ -259,17 +273,12 @@ impl Rejection {
             _ => None,
         };
         let body = Problem {
-            // IETF RateLimit fields draft §5.1: the quota-exceeded problem type.
-            r#type: if too_many.is_some() {
-                QUOTA_EXCEEDED
-            } else {
-                "about:blank"
-            },
-            title: if too_many.is_some() {
-                "Quota Exceeded"
-            } else {
-                status.canonical_reason().unwrap_or("Error")
-            },
+            // IETF RateLimit fields draft-12 §5: the quota problem types.
+            r#type: too_many.map_or("about:blank", |t| t.problem.type_uri()),
+            title: too_many.map_or_else(
+                || status.canonical_reason().unwrap_or("Error"),
+                |t| t.problem.title(),
+            ),
             status: status.as_u16(),
             detail: self.detail(),
             code: self.public_reason(),

@@ -1,4 +1,4 @@
-//! The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers) and the legacy
+//! The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers-12) and the legacy
 //! `X-RateLimit-*` fields, rendered here and nowhere else.
 
 use std::fmt::Write as _;

@@ -487,3 +487,41 @@ async fn a_handler_asking_for_a_principal_on_an_unguarded_route_gets_500_not_a_p
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["code"], "principal_missing");
 }
+
+/// Rolling a key: the new key works at once, the old one until the end of the overlap and
+/// not after, and both name the same caller.
+#[tokio::test]
+async fn a_rerolled_key_overlaps_with_the_old_one_until_the_given_time() {
+    let k = Keys::new();
+    let old = k
+        .keys
+        .generate(KeySpec::new("ci").role("deployer").tenant("acme"))
+        .unwrap();
+    let old_key = old.plaintext.expose_secret().to_owned();
+    let now = Timestamp::from_unix_secs(NOW);
+    let overlap = Timestamp::from_unix_secs(NOW + 3_600);
+    let (new, old_record) = k.keys.reroll(&old.record, now, overlap).unwrap();
+    let new_key = new.plaintext.expose_secret().to_owned();
+    assert_eq!(new.record.principal().subject(), "ci");
+    assert!(new.record.principal().has_role("deployer"));
+    assert_eq!(new.record.principal().tenant(), Some("acme"));
+    assert_eq!(new.record.created_at(), Some(now));
+    assert_ne!(new.record.id(), old_record.id());
+    k.store.insert(old_record);
+    k.store.insert(new.record);
+    let server = k.serve().await;
+    for key in [&old_key, &new_key] {
+        assert_eq!(
+            server.get("/", &[("x-api-key", key)]).await.status,
+            StatusCode::OK
+        );
+    }
+    k.clock.advance(Duration::from_secs(3_600));
+    let hits = server.hits();
+    let expired = server.get("/", &[("x-api-key", &old_key)]).await;
+    assert_refused(&server, hits, &expired, 401, "key_expired", &old_key);
+    assert_eq!(
+        server.get("/", &[("x-api-key", &new_key)]).await.status,
+        StatusCode::OK
+    );
+}

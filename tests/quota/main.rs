@@ -4,6 +4,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod all_or_nothing;
+
 use std::time::Duration;
 
 use http::StatusCode;
@@ -307,7 +309,7 @@ fn principal_keys_before_authentication_are_a_config_error() {
 /// OWASP Authentication Cheat Sheet, "Protect against automated attacks": failed attempts per
 /// client address are limited, so credential stuffing stops after a few guesses.
 #[tokio::test]
-async fn failed_authentications_per_ip_lock_out_even_a_valid_key() {
+async fn ratelimit_draft12_5_3_failed_authentications_per_ip_lock_out_even_a_valid_key() {
     let fx = Fixture::new();
     let valid = fx.issue(KeySpec::new("alice"));
     let rule = QuotaRule::new(
@@ -344,6 +346,12 @@ async fn failed_authentications_per_ip_lock_out_even_a_valid_key() {
         locked.json()["violated-policies"],
         serde_json::json!(["auth-failures"])
     );
+    // RateLimit fields draft-12 §5.3: too many failed attempts are abnormal usage.
+    assert_eq!(
+        locked.json()["type"],
+        palisade::rejection::ABNORMAL_USAGE_DETECTED
+    );
+    assert_eq!(locked.json()["code"], "abnormal_usage_detected");
     assert_eq!(header(&locked, "retry-after"), Some("900"));
     let hits = server.hits();
     assert_eq!(
@@ -843,4 +851,46 @@ async fn a_store_chosen_at_run_time_serves_through_a_box_dyn() {
     assert_eq!(header(&down, "retry-after"), Some("1"));
     assert!(!down.visible_text().contains("hunter2"));
     assert_eq!(server.hits(), 0);
+}
+
+/// RateLimit fields draft-12 §4.1.3: with partition keys on, each `RateLimit` item names its
+/// partition as a byte sequence; two callers get two partitions, one caller keeps one.
+#[tokio::test]
+async fn ratelimit_draft12_4_1_3_partition_keys_tell_callers_apart() {
+    let fx = Fixture::new();
+    let alice = fx.issue(KeySpec::new("alice"));
+    let bob = fx.issue(KeySpec::new("bob"));
+    let rule = QuotaRule::new(
+        KeyBy::Subject,
+        policy("user", [Limit::quota(5, Window::Hour)]),
+    );
+    let layer = fx.layer_with([rule], |b| {
+        b.headers(RateLimitHeaders::new().with_partition_keys())
+    });
+    let server = fx.serve_principals(layer).await;
+    let pk = |r: &Reply| {
+        let field = header(r, "ratelimit").unwrap().to_owned();
+        let pk = field.split(";pk=").nth(1).unwrap().to_owned();
+        assert!(
+            pk.starts_with(':') && pk.ends_with(':') && pk.len() == 18,
+            "{field}"
+        );
+        pk
+    };
+    let a1 = pk(&get(&server, "/", &alice).await);
+    let a2 = pk(&get(&server, "/", &alice).await);
+    let b1 = pk(&get(&server, "/", &bob).await);
+    assert_eq!(a1, a2);
+    assert_ne!(a1, b1);
+    // Never the identity itself.
+    assert!(!a1.contains("alice"));
+    // Off by default.
+    let plain = fx
+        .serve_principals(fx.layer([QuotaRule::new(
+            KeyBy::Subject,
+            policy("user", [Limit::quota(5, Window::Hour)]),
+        )]))
+        .await;
+    let r = get(&plain, "/", &alice).await;
+    assert!(!header(&r, "ratelimit").unwrap().contains("pk="));
 }

@@ -139,12 +139,14 @@ async fn two_instances_sharing_redis_admit_exactly_the_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_carry_ttls_and_one_hash_tag() {
+async fn keys_carry_ttls_one_hash_tag_and_a_fixed_length_whatever_the_subject() {
     let Some(redis) = Redis::start("keys_carry_ttls_and_one_hash_tag").await else {
         return;
     };
     let fx = Fixture::new();
-    let key = fx.issue("carol");
+    // A 4 KiB subject: its keys are no longer than anyone's, and do not hold it.
+    let subject = "carol-".repeat(700)[..4096].to_owned();
+    let key = fx.issue(&subject);
     let policy = QuotaPolicy::new(
         "ttl",
         [Limit::per_second(10), Limit::quota(100, Window::Minute)],
@@ -159,20 +161,30 @@ async fn keys_carry_ttls_and_one_hash_tag() {
 
     let mut conn = redis.client().await;
     let mut keys: Vec<String> = redis::cmd("KEYS")
-        .arg("palisade:*")
+        .arg("*")
         .query_async(&mut conn)
         .await
         .unwrap();
     keys.sort();
+    assert_eq!(keys.len(), 2, "{keys:?}");
     let window = (T0 / 60) as u32;
+    // `palisade:{<32 hex digits>}:0` and `...:1:<window>`, one hash tag for both.
+    let tag = &keys[0]["palisade:".len().."palisade:".len() + 34];
+    assert!(tag.starts_with('{') && tag.ends_with('}'), "{keys:?}");
+    assert!(
+        tag[1..33].bytes().all(|c| c.is_ascii_hexdigit()),
+        "{keys:?}"
+    );
     assert_eq!(
         keys,
         [
-            "palisade:{ttl:subject:carol}:0".to_owned(),
-            format!("palisade:{{ttl:subject:carol}}:1:{window}")
+            format!("palisade:{tag}:0"),
+            format!("palisade:{tag}:1:{window}")
         ]
     );
     for k in &keys {
+        assert!(k.len() <= RedisStore::MAX_KEY_LEN, "{k}");
+        assert!(!k.contains("carol") && !k.contains("ttl:"), "{k}");
         let ttl: i64 = redis::cmd("PTTL")
             .arg(k)
             .query_async(&mut conn)
@@ -254,7 +266,7 @@ async fn fail_open_admits_and_marks_the_request_for_audit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn degraded_mode_keeps_limiting_with_the_local_share() {
+async fn ratelimit_draft12_5_2_degraded_mode_keeps_limiting_with_the_local_share() {
     let Some(mut redis) = Redis::start("degraded_mode_keeps_limiting").await else {
         return;
     };
@@ -269,14 +281,29 @@ async fn degraded_mode_keeps_limiting_with_the_local_share() {
 
     redis.kill();
     let mut statuses = Vec::new();
+    let mut last = None;
     for _ in 0..8 {
-        statuses.push(get().await.status.as_u16());
+        let r = get().await;
+        statuses.push(r.status.as_u16());
+        last = Some(r);
     }
-    // Two instances share the limit: this one enforces half of it, 5 an hour, by itself.
-    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+    // Two instances share the limit: this one enforces half of it, 5 an hour, by itself. A
+    // request over that share meets a capacity the outage reduced, not the caller's quota:
+    // RateLimit fields draft-12 §5.2, 503 `temporary-reduced-capacity` with Retry-After.
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 503, 503, 503]);
+    let last = last.unwrap();
+    assert_eq!(
+        last.json()["type"],
+        palisade::rejection::TEMPORARY_REDUCED_CAPACITY
+    );
+    assert_eq!(last.json()["violated-policies"][0], "local");
+    assert!(last.headers.contains_key("retry-after"));
     let modes = server.quota_modes.lock().unwrap().clone();
     assert_eq!(modes, [QuotaMode::Degraded; 8]);
-    assert_eq!(server.last_refusal().unwrap().reason(), "quota_exceeded");
+    assert_eq!(
+        server.last_refusal().unwrap().reason(),
+        "temporary_reduced_capacity"
+    );
 }
 
 /// The Lua script and the in-memory arithmetic are one algorithm: the same sequence of checks
@@ -441,4 +468,83 @@ mod tls {
             .to_string();
         assert!(err.contains("#insecure"), "{err}");
     }
+}
+
+/// All or nothing across rules in Redis: requests the per-user rule refuses give back the
+/// units the per-address rule took (the refund script), across two instances, thirty at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_the_per_user_rule_refuses_costs_no_per_address_units_in_redis() {
+    // A window quota and a GCRA rate (the manual clock stands still: no unit refills).
+    all_or_nothing_in_redis("all_or_nothing_window", Limit::quota(12, Window::Hour)).await;
+    all_or_nothing_in_redis("all_or_nothing_rate", Limit::per_hour(1).burst(12)).await;
+}
+
+async fn all_or_nothing_in_redis(test: &str, address: Limit) {
+    let Some(redis) = Redis::start(test).await else {
+        return;
+    };
+    let fx = Fixture::new();
+    let users: Vec<String> = (0..13).map(|i| fx.issue(&format!("user-{i}"))).collect();
+    let instance = || async {
+        let layer = QuotaLayer::builder(store(&redis, OnOutage::FailClosed))
+            .clock(fx.0.clock.clone())
+            .rule(QuotaRule::new(
+                KeyBy::client_ip(),
+                QuotaPolicy::new("address", [address.clone()]),
+            ))
+            .rule(QuotaRule::new(
+                KeyBy::Subject,
+                QuotaPolicy::new("user", [Limit::quota(1, Window::Hour)]),
+            ))
+            .build()
+            .unwrap();
+        let guard = Palisade::builder()
+            .authenticate(fx.0.authenticator())
+            .limit_principals(layer)
+            .build()
+            .unwrap();
+        TestServer::start(guard).await
+    };
+    let (a, b) = (instance().await, instance().await);
+    // Six users take their one request each: six of the address's twelve units.
+    for key in &users[..6] {
+        assert_eq!(
+            a.get("/", &[("x-api-key", key)]).await.status,
+            StatusCode::OK
+        );
+    }
+    // Then each tries five more times at once, alternating instances: thirty requests the
+    // per-user rule refuses. Without all or nothing, the address rule would have given its
+    // last six units to six of them.
+    let mut tasks = tokio::task::JoinSet::new();
+    for round in 0..5 {
+        for (u, key) in users[..6].iter().enumerate() {
+            let addr = if (u + round) % 2 == 0 { a.addr } else { b.addr };
+            let key = key.clone();
+            tasks.spawn(async move {
+                let req = http::Request::get("/")
+                    .header("host", addr.to_string())
+                    .header("x-api-key", key)
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap();
+                support::send(addr, req).await.status
+            });
+        }
+    }
+    let statuses = tasks.join_all().await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // The address was charged for the six admitted requests only: six units remain, which
+    // six other users now take, and not one more.
+    for key in &users[6..12] {
+        assert_eq!(
+            b.get("/", &[("x-api-key", key)]).await.status,
+            StatusCode::OK
+        );
+    }
+    let over = a.get("/", &[("x-api-key", &users[12])]).await;
+    assert_eq!(over.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(over.json()["violated-policies"][0], "address");
 }

@@ -51,7 +51,7 @@ pub use hash::{KeyHash, KeyHasher};
 pub use store::{DynKeyStore, KeyRecord, KeySpec, KeyStore, MemoryKeyStore};
 
 use super::{Authentication, Authenticator};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::rejection::{
     AuthnFailure, AuthnReason, ChallengeSet, Realm, Rejection, Scheme, UnavailableReason,
 };
@@ -126,6 +126,39 @@ impl ApiKeys {
             plaintext,
             record: spec.into_record(id, hash),
         })
+    }
+
+    /// Rolls a key: a new key for the same caller (subject, roles, scopes, tenant, tier, label,
+    /// expiry), created at `now`, and the old record expiring at `overlap_until` at the latest,
+    /// so clients can move to the new key while the old one still works. Store both; the old
+    /// key stops working at `overlap_until` without anyone revoking it.
+    ///
+    /// ```
+    /// use palisade::authn::api_key::{ApiKeys, KeySpec};
+    /// use palisade::clock::Timestamp;
+    ///
+    /// let keys = ApiKeys::new();
+    /// let old = keys.generate(KeySpec::new("ci").role("deployer"))?.record;
+    /// let now = Timestamp::from_unix_secs(1_800_000_000);
+    /// let week = Timestamp::from_unix_secs(1_800_000_000 + 7 * 86_400);
+    /// let (new, old) = keys.reroll(&old, now, week)?;
+    /// assert_eq!(new.record.principal().subject(), "ci");
+    /// assert!(new.record.principal().has_role("deployer"));
+    /// assert_eq!(old.expires_at(), Some(week));
+    /// # Ok::<(), palisade::authn::api_key::KeyGenError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`KeyGenError`] when the operating system's random source fails.
+    pub fn reroll(
+        &self,
+        old: &KeyRecord,
+        now: Timestamp,
+        overlap_until: Timestamp,
+    ) -> Result<(IssuedKey, KeyRecord), KeyGenError> {
+        let issued = self.generate(KeySpec::from_record(old).created_at(now))?;
+        Ok((issued, old.clone().expiring_at(overlap_until)))
     }
 
     /// The id and stored hash of an existing key (to import keys, or to check one by hand).

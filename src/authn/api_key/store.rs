@@ -100,6 +100,13 @@ impl KeyRecord {
         self.revoked_at = Some(at);
         self
     }
+
+    /// This record, expiring at `at` at the latest (an earlier expiry stays).
+    #[must_use]
+    pub fn expiring_at(mut self, at: Timestamp) -> Self {
+        self.expires_at = Some(self.expires_at.map_or(at, |e| e.min(at)));
+        self
+    }
 }
 
 /// Everything about a key but its id and hash: who it is for and what it grants.
@@ -167,6 +174,27 @@ impl KeySpec {
     pub fn expires_at(mut self, at: Timestamp) -> Self {
         self.expires_at = Some(at);
         self
+    }
+
+    /// The spec of an existing record: its subject, roles, scopes, tenant, tier, label and
+    /// expiry (not its creation time), to issue another key for the same caller.
+    pub fn from_record(record: &KeyRecord) -> Self {
+        let p = &record.principal;
+        let mut identity = Principal::builder(p.subject(), AuthMethod::Anonymous)
+            .roles(p.roles())
+            .scopes(p.scopes());
+        if let Some(tenant) = p.tenant() {
+            identity = identity.tenant(tenant);
+        }
+        if let Some(tier) = p.tier() {
+            identity = identity.tier(tier);
+        }
+        Self {
+            identity,
+            name: record.name.as_deref().map(str::to_owned),
+            created_at: None,
+            expires_at: record.expires_at,
+        }
     }
 
     /// The record for the key `id` whose hash is `hash`.

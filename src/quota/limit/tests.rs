@@ -280,3 +280,27 @@ proptest! {
         prop_assert_eq!((y, m), (y2, m2));
     }
 }
+
+#[test]
+fn what_was_given_back_is_admitted_again_as_if_never_taken() {
+    let limits = vec![Limit::per_second(2), Limit::quota(3, Window::Minute)];
+    let now = at(100, 0);
+    let mut cells = [0u64; 2];
+    let (first, _) = apply(&limits, &mut cells, now, 1, true);
+    assert!(first.is_allowed());
+    let before = cells;
+    let (second, _) = apply(&limits, &mut cells, now, 1, true);
+    assert!(second.is_allowed());
+    give_back(&limits, &mut cells, now, 1);
+    assert_eq!(cells, before, "the second request left no trace");
+    give_back(&limits, &mut cells, now, 1);
+    // Back to a fresh key's answers: the full burst and the whole window.
+    let (fresh, _) = apply(&limits, &mut [0u64; 2], now, 1, false);
+    let (peek, _) = apply(&limits, &mut cells, now, 1, false);
+    assert_eq!(peek.states(), fresh.states());
+    // A give-back in a later window leaves that window's count alone.
+    let (_, _) = apply(&limits, &mut cells, at(200, 0), 1, true);
+    let kept = cells;
+    give_back(&limits[1..], &mut cells[1..], at(100, 0), 1);
+    assert_eq!(cells[1], kept[1]);
+}

@@ -84,6 +84,10 @@ mod file;
 pub mod future;
 mod json_text;
 mod macros;
+#[cfg(feature = "redis")]
+mod redis_link;
+#[cfg(feature = "config")]
+mod redis_spec;
 mod stack;
 #[cfg(any(feature = "jwt", feature = "introspection", feature = "redis-tls"))]
 mod tls;

@@ -11,6 +11,7 @@ use super::policy::QuotaPolicy;
 use super::rule::{Counting, KeyBy, QuotaRule, TierBy};
 use super::store::{AnyQuotaStore, OnOutage};
 use crate::error::ConfigError;
+use crate::redis_spec::RedisMode;
 
 /// The `quota` section: named policies, the rules of the two stages, route costs, the fields
 /// sent and the store. See `docs/config.md`.
@@ -124,8 +125,19 @@ impl Default for StoreConfig {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct RedisConfig {
-    /// The environment variable holding the `redis://` URL.
+    /// How Redis is reached: `single` (default), `cluster` or `sentinel`.
+    #[serde(default)]
+    pub mode: RedisMode,
+    /// The environment variable holding the `redis://` URL; for `cluster`, the seed nodes'
+    /// URLs and for `sentinel` the sentinels' URLs, separated by commas.
     pub url_env: String,
+    /// For `mode: sentinel`: the name the sentinels monitor the primary under.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// For `mode: sentinel`: the variable holding `redis://[user:]password@any/db`, how to
+    /// log in to the primary (its host is not used: the sentinels name the primary).
+    #[serde(default)]
+    pub primary_url_env: Option<String>,
     /// Key prefix (default `palisade:`).
     #[serde(default = "prefix")]
     pub prefix: String,
@@ -359,23 +371,55 @@ fn redis_store(
     r: &RedisConfig,
     base: Option<&std::path::Path>,
 ) -> Result<AnyQuotaStore, ConfigError> {
-    let url = std::env::var(&r.url_env).map_err(|_| ConfigError::Env {
+    let value = std::env::var(&r.url_env).map_err(|_| ConfigError::Env {
         field: "quota.store.url_env",
         name: r.url_env.clone(),
     })?;
-    redis_store_at(url, r, base)
+    let items = crate::redis_spec::Items {
+        url_env: "quota.store.url_env",
+        service: "quota.store.service",
+    };
+    let urls = crate::redis_spec::urls(r.mode, r.service.as_deref(), &value, &items)?;
+    redis_store_at(urls, r, base)
 }
 
-/// The Redis store of `r`, at `url`.
+/// The primary's login URL of a Sentinel store, from its variable.
+#[cfg(feature = "redis")]
+fn sentinel_primary(r: &RedisConfig) -> Result<Option<String>, ConfigError> {
+    let Some(var) = &r.primary_url_env else {
+        return Ok(None);
+    };
+    if r.mode != RedisMode::Sentinel {
+        return Err(ConfigError::Invalid {
+            field: "quota.store.primary_url_env",
+            message: "the primary's login is for `mode: sentinel` only".into(),
+        });
+    }
+    std::env::var(var).map(Some).map_err(|_| ConfigError::Env {
+        field: "quota.store.primary_url_env",
+        name: var.clone(),
+    })
+}
+
+/// The Redis store of `r`, at `urls` (checked against its mode).
 #[cfg(feature = "redis")]
 fn redis_store_at(
-    url: String,
+    mut urls: Vec<String>,
     r: &RedisConfig,
     base: Option<&std::path::Path>,
 ) -> Result<AnyQuotaStore, ConfigError> {
     use super::redis::RedisStore;
+    let builder = match (r.mode, &r.service) {
+        (RedisMode::Cluster, _) => RedisStore::cluster(urls),
+        (RedisMode::Sentinel, Some(service)) => RedisStore::sentinel(service.clone(), urls),
+        _ => RedisStore::builder(urls.swap_remove(0)),
+    };
+    let builder = match sentinel_primary(r)? {
+        Some(url) => builder.sentinel_primary_url(url),
+        None => builder,
+    };
     #[allow(unused_mut)]
-    let mut builder = RedisStore::builder(url)
+    let mut builder = builder
         .prefix(r.prefix.clone())
         .timeout(std::time::Duration::from_millis(r.timeout_ms))
         .on_outage(r.on_outage);
@@ -428,7 +472,7 @@ mod tests {
             serde_yaml_ng::from_str(&format!("{{url_env: REDIS_URL, tls_ca_file: {file}}}"))
                 .unwrap()
         };
-        let url = "rediss://127.0.0.1:6380/".to_owned();
+        let url = vec!["rediss://127.0.0.1:6380/".to_owned()];
         assert!(redis_store_at(url.clone(), &r("ca.crt"), Some(&fixtures)).is_ok());
         let err = redis_store_at(url, &r("missing.crt"), Some(&fixtures)).unwrap_err();
         assert!(

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use siphasher::sip128::{Hasher128 as _, SipHasher24};
 
 use super::limit::{Kind, Verdict};
@@ -15,6 +14,7 @@ use super::redis_script::{HashWriter, REFUND, SCRIPT, decode, tag_key};
 use super::store::{OnOutage, QuotaMode, QuotaStore, StoreStats};
 use crate::clock::Timestamp;
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
+use crate::redis_link::{Link, Topology};
 
 /// Counters in Redis, shared by every instance: one atomic Lua script per check (GCRA and
 /// windows of a key together), keys expiring as soon as their state equals a fresh one, and
@@ -52,7 +52,7 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    link: Link,
     script: redis::Script,
     refund: redis::Script,
     prefix: Box<str>,
@@ -69,7 +69,8 @@ struct Inner {
 #[derive(Clone)]
 #[must_use]
 pub struct RedisStoreBuilder {
-    url: String,
+    topology: Topology,
+    sentinel_primary: Option<String>,
     prefix: String,
     timeout: Duration,
     on_outage: OnOutage,
@@ -128,6 +129,16 @@ impl RedisStoreBuilder {
             client_cert: cert_pem.into(),
             client_key: key_pem.into(),
         });
+        self
+    }
+
+    /// For a store built with [`RedisStore::sentinel`]: logs in to the primary with the
+    /// username, password and database of `url` (`redis://[user:]password@any/db`; the host is
+    /// not used, the sentinels name the primary), over TLS when it is `rediss://`. Without it
+    /// the primary is reached without credentials, on database 0. Any other store refuses it at
+    /// `build()`.
+    pub fn sentinel_primary_url(mut self, url: impl Into<String>) -> Self {
+        self.sentinel_primary = Some(url.into());
         self
     }
 
@@ -199,27 +210,24 @@ impl RedisStoreBuilder {
             Some(secret) => tag_key(secret),
             None => tag_key(b"palisade quota identity tag, v1"),
         };
-        // `#insecure` turns certificate verification off: never.
-        if self.url.contains("#insecure") {
-            return Err(invalid(
-                "`#insecure` (no certificate verification) is refused; trust the server's CA with tls_ca".into(),
-            ));
+        let mut topology = self.topology.clone();
+        match (&mut topology, &self.sentinel_primary) {
+            (Topology::Sentinel { primary, .. }, Some(url)) => *primary = Some(url.clone()),
+            (_, Some(_)) => {
+                return Err(invalid(
+                    "sentinel_primary_url is for a store built with RedisStore::sentinel".into(),
+                ));
+            }
+            _ => {}
         }
-        // The URL may hold a password: never echo it.
-        let client = self
-            .client()
-            .map_err(|e| invalid(format!("invalid redis url ({})", e.kind_name())))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| invalid(format!("redis connection manager: {}", e.kind_name())))?;
+        #[cfg(feature = "redis-tls")]
+        let tls = self.tls.clone();
+        #[cfg(not(feature = "redis-tls"))]
+        let tls = None;
+        let link = Link::new(&topology, tls, self.timeout, "quota.store.redis")?;
         Ok(RedisStore {
             inner: Arc::new(Inner {
-                conn,
+                link,
                 script: redis::Script::new(SCRIPT),
                 refund: redis::Script::new(REFUND),
                 prefix: self.prefix.into(),
@@ -234,46 +242,48 @@ impl RedisStoreBuilder {
     }
 }
 
-trait KindName {
-    fn kind_name(&self) -> String;
-}
-
-impl KindName for redis::RedisError {
-    fn kind_name(&self) -> String {
-        format!("{:?}", self.kind())
-    }
-}
-
-impl RedisStoreBuilder {
-    #[cfg(not(feature = "redis-tls"))]
-    fn client(&self) -> redis::RedisResult<redis::Client> {
-        redis::Client::open(self.url.as_str())
-    }
-
-    #[cfg(feature = "redis-tls")]
-    fn client(&self) -> redis::RedisResult<redis::Client> {
-        if self.url.starts_with("rediss://") {
-            // The `redis` crate builds its TLS configuration on rustls' process-wide provider.
-            // With none installed and both of rustls' back ends compiled in (the host's
-            // dependencies can ask for either), rustls would panic there: install the one
-            // palisade uses everywhere, unless the host chose one.
-            if rustls::crypto::CryptoProvider::get_default().is_none() {
-                let _ = crate::tls::provider().install_default();
-            }
-        }
-        match &self.tls {
-            Some(certs) => redis::Client::build_with_tls(self.url.as_str(), certs.clone()),
-            None => redis::Client::open(self.url.as_str()),
-        }
-    }
-}
-
 impl RedisStore {
     /// Starts a builder for the Redis at `url` (`redis://[user:password@]host:port/db`, or
     /// `rediss://` for TLS with the `redis-tls` feature).
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        Self::with_topology(Topology::Single(url.into()))
+    }
+
+    /// Starts a builder for a Redis Cluster (or Valkey cluster) reached through these seed
+    /// nodes (`redis://host:port`, or `rediss://`): the client learns the other nodes and the
+    /// slot map from them, follows `MOVED`/`ASK` redirections and refreshes the map after a
+    /// failover or a slot migration.
+    pub fn cluster<I, S>(nodes: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::with_topology(Topology::Cluster(
+            nodes.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    /// Starts a builder for the primary that the sentinels at these URLs monitor under
+    /// `service`: the sentinels name the primary, and after a failover the store asks them
+    /// again. The primary is reached with the credentials and database of
+    /// [`sentinel_primary_url`](RedisStoreBuilder::sentinel_primary_url), or without any
+    /// (database 0), over TLS when the sentinels' URLs are `rediss://`.
+    pub fn sentinel<I, S>(service: impl Into<String>, sentinels: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::with_topology(Topology::Sentinel {
+            service: service.into(),
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+            primary: None,
+        })
+    }
+
+    fn with_topology(topology: Topology) -> RedisStoreBuilder {
         RedisStoreBuilder {
-            url: url.into(),
+            topology,
+            sentinel_primary: None,
             prefix: "palisade:".into(),
             timeout: Duration::from_millis(100),
             on_outage: OnOutage::FailClosed,
@@ -357,13 +367,15 @@ impl RedisStore {
                 }
             }
         }
-        let mut conn = self.inner.conn.clone();
-        let reply: Vec<i64> =
-            match tokio::time::timeout(self.inner.timeout, inv.invoke_async(&mut conn)).await {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) => return Err(StoreError::new(StoreErrorKind::Unavailable, e)),
-                Err(elapsed) => return Err(StoreError::new(StoreErrorKind::Unavailable, elapsed)),
-            };
+        let call = async {
+            let mut conn = self.inner.link.conn().await?;
+            inv.invoke_async(&mut conn).await
+        };
+        let reply: Vec<i64> = match tokio::time::timeout(self.inner.timeout, call).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return Err(StoreError::new(StoreErrorKind::Unavailable, e)),
+            Err(elapsed) => return Err(StoreError::new(StoreErrorKind::Unavailable, elapsed)),
+        };
         decode(&reply, limits.len())
     }
 
@@ -385,8 +397,11 @@ impl RedisStore {
                 }
             }
         }
-        let mut conn = self.inner.conn.clone();
-        match tokio::time::timeout(self.inner.timeout, inv.invoke_async::<i64>(&mut conn)).await {
+        let call = async {
+            let mut conn = self.inner.link.conn().await?;
+            inv.invoke_async::<i64>(&mut conn).await
+        };
+        match tokio::time::timeout(self.inner.timeout, call).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(StoreError::new(StoreErrorKind::Unavailable, e)),
             Err(elapsed) => Err(StoreError::new(StoreErrorKind::Unavailable, elapsed)),
@@ -572,6 +587,34 @@ mod tests {
             assert!(
                 RedisStore::builder("redis://127.0.0.1/")
                     .on_outage(OnOutage::Local { instances: 0 })
+                    .build()
+                    .is_err()
+            );
+            // The primary's login is for Sentinel only; nothing set is ignored.
+            let e = RedisStore::cluster(["redis://127.0.0.1:7000/"])
+                .sentinel_primary_url("redis://:hunter2@any/0")
+                .build()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("sentinel_primary_url") && !e.contains("hunter2"),
+                "{e}"
+            );
+            assert!(
+                RedisStore::sentinel("m", ["redis://127.0.0.1:26379/"])
+                    .sentinel_primary_url("redis://:pw@any/0")
+                    .build()
+                    .is_ok()
+            );
+            assert!(
+                RedisStore::sentinel(" ", ["redis://127.0.0.1:26379/"])
+                    .build()
+                    .is_err()
+            );
+            let none: [&str; 0] = [];
+            assert!(RedisStore::cluster(none).build().is_err());
+            assert!(
+                RedisStore::cluster(["rediss://127.0.0.1:7000/#insecure"])
                     .build()
                     .is_err()
             );

@@ -652,6 +652,79 @@ async fn rfc9449_11_1_a_proof_used_at_one_instance_is_refused_at_another() {
     assert_eq!(b.hits(), 0);
 }
 
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9449_11_1_a_proof_used_at_one_instance_is_refused_at_another_on_a_cluster() {
+    use palisade::authn::dpop::RedisReplayStore;
+
+    let Some(cluster) = crate::redis_cluster::Cluster::start("dpop replay on a cluster").await
+    else {
+        return;
+    };
+    let idp = Idp::start(jwks(&["es256"])).await;
+    let instance = |seeds: Vec<String>| {
+        let store = RedisReplayStore::cluster(seeds).unwrap();
+        dpop_server(&idp, Dpop::new(ORIGIN).replay_store(store))
+    };
+    // One instance knows every node, the other a single seed.
+    let (a, b) = (
+        instance(cluster.urls()).await,
+        instance(vec![cluster.nodes[4].url()]).await,
+    );
+    let client = client();
+    let token = bound_token(&client);
+    // Enough proofs that their ids land on every shard: each is accepted once, then refused
+    // at the other instance.
+    for i in 0..12 {
+        let proof = client.proof("GET", "/orders", &token);
+        let (first, second) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let reply = send(first, Method::GET, "/orders", &token, &proof).await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        let reply = send(second, Method::GET, "/orders", &token, &proof).await;
+        assert_eq!(reply.status, 401);
+        assert_eq!(
+            second.last_refusal().unwrap().reason(),
+            "dpop_proof_replayed"
+        );
+    }
+    assert_eq!(a.hits() + b.hits(), 12);
+    let shards_used = cluster
+        .topology()
+        .iter()
+        .filter(|(_, port, primary)| {
+            *primary && crate::redis_cluster::cli(*port, &["DBSIZE"]) != "0"
+        })
+        .count();
+    assert!(shards_used >= 2, "the proofs' ids spread over the shards");
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9449_11_1_a_proof_used_at_one_instance_is_refused_at_another_behind_sentinel() {
+    use palisade::authn::dpop::RedisReplayStore;
+
+    let Some(set) =
+        crate::redis_cluster::Sentinels::start_as("dpop replay behind sentinel", Some("pw")).await
+    else {
+        return;
+    };
+    let idp = Idp::start(jwks(&["es256"])).await;
+    let instance = || {
+        let store =
+            RedisReplayStore::sentinel(set.service, set.urls(), Some("redis://:pw@any/0")).unwrap();
+        dpop_server(&idp, Dpop::new(ORIGIN).replay_store(store))
+    };
+    let (a, b) = (instance().await, instance().await);
+    let client = client();
+    let token = bound_token(&client);
+    let proof = client.proof("GET", "/orders", &token);
+    let reply = send(&a, Method::GET, "/orders", &token, &proof).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let reply = send(&b, Method::GET, "/orders", &token, &proof).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(b.last_refusal().unwrap().reason(), "dpop_proof_replayed");
+}
+
 #[tokio::test]
 async fn rfc9700_2_2_1_only_sender_constrained_tokens_pass_when_required() {
     let idp = Idp::start(jwks(&["es256"])).await;

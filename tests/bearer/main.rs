@@ -5,6 +5,9 @@
 mod dpop;
 mod idp;
 #[cfg(feature = "redis")]
+#[path = "../support/redis_cluster.rs"]
+mod redis_cluster;
+#[cfg(feature = "redis")]
 #[path = "../support/redis_server.rs"]
 mod redis_server;
 mod step_up;

@@ -10,6 +10,7 @@ use super::{SecretEncoding, env_secret, opt_duration};
 use crate::authn::dpop::Dpop;
 use crate::authn::jwt::Algorithm;
 use crate::error::ConfigError;
+use crate::redis_spec::RedisMode;
 
 /// `dpop:` — DPoP-bound tokens (RFC 9449) are accepted with their proofs.
 ///
@@ -21,6 +22,7 @@ use crate::error::ConfigError;
 ///   leeway: 5s
 ///   replay_capacity: 1000000
 ///   replay_redis_url_env: DPOP_REDIS_URL   # share the replay cache between instances
+///   replay_redis_mode: single              # or cluster (seed URLs), sentinel (sentinels' URLs)
 ///   nonce_lifetime: 5m                     # require server nonces
 ///   nonce_secret_env: DPOP_NONCE_SECRET    # shared by the instances
 ///   nonce_secret_encoding: hex
@@ -46,6 +48,17 @@ pub struct DpopConfig {
     /// The variable holding a `redis://` URL: proofs are remembered there (feature `redis`).
     #[serde(default)]
     pub replay_redis_url_env: Option<String>,
+    /// How that Redis is reached: `single` (default), `cluster` (the variable lists seed
+    /// nodes' URLs) or `sentinel` (it lists the sentinels' URLs, separated by commas).
+    #[serde(default)]
+    pub replay_redis_mode: Option<RedisMode>,
+    /// For `replay_redis_mode: sentinel`: the name the sentinels monitor the primary under.
+    #[serde(default)]
+    pub replay_redis_service: Option<String>,
+    /// For `replay_redis_mode: sentinel`: the variable holding
+    /// `redis://[user:]password@any/db`, how to log in to the primary.
+    #[serde(default)]
+    pub replay_redis_primary_url_env: Option<String>,
     /// Requires server nonces, each accepted this long.
     #[serde(default, deserialize_with = "opt_duration")]
     pub nonce_lifetime: Option<Duration>,
@@ -102,7 +115,16 @@ impl DpopConfig {
                         .into(),
                 });
             }
-            d = redis_replay(d, var)?;
+            d = self.redis_replay(d, var)?;
+        } else if self.replay_redis_mode.is_some()
+            || self.replay_redis_service.is_some()
+            || self.replay_redis_primary_url_env.is_some()
+        {
+            return Err(ConfigError::Invalid {
+                field: "dpop.replay_redis_url_env",
+                message: "replay_redis_mode, replay_redis_service and replay_redis_primary_url_env need the Redis URLs' variable"
+                    .into(),
+            });
         }
         if let Some(v) = self.nonce_lifetime {
             d = d.require_nonce(v);
@@ -124,16 +146,44 @@ impl DpopConfig {
     }
 }
 
-#[cfg(feature = "redis")]
-fn redis_replay(d: Dpop, var: &str) -> Result<Dpop, ConfigError> {
-    let url = env_secret("dpop.replay_redis_url_env", var)?;
-    Ok(d.replay_store(crate::authn::dpop::RedisReplayStore::new(&url)?))
-}
+impl DpopConfig {
+    #[cfg(feature = "redis")]
+    fn redis_replay(&self, d: Dpop, var: &str) -> Result<Dpop, ConfigError> {
+        use crate::authn::dpop::RedisReplayStore;
+        let value = env_secret("dpop.replay_redis_url_env", var)?;
+        let items = crate::redis_spec::Items {
+            url_env: "dpop.replay_redis_url_env",
+            service: "dpop.replay_redis_service",
+        };
+        let mode = self.replay_redis_mode.unwrap_or_default();
+        let service = self.replay_redis_service.as_deref();
+        let mut urls = crate::redis_spec::urls(mode, service, &value, &items)?;
+        let primary = match &self.replay_redis_primary_url_env {
+            None => None,
+            Some(_) if mode != RedisMode::Sentinel => {
+                return Err(ConfigError::Invalid {
+                    field: "dpop.replay_redis_primary_url_env",
+                    message: "the primary's login is for `replay_redis_mode: sentinel` only".into(),
+                });
+            }
+            Some(var) => Some(env_secret("dpop.replay_redis_primary_url_env", var)?),
+        };
+        let store = match (mode, service) {
+            (RedisMode::Cluster, _) => RedisReplayStore::cluster(urls)?,
+            (RedisMode::Sentinel, Some(service)) => {
+                RedisReplayStore::sentinel(service, urls, primary.as_deref().map(|p| p.as_str()))?
+            }
+            _ => RedisReplayStore::new(&urls.swap_remove(0))?,
+        };
+        Ok(d.replay_store(store))
+    }
 
-#[cfg(not(feature = "redis"))]
-fn redis_replay(_: Dpop, _: &str) -> Result<Dpop, ConfigError> {
-    Err(ConfigError::Invalid {
-        field: "dpop.replay_redis_url_env",
-        message: "a Redis replay cache needs palisade's `redis` feature".into(),
-    })
+    #[cfg(not(feature = "redis"))]
+    #[allow(clippy::unused_self)]
+    fn redis_replay(&self, _: Dpop, _: &str) -> Result<Dpop, ConfigError> {
+        Err(ConfigError::Invalid {
+            field: "dpop.replay_redis_url_env",
+            message: "a Redis replay cache needs palisade's `redis` feature".into(),
+        })
+    }
 }

@@ -4,10 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-
 use super::replay::ReplayError;
 use crate::error::ConfigError;
+use crate::redis_link::{Link, Topology};
 
 /// Remembers DPoP proofs' ids in Redis (`SET key 1 NX PX ttl`: one round trip, atomic), so a
 /// proof used at one instance is refused at every other. A Redis that fails or does not answer
@@ -25,7 +24,7 @@ use crate::error::ConfigError;
 /// ```
 #[derive(Clone)]
 pub struct RedisReplayStore {
-    conn: ConnectionManager,
+    link: Link,
     prefix: Arc<str>,
     timeout: Duration,
 }
@@ -49,28 +48,56 @@ impl RedisReplayStore {
     /// [`ConfigError::Invalid`] for a URL the `redis` crate refuses (the URL is not echoed: it
     /// may hold a password).
     pub fn new(url: &str) -> Result<Self, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            field: "dpop.replay.redis",
-            message,
-        };
-        if url.contains("#insecure") {
-            return Err(invalid(
-                "`#insecure` (no certificate verification) is refused".into(),
-            ));
-        }
-        let client = redis::Client::open(url)
-            .map_err(|e| invalid(format!("invalid redis url ({:?})", e.kind())))?;
+        Self::with_topology(&Topology::Single(url.to_owned()))
+    }
+
+    /// A store on a Redis Cluster (or Valkey cluster) reached through these seed nodes: the
+    /// client learns the other nodes and the slot map, follows `MOVED`/`ASK` redirections and
+    /// refreshes the map after a failover or a slot migration. Each proof id is one key.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new), for any of the URLs.
+    pub fn cluster<I, S>(nodes: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::with_topology(&Topology::Cluster(
+            nodes.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    /// A store on the primary that the sentinels at these URLs monitor under `service`; after
+    /// a failover it asks them again. The primary is reached with the username, password and
+    /// database of `primary_url` (`redis://[user:]password@any/db`; its host is not used, the
+    /// sentinels name the primary), or without credentials on database 0; over TLS when that
+    /// URL (or else the sentinels' URLs) is `rediss://`.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new), for any of the URLs, and for an empty service name.
+    pub fn sentinel<I, S>(
+        service: impl Into<String>,
+        sentinels: I,
+        primary_url: Option<&str>,
+    ) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::with_topology(&Topology::Sentinel {
+            service: service.into(),
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+            primary: primary_url.map(str::to_owned),
+        })
+    }
+
+    fn with_topology(topology: &Topology) -> Result<Self, ConfigError> {
         let timeout = Duration::from_millis(100);
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| invalid(format!("redis connection manager ({:?})", e.kind())))?;
+        let link = Link::new(topology, None, timeout, "dpop.replay.redis")?;
         Ok(Self {
-            conn,
+            link,
             prefix: "palisade:dpop:".into(),
             timeout,
         })
@@ -94,10 +121,12 @@ impl RedisReplayStore {
     pub(super) async fn record(&self, id: u128, ttl: Duration) -> Result<(), ReplayError> {
         let key = format!("{}{id:032x}", self.prefix);
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(1).arg("NX").arg("PX").arg(ms);
-        let set = cmd.query_async::<Option<String>>(&mut conn);
+        let set = async {
+            let mut conn = self.link.conn().await?;
+            cmd.query_async::<Option<String>>(&mut conn).await
+        };
         match tokio::time::timeout(self.timeout, set).await {
             Ok(Ok(Some(_))) => Ok(()),
             Ok(Ok(None)) => Err(ReplayError::Replayed),

@@ -237,4 +237,13 @@ mod tests {
         // A Structured Field byte sequence: 12 bytes are 16 base64 characters, no padding.
         assert_eq!(partition_key(&key).len(), 18);
     }
+
+    #[test]
+    fn the_file_turns_partition_keys_on_by_name() {
+        let on: RateLimitHeaders = serde_json::from_str(r#"{"partition_key": true}"#).unwrap();
+        assert_eq!(on, RateLimitHeaders::new().with_partition_keys());
+        let off: RateLimitHeaders = serde_json::from_str("{}").unwrap();
+        assert_eq!(off, RateLimitHeaders::new());
+        assert!(serde_json::from_str::<RateLimitHeaders>(r#"{"partition_keys": true}"#).is_err());
+    }
 }

@@ -52,6 +52,7 @@ use crate::validate::{ValidateLayer, ValidationConfig};
 
 mod builder;
 mod checks;
+mod reload;
 
 pub use builder::ConfiguredBuilder;
 

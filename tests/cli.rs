@@ -665,3 +665,57 @@ async fn keys_revoke_publishes_on_the_files_invalidation_bus() {
     assert!(run.stderr.contains("PALISADE_CLI_REDIS"), "{}", run.stderr);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_reload_checks_the_file_then_publishes_policy_changed() {
+    use palisade::invalidation::{Invalidation, InvalidationBus, InvalidationListener, RedisBus};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let Some(redis) = redis_server::Redis::start("policy_reload_publishes").await else {
+        return;
+    };
+    let bus = RedisBus::builder(redis.url())
+        .channel("cli:policy")
+        .build()
+        .unwrap();
+    assert!(bus.hub().wait_live(Duration::from_secs(5)).await);
+    let heard = Arc::new(Heard::default());
+    let listener: Arc<dyn InvalidationListener> = heard.clone();
+    bus.hub().listen(&listener);
+
+    let dir = std::env::temp_dir().join(format!("palisade-cli-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("palisade.yaml");
+    let section = "invalidation: {redis_url_env: PALISADE_CLI_REDIS, channel: 'cli:policy'}\n";
+    let url = redis.url();
+    let env = [("PALISADE_CLI_REDIS", url.as_str())];
+    let path = file.to_str().unwrap();
+
+    // A policy that does not compile is not announced: every instance would refuse it.
+    std::fs::write(
+        &file,
+        format!("{section}roles: [{{name: a, inherits: [b]}}]\n"),
+    )
+    .unwrap();
+    let run = palisade(&["policy", "reload", "--config", path], "", &env);
+    assert_eq!(run.code, Some(2), "{}", run.stdout);
+    assert!(run.stderr.contains(path), "names the file: {}", run.stderr);
+
+    std::fs::write(
+        &file,
+        format!("{section}roles: [{{name: reader}}]\nroutes: [{{path: /a, methods: [GET], roles: [reader]}}]\n"),
+    )
+    .unwrap();
+    let run = palisade(&["policy", "reload", "--config", path], "", &env);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains(r#""t":"policy""#), "{}", run.stdout);
+    let heard_it = tokio::time::timeout(Duration::from_secs(2), async {
+        while heard.0.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(heard_it.is_ok(), "the instance heard it");
+    assert_eq!(heard.0.lock().unwrap()[..], [Invalidation::PolicyChanged]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -256,7 +256,7 @@ impl LivePolicy {
     /// The task stops when the returned handle is dropped.
     #[must_use = "the watcher stops when its handle is dropped"]
     pub fn watch<S: PolicySource>(&self, source: S, every: Duration) -> WatchHandle {
-        self.watch_inner(source, every, None)
+        self.watch_inner(source, every, None, None)
     }
 
     /// As [`watch`](Self::watch), and also reloads at once when
@@ -270,7 +270,19 @@ impl LivePolicy {
         every: Duration,
         bus: &impl InvalidationBus,
     ) -> WatchHandle {
-        self.watch_inner(source, every, Some(bus.hub().clone()))
+        self.watch_inner(source, every, Some(bus.hub().clone()), None)
+    }
+
+    /// As [`watch_with_bus`](Self::watch_with_bus) for a policy compiled from `known`: the
+    /// first load waits for a message, a reconnection or `every`.
+    pub(crate) fn follow_with_bus<S: PolicySource>(
+        &self,
+        source: S,
+        known: PolicySpec,
+        every: Duration,
+        bus: &impl InvalidationBus,
+    ) -> WatchHandle {
+        self.watch_inner(source, every, Some(bus.hub().clone()), Some(known))
     }
 
     fn watch_inner<S: PolicySource>(
@@ -278,17 +290,32 @@ impl LivePolicy {
         source: S,
         every: Duration,
         hub: Option<Hub>,
+        known: Option<PolicySpec>,
     ) -> WatchHandle {
-        let live = self.clone();
+        // The task holds the policy weakly: it ends when the policy is no longer in use.
+        let live = (Arc::downgrade(&self.current), Arc::downgrade(&self.status));
         let wake = Arc::new(Wake(Notify::new()));
         let listener: Arc<dyn InvalidationListener> = wake.clone();
         if let Some(hub) = &hub {
             hub.listen(&listener);
         }
         let task = tokio::spawn(async move {
-            let mut last: Option<PolicySpec> = None;
-            loop {
-                match source.load().await {
+            // Registered weakly with the bus: it listens as long as this task runs.
+            let _listener = listener;
+            let mut load_now = known.is_none();
+            let mut last = known;
+            while live.0.strong_count() > 0 {
+                if !load_now {
+                    load_now = true;
+                    wait(hub.as_ref(), every, &wake).await;
+                    continue;
+                }
+                let loaded = source.load().await;
+                let (Some(current), Some(status)) = (live.0.upgrade(), live.1.upgrade()) else {
+                    return;
+                };
+                let live = Self { current, status };
+                match loaded {
                     Ok(spec) if last.as_ref() == Some(&spec) => {}
                     Ok(spec) => {
                         // Remember even a refused spec, so it is reported once, not every tick.
@@ -299,17 +326,11 @@ impl LivePolicy {
                         let _ = live.refused(ReloadError::Source(e));
                     }
                 }
-                let period = hub.as_ref().map_or(every, |h| h.lifetime(every));
-                tokio::select! {
-                    () = tokio::time::sleep(period) => {}
-                    () = wake.0.notified() => {}
-                }
+                drop(live);
+                wait(hub.as_ref(), every, &wake).await;
             }
         });
-        WatchHandle {
-            task,
-            _listener: listener,
-        }
+        WatchHandle { task: Some(task) }
     }
 
     /// How many policies were swapped in after the first.
@@ -331,16 +352,34 @@ impl LivePolicy {
     }
 }
 
-/// Keeps a [`LivePolicy::watch`] task running; dropping it stops the task.
+/// Keeps a [`LivePolicy::watch`] task running; dropping it stops the task, and so does
+/// dropping every clone of the policy it watches.
 pub struct WatchHandle {
-    task: tokio::task::JoinHandle<()>,
-    /// Registered (weakly) with the bus, if any: it listens as long as the watcher runs.
-    _listener: Arc<dyn InvalidationListener>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl WatchHandle {
+    /// Lets the watcher run for as long as its policy is in use (held by a layer, a service
+    /// or a clone of the [`LivePolicy`]), instead of until this handle is dropped: for a
+    /// policy handed to a stack that the host does not keep a handle beside.
+    pub fn detach(mut self) {
+        self.task = None;
+    }
 }
 
 impl fmt::Debug for WatchHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WatchHandle").finish_non_exhaustive()
+    }
+}
+
+/// A watcher's pause: `every` (at most the bus's safe lifetime while it is down), or until the
+/// bus says the policy changed.
+async fn wait(hub: Option<&Hub>, every: Duration, wake: &Wake) {
+    let period = hub.map_or(every, |h| h.lifetime(every));
+    tokio::select! {
+        () = tokio::time::sleep(period) => {}
+        () = wake.0.notified() => {}
     }
 }
 
@@ -361,7 +400,9 @@ impl InvalidationListener for Wake {
 
 impl Drop for WatchHandle {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -429,5 +470,33 @@ mod bus_tests {
         // Paused time: the hour-long poll cannot fire; only the bus can wake the watcher.
         reloads(2).await.expect("reloaded on PolicyChanged");
         assert_eq!(live.reloads(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_detached_watcher_runs_while_its_policy_is_in_use_and_ends_with_it() {
+        let bus = InProcessBus::new();
+        let source = Arc::new(Shared(Mutex::new(spec("/a"))));
+        let live = LivePolicy::from_spec(&spec("/a")).unwrap();
+        live.follow_with_bus(source.clone(), spec("/a"), Duration::from_secs(3600), &bus)
+            .detach();
+        *source.0.lock().unwrap() = spec("/b");
+        bus.publish(&Invalidation::PolicyChanged).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(1), async {
+            while live.reloads() < 1 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("reloaded on the message, with no handle held");
+        assert!(live.current().covers(Some(&http::Method::GET), "/b"));
+        drop(live);
+        bus.publish(&Invalidation::PolicyChanged).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(1), async {
+            while Arc::strong_count(&source) > 1 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("the task ended with its policy and let go of its source");
     }
 }

@@ -10,7 +10,7 @@ use crate::audit::{AuditLayer, AuditSink, DynAuditSink};
 use crate::authn::api_key::{DynKeyStore, KeyStore};
 use crate::authn::{Authenticator, Chain, DynAuthenticator};
 use crate::authz::Authorizer;
-use crate::authz::{AuthzLayer, LivePolicy};
+use crate::authz::{AuthzLayer, LivePolicy, Policy};
 use crate::error::ConfigError;
 use crate::invalidation::{DynInvalidationBus, InvalidationBus};
 use crate::quota::{AnyQuotaStore, QuotaStore};
@@ -266,7 +266,7 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
             .ok_or(ConfigError::NoKeySource)?;
         let policy = match self.policy {
             Some(policy) => policy,
-            None => LivePolicy::new(c.policy()?),
+            None => file_policy(c, bus.as_ref())?,
         };
         c.check_routes(&policy.current())?;
         let mut authz = AuthzLayer::new(policy).with_authorizer(self.authorizer);
@@ -323,6 +323,36 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
         }
         stack.build()
     }
+}
+
+/// How often the file's own policy is read again when no `PolicyChanged` comes (while the bus
+/// is down: every safe lifetime of the bus).
+const FILE_POLICY_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The file's `roles` and `routes`, in force. With an invalidation bus and a file to read
+/// again, `PolicyChanged` (and a reconnection of the bus) reloads them from the file, for as
+/// long as the stack is in use.
+fn file_policy(
+    c: &super::Config,
+    bus: Option<&Arc<dyn DynInvalidationBus>>,
+) -> Result<LivePolicy, ConfigError> {
+    let spec = c.policy_spec();
+    let policy = LivePolicy::new(Policy::compile(&spec)?);
+    if let (Some(bus), Some(path)) = (bus, &c.path) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ConfigError::Invalid {
+                field: "invalidation",
+                message: "reloading `roles` and `routes` on a policy change needs a tokio \
+                          runtime: build the stack inside one"
+                    .into(),
+            });
+        }
+        let source = super::reload::FilePolicy::new(path.clone());
+        policy
+            .follow_with_bus(source, spec, FILE_POLICY_EVERY, bus)
+            .detach();
+    }
+    Ok(policy)
 }
 
 /// The `resource_metadata` section, completed from the rest of the file where it is silent

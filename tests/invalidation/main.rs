@@ -9,6 +9,8 @@ mod redis_server;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod file_policy;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

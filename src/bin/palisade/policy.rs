@@ -9,6 +9,7 @@ use http::Method;
 use palisade::authz::Decision;
 use palisade::clock::Timestamp;
 use palisade::config::Config;
+use palisade::invalidation::Invalidation;
 use palisade::{AuthMethod, Principal};
 
 use crate::{Failure, Outcome};
@@ -17,6 +18,17 @@ use crate::{Failure, Outcome};
 pub(crate) enum PolicyCommand {
     /// Which rule decides a request and why; exit status 0 if allowed, 1 if refused.
     Explain(ExplainArgs),
+    /// Checks the file's `roles` and `routes`, then publishes `PolicyChanged` on the file's
+    /// invalidation bus: every instance built from its copy of the file reads it again.
+    Reload(ReloadArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReloadArgs {
+    /// The configuration file: its policy is checked and its `invalidation` section names the
+    /// bus.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -50,17 +62,29 @@ pub(crate) struct ExplainArgs {
 }
 
 pub(crate) fn run(command: PolicyCommand) -> Outcome {
-    let PolicyCommand::Explain(args) = command;
+    match command {
+        PolicyCommand::Explain(args) => run_explain(&args),
+        PolicyCommand::Reload(args) => {
+            // A policy that does not compile here would be refused by every instance.
+            Config::from_path(&args.config)?
+                .policy()
+                .map_err(|e| format!("configuration file `{}`: {e}", args.config.display()))?;
+            crate::revoke::publish(&args.config, &Invalidation::PolicyChanged)
+        }
+    }
+}
+
+fn run_explain(args: &ExplainArgs) -> Outcome {
     let config = Config::from_path(&args.file)?;
     let policy = config.policy().map_err(|e| {
         Failure::Error(format!("configuration file `{}`: {e}", args.file.display()))
     })?;
     let method = Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| format!("`{}` is not an HTTP method", args.method))?;
-    let principal = principal(&args)?;
+    let principal = principal(args)?;
     let template = args.template.then_some(args.path.as_str());
     let decision = policy.decide(principal.as_ref(), &method, template, &args.path);
-    for line in explain(&args, &method, config.routes.len(), &decision) {
+    for line in explain(args, &method, config.routes.len(), &decision) {
         println!("{line}");
     }
     if decision.is_allowed() {

@@ -4,7 +4,7 @@
 //! It does not change the key store: revoke the record there first (palisade does not own the
 //! host's database), then publish.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use palisade::authn::api_key::KeyId;
@@ -39,11 +39,17 @@ pub(crate) fn run(args: &RevokeArgs) -> Outcome {
         },
         _ => return Err("the subject is empty".into()),
     };
-    let config = Config::from_path(&args.config)?;
+    publish(&args.config, &message)
+}
+
+/// Publishes `message` on the invalidation bus that the `invalidation` section of the
+/// configuration file at `path` names (bounded by the section's timeout, as every publish).
+pub(crate) fn publish(path: &Path, message: &Invalidation) -> Outcome {
+    let config = Config::from_path(path)?;
     let section = config.invalidation.as_ref().ok_or_else(|| {
         format!(
             "{}: no `invalidation` section names a bus to publish on",
-            args.config.display()
+            path.display()
         )
     })?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -51,8 +57,7 @@ pub(crate) fn run(args: &RevokeArgs) -> Outcome {
         .build()?;
     runtime.block_on(async {
         let bus = section.bus()?;
-        // Bounded by the section's timeout, as every publish.
-        bus.publish(&message).await?;
+        bus.publish(message).await?;
         println!("published on `{}`: {}", section.channel, message.encode());
         Ok(())
     })

@@ -37,8 +37,8 @@ use std::sync::Arc;
 use crate::audit::AuditLayer;
 use crate::authn::DynAuthenticator;
 use crate::authn::api_key::{
-    ApiKeyAuthenticator, ApiKeys, DEFAULT_TIMEOUT, KeyFormat, KeyHasher, KeyRecord, KeyStore,
-    MemoryKeyStore,
+    ApiKeyAuthenticator, ApiKeys, DEFAULT_TIMEOUT, KeyCacheConfig, KeyFormat, KeyHasher, KeyRecord,
+    KeyStore, MemoryKeyStore,
 };
 use crate::authz::Policy;
 use crate::authz::{AuthzLayer, PolicySpec, RoleSpec, RuleSpec};
@@ -175,6 +175,9 @@ pub struct ApiKeyConfig {
     pub pepper_env: Option<String>,
     /// The stored key records (hashes, never plaintext keys).
     pub keys: Vec<KeyRecord>,
+    /// A cache in front of the key store (the host's, or these `keys`), invalidated by the
+    /// stack's bus. Unset: every lookup asks the store.
+    pub cache: Option<KeyCacheConfig>,
 }
 
 impl Default for ApiKeyConfig {
@@ -189,6 +192,7 @@ impl Default for ApiKeyConfig {
             realm: "api".into(),
             pepper_env: None,
             keys: Vec::new(),
+            cache: None,
         }
     }
 }

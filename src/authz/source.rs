@@ -275,6 +275,7 @@ impl LivePolicy {
 
     /// As [`watch_with_bus`](Self::watch_with_bus) for a policy compiled from `known`: the
     /// first load waits for a message, a reconnection or `every`.
+    #[cfg_attr(not(feature = "config"), allow(dead_code))] // the configured stack's
     pub(crate) fn follow_with_bus<S: PolicySource>(
         &self,
         source: S,

@@ -251,14 +251,11 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
         let c = self.config;
         c.route_table()?;
         let validate = c.validate_layer()?;
-        let store: Arc<dyn DynKeyStore> = match self.key_store {
-            Some(store) => store,
-            None => Arc::new(c.key_store()?),
-        };
         let bus = match self.bus {
             Some(bus) => Some(bus),
             None => c.invalidation.as_ref().map(|i| i.bus()).transpose()?,
         };
+        let store = key_store(c, self.key_store, bus.as_ref())?;
         let chain = authenticators(c, store, bus.as_ref())?
             .into_iter()
             .chain(self.authenticators)
@@ -323,6 +320,28 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
         }
         stack.build()
     }
+}
+
+/// The host's key store, or the file's keys, behind the `api_keys.cache` section's cache.
+fn key_store(
+    c: &super::Config,
+    host: Option<Arc<dyn DynKeyStore>>,
+    bus: Option<&Arc<dyn DynInvalidationBus>>,
+) -> Result<Arc<dyn DynKeyStore>, ConfigError> {
+    let store: Arc<dyn DynKeyStore> = match host {
+        Some(store) => store,
+        None => Arc::new(c.key_store()?),
+    };
+    Ok(match &c.api_keys.cache {
+        Some(_) if !c.api_keys.enabled => {
+            return Err(ConfigError::Invalid {
+                field: "api_keys.cache",
+                message: "API keys are off (`enabled: false`): nothing would be cached".into(),
+            });
+        }
+        Some(cache) => Arc::new(cache.wrap(store, bus)),
+        None => store,
+    })
 }
 
 /// How often the file's own policy is read again when no `PolicyChanged` comes (while the bus

@@ -604,3 +604,82 @@ async fn an_extension_method_the_file_declares_is_granted_and_only_that_one() {
     assert_eq!(deleted.json()["code"], "method_not_allowed");
     assert_eq!(deleted.headers["allow"], "PURGE");
 }
+
+/// A key store of the host's own: counts its lookups, and lets the memory store answer.
+#[derive(Clone)]
+struct CountedKeys {
+    inner: palisade::authn::api_key::MemoryKeyStore,
+    lookups: Arc<AtomicUsize>,
+}
+
+impl palisade::authn::api_key::KeyStore for CountedKeys {
+    async fn get(
+        &self,
+        id: &palisade::authn::api_key::KeyId,
+    ) -> Result<Option<palisade::authn::api_key::KeyRecord>, StoreError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(id).await
+    }
+}
+
+/// `api_keys.cache` puts a cache in front of the host's key store, and the stack's bus drops
+/// a revoked key from it at once.
+#[tokio::test]
+async fn the_files_key_cache_fronts_the_host_store_and_hears_revocations_on_the_bus() {
+    use palisade::invalidation::{InProcessBus, Invalidation, InvalidationBus};
+    let config = Config::parse(
+        "api_keys: {cache: {ttl: 1h, capacity: 100}}\nroles: [{name: reader}]\n\
+         routes: [{path: \"/orders/{id}\", methods: [GET], roles: [reader]}]\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    let keys = support::Keys::new();
+    let issued = keys
+        .keys
+        .generate(palisade::authn::api_key::KeySpec::new("ada").role("reader"))
+        .unwrap();
+    keys.store.insert(issued.record.clone());
+    let key = issued.plaintext.expose_secret().to_owned();
+    let store = CountedKeys {
+        inner: keys.store.clone(),
+        lookups: Arc::default(),
+    };
+    let bus = InProcessBus::new();
+    let guard = config
+        .builder()
+        .key_store(store.clone())
+        .invalidation(bus.clone())
+        .build()
+        .unwrap();
+    let addr = serve(
+        Router::new()
+            .route("/orders/{id}", get(|| async { "order" }))
+            .layer(guard),
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(get_with(addr, "/orders/1", &key).await.status, 200);
+    }
+    assert_eq!(
+        store.lookups.load(Ordering::SeqCst),
+        1,
+        "answered from the cache"
+    );
+
+    // Revoked in the store, then announced: the cache lets go at once, not in an hour.
+    keys.store
+        .revoke(issued.record.id(), Timestamp::from_unix_secs(1));
+    bus.publish(&Invalidation::ApiKeyRevoked {
+        key_id: *issued.record.id(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(get_with(addr, "/orders/1", &key).await.status, 401);
+    assert_eq!(store.lookups.load(Ordering::SeqCst), 2);
+
+    // A typo in the section names the item.
+    let err = Config::parse("api_keys: {cache: {tll: 1h}}\n", Format::Yaml)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tll"), "{err}");
+}

@@ -33,6 +33,7 @@
 //! # let _ = authenticator;
 //! ```
 
+mod cache_config;
 mod cached;
 mod format;
 mod hash;
@@ -49,6 +50,7 @@ use http::request::Parts;
 use http::{HeaderName, HeaderValue};
 use tokio::time::error::Elapsed;
 
+pub use cache_config::KeyCacheConfig;
 pub use cached::{
     CachedKeyStore, CachedKeyStoreBuilder, DEFAULT_KEY_CACHE_CAPACITY, DEFAULT_KEY_CACHE_TTL,
 };

@@ -1,16 +1,15 @@
-//! [`MemoryStore`]: counters in this process, on `dashmap`, with a hard bound on keys.
+//! [`MemoryStore`]: counters in this process, in locked shards, with a hard bound on keys.
 
+use std::collections::hash_map::Entry;
 use std::future::{Future, ready};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
-
 use super::limit::{Limit, MAX_LIMITS, Verdict, apply, give_back};
 use super::policy::QuotaKey;
+use super::shards::Shards;
 use super::store::{QuotaStore, StoreStats};
 use crate::clock::Timestamp;
 use crate::error::StoreError;
@@ -24,16 +23,19 @@ pub const DEFAULT_MAX_KEYS: usize = 100_000;
 ///
 /// - **Exact under concurrency**: a key's check and consume happen under its shard's lock, so
 ///   no interleaving admits more than the limits allow.
-/// - **No global lock** on the hot path: `dashmap` shards the keys; a check of a known key
-///   locks one shard for a few dozen nanoseconds and allocates nothing.
+/// - **No global lock** on the hot path: the keys are spread over shards, each behind its own
+///   lock; a check of a known key locks one shard for a few dozen nanoseconds and allocates
+///   nothing.
 /// - **Bounded**: at most `max_keys` buckets (default [`DEFAULT_MAX_KEYS`], 32 bytes each for
 ///   policies of one or two limits, 48 for wider ones, plus the hash tables' slack: as small
 ///   as governor's keyed state for an IP address).
 ///   A bucket whose state equals a fresh one (its rate refilled, its windows over) is idle and
-///   may be dropped without changing any answer; when the store is full, idle buckets go
-///   first. If every bucket is still live (a flood of distinct keys) a random eighth of them
-///   is dropped, which forgives those callers their recent use: memory stays bounded and the
-///   [`evictions`](Self::evictions) counter and a warning tell the operator to raise the bound.
+///   may be dropped without changing any answer. When the store is full, a new key makes room
+///   in the next few shards in turn (about 256 keys each, whatever the bound: no request
+///   pays for the whole map): idle buckets go first; if every bucket there is still live (a
+///   flood of distinct keys) a random eighth of one shard is dropped, which forgives those
+///   callers their recent use. Memory stays bounded, and the [`evictions`](Self::evictions)
+///   counter and a warning tell the operator to raise the bound.
 ///
 /// Keys are stored as 64-bit SipHash values under a per-process random seed, so a bucket's size
 /// does not depend on the caller's identity and no identity is kept in memory. Two callers
@@ -49,7 +51,7 @@ pub struct MemoryStore {
 /// Buckets by width: a policy of one or two limits (most of them) keeps its key in `narrow`,
 /// 32 bytes an entry (what governor's keyed state takes for an IP address), a wider one in
 /// `wide`. A key's policy is part of its hash, so a key lives in one of them only.
-type Map<const N: usize> = DashMap<u64, Bucket<N>, BuildHasherDefault<PreHashed>>;
+type Map<const N: usize> = Shards<Bucket<N>>;
 
 /// The widest policy `narrow` holds.
 const NARROW: usize = 2;
@@ -60,7 +62,9 @@ struct Inner {
     seed: RandomState,
     max_keys: usize,
     len: AtomicUsize,
-    sweep: Mutex<u64>,
+    /// The next shard to make room in, and (above the shard bits) the round: held by one
+    /// request at a time.
+    cursor: Mutex<u64>,
     evictions: AtomicU64,
 }
 
@@ -90,15 +94,12 @@ impl MemoryStore {
         let max_keys = max_keys.max(1);
         Self {
             inner: Arc::new(Inner {
-                narrow: DashMap::with_capacity_and_hasher(
-                    max_keys.min(4_096),
-                    BuildHasherDefault::default(),
-                ),
-                wide: DashMap::with_hasher(BuildHasherDefault::default()),
+                narrow: Shards::for_bound(max_keys),
+                wide: Shards::for_bound(max_keys),
                 seed: RandomState::new(),
                 max_keys,
                 len: AtomicUsize::new(0),
-                sweep: Mutex::new(0),
+                cursor: Mutex::new(0),
                 evictions: AtomicU64::new(0),
             }),
         }
@@ -132,19 +133,32 @@ impl MemoryStore {
     /// Drops every bucket that is idle at `now` (its state equal to a fresh one). The store
     /// does this by itself when full; hosts may also call it from a timer to return memory.
     pub fn sweep(&self, now: Timestamp) -> usize {
+        (0..self.inner.narrow.count())
+            .map(|i| self.sweep_shard(i, now))
+            .sum()
+    }
+
+    /// Drops the idle buckets of shard `i` (of both widths); returns how many.
+    fn sweep_shard(&self, i: usize, now: Timestamp) -> usize {
         let now = now.as_unix_nanos();
-        let before = self.len();
-        let len = &self.inner.len;
-        let idle = |idle_at: u64| {
-            let keep = idle_at > now;
-            if !keep {
-                len.fetch_sub(1, Ordering::Relaxed);
-            }
-            keep
-        };
-        self.inner.narrow.retain(|_, b| idle(b.idle_at));
-        self.inner.wide.retain(|_, b| idle(b.idle_at));
-        before.saturating_sub(self.len())
+        let inner = &*self.inner;
+        let mut dropped = retain(&mut inner.narrow.lock_shard(i), |_, b| b.idle_at > now);
+        dropped += retain(&mut inner.wide.lock_shard(i), |_, b| b.idle_at > now);
+        inner.len.fetch_sub(dropped, Ordering::Relaxed);
+        dropped
+    }
+
+    /// Drops the buckets of shard `i` whose (random) id falls in `class` of eight, live or
+    /// not; returns how many.
+    fn evict_shard(&self, i: usize, class: u8) -> usize {
+        let inner = &*self.inner;
+        // Truncation intended: the low three bits pick the class.
+        #[allow(clippy::cast_possible_truncation)]
+        let spare = |id: &u64| (*id as u8) & 7 != class;
+        let mut dropped = retain(&mut inner.narrow.lock_shard(i), |id, _| spare(id));
+        dropped += retain(&mut inner.wide.lock_shard(i), |id, _| spare(id));
+        inner.len.fetch_sub(dropped, Ordering::Relaxed);
+        dropped
     }
 
     fn hash(&self, key: &QuotaKey) -> u64 {
@@ -180,10 +194,10 @@ impl MemoryStore {
     ) {
         let id = self.hash(key);
         if limits.len() <= NARROW {
-            if let Some(mut bucket) = self.inner.narrow.get_mut(&id) {
+            if let Some(bucket) = self.inner.narrow.lock(id).get_mut(&id) {
                 bucket.idle_at = give_back(limits, &mut bucket.cells, now, cost).as_unix_nanos();
             }
-        } else if let Some(mut bucket) = self.inner.wide.get_mut(&id) {
+        } else if let Some(bucket) = self.inner.wide.lock(id).get_mut(&id) {
             bucket.idle_at = give_back(limits, &mut bucket.cells, now, cost).as_unix_nanos();
         }
     }
@@ -197,8 +211,8 @@ impl MemoryStore {
         now: Timestamp,
         consume: bool,
     ) -> Verdict {
-        if let Some(mut bucket) = map.get_mut(&id) {
-            return run(limits, &mut bucket, now, cost, consume);
+        if let Some(bucket) = map.lock(id).get_mut(&id) {
+            return run(limits, bucket, now, cost, consume);
         }
         if !consume {
             // A peek at an unknown key: answer as a fresh bucket, store nothing.
@@ -206,7 +220,7 @@ impl MemoryStore {
             return run(limits, &mut fresh, now, cost, false);
         }
         self.reserve(now);
-        match map.entry(id) {
+        match map.lock(id).entry(id) {
             Entry::Occupied(mut o) => {
                 // Another check inserted it first: give the reservation back.
                 self.inner.len.fetch_sub(1, Ordering::Relaxed);
@@ -241,44 +255,61 @@ impl MemoryStore {
         }
     }
 
+    /// Frees at least one bucket's room, one shard at a time from the cursor: idle buckets
+    /// in up to [`IDLE_SHARDS`] shards, then, if none was idle, an eighth of one shard.
     fn make_room(&self, now: Timestamp) {
         let inner = &*self.inner;
-        // One sweeper at a time; the others wait here and find room when it is done.
-        let mut round = inner.sweep.lock().unwrap_or_else(PoisonError::into_inner);
-        if inner.len.load(Ordering::Relaxed) < inner.max_keys {
-            return;
-        }
-        let freed = self.sweep(now);
-        // Keep an eighth of the bound free so a full store does not sweep on every new key.
-        let target = inner.max_keys - inner.max_keys / 8;
-        let mut evicted = 0u64;
-        while inner.len.load(Ordering::Relaxed) >= target.max(1) {
-            // Every bucket is live: drop the eighth whose (random) id falls in this round's
-            // class. Eight rounds empty the store, so this ends.
-            let class = (*round % 8) as u8;
-            *round = round.wrapping_add(1);
-            let mut spare = |id: u64| {
-                let keep = (id as u8) & 7 != class;
-                if !keep {
-                    inner.len.fetch_sub(1, Ordering::Relaxed);
-                    evicted += 1;
-                }
-                keep
-            };
-            inner.narrow.retain(|id, _| spare(*id));
-            inner.wide.retain(|id, _| spare(*id));
+        // One request makes room at a time; the others wait here and find room when it is
+        // done.
+        let mut cursor = inner.cursor.lock().unwrap_or_else(PoisonError::into_inner);
+        let shards = inner.narrow.count() as u64;
+        let (mut idle, mut evicted, mut live_shards) = (0, 0, 0);
+        while inner.len.load(Ordering::Relaxed) >= inner.max_keys {
+            // Truncation intended: the index is taken modulo the (power-of-two) shard count.
+            #[allow(clippy::cast_possible_truncation)]
+            let i = *cursor as usize;
+            *cursor = cursor.wrapping_add(1);
+            let freed = self.sweep_shard(i, now);
+            idle += freed;
+            live_shards = if freed > 0 { 0 } else { live_shards + 1 };
+            if live_shards < IDLE_SHARDS {
+                continue;
+            }
+            // Every bucket of the last shards was live: drop the eighth of this shard whose
+            // id falls in this pass's class (the class moves on with each pass over the
+            // shards, so every bucket's class comes up within eight passes, and this ends).
+            #[allow(clippy::cast_possible_truncation)]
+            let class = ((*cursor / shards) % 8) as u8;
+            evicted += self.evict_shard(i, class);
         }
         if evicted > 0 {
-            inner.evictions.fetch_add(evicted, Ordering::Relaxed);
+            inner.evictions.fetch_add(evicted as u64, Ordering::Relaxed);
             tracing::warn!(
                 layer = "quota",
                 evicted,
-                idle_dropped = freed,
+                idle_dropped = idle,
                 max_keys = inner.max_keys,
                 "quota memory store is full of live buckets: dropped some (raise max_keys)"
             );
         }
     }
+}
+
+/// How many shards a full store looks in for idle buckets before it drops live ones.
+const IDLE_SHARDS: usize = 4;
+
+/// `HashMap::retain` that reports how many entries it dropped. A shard that dropped some is
+/// moved into a fresh table: removal leaves markers behind in a hash table that count as used
+/// until it is rebuilt, and a table that keeps losing and gaining keys would otherwise double
+/// its size again and again to make room.
+fn retain<V>(shard: &mut super::shards::Shard<V>, keep: impl FnMut(&u64, &mut V) -> bool) -> usize {
+    let before = shard.len();
+    shard.retain(keep);
+    let dropped = before - shard.len();
+    if dropped > 0 {
+        *shard = std::mem::take(shard).into_iter().collect();
+    }
+    dropped
 }
 
 fn run<const N: usize>(
@@ -374,27 +405,6 @@ impl QuotaStore for MemoryStore {
             evictions: Some(self.evictions()),
             ..StoreStats::default()
         }
-    }
-}
-
-/// The map's keys are already uniform random 64-bit hashes: use them as they are.
-#[derive(Default)]
-struct PreHashed(u64);
-
-impl Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys are hashed; this path is never taken but must be correct.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
     }
 }
 
@@ -557,7 +567,7 @@ mod tests {
         );
         store.check_limits(&ip_key(&policy, 1_000), policy.limits(), 1, later, true);
         assert_eq!(store.evictions(), 0, "only idle buckets were dropped");
-        assert_eq!(store.len(), 2);
+        assert!(store.len() < 100, "room was made");
         assert!(
             !store
                 .check_limits(&hot, policy.limits(), 1, later, true)
@@ -586,5 +596,27 @@ mod tests {
             );
             assert_eq!(store.len(), 1);
         }
+    }
+
+    #[test]
+    fn a_full_store_makes_room_in_a_few_shards_not_the_whole_map() {
+        let store = MemoryStore::with_max_keys(100_000);
+        let policy = QuotaPolicy::new("ip", [Limit::per_second(1)]);
+        for i in 0..100_000 {
+            store.check_limits(&ip_key(&policy, i), policy.limits(), 1, now(), true);
+        }
+        assert_eq!(store.len(), 100_000);
+        // All live: one new key drops an eighth of one shard (about 200 keys), not an eighth
+        // of the store (12,500).
+        store.check_limits(&ip_key(&policy, 100_000), policy.limits(), 1, now(), true);
+        let evicted = store.evictions();
+        assert!((1..200).contains(&evicted), "{evicted}");
+        // All idle later: one new key sweeps a shard (about 200 keys), not the store.
+        let later = now().saturating_add(Duration::from_secs(2));
+        store.check_limits(&ip_key(&policy, 200_000), policy.limits(), 1, later, true);
+        assert!(store.len() > 99_000, "{}", store.len());
+        assert_eq!(store.evictions(), evicted, "idle ones went first");
+        let held = store.len();
+        assert_eq!(store.sweep(later), held - 1, "all but the new key");
     }
 }

@@ -14,6 +14,7 @@ mod redis_script;
 mod refund;
 mod rule;
 mod service;
+mod shards;
 mod store;
 mod tally;
 

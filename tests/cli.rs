@@ -602,7 +602,7 @@ async fn keys_revoke_publishes_on_the_files_invalidation_bus() {
     let file = dir.join("palisade.yaml");
     std::fs::write(
         &file,
-        "invalidation: {redis_url_env: PALISADE_CLI_REDIS, channel: 'cli:invalidation'}\n",
+        "invalidation: {redis: {url_env: PALISADE_CLI_REDIS}, channel: 'cli:invalidation'}\n",
     )
     .unwrap();
     let file = file.to_str().unwrap();

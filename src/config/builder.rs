@@ -257,7 +257,11 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
         };
         let bus = match self.bus {
             Some(bus) => Some(bus),
-            None => c.invalidation.as_ref().map(|i| i.bus()).transpose()?,
+            None => c
+                .invalidation
+                .as_ref()
+                .map(|i| i.bus_in(c.base_dir.as_deref()))
+                .transpose()?,
         };
         let chain = authenticators(c, store, bus.as_ref())?
             .into_iter()

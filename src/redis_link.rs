@@ -149,7 +149,7 @@ impl Link {
                 sentinels,
                 primary,
             } => {
-                let client = sentinel_client(service, sentinels, primary.as_deref(), tls, field)?;
+                let client = sentinel_client(service, sentinels, primary.as_deref(), &tls, field)?;
                 let config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout));
@@ -223,7 +223,7 @@ pub(crate) fn sentinel_client(
     service: &str,
     sentinels: &[String],
     primary: Option<&str>,
-    tls: Tls,
+    tls: &Tls,
     field: &'static str,
 ) -> Result<SentinelClient, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid { field, message };
@@ -251,7 +251,7 @@ pub(crate) fn sentinel_client(
     }
     SentinelClient::build(
         sentinels.iter().map(String::as_str).collect(),
-        service.to_owned(),
+        service,
         Some(node),
         SentinelServerType::Master,
     )

@@ -58,7 +58,7 @@ impl Subscriber {
                 service,
                 sentinels,
                 primary.as_deref(),
-                tls,
+                &tls,
                 field,
             )?)),
         };

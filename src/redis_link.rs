@@ -219,6 +219,7 @@ pub(crate) fn check(topology: &Topology, field: &'static str) -> Result<(), Conf
 ///
 /// [`ConfigError::Invalid`] naming `field` for an empty service, custom TLS settings (not
 /// supported with Sentinel) or a URL the `redis` crate refuses (never echoed).
+#[allow(clippy::unnecessary_to_owned)] // see the call: the signature depends on the features
 pub(crate) fn sentinel_client(
     service: &str,
     sentinels: &[String],
@@ -251,7 +252,8 @@ pub(crate) fn sentinel_client(
     }
     SentinelClient::build(
         sentinels.iter().map(String::as_str).collect(),
-        service,
+        // A `String`: the `redis` crate takes one without TLS, `impl AsRef<str>` with it.
+        service.to_owned(),
         Some(node),
         SentinelServerType::Master,
     )

@@ -3,7 +3,9 @@
 //! [`RedisConnection`], the whole way to a Redis (mode, URLs, Sentinel, TLS) as the
 //! `invalidation.redis` section gives it.
 
-use std::path::{Path, PathBuf};
+#[cfg(feature = "redis")]
+use std::path::Path;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 

@@ -354,3 +354,59 @@ async fn listen(pubsub: redis::aio::PubSub, hub: &Hub, timeout: Duration) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(builder: RedisBusBuilder, needle: &str) {
+        let err = builder.build().unwrap_err().to_string();
+        assert!(
+            err.contains("invalidation.redis") && err.contains(needle),
+            "{err}"
+        );
+        assert!(!err.contains("secret"), "no URL echoed: {err}");
+    }
+
+    #[tokio::test]
+    async fn what_a_topology_would_ignore_is_refused_at_build() {
+        refused(
+            RedisBus::builder("redis://:secret@127.0.0.1:1/").sentinel_primary_url("redis://x/"),
+            "RedisBus::sentinel",
+        );
+        refused(RedisBus::cluster(Vec::<String>::new()), "no Redis URL");
+        refused(
+            RedisBus::sentinel(" ", ["redis://:secret@127.0.0.1:1/"]),
+            "service name is empty",
+        );
+        refused(
+            RedisBus::builder("redis://:secret@127.0.0.1:1/#insecure"),
+            "#insecure",
+        );
+        refused(
+            RedisBus::builder("redis://127.0.0.1:1/").channel(""),
+            "channel",
+        );
+        #[cfg(feature = "redis-tls")]
+        {
+            refused(
+                RedisBus::builder("redis://:secret@127.0.0.1:1/").tls_ca(b"pem".to_vec()),
+                "rediss://",
+            );
+            refused(
+                RedisBus::sentinel("m", ["rediss://127.0.0.1:1/"]).tls_ca(b"pem".to_vec()),
+                "not supported with Sentinel",
+            );
+        }
+        // Each topology builds without connecting; the hub is not live until it subscribes.
+        for builder in [
+            RedisBus::builder("redis://127.0.0.1:1/"),
+            RedisBus::cluster(["redis://127.0.0.1:1/", "redis://127.0.0.1:2/"]),
+            RedisBus::sentinel("m", ["redis://127.0.0.1:1/"])
+                .sentinel_primary_url("redis://:p@x/1"),
+        ] {
+            let bus = builder.build().unwrap();
+            assert!(!bus.hub().is_live());
+        }
+    }
+}

@@ -14,7 +14,7 @@ use crate::error::ConfigError;
 
 /// How a Redis store reaches Redis, in the configuration file: the choice between the
 /// constructors `RedisStore::builder` (single), `RedisStore::cluster` and
-/// `RedisStore::sentinel` (and the same three of `RedisReplayStore`).
+/// `RedisStore::sentinel` (and the same three of `RedisReplayStore` and `RedisBus`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]

@@ -221,7 +221,7 @@ fn config_file(name: &str, invalidation: &str, extra: &[(&str, &[u8])]) -> std::
     path
 }
 
-/// The ports of the subscribed clients each node of `ports` serves (`CLIENT LIST`, `sub=1`).
+/// How many subscribed clients the node on `port` serves (`CLIENT LIST`, `sub=1`).
 fn subscribers(cluster: &Cluster, port: u16) -> usize {
     let node = cluster.nodes.iter().find(|n| n.port == port).unwrap();
     node.cli(&["CLIENT", "LIST"])

@@ -110,8 +110,9 @@ impl RedisBus {
 
     /// Starts a builder for a Redis Cluster (or Valkey cluster) reached through these seed
     /// nodes (`redis://host:port`, or `rediss://`). Messages are published through the
-    /// cluster client; the subscription sits on one seed node at a time (a `PUBLISH` reaches
-    /// every node of a cluster) and moves to the next one when it loses it: list several.
+    /// cluster client; the subscription sits on one node at a time (a `PUBLISH` reaches every
+    /// node of a cluster), learns the cluster's other nodes from it, and moves to the next
+    /// node, listed or learned, when it loses its own.
     pub fn cluster<I, S>(nodes: I) -> RedisBusBuilder
     where
         I: IntoIterator<Item = S>,
@@ -309,6 +310,11 @@ async fn subscribe(mut subscriber: Subscriber, channel: String, hub: Hub, timeou
             Ok(Ok(pubsub)) => {
                 backoff = MIN_BACKOFF;
                 hub.set_live(true);
+                // On a cluster, learn its nodes now, to have somewhere to go when this one is
+                // lost (messages published meanwhile wait in the subscription).
+                if let Ok(Err(e)) = tokio::time::timeout(timeout, subscriber.learn()).await {
+                    tracing::debug!(layer = "invalidation", error_kind = ?e.kind(), "redis cluster nodes not learned");
+                }
                 listen(pubsub, &hub, timeout).await;
                 hub.set_live(false);
             }

@@ -63,7 +63,7 @@ pub use crate::authn::bearer_config::{
     DpopConfig, IssuerConfig, JwtConfig, JwtKeyConfig, SecretEncoding,
 };
 pub use crate::quota::config::{CostConfig, QuotaConfig, RedisConfig, RuleConfig, StoreConfig};
-pub use crate::redis_spec::RedisMode;
+pub use crate::redis_spec::{RedisConnection, RedisMode};
 
 /// The stack a configuration builds: every authenticator it configures in one chain,
 /// authorization (with the host's [`Authorizer`](crate::authz::Authorizer), `()` for none), the two quota stages (which

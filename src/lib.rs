@@ -86,7 +86,8 @@ mod json_text;
 mod macros;
 #[cfg(feature = "redis")]
 mod redis_link;
-#[cfg(feature = "config")]
+#[cfg(feature = "redis")]
+mod redis_pubsub;
 mod redis_spec;
 mod stack;
 #[cfg(any(feature = "jwt", feature = "introspection", feature = "redis-tls"))]

@@ -48,6 +48,11 @@ impl Topology {
                 .collect(),
         }
     }
+
+    /// Whether any URL is `rediss://` (TLS).
+    pub(crate) fn any_tls(&self) -> bool {
+        self.urls().iter().any(|u| u.starts_with("rediss://"))
+    }
 }
 
 /// TLS settings from the store's builder (feature `redis-tls`), `None` otherwise.
@@ -56,6 +61,15 @@ pub(crate) type Tls = Option<redis::TlsCertificates>;
 /// TLS settings from the store's builder (feature `redis-tls`), `None` otherwise.
 #[cfg(not(feature = "redis-tls"))]
 pub(crate) type Tls = Option<std::convert::Infallible>;
+
+/// The custom TLS settings of a builder, created empty on first use.
+#[cfg(feature = "redis-tls")]
+pub(crate) fn tls_settings(tls: &mut Tls) -> &mut redis::TlsCertificates {
+    tls.get_or_insert(redis::TlsCertificates {
+        client_tls: None,
+        root_cert: None,
+    })
+}
 
 /// A connection handle shared by every request of a store: cheap to clone.
 #[derive(Clone)]
@@ -94,25 +108,7 @@ impl Link {
         field: &'static str,
     ) -> Result<Self, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid { field, message };
-        let urls = topology.urls();
-        if urls.is_empty() {
-            return Err(invalid("no Redis URL given".into()));
-        }
-        if urls.iter().any(|u| u.contains("#insecure")) {
-            return Err(invalid(
-                "`#insecure` (no certificate verification) is refused; trust the server's CA instead".into(),
-            ));
-        }
-        #[cfg(feature = "redis-tls")]
-        if urls.iter().any(|u| u.starts_with("rediss://")) {
-            // The `redis` crate builds its TLS configuration on rustls' process-wide provider.
-            // With none installed and both of rustls' back ends compiled in (the host's
-            // dependencies can ask for either), rustls would panic there: install the one
-            // palisade uses everywhere, unless the host chose one.
-            if rustls::crypto::CryptoProvider::get_default().is_none() {
-                let _ = crate::tls::provider().install_default();
-            }
-        }
+        check(topology, field)?;
         let bad_url = |e: RedisError| invalid(format!("invalid redis url ({})", kind_name(&e)));
         match topology {
             Topology::Single(url) => {
@@ -153,34 +149,7 @@ impl Link {
                 sentinels,
                 primary,
             } => {
-                if service.trim().is_empty() {
-                    return Err(invalid("the Sentinel service name is empty".into()));
-                }
-                if tls.is_some() {
-                    return Err(invalid(
-                        "a custom CA or client certificate is not supported with Sentinel; its servers must present certificates the Mozilla roots trust".into(),
-                    ));
-                }
-                let mut node = SentinelNodeConnectionInfo::default();
-                let tls_url = primary.as_deref().map_or_else(
-                    || sentinels.iter().any(|u| u.starts_with("rediss://")),
-                    |p| p.starts_with("rediss://"),
-                );
-                if tls_url {
-                    node = node.set_tls_mode(redis::TlsMode::Secure);
-                }
-                if let Some(url) = primary {
-                    use redis::IntoConnectionInfo as _;
-                    let info = url.as_str().into_connection_info().map_err(bad_url)?;
-                    node = node.set_redis_connection_info(info.redis_settings().clone());
-                }
-                let client = SentinelClient::build(
-                    sentinels.iter().map(String::as_str).collect(),
-                    service.clone(),
-                    Some(node),
-                    SentinelServerType::Master,
-                )
-                .map_err(bad_url)?;
+                let client = sentinel_client(service, sentinels, primary.as_deref(), &tls, field)?;
                 let config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout));
@@ -216,16 +185,93 @@ impl Link {
     }
 }
 
+/// Checks what every connection to `topology` needs: a URL, no `#insecure`, and with TLS a
+/// rustls provider (installed when the host chose none).
+pub(crate) fn check(topology: &Topology, field: &'static str) -> Result<(), ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid { field, message };
+    let urls = topology.urls();
+    if urls.is_empty() {
+        return Err(invalid("no Redis URL given".into()));
+    }
+    if urls.iter().any(|u| u.contains("#insecure")) {
+        return Err(invalid(
+            "`#insecure` (no certificate verification) is refused; trust the server's CA instead"
+                .into(),
+        ));
+    }
+    #[cfg(feature = "redis-tls")]
+    if urls.iter().any(|u| u.starts_with("rediss://")) {
+        // The `redis` crate builds its TLS configuration on rustls' process-wide provider.
+        // With none installed and both of rustls' back ends compiled in (the host's
+        // dependencies can ask for either), rustls would panic there: install the one
+        // palisade uses everywhere, unless the host chose one.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = crate::tls::provider().install_default();
+        }
+    }
+    Ok(())
+}
+
+/// The client that asks the `sentinels` for the primary of `service`, logging in to it as
+/// `primary` says.
+///
+/// # Errors
+///
+/// [`ConfigError::Invalid`] naming `field` for an empty service, custom TLS settings (not
+/// supported with Sentinel) or a URL the `redis` crate refuses (never echoed).
+#[allow(clippy::unnecessary_to_owned)] // see the call: the signature depends on the features
+pub(crate) fn sentinel_client(
+    service: &str,
+    sentinels: &[String],
+    primary: Option<&str>,
+    tls: &Tls,
+    field: &'static str,
+) -> Result<SentinelClient, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid { field, message };
+    let bad_url = |e: RedisError| invalid(format!("invalid redis url ({})", kind_name(&e)));
+    if service.trim().is_empty() {
+        return Err(invalid("the Sentinel service name is empty".into()));
+    }
+    if tls.is_some() {
+        return Err(invalid(
+            "a custom CA or client certificate is not supported with Sentinel; its servers must present certificates the Mozilla roots trust".into(),
+        ));
+    }
+    let mut node = SentinelNodeConnectionInfo::default();
+    let tls_url = primary.map_or_else(
+        || sentinels.iter().any(|u| u.starts_with("rediss://")),
+        |p| p.starts_with("rediss://"),
+    );
+    if tls_url {
+        node = node.set_tls_mode(redis::TlsMode::Secure);
+    }
+    if let Some(url) = primary {
+        use redis::IntoConnectionInfo as _;
+        let info = url.into_connection_info().map_err(bad_url)?;
+        node = node.set_redis_connection_info(info.redis_settings().clone());
+    }
+    SentinelClient::build(
+        sentinels.iter().map(String::as_str).collect(),
+        // A `String`: the `redis` crate takes one without TLS, `impl AsRef<str>` with it.
+        service.to_owned(),
+        Some(node),
+        SentinelServerType::Master,
+    )
+    .map_err(bad_url)
+}
+
+/// A client for one server (`url`), with the custom TLS settings if any.
 #[cfg(feature = "redis-tls")]
-fn single_client(url: &str, tls: Tls) -> RedisResult<redis::Client> {
+pub(crate) fn single_client(url: &str, tls: Tls) -> RedisResult<redis::Client> {
     match tls {
         Some(certs) => redis::Client::build_with_tls(url, certs),
         None => redis::Client::open(url),
     }
 }
 
+/// A client for one server (`url`).
 #[cfg(not(feature = "redis-tls"))]
-fn single_client(url: &str, _: Tls) -> RedisResult<redis::Client> {
+pub(crate) fn single_client(url: &str, _: Tls) -> RedisResult<redis::Client> {
     redis::Client::open(url)
 }
 

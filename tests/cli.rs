@@ -602,7 +602,7 @@ async fn keys_revoke_publishes_on_the_files_invalidation_bus() {
     let file = dir.join("palisade.yaml");
     std::fs::write(
         &file,
-        "invalidation: {redis_url_env: PALISADE_CLI_REDIS, channel: 'cli:invalidation'}\n",
+        "invalidation: {redis: {url_env: PALISADE_CLI_REDIS}, channel: 'cli:invalidation'}\n",
     )
     .unwrap();
     let file = file.to_str().unwrap();
@@ -686,7 +686,7 @@ async fn policy_reload_checks_the_file_then_publishes_policy_changed() {
     let dir = std::env::temp_dir().join(format!("palisade-cli-reload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("palisade.yaml");
-    let section = "invalidation: {redis_url_env: PALISADE_CLI_REDIS, channel: 'cli:policy'}\n";
+    let section = "invalidation: {redis: {url_env: PALISADE_CLI_REDIS}, channel: 'cli:policy'}\n";
     let url = redis.url();
     let env = [("PALISADE_CLI_REDIS", url.as_str())];
     let path = file.to_str().unwrap();

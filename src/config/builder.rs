@@ -253,7 +253,11 @@ impl<Az: Authorizer> ConfiguredBuilder<'_, Az> {
         let validate = c.validate_layer()?;
         let bus = match self.bus {
             Some(bus) => Some(bus),
-            None => c.invalidation.as_ref().map(|i| i.bus()).transpose()?,
+            None => c
+                .invalidation
+                .as_ref()
+                .map(|i| i.bus_in(c.base_dir.as_deref()))
+                .transpose()?,
         };
         let store = key_store(c, self.key_store, bus.as_ref())?;
         let chain = authenticators(c, store, bus.as_ref())?

@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::{DEFAULT_SAFE_LIFETIME, DynInvalidationBus};
 use crate::error::ConfigError;
+use crate::redis_spec::RedisConnection;
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
@@ -31,7 +32,9 @@ const fn default_timeout() -> Duration {
 ///
 /// ```yaml
 /// invalidation:
-///   redis_url_env: PALISADE_REDIS_URL   # the URL (it may hold a password) stays out of the file
+///   redis:                              # the same items as a Redis quota.store
+///     mode: cluster                     # single (default) | cluster | sentinel
+///     url_env: PALISADE_REDIS_NODES     # the URLs (they may hold a password) stay out of the file
 ///   channel: myapp:invalidation         # default palisade:invalidation
 ///   safe_lifetime: 5s                   # cache lifetime while the bus is down
 ///   timeout: 1s
@@ -42,8 +45,8 @@ const fn default_timeout() -> Duration {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct InvalidationConfig {
-    /// The environment variable holding the Redis URL.
-    pub redis_url_env: String,
+    /// How to reach Redis: one server, a Cluster or Sentinel, TLS.
+    pub redis: RedisConnection,
     /// The pub/sub channel every instance shares.
     #[serde(default = "default_channel")]
     pub channel: String,
@@ -55,41 +58,69 @@ pub struct InvalidationConfig {
     pub timeout: Duration,
 }
 
+/// The names of the `redis` items, for errors.
+#[cfg(feature = "redis")]
+const NAMES: crate::redis_spec::Names = crate::redis_spec::Names {
+    items: crate::redis_spec::Items {
+        url_env: "invalidation.redis.url_env",
+        service: "invalidation.redis.service",
+    },
+    primary_url_env: "invalidation.redis.primary_url_env",
+    tls_ca_file: "invalidation.redis.tls_ca_file",
+    tls_client_cert_file: "invalidation.redis.tls_client_cert_file",
+    tls_client_key_file: "invalidation.redis.tls_client_key_file",
+};
+
 impl InvalidationConfig {
-    /// The section for the Redis URL in environment variable `redis_url_env`, with the
-    /// defaults.
+    /// The section for `redis`, with the defaults.
     #[must_use]
-    pub fn new(redis_url_env: impl Into<String>) -> Self {
+    pub fn new(redis: RedisConnection) -> Self {
         Self {
-            redis_url_env: redis_url_env.into(),
+            redis,
             channel: default_channel(),
             safe_lifetime: DEFAULT_SAFE_LIFETIME,
             timeout: default_timeout(),
         }
     }
 
-    /// Builds the bus the section describes (inside a tokio runtime).
+    /// Builds the bus the section describes (inside a tokio runtime), reading TLS files
+    /// relative to the working directory; [`bus_in`](Self::bus_in) reads them beside the
+    /// configuration file.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Env`] naming `invalidation.redis_url_env` when the variable is unset,
-    /// [`ConfigError::Invalid`] naming `invalidation.redis` as [`RedisBusBuilder::build`]
-    /// does, or naming `invalidation` without the `redis` feature.
+    /// As [`bus_in`](Self::bus_in).
+    pub fn bus(&self) -> Result<Arc<dyn DynInvalidationBus>, ConfigError> {
+        self.bus_in(None)
+    }
+
+    /// Builds the bus the section describes (inside a tokio runtime), reading TLS files
+    /// relative to `base` (the configuration file's directory, `Config::base_dir`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Env`] naming `invalidation.redis.url_env` (or `primary_url_env`) when
+    /// the variable is unset; [`ConfigError::Invalid`] naming the `invalidation.redis` item
+    /// the mode, the URLs or the other items contradict (several URLs for one server, Sentinel
+    /// without `service`, a `service` or `primary_url_env` outside Sentinel, TLS files without
+    /// `rediss://` URLs or with Sentinel, half a client certificate), or naming
+    /// `invalidation.redis` as [`RedisBusBuilder::build`] does, or `invalidation` without the
+    /// `redis` feature; [`ConfigError::OtherFile`] for a TLS file that cannot be read.
     ///
     /// [`RedisBusBuilder::build`]: super::RedisBusBuilder::build
-    pub fn bus(&self) -> Result<Arc<dyn DynInvalidationBus>, ConfigError> {
-        let url = std::env::var(&self.redis_url_env)
-            .ok()
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| ConfigError::Env {
-                field: "invalidation.redis_url_env",
-                name: self.redis_url_env.clone(),
-            })?;
-        self.redis(url)
+    pub fn bus_in(
+        &self,
+        base: Option<&std::path::Path>,
+    ) -> Result<Arc<dyn DynInvalidationBus>, ConfigError> {
+        self.redis(base)
     }
 
     #[cfg(feature = "redis")]
-    fn redis(&self, url: String) -> Result<Arc<dyn DynInvalidationBus>, ConfigError> {
+    fn redis(
+        &self,
+        base: Option<&std::path::Path>,
+    ) -> Result<Arc<dyn DynInvalidationBus>, ConfigError> {
+        let resolved = self.redis.resolve(base, &NAMES)?;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ConfigError::Invalid {
                 field: "invalidation",
@@ -98,7 +129,7 @@ impl InvalidationConfig {
                     .into(),
             });
         }
-        let bus = super::RedisBus::builder(url)
+        let bus = super::RedisBus::with_topology(resolved.topology, resolved.tls)
             .channel(self.channel.clone())
             .safe_lifetime(self.safe_lifetime)
             .timeout(self.timeout)
@@ -107,8 +138,10 @@ impl InvalidationConfig {
     }
 
     #[cfg(not(feature = "redis"))]
-    fn redis(&self, url: String) -> Result<Arc<dyn DynInvalidationBus>, ConfigError> {
-        drop(url);
+    fn redis(
+        &self,
+        _: Option<&std::path::Path>,
+    ) -> Result<Arc<dyn DynInvalidationBus>, ConfigError> {
         Err(ConfigError::Invalid {
             field: "invalidation",
             message: "a Redis bus needs palisade's `redis` feature".into(),
@@ -123,18 +156,18 @@ mod tests {
     #[test]
     fn the_section_reads_durations_and_defaults() {
         let c: InvalidationConfig = serde_json::from_str(
-            r#"{"redis_url_env": "URL", "safe_lifetime": "2s", "timeout": "250ms"}"#,
+            r#"{"redis": {"url_env": "URL"}, "safe_lifetime": "2s", "timeout": "250ms"}"#,
         )
         .unwrap();
         assert_eq!(c.channel, "palisade:invalidation");
         assert_eq!(c.safe_lifetime, Duration::from_secs(2));
         assert_eq!(c.timeout, Duration::from_millis(250));
         assert_eq!(
-            InvalidationConfig::new("URL").safe_lifetime,
+            InvalidationConfig::new(RedisConnection::new("URL")).safe_lifetime,
             DEFAULT_SAFE_LIFETIME
         );
         let bad = serde_json::from_str::<InvalidationConfig>(
-            r#"{"redis_url_env": "URL", "safe_lifetime": "soon"}"#,
+            r#"{"redis": {"url_env": "URL"}, "safe_lifetime": "soon"}"#,
         );
         assert!(bad.unwrap_err().to_string().contains("soon"));
     }
@@ -151,10 +184,10 @@ mod tests {
             .expect("a fifth yaml block in docs/config.md");
         let c = Config::parse(yaml, Format::Yaml).unwrap();
         let section = c.invalidation.expect("the section");
-        assert_eq!(section.redis_url_env, "PALISADE_REDIS_URL");
+        assert_eq!(section.redis.url_env, "PALISADE_REDIS_URL");
         assert_eq!(section.channel, "orders-api:invalidation");
         // The variable is not set here: building names it.
         let err = section.bus().unwrap_err().to_string();
-        assert!(err.contains("invalidation.redis_url_env"), "{err}");
+        assert!(err.contains("invalidation.redis.url_env"), "{err}");
     }
 }

@@ -10,6 +10,7 @@ mod wire;
 use std::future::Future;
 use std::sync::Arc;
 
+pub use crate::redis_spec::{RedisConnection, RedisMode};
 pub use config::InvalidationConfig;
 pub use hub::{DEFAULT_SAFE_LIFETIME, Hub, InvalidationListener};
 pub use memory::InProcessBus;

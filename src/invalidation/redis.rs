@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_core::Stream;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{DEFAULT_SAFE_LIFETIME, Hub, Invalidation, InvalidationBus};
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
+use crate::redis_link::{Link, Tls, Topology};
+use crate::redis_pubsub::Subscriber;
 
 /// The default channel.
 const DEFAULT_CHANNEL: &str = "palisade:invalidation";
@@ -19,11 +20,20 @@ const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How often an idle subscription is checked with a `PING`.
 const PING_EVERY: Duration = Duration::from_secs(2);
+/// The item builder errors name.
+const FIELD: &str = "invalidation.redis";
 
 /// Invalidations over Redis pub/sub: `PUBLISH` on a shared connection, and a dedicated
 /// subscribing connection on a background task that reconnects with backoff. The hub is live
 /// only while the subscription is confirmed; on reconnection every cache is dropped (Redis
 /// pub/sub does not replay what was missed).
+///
+/// One server ([`builder`](Self::builder)), a Redis Cluster ([`cluster`](Self::cluster): a
+/// `PUBLISH` reaches every node, so the subscription sits on any reachable node and moves to
+/// the next one when it loses its own) or a primary that Sentinel watches
+/// ([`sentinel`](Self::sentinel): the subscription follows the primary the sentinels name after
+/// a failover), over TLS with `rediss://` URLs, a private CA and a client certificate (feature
+/// `redis-tls`), as `RedisStore`.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), palisade::ConfigError> {
@@ -31,7 +41,9 @@ const PING_EVERY: Duration = Duration::from_secs(2);
 /// let bus = RedisBus::builder("redis://127.0.0.1:6379/")
 ///     .channel("myapp:invalidation")
 ///     .build()?;
-/// # let _ = bus; Ok(()) }
+/// let clustered = RedisBus::cluster(["redis://10.0.0.1:6379/", "redis://10.0.0.2:6379/"])
+///     .build()?;
+/// # let _ = (bus, clustered); Ok(()) }
 /// ```
 ///
 /// Clones share the connections; the subscription stops when the last clone is dropped.
@@ -43,7 +55,7 @@ pub struct RedisBus {
 struct Inner {
     hub: Hub,
     channel: Box<str>,
-    publisher: ConnectionManager,
+    publisher: Link,
     timeout: Duration,
     task: tokio::task::JoinHandle<()>,
 }
@@ -64,31 +76,78 @@ impl fmt::Debug for RedisBus {
     }
 }
 
-/// Builds a [`RedisBus`]; see [`RedisBus::builder`].
+/// Builds a [`RedisBus`]; see [`RedisBus::builder`], [`RedisBus::cluster`] and
+/// [`RedisBus::sentinel`].
 #[derive(Clone)]
 #[must_use]
 pub struct RedisBusBuilder {
-    url: String,
+    topology: Topology,
+    sentinel_primary: Option<String>,
+    tls: Tls,
     channel: String,
     safe_lifetime: Duration,
     timeout: Duration,
 }
 
 impl fmt::Debug for RedisBusBuilder {
+    // The URL may hold a password, and a client key is a secret: neither is shown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisBusBuilder")
             .field("channel", &self.channel)
             .field("safe_lifetime", &self.safe_lifetime)
             .field("timeout", &self.timeout)
+            .field("custom_tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl RedisBus {
-    /// Starts a builder for the Redis at `url` (`redis://[user:password@]host:port/db`).
+    /// Starts a builder for the Redis at `url` (`redis://[user:password@]host:port/db`, or
+    /// `rediss://` for TLS with the `redis-tls` feature).
     pub fn builder(url: impl Into<String>) -> RedisBusBuilder {
+        Self::with_topology(Topology::Single(url.into()), None)
+    }
+
+    /// Starts a builder for a Redis Cluster (or Valkey cluster) reached through these seed
+    /// nodes (`redis://host:port`, or `rediss://`). Messages are published through the
+    /// cluster client; the subscription sits on one node at a time (a `PUBLISH` reaches every
+    /// node of a cluster), learns the cluster's other nodes from it, and moves to the next
+    /// node, listed or learned, when it loses its own.
+    pub fn cluster<I, S>(nodes: I) -> RedisBusBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let nodes = nodes.into_iter().map(Into::into).collect();
+        Self::with_topology(Topology::Cluster(nodes), None)
+    }
+
+    /// Starts a builder for the primary that the sentinels at these URLs monitor under
+    /// `service`: publishing and the subscription go to the primary the sentinels name, asked
+    /// again after a failover. The primary is reached with the credentials and database of
+    /// [`sentinel_primary_url`](RedisBusBuilder::sentinel_primary_url), or without any
+    /// (database 0), over TLS when the sentinels' URLs are `rediss://`.
+    pub fn sentinel<I, S>(service: impl Into<String>, sentinels: I) -> RedisBusBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::with_topology(
+            Topology::Sentinel {
+                service: service.into(),
+                sentinels: sentinels.into_iter().map(Into::into).collect(),
+                primary: None,
+            },
+            None,
+        )
+    }
+
+    /// A builder for `topology` with these TLS settings (the file's `invalidation.redis`).
+    pub(super) fn with_topology(topology: Topology, tls: Tls) -> RedisBusBuilder {
         RedisBusBuilder {
-            url: url.into(),
+            topology,
+            sentinel_primary: None,
+            tls,
             channel: DEFAULT_CHANNEL.into(),
             safe_lifetime: DEFAULT_SAFE_LIFETIME,
             timeout: Duration::from_secs(1),
@@ -121,39 +180,79 @@ impl RedisBusBuilder {
         self
     }
 
+    /// For a bus built with [`RedisBus::sentinel`]: logs in to the primary with the username,
+    /// password and database of `url` (`redis://[user:]password@any/db`; the host is not used,
+    /// the sentinels name the primary), over TLS when it is `rediss://`. Any other bus refuses
+    /// it at `build()`.
+    pub fn sentinel_primary_url(mut self, url: impl Into<String>) -> Self {
+        self.sentinel_primary = Some(url.into());
+        self
+    }
+
+    /// Trusts the CA certificates in `pem` (PEM) for `rediss://` servers, instead of the
+    /// Mozilla roots: for a Redis whose certificate a private CA signed. Not with Sentinel.
+    /// Feature `redis-tls`.
+    #[cfg(feature = "redis-tls")]
+    pub fn tls_ca(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        crate::redis_link::tls_settings(&mut self.tls).root_cert = Some(pem.into());
+        self
+    }
+
+    /// Presents this client certificate chain and key (PEM) to `rediss://` servers that ask
+    /// for one (`tls-auth-clients yes`). Not with Sentinel. Feature `redis-tls`.
+    #[cfg(feature = "redis-tls")]
+    pub fn tls_client_cert(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        crate::redis_link::tls_settings(&mut self.tls).client_tls = Some(redis::ClientTlsConfig {
+            client_cert: cert_pem.into(),
+            client_key: key_pem.into(),
+        });
+        self
+    }
+
     /// Builds the bus and starts subscribing on a tokio task (call it inside a runtime). It
     /// connects in the background: until then the hub is not live.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] naming `invalidation.redis` for a URL the `redis` crate
-    /// refuses, an empty channel, or a zero timeout or safe lifetime.
+    /// [`ConfigError::Invalid`] naming `invalidation.redis` for no URL or a URL the `redis`
+    /// crate refuses, an empty channel or Sentinel service, a zero timeout or safe lifetime,
+    /// a Sentinel primary URL for another topology, or TLS settings without `rediss://` URLs
+    /// or with Sentinel.
     pub fn build(self) -> Result<RedisBus, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            field: "invalidation.redis",
-            message,
+        let invalid = |message: &str| ConfigError::Invalid {
+            field: FIELD,
+            message: message.into(),
         };
         if self.channel.is_empty() {
-            return Err(invalid("the channel is empty".into()));
+            return Err(invalid("the channel is empty"));
         }
         if self.timeout.is_zero() || self.safe_lifetime.is_zero() {
             return Err(invalid(
-                "the timeout and the safe lifetime must be positive".into(),
+                "the timeout and the safe lifetime must be positive",
             ));
         }
-        let client = client(&self.url)
-            .map_err(|e| invalid(format!("invalid redis url ({:?})", e.kind())))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(MIN_BACKOFF)
-            .set_max_delay(MAX_BACKOFF);
-        let publisher = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| invalid(format!("redis connection manager ({:?})", e.kind())))?;
+        let mut topology = self.topology;
+        match (&mut topology, self.sentinel_primary) {
+            (Topology::Sentinel { primary, .. }, Some(url)) => *primary = Some(url),
+            (_, Some(_)) => {
+                return Err(invalid(
+                    "sentinel_primary_url is for a bus built with RedisBus::sentinel",
+                ));
+            }
+            _ => {}
+        }
+        if self.tls.is_some() && !topology.any_tls() {
+            return Err(invalid("TLS settings need `rediss://` URLs"));
+        }
+        let publisher = Link::new(&topology, self.tls.clone(), self.timeout, FIELD)?;
+        let subscriber = Subscriber::new(&topology, self.tls, FIELD)?;
         let hub = Hub::new(self.safe_lifetime);
         let task = tokio::spawn(subscribe(
-            client,
+            subscriber,
             self.channel.clone(),
             hub.clone(),
             self.timeout,
@@ -170,21 +269,15 @@ impl RedisBusBuilder {
     }
 }
 
-fn client(url: &str) -> redis::RedisResult<redis::Client> {
-    #[cfg(feature = "redis-tls")]
-    if url.starts_with("rediss://") && rustls::crypto::CryptoProvider::get_default().is_none() {
-        // As `RedisStore`: rustls needs a process-wide provider for the `redis` crate's TLS.
-        let _ = crate::tls::provider().install_default();
-    }
-    redis::Client::open(url)
-}
-
 impl InvalidationBus for RedisBus {
     async fn publish(&self, message: &Invalidation) -> Result<(), StoreError> {
-        let mut conn = self.inner.publisher.clone();
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(&*self.inner.channel).arg(message.encode());
-        match tokio::time::timeout(self.inner.timeout, cmd.query_async::<i64>(&mut conn)).await {
+        let sent = async {
+            let mut conn = self.inner.publisher.conn().await?;
+            cmd.query_async::<i64>(&mut conn).await
+        };
+        match tokio::time::timeout(self.inner.timeout, sent).await {
             Ok(Ok(_)) => {
                 // Applied here at once too (the echo through Redis is harmless: idempotent).
                 self.inner.hub.deliver(message);
@@ -202,11 +295,13 @@ impl InvalidationBus for RedisBus {
 
 /// The subscribing task: connect, subscribe, deliver until the link breaks, then back off and
 /// start again. The hub is live exactly between a confirmed `SUBSCRIBE` and the break.
-async fn subscribe(client: redis::Client, channel: String, hub: Hub, timeout: Duration) {
+/// Each connection goes where the topology says now (the next node of a cluster, the primary
+/// the sentinels name).
+async fn subscribe(mut subscriber: Subscriber, channel: String, hub: Hub, timeout: Duration) {
     let mut backoff = MIN_BACKOFF;
     loop {
         let connected = tokio::time::timeout(timeout, async {
-            let mut pubsub = client.get_async_pubsub().await?;
+            let mut pubsub = subscriber.connect().await?;
             pubsub.subscribe(&channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
         })
@@ -215,6 +310,11 @@ async fn subscribe(client: redis::Client, channel: String, hub: Hub, timeout: Du
             Ok(Ok(pubsub)) => {
                 backoff = MIN_BACKOFF;
                 hub.set_live(true);
+                // On a cluster, learn its nodes now, to have somewhere to go when this one is
+                // lost (messages published meanwhile wait in the subscription).
+                if let Ok(Err(e)) = tokio::time::timeout(timeout, subscriber.learn()).await {
+                    tracing::debug!(layer = "invalidation", error_kind = ?e.kind(), "redis cluster nodes not learned");
+                }
                 listen(pubsub, &hub, timeout).await;
                 hub.set_live(false);
             }
@@ -257,6 +357,62 @@ async fn listen(pubsub: redis::aio::PubSub, hub: &Hub, timeout: Duration) {
                     return;
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(builder: RedisBusBuilder, needle: &str) {
+        let err = builder.build().unwrap_err().to_string();
+        assert!(
+            err.contains("invalidation.redis") && err.contains(needle),
+            "{err}"
+        );
+        assert!(!err.contains("secret"), "no URL echoed: {err}");
+    }
+
+    #[tokio::test]
+    async fn what_a_topology_would_ignore_is_refused_at_build() {
+        refused(
+            RedisBus::builder("redis://:secret@127.0.0.1:1/").sentinel_primary_url("redis://x/"),
+            "RedisBus::sentinel",
+        );
+        refused(RedisBus::cluster(Vec::<String>::new()), "no Redis URL");
+        refused(
+            RedisBus::sentinel(" ", ["redis://:secret@127.0.0.1:1/"]),
+            "service name is empty",
+        );
+        refused(
+            RedisBus::builder("redis://:secret@127.0.0.1:1/#insecure"),
+            "#insecure",
+        );
+        refused(
+            RedisBus::builder("redis://127.0.0.1:1/").channel(""),
+            "channel",
+        );
+        #[cfg(feature = "redis-tls")]
+        {
+            refused(
+                RedisBus::builder("redis://:secret@127.0.0.1:1/").tls_ca(b"pem".to_vec()),
+                "rediss://",
+            );
+            refused(
+                RedisBus::sentinel("m", ["rediss://127.0.0.1:1/"]).tls_ca(b"pem".to_vec()),
+                "not supported with Sentinel",
+            );
+        }
+        // Each topology builds without connecting; the hub is not live until it subscribes.
+        for builder in [
+            RedisBus::builder("redis://127.0.0.1:1/"),
+            RedisBus::cluster(["redis://127.0.0.1:1/", "redis://127.0.0.1:2/"]),
+            RedisBus::sentinel("m", ["redis://127.0.0.1:1/"])
+                .sentinel_primary_url("redis://:p@x/1"),
+        ] {
+            let bus = builder.build().unwrap();
+            assert!(!bus.hub().is_live());
         }
     }
 }

@@ -430,7 +430,7 @@ async fn a_configured_stack_takes_a_bus_and_hands_it_back() {
         .build()
         .unwrap();
     // The host's bus replaces the file's section.
-    let yaml = "api_keys: {keys: []}\ninvalidation: {redis_url_env: PALISADE_TEST_UNSET_URL}\n";
+    let yaml = "api_keys: {keys: []}\ninvalidation: {redis: {url_env: PALISADE_TEST_UNSET_URL}}\n";
     let config = Config::parse(yaml, Format::Yaml).unwrap();
     let layer = config.builder().invalidation(bus.clone()).build().unwrap();
     let handed = layer.handles().invalidation().expect("the bus").clone();
@@ -440,10 +440,10 @@ async fn a_configured_stack_takes_a_bus_and_hands_it_back() {
 
     // Without one, the section's variable must be set: an error naming the item.
     let err = config.builder().build().unwrap_err().to_string();
-    assert!(err.contains("invalidation.redis_url_env"), "{err}");
+    assert!(err.contains("invalidation.redis.url_env"), "{err}");
     assert!(err.contains("PALISADE_TEST_UNSET_URL"), "{err}");
     // A typo in the section stops the parse.
-    let typo = "invalidation: {redis_url_env: X, chanel: y}\n";
+    let typo = "invalidation: {redis: {url_env: X}, chanel: y}\n";
     let err = Config::parse(typo, Format::Yaml).unwrap_err().to_string();
     assert!(err.contains("chanel"), "{err}");
 }

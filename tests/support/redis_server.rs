@@ -16,6 +16,8 @@ pub(crate) struct Redis {
     child: Option<Child>,
     /// Serves TLS only, on the fixtures of `tests/fixtures/redis-tls`.
     tls: bool,
+    /// With TLS: asks clients for a certificate the test CA signed (`tls-auth-clients yes`).
+    verify_clients: bool,
 }
 
 impl Redis {
@@ -29,7 +31,17 @@ impl Redis {
         Self::start_with(test, true).await
     }
 
+    /// One that serves TLS only and requires a client certificate the test CA signed
+    /// (`node.crt` is one).
+    pub(crate) async fn start_tls_verifying_clients(test: &str) -> Option<Self> {
+        Self::start_as(test, true, true).await
+    }
+
     async fn start_with(test: &str, tls: bool) -> Option<Self> {
+        Self::start_as(test, tls, false).await
+    }
+
+    async fn start_as(test: &str, tls: bool, verify_clients: bool) -> Option<Self> {
         let installed = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -55,6 +67,7 @@ impl Redis {
             port,
             child: None,
             tls,
+            verify_clients,
         };
         redis.restart().await;
         Some(redis)
@@ -93,7 +106,7 @@ impl Redis {
                 "--tls-ca-cert-file",
                 &Self::fixture("ca.crt"),
                 "--tls-auth-clients",
-                "no",
+                if self.verify_clients { "yes" } else { "no" },
             ]);
         }
         let child = command

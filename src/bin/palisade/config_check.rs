@@ -11,7 +11,8 @@ use clap::{Args, Subcommand};
 use palisade::ConfigError;
 use palisade::audit::SinkConfig;
 use palisade::authn::api_key::{KeyFormat, MemoryKeyStore};
-use palisade::config::Config;
+use palisade::config::{Config, RedisMode};
+use palisade::invalidation::InvalidationConfig;
 
 use crate::table::count;
 use crate::{Failure, Outcome};
@@ -239,14 +240,29 @@ fn summary(c: &Config) -> Vec<String> {
         lines.push("resource metadata: served".into());
     }
     if let Some(i) = &c.invalidation {
-        lines.push(format!(
-            "invalidation: Redis pub/sub on `{}` (URL from ${}), safe lifetime {}",
-            i.channel,
-            i.redis_url_env,
-            humantime::format_duration(i.safe_lifetime)
-        ));
+        lines.push(invalidation(i));
     }
     lines
+}
+
+/// The summary line of the `invalidation` section.
+fn invalidation(i: &InvalidationConfig) -> String {
+    let mode = match i.redis.mode {
+        RedisMode::Cluster => "cluster",
+        RedisMode::Sentinel => "sentinel",
+        _ => "one server",
+    };
+    let tls = if i.redis.tls_ca_file.is_some() || i.redis.tls_client_cert_file.is_some() {
+        ", custom TLS"
+    } else {
+        ""
+    };
+    format!(
+        "invalidation: Redis pub/sub on `{}` ({mode}, URLs from ${}{tls}), safe lifetime {}",
+        i.channel,
+        i.redis.url_env,
+        humantime::format_duration(i.safe_lifetime)
+    )
 }
 
 #[cfg(test)]

@@ -56,7 +56,8 @@ pub(crate) fn publish(path: &Path, message: &Invalidation) -> Outcome {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let bus = section.bus()?;
+        let bus = section.bus_in(config.base_dir.as_deref())?;
+        // Bounded by the section's timeout, as every publish.
         bus.publish(message).await?;
         println!("published on `{}`: {}", section.channel, message.encode());
         Ok(())

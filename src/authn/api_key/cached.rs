@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::store::{KeyRecord, KeyStore};
+use super::record::KeyRecord;
+use super::store::{KeyStore, LastUsed, Rehash};
 use crate::error::StoreError;
 use crate::invalidation::{Hub, Invalidation, InvalidationBus, InvalidationListener};
 use crate::principal::KeyId;
@@ -243,6 +244,23 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
             return Some(Ok(answer));
         }
         self.inner.store.get_now(id)
+    }
+
+    /// Forwards to the backing store, then drops the cached answer for the key, so that the
+    /// next lookup reads the new hash (a failed update drops it too: the store may have
+    /// changed; one that does not support updates keeps it).
+    async fn update_hash(&self, rehash: Rehash) -> Result<(), StoreError> {
+        let result = self.inner.store.update_hash(rehash).await;
+        if !matches!(&result, Err(e) if e.kind() == crate::error::StoreErrorKind::Unsupported) {
+            self.inner.map.remove(&rehash.id);
+        }
+        result
+    }
+
+    /// Forwards to the backing store; cached records keep their `last_used_at` until they
+    /// expire.
+    async fn record_last_used(&self, uses: &[LastUsed]) -> Result<(), StoreError> {
+        self.inner.store.record_last_used(uses).await
     }
 }
 

@@ -90,6 +90,13 @@ impl ApiKeys {
         self.hashers.version
     }
 
+    /// The hasher that checks records of hash version `version`: the current one for its own
+    /// version, else the previous one of that version, if any.
+    #[must_use]
+    pub fn hasher_of(&self, version: u16) -> Option<&KeyHasher> {
+        self.hashers.of(version)
+    }
+
     /// The versions of the previous hashers, in the order they were given.
     pub fn previous_versions(&self) -> impl Iterator<Item = u16> + '_ {
         self.hashers.previous.iter().map(|(v, _)| *v)

@@ -258,12 +258,12 @@ impl KeyStore for MemoryKeyStore {
     }
 
     fn update_hash(&self, rehash: Rehash) -> impl Future<Output = Result<(), StoreError>> + Send {
-        if let Some(mut r) = self.keys.get_mut(&rehash.id) {
-            if r.hash_version == rehash.from_version {
-                let r = Arc::make_mut(&mut r);
-                r.hash = rehash.hash;
-                r.hash_version = rehash.version;
-            }
+        if let Some(mut r) = self.keys.get_mut(&rehash.id)
+            && r.hash_version == rehash.from_version
+        {
+            let r = Arc::make_mut(&mut r);
+            r.hash = rehash.hash;
+            r.hash_version = rehash.version;
         }
         std::future::ready(Ok(()))
     }

@@ -40,7 +40,9 @@ pub struct KeyRecord {
     pub(super) created_at: Option<Timestamp>,
     pub(super) expires_at: Option<Timestamp>,
     pub(super) revoked_at: Option<Timestamp>,
-    pub(super) last_used_at: Option<Timestamp>,
+    /// Unix nanoseconds of the last recorded use, 0 for none (8 bytes where an `Option` takes
+    /// 16: the record is held once per key).
+    pub(super) last_used: u64,
     pub(super) hash_version: u16,
 }
 
@@ -75,14 +77,24 @@ impl KeyRecord {
     /// The last successful use a store recorded, if any.
     #[must_use]
     pub fn last_used_at(&self) -> Option<Timestamp> {
-        self.last_used_at
+        (self.last_used != 0).then(|| Timestamp::from_unix_nanos(self.last_used))
     }
 
     /// This record, last used at `at` (a later time already recorded stays).
     #[must_use]
     pub fn used_at(mut self, at: Timestamp) -> Self {
-        self.last_used_at = Some(self.last_used_at.map_or(at, |t| t.max(at)));
+        self.note_use(at);
         self
+    }
+
+    /// Records a use at `at` unless a later one is recorded already.
+    pub(super) fn note_use(&mut self, at: Timestamp) {
+        self.last_used = self.last_used.max(at.as_unix_nanos());
+    }
+
+    /// Sets the last recorded use.
+    pub(super) fn set_last_used(&mut self, at: Option<Timestamp>) {
+        self.last_used = at.map_or(0, Timestamp::as_unix_nanos);
     }
 
     /// The principal a request authenticated by this key gets.
@@ -243,7 +255,7 @@ impl KeySpec {
             created_at: self.created_at,
             expires_at: self.expires_at,
             revoked_at: None,
-            last_used_at: None,
+            last_used: 0,
             hash_version: DEFAULT_HASH_VERSION,
         }
     }
@@ -316,7 +328,7 @@ impl TryFrom<KeyRecordRepr> for KeyRecord {
         }
         .into_record(r.id, r.hash);
         spec.revoked_at = r.revoked_at;
-        spec.last_used_at = r.last_used_at;
+        spec.set_last_used(r.last_used_at);
         spec.hash_version = r.hash_version;
         Ok(spec)
     }
@@ -337,7 +349,7 @@ impl From<KeyRecord> for KeyRecordRepr {
             created_at: r.created_at,
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
-            last_used_at: r.last_used_at,
+            last_used_at: r.last_used_at(),
             hash_version: r.hash_version,
         }
     }

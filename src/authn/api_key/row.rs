@@ -146,7 +146,7 @@ impl KeyRecordBuilder {
             .into_record(self.id, self.hash)
             .rehashed(self.hash, self.hash_version);
         record.revoked_at = self.revoked_at;
-        record.last_used_at = self.last_used_at;
+        record.set_last_used(self.last_used_at);
         Ok(record)
     }
 }

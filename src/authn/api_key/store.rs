@@ -274,8 +274,7 @@ impl KeyStore for MemoryKeyStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         for (id, at) in uses {
             if let Some(mut r) = self.keys.get_mut(id) {
-                let r = Arc::make_mut(&mut r);
-                r.last_used_at = Some(r.last_used_at.map_or(*at, |t| t.max(*at)));
+                Arc::make_mut(&mut r).note_use(*at);
             }
         }
         std::future::ready(Ok(()))

@@ -427,4 +427,38 @@ mod tests {
             "read before the revocation: not remembered"
         );
     }
+
+    #[tokio::test]
+    async fn a_rehash_is_forwarded_and_drops_the_cached_answer_unless_unsupported() {
+        use crate::authn::api_key::Rehash;
+        let backing = Counting::default();
+        backing.0.insert(record("aaaaaaaaaaaaaaaa", "alice"));
+        let cache = CachedKeyStore::builder(backing.clone()).build();
+        let a = id("aaaaaaaaaaaaaaaa");
+        let new = KeyHasher::keyed(&[5; 32]).unwrap().hash("k");
+        let rehash = Rehash {
+            id: a,
+            from_version: 1,
+            hash: new,
+            version: 2,
+        };
+        // `Counting` keeps the default: unsupported, and the cached answer stays.
+        cache.get(&a).await.unwrap();
+        let e = cache.update_hash(rehash).await.unwrap_err();
+        assert_eq!(e.kind(), crate::error::StoreErrorKind::Unsupported);
+        assert!(cache.get_now(&a).is_some());
+        // A memory store behind the cache: stored, and the next lookup reads it.
+        let memory = MemoryKeyStore::new();
+        memory.insert(record("aaaaaaaaaaaaaaaa", "alice"));
+        let cache = CachedKeyStore::builder(memory.clone()).build();
+        assert_eq!(cache.get(&a).await.unwrap().unwrap().hash_version(), 1);
+        cache.update_hash(rehash).await.unwrap();
+        assert_eq!(cache.get(&a).await.unwrap().unwrap().hash_version(), 2);
+        let at = crate::clock::Timestamp::from_unix_secs(9);
+        cache.record_last_used(&[(a, at)]).await.unwrap();
+        assert_eq!(
+            memory.get(&a).await.unwrap().unwrap().last_used_at(),
+            Some(at)
+        );
+    }
 }

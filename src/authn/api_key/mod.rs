@@ -13,11 +13,15 @@
 //!    string only if the host opted in. Two keys in one request are refused (400).
 //! 2. Check prefix, length, alphabet and checksum: typos and guesses are refused here, with no
 //!    store lookup.
-//! 3. Hash the whole key, look its id up in the store (bounded by a timeout; an error or a
-//!    timeout refuses with 503), and compare hashes in constant time. An unknown id is compared
-//!    against a dummy hash, so "unknown id" and "wrong secret" take the same steps and give the
-//!    same answer (`invalid_key`): key ids cannot be probed.
+//! 3. Look its id up in the store (bounded by a timeout; an error or a timeout refuses with
+//!    503), hash the whole key with the hasher of the record's hash version, and compare
+//!    hashes in constant time. An unknown id (or a version no hasher has) is compared against
+//!    a dummy hash, so "unknown id" and "wrong secret" take the same steps and give the same
+//!    answer (`invalid_key`): key ids cannot be probed.
 //! 4. Only once the secret is proved does the client learn that its key is revoked or expired.
+//! 5. A key proved against a previous hasher is rehashed under the current one, and every
+//!    successful use is recorded; both reach the store later, in the background
+//!    ([`KeyStore::update_hash`], [`KeyStore::record_last_used`]), never on the request path.
 //!
 //! # Example
 //!

@@ -242,8 +242,9 @@ async fn write_rehash<S: KeyStore>(store: &S, state: &State, rehash: Rehash, tim
             tracing::debug!(layer = "authn", key_id = %rehash.id, from = rehash.from_version, to = rehash.version, "api key rehashed");
         }
         Ok(Err(e)) if e.kind() == StoreErrorKind::Unsupported => {
+            let first = !state.unsupported.swap(true, Ordering::Relaxed);
             bump(&c.rehash_failed, 1);
-            if !state.unsupported.swap(true, Ordering::Relaxed) {
+            if first {
                 tracing::warn!(
                     layer = "authn",
                     "the api key store does not implement update_hash: keys under previous hashers are not migrated"

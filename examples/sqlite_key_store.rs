@@ -28,7 +28,14 @@
 //!   with the handler.
 //! - **Blocking calls off the runtime**: `rusqlite` blocks, so queries run in
 //!   `spawn_blocking`; palisade's own timeout bounds each lookup.
-//! - The table holds the key's hash (SHA-256, or HMAC with a pepper), never the key.
+//! - The table holds the key's hash (SHA-256, or HMAC with a pepper), never the key, and the
+//!   version of the scheme that made it: after a pepper change, a key that proves itself
+//!   against the previous scheme is rehashed (`KeyStore::update_hash`, a conditional
+//!   `UPDATE`), off the request path.
+//! - **Last use in batches**: palisade coalesces uses per key and hands them over every
+//!   interval (`KeyStore::record_last_used`); one transaction writes the batch.
+//! - A database made by an earlier version of this example lacks the `hash_version` and
+//!   `last_used_at` columns: add them with `ALTER TABLE api_keys ADD COLUMN ...` as below.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -38,7 +45,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use http::Method;
-use palisade::authn::api_key::{CachedKeyStore, KeyHash, KeyId};
+use palisade::authn::api_key::{CachedKeyStore, KeyHash, KeyId, LastUsed, Rehash};
 use palisade::authz::PolicySource;
 use palisade::error::StoreErrorKind;
 use palisade::invalidation::{InProcessBus, Invalidation, InvalidationBus};
@@ -57,7 +64,9 @@ CREATE TABLE IF NOT EXISTS api_keys (
     name        TEXT,
     created_at  TEXT,                   -- RFC 3339
     expires_at  TEXT,
-    revoked_at  TEXT
+    revoked_at  TEXT,
+    hash_version INTEGER NOT NULL DEFAULT 1,  -- the hashing scheme that made `hash`
+    last_used_at INTEGER                      -- Unix seconds of the last recorded use
 );
 CREATE TABLE IF NOT EXISTS roles (
     name        TEXT PRIMARY KEY,
@@ -127,14 +136,16 @@ impl Database {
             record.created_at().map(|t| t.to_string()),
             record.expires_at().map(|t| t.to_string()),
             record.revoked_at().map(|t| t.to_string()),
+            record.hash_version(),
         );
         self.run(move |c| {
             c.execute(
                 "INSERT INTO api_keys (id, hash, subject, roles, scopes, tenant, tier, name,
-                     created_at, expires_at, revoked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                     created_at, expires_at, revoked_at, hash_version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
-                    row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10
+                    row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10,
+                    row.11
                 ],
             )
             .map_err(store_error)?;
@@ -213,8 +224,40 @@ impl Database {
         .await
     }
 
+    /// Stores a key's new hash if its row still has the version it was checked under.
+    fn rehash(conn: &Connection, r: Rehash) -> Result<(), StoreError> {
+        conn.execute(
+            "UPDATE api_keys SET hash = ?1, hash_version = ?2 WHERE id = ?3 AND hash_version = ?4",
+            params![r.hash.to_hex(), r.version, r.id.to_string(), r.from_version],
+        )
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Writes a batch of last uses in one transaction, never moving a time backwards.
+    fn record_uses(conn: &Connection, uses: &[LastUsed]) -> Result<(), StoreError> {
+        let tx = conn.unchecked_transaction().map_err(store_error)?;
+        {
+            let mut update = tx
+                .prepare_cached(
+                    "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?1)
+                     WHERE id = ?2",
+                )
+                .map_err(store_error)?;
+            for (id, at) in uses {
+                let secs = i64::try_from(at.as_unix_secs()).unwrap_or(i64::MAX);
+                update
+                    .execute(params![secs, id.to_string()])
+                    .map_err(store_error)?;
+            }
+        }
+        tx.commit().map_err(store_error)
+    }
+
     fn read_key(conn: &Connection, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
         type Row = (
+            u16,
+            Option<i64>,
             String,
             String,
             String,
@@ -228,8 +271,8 @@ impl Database {
         );
         let row: Option<Row> = conn
             .query_row(
-                "SELECT hash, subject, roles, scopes, tenant, tier, name, created_at,
-                        expires_at, revoked_at
+                "SELECT hash_version, last_used_at, hash, subject, roles, scopes, tenant, tier,
+                        name, created_at, expires_at, revoked_at
                  FROM api_keys WHERE id = ?1",
                 params![id.to_string()],
                 |r| {
@@ -244,16 +287,31 @@ impl Database {
                         r.get(7)?,
                         r.get(8)?,
                         r.get(9)?,
+                        r.get(10)?,
+                        r.get(11)?,
                     ))
                 },
             )
             .optional()
             .map_err(store_error)?;
-        let Some((hash, subject, roles, scopes, tenant, tier, name, created, expires, revoked)) =
-            row
+        let Some((
+            version,
+            last_used,
+            hash,
+            subject,
+            roles,
+            scopes,
+            tenant,
+            tier,
+            name,
+            created,
+            expires,
+            revoked,
+        )) = row
         else {
             return Ok(None);
         };
+        let last_used = last_used.map(|s| Timestamp::from_unix_secs(u64::try_from(s).unwrap_or(0)));
         let hash = KeyHash::from_hex(&hash).ok_or_else(|| {
             StoreError::new(
                 StoreErrorKind::InvalidData,
@@ -270,6 +328,8 @@ impl Database {
             .created_at(time(created)?)
             .expires_at(time(expires)?)
             .revoked_at(time(revoked)?)
+            .hash_version(version)
+            .last_used_at(last_used)
             .build()
             .map(Some)
             .map_err(|e| StoreError::new(StoreErrorKind::InvalidData, e))
@@ -335,6 +395,15 @@ impl KeyStore for SqliteKeyStore {
     async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         let id = *id;
         self.0.run(move |c| Database::read_key(c, id)).await
+    }
+
+    async fn update_hash(&self, rehash: Rehash) -> Result<(), StoreError> {
+        self.0.run(move |c| Database::rehash(c, rehash)).await
+    }
+
+    async fn record_last_used(&self, uses: &[LastUsed]) -> Result<(), StoreError> {
+        let uses = uses.to_vec();
+        self.0.run(move |c| Database::record_uses(c, &uses)).await
     }
 }
 

@@ -27,33 +27,29 @@
 //! ```
 
 use std::path::Path;
-use std::time::Duration;
 
-use http::HeaderName;
 use serde::Deserialize;
 
 use std::sync::Arc;
 
 use crate::audit::AuditLayer;
 use crate::authn::DynAuthenticator;
-use crate::authn::api_key::{
-    ApiKeyAuthenticator, ApiKeys, DEFAULT_TIMEOUT, KeyCacheConfig, KeyFormat, KeyHasher, KeyRecord,
-    KeyStore, MemoryKeyStore,
-};
+use crate::authn::api_key::KeyStore;
 use crate::authz::Policy;
 use crate::authz::{AuthzLayer, PolicySpec, RoleSpec, RuleSpec};
 use crate::client_ip::ClientIpResolver;
 use crate::error::ConfigError;
 use crate::quota::{AnyQuotaStore, QuotaLayer};
-use crate::rejection::Realm;
 use crate::route::RouteTable;
 use crate::stack::PalisadeLayer;
 use crate::validate::{ValidateLayer, ValidationConfig};
 
+mod api_keys;
 mod builder;
 mod checks;
 mod reload;
 
+pub use api_keys::{ApiKeyConfig, PreviousHasherConfig};
 pub use builder::ConfiguredBuilder;
 
 #[cfg(feature = "introspection")]
@@ -150,53 +146,6 @@ pub struct Config {
     pub path: Option<std::path::PathBuf>,
 }
 
-/// The `api_keys` section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-#[non_exhaustive]
-pub struct ApiKeyConfig {
-    /// Whether API keys are accepted at all (default `true`); `false` for a service that takes
-    /// bearer tokens only.
-    pub enabled: bool,
-    /// The key prefix (default `pal`).
-    pub prefix: String,
-    /// The header keys are read from (default `x-api-key`); `null` for none.
-    pub header: Option<String>,
-    /// Whether `Authorization: ApiKey <key>` is accepted (default `true`).
-    pub authorization_scheme: bool,
-    /// A query parameter keys are also read from. Off by default: query strings leak.
-    pub query_param: Option<String>,
-    /// The key store timeout in milliseconds (default 1000).
-    pub timeout_ms: u64,
-    /// The `WWW-Authenticate` realm (default `api`).
-    pub realm: String,
-    /// The environment variable holding the server-side hashing secret (at least 32 bytes).
-    /// Unset: plain SHA-256.
-    pub pepper_env: Option<String>,
-    /// The stored key records (hashes, never plaintext keys).
-    pub keys: Vec<KeyRecord>,
-    /// A cache in front of the key store (the host's, or these `keys`), invalidated by the
-    /// stack's bus. Unset: every lookup asks the store.
-    pub cache: Option<KeyCacheConfig>,
-}
-
-impl Default for ApiKeyConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            prefix: "pal".into(),
-            header: Some("x-api-key".into()),
-            authorization_scheme: true,
-            query_param: None,
-            timeout_ms: u64::try_from(DEFAULT_TIMEOUT.as_millis()).unwrap_or(1000),
-            realm: "api".into(),
-            pepper_env: None,
-            keys: Vec::new(),
-            cache: None,
-        }
-    }
-}
-
 impl Config {
     /// Reads a configuration file; the format comes from the extension.
     ///
@@ -232,90 +181,6 @@ impl Config {
             path: "<text>".into(),
             message,
         })
-    }
-
-    /// The key format and hasher (reading the hashing secret from its environment variable).
-    ///
-    /// # Errors
-    ///
-    /// A bad prefix, a missing environment variable or a secret under 32 bytes.
-    pub fn api_keys(&self) -> Result<ApiKeys, ConfigError> {
-        let keys = ApiKeys::new().with_format(KeyFormat::new(&self.api_keys.prefix)?);
-        let Some(var) = &self.api_keys.pepper_env else {
-            return Ok(keys);
-        };
-        let secret = zeroize::Zeroizing::new(std::env::var(var).map_err(|_| ConfigError::Env {
-            field: "api_keys.pepper_env",
-            name: var.clone(),
-        })?);
-        Ok(keys.with_hasher(KeyHasher::keyed(secret.as_bytes())?))
-    }
-
-    /// An in-memory key store holding the configured records.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::KeyRecord`] when two records share an id.
-    pub fn key_store(&self) -> Result<MemoryKeyStore, ConfigError> {
-        let store = MemoryKeyStore::new();
-        for record in &self.api_keys.keys {
-            if store.insert(record.clone()).is_some() {
-                return Err(ConfigError::KeyRecord {
-                    id: record.id().to_string(),
-                    message: "the id is used twice".into(),
-                });
-            }
-        }
-        Ok(store)
-    }
-
-    /// The API-key authenticator of this configuration, over `store`.
-    ///
-    /// # Errors
-    ///
-    /// As [`api_keys`](Self::api_keys), plus invalid header names, realm, or no key source.
-    pub fn authenticator<S: KeyStore>(
-        &self,
-        store: S,
-    ) -> Result<ApiKeyAuthenticator<S>, ConfigError> {
-        let c = &self.api_keys;
-        let mut auth = self
-            .api_keys()?
-            .authenticator(store)
-            .with_timeout(Duration::from_millis(c.timeout_ms))
-            .with_realm(Realm::new(&c.realm).map_err(|_| ConfigError::Invalid {
-                field: "api_keys.realm",
-                message: format!(
-                    "`{}`: a realm is 1-64 visible ASCII characters without quotes or backslashes",
-                    c.realm
-                ),
-            })?);
-        auth = match &c.header {
-            Some(name) => {
-                auth.with_header(HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                    ConfigError::Invalid {
-                        field: "api_keys.header",
-                        message: format!("`{name}` is not a valid header name"),
-                    }
-                })?)
-            }
-            None => auth.without_header(),
-        };
-        if !c.authorization_scheme {
-            auth = auth.without_authorization_scheme();
-        }
-        if let Some(param) = &c.query_param {
-            auth = auth.allow_query_param(param);
-        }
-        if c.header.is_none() && !c.authorization_scheme && c.query_param.is_none() {
-            return Err(ConfigError::Invalid {
-                field: "api_keys",
-                message: "no api key source: `header` is null, `authorization_scheme` is false \
-                          and no `query_param` is set"
-                    .into(),
-            });
-        }
-        Ok(auth)
     }
 
     /// The client address resolver.
@@ -497,6 +362,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authn::api_key::MemoryKeyStore;
 
     const HASH: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 

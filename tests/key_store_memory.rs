@@ -38,8 +38,9 @@ fn main() {
     let held = dhat::HeapStats::get().curr_bytes - start;
     let per_key = held / KEYS;
     println!("{KEYS} keys: {held} B held, {per_key} B per key (hash-table slack included)");
-    // 485 bytes before records were boxed and common sets shared; 324 after.
-    dhat::assert!(per_key <= 340, "{per_key} bytes per stored key");
+    // 485 bytes before records were boxed and common sets shared; 324 after; 348 once records
+    // carried their hash version and last-used time.
+    dhat::assert!(per_key <= 356, "{per_key} bytes per stored key");
 
     // Removing every key returns the records' memory (the table keeps its capacity).
     for id in &ids {

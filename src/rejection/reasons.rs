@@ -130,6 +130,12 @@ authn_reasons! {
         code: "wrong_secret", public: "invalid_key", status: UNAUTHORIZED,
         scheme: ApiKey, detail: "The API key is not valid.",
     }
+    /// The key's record names a hash version that no configured hasher has, so the key cannot
+    /// be checked. Publicly `invalid_key`; audit names the cause.
+    UnknownHashVersion {
+        code: "unknown_hash_version", public: "invalid_key", status: UNAUTHORIZED,
+        scheme: ApiKey, detail: "The API key is not valid.",
+    }
     /// The key was valid but is past its expiry (only said once the secret was proved).
     KeyExpired {
         code: "key_expired", public: "key_expired", status: UNAUTHORIZED,

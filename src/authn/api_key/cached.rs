@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::store::{KeyRecord, KeyStore};
+use super::record::KeyRecord;
+use super::store::{KeyStore, LastUsed, Rehash};
 use crate::error::StoreError;
 use crate::invalidation::{Hub, Invalidation, InvalidationBus, InvalidationListener};
 use crate::principal::KeyId;
@@ -244,6 +245,23 @@ impl<S: KeyStore> KeyStore for CachedKeyStore<S> {
         }
         self.inner.store.get_now(id)
     }
+
+    /// Forwards to the backing store, then drops the cached answer for the key, so that the
+    /// next lookup reads the new hash (a failed update drops it too: the store may have
+    /// changed; one that does not support updates keeps it).
+    async fn update_hash(&self, rehash: Rehash) -> Result<(), StoreError> {
+        let result = self.inner.store.update_hash(rehash).await;
+        if !matches!(&result, Err(e) if e.kind() == crate::error::StoreErrorKind::Unsupported) {
+            self.inner.map.remove(&rehash.id);
+        }
+        result
+    }
+
+    /// Forwards to the backing store; cached records keep their `last_used_at` until they
+    /// expire.
+    async fn record_last_used(&self, uses: &[LastUsed]) -> Result<(), StoreError> {
+        self.inner.store.record_last_used(uses).await
+    }
 }
 
 impl<S: KeyStore> InvalidationListener for Inner<S> {
@@ -407,6 +425,40 @@ mod tests {
         assert!(
             cache.is_empty(),
             "read before the revocation: not remembered"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rehash_is_forwarded_and_drops_the_cached_answer_unless_unsupported() {
+        use crate::authn::api_key::Rehash;
+        let backing = Counting::default();
+        backing.0.insert(record("aaaaaaaaaaaaaaaa", "alice"));
+        let cache = CachedKeyStore::builder(backing.clone()).build();
+        let a = id("aaaaaaaaaaaaaaaa");
+        let new = KeyHasher::keyed(&[5; 32]).unwrap().hash("k");
+        let rehash = Rehash {
+            id: a,
+            from_version: 1,
+            hash: new,
+            version: 2,
+        };
+        // `Counting` keeps the default: unsupported, and the cached answer stays.
+        cache.get(&a).await.unwrap();
+        let e = cache.update_hash(rehash).await.unwrap_err();
+        assert_eq!(e.kind(), crate::error::StoreErrorKind::Unsupported);
+        assert!(cache.get_now(&a).is_some());
+        // A memory store behind the cache: stored, and the next lookup reads it.
+        let memory = MemoryKeyStore::new();
+        memory.insert(record("aaaaaaaaaaaaaaaa", "alice"));
+        let cache = CachedKeyStore::builder(memory.clone()).build();
+        assert_eq!(cache.get(&a).await.unwrap().unwrap().hash_version(), 1);
+        cache.update_hash(rehash).await.unwrap();
+        assert_eq!(cache.get(&a).await.unwrap().unwrap().hash_version(), 2);
+        let at = crate::clock::Timestamp::from_unix_secs(9);
+        cache.record_last_used(&[(a, at)]).await.unwrap();
+        assert_eq!(
+            memory.get(&a).await.unwrap().unwrap().last_used_at(),
+            Some(at)
         );
     }
 }

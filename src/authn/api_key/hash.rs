@@ -9,6 +9,10 @@ use subtle::ConstantTimeEq;
 
 use crate::error::ConfigError;
 
+/// The hash version of a record that does not name one, and of the hasher of
+/// [`ApiKeys::new`](super::ApiKeys::new): 1.
+pub const DEFAULT_HASH_VERSION: u16 = 1;
+
 /// The stored form of an API key: 32 bytes of SHA-256 or HMAC-SHA-256 output.
 ///
 /// Comparison is constant-time ([`KeyHash::ct_eq`]); `==` is deliberately not implemented.
@@ -92,7 +96,12 @@ impl<'de> Deserialize<'de> for KeyHash {
 ///   outside the key database. A stolen key table then cannot even be used to confirm a key
 ///   found elsewhere, because checking needs the secret too.
 ///
-/// Changing the hasher invalidates every stored hash: keep it fixed for a key population.
+/// Each stored hash records the version of the scheme that made it
+/// ([`KeyRecord::hash_version`](super::KeyRecord::hash_version)). To change the hasher (a new
+/// pepper, or a pepper where there was none), give the new one a new version and keep the old
+/// one as a previous hasher ([`ApiKeys::with_previous_hasher`](super::ApiKeys::with_previous_hasher)):
+/// keys hashed under it keep working and are rehashed under the new scheme on their next
+/// successful use. Without that, changing the hasher invalidates every stored hash.
 #[derive(Clone, Default)]
 pub struct KeyHasher {
     keyed: Option<Hmac<Sha256>>,
@@ -144,6 +153,44 @@ impl KeyHasher {
                 KeyHash(mac.finalize().into_bytes().into())
             }
         }
+    }
+}
+
+/// The current hasher and its version, and the previous ones by version.
+#[derive(Debug, Clone)]
+pub(crate) struct Hashers {
+    pub(crate) current: KeyHasher,
+    pub(crate) version: u16,
+    /// At most a few: a linear search is the fastest lookup.
+    pub(crate) previous: Vec<(u16, KeyHasher)>,
+}
+
+impl Default for Hashers {
+    fn default() -> Self {
+        Self {
+            current: KeyHasher::default(),
+            version: DEFAULT_HASH_VERSION,
+            previous: Vec::new(),
+        }
+    }
+}
+
+impl Hashers {
+    /// The hasher of `version`: the current one for its own version, else a previous one.
+    pub(crate) fn of(&self, version: u16) -> Option<&KeyHasher> {
+        if version == self.version {
+            return Some(&self.current);
+        }
+        self.previous
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map(|(_, h)| h)
+    }
+
+    /// Adds or replaces the previous hasher of `version`.
+    pub(crate) fn add_previous(&mut self, version: u16, hasher: KeyHasher) {
+        self.previous.retain(|(v, _)| *v != version);
+        self.previous.push((version, hasher));
     }
 }
 

@@ -13,11 +13,15 @@
 //!    string only if the host opted in. Two keys in one request are refused (400).
 //! 2. Check prefix, length, alphabet and checksum: typos and guesses are refused here, with no
 //!    store lookup.
-//! 3. Hash the whole key, look its id up in the store (bounded by a timeout; an error or a
-//!    timeout refuses with 503), and compare hashes in constant time. An unknown id is compared
-//!    against a dummy hash, so "unknown id" and "wrong secret" take the same steps and give the
-//!    same answer (`invalid_key`): key ids cannot be probed.
+//! 3. Look its id up in the store (bounded by a timeout; an error or a timeout refuses with
+//!    503), hash the whole key with the hasher of the record's hash version, and compare
+//!    hashes in constant time. An unknown id (or a version no hasher has) is compared against
+//!    a dummy hash, so "unknown id" and "wrong secret" take the same steps and give the same
+//!    answer (`invalid_key`): key ids cannot be probed.
 //! 4. Only once the secret is proved does the client learn that its key is revoked or expired.
+//! 5. A key proved against a previous hasher is rehashed under the current one, and every
+//!    successful use is recorded; both reach the store later, in the background
+//!    ([`KeyStore::update_hash`], [`KeyStore::record_last_used`]), never on the request path.
 //!
 //! # Example
 //!
@@ -37,11 +41,15 @@ mod cache_config;
 mod cached;
 mod format;
 mod hash;
+mod keys;
+mod record;
 mod row;
 mod store;
+mod upkeep;
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -55,15 +63,22 @@ pub use cached::{
     CachedKeyStore, CachedKeyStoreBuilder, DEFAULT_KEY_CACHE_CAPACITY, DEFAULT_KEY_CACHE_TTL,
 };
 pub use format::{KeyFormat, KeyGenError, KeyId, ParsedKey, SecretKey};
-pub use hash::{KeyHash, KeyHasher};
+pub use hash::{DEFAULT_HASH_VERSION, KeyHash, KeyHasher};
+pub use keys::{ApiKeys, IssuedKey};
+pub use record::{KeyRecord, KeySpec};
 pub use row::KeyRecordBuilder;
-pub use store::{DynKeyStore, KeyRecord, KeySpec, KeyStore, MemoryKeyStore};
+pub use store::{DynKeyStore, KeyStore, LastUsed, MemoryKeyStore, Rehash};
+pub use upkeep::{
+    DEFAULT_LAST_USED_BATCH, DEFAULT_LAST_USED_INTERVAL, DEFAULT_REHASH_QUEUE,
+    DEFAULT_WRITE_TIMEOUT, UpkeepStats,
+};
 
 use super::{Authentication, Authenticator};
-use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::clock::{Clock, SystemClock};
 use crate::rejection::{
     AuthnFailure, AuthnReason, ChallengeSet, Realm, Rejection, Scheme, UnavailableReason,
 };
+use upkeep::{Upkeep, UpkeepSettings};
 
 /// The default header: `x-api-key`.
 pub const DEFAULT_HEADER: HeaderName = HeaderName::from_static("x-api-key");
@@ -71,120 +86,6 @@ pub const DEFAULT_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 pub const AUTHORIZATION_SCHEME: &str = "ApiKey";
 /// The default store lookup timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// A freshly generated key: the plaintext, to show its owner once, and the record to store.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct IssuedKey {
-    /// The key. Not stored anywhere by palisade.
-    pub plaintext: SecretKey,
-    /// What to store.
-    pub record: KeyRecord,
-}
-
-/// The key format and hasher of one key population: generates keys and builds authenticators
-/// that check them.
-#[derive(Debug, Clone, Default)]
-pub struct ApiKeys {
-    format: KeyFormat,
-    hasher: KeyHasher,
-}
-
-impl ApiKeys {
-    /// The default format (`pal_` prefix) and plain SHA-256 hashing.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Uses `format` (for a prefix of your own, e.g. `KeyFormat::new("acme")`).
-    #[must_use]
-    pub fn with_format(mut self, format: KeyFormat) -> Self {
-        self.format = format;
-        self
-    }
-
-    /// Uses `hasher` (e.g. [`KeyHasher::keyed`] with a server-side secret).
-    #[must_use]
-    pub fn with_hasher(mut self, hasher: KeyHasher) -> Self {
-        self.hasher = hasher;
-        self
-    }
-
-    /// The key format.
-    #[must_use]
-    pub fn format(&self) -> &KeyFormat {
-        &self.format
-    }
-
-    /// The hasher.
-    #[must_use]
-    pub fn hasher(&self) -> &KeyHasher {
-        &self.hasher
-    }
-
-    /// Generates a key for `spec`.
-    ///
-    /// # Errors
-    ///
-    /// [`KeyGenError`] when the operating system's random number generator fails.
-    pub fn generate(&self, spec: KeySpec) -> Result<IssuedKey, KeyGenError> {
-        let (id, plaintext) = self.format.generate()?;
-        let hash = self.hasher.hash(plaintext.expose_secret());
-        Ok(IssuedKey {
-            plaintext,
-            record: spec.into_record(id, hash),
-        })
-    }
-
-    /// Rolls a key: a new key for the same caller (subject, roles, scopes, tenant, tier, label,
-    /// expiry), created at `now`, and the old record expiring at `overlap_until` at the latest,
-    /// so clients can move to the new key while the old one still works. Store both; the old
-    /// key stops working at `overlap_until` without anyone revoking it.
-    ///
-    /// ```
-    /// use palisade::authn::api_key::{ApiKeys, KeySpec};
-    /// use palisade::clock::Timestamp;
-    ///
-    /// let keys = ApiKeys::new();
-    /// let old = keys.generate(KeySpec::new("ci").role("deployer"))?.record;
-    /// let now = Timestamp::from_unix_secs(1_800_000_000);
-    /// let week = Timestamp::from_unix_secs(1_800_000_000 + 7 * 86_400);
-    /// let (new, old) = keys.reroll(&old, now, week)?;
-    /// assert_eq!(new.record.principal().subject(), "ci");
-    /// assert!(new.record.principal().has_role("deployer"));
-    /// assert_eq!(old.expires_at(), Some(week));
-    /// # Ok::<(), palisade::authn::api_key::KeyGenError>(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`KeyGenError`] when the operating system's random source fails.
-    pub fn reroll(
-        &self,
-        old: &KeyRecord,
-        now: Timestamp,
-        overlap_until: Timestamp,
-    ) -> Result<(IssuedKey, KeyRecord), KeyGenError> {
-        let issued = self.generate(KeySpec::from_record(old).created_at(now))?;
-        Ok((issued, old.clone().expiring_at(overlap_until)))
-    }
-
-    /// The id and stored hash of an existing key (to import keys, or to check one by hand).
-    ///
-    /// # Errors
-    ///
-    /// [`AuthnReason::MalformedKey`] or [`AuthnReason::BadChecksum`].
-    pub fn hash(&self, key: &str) -> Result<(KeyId, KeyHash), AuthnReason> {
-        let parsed = self.format.parse(key)?;
-        Ok((*parsed.id(), self.hasher.hash(key)))
-    }
-
-    /// An authenticator for these keys, looking records up in `store`.
-    pub fn authenticator<S: KeyStore>(&self, store: S) -> ApiKeyAuthenticator<S> {
-        ApiKeyAuthenticator::new(self.clone(), store)
-    }
-}
 
 /// Where an [`ApiKeyAuthenticator`] looks for the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +98,8 @@ enum Source {
 /// Authenticates requests that carry an API key. See the [module docs](self).
 pub struct ApiKeyAuthenticator<S, C = SystemClock> {
     keys: ApiKeys,
-    store: S,
+    store: Arc<S>,
+    upkeep: Upkeep,
     clock: C,
     sources: Vec<Source>,
     timeout: Duration,
@@ -214,6 +116,7 @@ impl<S, C> fmt::Debug for ApiKeyAuthenticator<S, C> {
             .field("sources", &self.sources)
             .field("timeout", &self.timeout)
             .field("realm", &self.realm)
+            .field("upkeep", &self.upkeep.settings)
             .finish_non_exhaustive()
     }
 }
@@ -223,14 +126,16 @@ impl<S: KeyStore> ApiKeyAuthenticator<S> {
     /// `Authorization: ApiKey`, with a one-second store timeout and the system clock.
     pub fn new(keys: ApiKeys, store: S) -> Self {
         let dummy_hash = keys
-            .hasher
+            .hashers
+            .current
             .hash("palisade dummy key: never matches a stored hash");
         let realm: Box<str> = "api".into();
         Self {
             challenges: ChallengeSet::new(Scheme::ApiKey, &realm)
                 .unwrap_or_else(|_| unreachable!("the default realm is valid")),
             keys,
-            store,
+            store: Arc::new(store),
+            upkeep: Upkeep::new(UpkeepSettings::default()),
             clock: SystemClock,
             sources: vec![Source::Header(DEFAULT_HEADER), Source::Authorization],
             timeout: DEFAULT_TIMEOUT,
@@ -300,6 +205,7 @@ impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
         ApiKeyAuthenticator {
             keys: self.keys,
             store: self.store,
+            upkeep: self.upkeep,
             clock,
             sources: self.sources,
             timeout: self.timeout,
@@ -307,6 +213,58 @@ impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
             challenges: self.challenges,
             dummy_hash: self.dummy_hash,
         }
+    }
+
+    /// Writes the last-used times recorded since the previous write every `interval` at the
+    /// latest (default [`DEFAULT_LAST_USED_INTERVAL`], at least a millisecond), through
+    /// [`KeyStore::record_last_used`].
+    #[must_use]
+    pub fn with_last_used_interval(mut self, interval: Duration) -> Self {
+        self.upkeep = Upkeep::new(UpkeepSettings {
+            interval,
+            ..self.upkeep.settings
+        });
+        self
+    }
+
+    /// Writes the recorded last-used times as soon as `batch` keys have one (default
+    /// [`DEFAULT_LAST_USED_BATCH`], at least 1); while a write is under way, uses of more than
+    /// `batch` other keys are dropped and counted ([`UpkeepStats::last_used_dropped`]).
+    #[must_use]
+    pub fn with_last_used_batch(mut self, batch: usize) -> Self {
+        self.upkeep = Upkeep::new(UpkeepSettings {
+            batch,
+            ..self.upkeep.settings
+        });
+        self
+    }
+
+    /// Lets at most `queue` rehashes wait for the store (default [`DEFAULT_REHASH_QUEUE`], at
+    /// least 1); more are dropped and counted, and those keys are rehashed on a later use.
+    #[must_use]
+    pub fn with_rehash_queue(mut self, queue: usize) -> Self {
+        self.upkeep = Upkeep::new(UpkeepSettings {
+            queue,
+            ..self.upkeep.settings
+        });
+        self
+    }
+
+    /// Bounds each background store write ([`KeyStore::update_hash`],
+    /// [`KeyStore::record_last_used`]) to `timeout` (default [`DEFAULT_WRITE_TIMEOUT`]).
+    #[must_use]
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.upkeep = Upkeep::new(UpkeepSettings {
+            timeout,
+            ..self.upkeep.settings
+        });
+        self
+    }
+
+    /// What the background writes (rehashes, last-used times) have done so far.
+    #[must_use]
+    pub fn upkeep_stats(&self) -> UpkeepStats {
+        self.upkeep.stats()
     }
 
     /// The key store.
@@ -415,8 +373,6 @@ impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
         parsed: &ParsedKey,
         found: Result<Result<Option<KeyRecord>, crate::error::StoreError>, ()>,
     ) -> Authentication {
-        // Hashed on every path, found or not, so that all of them do the same work.
-        let presented = self.keys.hasher.hash(key);
         let record = match found {
             Ok(Ok(record)) => record,
             Ok(Err(error)) => {
@@ -436,22 +392,59 @@ impl<S: KeyStore, C: Clock> ApiKeyAuthenticator<S, C> {
                 ));
             }
         };
-        // A store that answers with another id's record is treated as not knowing the id.
-        let record = record.filter(|r| r.id() == parsed.id());
-        let expected = record.as_ref().map_or(&self.dummy_hash, KeyRecord::hash);
-        let matches = presented.ct_eq(expected);
-        let record = match record {
-            Some(record) if matches => record,
-            Some(_) => return self.refuse(AuthnReason::WrongSecret),
-            None => return self.refuse(AuthnReason::UnknownKey),
+        let record = match self.verify(key, parsed.id(), record) {
+            Ok(record) => record,
+            Err(reason) => return self.refuse(reason),
         };
         if record.is_revoked() {
             return self.refuse(AuthnReason::KeyRevoked);
         }
-        if record.expires_at().is_some() && record.is_expired_at(self.clock.now()) {
+        let now = self.clock.now();
+        if record.is_expired_at(now) {
             return self.refuse(AuthnReason::KeyExpired);
         }
+        let hashers = &self.keys.hashers;
+        if record.hash_version() != hashers.version {
+            let rehash = Rehash {
+                id: *record.id(),
+                from_version: record.hash_version(),
+                hash: hashers.current.hash(key),
+                version: hashers.version,
+            };
+            self.upkeep.rehash(&self.store, rehash);
+        }
+        self.upkeep.used(&self.store, *record.id(), now);
         Authentication::Authenticated(record.principal().clone())
+    }
+
+    /// The record, if `key` proves itself against it with the hasher of its hash version.
+    fn verify(
+        &self,
+        key: &str,
+        id: &KeyId,
+        record: Option<KeyRecord>,
+    ) -> Result<KeyRecord, AuthnReason> {
+        // A store that answers with another id's record is treated as not knowing the id.
+        let record = record.filter(|r| r.id() == id);
+        let hashers = &self.keys.hashers;
+        let hasher = match &record {
+            Some(r) => hashers.of(r.hash_version()),
+            None => Some(&hashers.current),
+        };
+        // Hashed and compared on every path (unknown id, unknown version: against the dummy
+        // hash), so that all of them do the same work.
+        let presented = hasher.unwrap_or(&hashers.current).hash(key);
+        let expected = match (&record, hasher) {
+            (Some(r), Some(_)) => r.hash(),
+            _ => &self.dummy_hash,
+        };
+        let matches = presented.ct_eq(expected);
+        match record {
+            None => Err(AuthnReason::UnknownKey),
+            Some(_) if hasher.is_none() => Err(AuthnReason::UnknownHashVersion),
+            Some(record) if matches => Ok(record),
+            Some(_) => Err(AuthnReason::WrongSecret),
+        }
     }
 }
 

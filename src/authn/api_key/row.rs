@@ -1,8 +1,9 @@
 //! [`KeyRecordBuilder`]: a [`KeyRecord`] from a database row's columns.
 
 use super::format::KeyId;
+use super::hash::DEFAULT_HASH_VERSION;
 use super::hash::KeyHash;
-use super::store::{KeyRecord, KeySpec};
+use super::record::{KeyRecord, KeySpec};
 use crate::clock::Timestamp;
 use crate::error::ConfigError;
 
@@ -33,6 +34,8 @@ impl KeyRecord {
             empty_subject: subject.is_empty(),
             spec: KeySpec::new(subject),
             revoked_at: None,
+            last_used_at: None,
+            hash_version: DEFAULT_HASH_VERSION,
         }
     }
 }
@@ -46,6 +49,8 @@ pub struct KeyRecordBuilder {
     empty_subject: bool,
     spec: KeySpec,
     revoked_at: Option<Timestamp>,
+    last_used_at: Option<Timestamp>,
+    hash_version: u16,
 }
 
 impl KeyRecordBuilder {
@@ -111,6 +116,19 @@ impl KeyRecordBuilder {
         self
     }
 
+    /// Sets the version of the hashing scheme that made the hash (default
+    /// [`DEFAULT_HASH_VERSION`](super::DEFAULT_HASH_VERSION)).
+    pub fn hash_version(mut self, version: u16) -> Self {
+        self.hash_version = version;
+        self
+    }
+
+    /// Sets the last recorded use, if any.
+    pub fn last_used_at(mut self, at: Option<Timestamp>) -> Self {
+        self.last_used_at = at;
+        self
+    }
+
     /// The record.
     ///
     /// # Errors
@@ -123,11 +141,13 @@ impl KeyRecordBuilder {
                 message: "the subject is empty".into(),
             });
         }
-        let record = self.spec.into_record(self.id, self.hash);
-        Ok(match self.revoked_at {
-            Some(at) => record.revoked(at),
-            None => record,
-        })
+        let mut record = self
+            .spec
+            .into_record(self.id, self.hash)
+            .rehashed(self.hash, self.hash_version);
+        record.revoked_at = self.revoked_at;
+        record.set_last_used(self.last_used_at);
+        Ok(record)
     }
 }
 
@@ -150,6 +170,8 @@ mod tests {
             .created_at(Some(at))
             .expires_at(None)
             .revoked_at(Some(at))
+            .hash_version(3)
+            .last_used_at(Some(at))
             .build()
             .unwrap();
         let json = serde_json::to_value(&record).unwrap();
@@ -158,8 +180,12 @@ mod tests {
         assert!(json.get("tier").is_none());
         assert_eq!(record.revoked_at(), Some(at));
         assert_eq!(record.created_at(), Some(at));
+        assert_eq!(json["hash_version"], 3);
+        assert_eq!(record.last_used_at(), Some(at));
         let back: KeyRecord = serde_json::from_value(json).unwrap();
         assert_eq!(back.principal(), record.principal());
+        assert_eq!(back.hash_version(), 3);
+        assert_eq!(back.last_used_at(), Some(at));
         let empty = KeyRecord::builder(id, hash, "").build().unwrap_err();
         assert!(empty.to_string().contains("aaaaaaaaaaaaaaaa"), "{empty}");
     }

@@ -1,292 +1,35 @@
-//! Key records and where they are kept: [`KeyRecord`], [`KeyStore`], [`MemoryKeyStore`].
+//! Where key records are kept: [`KeyStore`], [`DynKeyStore`], [`MemoryKeyStore`].
 
 use std::future::Future;
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use serde::{Deserialize, Serialize};
 
 use super::format::KeyId;
 use super::hash::KeyHash;
+use super::record::KeyRecord;
 use crate::BoxFuture;
 use crate::clock::Timestamp;
-use crate::error::{ConfigError, StoreError};
-use crate::principal::{AuthMethod, Principal, PrincipalBuilder, Shared};
+use crate::error::{StoreError, StoreErrorKind};
+use crate::principal::Shared;
 
-/// What a host stores for one API key: its id, the hash of the key, who it belongs to and
-/// what it grants, and its lifetime. Never the key itself.
-///
-/// A subject may hold several live keys, so a key can be rotated without downtime: issue the
-/// new key, move clients over, then revoke the old one.
-///
-/// Cloning is cheap (the identity sits behind an `Arc`). In serde it is a flat object:
-///
-/// ```json
-/// { "id": "3kTMd9Zq0vXbW1yN", "hash": "9f86d0…", "subject": "alice",
-///   "roles": ["admin"], "scopes": ["orders:read"], "tenant": "acme", "tier": "pro",
-///   "name": "ci deploy key", "created_at": "2026-01-01T00:00:00Z",
-///   "expires_at": "2027-01-01T00:00:00Z", "revoked_at": null }
-/// ```
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(try_from = "KeyRecordRepr", into = "KeyRecordRepr")]
-pub struct KeyRecord {
-    id: KeyId,
-    hash: KeyHash,
-    principal: Principal,
-    name: Option<Arc<str>>,
-    created_at: Option<Timestamp>,
-    expires_at: Option<Timestamp>,
-    revoked_at: Option<Timestamp>,
+/// A key's hash under the current scheme, made when the key proved itself against an older
+/// one: what [`KeyStore::update_hash`] stores.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Rehash {
+    /// The key.
+    pub id: KeyId,
+    /// The hash version the record had when the key was checked.
+    pub from_version: u16,
+    /// The key's hash under the current scheme.
+    pub hash: KeyHash,
+    /// The current scheme's version.
+    pub version: u16,
 }
 
-impl KeyRecord {
-    /// The key id.
-    #[must_use]
-    pub fn id(&self) -> &KeyId {
-        &self.id
-    }
-
-    /// The stored hash.
-    #[must_use]
-    pub fn hash(&self) -> &KeyHash {
-        &self.hash
-    }
-
-    /// The principal a request authenticated by this key gets.
-    #[must_use]
-    pub fn principal(&self) -> &Principal {
-        &self.principal
-    }
-
-    /// A human label ("ci deploy key").
-    #[must_use]
-    pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-
-    /// When the key was created.
-    #[must_use]
-    pub fn created_at(&self) -> Option<Timestamp> {
-        self.created_at
-    }
-
-    /// When the key stops working, if ever.
-    #[must_use]
-    pub fn expires_at(&self) -> Option<Timestamp> {
-        self.expires_at
-    }
-
-    /// When the key was revoked, if it was.
-    #[must_use]
-    pub fn revoked_at(&self) -> Option<Timestamp> {
-        self.revoked_at
-    }
-
-    /// Whether the key is revoked.
-    #[must_use]
-    pub fn is_revoked(&self) -> bool {
-        self.revoked_at.is_some()
-    }
-
-    /// Whether the key is expired at `now` (expiry is exclusive: at `expires_at` it is expired).
-    #[must_use]
-    pub fn is_expired_at(&self, now: Timestamp) -> bool {
-        self.expires_at.is_some_and(|e| now >= e)
-    }
-
-    /// This record, revoked at `at`.
-    #[must_use]
-    pub fn revoked(mut self, at: Timestamp) -> Self {
-        self.revoked_at = Some(at);
-        self
-    }
-
-    /// This record, expiring at `at` at the latest (an earlier expiry stays).
-    #[must_use]
-    pub fn expiring_at(mut self, at: Timestamp) -> Self {
-        self.expires_at = Some(self.expires_at.map_or(at, |e| e.min(at)));
-        self
-    }
-}
-
-/// Everything about a key but its id and hash: who it is for and what it grants.
-///
-/// [`ApiKeys::generate`](super::ApiKeys::generate) turns a spec into a fresh key and its
-/// record; [`KeySpec::into_record`] attaches an existing id and hash.
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct KeySpec {
-    identity: PrincipalBuilder,
-    name: Option<String>,
-    created_at: Option<Timestamp>,
-    expires_at: Option<Timestamp>,
-}
-
-impl KeySpec {
-    /// A key for `subject`, with no roles, no scopes and no expiry.
-    pub fn new(subject: impl Into<String>) -> Self {
-        Self {
-            // The method is set to the key's id in `into_record`.
-            identity: Principal::builder(subject, AuthMethod::Anonymous),
-            name: None,
-            created_at: None,
-            expires_at: None,
-        }
-    }
-
-    /// Adds a role.
-    pub fn role(mut self, role: impl Into<String>) -> Self {
-        self.identity = self.identity.role(role);
-        self
-    }
-
-    /// Adds a scope.
-    pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        self.identity = self.identity.scope(scope);
-        self
-    }
-
-    /// Sets the tenant.
-    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.identity = self.identity.tenant(tenant);
-        self
-    }
-
-    /// Sets the quota tier.
-    pub fn tier(mut self, tier: impl Into<String>) -> Self {
-        self.identity = self.identity.tier(tier);
-        self
-    }
-
-    /// Sets a human label.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Records the creation time.
-    pub fn created_at(mut self, at: Timestamp) -> Self {
-        self.created_at = Some(at);
-        self
-    }
-
-    /// Sets the expiry.
-    pub fn expires_at(mut self, at: Timestamp) -> Self {
-        self.expires_at = Some(at);
-        self
-    }
-
-    /// The spec of an existing record: its subject, roles, scopes, tenant, tier, label and
-    /// expiry (not its creation time), to issue another key for the same caller.
-    pub fn from_record(record: &KeyRecord) -> Self {
-        let p = &record.principal;
-        let mut identity = Principal::builder(p.subject(), AuthMethod::Anonymous)
-            .roles(p.roles())
-            .scopes(p.scopes());
-        if let Some(tenant) = p.tenant() {
-            identity = identity.tenant(tenant);
-        }
-        if let Some(tier) = p.tier() {
-            identity = identity.tier(tier);
-        }
-        Self {
-            identity,
-            name: record.name.as_deref().map(str::to_owned),
-            created_at: None,
-            expires_at: record.expires_at,
-        }
-    }
-
-    /// The record for the key `id` whose hash is `hash`.
-    pub fn into_record(self, id: KeyId, hash: KeyHash) -> KeyRecord {
-        KeyRecord {
-            id,
-            hash,
-            principal: self
-                .identity
-                .method(AuthMethod::ApiKey { key_id: id })
-                .build(),
-            name: self.name.map(Arc::from),
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            revoked_at: None,
-        }
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyRecordRepr {
-    id: KeyId,
-    hash: KeyHash,
-    subject: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    roles: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    scopes: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    tenant: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    tier: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    created_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    expires_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    revoked_at: Option<Timestamp>,
-}
-
-impl TryFrom<KeyRecordRepr> for KeyRecord {
-    type Error = ConfigError;
-
-    fn try_from(r: KeyRecordRepr) -> Result<Self, ConfigError> {
-        if r.subject.is_empty() {
-            return Err(ConfigError::KeyRecord {
-                id: r.id.to_string(),
-                message: "the subject is empty".into(),
-            });
-        }
-        let mut identity = Principal::builder(r.subject, AuthMethod::Anonymous)
-            .roles(r.roles)
-            .scopes(r.scopes);
-        if let Some(t) = r.tenant {
-            identity = identity.tenant(t);
-        }
-        if let Some(t) = r.tier {
-            identity = identity.tier(t);
-        }
-        let mut spec = KeySpec {
-            identity,
-            name: r.name,
-            created_at: r.created_at,
-            expires_at: r.expires_at,
-        }
-        .into_record(r.id, r.hash);
-        spec.revoked_at = r.revoked_at;
-        Ok(spec)
-    }
-}
-
-impl From<KeyRecord> for KeyRecordRepr {
-    fn from(r: KeyRecord) -> Self {
-        let p = &r.principal;
-        Self {
-            id: r.id,
-            hash: r.hash,
-            subject: p.subject().to_owned(),
-            roles: p.roles().map(str::to_owned).collect(),
-            scopes: p.scopes().map(str::to_owned).collect(),
-            tenant: p.tenant().map(str::to_owned),
-            tier: p.tier().map(str::to_owned),
-            name: r.name.as_deref().map(str::to_owned),
-            created_at: r.created_at,
-            expires_at: r.expires_at,
-            revoked_at: r.revoked_at,
-        }
-    }
-}
+/// One key's last successful use, as [`KeyStore::record_last_used`] receives it in batches.
+pub type LastUsed = (KeyId, Timestamp);
 
 /// Where API key records live. Looked up by key id on every API-key request.
 ///
@@ -302,6 +45,10 @@ impl From<KeyRecord> for KeyRecordRepr {
 /// - The time `get` takes should not depend on whether the id exists, so that key ids cannot be
 ///   probed by timing (an indexed primary-key lookup is fine; a cache of only hits is not).
 ///
+/// - [`update_hash`](Self::update_hash) and [`record_last_used`](Self::record_last_used) are
+///   called by a background task, never on a request's path, each bounded by a timeout; a
+///   failure is logged and counted and changes no answer. Their defaults store nothing.
+///
 /// Implementations write `async fn get`; `Arc<T>` and `Arc<dyn DynKeyStore>` are key stores too.
 pub trait KeyStore: Send + Sync + 'static {
     /// The record of key `id`, `Ok(None)` if unknown.
@@ -315,6 +62,28 @@ pub trait KeyStore: Send + Sync + 'static {
         let _ = id;
         None
     }
+
+    /// Stores `rehash.hash` and `rehash.version` for key `rehash.id` if its record still has
+    /// hash version `rehash.from_version` (another instance may have moved it already; a
+    /// conditional `UPDATE ... WHERE id = ? AND hash_version = ?` fits). Called after the key
+    /// proved itself against a previous hasher. The default answers
+    /// [`StoreErrorKind::Unsupported`]: the record keeps its old hash (and the previous hasher
+    /// stays needed).
+    fn update_hash(&self, rehash: Rehash) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = rehash;
+        std::future::ready(Err(StoreError::from_kind(StoreErrorKind::Unsupported)))
+    }
+
+    /// Records the last successful use of each key in `uses` (one entry per key, its latest
+    /// time), in one batch: a time earlier than the stored one should not replace it. The
+    /// default stores nothing.
+    fn record_last_used(
+        &self,
+        uses: &[LastUsed],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = uses;
+        std::future::ready(Ok(()))
+    }
 }
 
 impl<T: KeyStore> KeyStore for Arc<T> {
@@ -327,6 +96,17 @@ impl<T: KeyStore> KeyStore for Arc<T> {
 
     fn get_now(&self, id: &KeyId) -> Option<Result<Option<KeyRecord>, StoreError>> {
         (**self).get_now(id)
+    }
+
+    fn update_hash(&self, rehash: Rehash) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).update_hash(rehash)
+    }
+
+    fn record_last_used(
+        &self,
+        uses: &[LastUsed],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record_last_used(uses)
     }
 }
 
@@ -344,6 +124,15 @@ pub trait DynKeyStore: Send + Sync + 'static {
         &'a self,
         id: &'a KeyId,
     ) -> BoxFuture<'a, Result<Option<KeyRecord>, StoreError>>;
+
+    /// [`KeyStore::update_hash`], boxed.
+    fn update_hash_boxed(&self, rehash: Rehash) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// [`KeyStore::record_last_used`], boxed.
+    fn record_last_used_boxed<'a>(
+        &'a self,
+        uses: &'a [LastUsed],
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
 impl<T: KeyStore> DynKeyStore for T {
@@ -353,12 +142,31 @@ impl<T: KeyStore> DynKeyStore for T {
     ) -> BoxFuture<'a, Result<Option<KeyRecord>, StoreError>> {
         Box::pin(self.get(id))
     }
+
+    fn update_hash_boxed(&self, rehash: Rehash) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.update_hash(rehash))
+    }
+
+    fn record_last_used_boxed<'a>(
+        &'a self,
+        uses: &'a [LastUsed],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.record_last_used(uses))
+    }
 }
 
 impl KeyStore for Arc<dyn DynKeyStore> {
     async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         // `(**self)`: the Arc is a DynKeyStore too (blanket impl); calling it would recurse.
         (**self).get_boxed(id).await
+    }
+
+    async fn update_hash(&self, rehash: Rehash) -> Result<(), StoreError> {
+        (**self).update_hash_boxed(rehash).await
+    }
+
+    async fn record_last_used(&self, uses: &[LastUsed]) -> Result<(), StoreError> {
+        (**self).record_last_used_boxed(uses).await
     }
 }
 
@@ -448,6 +256,29 @@ impl KeyStore for MemoryKeyStore {
     fn get_now(&self, id: &KeyId) -> Option<Result<Option<KeyRecord>, StoreError>> {
         Some(self.lookup(id))
     }
+
+    fn update_hash(&self, rehash: Rehash) -> impl Future<Output = Result<(), StoreError>> + Send {
+        if let Some(mut r) = self.keys.get_mut(&rehash.id)
+            && r.hash_version == rehash.from_version
+        {
+            let r = Arc::make_mut(&mut r);
+            r.hash = rehash.hash;
+            r.hash_version = rehash.version;
+        }
+        std::future::ready(Ok(()))
+    }
+
+    fn record_last_used(
+        &self,
+        uses: &[LastUsed],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        for (id, at) in uses {
+            if let Some(mut r) = self.keys.get_mut(id) {
+                Arc::make_mut(&mut r).note_use(*at);
+            }
+        }
+        std::future::ready(Ok(()))
+    }
 }
 
 impl MemoryKeyStore {
@@ -470,7 +301,7 @@ impl FromIterator<KeyRecord> for MemoryKeyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authn::api_key::KeyHasher;
+    use crate::authn::api_key::{KeyHasher, KeySpec};
 
     fn record(id: &str, subject: &str) -> KeyRecord {
         KeySpec::new(subject)
@@ -541,6 +372,37 @@ mod tests {
         assert!(arc.get(a.id()).await.unwrap().is_some());
         let dynamic: Arc<dyn DynKeyStore> = Arc::new(store);
         assert!(KeyStore::get(&dynamic, a.id()).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn memory_store_rehashes_once_and_keeps_the_latest_use() {
+        let store = MemoryKeyStore::new();
+        let a = record("aaaaaaaaaaaaaaaa", "alice");
+        store.insert(a.clone());
+        let new = KeyHasher::keyed(&[3; 32]).unwrap().hash("k");
+        let rehash = |from_version, version| Rehash {
+            id: *a.id(),
+            from_version,
+            hash: new,
+            version,
+        };
+        store.update_hash(rehash(1, 2)).await.unwrap();
+        let got = store.lookup(a.id()).unwrap().unwrap();
+        assert_eq!(got.hash_version(), 2);
+        assert!(got.hash().ct_eq(&new));
+        // Another instance's stale rehash (from version 1) changes nothing now.
+        store.update_hash(rehash(1, 5)).await.unwrap();
+        assert_eq!(store.lookup(a.id()).unwrap().unwrap().hash_version(), 2);
+        let (t1, t2) = (Timestamp::from_unix_secs(10), Timestamp::from_unix_secs(20));
+        store.record_last_used(&[(*a.id(), t2)]).await.unwrap();
+        store.record_last_used(&[(*a.id(), t1)]).await.unwrap();
+        let unknown = KeyId::parse("zzzzzzzzzzzzzzzz").unwrap();
+        store.record_last_used(&[(unknown, t1)]).await.unwrap();
+        assert_eq!(
+            store.lookup(a.id()).unwrap().unwrap().last_used_at(),
+            Some(t2)
+        );
+        assert_eq!(store.len(), 1);
     }
 
     #[test]

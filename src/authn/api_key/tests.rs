@@ -407,3 +407,221 @@ async fn through_a_cache_an_unknown_id_and_a_wrong_secret_take_the_same_path() {
     assert_eq!((public(&a), public(&b)), ("invalid_key", "invalid_key"));
     assert_eq!((reason(a), reason(b)), ("wrong_secret", "unknown_key"));
 }
+
+/// Polls `done` until it holds, bounded by a tokio timeout.
+async fn eventually(mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("never happened");
+}
+
+const OLD_PEPPER: [u8; 32] = [1; 32];
+const NEW_PEPPER: [u8; 32] = [2; 32];
+
+/// Keys hashed under version 1 (the old pepper), and the configuration after the change.
+fn migrating() -> (ApiKeys, ApiKeys) {
+    let old = ApiKeys::new().with_hasher(KeyHasher::keyed(&OLD_PEPPER).unwrap());
+    let new = ApiKeys::new()
+        .with_hasher(KeyHasher::keyed(&NEW_PEPPER).unwrap())
+        .with_hash_version(2)
+        .with_previous_hasher(1, KeyHasher::keyed(&OLD_PEPPER).unwrap());
+    (old, new)
+}
+
+#[tokio::test]
+async fn a_key_under_a_previous_hasher_is_accepted_and_rehashed_off_the_request_path() {
+    let (old, new) = migrating();
+    let issued = old.generate(KeySpec::new("alice")).unwrap();
+    assert_eq!(issued.record.hash_version(), DEFAULT_HASH_VERSION);
+    let id = *issued.record.id();
+    let store = MemoryKeyStore::new();
+    store.insert(issued.record);
+    let auth = new.authenticator(store.clone());
+    let p = parts(&[("x-api-key", issued.plaintext.expose_secret())], "/");
+    assert!(matches!(
+        auth.authenticate(&p).await,
+        Authentication::Authenticated(_)
+    ));
+    eventually(|| store.get_now(&id).unwrap().unwrap().unwrap().hash_version() == 2).await;
+    let (_, current) = new.hash(issued.plaintext.expose_secret()).unwrap();
+    assert!(
+        store
+            .get_now(&id)
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .hash()
+            .ct_eq(&current)
+    );
+    assert_eq!(auth.upkeep_stats().rehashed, 1);
+    // The old pepper gone, the key still works.
+    let only_new = ApiKeys::new()
+        .with_hasher(KeyHasher::keyed(&NEW_PEPPER).unwrap())
+        .with_hash_version(2);
+    assert!(matches!(
+        only_new.authenticator(store).authenticate(&p).await,
+        Authentication::Authenticated(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_wrong_key_under_a_previous_version_is_a_wrong_secret_and_nothing_is_rehashed() {
+    let (old, new) = migrating();
+    let issued = old.generate(KeySpec::new("alice")).unwrap();
+    let store = MemoryKeyStore::new();
+    store.insert(issued.record);
+    let auth = new.authenticator(store.clone());
+    let wrong = forge_secret(&old, issued.plaintext.expose_secret());
+    let r = auth
+        .authenticate(&parts(&[("x-api-key", &wrong)], "/"))
+        .await;
+    let Authentication::Refused(r) = r else {
+        panic!("accepted")
+    };
+    assert_eq!(r.reason(), "wrong_secret");
+    assert_eq!(r.public_reason(), "invalid_key");
+    assert_eq!(auth.upkeep_stats(), UpkeepStats::default());
+}
+
+#[tokio::test]
+async fn a_record_of_an_unknown_hash_version_is_refused_as_an_invalid_key() {
+    let (_, new) = migrating();
+    let issued = new.generate(KeySpec::new("alice")).unwrap();
+    let (hash, id) = (*issued.record.hash(), *issued.record.id());
+    let store = MemoryKeyStore::new();
+    store.insert(issued.record.rehashed(hash, 9));
+    let p = parts(&[("x-api-key", issued.plaintext.expose_secret())], "/");
+    let Authentication::Refused(r) = new.authenticator(store.clone()).authenticate(&p).await else {
+        panic!("accepted")
+    };
+    assert_eq!(r.reason(), "unknown_hash_version");
+    assert_eq!(r.public_reason(), "invalid_key");
+    assert_eq!(
+        store.get_now(&id).unwrap().unwrap().unwrap().hash_version(),
+        9
+    );
+}
+
+#[tokio::test]
+async fn uses_are_coalesced_per_key_and_written_in_one_batch() {
+    let keys = ApiKeys::new();
+    let store = MemoryKeyStore::new();
+    let clock = ManualClock::new(Timestamp::from_unix_secs(1_000));
+    let a = keys.generate(KeySpec::new("a")).unwrap();
+    let b = keys.generate(KeySpec::new("b")).unwrap();
+    store.insert(a.record.clone());
+    store.insert(b.record.clone());
+    let auth = keys
+        .authenticator(store.clone())
+        .with_clock(clock.clone())
+        .with_last_used_batch(2)
+        .with_last_used_interval(Duration::from_secs(3600));
+    for i in 0..5 {
+        clock.set(Timestamp::from_unix_secs(1_000 + i));
+        let p = parts(&[("x-api-key", a.plaintext.expose_secret())], "/");
+        assert!(matches!(
+            auth.authenticate(&p).await,
+            Authentication::Authenticated(_)
+        ));
+    }
+    assert_eq!(
+        auth.upkeep_stats().last_used_batches,
+        0,
+        "one key: no batch yet"
+    );
+    let p = parts(&[("x-api-key", b.plaintext.expose_secret())], "/");
+    assert!(matches!(
+        auth.authenticate(&p).await,
+        Authentication::Authenticated(_)
+    ));
+    eventually(|| auth.upkeep_stats().last_used_batches == 1).await;
+    let last = |id: &KeyId| store.get_now(id).unwrap().unwrap().unwrap().last_used_at();
+    assert_eq!(last(a.record.id()), Some(Timestamp::from_unix_secs(1_004)));
+    assert_eq!(last(b.record.id()), Some(Timestamp::from_unix_secs(1_004)));
+    assert_eq!(auth.upkeep_stats().last_used_written, 2);
+}
+
+/// A store whose writes never finish.
+struct Hanging(MemoryKeyStore);
+
+impl KeyStore for Hanging {
+    async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.0.get(id).await
+    }
+
+    async fn update_hash(&self, _: Rehash) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+
+    async fn record_last_used(&self, _: &[LastUsed]) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_store_fills_the_bounded_queue_and_map_and_requests_go_on() {
+    let (old, new) = migrating();
+    let store = MemoryKeyStore::new();
+    let issued: Vec<_> = (0..4)
+        .map(|i| old.generate(KeySpec::new(format!("u{i}"))).unwrap())
+        .collect();
+    for k in &issued {
+        store.insert(k.record.clone());
+    }
+    let auth = new
+        .authenticator(Hanging(store))
+        .with_rehash_queue(1)
+        .with_last_used_batch(1)
+        .with_write_timeout(Duration::from_secs(3600));
+    for round in 0..3 {
+        for k in &issued {
+            let p = parts(&[("x-api-key", k.plaintext.expose_secret())], "/");
+            assert!(
+                matches!(
+                    auth.authenticate(&p).await,
+                    Authentication::Authenticated(_)
+                ),
+                "round {round}"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+    let stats = auth.upkeep_stats();
+    assert!(stats.rehash_dropped >= 1, "{stats:?}");
+    assert!(stats.last_used_dropped >= 1, "{stats:?}");
+    assert_eq!(stats.rehashed + stats.last_used_batches, 0, "{stats:?}");
+}
+
+#[tokio::test]
+async fn a_store_without_update_hash_is_asked_once_and_the_key_keeps_working() {
+    let (old, new) = migrating();
+    let issued = old.generate(KeySpec::new("alice")).unwrap();
+    let store = MemoryKeyStore::new();
+    store.insert(issued.record);
+    /// A host's store of before `update_hash`: only `get`.
+    struct Legacy(MemoryKeyStore);
+    impl KeyStore for Legacy {
+        async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+            self.0.get(id).await
+        }
+    }
+    let auth = new.authenticator(Legacy(store));
+    let p = parts(&[("x-api-key", issued.plaintext.expose_secret())], "/");
+    assert!(matches!(
+        auth.authenticate(&p).await,
+        Authentication::Authenticated(_)
+    ));
+    eventually(|| auth.upkeep_stats().rehash_failed == 1).await;
+    for _ in 0..3 {
+        assert!(matches!(
+            auth.authenticate(&p).await,
+            Authentication::Authenticated(_)
+        ));
+    }
+    tokio::task::yield_now().await;
+    assert_eq!(auth.upkeep_stats().rehash_failed, 1, "not asked again");
+}

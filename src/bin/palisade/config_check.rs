@@ -106,6 +106,13 @@ fn sections(c: &Config) -> Result<(), String> {
             c.api_keys(),
         )?;
     }
+    if !c.api_keys.previous_hashers.is_empty() {
+        step(
+            "`api_keys.previous_hashers`",
+            &["`api_keys.previous_hashers`"],
+            c.api_keys(),
+        )?;
+    }
     step("`api_keys.keys`", &[], c.key_store())?;
     if c.api_keys.enabled {
         step(

@@ -214,7 +214,6 @@ fn check(args: &CheckArgs) -> Outcome {
     };
     let key = read_key()?;
     let (id, hash) = id_and_hash(&keys, &key)?;
-    drop(key);
     let verdict = if let Some(stored) = &args.hash {
         let stored = KeyHash::from_hex(stored.trim())
             .ok_or("--hash: not 64 hexadecimal digits (a SHA-256 or HMAC-SHA-256 hash)")?;
@@ -229,7 +228,11 @@ fn check(args: &CheckArgs) -> Outcome {
             None => records.into_iter().find(|r| r.id().as_str() == id),
         };
         match record {
-            Some(record) => judge(&record, &id, &hash, SystemClock.now()),
+            // Hashed as the service checks it: with the hasher of the record's version.
+            Some(record) => match keys.hasher_of(record.hash_version()) {
+                Some(hasher) => judge(&record, &id, &hasher.hash(&key), SystemClock.now()),
+                None => Verdict::UnknownVersion,
+            },
             None => Verdict::Unknown,
         }
     };
@@ -261,6 +264,8 @@ enum Verdict {
     OtherId,
     /// No record has the key's id.
     Unknown,
+    /// The record's hash version is neither the current one nor a previous one.
+    UnknownVersion,
     /// The key is the record's, but the record is revoked.
     Revoked,
     /// The key is the record's, but it has expired.
@@ -277,6 +282,10 @@ impl Verdict {
             }
             Self::OtherId => "does not match: the record is another key's",
             Self::Unknown => "no record has this key's id",
+            Self::UnknownVersion => {
+                "cannot be checked: the record's hash_version is neither the current one nor a \
+                 previous one (`api_keys.previous_hashers`)"
+            }
             Self::Revoked => "matches the stored record, which is revoked: the service refuses it",
             Self::Expired => "matches the stored record, which has expired: the service refuses it",
         }

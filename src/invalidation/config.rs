@@ -23,6 +23,10 @@ const fn default_safe_lifetime() -> Duration {
     DEFAULT_SAFE_LIFETIME
 }
 
+const fn default_log_length() -> usize {
+    super::DEFAULT_LOG_LENGTH
+}
+
 const fn default_timeout() -> Duration {
     Duration::from_secs(1)
 }
@@ -38,6 +42,7 @@ const fn default_timeout() -> Duration {
 ///   channel: myapp:invalidation         # default palisade:invalidation
 ///   safe_lifetime: 5s                   # cache lifetime while the bus is down
 ///   timeout: 1s
+///   log_length: 10000                 # messages kept for instances that reconnect or start
 /// ```
 ///
 /// A host's own bus given to `ConfiguredBuilder::invalidation` replaces the section.
@@ -56,6 +61,10 @@ pub struct InvalidationConfig {
     /// Bounds each publish, connection and ping.
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+    /// How many messages the bus's log keeps for instances that reconnect or start
+    /// (`RedisBusBuilder::log_length`); 0 keeps none.
+    #[serde(default = "default_log_length")]
+    pub log_length: usize,
 }
 
 /// The names of the `redis` items, for errors.
@@ -80,6 +89,7 @@ impl InvalidationConfig {
             channel: default_channel(),
             safe_lifetime: DEFAULT_SAFE_LIFETIME,
             timeout: default_timeout(),
+            log_length: super::DEFAULT_LOG_LENGTH,
         }
     }
 
@@ -133,6 +143,7 @@ impl InvalidationConfig {
             .channel(self.channel.clone())
             .safe_lifetime(self.safe_lifetime)
             .timeout(self.timeout)
+            .log_length(self.log_length)
             .build()?;
         Ok(Arc::new(bus))
     }

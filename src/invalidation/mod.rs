@@ -5,6 +5,8 @@ mod hub;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_log;
 mod wire;
 
 use std::future::Future;
@@ -18,6 +20,10 @@ pub use memory::InProcessBus;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{RedisBus, RedisBusBuilder};
 pub use wire::{DecodeError, MAX_MESSAGE_BYTES, WIRE_VERSION};
+
+/// How many messages a Redis bus's log keeps by default (`RedisBusBuilder::log_length`, file
+/// `invalidation.log_length`).
+pub const DEFAULT_LOG_LENGTH: usize = 10_000;
 
 use crate::BoxFuture;
 use crate::clock::Timestamp;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use futures_core::Stream;
 
-use super::{DEFAULT_SAFE_LIFETIME, Hub, Invalidation, InvalidationBus};
+use super::redis_log::{EntryId, Log, split};
+use super::{DEFAULT_LOG_LENGTH, DEFAULT_SAFE_LIFETIME, Hub, Invalidation, InvalidationBus};
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
 use crate::redis_link::{Link, Tls, Topology};
 use crate::redis_pubsub::Subscriber;
@@ -25,8 +26,8 @@ const FIELD: &str = "invalidation.redis";
 
 /// Invalidations over Redis pub/sub: `PUBLISH` on a shared connection, and a dedicated
 /// subscribing connection on a background task that reconnects with backoff. The hub is live
-/// only while the subscription is confirmed; on reconnection every cache is dropped (Redis
-/// pub/sub does not replay what was missed).
+/// only while the subscription is confirmed; on reconnection the bus's log replays what was
+/// missed ([`log_length`](RedisBusBuilder::log_length)) and every cache is dropped.
 ///
 /// One server ([`builder`](Self::builder)), a Redis Cluster ([`cluster`](Self::cluster): a
 /// `PUBLISH` reaches every node, so the subscription sits on any reachable node and moves to
@@ -56,6 +57,7 @@ struct Inner {
     hub: Hub,
     channel: Box<str>,
     publisher: Link,
+    log: Option<Log>,
     timeout: Duration,
     task: tokio::task::JoinHandle<()>,
 }
@@ -87,6 +89,7 @@ pub struct RedisBusBuilder {
     channel: String,
     safe_lifetime: Duration,
     timeout: Duration,
+    log_length: usize,
 }
 
 impl fmt::Debug for RedisBusBuilder {
@@ -96,6 +99,7 @@ impl fmt::Debug for RedisBusBuilder {
             .field("channel", &self.channel)
             .field("safe_lifetime", &self.safe_lifetime)
             .field("timeout", &self.timeout)
+            .field("log_length", &self.log_length)
             .field("custom_tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
@@ -151,6 +155,7 @@ impl RedisBus {
             channel: DEFAULT_CHANNEL.into(),
             safe_lifetime: DEFAULT_SAFE_LIFETIME,
             timeout: Duration::from_secs(1),
+            log_length: DEFAULT_LOG_LENGTH,
         }
     }
 
@@ -177,6 +182,19 @@ impl RedisBusBuilder {
     /// Bounds each publish, connection and ping (default one second).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How many messages the bus's log keeps (default [`DEFAULT_LOG_LENGTH`]; about: Redis
+    /// trims a stream a node at a time). Each message is appended to a Redis stream
+    /// (`<channel>:log`) as it is published, in one script; an instance whose subscription
+    /// broke replays what it missed from there when it is back, and an instance that starts
+    /// replays the whole log, so a token revoked before it started is refused there too.
+    /// What was trimmed before an instance came back cannot be replayed (a warning says so;
+    /// every cache is dropped as always). Zero keeps no log: plain `PUBLISH`, nothing
+    /// replayed.
+    pub fn log_length(mut self, length: usize) -> Self {
+        self.log_length = length;
         self
     }
 
@@ -251,8 +269,10 @@ impl RedisBusBuilder {
         let publisher = Link::new(&topology, self.tls.clone(), self.timeout, FIELD)?;
         let subscriber = Subscriber::new(&topology, self.tls, FIELD)?;
         let hub = Hub::new(self.safe_lifetime);
+        let log = (self.log_length > 0).then(|| Log::new(&self.channel, self.log_length));
         let task = tokio::spawn(subscribe(
             subscriber,
+            log.clone().map(|log| (log, publisher.clone())),
             self.channel.clone(),
             hub.clone(),
             self.timeout,
@@ -262,6 +282,7 @@ impl RedisBusBuilder {
                 hub,
                 channel: self.channel.into(),
                 publisher,
+                log,
                 timeout: self.timeout,
                 task,
             }),
@@ -271,11 +292,18 @@ impl RedisBusBuilder {
 
 impl InvalidationBus for RedisBus {
     async fn publish(&self, message: &Invalidation) -> Result<(), StoreError> {
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(&*self.inner.channel).arg(message.encode());
+        let inner = &*self.inner;
+        let payload = message.encode();
         let sent = async {
-            let mut conn = self.inner.publisher.conn().await?;
-            cmd.query_async::<i64>(&mut conn).await
+            if let Some(log) = &inner.log {
+                return log
+                    .publish(&inner.publisher, &inner.channel, &payload)
+                    .await;
+            }
+            let mut conn = inner.publisher.conn().await?;
+            let mut cmd = redis::cmd("PUBLISH");
+            cmd.arg(&*inner.channel).arg(&payload);
+            cmd.query_async::<i64>(&mut conn).await.map(drop)
         };
         match tokio::time::timeout(self.inner.timeout, sent).await {
             Ok(Ok(_)) => {
@@ -297,8 +325,16 @@ impl InvalidationBus for RedisBus {
 /// start again. The hub is live exactly between a confirmed `SUBSCRIBE` and the break.
 /// Each connection goes where the topology says now (the next node of a cluster, the primary
 /// the sentinels name).
-async fn subscribe(mut subscriber: Subscriber, channel: String, hub: Hub, timeout: Duration) {
+async fn subscribe(
+    mut subscriber: Subscriber,
+    log: Option<(Log, Link)>,
+    channel: String,
+    hub: Hub,
+    timeout: Duration,
+) {
     let mut backoff = MIN_BACKOFF;
+    // The last log entry delivered: a reconnection replays what follows it.
+    let mut last = None;
     loop {
         let connected = tokio::time::timeout(timeout, async {
             let mut pubsub = subscriber.connect().await?;
@@ -308,6 +344,18 @@ async fn subscribe(mut subscriber: Subscriber, channel: String, hub: Hub, timeou
         .await;
         match connected {
             Ok(Ok(pubsub)) => {
+                // Subscribed first, then the log: nothing published in between is missed
+                // (what both deliver is delivered twice, which is harmless).
+                if let Some((log, link)) = &log {
+                    match log.replay(link, last, &hub, timeout).await {
+                        Ok(newest) => last = newest,
+                        Err(e) => {
+                            tracing::warn!(layer = "invalidation", error_kind = ?e.kind(), "the bus's log could not be read: reconnecting");
+                            sleep_backoff(&mut backoff).await;
+                            continue;
+                        }
+                    }
+                }
                 backoff = MIN_BACKOFF;
                 hub.set_live(true);
                 // On a cluster, learn its nodes now, to have somewhere to go when this one is
@@ -315,7 +363,7 @@ async fn subscribe(mut subscriber: Subscriber, channel: String, hub: Hub, timeou
                 if let Ok(Err(e)) = tokio::time::timeout(timeout, subscriber.learn()).await {
                     tracing::debug!(layer = "invalidation", error_kind = ?e.kind(), "redis cluster nodes not learned");
                 }
-                listen(pubsub, &hub, timeout).await;
+                listen(pubsub, &hub, timeout, &mut last).await;
                 hub.set_live(false);
             }
             Ok(Err(e)) => {
@@ -325,17 +373,26 @@ async fn subscribe(mut subscriber: Subscriber, channel: String, hub: Hub, timeou
                 tracing::debug!(layer = "invalidation", "redis subscription timed out");
             }
         }
-        // Jittered (half to all of the backoff), so that instances cut off together do not
-        // all reconnect at the same instant.
-        let spread = getrandom::u32().unwrap_or(u32::MAX);
-        let jitter = 0.5 + 0.5 * f64::from(spread) / f64::from(u32::MAX);
-        tokio::time::sleep(backoff.mul_f64(jitter)).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        sleep_backoff(&mut backoff).await;
     }
 }
 
+/// Waits `backoff`, jittered (half to all of it) so that instances cut off together do not
+/// all reconnect at the same instant, and doubles it for next time.
+async fn sleep_backoff(backoff: &mut Duration) {
+    let spread = getrandom::u32().unwrap_or(u32::MAX);
+    let jitter = 0.5 + 0.5 * f64::from(spread) / f64::from(u32::MAX);
+    tokio::time::sleep(backoff.mul_f64(jitter)).await;
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+}
+
 /// Delivers messages until the stream ends or a `PING` goes unanswered.
-async fn listen(pubsub: redis::aio::PubSub, hub: &Hub, timeout: Duration) {
+async fn listen(
+    pubsub: redis::aio::PubSub,
+    hub: &Hub,
+    timeout: Duration,
+    last: &mut Option<EntryId>,
+) {
     let (mut sink, stream) = pubsub.split();
     let mut stream = std::pin::pin!(stream);
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -345,10 +402,12 @@ async fn listen(pubsub: redis::aio::PubSub, hub: &Hub, timeout: Duration) {
         tokio::select! {
             message = next => {
                 let Some(message) = message else { return };
-                match Invalidation::decode(message.get_payload_bytes()) {
+                let (id, payload) = split(message.get_payload_bytes());
+                match Invalidation::decode(payload) {
                     Ok(m) => hub.deliver(&m),
                     Err(_) => hub.deliver_unknown(),
                 }
+                *last = (*last).max(id);
             }
             _ = ping.tick() => {
                 let answered = tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await;

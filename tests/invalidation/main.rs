@@ -10,6 +10,7 @@ mod redis_server;
 mod support;
 
 mod file_policy;
+mod replay;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -102,15 +103,16 @@ impl World {
     }
 
     async fn instance(&self, safe_lifetime: Duration) -> Instance {
-        let bus = RedisBus::builder(self.redis.url())
+        self.instance_at(&self.redis.url(), safe_lifetime).await
+    }
+
+    /// An instance whose bus reaches Redis at `url` (for instance as another Redis user).
+    async fn instance_at(&self, url: &str, safe_lifetime: Duration) -> Instance {
+        let bus = RedisBus::builder(url)
             .channel("palisade-test:invalidation")
             .safe_lifetime(safe_lifetime)
             .build()
             .unwrap();
-        assert!(
-            bus.hub().wait_live(Duration::from_secs(5)).await,
-            "subscribed"
-        );
         let cache = CachedKeyStore::builder(Db(self.store.clone()))
             .ttl(TTL)
             .bus(&bus)
@@ -127,6 +129,11 @@ impl World {
             .unwrap();
         let live = LivePolicy::from_spec(&policy(true)).unwrap();
         let watch = live.watch_with_bus(self.source.clone(), TTL, &bus);
+        // Wired before the bus goes live: what the bus's log replays reaches every cache.
+        assert!(
+            bus.hub().wait_live(Duration::from_secs(5)).await,
+            "subscribed"
+        );
         let chain = Chain::new(self.keys.authenticator(cache.clone()), jwt.clone());
         let guard = Palisade::builder()
             .authenticate(chain)

@@ -11,7 +11,7 @@
 //! timeout.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use smallvec::SmallVec;
 
@@ -47,7 +47,7 @@ impl<St: QuotaStore> Shared<St> {
         for (i, key, cost, at) in taken {
             match self.store_of(i).refund_now(&key, cost, at) {
                 Some(Ok(())) => {}
-                Some(Err(e)) => self.refund_failed(&e),
+                Some(Err(e)) => refund_failed(&self.refund_warned, &e),
                 None => later.push((i, key, cost, at)),
             }
         }
@@ -69,7 +69,7 @@ impl<St: QuotaStore> Shared<St> {
         )
         .await;
         for e in done.iter().filter_map(|r| r.as_ref().err()) {
-            self.refund_failed(e);
+            refund_failed(&self.refund_warned, e);
         }
     }
 
@@ -82,19 +82,19 @@ impl<St: QuotaStore> Shared<St> {
             tokio::spawn(async move { shared.refund_later(&later).await });
         }
     }
+}
 
-    /// A refund the store could not make: said once at `warn` (the request stays refused; the
-    /// units stay taken until they refill), then at `debug`.
-    fn refund_failed(&self, e: &StoreError) {
-        if self.refund_warned.swap(true, Ordering::Relaxed) {
-            tracing::debug!(layer = "quota", error = %Chain(e), "quota refund failed");
-        } else if e.kind() == StoreErrorKind::Unsupported {
-            tracing::warn!(
-                layer = "quota",
-                "this quota store cannot give units back: a request refused by another rule keeps what it took here"
-            );
-        } else {
-            tracing::warn!(layer = "quota", error = %Chain(e), "quota refund failed: the units stay taken until they refill");
-        }
+/// A refund the store could not make: said once at `warn` (the request stays refused; the
+/// units stay taken until they refill), then at `debug`; `warned` remembers.
+pub(super) fn refund_failed(warned: &AtomicBool, e: &StoreError) {
+    if warned.swap(true, Ordering::Relaxed) {
+        tracing::debug!(layer = "quota", error = %Chain(e), "quota refund failed");
+    } else if e.kind() == StoreErrorKind::Unsupported {
+        tracing::warn!(
+            layer = "quota",
+            "this quota store cannot give units back: a request refused by another rule keeps what it took here"
+        );
+    } else {
+        tracing::warn!(layer = "quota", error = %Chain(e), "quota refund failed: the units stay taken until they refill");
     }
 }

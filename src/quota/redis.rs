@@ -19,8 +19,9 @@ use crate::redis_link::{Link, Topology};
 
 mod batch;
 
-/// Counters in Redis, shared by every instance: one atomic Lua script per check (GCRA and
-/// windows of a key together), keys expiring as soon as their state equals a fresh one, and
+/// Counters in Redis, shared by every instance: one atomic Lua script per request (the GCRA
+/// cells and windows of all its rules together, consumed only if all admit; one script per
+/// identity on a Cluster, see [`QuotaStore::check_all`]), keys expiring as soon as their state equals a fresh one, and
 /// every key of one identity under one hash tag, so it works on Redis Cluster.
 ///
 /// Key names never hold the identity: each is `{prefix}{<tag>}:<limit>[:<window>]`, where

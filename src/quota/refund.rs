@@ -6,9 +6,10 @@
 //! Each rule still checks and consumes atomically in its own store, so no limit ever admits
 //! more than it allows (no over-admission, under any concurrency). The price is brief: between
 //! a rule's consumption and its refund (one pass over the rules in memory, one store round
-//! trip with Redis), the units are held, so a concurrent request may find them taken. At most
-//! `cost` units per refused request in flight are held that way, each for at most the store's
-//! timeout.
+//! trip with Redis Cluster), the units are held, so a concurrent request may find them taken.
+//! A store whose [`QuotaStore::check_all`] is atomic (Redis on one server or Sentinel) holds
+//! nothing for a refused request. At most `cost` units per refused request in flight are held
+//! that way, each for at most the store's timeout.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,5 +1,6 @@
 #![doc = include_str!("../../docs/quota.md")]
 
+mod batch;
 #[cfg(feature = "config")]
 pub(crate) mod config;
 mod future;
@@ -19,6 +20,7 @@ mod store;
 mod tally;
 
 pub use crate::rejection::ratelimit::{RATELIMIT, RATELIMIT_POLICY};
+pub use batch::QuotaCheck;
 pub use future::{ResponseFuture, Settle};
 pub use layer::{DEFAULT_STORE, Quota, QuotaBuilder, QuotaLayer, QuotaStats, RateLimitHeaders};
 pub use limit::{Limit, LimitState, MAX_LIMITS, Verdict, Window};

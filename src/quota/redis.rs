@@ -7,17 +7,21 @@ use std::time::Duration;
 
 use siphasher::sip128::{Hasher128 as _, SipHasher24};
 
+use super::batch::QuotaCheck;
 use super::limit::{Kind, Verdict};
 use super::memory::MemoryStore;
 use super::policy::QuotaKey;
-use super::redis_script::{HashWriter, REFUND, SCRIPT, decode, tag_key};
+use super::redis_script::{HashWriter, REFUND, SCRIPT, tag_key};
 use super::store::{OnOutage, QuotaMode, QuotaStore, StoreStats};
 use crate::clock::Timestamp;
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
 use crate::redis_link::{Link, Topology};
 
-/// Counters in Redis, shared by every instance: one atomic Lua script per check (GCRA and
-/// windows of a key together), keys expiring as soon as their state equals a fresh one, and
+mod batch;
+
+/// Counters in Redis, shared by every instance: one atomic Lua script per request (the GCRA
+/// cells and windows of all its rules together, consumed only if all admit; one script per
+/// identity on a Cluster, see [`QuotaStore::check_all`]), keys expiring as soon as their state equals a fresh one, and
 /// every key of one identity under one hash tag, so it works on Redis Cluster.
 ///
 /// Key names never hold the identity: each is `{prefix}{<tag>}:<limit>[:<window>]`, where
@@ -321,12 +325,8 @@ impl RedisStore {
     /// Cluster hash tag, so all keys of one identity live on one shard.
     fn redis_key(&self, key: &QuotaKey, i: usize, window: Option<u32>) -> String {
         use std::fmt::Write as _;
-        let mut hasher = SipHasher24::new_with_key(&self.inner.tag_key);
-        // Fed without an intermediate string: the identity may be long.
-        let _ = write!(HashWriter(&mut hasher), "{key}");
-        let mut hex = [0u8; 32];
-        let tag = base16ct::lower::encode_str(&hasher.finish128().as_bytes(), &mut hex)
-            .unwrap_or_default();
+        let hex = self.tag(key);
+        let tag = std::str::from_utf8(&hex).unwrap_or_default();
         let mut out = String::with_capacity(Self::MAX_KEY_LEN);
         out.push_str(&self.inner.prefix);
         out.push('{');
@@ -339,44 +339,16 @@ impl RedisStore {
         out
     }
 
-    async fn eval(
-        &self,
-        key: &QuotaKey,
-        cost: u64,
-        now: Timestamp,
-        consume: bool,
-    ) -> Result<Verdict, StoreError> {
-        let limits = key.policy().limits();
-        let now_us = now.as_unix_nanos() / 1_000;
-        let mut inv = self.inner.script.prepare_invoke();
-        inv.arg(now_us).arg(cost).arg(u8::from(consume));
-        for (i, limit) in limits.iter().enumerate() {
-            match limit.kind() {
-                Kind::Rate { .. } => {
-                    let (t, burst) = limit.gcra();
-                    inv.key(self.redis_key(key, i, None));
-                    inv.arg("r").arg(t.div_ceil(1_000).max(1)).arg(burst).arg(0);
-                }
-                Kind::Quota { max, window } => {
-                    let (index, end) = window.locate(now);
-                    inv.key(self.redis_key(key, i, Some(index)));
-                    inv.arg("q")
-                        .arg(max)
-                        .arg(0)
-                        .arg(end.as_unix_nanos() / 1_000);
-                }
-            }
-        }
-        let call = async {
-            let mut conn = self.inner.link.conn().await?;
-            inv.invoke_async(&mut conn).await
-        };
-        let reply: Vec<i64> = match tokio::time::timeout(self.inner.timeout, call).await {
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) => return Err(StoreError::new(StoreErrorKind::Unavailable, e)),
-            Err(elapsed) => return Err(StoreError::new(StoreErrorKind::Unavailable, elapsed)),
-        };
-        decode(&reply, limits.len())
+    /// The hash tag of `key`'s Redis keys: 32 lowercase hex digits of the keyed hash of its
+    /// policy and identity.
+    fn tag(&self, key: &QuotaKey) -> [u8; 32] {
+        use std::fmt::Write as _;
+        let mut hasher = SipHasher24::new_with_key(&self.inner.tag_key);
+        // Fed without an intermediate string: the identity may be long.
+        let _ = write!(HashWriter(&mut hasher), "{key}");
+        let mut hex = [0u8; 32];
+        let _ = base16ct::lower::encode(&hasher.finish128().as_bytes(), &mut hex);
+        hex
     }
 
     /// Gives back `cost` units that a check at `now` took for `key`.
@@ -465,17 +437,19 @@ impl QuotaStore for RedisStore {
         now: Timestamp,
         consume: bool,
     ) -> Result<Verdict, StoreError> {
-        // Never "fail open" on a policy that cannot be checked.
-        key.policy().usable()?;
-        match self.eval(key, cost, now, consume).await {
-            Ok(v) => {
-                if self.inner.down.swap(false, Ordering::Relaxed) {
-                    tracing::info!(layer = "quota", "redis quota store is back");
-                }
-                Ok(v)
-            }
-            Err(e) => self.outage(key, cost, now, consume, e),
-        }
+        let checks = [QuotaCheck::new(key, cost).consume(consume)];
+        let mut verdicts = self.check_batch(&checks, now).await;
+        verdicts
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::from_kind(StoreErrorKind::InvalidData)))
+    }
+
+    async fn check_all(
+        &self,
+        checks: &[QuotaCheck<'_>],
+        now: Timestamp,
+    ) -> Vec<Result<Verdict, StoreError>> {
+        self.check_batch(checks, now).await
     }
 
     async fn refund(&self, key: &QuotaKey, cost: u64, now: Timestamp) -> Result<(), StoreError> {
@@ -495,6 +469,7 @@ impl QuotaStore for RedisStore {
 mod tests {
     use proptest::prelude::*;
 
+    use super::super::redis_script::{decode, decode_batch};
     use super::*;
     use crate::quota::{Limit, QuotaPolicy, Window};
 
@@ -628,5 +603,12 @@ mod tests {
         let v = decode(&[0, 1_500_000, 0, 1_500_000, 1], 1).unwrap();
         assert!(!v.is_allowed());
         assert_eq!(v.retry_after(), Duration::from_millis(1_500));
+        // A batch: one check of one limit, one of two.
+        let both = [1, 0, 4, 0, 0, 1, 0, 3, 0, 0, 9, 0, 0];
+        let v = decode_batch(&both, [1, 2]).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].states()[1].remaining(), 9);
+        assert!(decode_batch(&both, [1]).is_err(), "too many values");
+        assert!(decode_batch(&both, [2, 2]).is_err(), "too few values");
     }
 }

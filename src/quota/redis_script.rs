@@ -10,13 +10,16 @@ use siphasher::sip128::SipHasher24;
 use super::limit::{LimitState, MAX_LIMITS, Verdict};
 use crate::error::{StoreError, StoreErrorKind};
 
-/// The check, in one script so that it is atomic: GCRA cells and window counters of one key,
-/// all tested, then all written or none. Times are Unix microseconds (exact in a Lua double).
+/// The checks of one request, in one script so that they are atomic: the GCRA cells and
+/// window counters of every check, all tested (each check seeing what the checks before it
+/// would take, as one script per check in order would), then all written, or none when a
+/// binding check refuses. Times are Unix microseconds (exact in a Lua double).
 ///
-/// KEYS: one per limit. ARGV: now, cost, consume (1/0), then per limit `kind a b c`:
-/// `r T burst 0` for a rate (T = emission interval), `q max 0 end` for a window quota whose
-/// key already names the window. Returns `allowed, retry` then `remaining, reset, exceeded`
-/// per limit.
+/// KEYS: one per limit, check after check. ARGV: now, the number of checks, commit (1/0: 0
+/// tests without consuming anything), then per check `cost consume shadow limits` (1/0 for
+/// the flags) followed by that many `kind a b c`: `r T burst 0` for a rate (T = emission
+/// interval), `q max 0 end` for a window quota whose key already names the window. Returns,
+/// per check, `allowed, retry` then `remaining, reset, exceeded` per limit.
 pub(super) const SCRIPT: &str = include_str!("redis.lua");
 
 /// The refund of one check's units, key by key (a key gone meanwhile owes nothing). KEYS as
@@ -41,6 +44,33 @@ impl fmt::Write for HashWriter<'_> {
         std::hash::Hasher::write(self.0, s.as_bytes());
         Ok(())
     }
+}
+
+/// The verdicts of a batch whose checks have `limits` limits each, in order.
+pub(super) fn decode_batch(
+    reply: &[i64],
+    limits: impl IntoIterator<Item = usize>,
+) -> Result<Vec<Verdict>, StoreError> {
+    let mut at = 0;
+    let mut verdicts = Vec::new();
+    for n in limits {
+        let end = at + 2 + 3 * n.min(MAX_LIMITS);
+        let part = reply.get(at..end).ok_or_else(|| {
+            StoreError::new(
+                StoreErrorKind::InvalidData,
+                format!("quota script returned {} values, too few", reply.len()),
+            )
+        })?;
+        verdicts.push(decode(part, n)?);
+        at = end;
+    }
+    if at != reply.len() {
+        return Err(StoreError::new(
+            StoreErrorKind::InvalidData,
+            format!("quota script returned {} values, too many", reply.len()),
+        ));
+    }
+    Ok(verdicts)
 }
 
 pub(super) fn decode(reply: &[i64], n: usize) -> Result<Verdict, StoreError> {

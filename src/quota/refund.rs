@@ -6,12 +6,13 @@
 //! Each rule still checks and consumes atomically in its own store, so no limit ever admits
 //! more than it allows (no over-admission, under any concurrency). The price is brief: between
 //! a rule's consumption and its refund (one pass over the rules in memory, one store round
-//! trip with Redis), the units are held, so a concurrent request may find them taken. At most
-//! `cost` units per refused request in flight are held that way, each for at most the store's
-//! timeout.
+//! trip with Redis Cluster), the units are held, so a concurrent request may find them taken.
+//! A store whose [`QuotaStore::check_all`] is atomic (Redis on one server or Sentinel) holds
+//! nothing for a refused request. At most `cost` units per refused request in flight are held
+//! that way, each for at most the store's timeout.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use smallvec::SmallVec;
 
@@ -47,7 +48,7 @@ impl<St: QuotaStore> Shared<St> {
         for (i, key, cost, at) in taken {
             match self.store_of(i).refund_now(&key, cost, at) {
                 Some(Ok(())) => {}
-                Some(Err(e)) => self.refund_failed(&e),
+                Some(Err(e)) => refund_failed(&self.refund_warned, &e),
                 None => later.push((i, key, cost, at)),
             }
         }
@@ -69,7 +70,7 @@ impl<St: QuotaStore> Shared<St> {
         )
         .await;
         for e in done.iter().filter_map(|r| r.as_ref().err()) {
-            self.refund_failed(e);
+            refund_failed(&self.refund_warned, e);
         }
     }
 
@@ -82,19 +83,19 @@ impl<St: QuotaStore> Shared<St> {
             tokio::spawn(async move { shared.refund_later(&later).await });
         }
     }
+}
 
-    /// A refund the store could not make: said once at `warn` (the request stays refused; the
-    /// units stay taken until they refill), then at `debug`.
-    fn refund_failed(&self, e: &StoreError) {
-        if self.refund_warned.swap(true, Ordering::Relaxed) {
-            tracing::debug!(layer = "quota", error = %Chain(e), "quota refund failed");
-        } else if e.kind() == StoreErrorKind::Unsupported {
-            tracing::warn!(
-                layer = "quota",
-                "this quota store cannot give units back: a request refused by another rule keeps what it took here"
-            );
-        } else {
-            tracing::warn!(layer = "quota", error = %Chain(e), "quota refund failed: the units stay taken until they refill");
-        }
+/// A refund the store could not make: said once at `warn` (the request stays refused; the
+/// units stay taken until they refill), then at `debug`; `warned` remembers.
+pub(super) fn refund_failed(warned: &AtomicBool, e: &StoreError) {
+    if warned.swap(true, Ordering::Relaxed) {
+        tracing::debug!(layer = "quota", error = %Chain(e), "quota refund failed");
+    } else if e.kind() == StoreErrorKind::Unsupported {
+        tracing::warn!(
+            layer = "quota",
+            "this quota store cannot give units back: a request refused by another rule keeps what it took here"
+        );
+    } else {
+        tracing::warn!(layer = "quota", error = %Chain(e), "quota refund failed: the units stay taken until they refill");
     }
 }

@@ -9,9 +9,11 @@ use std::task::{Context, Poll};
 
 use http::request::Parts;
 use http::{Request, Response};
+use smallvec::SmallVec;
 use tower_service::Service;
 use tracing::Instrument;
 
+use super::batch::{QuotaCheck, batch_refused};
 use super::future::{ResponseFuture, Settle};
 use super::layer::{Quota, Shared};
 use super::limit::Verdict;
@@ -21,7 +23,8 @@ use super::rule::{Counting, QuotaShadow};
 use super::store::{QuotaMode, QuotaStore};
 use super::tally::{Tally, record_limits, too_many};
 use crate::body::{ResponseBody, refusal as refusal_response};
-use crate::error::Chain;
+use crate::clock::Timestamp;
+use crate::error::{Chain, StoreError, StoreErrorKind};
 use crate::outcome::{QuotaOutcome, WantOutcomes};
 use crate::principal::Principal;
 use crate::rejection::{QuotaProblem, Rejection, UnavailableReason};
@@ -214,16 +217,15 @@ impl<St: QuotaStore> Shared<St> {
         let now = self.clock.now();
         let checks: Vec<_> = (start..self.rules.len())
             .filter(|&i| self.rules[i].applies_to(route, parts))
-            .map(|i| (i, self.prepare(i, parts, route, cost)))
+            .map(|i| {
+                let (key, rule_cost, consume) = self.prepare(i, parts, route, cost);
+                (i, key, rule_cost, consume)
+            })
             .collect();
-        let results =
-            join_all(checks.iter().map(|(i, (key, cost, consume))| {
-                self.store_of(*i).check(key, *cost, now, *consume)
-            }))
-            .await;
+        let results = self.check_batches(&checks, false, now).await;
         let mut refused = None;
-        for ((i, (key, rule_cost, consume)), result) in checks.into_iter().zip(results) {
-            let taken = took(consume, &result).then(|| key.clone());
+        for ((i, key, rule_cost, _), (result, held)) in checks.into_iter().zip(results) {
+            let taken = held.then(|| key.clone());
             if refused.is_none()
                 && let Err(r) = self.settle(i, key, result, tally)
             {
@@ -250,6 +252,75 @@ impl<St: QuotaStore> Shared<St> {
             .into_iter()
             .chain(tally.charges.drain(..))
             .filter(|(i, _)| self.counts(*i, res))
+            .collect()
+    }
+
+    /// Checks `checks` (rule, key, cost, consume) at `now` with one
+    /// [`check_all`](QuotaStore::check_all) per store, all at once; every check a shadow one
+    /// (counted on its own) when `independent`. Each answer comes with whether the units it
+    /// took are held: its store's batch admitted the request, so they are given back if
+    /// another store's batch refuses it (a refusing batch holds nothing).
+    async fn check_batches(
+        &self,
+        checks: &[(usize, QuotaKey, u64, bool)],
+        independent: bool,
+        now: Timestamp,
+    ) -> Vec<(Result<Verdict, StoreError>, bool)> {
+        // The stores in the order their first rule comes; usually one.
+        let mut stores: SmallVec<[usize; 2]> = SmallVec::new();
+        for (i, ..) in checks {
+            if !stores.contains(&self.rule_store[*i]) {
+                stores.push(self.rule_store[*i]);
+            }
+        }
+        let batches: Vec<(usize, Vec<QuotaCheck<'_>>)> = stores
+            .iter()
+            .map(|&s| {
+                let batch = checks
+                    .iter()
+                    .filter(|(i, ..)| self.rule_store[*i] == s)
+                    .map(|(i, key, cost, consume)| {
+                        QuotaCheck::new(key, *cost)
+                            .consume(*consume)
+                            .shadow(independent || self.rules[*i].shadow)
+                    })
+                    .collect();
+                (s, batch)
+            })
+            .collect();
+        let answers = join_all(
+            batches
+                .iter()
+                .map(|(s, batch)| self.stores[*s].1.check_all(batch, now)),
+        )
+        .await;
+        let mut answers: Vec<_> = batches
+            .iter()
+            .zip(answers)
+            .map(|((_, batch), results)| {
+                let refused = batch_refused(batch, &results);
+                let consume = batch
+                    .iter()
+                    .map(|c| c.consume)
+                    .collect::<SmallVec<[bool; 4]>>();
+                results.into_iter().zip(consume).map(move |(r, consume)| {
+                    let held = !refused && took(consume, &r);
+                    (r, held)
+                })
+            })
+            .collect();
+        // Back in the order of `checks`.
+        checks
+            .iter()
+            .map(|(i, ..)| {
+                let b = stores.iter().position(|s| *s == self.rule_store[*i]);
+                b.and_then(|b| answers[b].next()).unwrap_or_else(|| {
+                    (
+                        Err(StoreError::from_kind(StoreErrorKind::InvalidData)),
+                        false,
+                    )
+                })
+            })
             .collect()
     }
 
@@ -348,13 +419,14 @@ where
                 // An inner quota stage refused it: what this one took is given back.
                 shared.refund(mem::take(&mut tally.taken)).await;
             }
-            let due = shared.due(&res, &mut tally);
-            let now = shared.clock.now();
-            let charged = join_all(
-                due.iter()
-                    .map(|(i, key)| shared.store_of(*i).check(key, 1, now, true)),
-            );
-            for e in charged.await.into_iter().filter_map(Result::err) {
+            let due: Vec<_> = shared
+                .due(&res, &mut tally)
+                .into_iter()
+                .map(|(i, key)| (i, key, 1, true))
+                .collect();
+            // Each charge on its own: one over its limit leaves the others counted.
+            let charged = shared.check_batches(&due, true, shared.clock.now());
+            for e in charged.await.into_iter().filter_map(|(r, _)| r.err()) {
                 tracing::warn!(layer = "quota", error = %Chain(&e), "quota store failed to count a response");
             }
             tally.apply(&mut res, shared.headers);

@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use super::batch::QuotaCheck;
 use super::limit::Verdict;
 use super::policy::QuotaKey;
 use crate::clock::Timestamp;
@@ -74,6 +75,28 @@ pub trait QuotaStore: Send + Sync + 'static {
         None
     }
 
+    /// Checks all of one request's `checks` at `now`, all or nothing, and answers one verdict
+    /// per check, in order, each what [`check`](Self::check) would answer for it alone after
+    /// the checks before it. When a binding check refuses, or any check fails, no unit stays
+    /// consumed anywhere; otherwise every consuming check that admits has consumed (a
+    /// [`shadow`](QuotaCheck::shadow) check that refuses consumes nothing and refuses
+    /// nothing).
+    ///
+    /// The quota layer calls it with every rule of a request that shares this store, and
+    /// with the response charges, when [`check_now`](Self::check_now) cannot answer at once.
+    /// The default runs [`check`](Self::check) for every check at once and, when the batch
+    /// refuses, gives back with [`refund`](Self::refund) what the admitted ones took (so a
+    /// store without refunds keeps those units, and says so once in its log). The Redis
+    /// store answers it with one script on a single node or Sentinel: it tests every check,
+    /// then consumes only if all admit, atomically.
+    fn check_all(
+        &self,
+        checks: &[QuotaCheck<'_>],
+        now: Timestamp,
+    ) -> impl Future<Output = Vec<Result<Verdict, StoreError>>> + Send {
+        super::batch::check_each_of(self, checks, now)
+    }
+
     /// The store's figures now, for operators ([`QuotaStats`](super::QuotaStats)). The
     /// default knows none.
     fn stats(&self) -> StoreStats {
@@ -135,6 +158,14 @@ impl<T: QuotaStore + ?Sized> QuotaStore for Arc<T> {
         now: Timestamp,
     ) -> Option<Result<(), StoreError>> {
         (**self).refund_now(key, cost, now)
+    }
+
+    fn check_all(
+        &self,
+        checks: &[QuotaCheck<'_>],
+        now: Timestamp,
+    ) -> impl Future<Output = Vec<Result<Verdict, StoreError>>> + Send {
+        (**self).check_all(checks, now)
     }
 
     fn stats(&self) -> StoreStats {
@@ -241,6 +272,21 @@ pub trait DynQuotaStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> Option<Result<(), StoreError>>;
 
+    /// [`QuotaStore::check_all`], boxed. The default checks one by one with
+    /// [`check_boxed`](Self::check_boxed) and gives back with
+    /// [`refund_boxed`](Self::refund_boxed), as [`QuotaStore::check_all`]'s default does.
+    fn check_all_boxed<'a>(
+        &'a self,
+        checks: &'a [QuotaCheck<'a>],
+        now: Timestamp,
+    ) -> crate::BoxFuture<'a, Vec<Result<Verdict, StoreError>>> {
+        Box::pin(super::batch::check_each(
+            checks,
+            move |c| self.check_boxed(c.key, c.cost, now, c.consume),
+            move |c| self.refund_boxed(c.key, c.cost, now),
+        ))
+    }
+
     /// [`QuotaStore::stats`].
     fn stats_dyn(&self) -> StoreStats;
 }
@@ -284,6 +330,14 @@ impl<T: QuotaStore> DynQuotaStore for T {
         self.refund_now(key, cost, now)
     }
 
+    fn check_all_boxed<'a>(
+        &'a self,
+        checks: &'a [QuotaCheck<'a>],
+        now: Timestamp,
+    ) -> crate::BoxFuture<'a, Vec<Result<Verdict, StoreError>>> {
+        Box::pin(self.check_all(checks, now))
+    }
+
     fn stats_dyn(&self) -> StoreStats {
         self.stats()
     }
@@ -320,6 +374,14 @@ macro_rules! dyn_quota_store {
 
             fn refund_now(&self, key: &QuotaKey, cost: u64, now: Timestamp) -> Option<Result<(), StoreError>> {
                 (**self).refund_now_dyn(key, cost, now)
+            }
+
+            async fn check_all(
+                &self,
+                checks: &[QuotaCheck<'_>],
+                now: Timestamp,
+            ) -> Vec<Result<Verdict, StoreError>> {
+                (**self).check_all_boxed(checks, now).await
             }
 
             fn stats(&self) -> StoreStats {
@@ -403,6 +465,19 @@ impl QuotaStore for AnyQuotaStore {
             #[cfg(feature = "redis")]
             Self::Redis(r) => r.refund_now(key, cost, now),
             Self::Custom(c) => c.refund_now_dyn(key, cost, now),
+        }
+    }
+
+    async fn check_all(
+        &self,
+        checks: &[QuotaCheck<'_>],
+        now: Timestamp,
+    ) -> Vec<Result<Verdict, StoreError>> {
+        match self {
+            Self::Memory(m) => m.check_all(checks, now).await,
+            #[cfg(feature = "redis")]
+            Self::Redis(r) => r.check_all(checks, now).await,
+            Self::Custom(c) => c.check_all_boxed(checks, now).await,
         }
     }
 

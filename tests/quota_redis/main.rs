@@ -10,6 +10,8 @@ mod redis_server;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod batch;
+
 use std::time::Duration;
 
 use http::StatusCode;

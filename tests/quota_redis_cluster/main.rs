@@ -13,6 +13,8 @@ mod redis_cluster;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod batch;
+
 use std::time::Duration;
 
 use http::StatusCode;

@@ -1,0 +1,119 @@
+//! A request's rules on a Cluster: the keys of different identities live in different slots,
+//! so each identity's rules are a script of their own, all sent at once, and when one refuses
+//! the others give back what they took: a refused request still costs nothing anywhere.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use palisade::Palisade;
+use palisade::quota::{
+    KeyBy, Limit, OnOutage, QuotaLayer, QuotaPolicy, QuotaRule, RedisStore, Window,
+};
+
+use super::Fixture;
+use super::redis_cluster::Cluster;
+use super::support::{self, TestServer};
+
+/// The script calls (`EVALSHA`, `EVAL`) every node of `cluster` ran.
+fn script_calls(cluster: &Cluster) -> u64 {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| n.cli(&["INFO", "commandstats"]))
+        .flat_map(|info| {
+            info.lines()
+                .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+                .filter_map(|l| {
+                    l.split("calls=")
+                        .nth(1)?
+                        .split(',')
+                        .next()?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+async fn instance(fx: &Fixture, cluster: &Cluster) -> TestServer {
+    let store = RedisStore::cluster(cluster.urls())
+        .timeout(Duration::from_millis(500))
+        .on_outage(OnOutage::FailClosed)
+        .build()
+        .unwrap();
+    let layer = QuotaLayer::builder(store)
+        .clock(fx.keys.clock.clone())
+        .rule(QuotaRule::new(
+            KeyBy::client_ip(),
+            QuotaPolicy::new("address", [Limit::quota(12, Window::Hour)]),
+        ))
+        .rule(QuotaRule::new(
+            KeyBy::Subject,
+            QuotaPolicy::new("user", [Limit::quota(1, Window::Hour)]),
+        ))
+        .build()
+        .unwrap();
+    let guard = Palisade::builder()
+        .authenticate(fx.keys.authenticator())
+        .limit_principals(layer)
+        .build()
+        .unwrap();
+    TestServer::start(guard).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_cluster_a_request_the_per_user_rule_refuses_costs_no_per_address_units() {
+    let Some(cluster) = Cluster::start("cluster_all_or_nothing_across_identities").await else {
+        return;
+    };
+    let fx = Fixture::new();
+    let users: Vec<String> = (0..13).map(|i| fx.issue(&format!("user-{i}"))).collect();
+    let (a, b) = (instance(&fx, &cluster).await, instance(&fx, &cluster).await);
+    // Six users take their one request each: six of the address's twelve units.
+    for key in &users[..6] {
+        assert_eq!(
+            a.get("/", &[("x-api-key", key)]).await.status,
+            StatusCode::OK
+        );
+    }
+    // A refusal loads the refund script where the address's keys live; from then on each
+    // refused request costs its two scripts (one per identity) and one refund.
+    let refused = a.get("/", &[("x-api-key", &users[0])]).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    let before = script_calls(&cluster);
+    let refused = a.get("/", &[("x-api-key", &users[1])]).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(script_calls(&cluster) - before, 3);
+    // Thirty refused requests at once, alternating instances.
+    let mut tasks = tokio::task::JoinSet::new();
+    for round in 0..5 {
+        for (u, key) in users[..6].iter().enumerate() {
+            let addr = if (u + round) % 2 == 0 { a.addr } else { b.addr };
+            let key = key.clone();
+            tasks.spawn(async move {
+                let req = http::Request::get("/")
+                    .header("host", addr.to_string())
+                    .header("x-api-key", key)
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap();
+                support::send(addr, req).await.status
+            });
+        }
+    }
+    let statuses = tasks.join_all().await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // The address was charged for the six admitted requests only.
+    for key in &users[6..12] {
+        assert_eq!(
+            b.get("/", &[("x-api-key", key)]).await.status,
+            StatusCode::OK
+        );
+    }
+    let over = a.get("/", &[("x-api-key", &users[12])]).await;
+    assert_eq!(over.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(over.json()["violated-policies"][0], "address");
+}

@@ -76,13 +76,14 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Records the last successful use of each key in `uses` (one entry per key, its latest
     /// time), in one batch: a time earlier than the stored one should not replace it. The
-    /// default stores nothing.
+    /// default answers [`StoreErrorKind::Unsupported`]: after the first batch the
+    /// authenticator stops collecting uses (a request then pays one atomic load for them).
     fn record_last_used(
         &self,
         uses: &[LastUsed],
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let _ = uses;
-        std::future::ready(Ok(()))
+        std::future::ready(Err(StoreError::from_kind(StoreErrorKind::Unsupported)))
     }
 }
 

@@ -625,3 +625,48 @@ async fn a_store_without_update_hash_is_asked_once_and_the_key_keeps_working() {
     tokio::task::yield_now().await;
     assert_eq!(auth.upkeep_stats().rehash_failed, 1, "not asked again");
 }
+
+#[tokio::test]
+async fn a_store_without_record_last_used_is_asked_once_then_uses_are_not_collected() {
+    let keys = ApiKeys::new();
+    let a = keys.generate(KeySpec::new("alice")).unwrap();
+    let b = keys.generate(KeySpec::new("bob")).unwrap();
+    let store = MemoryKeyStore::new();
+    store.insert(a.record);
+    store.insert(b.record);
+    /// A host's store of before `record_last_used`: only `get`.
+    struct Legacy(MemoryKeyStore);
+    impl KeyStore for Legacy {
+        async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+            self.0.get(id).await
+        }
+    }
+    // A batch of one key: the first use is written at once.
+    let auth = keys
+        .authenticator(Legacy(store))
+        .with_last_used_batch(1)
+        .with_last_used_interval(Duration::from_secs(3600));
+    let with = |key: &str| parts(&[("x-api-key", key)], "/");
+    let first = with(a.plaintext.expose_secret());
+    assert!(matches!(
+        auth.authenticate(&first).await,
+        Authentication::Authenticated(_)
+    ));
+    // The store's answer to the first batch stops the collection.
+    eventually(|| auth.upkeep.state_says_uses_unsupported()).await;
+    let second = with(b.plaintext.expose_secret());
+    for _ in 0..3 {
+        assert!(matches!(
+            auth.authenticate(&second).await,
+            Authentication::Authenticated(_)
+        ));
+    }
+    let stats = auth.upkeep_stats();
+    assert_eq!(stats.last_used_failed, 0, "unsupported is not a failure");
+    assert_eq!(stats.last_used_written, 0);
+    assert_eq!(
+        auth.upkeep.collected(),
+        0,
+        "nothing held for a store that cannot take it"
+    );
+}

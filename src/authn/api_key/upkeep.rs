@@ -81,6 +81,8 @@ struct State {
     flush: Notify,
     counters: Counters,
     unsupported: AtomicBool,
+    /// The store said it does not record uses: none are collected any more.
+    uses_unsupported: AtomicBool,
 }
 
 /// The pacing and bounds of the background writes.
@@ -126,6 +128,7 @@ impl Upkeep {
                 flush: Notify::new(),
                 counters: Counters::default(),
                 unsupported: AtomicBool::new(false),
+                uses_unsupported: AtomicBool::new(false),
             }),
             rehashes: OnceLock::new(),
         }
@@ -147,6 +150,9 @@ impl Upkeep {
 
     /// A key proved itself: remember its use at `at` (never waits on the store).
     pub(crate) fn used<S: KeyStore>(&self, store: &Arc<S>, id: KeyId, at: Timestamp) {
+        if self.state.uses_unsupported.load(Ordering::Relaxed) {
+            return; // the store does not record uses
+        }
         if self.sender(store).is_none() {
             // No runtime to write it from: nothing would ever read the map.
             bump(&self.state.counters.last_used_dropped, 1);
@@ -189,6 +195,18 @@ impl Upkeep {
             bump(&self.state.counters.rehash_dropped, 1);
             tracing::debug!(layer = "authn", key_id = %rehash.id, "api key rehash queue full: dropped");
         }
+    }
+
+    /// Whether the store said it does not record uses.
+    #[cfg(test)]
+    pub(crate) fn state_says_uses_unsupported(&self) -> bool {
+        self.state.uses_unsupported.load(Ordering::Relaxed)
+    }
+
+    /// Keys whose use waits to be written.
+    #[cfg(test)]
+    pub(crate) fn collected(&self) -> usize {
+        lock(&self.state.uses).len()
     }
 
     pub(crate) fn stats(&self) -> UpkeepStats {
@@ -273,6 +291,14 @@ async fn flush<S: KeyStore>(store: &S, state: &State, timeout: Duration) {
         Ok(Ok(())) => {
             bump(&c.last_used_batches, 1);
             bump(&c.last_used_written, n);
+        }
+        Ok(Err(e)) if e.kind() == StoreErrorKind::Unsupported => {
+            state.uses_unsupported.store(true, Ordering::Relaxed);
+            lock(&state.uses).clear();
+            tracing::debug!(
+                layer = "authn",
+                "the api key store does not implement record_last_used: uses are not collected"
+            );
         }
         Ok(Err(e)) => {
             bump(&c.last_used_failed, 1);

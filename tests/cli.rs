@@ -579,23 +579,46 @@ impl palisade::invalidation::InvalidationListener for Heard {
     fn resync(&self) {}
 }
 
+/// An instance listening on `channel` of `redis`: its bus (kept alive) and what it heard.
+async fn listening(
+    redis: &redis_server::Redis,
+    channel: &str,
+) -> (
+    palisade::invalidation::RedisBus,
+    std::sync::Arc<Heard>,
+    std::sync::Arc<dyn palisade::invalidation::InvalidationListener>,
+) {
+    use palisade::invalidation::{InvalidationBus, InvalidationListener, RedisBus};
+    let bus = RedisBus::builder(redis.url())
+        .channel(channel)
+        .build()
+        .unwrap();
+    assert!(bus.hub().wait_live(std::time::Duration::from_secs(5)).await);
+    let heard = std::sync::Arc::new(Heard::default());
+    let listener: std::sync::Arc<dyn InvalidationListener> = heard.clone();
+    bus.hub().listen(&listener);
+    (bus, heard, listener)
+}
+
+/// Whether `heard` holds `n` messages within two seconds.
+async fn hears(heard: &Heard, n: usize) -> bool {
+    tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while heard.0.lock().unwrap().len() < n {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_revoke_publishes_on_the_files_invalidation_bus() {
-    use palisade::invalidation::{Invalidation, InvalidationBus, InvalidationListener, RedisBus};
-    use std::sync::Arc;
-    use std::time::Duration;
+    use palisade::invalidation::Invalidation;
     let Some(redis) = redis_server::Redis::start("keys_revoke_publishes").await else {
         return;
     };
     // An instance listening on the channel the file names.
-    let bus = RedisBus::builder(redis.url())
-        .channel("cli:invalidation")
-        .build()
-        .unwrap();
-    assert!(bus.hub().wait_live(Duration::from_secs(5)).await);
-    let heard = Arc::new(Heard::default());
-    let listener: Arc<dyn InvalidationListener> = heard.clone();
-    bus.hub().listen(&listener);
+    let (_bus, heard, _listener) = listening(&redis, "cli:invalidation").await;
 
     let dir = std::env::temp_dir().join(format!("palisade-cli-revoke-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -631,13 +654,10 @@ async fn keys_revoke_publishes_on_the_files_invalidation_bus() {
         &env,
     );
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    let both = tokio::time::timeout(Duration::from_secs(2), async {
-        while heard.0.lock().unwrap().len() < 2 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    assert!(both.is_ok(), "the instance heard both revocations");
+    assert!(
+        hears(&heard, 2).await,
+        "the instance heard both revocations"
+    );
     let key_id = palisade::authn::api_key::KeyId::parse("3kTMd9Zq0vXbW1yN").unwrap();
     assert_eq!(
         heard.0.lock().unwrap()[..],
@@ -668,20 +688,11 @@ async fn keys_revoke_publishes_on_the_files_invalidation_bus() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_reload_checks_the_file_then_publishes_policy_changed() {
-    use palisade::invalidation::{Invalidation, InvalidationBus, InvalidationListener, RedisBus};
-    use std::sync::Arc;
-    use std::time::Duration;
+    use palisade::invalidation::Invalidation;
     let Some(redis) = redis_server::Redis::start("policy_reload_publishes").await else {
         return;
     };
-    let bus = RedisBus::builder(redis.url())
-        .channel("cli:policy")
-        .build()
-        .unwrap();
-    assert!(bus.hub().wait_live(Duration::from_secs(5)).await);
-    let heard = Arc::new(Heard::default());
-    let listener: Arc<dyn InvalidationListener> = heard.clone();
-    bus.hub().listen(&listener);
+    let (_bus, heard, _listener) = listening(&redis, "cli:policy").await;
 
     let dir = std::env::temp_dir().join(format!("palisade-cli-reload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -709,13 +720,7 @@ async fn policy_reload_checks_the_file_then_publishes_policy_changed() {
     let run = palisade(&["policy", "reload", "--config", path], "", &env);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(run.stdout.contains(r#""t":"policy""#), "{}", run.stdout);
-    let heard_it = tokio::time::timeout(Duration::from_secs(2), async {
-        while heard.0.lock().unwrap().is_empty() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    assert!(heard_it.is_ok(), "the instance heard it");
+    assert!(hears(&heard, 1).await, "the instance heard it");
     assert_eq!(heard.0.lock().unwrap()[..], [Invalidation::PolicyChanged]);
     std::fs::remove_dir_all(&dir).unwrap();
 }

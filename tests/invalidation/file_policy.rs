@@ -8,7 +8,7 @@ use palisade::authz::LivePolicy;
 use palisade::config::Config;
 use palisade::invalidation::{Invalidation, InvalidationBus, RedisBus};
 
-use super::{BOUND, World};
+use super::World;
 use crate::support::TestServer;
 
 /// One instance built from the file: its server and its bus.
@@ -22,15 +22,8 @@ async fn status(i: &FromFile, path: &str, key: (&str, &str)) -> u16 {
     i.server.get(path, &[key]).await.status.as_u16()
 }
 
-/// Polls until `path` answers `want`; false past [`BOUND`].
 async fn becomes(i: &FromFile, path: &str, key: (&str, &str), want: u16) -> bool {
-    tokio::time::timeout(BOUND, async {
-        while status(i, path, key).await != want {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .is_ok()
+    super::server_becomes(&i.server, path, key, want).await
 }
 
 fn file(reports_role: &str) -> String {

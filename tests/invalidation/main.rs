@@ -176,8 +176,18 @@ async fn with(i: &Instance, path: &str, header: (&str, &str)) -> Reply {
 
 /// Polls `instance` until `path` with `header` answers `status`; false past [`BOUND`].
 async fn becomes(i: &Instance, path: &str, header: (&str, &str), status: u16) -> bool {
+    server_becomes(&i.server, path, header, status).await
+}
+
+/// Polls `server` until `path` with `header` answers `status`; false past [`BOUND`].
+async fn server_becomes(
+    server: &TestServer,
+    path: &str,
+    header: (&str, &str),
+    status: u16,
+) -> bool {
     tokio::time::timeout(BOUND, async {
-        while with(i, path, header).await.status != status {
+        while server.get(path, &[header]).await.status != status {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })

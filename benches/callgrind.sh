@@ -15,7 +15,7 @@ printf '%-20s %22s %22s\n' case instructions/request allocations/request
 for case in valid unknown_id wrong_secret bad_checksum missing cached:valid cached:unknown_id cached:wrong_secret \
   stack:bare stack:passthrough stack:valid stack:unknown_id stack:wrong_secret stack:bad_checksum stack:missing \
   stack:authz-allow stack:authz-deny \
-  stack:quota-quiet stack:quota-fields stack:quota-clients stack:governor stack:governor-fields stack:full stack:jwt stack:audit order:bare order:validate order:full; do
+  stack:quota-quiet stack:quota-fields stack:quota-clients stack:governor stack:governor-fields stack:full stack:jwt stack:audit order:bare order:serde order:validate order:full; do
   base=$(count "$case" 0)
   total=$(count "$case" "$n")
   allocs=$(PALISADE_COUNT_ALLOCATIONS=1 "$bin" "$case" "$n" | sed -n 's/allocations\/request //p')

@@ -207,6 +207,15 @@ fn main() {
                     "ok"
                 }),
             ),
+            // The floor: serde_json builds `Order` from the bytes, with no check at all.
+            "serde" => Router::new().route(
+                "/v1/orders",
+                axum::routing::post(|b: axum::body::Bytes| async move {
+                    let order: order::Order = serde_json::from_slice(&b).unwrap();
+                    black_box(order);
+                    "ok"
+                }),
+            ),
             "validate" => validated.layer(validate()),
             _ => validated.layer(
                 full_stack(&f, http::Method::POST, "/v1/orders")

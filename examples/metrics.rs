@@ -6,6 +6,8 @@
 //! cargo run --example metrics --features metrics
 //! curl -H 'x-api-key: <printed key>' http://127.0.0.1:8082/v1/orders/42
 //! curl http://127.0.0.1:8082/v1/orders/42           # refused: 401
+//! curl -H 'x-api-key: <printed key>' -H 'content-type: application/json' \
+//!   -d '{"sku":"ABC-1234","qty":2}' http://127.0.0.1:8082/v1/orders
 //! curl http://127.0.0.1:8082/metrics | grep palisade_
 //! ```
 //!
@@ -19,10 +21,19 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use palisade::prelude::*;
 use palisade::telemetry::{DECISION_SECONDS_BUCKETS, names};
+use palisade::validate::{Operation, SchemaSet, ValidateLayer, Validated};
+use serde::Deserialize;
+
+/// The body of `POST /v1/orders`.
+#[derive(Deserialize)]
+struct NewOrder {
+    sku: String,
+    qty: u32,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -61,8 +72,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &PolicySpec::builder()
             .role("reader", [])
             .allow([http::Method::GET], "/v1/orders/{id}", ["reader"])
+            .allow([http::Method::POST], "/v1/orders", ["reader"])
             .build(),
     )?;
+    let order = SchemaSet::new().compile(&serde_json::json!({
+        "type": "object", "required": ["sku", "qty"], "additionalProperties": false,
+        "properties": {
+            "sku": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4}$"},
+            "qty": {"type": "integer", "minimum": 1, "maximum": 999}
+        }
+    }))?;
+    let validate = ValidateLayer::builder()
+        .operation(
+            http::Method::POST,
+            "/v1/orders",
+            Operation::new().json_body(order),
+        )
+        .build()?;
     let guard = Palisade::builder()
         // Plain HTTP from this machine only: a development setting (see docs/SECURITY.md, TLS).
         .allow_plain_http_from_loopback()
@@ -76,23 +102,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .authenticate(keys.authenticator(store))
         .authorize(AuthzLayer::new(policy))
+        .validate(validate)
         .build()?;
     let (audit, audit_handle) = AuditLayer::builder(TracingSink).build()?;
 
-    let app = Router::new()
-        .route(
-            "/v1/orders/{id}",
-            get(|p: Principal| async move { format!("order for {}\n", p.subject()) }),
-        )
-        .layer(guard)
-        .layer(audit)
-        .route(
-            "/metrics",
-            get(move || {
-                let prometheus = prometheus.clone();
-                async move { prometheus.render() }
-            }),
-        );
+    let app =
+        Router::new()
+            .route(
+                "/v1/orders/{id}",
+                get(|p: Principal| async move { format!("order for {}\n", p.subject()) }),
+            )
+            .route(
+                "/v1/orders",
+                post(|Validated(o): Validated<NewOrder>| async move {
+                    format!("{} x {}\n", o.qty, o.sku)
+                }),
+            )
+            .layer(guard)
+            .layer(audit)
+            .route(
+                "/metrics",
+                get(move || {
+                    let prometheus = prometheus.clone();
+                    async move { prometheus.render() }
+                }),
+            );
 
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;

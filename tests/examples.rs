@@ -512,6 +512,24 @@ fn metrics_example_exposes_counters_that_move_with_the_traffic() {
         sample(&after, r#"palisade_audit_events_total{state="queued"}"#) >= 4.0,
         "{after}"
     );
+    // JSON bodies: the first teaches the operation its type (`Validated<NewOrder>`), the
+    // next ones are checked and built in one pass; a refused one is still refused.
+    let fused = r#"palisade_validation_bodies_total{path="fused"}"#;
+    let post = |body: &str| {
+        sh(&format!(
+            "{} -H 'content-type: application/json' -d '{body}' http://{addr}/v1/orders -o /dev/null -w '%{{http_code}}'",
+            curl.split(" http://").next().unwrap()
+        ))
+    };
+    for _ in 0..3 {
+        assert_eq!(post(r#"{"sku":"ABC-1234","qty":2}"#), "200");
+    }
+    assert_eq!(post(r#"{"sku":"ABC-1234","qty":0}"#), "422");
+    let after = scrape();
+    assert!(
+        sample(&after, fused) - sample(&before, fused) >= 2.0,
+        "{after}"
+    );
     // No secret in the exposition: the key the test sent appears nowhere.
     let key = curl
         .split("x-api-key: ")

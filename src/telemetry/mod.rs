@@ -41,6 +41,10 @@ pub mod names {
     /// Counter: responses that broke their operation's declaration (response validation).
     /// Label `action` (`reported`, `stripped`, `refused`).
     pub const RESPONSE_DIVERGENCES: &str = "palisade_response_divergences_total";
+    /// Counter: JSON bodies the validation layer checked, by how. Label `path` (`fused`:
+    /// checked while the handler's type was built, in one pass; `tape`: parsed, then checked;
+    /// `gave_up`: the fused pass gave up, and the tape path decided).
+    pub const VALIDATION_BODIES: &str = "palisade_validation_bodies_total";
 
     /// Every name above: what a dashboard or an alert set should cover
     /// (`docs/grafana-dashboard.json` does, and a test checks it).
@@ -54,6 +58,7 @@ pub mod names {
         JWKS_FETCHES,
         CACHE_LOOKUPS,
         RESPONSE_DIVERGENCES,
+        VALIDATION_BODIES,
     ];
 }
 
@@ -295,6 +300,16 @@ mod keys {
         })
     }
 
+    pub(super) fn validation_body(path: &str) -> Option<&'static Key> {
+        use super::names::VALIDATION_BODIES as N;
+        Some(match path {
+            "fused" => key!(N, "path" => "fused"),
+            "tape" => key!(N, "path" => "tape"),
+            "gave_up" => key!(N, "path" => "gave_up"),
+            _ => return None,
+        })
+    }
+
     pub(super) fn cache_lookup(cache: &str, hit: bool) -> Option<&'static Key> {
         use super::names::CACHE_LOOKUPS as N;
         Some(match (cache, hit) {
@@ -363,6 +378,15 @@ pub(crate) fn cache_lookup(cache: &'static str, hit: bool) {
     count(keys::cache_lookup(cache, hit), 1);
     #[cfg(not(feature = "metrics"))]
     let _ = (cache, hit);
+}
+
+/// The validation layer checked a JSON body by `path` (`fused`, `tape`, `gave_up`).
+#[inline]
+pub(crate) fn validation_body(path: &'static str) {
+    #[cfg(feature = "metrics")]
+    count(keys::validation_body(path), 1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = path;
 }
 
 /// A response diverged from its operation's declaration (`action`: `reported`, `stripped`,

@@ -139,7 +139,11 @@ impl ValidateBuilder {
                     message: e.to_string(),
                 })?;
             by_template.insert(template, i);
-            operations.push(ops.into_iter().map(|(m, o)| (m, Arc::new(o))).collect());
+            operations.push(
+                ops.into_iter()
+                    .map(|(m, o)| (m, Arc::new(o.with_own_slot())))
+                    .collect(),
+            );
         }
         Ok(ValidateLayer {
             shared: Arc::new(Shared {
@@ -464,9 +468,30 @@ fn decode_and_check(
         Some(coding) => read::decoded(op, coding, &bytes, max, &mut parts.headers)?,
         None => bytes,
     };
-    match op.check_body(&kind, &bytes) {
-        Ok(Some(value)) => {
-            parts.extensions.insert(ValidatedBody::new(value));
+    // The fused path first, once the operation knows its handler's type: checked and
+    // deserialized in one pass, or given up and checked on the tape below.
+    let fused = op.fused(&kind, &bytes);
+    match fused {
+        Some(Some(built)) => {
+            crate::telemetry::validation_body("fused");
+            let body = ValidatedBody::fused(bytes.clone(), op.slot().clone(), built);
+            parts.extensions.insert(body);
+            return Ok(bytes);
+        }
+        Some(None) => crate::telemetry::validation_body("gave_up"),
+        None => {}
+    }
+    let checked = op.check_body(&kind, &bytes);
+    if kind.is_json() && !bytes.is_empty() {
+        crate::telemetry::validation_body("tape");
+    }
+    match checked {
+        Ok(Some(tape)) => {
+            if matches!(fused, Some(None)) {
+                op.slot().missed();
+            }
+            let body = ValidatedBody::new(tape, Some(op.slot().clone()));
+            parts.extensions.insert(body);
         }
         Ok(None) => {}
         Err((reason, errors)) => return Err(refusal(reason, errors)),

@@ -3,6 +3,7 @@
 #[cfg(feature = "config")]
 mod config;
 mod decode;
+mod fused;
 mod layer;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
@@ -158,7 +159,7 @@ mod extract {
     /// A body extractor, like axum's `Json`: put it last among a handler's arguments. `T` is
     /// read from the body as the layer parsed it (strings and numbers already read, never the
     /// bytes again); a `serde_json::Value` is built only when `T` cannot be (to name where).
-    impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Validated<T> {
+    impl<T: DeserializeOwned + Send + 'static, S: Send + Sync> FromRequest<S> for Validated<T> {
         type Rejection = ValidatedRejection;
 
         async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
@@ -166,8 +167,16 @@ mod extract {
                 .extensions()
                 .get::<ValidatedBody>()
                 .ok_or(ValidatedRejection::Missing)?;
+            // Built by the layer's fused path, in the pass that checked the body.
+            if let Some(t) = body.take_prebuilt::<T>() {
+                return Ok(Self(t));
+            }
             let error = match body.deserialize::<T>() {
-                Ok(t) => return Ok(Self(t)),
+                Ok(t) => {
+                    // The operation's later bodies are checked and built in one pass.
+                    body.learn::<T>();
+                    return Ok(Self(t));
+                }
                 Err(error) => error,
             };
             // Rare: a whole number written `2.0` or `1e2` for an integer field, or a schema

@@ -132,6 +132,10 @@ pub struct Operation {
     /// The first schema of a chained method that did not compile, reported by
     /// [`ValidateBuilder::build`](super::ValidateBuilder::build).
     error: Option<ConfigError>,
+    /// The handler's body type, once learned (the fused body path); one per route.
+    slot: Arc<super::fused::Slot>,
+    /// The fused plan of a JSON body without a schema.
+    any_plan: Arc<super::fused::Plan>,
 }
 
 #[derive(Debug, Clone)]
@@ -170,7 +174,15 @@ impl Operation {
             responses: None,
             max_errors: DEFAULT_MAX_ERRORS,
             error: None,
+            slot: Arc::default(),
+            any_plan: super::fused::Plan::any(),
         }
+    }
+
+    /// `self` with a slot of its own for the handler's body type (each route learns its own).
+    pub(crate) fn with_own_slot(mut self) -> Self {
+        self.slot = Arc::default();
+        self
     }
 
     /// The first mistake a chained method met.
@@ -485,6 +497,13 @@ pub(crate) struct BodyKind {
     /// An `application/x-www-form-urlencoded` body with a form schema.
     form: bool,
     schema: Option<Schema>,
+}
+
+impl BodyKind {
+    /// Whether the body is JSON (not a form), with a body to check.
+    pub(crate) fn is_json(&self) -> bool {
+        self.json && !self.form
+    }
 }
 
 /// The media type of HTML form bodies.

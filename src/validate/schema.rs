@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::fused::Plan;
 use super::tape::schema::TapeJson;
 use super::tape::{Node, Tape, Tok};
 
@@ -172,6 +173,11 @@ impl SchemaSet {
         None
     }
 
+    /// The registered schema at `uri`.
+    pub(crate) fn resource(&self, uri: &str) -> Option<&Value> {
+        self.resources.get(uri)
+    }
+
     /// Compiles `schema` (its `$ref`s resolve against the registered schemas only).
     ///
     /// # Errors
@@ -180,6 +186,15 @@ impl SchemaSet {
     /// a start-up error, never a per-request one; first, the mistake of a
     /// [`register`](Self::register) call.
     pub fn compile(&self, schema: &Value) -> Result<Schema, ConfigError> {
+        let validator = self.validator(schema)?;
+        Ok(Schema {
+            validator: Arc::new(validator),
+            plan: Plan::compile(self, schema),
+        })
+    }
+
+    /// `schema`'s validator alone (no fused plan).
+    pub(crate) fn validator(&self, schema: &Value) -> Result<TapeValidator, ConfigError> {
         if let Some(error) = &self.error {
             return Err(error.clone());
         }
@@ -191,7 +206,7 @@ impl SchemaSet {
         if schema.get("$schema").is_none() {
             options = options.with_draft(self.draft.to_jsonschema());
         }
-        let validator = options.build(schema).map_err(|e| {
+        options.build(schema).map_err(|e| {
             // The pointer into the schema where it breaks the meta-schema (RFC 6901).
             let at = e.instance_path().as_str();
             ConfigError::Schema {
@@ -201,8 +216,7 @@ impl SchemaSet {
                     format!("at `{at}`: {e}")
                 },
             }
-        })?;
-        Ok(Schema(Arc::new(validator)))
+        })
     }
 
     /// Compiles the registered schema at `uri` (a fragment may point inside it).
@@ -266,9 +280,16 @@ impl jsonschema::Retrieve for Registered {
     }
 }
 
+/// A validator over the tape.
+pub(crate) type TapeValidator = jsonschema::Validator<TapeJson>;
+
 /// A compiled schema. Cloning shares it.
 #[derive(Clone)]
-pub struct Schema(Arc<jsonschema::Validator<TapeJson>>);
+pub struct Schema {
+    validator: Arc<TapeValidator>,
+    /// The same schema for the fused body path.
+    plan: Arc<Plan>,
+}
 
 impl fmt::Debug for Schema {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -277,10 +298,15 @@ impl fmt::Debug for Schema {
 }
 
 impl Schema {
+    /// The fused plan of the schema.
+    pub(crate) fn plan(&self) -> &Arc<Plan> {
+        &self.plan
+    }
+
     /// Whether `value` is valid.
     #[must_use]
     pub fn is_valid(&self, value: &Value) -> bool {
-        self.0.is_valid(Tape::from_value(value).root())
+        self.validator.is_valid(Tape::from_value(value).root())
     }
 
     /// What is wrong with `value`, at most `max` violations, each with a JSON pointer, the
@@ -298,10 +324,10 @@ impl Schema {
         max: usize,
     ) -> Vec<Violation> {
         // The common case, valid input, takes the validator's fast path (no error building).
-        if self.0.is_valid(node) {
+        if self.validator.is_valid(node) {
             return Vec::new();
         }
-        self.0
+        self.validator
             .iter_errors(node)
             .take(max)
             .map(|e| Violation {

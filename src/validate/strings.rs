@@ -209,6 +209,31 @@ impl Walk<'_> {
     }
 }
 
+/// The string guards of the fused body path, for one body: whether its strings sent as is need
+/// the character check (as [`check_tape`] decides).
+pub(crate) fn fused_signs(bytes: &[u8], limits: &JsonLimits) -> bool {
+    let every = limits.allow_control_characters
+        && limits.allow_bidi_controls
+        && limits.allow_invisible_characters;
+    !every && chars::any_sign(bytes, limits)
+}
+
+/// Whether the string `s` (a key or a value) passes the guards [`Tape::parse`] and
+/// [`check_tape`] apply: the byte limit as sent, the character limit, no refused character.
+/// `as_sent` is whether it had no escape sequence; for one that had, the bytes as sent are not
+/// known here, so it passes only if even six bytes per decoded byte (`\u0041`) would fit.
+#[inline]
+pub(crate) fn fused_string_ok(s: &str, as_sent: bool, signs: bool, limits: &JsonLimits) -> bool {
+    let sent = if as_sent {
+        s.len()
+    } else {
+        s.len().saturating_mul(6)
+    };
+    sent <= limits.max_string_bytes
+        && too_many_chars(s, limits).is_none()
+        && (as_sent && !signs || chars::hostile(s, limits).is_none())
+}
+
 /// The character limit `s` is over, if any.
 fn too_many_chars(s: &str, limits: &JsonLimits) -> Option<usize> {
     // Never more characters than bytes: a short string needs no count.

@@ -188,6 +188,53 @@ fn number_tok(n: &serde_json::Number) -> Tok {
     }
 }
 
+/// A scalar read elsewhere (the fused path of [`super::fused`]), to be checked as a one-token
+/// tape.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Str(&'a str),
+}
+
+thread_local! {
+    /// The one-token tape [`with_scalar`] reuses (no allocation per value once warm).
+    static SCRATCH: std::cell::RefCell<Tape> = const {
+        std::cell::RefCell::new(Tape {
+            toks: Vec::new(),
+            text: String::new(),
+            decoded: 0,
+        })
+    };
+}
+
+/// Runs `f` over `scalar` as the root of a one-token tape; `None` if the thread's scratch tape
+/// is in use or gone (the caller then takes the slow path).
+pub(crate) fn with_scalar<R>(scalar: Scalar<'_>, f: impl FnOnce(Node<'_>) -> R) -> Option<R> {
+    SCRATCH
+        .try_with(|cell| {
+            let mut tape = cell.try_borrow_mut().ok()?;
+            tape.toks.clear();
+            tape.text.clear();
+            let tok = match scalar {
+                Scalar::Null => Tok::Null,
+                Scalar::Bool(b) => Tok::Bool(b),
+                Scalar::U64(u) => Tok::U64(u),
+                Scalar::I64(i) => Tok::I64(i),
+                Scalar::F64(x) => Tok::F64(x),
+                Scalar::Str(s) => Tok::Str(tape.push_str(s)),
+            };
+            tape.toks.push(tok);
+            tape.decoded = to_u32(tape.text.len());
+            Some(f(tape.root()))
+        })
+        .ok()
+        .flatten()
+}
+
 /// A value of a tape: cheap to copy.
 #[derive(Clone, Copy)]
 pub(crate) struct Node<'a> {

@@ -27,6 +27,7 @@ fn labels() -> BTreeMap<&'static str, &'static [&'static str]> {
         (names::JWKS_FETCHES, &["outcome"][..]),
         (names::CACHE_LOOKUPS, &["cache", "result"][..]),
         (names::RESPONSE_DIVERGENCES, &["action"][..]),
+        (names::VALIDATION_BODIES, &["path"][..]),
     ])
 }
 

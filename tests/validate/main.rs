@@ -6,6 +6,7 @@ mod support;
 
 #[cfg(feature = "decompression")]
 mod decoding;
+mod fused;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

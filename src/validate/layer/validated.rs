@@ -1,30 +1,72 @@
 //! What the validation layer leaves in the request extensions for the extractors.
 
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 use serde_json::{Map, Value};
 
+use crate::validate::fused::{Prebuilt, Slot};
 use crate::validate::tape::Tape;
 
 /// The parsed, validated JSON body, put in the request extensions for
 /// [`Validated`](crate::validate::Validated) (taken out, not cloned). It is kept as the validation layer
-/// parsed it; [`value`](Self::value) builds a `serde_json::Value` of it on first use.
+/// read it (parsed, or as the bytes its fused path checked); [`value`](Self::value) builds a
+/// `serde_json::Value` of it on first use.
 #[derive(Debug, Clone)]
 pub struct ValidatedBody {
-    pub(crate) tape: Tape,
-    value: std::sync::OnceLock<Value>,
+    repr: Repr,
+    value: OnceLock<Value>,
+    /// Where the extractor records its type for the operation's fused path.
+    slot: Option<Arc<Slot>>,
+    /// The handler's `T`, built by the fused path.
+    prebuilt: Option<Prebuilt>,
+}
+
+#[derive(Debug, Clone)]
+enum Repr {
+    /// Parsed by the tape path.
+    Tape(Tape),
+    /// Checked by the fused path, which built the handler's type from it.
+    Text(Bytes),
 }
 
 impl ValidatedBody {
-    pub(crate) fn new(tape: Tape) -> Self {
+    pub(crate) fn new(tape: Tape, slot: Option<Arc<Slot>>) -> Self {
         Self {
-            tape,
-            value: std::sync::OnceLock::new(),
+            repr: Repr::Tape(tape),
+            value: OnceLock::new(),
+            slot,
+            prebuilt: None,
+        }
+    }
+
+    pub(crate) fn fused(bytes: Bytes, slot: Arc<Slot>, prebuilt: Prebuilt) -> Self {
+        Self {
+            repr: Repr::Text(bytes),
+            value: OnceLock::new(),
+            slot: Some(slot),
+            prebuilt: Some(prebuilt),
+        }
+    }
+
+    /// The `T` the fused path built, if it built one of this type (taken once).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn take_prebuilt<T: Send + 'static>(&self) -> Option<T> {
+        self.prebuilt.as_ref()?.take()
+    }
+
+    fn build_value(&self) -> Value {
+        match &self.repr {
+            Repr::Tape(tape) => tape.to_value(),
+            // Checked already: it parses.
+            Repr::Text(bytes) => serde_json::from_slice(bytes).unwrap_or(Value::Null),
         }
     }
 
     /// The parsed body.
     #[must_use]
     pub fn value(&self) -> &Value {
-        self.value.get_or_init(|| self.tape.to_value())
+        self.value.get_or_init(|| self.build_value())
     }
 
     /// The parsed body, owned.
@@ -32,7 +74,10 @@ impl ValidatedBody {
     pub fn into_value(self) -> Value {
         match self.value.into_inner() {
             Some(value) => value,
-            None => self.tape.to_value(),
+            None => match self.repr {
+                Repr::Tape(tape) => tape.to_value(),
+                Repr::Text(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            },
         }
     }
 
@@ -42,7 +87,18 @@ impl ValidatedBody {
     ///
     /// When `T` cannot be built from it.
     pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        T::deserialize(self.tape.root())
+        match &self.repr {
+            Repr::Tape(tape) => T::deserialize(tape.root()),
+            Repr::Text(bytes) => serde_json::from_slice(bytes),
+        }
+    }
+
+    /// Records `T` as the operation's body type, for its fused path.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn learn<T: serde::de::DeserializeOwned + Send + 'static>(&self) {
+        if let Some(slot) = &self.slot {
+            slot.learn::<T>();
+        }
     }
 }
 

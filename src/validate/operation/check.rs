@@ -14,6 +14,30 @@ use crate::validate::strings;
 use crate::validate::tape::{BuildError, Tape};
 
 impl Operation {
+    /// The fused body path over `bytes` (a JSON body of `kind`, not yet checked): the
+    /// handler's `T` when it accepted them, `Some(None)` when it gave up; `None` when it does
+    /// not apply (no type learned yet, deny patterns, not JSON) or has stopped trying.
+    pub(crate) fn fused(
+        &self,
+        kind: &BodyKind,
+        bytes: &[u8],
+    ) -> Option<Option<crate::validate::fused::Prebuilt>> {
+        // Deny patterns are matched by path, which the fused pass does not keep.
+        if !kind.json || kind.form || !self.deny.is_empty() || bytes.is_empty() {
+            return None;
+        }
+        let plan = match &kind.schema {
+            Some(schema) => schema.plan(),
+            None => &self.any_plan,
+        };
+        self.slot.run(plan, &self.limits, bytes)
+    }
+
+    /// The operation's slot (for the extractor to record its type in).
+    pub(crate) fn slot(&self) -> &std::sync::Arc<crate::validate::fused::Slot> {
+        &self.slot
+    }
+
     /// Checks the parameters; returns the coerced query object (for the extractor).
     pub(crate) fn check_params<'a>(
         &self,

@@ -187,8 +187,8 @@ impl Plan {
     }
 
     #[inline]
-    pub(crate) fn node(&self, at: usize) -> &PlanNode {
-        &self.nodes[at]
+    pub(crate) fn get(&self, at: usize) -> Option<&PlanNode> {
+        self.nodes.get(at)
     }
 }
 

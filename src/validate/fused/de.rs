@@ -19,7 +19,11 @@ use crate::validate::tape::Scalar;
 /// The position of a value that any value may take.
 pub(crate) const ANY: usize = usize::MAX;
 
+/// The position of no value: what a member's value is checked at before its name was read.
+pub(crate) const NOWHERE: usize = usize::MAX - 1;
+
 static ANY_NODE: PlanNode = PlanNode::Any;
+static NEVER_NODE: PlanNode = PlanNode::Never;
 
 /// One fused pass over one body.
 pub(crate) struct Pass<'a> {
@@ -58,7 +62,8 @@ impl<'a> Pass<'a> {
         if at == ANY {
             &ANY_NODE
         } else {
-            self.plan.node(at)
+            // `NOWHERE` (and any index the plan does not hold) takes no value.
+            self.plan.get(at).unwrap_or(&NEVER_NODE)
         }
     }
 

@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::{ANY, Pass, Seed, refuse};
+use super::{ANY, NOWHERE, Pass, Seed, refuse};
 use crate::validate::fused::{Additional, ObjectPlan};
 use crate::validate::strings::fused_string_ok;
 
@@ -31,7 +31,6 @@ impl Counted {
 }
 
 /// The state of one object.
-#[derive(Default)]
 pub(super) struct Members {
     pub(super) counted: Counted,
     /// The planned names seen (bits of [`ObjectPlan::names`]).
@@ -40,6 +39,17 @@ pub(super) struct Members {
     others: RefCell<Others>,
     /// Where the value of the last key read goes.
     value_at: Cell<usize>,
+}
+
+impl Default for Members {
+    fn default() -> Self {
+        Self {
+            counted: Counted::default(),
+            seen: Cell::new(0),
+            others: RefCell::default(),
+            value_at: Cell::new(NOWHERE),
+        }
+    }
 }
 
 /// The fingerprints of an object's unplanned names: a list, then a set once wide.

@@ -499,6 +499,13 @@ async fn sentinel_failover_under_load_answers_correctly_or_503() {
     assert_ne!(set.primary_port(), before, "the primary changed");
 }
 
+/// What a primary's crash may give back of a 400-check limit. Redis replicates asynchronously
+/// (docs/quota.md, "Failover"): a crash loses the writes the replica had not received, and
+/// the identity gets back what they consumed. With 30 requests in flight on a machine busy
+/// with the other tests, that lag has reached a few tens of checks (25 seen in CI), so the
+/// bound is a tenth of the limit. A manual failover waits for the replica and is held to none.
+const CRASH_SLACK: usize = 40;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_primary_crash_under_load_answers_503_then_follows_the_new_primary() {
     let Some(set) = Sentinels::start("sentinel_primary_crash_under_load").await else {
@@ -511,17 +518,23 @@ async fn sentinel_primary_crash_under_load_answers_503_then_follows_the_new_prim
     let b = fx.instance(sentinel(), policy).await;
     let busy = fx.issue("busy");
     let before = set.primary_port();
-    // A crash loses what the replica had not received yet: at most the few checks of the
-    // last milliseconds, which the identity may get back.
-    let total = under_load(&fx, Tally::default(), (&a, &b), &busy, (400, 5), async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        set.server(before).crash();
-        wait_until("the sentinels promoted the replica", 20, || {
-            set.primary_port() != before
-        })
-        .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    })
+    // A crash loses what the replica had not received yet: see `CRASH_SLACK`.
+    let total = under_load(
+        &fx,
+        Tally::default(),
+        (&a, &b),
+        &busy,
+        (400, CRASH_SLACK),
+        async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            set.server(before).crash();
+            wait_until("the sentinels promoted the replica", 20, || {
+                set.primary_port() != before
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        },
+    )
     .await;
     assert!(total.unavailable > 0, "the crash was noticed: {total:?}");
 }
@@ -553,9 +566,8 @@ async fn cluster_primary_crash_under_load_answers_503_then_follows_the_promoted_
         .find(|n| n.port != primary)
         .unwrap()
         .port;
-    // A crash loses what the replica had not received yet: at most the few checks of the
-    // last milliseconds, which the identity may get back.
-    let total = under_load(&fx, warm, (&a, &b), &busy, (400, 5), async {
+    // A crash loses what the replica had not received yet: see `CRASH_SLACK`.
+    let total = under_load(&fx, warm, (&a, &b), &busy, (400, CRASH_SLACK), async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         cluster
             .nodes

@@ -10,27 +10,18 @@ use axum::Router;
 use axum::routing::post;
 use http::{Method, Request};
 use http_body_util::Full;
-use palisade::validate::{DenyPattern, Operation, SchemaSet, ValidateLayer, Validated};
+use palisade::validate::{DenyPattern, Operation, ValidateLayer, Validated};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use super::support::{Reply, send};
-use super::{Order, order_schema};
+use super::{Order, order_schema, schema_set};
 
 /// A server whose handler takes `Validated<Order>`. With `fused`, the layer learns its type
 /// and takes the fused path; without, a deny pattern (matched by path, which the fused pass
 /// does not follow) keeps every body on the tape path.
 async fn start(fused: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
-    let set = SchemaSet::new().register(
-        "urn:test:item",
-        json!({
-            "type": "object", "required": ["sku", "qty"],
-            "properties": {
-                "sku": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4}$"},
-                "qty": {"type": "integer", "minimum": 1, "maximum": 999}
-            }
-        }),
-    );
+    let set = schema_set();
     let mut create = Operation::new().json_body(set.compile(&order_schema()).unwrap());
     if !fused {
         create = create.deny(DenyPattern::new("/never", "never").unwrap());

@@ -65,8 +65,9 @@ fn order_schema() -> Value {
     })
 }
 
-async fn start(limit: usize) -> Server {
-    let set = SchemaSet::new().register(
+/// The schemas of the order: `order_schema` refers to the item's by URI.
+fn schema_set() -> SchemaSet {
+    SchemaSet::new().register(
         "urn:test:item",
         json!({
             "type": "object", "required": ["sku", "qty"],
@@ -75,7 +76,11 @@ async fn start(limit: usize) -> Server {
                 "qty": {"type": "integer", "minimum": 1, "maximum": 999}
             }
         }),
-    );
+    )
+}
+
+async fn start(limit: usize) -> Server {
+    let set = schema_set();
     let create = Operation::new()
         .json_body(set.compile(&order_schema()).unwrap())
         .accept("application/*+json")

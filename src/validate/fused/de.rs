@@ -203,6 +203,25 @@ macro_rules! forward {
     };
 }
 
+/// [`forward!`] for every `deserialize_*` method but `newtype_struct`, `enum` and
+/// `ignored_any` (which each wrapper treats in its own way, or forwards itself).
+macro_rules! forward_common {
+    () => {
+        forward! {
+                deserialize_any() deserialize_bool() deserialize_i8() deserialize_i16()
+                deserialize_i32() deserialize_i64() deserialize_i128() deserialize_u8()
+                deserialize_u16() deserialize_u32() deserialize_u64() deserialize_u128()
+                deserialize_f32() deserialize_f64() deserialize_char() deserialize_str()
+                deserialize_string() deserialize_bytes() deserialize_byte_buf() deserialize_option()
+                deserialize_unit() deserialize_unit_struct(name: &'static str) deserialize_seq()
+                deserialize_tuple(len: usize) deserialize_tuple_struct(name: &'static str, len: usize)
+                deserialize_map()
+                deserialize_struct(name: &'static str, fields: &'static [&'static str])
+                deserialize_identifier()
+        }
+    };
+}
+
 mod access;
 
 use access::{Counted, Entries, Items, Members};
@@ -210,18 +229,7 @@ use access::{Counted, Entries, Items, Members};
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for Checked<'_, D> {
     type Error = D::Error;
 
-    forward! {
-        deserialize_any() deserialize_bool() deserialize_i8() deserialize_i16()
-        deserialize_i32() deserialize_i64() deserialize_i128() deserialize_u8()
-        deserialize_u16() deserialize_u32() deserialize_u64() deserialize_u128()
-        deserialize_f32() deserialize_f64() deserialize_char() deserialize_str()
-        deserialize_string() deserialize_bytes() deserialize_byte_buf() deserialize_option()
-        deserialize_unit() deserialize_unit_struct(name: &'static str) deserialize_seq()
-        deserialize_tuple(len: usize) deserialize_tuple_struct(name: &'static str, len: usize)
-        deserialize_map()
-        deserialize_struct(name: &'static str, fields: &'static [&'static str])
-        deserialize_identifier()
-    }
+    forward_common!();
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,

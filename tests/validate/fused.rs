@@ -127,3 +127,39 @@ async fn after_learning_its_type_the_layer_answers_every_body_as_before() {
     // Four valid bodies a round (one of them the float), twice, and the first one.
     assert_eq!(accepted, 1 + 2 * 5, "accepted bodies");
 }
+
+/// Attack: a client sends bodies the fused pass gives up on and the tape path accepts (`2.0`
+/// for an integer), to keep an operation on the slower path for everyone. After 16 such
+/// bodies in a row the pass is on probation, tried on one body in 256; the first valid body it
+/// builds brings every later body back to it.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn a_client_cannot_keep_an_operation_off_the_fused_path() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    // The runtime is the test's own thread: the server's counters land in this recorder.
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let count = |path: &str| -> u64 {
+        let line = format!("palisade_validation_bodies_total{{path=\"{path}\"}} ");
+        handle
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix(&line)?.parse().ok())
+            .unwrap_or(0)
+    };
+    let (learner, _) = start(true).await;
+    let valid = &corpus()[0];
+    let whole = r#"{"customer":"acme","items":[{"sku":"ABC-1234","qty":2.0}]}"#;
+    assert_eq!(post_order(learner, valid).await.status, 200);
+    for _ in 0..40 {
+        assert_eq!(post_order(learner, whole).await.status, 200);
+    }
+    assert_eq!(count("gave_up"), 16, "on probation after 16, untried since");
+    let fused = count("fused");
+    for _ in 0..300 {
+        assert_eq!(post_order(learner, valid).await.status, 200);
+    }
+    // The 256th body since the probation began (the 232nd valid one) was tried and built.
+    assert_eq!(count("fused") - fused, 300 - 231);
+    assert_eq!(count("gave_up"), 16);
+}

@@ -17,8 +17,14 @@ use crate::validate::JsonLimits;
 type Fused = fn(&Plan, &JsonLimits, &[u8]) -> Option<Prebuilt>;
 
 /// Fused passes of one operation that may give up in a row (each then costs the tape path
-/// too) before the operation stops trying them.
+/// too) before the operation puts them on probation.
 const MAX_MISSES: u32 = 16;
+
+/// On probation, one body in this many still tries the fused pass; the first one it builds
+/// ends the probation. A client that sends bodies the pass gives up on therefore slows its
+/// operation only while it keeps sending them, and a type the pass never builds costs one
+/// wasted pass per this many bodies.
+const PROBATION: u32 = 256;
 
 /// What one operation learned of its handler's type.
 #[derive(Debug, Default)]
@@ -26,6 +32,8 @@ pub(crate) struct Slot {
     fused: OnceLock<Fused>,
     /// Fused passes that gave up on bodies the tape path then accepted, in a row.
     misses: AtomicU32,
+    /// Bodies seen on probation (the fused pass is tried on every `PROBATION`th).
+    probation: AtomicU32,
 }
 
 impl Slot {
@@ -34,8 +42,9 @@ impl Slot {
         let _ = self.fused.set(fused::<T>);
     }
 
-    /// The fused pass over `bytes`: `None` when the operation has no type yet (or stopped
-    /// trying), else the `T` it built, or `Some(None)` when it gave up.
+    /// The fused pass over `bytes`: `None` when the operation has no type yet (or is on
+    /// probation and this body is not one it tries), else the `T` it built, or `Some(None)`
+    /// when it gave up.
     pub(crate) fn run(
         &self,
         plan: &Plan,
@@ -43,7 +52,9 @@ impl Slot {
         bytes: &[u8],
     ) -> Option<Option<Prebuilt>> {
         let f = self.fused.get()?;
-        if self.misses.load(Ordering::Relaxed) >= MAX_MISSES {
+        if self.misses.load(Ordering::Relaxed) >= MAX_MISSES
+            && self.probation.fetch_add(1, Ordering::Relaxed) % PROBATION != PROBATION - 1
+        {
             return None;
         }
         let built = f(plan, limits, bytes);
@@ -58,9 +69,9 @@ impl Slot {
         self.misses.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Whether the operation stopped trying fused passes.
+    /// Whether the operation's fused passes are on probation.
     #[cfg(test)]
-    pub(crate) fn stopped(&self) -> bool {
+    pub(crate) fn on_probation(&self) -> bool {
         self.misses.load(Ordering::Relaxed) >= MAX_MISSES
     }
 }

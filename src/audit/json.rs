@@ -148,7 +148,7 @@ impl RawEvent {
             o.opt_str("tenant", p.tenant());
         }
         if let Some(ip) = r.client_ip {
-            let _ = write!(o.key("client_ip"), "\"{ip}\"");
+            write_ip(o.key("client_ip"), ip);
         }
         o.str("method", r.method.as_str());
         o.opt_str("route", r.route.as_ref().map(route_str));
@@ -178,6 +178,27 @@ impl RawEvent {
             fields.close();
         }
     }
+}
+
+/// `ip` as a JSON string; an IPv4 address octet by octet (the formatter's path costs about a
+/// thousand instructions per event), an IPv6 one as `Display` writes it.
+fn write_ip(out: &mut String, ip: std::net::IpAddr) {
+    out.push('"');
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut b = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(b.format(octet));
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+    out.push('"');
 }
 
 /// How the request ended: the outcome, and what the layers reported beside it.
@@ -221,7 +242,7 @@ fn write_principal(o: &mut Obj<'_>, p: &Principal) {
     match p.method() {
         AuthMethod::ApiKey { key_id } => {
             w.str("credential", "api_key");
-            let _ = write!(w.key("key_id"), "\"{key_id}\"");
+            w.str("key_id", key_id.as_str());
         }
         AuthMethod::Bearer { issuer } => {
             w.str("credential", "bearer");
@@ -383,6 +404,21 @@ mod tests {
                     HeaderValue::from_static("*/*"),
                 ),
             ],
+        }
+    }
+
+    proptest::proptest! {
+        /// The client IP is written as `Display` writes it, IPv4 and IPv6.
+        #[test]
+        fn an_ip_is_written_as_display_writes_it(v4: u32, v6: u128) {
+            for ip in [
+                std::net::IpAddr::from(v4.to_be_bytes()),
+                std::net::IpAddr::from(v6.to_be_bytes()),
+            ] {
+                let mut out = String::new();
+                write_ip(&mut out, ip);
+                proptest::prop_assert_eq!(out, format!("\"{ip}\""));
+            }
         }
     }
 

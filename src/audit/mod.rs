@@ -62,7 +62,7 @@ impl AuditRecord {
     }
 
     /// A record of a line written directly.
-    pub(crate) fn of_line(seq: u64, json: String, hash: Option<String>) -> Self {
+    pub(crate) fn of_line(seq: u64, json: &str, hash: Option<String>) -> Self {
         Self {
             event: std::sync::OnceLock::new(),
             json: json.into(),

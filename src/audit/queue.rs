@@ -185,6 +185,8 @@ impl<S: AuditSink> Drain<S> {
             None
         };
         let mut buf = Vec::with_capacity(BATCH);
+        // Each line is written here, then copied once into its record: no growth per line.
+        let mut line = String::with_capacity(LINE_CAPACITY);
         let mut backlog = Backlog::default();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -199,7 +201,7 @@ impl<S: AuditSink> Drain<S> {
             let anchor = (SystemClock.now(), tokio::time::Instant::now());
             let mut records: Vec<AuditRecord> = buf
                 .drain(..)
-                .map(|raw| self.record_raw(raw, anchor, &mut prev))
+                .map(|raw| self.record_raw(raw, anchor, &mut prev, &mut line))
                 .collect();
             self.report_loss(&mut backlog, &mut records, &mut prev, closing);
             backlog.pending.extend(records);
@@ -340,27 +342,35 @@ impl<S: AuditSink> Drain<S> {
         raw: RawEvent,
         anchor: (crate::clock::Timestamp, tokio::time::Instant),
         prev: &mut Option<String>,
+        line: &mut String,
     ) -> AuditRecord {
         let seq = raw.seq;
-        let mut line = String::with_capacity(LINE_CAPACITY);
-        raw.write_json(&self.redaction, anchor, &mut line);
+        if line.capacity() > MAX_KEPT_CAPACITY {
+            *line = String::with_capacity(LINE_CAPACITY);
+        }
+        line.clear();
+        raw.write_json(&self.redaction, anchor, line);
         let Some(key) = &self.chain_key else {
             line.push('}');
             return AuditRecord::of_line(seq, line, None);
         };
         if let Some(p) = prev.as_deref() {
             line.push_str(",\"prev\":");
-            super::json::escaped(&mut line, p);
+            super::json::escaped(line, p);
         }
         line.push('}');
-        let hash = chain::seal(&mut line, key);
+        let hash = chain::seal(line, key);
         *prev = Some(hash.clone());
         AuditRecord::of_line(seq, line, Some(hash))
     }
 }
 
-/// Room reserved for one line: a typical event fits.
-const LINE_CAPACITY: usize = 512;
+/// Room reserved for the line being written: a typical event fits (a longer one grows it,
+/// once, for the lines after it).
+const LINE_CAPACITY: usize = 1024;
+
+/// A line buffer grown past this by a rare long event is given back after it.
+const MAX_KEPT_CAPACITY: usize = 64 * 1024;
 
 /// What [`AuditRecord::event`] answers for a line that does not read back (never written).
 pub(crate) fn unreadable_event(seq: u64) -> AuditEvent {

@@ -147,6 +147,8 @@ impl SecurityHeaders {
         if !self.enabled {
             return;
         }
+        // Room for all five at once: the map grows (and rehashes) once, not per header.
+        headers.reserve(5);
         let replace = self.replace_handler_headers;
         let mut set = |name: HeaderName, value: HeaderValue| {
             if replace || !headers.contains_key(&name) {

@@ -13,6 +13,8 @@
 //!   casbin RBAC matching axum's route template exactly (the same 20 rules and roles; a
 //!   second row with casbin's `keyMatch2` on the raw path) → handler (`serde_json` +
 //!   `jsonschema` + `from_value`).
+//! - bare: the handler alone, taking the body as bytes (`bare`) or as axum's `Json<Order>`
+//!   (`bare/json`: what a handler with no guard still pays to read the order).
 //!
 //! Run with: `cargo bench --bench stack --features jwt`
 
@@ -40,8 +42,9 @@ fn bench(c: &mut Criterion) {
     let st = rt.block_on(async { Stacks::new() });
     let (api_key, bearer) = (st.api_key.clone(), st.bearer.clone());
     let mut group = c.benchmark_group("stack");
-    let cases: [(&str, &Router, &str, &str); 8] = [
+    let cases: [(&str, &Router, &str, &str); 9] = [
         ("bare", &st.bare, "x-api-key", &api_key),
+        ("bare/json", &st.bare_json, "x-api-key", &api_key),
         ("palisade/api-key", &st.palisade_key, "x-api-key", &api_key),
         (
             "palisade/api-key-without-audit",

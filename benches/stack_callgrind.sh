@@ -16,7 +16,7 @@ count() {
     "$bin" "$1" "$2" 2>&1 | sed -n 's/.*refs: *\([0-9,]*\).*/\1/p' | tr -d ,
 }
 printf '%-24s %22s\n' case instructions/request
-for case in bare palisade-key palisade-key-no-audit palisade-es256 palisade-es256-first \
+for case in bare bare-json palisade-key palisade-key-no-audit palisade-es256 palisade-es256-first \
   peer-key peer-key-keymatch2 peer-es256 peer-es256-first; do
   m=$n
   case "$case" in *-first) m=$first ;; esac

@@ -6,7 +6,7 @@
 //! to nothing happens on `tracing-appender`'s). Run through `benches/stack_callgrind.sh`:
 //!
 //! ```sh
-//! stack_instructions CASE N    # CASE: bare | palisade-key | palisade-key-no-audit
+//! stack_instructions CASE N    # CASE: bare | bare-json | palisade-key | palisade-key-no-audit
 //!                              #   | palisade-es256 | palisade-es256-first | peer-key
 //!                              #   | peer-key-keymatch2 | peer-es256 | peer-es256-first
 //! ```
@@ -84,6 +84,7 @@ fn main() {
     };
     let (router, header, value) = match case.as_str() {
         "bare" => (&st.bare, "x-api-key", st.api_key.clone()),
+        "bare-json" => (&st.bare_json, "x-api-key", st.api_key.clone()),
         "palisade-key" => (&st.palisade_key, "x-api-key", st.api_key.clone()),
         "palisade-key-no-audit" => (&st.no_audit, "x-api-key", st.api_key.clone()),
         "palisade-es256" | "palisade-es256-first" => {

@@ -1,8 +1,9 @@
 //! Serves `POST /v1/orders` behind one of the stacks of `benches/stack.rs`, for the loopback
-//! load test (`benches/load/run.sh`): `bare`, `palisade` (API key), `palisade-jwt` (repeated
-//! ES256 token), `peer` (the same guard assembled from public crates, casbin matching the route
-//! template), `peer-keymatch2` (casbin's `keyMatch2` on the path) or `peer-jwt`. Pinned to one
-//! core (`taskset -c 0`), the runtime has one worker.
+//! load test (`benches/load/run.sh`): `bare`, `bare-json` (the bare handler taking axum's
+//! `Json<Order>`), `palisade` (API key), `palisade-jwt` (repeated ES256 token), `peer` (the same
+//! guard assembled from public crates, casbin matching the route template), `peer-keymatch2`
+//! (casbin's `keyMatch2` on the path) or `peer-jwt`. Pinned to one core (`taskset -c 0`), the
+//! runtime has one worker.
 //!
 //! ```sh
 //! cargo run --release --features jwt --example load_server -- palisade 127.0.0.1:0
@@ -42,6 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let st = stacks::Stacks::new();
     let (router, header) = match mode.as_str() {
         "bare" => (st.bare, format!("x-api-key: {}", st.api_key)),
+        "bare-json" => (st.bare_json, format!("x-api-key: {}", st.api_key)),
         "palisade" => (st.palisade_key, format!("x-api-key: {}", st.api_key)),
         "palisade-jwt" => (st.palisade_jwt, format!("authorization: {}", st.bearer)),
         "peer" => (st.peer, format!("x-api-key: {}", st.api_key)),

@@ -18,7 +18,7 @@ body=$(mktemp)
 results=$(mktemp)
 # The same ~1 KB order the benches send.
 "$bin" body > "$body"
-modes="bare palisade palisade-jwt peer peer-keymatch2 peer-jwt"
+modes="bare bare-json palisade palisade-jwt peer peer-keymatch2 peer-jwt"
 for round in $(seq "$rounds"); do
   for mode in $modes; do
     out=$(mktemp)

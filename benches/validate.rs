@@ -3,7 +3,10 @@
 //! hand in the handler (`serde_json` parse, `jsonschema` validation, deserialize), and the
 //! bare handler, in the same run.
 //!
-//! Run with: `cargo bench --bench validate`
+//! With the `openapi` feature, `validate-startup` loads a large published OpenAPI document (497
+//! KB, every schema compiled, responses checked): start-up work, never per request.
+//!
+//! Run with: `cargo bench --bench validate` (`--features openapi` for `validate-startup`)
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -180,5 +183,32 @@ fn one_megabyte(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// Loading `tests/openapi/published/star-trek.json` into a layer: every request, parameter
+/// and response schema compiled, with its fused plan.
+#[cfg(feature = "openapi")]
+fn startup(c: &mut Criterion) {
+    use palisade::validate::ResponseCheck;
+    use palisade::validate::openapi::OpenApi;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/openapi/published/star-trek.json"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut group = c.benchmark_group("validate-startup");
+    group.sample_size(10);
+    group.bench_function("star-trek-openapi", |b| {
+        b.iter(|| {
+            let doc = OpenApi::from_json(&text)
+                .unwrap()
+                .check_responses(ResponseCheck::Refuse);
+            black_box(doc.layer().unwrap())
+        });
+    });
+    group.finish();
+}
+
+#[cfg(not(feature = "openapi"))]
+fn startup(_: &mut Criterion) {}
+
+criterion_group!(benches, bench, startup);
 criterion_main!(benches);

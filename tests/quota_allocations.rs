@@ -82,7 +82,7 @@ fn main() {
     }
     let after = dhat::HeapStats::get();
     println!(
-        "heap at the bound: {at_bound} B; after 1,000,000 clients: {} B now, {} B at peak; \
+        "heap at the bound: {at_bound} B; after 100,000 clients: {at_100k} B; after 1,000,000: {} B now, {} B at peak; \
          {} keys, {} live buckets evicted",
         after.curr_bytes,
         after.max_bytes,
@@ -90,10 +90,14 @@ fn main() {
         store.evictions()
     );
     // The footprint stops growing with the number of clients: the tables reach their size for
-    // the bound (with hash-table slack) and stay there.
+    // the bound and stay near it. Keys drift between shards as room is made one shard at a
+    // time, so a few shards' tables may double (never shrinking on eviction): measured 0.95 to
+    // 1.08 times the footprint at the bound over runs, with random hash seeds. Half again is
+    // the allowance; a leak of a single byte per client would be 1,000,000 bytes here.
     dhat::assert!(
-        after.curr_bytes <= at_100k * 11 / 10,
-        "the store kept growing"
+        after.curr_bytes <= at_bound * 3 / 2,
+        "the store kept growing: {} B after 1,000,000 clients, {at_bound} B at the bound",
+        after.curr_bytes
     );
     dhat::assert!(
         after.max_bytes <= BOUND * 400,

@@ -269,28 +269,63 @@ async fn cluster_serves_every_identity_with_its_exact_limit() {
     }
 }
 
+/// Two instances on `cluster` under one quota of `limit`, the identity `busy` counted once (so
+/// its key exists), and the slot of that key with the id and port of the primary owning it.
+struct Warm {
+    fx: Fixture,
+    a: TestServer,
+    b: TestServer,
+    busy: String,
+    warm: Tally,
+    slot: u16,
+    owner: (String, u16),
+}
+
+impl Warm {
+    async fn start(cluster: &Cluster, name: &str, limit: u64) -> Self {
+        let fx = Fixture::new();
+        let policy = QuotaPolicy::new(name, [Limit::quota(limit, Window::Hour)]);
+        let a = fx
+            .instance(RedisStore::cluster(cluster.urls()), policy.clone())
+            .await;
+        let b = fx
+            .instance(RedisStore::cluster(cluster.urls()), policy)
+            .await;
+        let busy = fx.issue("busy");
+        let mut warm = Tally::default();
+        one(&a, &busy, &mut warm).await;
+        let keys = stored_keys(cluster);
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        let slot: u16 = cli(cluster.nodes[0].port, &["CLUSTER", "KEYSLOT", &keys[0]])
+            .parse()
+            .unwrap();
+        let owner = cluster.owner(slot);
+        Self {
+            fx,
+            a,
+            b,
+            busy,
+            warm,
+            slot,
+            owner,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_slot_migration_under_load_loses_no_count() {
     let Some(cluster) = Cluster::start("cluster_slot_migration_under_load").await else {
         return;
     };
-    let fx = Fixture::new();
-    let policy = QuotaPolicy::new("migrate", [Limit::quota(60, Window::Hour)]);
-    let a = fx
-        .instance(RedisStore::cluster(cluster.urls()), policy.clone())
-        .await;
-    let b = fx
-        .instance(RedisStore::cluster(cluster.urls()), policy)
-        .await;
-    let busy = fx.issue("busy");
-    let mut first = Tally::default();
-    one(&a, &busy, &mut first).await;
-    let keys = stored_keys(&cluster);
-    assert_eq!(keys.len(), 1, "{keys:?}");
-    let slot: u16 = cli(cluster.nodes[0].port, &["CLUSTER", "KEYSLOT", &keys[0]])
-        .parse()
-        .unwrap();
-    let (source_id, source) = cluster.owner(slot);
+    let Warm {
+        fx,
+        a,
+        b,
+        busy,
+        warm: first,
+        slot,
+        owner: (source_id, source),
+    } = Warm::start(&cluster, "migrate", 60).await;
     let (target_id, target) = cluster
         .topology()
         .into_iter()
@@ -400,22 +435,15 @@ async fn cluster_primary_failover_under_load_answers_correctly_or_503() {
     let Some(cluster) = Cluster::start("cluster_primary_failover_under_load").await else {
         return;
     };
-    let fx = Fixture::new();
-    let policy = QuotaPolicy::new("failover", [Limit::quota(80, Window::Hour)]);
-    let a = fx
-        .instance(RedisStore::cluster(cluster.urls()), policy.clone())
-        .await;
-    let b = fx
-        .instance(RedisStore::cluster(cluster.urls()), policy)
-        .await;
-    let busy = fx.issue("busy");
-    let mut warm = Tally::default();
-    one(&a, &busy, &mut warm).await;
-    let keys = stored_keys(&cluster);
-    let slot: u16 = cli(cluster.nodes[0].port, &["CLUSTER", "KEYSLOT", &keys[0]])
-        .parse()
-        .unwrap();
-    let (primary_id, primary) = cluster.owner(slot);
+    let Warm {
+        fx,
+        a,
+        b,
+        busy,
+        warm,
+        slot,
+        owner: (primary_id, primary),
+    } = Warm::start(&cluster, "failover", 80).await;
     let replica = cluster
         .nodes
         .iter()
@@ -544,22 +572,15 @@ async fn cluster_primary_crash_under_load_answers_503_then_follows_the_promoted_
     let Some(cluster) = Cluster::start("cluster_primary_crash_under_load").await else {
         return;
     };
-    let fx = Fixture::new();
-    let policy = QuotaPolicy::new("crash", [Limit::quota(400, Window::Hour)]);
-    let a = fx
-        .instance(RedisStore::cluster(cluster.urls()), policy.clone())
-        .await;
-    let b = fx
-        .instance(RedisStore::cluster(cluster.urls()), policy)
-        .await;
-    let busy = fx.issue("busy");
-    let mut warm = Tally::default();
-    one(&a, &busy, &mut warm).await;
-    let keys = stored_keys(&cluster);
-    let slot: u16 = cli(cluster.nodes[0].port, &["CLUSTER", "KEYSLOT", &keys[0]])
-        .parse()
-        .unwrap();
-    let (_, primary) = cluster.owner(slot);
+    let Warm {
+        fx,
+        a,
+        b,
+        busy,
+        warm,
+        slot,
+        owner: (_, primary),
+    } = Warm::start(&cluster, "crash", 400).await;
     let survivor = cluster
         .nodes
         .iter()

@@ -72,24 +72,6 @@ async fn three_rules(fx: &Fixture, redis: &Redis, address: u64, user: u64) -> Te
     TestServer::start(guard).await
 }
 
-/// `n` requests at once with these keys (round robin), alternating between `servers`.
-async fn at_once(servers: &[&TestServer], keys: &[String], n: usize) -> Vec<StatusCode> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..n {
-        let addr = servers[i % servers.len()].addr;
-        let key = keys[i % keys.len()].clone();
-        tasks.spawn(async move {
-            let req = http::Request::get("/")
-                .header("host", addr.to_string())
-                .header("x-api-key", key)
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-                .unwrap();
-            support::send(addr, req).await.status
-        });
-    }
-    tasks.join_all().await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_under_three_rules_costs_exactly_one_script_call() {
     let Some(redis) = Redis::start("a_request_under_three_rules_costs_one_script_call").await
@@ -110,7 +92,7 @@ async fn a_request_under_three_rules_costs_exactly_one_script_call() {
         assert_eq!(res.status, StatusCode::OK);
     }
     // Many at once, too: still one script each.
-    let statuses = at_once(&[&server], &keys, 48).await;
+    let statuses = support::at_once(&[&server], &keys, 48).await;
     assert!(
         statuses.iter().all(|s| *s == StatusCode::OK),
         "{statuses:?}"
@@ -166,7 +148,7 @@ async fn under_concurrency_one_script_admits_exactly_the_limit_on_a_single_node(
         three_rules(&fx, &redis, 20, 1).await,
     );
     let keys: Vec<String> = (0..40).map(|i| fx.issue(&format!("user-{i}"))).collect();
-    let statuses = at_once(&[&a, &b], &keys, 80).await;
+    let statuses = support::at_once(&[&a, &b], &keys, 80).await;
     let admitted = statuses.iter().filter(|s| **s == StatusCode::OK).count();
     let refused = statuses
         .iter()

@@ -518,22 +518,7 @@ async fn all_or_nothing_in_redis(test: &str, address: Limit) {
     // Then each tries five more times at once, alternating instances: thirty requests the
     // per-user rule refuses. Without all or nothing, the address rule would have given its
     // last six units to six of them.
-    let mut tasks = tokio::task::JoinSet::new();
-    for round in 0..5 {
-        for (u, key) in users[..6].iter().enumerate() {
-            let addr = if (u + round) % 2 == 0 { a.addr } else { b.addr };
-            let key = key.clone();
-            tasks.spawn(async move {
-                let req = http::Request::get("/")
-                    .header("host", addr.to_string())
-                    .header("x-api-key", key)
-                    .body(http_body_util::Full::new(bytes::Bytes::new()))
-                    .unwrap();
-                support::send(addr, req).await.status
-            });
-        }
-    }
-    let statuses = tasks.join_all().await;
+    let statuses = support::at_once(&[&a, &b], &users[..6], 30).await;
     assert!(
         statuses.iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
         "{statuses:?}"

@@ -86,22 +86,7 @@ async fn on_a_cluster_a_request_the_per_user_rule_refuses_costs_no_per_address_u
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(script_calls(&cluster) - before, 3);
     // Thirty refused requests at once, alternating instances.
-    let mut tasks = tokio::task::JoinSet::new();
-    for round in 0..5 {
-        for (u, key) in users[..6].iter().enumerate() {
-            let addr = if (u + round) % 2 == 0 { a.addr } else { b.addr };
-            let key = key.clone();
-            tasks.spawn(async move {
-                let req = http::Request::get("/")
-                    .header("host", addr.to_string())
-                    .header("x-api-key", key)
-                    .body(http_body_util::Full::new(bytes::Bytes::new()))
-                    .unwrap();
-                support::send(addr, req).await.status
-            });
-        }
-    }
-    let statuses = tasks.join_all().await;
+    let statuses = support::at_once(&[&a, &b], &users[..6], 30).await;
     assert!(
         statuses.iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
         "{statuses:?}"

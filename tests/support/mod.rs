@@ -402,3 +402,24 @@ impl MemorySink {
         panic!("{n} events did not arrive: {:?}", self.events());
     }
 }
+
+/// `n` requests at once, in rounds of one per key of `keys`, each round moving every key on
+/// to the next of `servers` (so each key alternates between instances): their statuses. The
+/// quota tests send them against a store the instances share.
+pub async fn at_once(servers: &[&TestServer], keys: &[String], n: usize) -> Vec<StatusCode> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (key, round) = (i % keys.len(), i / keys.len());
+        let addr = servers[(key + round) % servers.len()].addr;
+        let key = keys[key].clone();
+        tasks.spawn(async move {
+            let req = Request::get("/")
+                .header("host", addr.to_string())
+                .header("x-api-key", key)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            send(addr, req).await.status
+        });
+    }
+    tasks.join_all().await
+}

@@ -251,7 +251,8 @@ where
                     });
                     let mut result = result;
                     if let Ok(res) = &mut result {
-                        res.headers_mut().insert(header, request_id);
+                        // Not added to a map already at `http`'s size limit (no panic).
+                        let _ = res.headers_mut().try_insert(header, request_id);
                     }
                     return Poll::Ready(result);
                 }

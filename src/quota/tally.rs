@@ -105,21 +105,23 @@ impl Tally {
         if !headers.on_allowed || self.ratelimit.is_empty() {
             return;
         }
+        // A handler's response whose headers already fill `http`'s map (32,768 entries) goes out
+        // without these rather than panic.
         let h = res.headers_mut();
         for p in self.policies.iter_mut().filter_map(Option::take) {
-            h.append(&RATELIMIT_POLICY, p);
+            let _ = h.try_append(&RATELIMIT_POLICY, p);
         }
         for p in self.more_policies.drain(..) {
-            h.append(&RATELIMIT_POLICY, p);
+            let _ = h.try_append(&RATELIMIT_POLICY, p);
         }
         if let Ok(v) = HeaderValue::try_from(mem::take(&mut self.ratelimit)) {
-            h.append(&RATELIMIT, v);
+            let _ = h.try_append(&RATELIMIT, v);
         }
         if headers.legacy
             && let Some((cap, remaining, reset)) = tightest
         {
             for (name, value) in legacy_fields(cap, remaining, reset) {
-                h.insert(name, value);
+                let _ = h.try_insert(name, value);
             }
         }
     }

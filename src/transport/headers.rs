@@ -147,12 +147,13 @@ impl SecurityHeaders {
         if !self.enabled {
             return;
         }
-        // Room for all five at once: the map grows (and rehashes) once, not per header.
-        headers.reserve(5);
+        // Room for all five at once: the map grows (and rehashes) once, not per header. A map
+        // already at `http`'s size limit (32,768 entries) takes none of them rather than panic.
+        let _ = headers.try_reserve(5);
         let replace = self.replace_handler_headers;
         let mut set = |name: HeaderName, value: HeaderValue| {
             if replace || !headers.contains_key(&name) {
-                headers.insert(name, value);
+                let _ = headers.try_insert(name, value);
             }
         };
         if let Some(hsts) = self.strict_transport_security.as_ref().filter(|_| secure) {
@@ -191,5 +192,40 @@ fn hsts_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<HeaderVal
         _ => Err(serde::de::Error::custom(format!(
             "`{text}` is not a Strict-Transport-Security value with a max-age directive"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderMap, HeaderName, HeaderValue};
+
+    use super::SecurityHeaders;
+
+    /// A response whose headers already fill `http`'s map (its size limit) goes out as it is:
+    /// no panic, nothing dropped.
+    #[test]
+    fn a_full_header_map_takes_no_more_and_does_not_panic() {
+        let mut headers = HeaderMap::new();
+        for i in 0.. {
+            let name = HeaderName::try_from(format!("x-h-{i}")).unwrap();
+            if headers
+                .try_insert(name, HeaderValue::from_static("v"))
+                .is_err()
+            {
+                break;
+            }
+        }
+        let before = headers.len();
+        SecurityHeaders::default().apply(&mut headers, true, true);
+        assert_eq!(headers.len(), before);
+        assert!(!headers.contains_key(http::header::X_CONTENT_TYPE_OPTIONS));
+    }
+
+    #[test]
+    fn a_response_gets_the_headers_once() {
+        let mut headers = HeaderMap::new();
+        SecurityHeaders::default().apply(&mut headers, false, true);
+        assert_eq!(headers[http::header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(headers[http::header::CACHE_CONTROL], "no-store");
     }
 }

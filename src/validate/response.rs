@@ -460,9 +460,11 @@ where
     }
     let body = match checked.body {
         Some(stripped) => {
-            parts
+            // Without one (a map already at `http`'s size limit), the length goes by the
+            // body's own size hint.
+            let _ = parts
                 .headers
-                .insert(CONTENT_LENGTH, HeaderValue::from(stripped.len()));
+                .try_insert(CONTENT_LENGTH, HeaderValue::from(stripped.len()));
             ResponseBody::refused(Full::new(Bytes::from(stripped)))
         }
         None => body,

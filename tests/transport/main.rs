@@ -405,3 +405,74 @@ routes: [{path: /, methods: [GET]}]
         );
     }
 }
+
+/// A handler whose response headers already fill `http`'s map (32,768 entries): every layer
+/// that adds response headers (the security headers, the quota's `RateLimit` fields, the
+/// audit's request id) leaves it as it is, and the response goes out, never a panic.
+#[tokio::test]
+async fn a_handler_response_with_a_full_header_map_passes_every_layer() {
+    use palisade::audit::AuditLayer;
+    use palisade::quota::{KeyBy, Limit, MemoryStore, QuotaLayer, QuotaPolicy, QuotaRule};
+    use tower::ServiceExt;
+
+    fn full() -> axum::response::Response {
+        let mut res = axum::response::Response::new(axum::body::Body::empty());
+        for i in 0.. {
+            let name = http::HeaderName::try_from(format!("x-h-{i}")).unwrap();
+            let value = http::HeaderValue::from_static("v");
+            if res.headers_mut().try_insert(name, value).is_err() {
+                break;
+            }
+        }
+        res
+    }
+    let s = setup();
+    let quota = QuotaLayer::builder(MemoryStore::new())
+        .rule(QuotaRule::new(
+            KeyBy::Subject,
+            QuotaPolicy::new("roomy", [Limit::per_second(100)]),
+        ))
+        .build()
+        .unwrap();
+    let guard = s
+        .builder
+        .with_insecure_plain_http()
+        .limit_principals(quota)
+        .audit(AuditLayer::builder(support::MemorySink::default()))
+        .build()
+        .unwrap();
+    let handle = guard.handles().audit().cloned().expect("the audit handle");
+    // A plain service, not axum's router: axum's own `content-length` would not fit either.
+    let app = tower::Layer::layer(
+        &guard,
+        tower::service_fn(|req: http::Request<_>| async move {
+            let _: &http_body_util::Full<bytes::Bytes> = req.body();
+            Ok::<_, std::convert::Infallible>(if req.uri().path() == "/full" {
+                full()
+            } else {
+                axum::response::Response::new(axum::body::Body::from("ok"))
+            })
+        }),
+    );
+    let at_limit = full().headers().len();
+    let res = app.clone().oneshot(request("/full", &s.key)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers().len(), at_limit);
+    assert!(!res.headers().contains_key("ratelimit"));
+    // The same stack adds every header to a response with room for them.
+    let res = app.oneshot(request("/roomy", &s.key)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    for name in [
+        "ratelimit",
+        "ratelimit-policy",
+        "x-request-id",
+        "x-content-type-options",
+    ] {
+        assert!(
+            res.headers().contains_key(name),
+            "{name}: {:?}",
+            res.headers()
+        );
+    }
+    handle.shutdown().await;
+}

@@ -116,7 +116,7 @@ pub mod validate;
 pub use body::ResponseBody;
 pub use client_ip::ClientIp;
 pub use error::{BoxError, ConfigError, StoreError};
-pub use principal::{AuthMethod, Principal};
+pub use principal::{AuthMethod, Confirmation, Principal};
 pub use rejection::Rejection;
 pub use route::Route;
 pub use stack::{

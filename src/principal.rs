@@ -46,6 +46,29 @@ pub enum AuthMethod {
     Anonymous,
 }
 
+/// What a caller's bearer token is bound to (its `cnf` claim, RFC 7800), proven by the request
+/// that brought it: the authz layer answers a refusal in the scheme this implies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Confirmation {
+    /// A client certificate (RFC 8705 §3): the token comes under the `Bearer` scheme.
+    ClientCertificate,
+    /// A DPoP key (RFC 9449): the token comes under the `DPoP` scheme, with a proof.
+    Dpop,
+}
+
+impl Confirmation {
+    /// Its name in the audit event: `dpop` or `client_certificate`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientCertificate => "client_certificate",
+            Self::Dpop => "dpop",
+        }
+    }
+}
+
 /// The authenticated caller: subject, how it authenticated, roles, scopes, tenant and quota tier.
 ///
 /// Build one with [`Principal::builder`]. All fields are read-only once built.
@@ -60,6 +83,8 @@ struct Inner {
     scopes: Names,
     tenant: Option<Arc<str>>,
     tier: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirmation: Option<Confirmation>,
     /// How and when the user authenticated, for step-up rules (RFC 9470); boxed, as most
     /// principals (API keys) have none.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -139,6 +164,7 @@ impl Shared {
                 .tier
                 .as_ref()
                 .map(|t| Self::one(&self.strings, t, |s| Arc::from(s))),
+            confirmation: i.confirmation,
             auth: i.auth.as_ref().map(|a| {
                 Box::new(AuthContext {
                     acr: a
@@ -201,6 +227,7 @@ impl Principal {
             scopes: Vec::new(),
             tenant: None,
             tier: None,
+            confirmation: None,
             acr: None,
             auth_time: None,
         }
@@ -277,6 +304,13 @@ impl Principal {
         self.0.tier.as_deref()
     }
 
+    /// What the caller's token is bound to, proven on this request (`None`: an unbound
+    /// token, or no token at all).
+    #[must_use]
+    pub fn confirmation(&self) -> Option<Confirmation> {
+        self.0.confirmation
+    }
+
     /// How the user authenticated: the token's `acr` (Authentication Context Class Reference,
     /// OpenID Connect Core §2, RFC 9068 §2.2.1), read by step-up rules (RFC 9470).
     #[must_use]
@@ -327,6 +361,7 @@ impl fmt::Debug for Principal {
             .field("scopes", &self.0.scopes)
             .field("tenant", &self.0.tenant)
             .field("tier", &self.0.tier)
+            .field("confirmation", &self.0.confirmation)
             .field("auth", &self.0.auth)
             .finish()
     }
@@ -348,6 +383,7 @@ pub struct PrincipalBuilder {
     scopes: Vec<String>,
     tenant: Option<String>,
     tier: Option<String>,
+    confirmation: Option<Confirmation>,
     acr: Option<String>,
     auth_time: Option<u64>,
 }
@@ -389,6 +425,12 @@ impl PrincipalBuilder {
         self
     }
 
+    /// Sets what the caller's token is bound to (proven on the request).
+    pub fn confirmation(mut self, confirmation: Confirmation) -> Self {
+        self.confirmation = Some(confirmation);
+        self
+    }
+
     /// Sets how the user authenticated (the token's `acr`).
     pub fn acr(mut self, acr: impl Into<String>) -> Self {
         self.acr = Some(acr.into());
@@ -421,6 +463,7 @@ impl PrincipalBuilder {
             scopes: boxed(self.scopes),
             tenant: self.tenant.map(Arc::from),
             tier: self.tier.map(Arc::from),
+            confirmation: self.confirmation,
             auth: (self.acr.is_some() || self.auth_time.is_some()).then(|| {
                 Box::new(AuthContext {
                     acr: self.acr.map(Arc::from),

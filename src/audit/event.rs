@@ -116,6 +116,10 @@ pub struct AuditPrincipal {
     /// The token issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
+    /// What the token is bound to and proved on the request: `dpop` (RFC 9449) or
+    /// `client_certificate` (RFC 8705); absent for an unbound token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<String>,
 }
 
 /// A shadow authorization policy's disagreement with the enforced one (never enforced).

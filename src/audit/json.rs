@@ -250,6 +250,9 @@ fn write_principal(o: &mut Obj<'_>, p: &Principal) {
         }
         _ => w.str("credential", "anonymous"),
     }
+    if let Some(c) = p.confirmation() {
+        w.str("confirmation", c.as_str());
+    }
     w.close();
 }
 
@@ -362,6 +365,7 @@ fn write_headers(o: &mut Obj<'_>, e: &RawEvent, redaction: &Redaction) {
 
 #[cfg(test)]
 mod tests {
+    use crate::principal::Confirmation;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -446,6 +450,7 @@ mod tests {
                 issuer: "https://idp.test/\"x\"".into(),
             },
         )
+        .confirmation(Confirmation::Dpop)
         .build();
         let mut quota = QuotaOutcome::default();
         quota.note_mode(QuotaMode::Degraded);

@@ -111,6 +111,7 @@ fn audit_principal(p: &Principal) -> AuditPrincipal {
         credential: credential.to_owned(),
         key_id,
         issuer,
+        confirmation: p.confirmation().map(|c| c.as_str().to_owned()),
     }
 }
 

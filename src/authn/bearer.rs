@@ -329,11 +329,13 @@ impl ClaimMap {
         self
     }
 
-    /// The principal these claims describe; `MissingClaim` when there is no string subject.
+    /// The principal these claims describe, its token bound to `bound`; `MissingClaim` when
+    /// there is no string subject.
     pub(crate) fn principal(
         &self,
         claims: &Map<String, Value>,
         method: AuthMethod,
+        bound: Option<&Binding>,
     ) -> Result<Principal, AuthnReason> {
         let subject = self
             .subject
@@ -378,6 +380,9 @@ impl ClaimMap {
         }
         if let Some(at) = claims.get("auth_time").and_then(Value::as_u64) {
             builder = builder.auth_time(Timestamp::from_unix_secs(at));
+        }
+        if let Some(bound) = bound {
+            builder = builder.confirmation(bound.confirmation());
         }
         Ok(builder.build())
     }
@@ -501,7 +506,7 @@ mod tests {
             .tenant(ClaimPath::parse("tid"))
             .tier(ClaimPath::parse("plan"));
         let p = map
-            .principal(&claims, AuthMethod::Bearer { issuer: "i".into() })
+            .principal(&claims, AuthMethod::Bearer { issuer: "i".into() }, None)
             .unwrap();
         assert_eq!(p.subject(), "u1");
         assert_eq!(p.roles().collect::<Vec<_>>(), ["admin", "user"]);
@@ -513,7 +518,8 @@ mod tests {
         assert_eq!(p.tier(), Some("pro"));
         let no_sub: Map<String, Value> = serde_json::from_str(r#"{"sub": 5}"#).unwrap();
         assert_eq!(
-            map.principal(&no_sub, AuthMethod::Anonymous).unwrap_err(),
+            map.principal(&no_sub, AuthMethod::Anonymous, None)
+                .unwrap_err(),
             AuthnReason::MissingClaim
         );
     }

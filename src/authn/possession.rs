@@ -12,7 +12,7 @@ use super::Authentication;
 use super::bearer::Presented;
 use crate::client_cert::ClientCertificate;
 use crate::clock::Timestamp;
-use crate::principal::Principal;
+use crate::principal::{Confirmation, Principal};
 use crate::rejection::{AuthnReason, ChallengeSet};
 
 /// What a token is bound to (its `cnf` claim), checked on every request that brings it.
@@ -24,6 +24,16 @@ pub(crate) enum Binding {
     /// hash, which every proof must carry as `ath` (§4.2): computed once with the token's
     /// verdict, not on every request.
     Key { jkt: Arc<str>, ath: Arc<str> },
+}
+
+impl Binding {
+    /// What the principal records of this binding.
+    pub(crate) fn confirmation(&self) -> Confirmation {
+        match self {
+            Self::Certificate(_) => Confirmation::ClientCertificate,
+            Self::Key { .. } => Confirmation::Dpop,
+        }
+    }
 }
 
 /// What the token is bound to, `None` for an unbound token. A token bound by any other

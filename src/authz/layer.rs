@@ -20,9 +20,9 @@ use crate::body::{ResponseBody, refusal as refusal_response};
 use crate::clock::{Clock, SystemClock};
 use crate::future::Finish;
 pub use crate::outcome::ShadowDivergence;
-use crate::principal::{AuthMethod, Principal};
+use crate::principal::{AuthMethod, Confirmation, Principal};
 use crate::rejection::{
-    AuthnFailure, AuthnReason, Forbidden, NoRoute, Rejection, UnavailableReason,
+    AuthnFailure, AuthnReason, Forbidden, NoRoute, Rejection, Scheme, UnavailableReason,
 };
 use crate::route::{PublicRoutes, Route, RouteMatch, matched_template};
 use crate::telemetry::DecisionTrace;
@@ -218,23 +218,33 @@ fn refusal(
         )),
         Outcome::MissingScope => {
             let forbidden = Forbidden::new(Outcome::MissingScope.code(), rule.clone());
-            // RFC 6750 §3.1: a bearer token without the needed scope gets a challenge naming it.
+            // RFC 6750 §3.1: a bearer token without the needed scope gets a challenge naming
+            // it, in the scheme the token came in (RFC 9449 §7.1).
             match (principal.map(Principal::method), rule) {
-                (Some(AuthMethod::Bearer { .. }), Some(rule)) => {
-                    Rejection::Forbidden(forbidden.with_insufficient_scope(rule.scopes()))
-                }
+                (Some(AuthMethod::Bearer { .. }), Some(rule)) => Rejection::Forbidden(
+                    forbidden.with_insufficient_scope_in(scheme(principal), rule.scopes()),
+                ),
                 _ => Rejection::Forbidden(forbidden),
             }
         }
-        // RFC 9470 §3: 401 with the challenge that names what the user must do.
+        // RFC 9470 §3: 401 with the challenge that names what the user must do, in the scheme
+        // the token came in (RFC 9449 §7.1).
         Outcome::InsufficientUserAuthentication => {
             let challenge: Option<&http::HeaderValue> = rule.as_ref().and_then(RuleRef::step_up);
             Rejection::unauthenticated(
                 AuthnReason::InsufficientUserAuthentication,
-                challenge.cloned(),
+                challenge.map(|c| crate::rejection::in_scheme(c, scheme(principal))),
             )
         }
         other => Rejection::Forbidden(Forbidden::new(other.code(), rule)),
+    }
+}
+
+/// The scheme a caller's token came in: `DPoP` for a DPoP-bound token, else `Bearer`.
+fn scheme(principal: Option<&Principal>) -> Scheme {
+    match principal.and_then(Principal::confirmation) {
+        Some(Confirmation::Dpop) => Scheme::Dpop,
+        _ => Scheme::Bearer,
     }
 }
 

@@ -154,12 +154,29 @@ fn with_error(head: &str, reason: AuthnReason) -> String {
     )
 }
 
-/// `Bearer error="insufficient_scope", scope="…"` (RFC 6750 §3.1), for a 403.
-pub(crate) fn insufficient_scope(scopes: &str) -> Option<HeaderValue> {
+/// `<scheme> error="insufficient_scope", scope="…"` (RFC 6750 §3.1; under `DPoP`, RFC 9449
+/// §7.1), for a 403.
+pub(crate) fn insufficient_scope(scheme: Scheme, scopes: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!(
-        "Bearer error=\"insufficient_scope\", scope=\"{scopes}\""
+        "{} error=\"insufficient_scope\", scope=\"{scopes}\"",
+        scheme.name()
     ))
     .ok()
+}
+
+/// `challenge` (a `Bearer` challenge) under the `DPoP` scheme when `scheme` is `DPoP` (RFC
+/// 9449 §7.1: a DPoP-bound token is challenged in the scheme it came in), else as it is.
+pub(crate) fn in_scheme(challenge: &HeaderValue, scheme: Scheme) -> HeaderValue {
+    let bytes = challenge.as_bytes();
+    match bytes.strip_prefix(b"Bearer ") {
+        Some(rest) if scheme == Scheme::Dpop => {
+            let mut out = Vec::with_capacity(rest.len() + 5);
+            out.extend_from_slice(b"DPoP ");
+            out.extend_from_slice(rest);
+            HeaderValue::from_bytes(&out).unwrap_or_else(|_| challenge.clone())
+        }
+        _ => challenge.clone(),
+    }
 }
 
 /// Checks a `realm` for a challenge: 1 to 64 visible ASCII characters or spaces, no quote or
@@ -245,6 +262,27 @@ pub(crate) fn check_realm(realm: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc9449_7_1_authorization_challenges_follow_the_tokens_scheme() {
+        assert_eq!(
+            insufficient_scope(Scheme::Dpop, "a b").unwrap(),
+            "DPoP error=\"insufficient_scope\", scope=\"a b\""
+        );
+        assert_eq!(
+            insufficient_scope(Scheme::Bearer, "a").unwrap(),
+            "Bearer error=\"insufficient_scope\", scope=\"a\""
+        );
+        let step_up = HeaderValue::from_static("Bearer error=\"insufficient_user_authentication\"");
+        assert_eq!(
+            in_scheme(&step_up, Scheme::Dpop),
+            "DPoP error=\"insufficient_user_authentication\""
+        );
+        assert_eq!(in_scheme(&step_up, Scheme::Bearer), step_up);
+        // Only a `Bearer` challenge is rewritten.
+        let other = HeaderValue::from_static("ApiKey realm=\"api\"");
+        assert_eq!(in_scheme(&other, Scheme::Dpop), other);
+    }
 
     #[test]
     fn rfc6750_3_challenges_name_the_error_and_never_the_token() {

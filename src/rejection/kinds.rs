@@ -7,7 +7,7 @@ use http::header::{HeaderName, HeaderValue};
 use serde::Serialize;
 
 use super::challenge;
-use super::reasons::{AuthnReason, InvalidReason, UnavailableReason};
+use super::reasons::{AuthnReason, InvalidReason, Scheme, UnavailableReason};
 
 /// An authentication failure: the reason and the challenges for `WWW-Authenticate`.
 #[derive(Debug, Clone)]
@@ -96,8 +96,20 @@ impl Forbidden {
 
     /// Adds `WWW-Authenticate: Bearer error="insufficient_scope", scope="…"` (RFC 6750 §3.1).
     #[must_use]
-    pub fn with_insufficient_scope(mut self, scopes: &str) -> Self {
-        self.challenge = challenge::insufficient_scope(scopes);
+    pub fn with_insufficient_scope(self, scopes: &str) -> Self {
+        self.with_insufficient_scope_in(Scheme::Bearer, scopes)
+    }
+
+    /// The same challenge in `scheme`: `DPoP error="insufficient_scope", scope="…"` for a
+    /// caller whose token is DPoP-bound (RFC 9449 §7.1), `Bearer` otherwise.
+    #[must_use]
+    pub fn with_insufficient_scope_in(mut self, scheme: Scheme, scopes: &str) -> Self {
+        let scheme = if scheme == Scheme::Dpop {
+            Scheme::Dpop
+        } else {
+            Scheme::Bearer
+        };
+        self.challenge = challenge::insufficient_scope(scheme, scopes);
         self
     }
 

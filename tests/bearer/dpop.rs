@@ -577,6 +577,102 @@ async fn rfc9449_7_1_challenges_offer_dpop_with_its_algorithms() {
     );
 }
 
+/// RFC 9449 §7.1: the authz layer's challenges (RFC 6750 §3.1 `insufficient_scope`, RFC 9470
+/// §3 step-up) name the scheme the token came in: `DPoP` for a DPoP-bound token, `Bearer` for
+/// an unbound one on the same server.
+#[tokio::test]
+async fn rfc9449_7_1_authorization_challenges_a_dpop_bound_token_in_the_dpop_scheme() {
+    use palisade::audit::AuditLayer;
+    use palisade::authz::{AuthzLayer, LivePolicy, Methods, PolicySpec, RuleSpec};
+    use support::MemorySink;
+
+    let idp = Idp::start(jwks(&["es256"])).await;
+    let jwt = provider(&idp)
+        .leeway(Duration::from_secs(5))
+        .dpop(Dpop::new(ORIGIN))
+        .build()
+        .unwrap();
+    let get = || Methods::Some(vec![Method::GET]);
+    let policy = PolicySpec::builder()
+        .rule("/orders", get(), [], ["orders:read"])
+        .rule("/refunds", get(), [], ["refunds:write"])
+        .route(RuleSpec::new("/payments", get()).acr_values(["urn:example:mfa"]))
+        .build();
+    let authz = AuthzLayer::new(LivePolicy::from_spec(&policy).unwrap());
+    let sink = MemorySink::default();
+    let server = TestServer::start(
+        Palisade::builder()
+            .authenticate(jwt)
+            .authorize(authz)
+            .audit(AuditLayer::builder(sink.clone()))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let client = client();
+    let bound = bound_token(&client);
+    let unbound = mint("es256", &claims());
+    let dpop = |path: &str| {
+        let proof = client.proof("GET", path, &bound);
+        let (server, bound, path) = (&server, &bound, path.to_owned());
+        async move { send(server, Method::GET, &path, bound, &proof).await }
+    };
+    let reply = dpop("/orders").await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(server.hits(), 1);
+
+    let reply = dpop("/refunds").await;
+    assert_eq!(reply.status, 403, "{:?}", reply.body);
+    assert_eq!(reply.json()["code"], "missing_scope");
+    assert_eq!(
+        reply.headers["www-authenticate"],
+        r#"DPoP error="insufficient_scope", scope="refunds:write""#
+    );
+    let reply = dpop("/payments").await;
+    assert_eq!(reply.status, 401, "{:?}", reply.body);
+    let challenge = reply.headers["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with(r#"DPoP error="insufficient_user_authentication""#),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(r#"acr_values="urn:example:mfa""#),
+        "{challenge}"
+    );
+    assert_eq!(server.hits(), 1, "a refused request reached the handler");
+
+    // An unbound token on the same server is challenged as the bearer token it is.
+    let reply = server
+        .get("/refunds", &[("authorization", &bearer(&unbound))])
+        .await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(
+        reply.headers["www-authenticate"],
+        r#"Bearer error="insufficient_scope", scope="refunds:write""#
+    );
+    let reply = server
+        .get("/payments", &[("authorization", &bearer(&unbound))])
+        .await;
+    assert_eq!(reply.status, 401);
+    let challenge = reply.headers["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with(r#"Bearer error="insufficient_user_authentication""#),
+        "{challenge}"
+    );
+    assert_eq!(server.hits(), 1, "a refused request reached the handler");
+    // The audit records how each token was held: `dpop` for the three bound requests only.
+    let events = sink.wait_for(5).await;
+    let held: Vec<_> = events
+        .iter()
+        .map(|e| e.principal.as_ref().unwrap().confirmation.as_deref())
+        .collect();
+    assert_eq!(
+        held,
+        [Some("dpop"), Some("dpop"), Some("dpop"), None, None],
+        "{events:?}"
+    );
+}
+
 #[tokio::test]
 async fn rfc9449_6_2_an_introspected_dpop_token_needs_its_proof() {
     let idp = Idp::start(jwks(&[])).await;

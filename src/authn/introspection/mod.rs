@@ -361,7 +361,7 @@ impl<C: Clock> Inner<C> {
             (Arc::new(facts), r.cache_until(until, now))
         });
         let until = facts.as_ref().map_or(until, |f| f.1);
-        match self.claims.principal(&claims, method) {
+        match self.claims.principal(&claims, method, bound.as_ref()) {
             Ok(p) => (Ok((p, bound.map(Arc::new), facts.map(|f| f.0))), until),
             Err(r) => negative(r),
         }

@@ -247,9 +247,9 @@ impl<C: Clock> Inner<C> {
             return Err(AuthnReason::WrongAudience.into());
         }
         let bound = bearer::binding(&parsed.claims, token.as_bytes())?.map(Arc::new);
-        let principal = self
-            .claims
-            .principal(&parsed.claims, issuer.method.clone())?;
+        let principal =
+            self.claims
+                .principal(&parsed.claims, issuer.method.clone(), bound.as_deref())?;
         Ok((principal, exp, bound))
     }
 

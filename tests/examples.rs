@@ -540,3 +540,70 @@ fn metrics_example_exposes_counters_that_move_with_the_traffic() {
         .unwrap();
     assert!(!after.contains(key));
 }
+
+// A real `redis-server` (TLS with client certificates) for the quota store of a file.
+#[cfg(feature = "redis-tls")]
+#[allow(dead_code)]
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+/// `quota.store` of a configuration file reaches a Redis that serves TLS only and asks for a
+/// client certificate (`tls-auth-clients yes`): with `tls_ca_file`, `tls_client_cert_file` and
+/// `tls_client_key_file` (read beside the file) the quickstart counts there; without the
+/// client certificate the server turns it away and the store fails closed (503, never the
+/// handler).
+#[cfg(feature = "redis-tls")]
+#[test]
+fn quickstart_counts_in_a_redis_that_asks_for_the_client_certificate_of_the_file() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let test = "quickstart_counts_in_a_redis_over_mutual_tls";
+    let Some(redis) = rt.block_on(redis_server::Redis::start_tls_verifying_clients(test)) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("palisade-redis-mtls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (from, to) in [
+        ("ca.crt", "ca.pem"),
+        ("node.crt", "client.pem"),
+        ("node.key", "client.key"),
+    ] {
+        std::fs::copy(redis_server::Redis::fixture(from), dir.join(to)).unwrap();
+    }
+    let config = |client_cert: &str| {
+        format!(
+            "roles:\n  - name: admin\nroutes:\n  - {{path: /orders, methods: [GET], roles: [admin]}}\n\
+             quota:\n  store: {{type: redis, url_env: PALISADE_TEST_QUOTA_REDIS, prefix: \"{test}:\", \
+             timeout_ms: 500, tls_ca_file: ca.pem{client_cert}}}\n  policies:\n    \
+             per-user: [{{quota: 3, window: hour}}]\n  principals:\n    - {{key: subject, policy: per-user}}\n"
+        )
+    };
+    let statuses = |file: &str, text: String| {
+        let path = dir.join(file);
+        std::fs::write(&path, text).unwrap();
+        let url = redis.url();
+        let (_server, lines) = start_with_env(
+            "quickstart",
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--config",
+                path.to_str().unwrap(),
+            ],
+            &[("PALISADE_TEST_QUOTA_REDIS", &url)],
+        );
+        let curl = lines
+            .last()
+            .unwrap()
+            .replace("curl -i", "curl -s -o /dev/null -w '%{http_code}'");
+        (0..5).map(|_| sh(&curl)).collect::<Vec<_>>()
+    };
+    let with_cert = statuses(
+        "mtls.yaml",
+        config(", tls_client_cert_file: client.pem, tls_client_key_file: client.key"),
+    );
+    assert_eq!(with_cert, ["200", "200", "200", "429", "429"]);
+    let without = statuses("no-client-cert.yaml", config(""));
+    assert_eq!(without, ["503"; 5]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

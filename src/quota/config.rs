@@ -152,6 +152,14 @@ pub struct RedisConfig {
     /// roots are trusted.
     #[serde(default)]
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// A client certificate chain (PEM) to present to `rediss://` servers that ask for one
+    /// (`tls-auth-clients yes`), with [`tls_client_key_file`](Self::tls_client_key_file); read
+    /// relative to the configuration file's directory (feature `redis-tls`).
+    #[serde(default)]
+    pub tls_client_cert_file: Option<std::path::PathBuf>,
+    /// The private key (PEM) of [`tls_client_cert_file`](Self::tls_client_cert_file).
+    #[serde(default)]
+    pub tls_client_key_file: Option<std::path::PathBuf>,
     /// The environment variable holding the secret (at least 32 bytes, the same on every
     /// instance) that keys the hash naming each identity's Redis keys, so listing the keys
     /// reveals no subject or address even to someone who can guess them.
@@ -366,60 +374,44 @@ fn rule(
     Ok(rule)
 }
 
+/// The names of the `quota.store` items, for errors.
+#[cfg(feature = "redis")]
+const NAMES: crate::redis_spec::Names = crate::redis_spec::Names {
+    items: crate::redis_spec::Items {
+        url_env: "quota.store.url_env",
+        service: "quota.store.service",
+    },
+    primary_url_env: "quota.store.primary_url_env",
+    tls_ca_file: "quota.store.tls_ca_file",
+    tls_client_cert_file: "quota.store.tls_client_cert_file",
+    tls_client_key_file: "quota.store.tls_client_key_file",
+};
+
+#[cfg(feature = "redis")]
+impl RedisConfig {
+    /// How the store reaches Redis: the items it shares with `invalidation.redis`.
+    fn connection(&self) -> crate::redis_spec::RedisConnection {
+        let mut c = crate::redis_spec::RedisConnection::new(self.url_env.clone());
+        c.mode = self.mode;
+        c.service.clone_from(&self.service);
+        c.primary_url_env.clone_from(&self.primary_url_env);
+        c.tls_ca_file.clone_from(&self.tls_ca_file);
+        c.tls_client_cert_file
+            .clone_from(&self.tls_client_cert_file);
+        c.tls_client_key_file.clone_from(&self.tls_client_key_file);
+        c
+    }
+}
+
+/// The Redis store of `r`: its variables and TLS files (relative to `base`) read and checked
+/// as `invalidation.redis`'s are, every error naming its `quota.store` item.
 #[cfg(feature = "redis")]
 fn redis_store(
     r: &RedisConfig,
     base: Option<&std::path::Path>,
 ) -> Result<AnyQuotaStore, ConfigError> {
-    let value = std::env::var(&r.url_env).map_err(|_| ConfigError::Env {
-        field: "quota.store.url_env",
-        name: r.url_env.clone(),
-    })?;
-    let items = crate::redis_spec::Items {
-        url_env: "quota.store.url_env",
-        service: "quota.store.service",
-    };
-    let urls = crate::redis_spec::urls(r.mode, r.service.as_deref(), &value, &items)?;
-    redis_store_at(urls, r, base)
-}
-
-/// The primary's login URL of a Sentinel store, from its variable.
-#[cfg(feature = "redis")]
-fn sentinel_primary(r: &RedisConfig) -> Result<Option<String>, ConfigError> {
-    let Some(var) = &r.primary_url_env else {
-        return Ok(None);
-    };
-    if r.mode != RedisMode::Sentinel {
-        return Err(ConfigError::Invalid {
-            field: "quota.store.primary_url_env",
-            message: "the primary's login is for `mode: sentinel` only".into(),
-        });
-    }
-    std::env::var(var).map(Some).map_err(|_| ConfigError::Env {
-        field: "quota.store.primary_url_env",
-        name: var.clone(),
-    })
-}
-
-/// The Redis store of `r`, at `urls` (checked against its mode).
-#[cfg(feature = "redis")]
-fn redis_store_at(
-    mut urls: Vec<String>,
-    r: &RedisConfig,
-    base: Option<&std::path::Path>,
-) -> Result<AnyQuotaStore, ConfigError> {
-    use super::redis::RedisStore;
-    let builder = match (r.mode, &r.service) {
-        (RedisMode::Cluster, _) => RedisStore::cluster(urls),
-        (RedisMode::Sentinel, Some(service)) => RedisStore::sentinel(service.clone(), urls),
-        _ => RedisStore::builder(urls.swap_remove(0)),
-    };
-    let builder = match sentinel_primary(r)? {
-        Some(url) => builder.sentinel_primary_url(url),
-        None => builder,
-    };
-    #[allow(unused_mut)]
-    let mut builder = builder
+    let resolved = r.connection().resolve(base, &NAMES)?;
+    let mut builder = super::redis::RedisStore::with_resolved(resolved)
         .prefix(r.prefix.clone())
         .timeout(std::time::Duration::from_millis(r.timeout_ms))
         .on_outage(r.on_outage);
@@ -430,26 +422,6 @@ fn redis_store_at(
         })?;
         builder = builder.key_secret(zeroize::Zeroizing::new(secret).as_bytes());
     }
-    if let Some(file) = &r.tls_ca_file {
-        let path = match base {
-            Some(dir) if file.is_relative() => dir.join(file),
-            _ => file.clone(),
-        };
-        #[cfg(feature = "redis-tls")]
-        {
-            let pem = std::fs::read(&path).map_err(|e| ConfigError::OtherFile {
-                what: "`quota.store.tls_ca_file`",
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-            builder = builder.tls_ca(pem);
-        }
-        #[cfg(not(feature = "redis-tls"))]
-        return Err(invalid(format!(
-            "`tls_ca_file` ({}) needs palisade's `redis-tls` feature",
-            path.display()
-        )));
-    }
     Ok(AnyQuotaStore::Redis(builder.build()?))
 }
 
@@ -458,26 +430,4 @@ fn redis_store(_: &RedisConfig, _: Option<&std::path::Path>) -> Result<AnyQuotaS
     Err(invalid(
         "the redis store needs palisade's `redis` feature".into(),
     ))
-}
-
-#[cfg(all(test, feature = "redis-tls"))]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_redis_ca_file_is_read_beside_the_configuration() {
-        let fixtures =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/redis-tls");
-        let r = |file: &str| -> RedisConfig {
-            serde_yaml_ng::from_str(&format!("{{url_env: REDIS_URL, tls_ca_file: {file}}}"))
-                .unwrap()
-        };
-        let url = vec!["rediss://127.0.0.1:6380/".to_owned()];
-        assert!(redis_store_at(url.clone(), &r("ca.crt"), Some(&fixtures)).is_ok());
-        let err = redis_store_at(url, &r("missing.crt"), Some(&fixtures)).unwrap_err();
-        assert!(
-            matches!(&err, ConfigError::OtherFile { path, .. } if path.ends_with("redis-tls/missing.crt")),
-            "{err}"
-        );
-    }
 }

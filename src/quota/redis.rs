@@ -284,6 +284,19 @@ impl RedisStore {
         })
     }
 
+    /// Starts a builder for what a configuration file's items resolved to: where Redis is,
+    /// and the TLS files read.
+    #[cfg(feature = "config")]
+    pub(crate) fn with_resolved(resolved: crate::redis_spec::Resolved) -> RedisStoreBuilder {
+        #[allow(unused_mut)]
+        let mut builder = Self::with_topology(resolved.topology);
+        #[cfg(feature = "redis-tls")]
+        {
+            builder.tls = resolved.tls;
+        }
+        builder
+    }
+
     fn with_topology(topology: Topology) -> RedisStoreBuilder {
         RedisStoreBuilder {
             topology,

@@ -89,9 +89,10 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
 
-pub use challenge::{ChallengeSet, Realm};
 #[cfg(any(feature = "jwt", feature = "introspection"))]
-pub(crate) use challenge::{check_realm, in_scheme};
+pub(crate) use challenge::check_realm;
+pub(crate) use challenge::in_scheme;
+pub use challenge::{ChallengeSet, Realm};
 pub use kinds::{
     AuthnFailure, Forbidden, InputPart, InvalidInput, NoRoute, QuotaProblem, TooManyRequests,
     Unavailable, Violation,

@@ -93,6 +93,8 @@ pub struct CostConfig {
 }
 
 /// The `store` subsection: `{type: memory, max_keys: 100000}` or `{type: redis, url_env: …}`.
+// Read once at startup: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", deny_unknown_fields, rename_all = "snake_case")]
 #[non_exhaustive]

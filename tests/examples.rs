@@ -543,7 +543,6 @@ fn metrics_example_exposes_counters_that_move_with_the_traffic() {
 
 // A real `redis-server` (TLS with client certificates) for the quota store of a file.
 #[cfg(feature = "redis-tls")]
-#[allow(dead_code)]
 #[path = "support/redis_server.rs"]
 mod redis_server;
 

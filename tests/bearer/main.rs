@@ -654,6 +654,74 @@ async fn a_repeated_token_is_verified_once_and_never_past_its_exp() {
     assert_eq!(server.last_refusal().unwrap().reason(), "token_expired");
 }
 
+/// Fail closed (RFC 7519 §4.1.7 `jti` revocations on the invalidation bus): a flood of
+/// revocations past what palisade remembers (65,536) never makes a revoked token valid again.
+/// Every token issued before the forgotten revocations is refused (`token_revoked`), revoked
+/// or not, and a token issued after them is served.
+#[tokio::test]
+async fn a_flood_of_revocations_never_makes_a_revoked_token_valid_again() {
+    use palisade::invalidation::{InProcessBus, Invalidation, InvalidationBus};
+
+    let idp = Idp::start(jwks(&["es256"])).await;
+    let bus = InProcessBus::new();
+    // Two minutes on: a token issued after the flood by more than the issuer's allowed clock
+    // lead (60 s) is not dated in the future.
+    let clock = ManualClock::new(Timestamp::from_unix_secs(now() + 120));
+    let jwt = provider(&idp)
+        .invalidation(&bus)
+        .clock(clock)
+        .build()
+        .unwrap();
+    let server = TestServer::start(Palisade::builder().authenticate(jwt).build().unwrap()).await;
+    let issued = |jti: &str, iat: u64| {
+        let mut c = claims();
+        c["jti"] = json!(jti);
+        c["iat"] = json!(iat);
+        mint("es256", &c)
+    };
+    let first = issued("first", now() - 60);
+    let bystander = issued("bystander", now() - 60);
+    for token in [&first, &bystander] {
+        let reply = server.get("/", &[("authorization", &bearer(token))]).await;
+        assert_eq!(reply.status, 200);
+    }
+    bus.publish(&Invalidation::TokenRevoked {
+        issuer: ISS.into(),
+        jti: "first".into(),
+    })
+    .await
+    .unwrap();
+    let reply = server.get("/", &[("authorization", &bearer(&first))]).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(server.last_refusal().unwrap().reason(), "token_revoked");
+    let reply = server
+        .get("/", &[("authorization", &bearer(&bystander))])
+        .await;
+    assert_eq!(
+        reply.status, 200,
+        "one revocation refuses its own token only"
+    );
+
+    for i in 0..70_000 {
+        bus.publish(&Invalidation::TokenRevoked {
+            issuer: ISS.into(),
+            jti: format!("flood-{i}").into(),
+        })
+        .await
+        .unwrap();
+    }
+    for token in [&first, &bystander] {
+        let reply = server.get("/", &[("authorization", &bearer(token))]).await;
+        assert_eq!(reply.status, 401, "{:?}", reply.body);
+        assert_eq!(server.last_refusal().unwrap().reason(), "token_revoked");
+    }
+    let reissued = issued("reissued", now() + 90);
+    let reply = server
+        .get("/", &[("authorization", &bearer(&reissued))])
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+}
+
 #[tokio::test]
 async fn after_max_stale_of_provider_outage_every_token_gets_503_with_retry_after() {
     let idp = Idp::start(jwks(&["es256"])).await;

@@ -1,8 +1,10 @@
 //! Revoked tokens, as the invalidation bus announced them: by `jti`, and by subject issued
-//! before a time. Bounded in number and in time.
+//! before a time. Bounded in number and in time; a revocation that has to be forgotten while
+//! it still matters becomes a floor (every token issued before it is refused), never a token
+//! accepted again.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::cache::{BuildPrehashed, TokenCache};
@@ -14,7 +16,63 @@ pub const DEFAULT_REVOCATION_HORIZON: Duration = Duration::from_secs(24 * 3600);
 /// How many revoked `jti`s (and as many subjects) are remembered by default.
 pub const DEFAULT_REVOCATION_CAPACITY: usize = 65_536;
 
-type Map<V> = quick_cache::sync::Cache<u128, V, quick_cache::UnitWeighter, BuildPrehashed>;
+/// A revocation: tokens issued before the first time are refused until the second.
+type Revoked = (Timestamp, Timestamp);
+
+type Map = quick_cache::sync::Cache<u128, Revoked, quick_cache::UnitWeighter, BuildPrehashed, Keep>;
+
+/// How much later than a `jti` revocation was heard its token may say it was issued (the
+/// issuer's clock ahead of ours), when the revocation has to be forgotten.
+const ISSUER_CLOCK_AHEAD: Duration = Duration::from_secs(60);
+
+/// The revocations evicted while they still mattered, as one floor: tokens issued before
+/// `before` are refused until `until` (Unix nanoseconds, each the greatest evicted so far).
+#[derive(Debug, Default)]
+struct Forgotten {
+    before: AtomicU64,
+    until: AtomicU64,
+}
+
+impl Forgotten {
+    fn note(&self, (before, until): Revoked) {
+        let now = SystemClock.now();
+        if until <= now {
+            return; // it no longer mattered
+        }
+        self.before
+            .fetch_max(before.as_unix_nanos(), Ordering::Relaxed);
+        let was = self
+            .until
+            .fetch_max(until.as_unix_nanos(), Ordering::Relaxed);
+        if was <= now.as_unix_nanos() {
+            tracing::warn!(
+                layer = "authn",
+                "more token revocations than can be remembered: every token issued before the \
+                 forgotten ones is refused until they would have expired; revoke subjects or \
+                 rotate the signing key to cut off many tokens at once"
+            );
+        }
+    }
+
+    /// Whether a token issued at `iat` falls under the floor (one without `iat` cannot show
+    /// it does not).
+    fn covers(&self, iat: Option<Timestamp>, now: Timestamp) -> bool {
+        self.until.load(Ordering::Relaxed) > now.as_unix_nanos()
+            && iat.is_none_or(|iat| iat.as_unix_nanos() < self.before.load(Ordering::Relaxed))
+    }
+}
+
+/// Hands each revocation the map evicts to the floor.
+#[derive(Debug, Clone, Default)]
+struct Keep(Arc<Forgotten>);
+
+impl quick_cache::Lifecycle<u128, Revoked> for Keep {
+    type RequestState = ();
+
+    fn on_evict(&self, (): &mut (), _: u128, revoked: Revoked) {
+        self.0.note(revoked);
+    }
+}
 
 /// The revocations an authenticator heard, and the token cache they invalidate.
 pub(crate) struct Revocations<V: Clone + Send + Sync + 'static> {
@@ -43,10 +101,12 @@ struct Inner<V: Clone + Send + Sync + 'static> {
     hub: Hub,
     /// Whether any revocation was ever heard: the request path skips the lookups until then.
     any: AtomicBool,
-    /// `hash(iss, jti)` → forgotten after.
-    jtis: Map<Timestamp>,
+    /// `hash(iss, jti)` → (when heard, with the issuer's clock ahead; forgotten after).
+    jtis: Map,
     /// `hash(sub)` → (tokens issued before this are refused, forgotten after).
-    subjects: Map<(Timestamp, Timestamp)>,
+    subjects: Map,
+    /// What the two maps had to forget while it still mattered.
+    forgotten: Arc<Forgotten>,
     horizon: Duration,
     /// Hashes the keys (the token cache's keyed SipHash).
     cache: Arc<TokenCache<V>>,
@@ -76,13 +136,13 @@ impl TokenFacts {
     }
 }
 
-fn map<T: Clone>(n: usize) -> Map<T> {
+fn map(n: usize, forgotten: &Arc<Forgotten>) -> Map {
     Map::with(
         n.clamp(1, 1024),
         n.max(1) as u64,
         quick_cache::UnitWeighter,
         BuildPrehashed,
-        quick_cache::sync::DefaultLifecycle::default(),
+        Keep(forgotten.clone()),
     )
 }
 
@@ -103,11 +163,13 @@ impl<V: Clone + Send + Sync + 'static> Revocations<V> {
         horizon: Duration,
         capacity: usize,
     ) -> Self {
+        let forgotten = Arc::new(Forgotten::default());
         let inner = Arc::new(Inner {
             hub: hub.clone(),
             any: AtomicBool::new(false),
-            jtis: map(capacity),
-            subjects: map(capacity),
+            jtis: map(capacity, &forgotten),
+            subjects: map(capacity, &forgotten),
+            forgotten,
             horizon,
             cache,
         });
@@ -127,10 +189,13 @@ impl<V: Clone + Send + Sync + 'static> Revocations<V> {
             // A revocation without an issuer names the `jti` of any issuer.
             for issuer in [iss, ""] {
                 let key = pair_key(&inner.cache, issuer, jti);
-                if inner.jtis.get(&key).is_some_and(|until| until > now) {
+                if inner.jtis.get(&key).is_some_and(|(_, until)| until > now) {
                     return true;
                 }
             }
+        }
+        if inner.forgotten.covers(facts.iat, now) {
+            return true;
         }
         let key = inner.cache.key(subject.as_bytes());
         // A token without `iat` cannot show it was issued after: refused while it matters.
@@ -159,7 +224,9 @@ impl<V: Clone + Send + Sync + 'static> InvalidationListener for Inner<V> {
         match message {
             Invalidation::TokenRevoked { issuer, jti } => {
                 let key = pair_key(&self.cache, issuer, jti);
-                self.jtis.insert(key, now.saturating_add(self.horizon));
+                let heard = now.saturating_add(ISSUER_CLOCK_AHEAD);
+                self.jtis
+                    .insert(key, (heard, now.saturating_add(self.horizon)));
             }
             Invalidation::SubjectTokensRevokedBefore { subject, before } => {
                 let key = self.cache.key(subject.as_bytes());
@@ -187,5 +254,88 @@ impl<V: Clone + Send + Sync + 'static> InvalidationListener for Inner<V> {
     fn bus_down(&self) {
         // Entries cached while live would outlive the safe lifetime: dropped.
         self.cache.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn revocations(capacity: usize) -> (Hub, Revocations<()>) {
+        let hub = Hub::new(Duration::from_secs(5));
+        hub.set_live(true);
+        let cache = Arc::new(TokenCache::new("test", 16));
+        let r = Revocations::new(&hub, cache, Duration::from_secs(3600), capacity);
+        (hub, r)
+    }
+
+    fn token(jti: &str, iat: Option<Timestamp>) -> TokenFacts {
+        TokenFacts {
+            issuer: Some("https://issuer.test".into()),
+            jti: Some(jti.into()),
+            iat,
+        }
+    }
+
+    fn revoke(hub: &Hub, jti: &str) {
+        hub.deliver(&Invalidation::TokenRevoked {
+            issuer: "https://issuer.test".into(),
+            jti: jti.into(),
+        });
+    }
+
+    /// Fail closed: a flood of revocations past the capacity never makes a revoked token
+    /// valid again; what had to be forgotten becomes a floor under which every token issued
+    /// before it is refused, and tokens issued after it pass.
+    #[test]
+    fn revocations_past_the_capacity_refuse_every_older_token_instead_of_forgetting() {
+        let now = SystemClock.now();
+        let before = Some(Timestamp::from_unix_secs(now.as_unix_secs() - 600));
+        let after = Some(now.saturating_add(Duration::from_secs(600)));
+        let (hub, r) = revocations(64);
+        for i in 0..8 {
+            revoke(&hub, &format!("few-{i}"));
+        }
+        assert!(r.revoked(&token("few-3", before), "alice", now));
+        assert!(
+            !r.revoked(&token("other", before), "alice", now),
+            "within the capacity, only what was revoked is refused"
+        );
+        for i in 0..10_000 {
+            revoke(&hub, &format!("flood-{i}"));
+        }
+        for i in 0..10_000 {
+            let jti = format!("flood-{i}");
+            assert!(
+                r.revoked(&token(&jti, before), "alice", now),
+                "{jti} is valid again"
+            );
+        }
+        assert!(r.revoked(&token("never-revoked", before), "alice", now));
+        assert!(r.revoked(&token("never-revoked", None), "alice", now));
+        assert!(!r.revoked(&token("never-revoked", after), "alice", now));
+        // The floor lasts as long as the forgotten revocations would have.
+        let later = now.saturating_add(Duration::from_secs(3601));
+        assert!(!r.revoked(&token("never-revoked", before), "alice", later));
+    }
+
+    #[test]
+    fn a_forgotten_subject_revocation_refuses_what_it_covered() {
+        let now = SystemClock.now();
+        let cut = Timestamp::from_unix_secs(now.as_unix_secs() - 60);
+        let (hub, r) = revocations(16);
+        for i in 0..2_000 {
+            hub.deliver(&Invalidation::SubjectTokensRevokedBefore {
+                subject: format!("user-{i}").into(),
+                before: cut,
+            });
+        }
+        let old = Some(Timestamp::from_unix_secs(cut.as_unix_secs() - 1));
+        for i in 0..2_000 {
+            let t = token("j", old);
+            assert!(r.revoked(&t, &format!("user-{i}"), now), "user-{i}");
+        }
+        let fresh = Some(Timestamp::from_unix_secs(cut.as_unix_secs() + 1));
+        assert!(!r.revoked(&token("j", fresh), "user-7", now));
     }
 }

@@ -139,8 +139,9 @@ impl<C: Clock> JwtBuilder<C> {
     /// was revoked, or whose subject's tokens issued before a time were, is refused (401
     /// `invalid_token`, audit reason `token_revoked`), cached or not. Each revocation is
     /// remembered for 24 hours (see [`revocation_horizon`](Self::revocation_horizon)) and at
-    /// most 65,536 of each kind. While the bus is down, verified tokens are cached for at most
-    /// its safe lifetime.
+    /// most 65,536 of each kind; past that, every token issued before a revocation that had to
+    /// be forgotten is refused (fail closed; `docs/invalidation.md`). While the bus is down,
+    /// verified tokens are cached for at most its safe lifetime.
     pub fn invalidation(mut self, bus: &impl InvalidationBus) -> Self {
         self.bus = Some(bus.hub().clone());
         self

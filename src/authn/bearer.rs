@@ -14,6 +14,7 @@ pub(crate) use super::possession::{Admission, Binding, Possession, binding};
 
 mod cache;
 mod revocations;
+pub(crate) use self::revocations::checked_horizon;
 pub use self::revocations::{DEFAULT_REVOCATION_CAPACITY, DEFAULT_REVOCATION_HORIZON};
 pub(crate) use self::revocations::{Revocations, TokenFacts};
 use crate::clock::Timestamp;

@@ -74,6 +74,10 @@ pub struct JwtConfig {
     /// Verified tokens remembered.
     #[serde(default)]
     pub cache_capacity: Option<usize>,
+    /// How long a token revocation heard on the invalidation bus is remembered (default 24h;
+    /// only with an `invalidation` section or a host bus).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub revocation_horizon: Option<Duration>,
     /// Challenge realm.
     #[serde(default)]
     pub realm: Option<String>,
@@ -151,6 +155,9 @@ impl JwtConfig {
         }
         if let Some(v) = self.cache_capacity {
             b = b.cache_capacity(v);
+        }
+        if let Some(v) = self.revocation_horizon {
+            b = b.revocation_horizon(v);
         }
         if let Some(v) = &self.realm {
             b = b.realm(v);
@@ -240,6 +247,10 @@ pub struct IntrospectionConfig {
     /// Answers remembered.
     #[serde(default)]
     pub cache_capacity: Option<usize>,
+    /// How long a token revocation heard on the invalidation bus is remembered (default 24h;
+    /// only with an `invalidation` section or a host bus).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub revocation_horizon: Option<Duration>,
     /// Challenge realm.
     #[serde(default)]
     pub realm: Option<String>,
@@ -304,6 +315,9 @@ impl IntrospectionConfig {
         }
         if let Some(v) = self.cache_capacity {
             b = b.cache_capacity(v);
+        }
+        if let Some(v) = self.revocation_horizon {
+            b = b.revocation_horizon(v);
         }
         if let Some(v) = &self.realm {
             b = b.realm(v);

@@ -77,6 +77,18 @@ async fn get_with(addr: SocketAddr, path: &str, key: &str) -> Reply {
     .await
 }
 
+async fn get_bearer(addr: SocketAddr, path: &str, authorization: &str) -> Reply {
+    send(
+        addr,
+        Request::get(path)
+            .header("host", "t")
+            .header("authorization", authorization)
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await
+}
+
 const FILE: &str = r#"
 roles: [{name: reader}]
 routes:
@@ -682,4 +694,77 @@ async fn the_files_key_cache_fronts_the_host_store_and_hears_revocations_on_the_
         .unwrap_err()
         .to_string();
     assert!(err.contains("tll"), "{err}");
+}
+
+/// `jwt.revocation_horizon` takes effect: a `jti` revoked on the stack's bus is refused, and
+/// forgotten once the file's horizon (1 s here) has passed, while the default horizon (24 h)
+/// still refuses it. Without a bus the item fails startup
+/// (`tests/fixtures/cli/config-errors/jwt-revocation-horizon-without-bus.yaml`).
+#[cfg(feature = "jwt")]
+#[tokio::test]
+async fn the_files_revocation_horizon_bounds_how_long_a_token_revocation_is_kept() {
+    use jsonwebtoken::{EncodingKey, Header};
+    use palisade::clock::{Clock, SystemClock};
+    use palisade::invalidation::{InProcessBus, Invalidation, InvalidationBus};
+
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jwt");
+    let pem = std::fs::read_to_string(fixtures.join("es256.pub.pem")).unwrap();
+    let pem: String = pem.lines().map(|l| format!("            {l}\n")).collect();
+    let now = SystemClock.now().as_unix_secs();
+    let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("es256".into());
+    let key = EncodingKey::from_ec_der(&std::fs::read(fixtures.join("es256.key.der")).unwrap());
+    let claims = serde_json::json!({
+        "iss": "https://issuer.test", "aud": "orders", "sub": "ada", "jti": "t-1",
+        "iat": now, "exp": now + 3600,
+    });
+    let token = format!(
+        "Bearer {}",
+        support::encode_jwt(&header, &claims, &key).unwrap()
+    );
+    let served = |horizon: &'static str| {
+        let pem = pem.clone();
+        async move {
+            let text = format!(
+                "api_keys: {{enabled: false}}\nroutes: [{{path: /orders, methods: [GET]}}]\n\
+                 jwt:\n  issuers:\n    - issuer: https://issuer.test\n      audiences: [orders]\n      \
+                 keys:\n        - kid: es256\n          pem: |\n{pem}{horizon}"
+            );
+            let bus = InProcessBus::new();
+            let guard = Config::parse(&text, Format::Yaml)
+                .unwrap()
+                .builder()
+                .invalidation(bus.clone())
+                .build()
+                .unwrap();
+            let addr = serve(
+                Router::new()
+                    .route("/orders", get(|| async { "ok" }))
+                    .layer(guard),
+            )
+            .await;
+            (addr, bus)
+        }
+    };
+    let short = served("  revocation_horizon: 1s\n").await;
+    let default = served("").await;
+    for (addr, bus) in [&short, &default] {
+        assert_eq!(get_bearer(*addr, "/orders", &token).await.status, 200);
+        bus.publish(&Invalidation::TokenRevoked {
+            issuer: "https://issuer.test".into(),
+            jti: "t-1".into(),
+        })
+        .await
+        .unwrap();
+        assert_eq!(get_bearer(*addr, "/orders", &token).await.status, 401);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1_300)).await;
+    let (addr, _) = &short;
+    assert_eq!(
+        get_bearer(*addr, "/orders", &token).await.status,
+        200,
+        "kept for the file's horizon only"
+    );
+    let (addr, _) = &default;
+    assert_eq!(get_bearer(*addr, "/orders", &token).await.status, 401);
 }

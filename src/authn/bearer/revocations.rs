@@ -16,6 +16,28 @@ pub const DEFAULT_REVOCATION_HORIZON: Duration = Duration::from_secs(24 * 3600);
 /// How many revoked `jti`s (and as many subjects) are remembered by default.
 pub const DEFAULT_REVOCATION_CAPACITY: usize = 65_536;
 
+/// The revocation horizon a builder was given (`set`), checked: it takes effect only with an
+/// invalidation bus, and a zero horizon would forget each revocation as it is heard.
+pub(crate) fn checked_horizon(
+    set: Option<Duration>,
+    bus: bool,
+    field: &'static str,
+) -> Result<Duration, crate::error::ConfigError> {
+    let invalid = |message: &str| crate::error::ConfigError::Invalid {
+        field,
+        message: message.into(),
+    };
+    match set {
+        Some(_) if !bus => Err(invalid(
+            "revocations come from an invalidation bus (`invalidation`); without one the horizon would be ignored",
+        )),
+        Some(h) if h.is_zero() => Err(invalid(
+            "a zero horizon forgets every revocation as it is heard",
+        )),
+        set => Ok(set.unwrap_or(DEFAULT_REVOCATION_HORIZON)),
+    }
+}
+
 /// A revocation: tokens issued before the first time are refused until the second.
 type Revoked = (Timestamp, Timestamp);
 
@@ -317,6 +339,19 @@ mod tests {
         // The floor lasts as long as the forgotten revocations would have.
         let later = now.saturating_add(Duration::from_secs(3601));
         assert!(!r.revoked(&token("never-revoked", before), "alice", later));
+    }
+
+    #[test]
+    fn a_horizon_takes_effect_or_is_refused() {
+        let h = Duration::from_secs(7 * 24 * 3600);
+        let ok = |set, bus| checked_horizon(set, bus, "jwt.revocation_horizon").unwrap();
+        assert_eq!(ok(Some(h), true), h);
+        assert_eq!(ok(None, true), DEFAULT_REVOCATION_HORIZON);
+        assert_eq!(ok(None, false), DEFAULT_REVOCATION_HORIZON);
+        for (set, bus) in [(Some(h), false), (Some(Duration::ZERO), true)] {
+            let err = checked_horizon(set, bus, "jwt.revocation_horizon").unwrap_err();
+            assert!(err.to_string().contains("jwt.revocation_horizon"), "{err}");
+        }
     }
 
     #[test]

@@ -10,8 +10,7 @@ use oauth2::{AuthType, Client, ClientId, ClientSecret, IntrospectionUrl};
 use super::breaker::Breaker;
 use super::{Http, Inner, IntrospectionAuthenticator};
 use crate::authn::bearer::{
-    ClaimMap, DEFAULT_REVOCATION_CAPACITY, DEFAULT_REVOCATION_HORIZON, Possession, Revocations,
-    TokenCache, TokenSource,
+    ClaimMap, DEFAULT_REVOCATION_CAPACITY, Possession, Revocations, TokenCache, TokenSource,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
@@ -43,7 +42,7 @@ pub struct IntrospectionBuilder<C = SystemClock> {
     dpop: Option<crate::authn::dpop::Dpop>,
     /// The bus whose token revocations apply.
     bus: Option<Hub>,
-    revocation_horizon: Duration,
+    revocation_horizon: Option<Duration>,
     clock: C,
 }
 
@@ -72,7 +71,7 @@ impl IntrospectionAuthenticator {
             #[cfg(feature = "jwt")]
             dpop: None,
             bus: None,
-            revocation_horizon: DEFAULT_REVOCATION_HORIZON,
+            revocation_horizon: None,
             clock: SystemClock,
         }
     }
@@ -138,9 +137,11 @@ impl<C: Clock> IntrospectionBuilder<C> {
         self
     }
 
-    /// How long a revocation heard on the bus is remembered (default 24 hours).
+    /// How long a revocation heard on the bus is remembered (default 24 hours): set it to the
+    /// longest lifetime of the provider's tokens. [`build`](Self::build) refuses it without
+    /// [`invalidation`](Self::invalidation), and a zero horizon.
     pub fn revocation_horizon(mut self, horizon: Duration) -> Self {
-        self.revocation_horizon = horizon;
+        self.revocation_horizon = Some(horizon);
         self
     }
 
@@ -249,10 +250,14 @@ impl<C: Clock> IntrospectionBuilder<C> {
             issuer: Arc::from(self.issuer.as_deref().unwrap_or(self.url.as_str())),
         };
         let cache = Arc::new(TokenCache::new("introspection", self.cache_capacity));
-        let revocations = self.bus.map(|hub| {
-            let horizon = self.revocation_horizon;
-            Revocations::new(&hub, cache.clone(), horizon, DEFAULT_REVOCATION_CAPACITY)
-        });
+        let horizon = crate::authn::bearer::checked_horizon(
+            self.revocation_horizon,
+            self.bus.is_some(),
+            "introspection.revocation_horizon",
+        )?;
+        let revocations = self
+            .bus
+            .map(|hub| Revocations::new(&hub, cache.clone(), horizon, DEFAULT_REVOCATION_CAPACITY));
         Ok(IntrospectionAuthenticator {
             inner: Arc::new(Inner {
                 client,

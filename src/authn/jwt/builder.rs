@@ -8,8 +8,7 @@ use super::jwks::JwksTiming;
 use super::token::ClaimRules;
 use super::{Inner, IssuerState, JwtAuthenticator};
 use crate::authn::bearer::{
-    ClaimMap, DEFAULT_REVOCATION_CAPACITY, DEFAULT_REVOCATION_HORIZON, Possession, Revocations,
-    TokenCache, TokenSource,
+    ClaimMap, DEFAULT_REVOCATION_CAPACITY, Possession, Revocations, TokenCache, TokenSource,
 };
 use crate::authn::dpop::Dpop;
 use crate::clock::{Clock, SystemClock};
@@ -35,7 +34,7 @@ pub struct JwtBuilder<C = SystemClock> {
     dpop: Option<Dpop>,
     /// The bus whose token revocations apply.
     bus: Option<Hub>,
-    revocation_horizon: Duration,
+    revocation_horizon: Option<Duration>,
     clock: C,
 }
 
@@ -62,7 +61,7 @@ impl JwtAuthenticator {
             pass_opaque: false,
             dpop: None,
             bus: None,
-            revocation_horizon: DEFAULT_REVOCATION_HORIZON,
+            revocation_horizon: None,
             clock: SystemClock,
         }
     }
@@ -148,9 +147,10 @@ impl<C: Clock> JwtBuilder<C> {
     }
 
     /// How long a revocation heard on the bus is remembered (default 24 hours): set it to the
-    /// longest lifetime of the issuers' tokens.
+    /// longest lifetime of the issuers' tokens. [`build`](Self::build) refuses it without
+    /// [`invalidation`](Self::invalidation), and a zero horizon.
     pub fn revocation_horizon(mut self, horizon: Duration) -> Self {
-        self.revocation_horizon = horizon;
+        self.revocation_horizon = Some(horizon);
         self
     }
 
@@ -265,10 +265,14 @@ impl<C: Clock> JwtBuilder<C> {
             issuers.push(issuer.into_state(&client, self.allow_http, self.timing, &self.rules)?);
         }
         let cache = Arc::new(TokenCache::new("jwt", self.cache_capacity));
-        let revocations = self.bus.map(|hub| {
-            let horizon = self.revocation_horizon;
-            Revocations::new(&hub, cache.clone(), horizon, DEFAULT_REVOCATION_CAPACITY)
-        });
+        let horizon = crate::authn::bearer::checked_horizon(
+            self.revocation_horizon,
+            self.bus.is_some(),
+            "jwt.revocation_horizon",
+        )?;
+        let revocations = self
+            .bus
+            .map(|hub| Revocations::new(&hub, cache.clone(), horizon, DEFAULT_REVOCATION_CAPACITY));
         Ok(JwtAuthenticator {
             inner: Arc::new(Inner {
                 issuers: issuers.into_boxed_slice(),

@@ -724,3 +724,49 @@ async fn policy_reload_checks_the_file_then_publishes_policy_changed() {
     assert_eq!(heard.0.lock().unwrap()[..], [Invalidation::PolicyChanged]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The TLS files of Redis stores (`quota.store`, a DPoP replay cache) are read beside the
+/// configuration file, wherever the command runs: a file whose relative paths hold passes the
+/// check from another directory, and one that names a missing file is refused naming its item
+/// and path.
+#[cfg(all(feature = "redis-tls", feature = "jwt"))]
+#[test]
+fn config_check_reads_redis_tls_files_beside_the_file() {
+    let dir = scratch("redis-tls-files");
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/redis-tls");
+    for (from, to) in [
+        ("ca.crt", "ca.pem"),
+        ("node.crt", "client.pem"),
+        ("node.key", "client.key"),
+    ] {
+        std::fs::copy(tls.join(from), dir.join(to)).unwrap();
+    }
+    let file = |ca: &str| {
+        format!(
+            "routes:\n  - {{path: \"/orders/{{id}}\", methods: [GET]}}\n\
+             jwt:\n  issuers: [{{issuer: \"https://sso.example.com\", jwks_url: \"https://sso.example.com/certs\", audiences: [api]}}]\n  \
+             dpop: {{public_origin: \"https://api.example.com\", replay_redis_url_env: PALISADE_CLI_TLS_REDIS, \
+             replay_redis_tls_ca_file: {ca}, replay_redis_tls_client_cert_file: client.pem, \
+             replay_redis_tls_client_key_file: client.key}}\n\
+             quota:\n  policies: {{p: [{{rate: 5, per: 1s}}]}}\n  \
+             store: {{type: redis, url_env: PALISADE_CLI_TLS_REDIS, tls_ca_file: {ca}, \
+             tls_client_cert_file: client.pem, tls_client_key_file: client.key}}\n  \
+             principals: [{{key: subject, policy: p}}]\n"
+        )
+    };
+    let env = [("PALISADE_CLI_TLS_REDIS", "rediss://127.0.0.1:6380")];
+    let good = dir.join("good.yaml");
+    std::fs::write(&good, file("ca.pem")).unwrap();
+    let run = palisade(&["config", "check", good.to_str().unwrap()], "", &env);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, file("missing-ca.pem")).unwrap();
+    let run = palisade(&["config", "check", bad.to_str().unwrap()], "", &env);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains("dpop.replay_redis_tls_ca_file"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("missing-ca.pem"), "{run:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -122,11 +122,28 @@ impl JwtConfig {
     ///
     /// Any [`ConfigError`] of the builder or the keys.
     pub fn authenticator(&self) -> Result<crate::authn::jwt::JwtAuthenticator, ConfigError> {
-        self.builder()?.build()
+        self.authenticator_in(None)
     }
 
-    /// The builder the section describes, for what the file cannot say (an invalidation bus).
-    pub(crate) fn builder(&self) -> Result<crate::authn::jwt::JwtBuilder, ConfigError> {
+    /// [`authenticator`](Self::authenticator), reading files the section names (the DPoP
+    /// replay Redis's TLS files) relative to `base` (the configuration file's directory).
+    ///
+    /// # Errors
+    ///
+    /// As [`authenticator`](Self::authenticator).
+    pub fn authenticator_in(
+        &self,
+        base: Option<&std::path::Path>,
+    ) -> Result<crate::authn::jwt::JwtAuthenticator, ConfigError> {
+        self.builder(base)?.build()
+    }
+
+    /// The builder the section describes, for what the file cannot say (an invalidation bus),
+    /// its files read relative to `base`.
+    pub(crate) fn builder(
+        &self,
+        base: Option<&std::path::Path>,
+    ) -> Result<crate::authn::jwt::JwtBuilder, ConfigError> {
         use crate::authn::jwt::JwtAuthenticator;
         let mut b = JwtAuthenticator::builder().claims(self.claims.clone());
         for i in &self.issuers {
@@ -173,7 +190,7 @@ impl JwtConfig {
             b = b.pass_opaque_tokens();
         }
         if let Some(d) = &self.dpop {
-            b = b.dpop(d.dpop()?);
+            b = b.dpop(d.dpop_in(base)?);
         }
         Ok(b)
     }
@@ -276,13 +293,30 @@ impl IntrospectionConfig {
     pub fn authenticator(
         &self,
     ) -> Result<crate::authn::introspection::IntrospectionAuthenticator, ConfigError> {
-        self.builder()?.build()
+        self.authenticator_in(None)
     }
 
-    /// The builder the section describes, for what the file cannot say (an invalidation bus).
+    /// [`authenticator`](Self::authenticator), reading files the section names (the DPoP
+    /// replay Redis's TLS files) relative to `base` (the configuration file's directory).
+    ///
+    /// # Errors
+    ///
+    /// As [`authenticator`](Self::authenticator).
+    pub fn authenticator_in(
+        &self,
+        base: Option<&std::path::Path>,
+    ) -> Result<crate::authn::introspection::IntrospectionAuthenticator, ConfigError> {
+        self.builder(base)?.build()
+    }
+
+    /// The builder the section describes, for what the file cannot say (an invalidation bus),
+    /// its files read relative to `base`.
     pub(crate) fn builder(
         &self,
+        base: Option<&std::path::Path>,
     ) -> Result<crate::authn::introspection::IntrospectionBuilder, ConfigError> {
+        #[cfg(not(feature = "jwt"))]
+        let _ = base;
         use crate::authn::introspection::IntrospectionAuthenticator;
         let mut b = IntrospectionAuthenticator::builder(&self.url, &self.client_id)
             .claims(self.claims.clone());
@@ -330,7 +364,7 @@ impl IntrospectionConfig {
         }
         #[cfg(feature = "jwt")]
         if let Some(d) = &self.dpop {
-            b = b.dpop(d.dpop()?);
+            b = b.dpop(d.dpop_in(base)?);
         }
         Ok(b)
     }

@@ -61,7 +61,7 @@ fn authenticators(
     if let Some(jwt) = &c.jwt {
         let mut jwt = jwt.clone();
         jwt.pass_opaque_tokens |= c.has_introspection();
-        let mut b = jwt.builder()?;
+        let mut b = jwt.builder(c.base_dir.as_deref())?;
         if let Some(bus) = bus {
             b = b.invalidation(bus);
         }
@@ -69,7 +69,7 @@ fn authenticators(
     }
     #[cfg(feature = "introspection")]
     if let Some(introspection) = &c.introspection {
-        let mut b = introspection.builder()?;
+        let mut b = introspection.builder(c.base_dir.as_deref())?;
         if let Some(bus) = bus {
             b = b.invalidation(bus);
         }

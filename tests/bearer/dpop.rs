@@ -748,6 +748,57 @@ async fn rfc9449_11_1_a_proof_used_at_one_instance_is_refused_at_another() {
     assert_eq!(b.hits(), 0);
 }
 
+/// The replay store over `rediss://` to a Redis that a private CA signed and that asks for a
+/// client certificate (`tls-auth-clients yes`): with the CA and the certificate a proof used
+/// at one instance is refused at the other; without the client certificate the server turns
+/// the store away and the request fails closed (503, `Retry-After`, never the handler).
+#[cfg(feature = "redis-tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9449_11_1_replays_are_shared_through_a_redis_that_asks_for_a_client_certificate() {
+    use palisade::authn::dpop::RedisReplayStore;
+
+    let Some(redis) =
+        crate::redis_server::Redis::start_tls_verifying_clients("dpop replay over mutual TLS")
+            .await
+    else {
+        return;
+    };
+    let fixture = |name: &str| std::fs::read(crate::redis_server::Redis::fixture(name)).unwrap();
+    let idp = Idp::start(jwks(&["es256"])).await;
+    let store = |client_cert: bool| {
+        let store = RedisReplayStore::new(&redis.url())
+            .unwrap()
+            .timeout(Duration::from_millis(500))
+            .tls_ca(fixture("ca.crt"))
+            .unwrap();
+        if client_cert {
+            store
+                .tls_client_cert(fixture("node.crt"), fixture("node.key"))
+                .unwrap()
+        } else {
+            store
+        }
+    };
+    let instance =
+        |client_cert| dpop_server(&idp, Dpop::new(ORIGIN).replay_store(store(client_cert)));
+    let (a, b) = (instance(true).await, instance(true).await);
+    let client = client();
+    let token = bound_token(&client);
+    let proof = client.proof("GET", "/orders", &token);
+    let reply = send(&a, Method::GET, "/orders", &token, &proof).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let reply = send(&b, Method::GET, "/orders", &token, &proof).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(b.last_refusal().unwrap().reason(), "dpop_proof_replayed");
+
+    let without = instance(false).await;
+    let proof = client.proof("GET", "/orders", &token);
+    let reply = send(&without, Method::GET, "/orders", &token, &proof).await;
+    assert_eq!(reply.status, 503, "{:?}", reply.body);
+    assert!(reply.headers.contains_key("retry-after"));
+    assert_eq!(without.hits(), 0);
+}
+
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc9449_11_1_a_proof_used_at_one_instance_is_refused_at_another_on_a_cluster() {

@@ -23,6 +23,8 @@ use crate::redis_spec::RedisMode;
 ///   replay_capacity: 1000000
 ///   replay_redis_url_env: DPOP_REDIS_URL   # share the replay cache between instances
 ///   replay_redis_mode: single              # or cluster (seed URLs), sentinel (sentinels' URLs)
+///   # replay_redis_tls_ca_file: redis-ca.pem  # rediss:// signed by a private CA
+///   # replay_redis_tls_client_cert_file: client.pem  # with replay_redis_tls_client_key_file
 ///   nonce_lifetime: 5m                     # require server nonces
 ///   nonce_secret_env: DPOP_NONCE_SECRET    # shared by the instances
 ///   nonce_secret_encoding: hex
@@ -59,6 +61,18 @@ pub struct DpopConfig {
     /// `redis://[user:]password@any/db`, how to log in to the primary.
     #[serde(default)]
     pub replay_redis_primary_url_env: Option<String>,
+    /// For `rediss://` servers signed by a private CA: the CA certificates (PEM), read relative
+    /// to the configuration file's directory (feature `redis-tls`; not with `sentinel`).
+    #[serde(default)]
+    pub replay_redis_tls_ca_file: Option<std::path::PathBuf>,
+    /// A client certificate chain (PEM) for `rediss://` servers that ask for one, with
+    /// [`replay_redis_tls_client_key_file`](Self::replay_redis_tls_client_key_file).
+    #[serde(default)]
+    pub replay_redis_tls_client_cert_file: Option<std::path::PathBuf>,
+    /// The private key (PEM) of
+    /// [`replay_redis_tls_client_cert_file`](Self::replay_redis_tls_client_cert_file).
+    #[serde(default)]
+    pub replay_redis_tls_client_key_file: Option<std::path::PathBuf>,
     /// Requires server nonces, each accepted this long.
     #[serde(default, deserialize_with = "opt_duration")]
     pub nonce_lifetime: Option<Duration>,
@@ -94,6 +108,18 @@ impl DpopConfig {
     /// secret that does not decode, a Redis URL without the `redis` feature or one the `redis`
     /// crate refuses.
     pub fn dpop(&self) -> Result<Dpop, ConfigError> {
+        self.dpop_in(None)
+    }
+
+    /// [`dpop`](Self::dpop), reading the replay Redis's TLS files relative to `base` (the
+    /// configuration file's directory, `Config::base_dir`).
+    ///
+    /// # Errors
+    ///
+    /// As [`dpop`](Self::dpop); and [`ConfigError::OtherFile`] for a TLS file that cannot be
+    /// read, [`ConfigError::Invalid`] for TLS files without `rediss://` URLs, with `sentinel`,
+    /// or half a client certificate.
+    pub fn dpop_in(&self, base: Option<&std::path::Path>) -> Result<Dpop, ConfigError> {
         let mut d = Dpop::new(&self.public_origin);
         if let Some(v) = &self.algorithms {
             d = d.algorithms(v.iter().copied());
@@ -115,14 +141,17 @@ impl DpopConfig {
                         .into(),
                 });
             }
-            d = self.redis_replay(d, var)?;
+            d = self.redis_replay(d, var, base)?;
         } else if self.replay_redis_mode.is_some()
             || self.replay_redis_service.is_some()
             || self.replay_redis_primary_url_env.is_some()
+            || self.replay_redis_tls_ca_file.is_some()
+            || self.replay_redis_tls_client_cert_file.is_some()
+            || self.replay_redis_tls_client_key_file.is_some()
         {
             return Err(ConfigError::Invalid {
                 field: "dpop.replay_redis_url_env",
-                message: "replay_redis_mode, replay_redis_service and replay_redis_primary_url_env need the Redis URLs' variable"
+                message: "replay_redis_mode, replay_redis_service, replay_redis_primary_url_env and the replay_redis_tls files need the Redis URLs' variable"
                     .into(),
             });
         }
@@ -147,40 +176,56 @@ impl DpopConfig {
 }
 
 impl DpopConfig {
+    /// The Redis replay store: its variables and TLS files (relative to `base`) read and
+    /// checked as `invalidation.redis`'s are, every error naming its `dpop` item.
     #[cfg(feature = "redis")]
-    fn redis_replay(&self, d: Dpop, var: &str) -> Result<Dpop, ConfigError> {
+    fn redis_replay(
+        &self,
+        d: Dpop,
+        var: &str,
+        base: Option<&std::path::Path>,
+    ) -> Result<Dpop, ConfigError> {
         use crate::authn::dpop::RedisReplayStore;
-        let value = env_secret("dpop.replay_redis_url_env", var)?;
-        let items = crate::redis_spec::Items {
-            url_env: "dpop.replay_redis_url_env",
-            service: "dpop.replay_redis_service",
+        use crate::redis_spec::{Items, Names, RedisConnection};
+        const NAMES: Names = Names {
+            items: Items {
+                url_env: "dpop.replay_redis_url_env",
+                service: "dpop.replay_redis_service",
+            },
+            primary_url_env: "dpop.replay_redis_primary_url_env",
+            tls_ca_file: "dpop.replay_redis_tls_ca_file",
+            tls_client_cert_file: "dpop.replay_redis_tls_client_cert_file",
+            tls_client_key_file: "dpop.replay_redis_tls_client_key_file",
         };
         let mode = self.replay_redis_mode.unwrap_or_default();
-        let service = self.replay_redis_service.as_deref();
-        let mut urls = crate::redis_spec::urls(mode, service, &value, &items)?;
-        let primary = match &self.replay_redis_primary_url_env {
-            None => None,
-            Some(_) if mode != RedisMode::Sentinel => {
-                return Err(ConfigError::Invalid {
-                    field: "dpop.replay_redis_primary_url_env",
-                    message: "the primary's login is for `replay_redis_mode: sentinel` only".into(),
-                });
-            }
-            Some(var) => Some(env_secret("dpop.replay_redis_primary_url_env", var)?),
-        };
-        let store = match (mode, service) {
-            (RedisMode::Cluster, _) => RedisReplayStore::cluster(urls)?,
-            (RedisMode::Sentinel, Some(service)) => {
-                RedisReplayStore::sentinel(service, urls, primary.as_deref().map(|p| p.as_str()))?
-            }
-            _ => RedisReplayStore::new(&urls.swap_remove(0))?,
-        };
+        if self.replay_redis_primary_url_env.is_some() && mode != RedisMode::Sentinel {
+            return Err(ConfigError::Invalid {
+                field: "dpop.replay_redis_primary_url_env",
+                message: "the primary's login is for `replay_redis_mode: sentinel` only".into(),
+            });
+        }
+        let mut c = RedisConnection::new(var);
+        c.mode = mode;
+        c.service.clone_from(&self.replay_redis_service);
+        c.primary_url_env
+            .clone_from(&self.replay_redis_primary_url_env);
+        c.tls_ca_file.clone_from(&self.replay_redis_tls_ca_file);
+        c.tls_client_cert_file
+            .clone_from(&self.replay_redis_tls_client_cert_file);
+        c.tls_client_key_file
+            .clone_from(&self.replay_redis_tls_client_key_file);
+        let store = RedisReplayStore::with_resolved(c.resolve(base, &NAMES)?)?;
         Ok(d.replay_store(store))
     }
 
     #[cfg(not(feature = "redis"))]
     #[allow(clippy::unused_self)]
-    fn redis_replay(&self, _: Dpop, _: &str) -> Result<Dpop, ConfigError> {
+    fn redis_replay(
+        &self,
+        _: Dpop,
+        _: &str,
+        _: Option<&std::path::Path>,
+    ) -> Result<Dpop, ConfigError> {
         Err(ConfigError::Invalid {
             field: "dpop.replay_redis_url_env",
             message: "a Redis replay cache needs palisade's `redis` feature".into(),

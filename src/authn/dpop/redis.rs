@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::replay::ReplayError;
 use crate::error::ConfigError;
-use crate::redis_link::{Link, Topology};
+use crate::redis_link::{Link, Tls, Topology};
 
 /// Remembers DPoP proofs' ids in Redis (`SET key 1 NX PX ttl`: one round trip, atomic), so a
 /// proof used at one instance is refused at every other. A Redis that fails or does not answer
@@ -25,6 +25,11 @@ use crate::redis_link::{Link, Topology};
 #[derive(Clone)]
 pub struct RedisReplayStore {
     link: Link,
+    /// Where the link goes and with which TLS settings, to rebuild it when they change.
+    #[cfg_attr(not(feature = "redis-tls"), allow(dead_code))]
+    topology: Arc<Topology>,
+    #[cfg_attr(not(feature = "redis-tls"), allow(dead_code))]
+    tls: Tls,
     prefix: Arc<str>,
     timeout: Duration,
 }
@@ -94,13 +99,72 @@ impl RedisReplayStore {
     }
 
     fn with_topology(topology: &Topology) -> Result<Self, ConfigError> {
+        Self::linked(topology.clone(), None)
+    }
+
+    fn linked(topology: Topology, tls: Tls) -> Result<Self, ConfigError> {
         let timeout = Duration::from_millis(100);
-        let link = Link::new(topology, None, timeout, "dpop.replay.redis")?;
+        let link = Link::new(&topology, tls.clone(), timeout, "dpop.replay.redis")?;
         Ok(Self {
             link,
+            topology: Arc::new(topology),
+            tls,
             prefix: "palisade:dpop:".into(),
             timeout,
         })
+    }
+
+    /// The store a configuration file's items resolved to: where Redis is, and the TLS files
+    /// read.
+    #[cfg(feature = "config")]
+    pub(crate) fn with_resolved(
+        resolved: crate::redis_spec::Resolved,
+    ) -> Result<Self, ConfigError> {
+        Self::linked(resolved.topology, resolved.tls)
+    }
+
+    /// Trusts the CA certificates in `pem` (PEM) for `rediss://` servers, instead of the
+    /// Mozilla roots: for a Redis whose certificate a private CA signed. Feature `redis-tls`.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new); and for a store made with [`sentinel`](Self::sentinel), whose
+    /// servers must present certificates the Mozilla roots trust.
+    #[cfg(feature = "redis-tls")]
+    pub fn tls_ca(mut self, pem: impl Into<Vec<u8>>) -> Result<Self, ConfigError> {
+        crate::redis_link::tls_settings(&mut self.tls).root_cert = Some(pem.into());
+        self.relink()
+    }
+
+    /// Presents this client certificate chain and key (PEM) to `rediss://` servers that ask
+    /// for one (`tls-auth-clients yes`). Feature `redis-tls`.
+    ///
+    /// # Errors
+    ///
+    /// As [`tls_ca`](Self::tls_ca).
+    #[cfg(feature = "redis-tls")]
+    pub fn tls_client_cert(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Result<Self, ConfigError> {
+        crate::redis_link::tls_settings(&mut self.tls).client_tls = Some(redis::ClientTlsConfig {
+            client_cert: cert_pem.into(),
+            client_key: key_pem.into(),
+        });
+        self.relink()
+    }
+
+    /// The link again, with the TLS settings as they are now.
+    #[cfg(feature = "redis-tls")]
+    fn relink(mut self) -> Result<Self, ConfigError> {
+        self.link = Link::new(
+            &self.topology,
+            self.tls.clone(),
+            self.timeout,
+            "dpop.replay.redis",
+        )?;
+        Ok(self)
     }
 
     /// Puts the keys under `prefix` instead of `palisade:dpop:`.

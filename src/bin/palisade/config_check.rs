@@ -130,7 +130,11 @@ fn sections(c: &Config) -> Result<(), String> {
         if c.invalidation.is_some() {
             jwt.revocation_horizon = None;
         }
-        step("`jwt`", &["`jwt"], jwt.authenticator())?;
+        step(
+            "`jwt`",
+            &["`jwt"],
+            jwt.authenticator_in(c.base_dir.as_deref()),
+        )?;
     }
     if let Some(introspection) = &c.introspection {
         let mut introspection = introspection.clone();
@@ -140,7 +144,7 @@ fn sections(c: &Config) -> Result<(), String> {
         step(
             "`introspection`",
             &["`introspection"],
-            introspection.authenticator(),
+            introspection.authenticator_in(c.base_dir.as_deref()),
         )?;
     }
     step("`validation`", &["validation"], c.validate_layer())

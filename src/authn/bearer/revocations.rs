@@ -84,15 +84,34 @@ impl Forgotten {
     }
 }
 
-/// Hands each revocation the map evicts to the floor.
-#[derive(Debug, Clone, Default)]
-struct Keep(Arc<Forgotten>);
+/// Collects what an insertion pushed out of a map: evicted revocations, and the value an
+/// insertion replaced (quick_cache reports both the same way).
+#[derive(Debug, Clone, Copy, Default)]
+struct Keep;
 
 impl quick_cache::Lifecycle<u128, Revoked> for Keep {
-    type RequestState = ();
+    type RequestState = Vec<(u128, Revoked)>;
 
-    fn on_evict(&self, (): &mut (), _: u128, revoked: Revoked) {
-        self.0.note(revoked);
+    fn on_evict(&self, out: &mut Self::RequestState, key: u128, revoked: Revoked) {
+        out.push((key, revoked));
+    }
+}
+
+impl Forgotten {
+    /// Inserts `revoked` under `key` into `map`; whatever that evicts (not the value it
+    /// replaces under `key`) goes under the floor, and so does `revoked` if the map did not
+    /// keep it.
+    fn remember(&self, map: &Map, key: u128, revoked: Revoked) {
+        let mut out = Vec::new();
+        map.insert_with_lifecycle(key, revoked, &mut out);
+        for (k, r) in out {
+            if k != key {
+                self.note(r);
+            }
+        }
+        if map.peek(&key).is_none() {
+            self.note(revoked);
+        }
     }
 }
 
@@ -128,7 +147,7 @@ struct Inner<V: Clone + Send + Sync + 'static> {
     /// `hash(sub)` → (tokens issued before this are refused, forgotten after).
     subjects: Map,
     /// What the two maps had to forget while it still mattered.
-    forgotten: Arc<Forgotten>,
+    forgotten: Forgotten,
     horizon: Duration,
     /// Hashes the keys (the token cache's keyed SipHash).
     cache: Arc<TokenCache<V>>,
@@ -158,13 +177,13 @@ impl TokenFacts {
     }
 }
 
-fn map(n: usize, forgotten: &Arc<Forgotten>) -> Map {
+fn map(n: usize) -> Map {
     Map::with(
         n.clamp(1, 1024),
         n.max(1) as u64,
         quick_cache::UnitWeighter,
         BuildPrehashed,
-        Keep(forgotten.clone()),
+        Keep,
     )
 }
 
@@ -185,13 +204,12 @@ impl<V: Clone + Send + Sync + 'static> Revocations<V> {
         horizon: Duration,
         capacity: usize,
     ) -> Self {
-        let forgotten = Arc::new(Forgotten::default());
         let inner = Arc::new(Inner {
             hub: hub.clone(),
             any: AtomicBool::new(false),
-            jtis: map(capacity, &forgotten),
-            subjects: map(capacity, &forgotten),
-            forgotten,
+            jtis: map(capacity),
+            subjects: map(capacity),
+            forgotten: Forgotten::default(),
             horizon,
             cache,
         });
@@ -247,8 +265,8 @@ impl<V: Clone + Send + Sync + 'static> InvalidationListener for Inner<V> {
             Invalidation::TokenRevoked { issuer, jti } => {
                 let key = pair_key(&self.cache, issuer, jti);
                 let heard = now.saturating_add(ISSUER_CLOCK_AHEAD);
-                self.jtis
-                    .insert(key, (heard, now.saturating_add(self.horizon)));
+                let revoked = (heard, now.saturating_add(self.horizon));
+                self.forgotten.remember(&self.jtis, key, revoked);
             }
             Invalidation::SubjectTokensRevokedBefore { subject, before } => {
                 let key = self.cache.key(subject.as_bytes());
@@ -261,8 +279,8 @@ impl<V: Clone + Send + Sync + 'static> InvalidationListener for Inner<V> {
                     Some((b, _)) if b > *before => b,
                     _ => *before,
                 };
-                self.subjects
-                    .insert(key, (before, before.saturating_add(self.horizon)));
+                let revoked = (before, before.saturating_add(self.horizon));
+                self.forgotten.remember(&self.subjects, key, revoked);
             }
             _ => return,
         }
@@ -319,6 +337,19 @@ mod tests {
             revoke(&hub, &format!("few-{i}"));
         }
         assert!(r.revoked(&token("few-3", before), "alice", now));
+        // The same revocations again (a bus replays its log): a replaced entry is not evicted.
+        for i in 0..8 {
+            revoke(&hub, &format!("few-{i}"));
+        }
+        hub.deliver(&Invalidation::SubjectTokensRevokedBefore {
+            subject: "bob".into(),
+            before: now,
+        });
+        hub.deliver(&Invalidation::SubjectTokensRevokedBefore {
+            subject: "bob".into(),
+            before: now,
+        });
+        assert!(r.revoked(&token("x", before), "bob", now));
         assert!(
             !r.revoked(&token("other", before), "alice", now),
             "within the capacity, only what was revoked is refused"

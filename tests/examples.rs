@@ -390,6 +390,7 @@ introspection:
   client_secret_env: PALISADE_QUICKSTART_INTROSPECTION_SECRET
   audiences: [orders-api]
   claims: {{roles: roles}}
+  max_token_bytes: 64
 "#,
         jwks = idp.jwks_url(),
         url = idp.introspection_url(),
@@ -422,6 +423,17 @@ introspection:
     assert!(inactive.starts_with("HTTP/1.1 401"), "{inactive}");
     assert!(inactive.contains("invalid_token"), "{inactive}");
     assert_eq!(idp.introspection_hits(), 2, "each opaque token asked once");
+    // `max_token_bytes`: a longer token is refused without asking the provider.
+    let long = "o".repeat(65);
+    let refused = sh(&format!(
+        "curl -i -H 'authorization: Bearer {long}' http://{addr}/orders"
+    ));
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    assert_eq!(
+        idp.introspection_hits(),
+        2,
+        "an over-long token is never sent"
+    );
     let missing = sh(&format!("curl -i http://{addr}/orders"));
     assert!(missing.starts_with("HTTP/1.1 401"), "{missing}");
     let challenges = missing.to_ascii_lowercase();

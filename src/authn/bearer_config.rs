@@ -261,6 +261,9 @@ pub struct IntrospectionConfig {
     /// How long an open circuit holds calls back (default 2s).
     #[serde(default, deserialize_with = "opt_duration")]
     pub breaker_cool_down: Option<Duration>,
+    /// Longest token accepted, in bytes (default 8 KiB): longer ones are refused unsent.
+    #[serde(default)]
+    pub max_token_bytes: Option<usize>,
     /// Answers remembered.
     #[serde(default)]
     pub cache_capacity: Option<usize>,
@@ -346,6 +349,9 @@ impl IntrospectionConfig {
                 self.breaker_failures.unwrap_or(5),
                 self.breaker_cool_down.unwrap_or(Duration::from_secs(2)),
             );
+        }
+        if let Some(v) = self.max_token_bytes {
+            b = b.max_token_bytes(v);
         }
         if let Some(v) = self.cache_capacity {
             b = b.cache_capacity(v);

@@ -162,6 +162,10 @@ pub struct RedisConfig {
     /// The private key (PEM) of [`tls_client_cert_file`](Self::tls_client_cert_file).
     #[serde(default)]
     pub tls_client_key_file: Option<std::path::PathBuf>,
+    /// With `on_outage: {local: …}`: the most keys the local fallback holds (default
+    /// 100,000).
+    #[serde(default)]
+    pub local_max_keys: Option<usize>,
     /// The environment variable holding the secret (at least 32 bytes, the same on every
     /// instance) that keys the hash naming each identity's Redis keys, so listing the keys
     /// reveals no subject or address even to someone who can guess them.
@@ -417,6 +421,9 @@ fn redis_store(
         .prefix(r.prefix.clone())
         .timeout(std::time::Duration::from_millis(r.timeout_ms))
         .on_outage(r.on_outage);
+    if let Some(n) = r.local_max_keys {
+        builder = builder.local_max_keys(n);
+    }
     if let Some(var) = &r.key_secret_env {
         let secret = std::env::var(var).map_err(|_| ConfigError::Env {
             field: "quota.store.key_secret_env",

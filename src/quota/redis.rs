@@ -78,7 +78,7 @@ pub struct RedisStoreBuilder {
     prefix: String,
     timeout: Duration,
     on_outage: OnOutage,
-    local_max_keys: usize,
+    local_max_keys: Option<usize>,
     key_secret: Option<zeroize::Zeroizing<Vec<u8>>>,
     #[cfg(feature = "redis-tls")]
     tls: Option<redis::TlsCertificates>,
@@ -174,9 +174,10 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// The key bound of the local fallback store of [`OnOutage::Local`].
+    /// The key bound of the local fallback store of [`OnOutage::Local`] (default 100,000);
+    /// [`build`](Self::build) refuses it with another outage policy, and a bound of zero.
     pub fn local_max_keys(mut self, max_keys: usize) -> Self {
-        self.local_max_keys = max_keys;
+        self.local_max_keys = Some(max_keys);
         self
     }
 
@@ -197,6 +198,22 @@ impl RedisStoreBuilder {
         }
         if self.on_outage == (OnOutage::Local { instances: 0 }) {
             return Err(invalid("local fallback needs at least one instance".into()));
+        }
+        match (self.local_max_keys, self.on_outage) {
+            (Some(_), OnOutage::FailClosed | OnOutage::FailOpen) => {
+                return Err(ConfigError::Invalid {
+                    field: "quota.store.local_max_keys",
+                    message: "the local fallback's bound is for `on_outage: {local: …}` only"
+                        .into(),
+                });
+            }
+            (Some(0), _) => {
+                return Err(ConfigError::Invalid {
+                    field: "quota.store.local_max_keys",
+                    message: "the local fallback must hold at least one key".into(),
+                });
+            }
+            _ => {}
         }
         if self.prefix.len() > MAX_PREFIX_LEN {
             return Err(invalid(format!(
@@ -238,7 +255,10 @@ impl RedisStoreBuilder {
                 tag_key,
                 timeout: self.timeout,
                 on_outage: self.on_outage,
-                local: MemoryStore::with_max_keys(self.local_max_keys),
+                local: MemoryStore::with_max_keys(
+                    self.local_max_keys
+                        .unwrap_or(super::memory::DEFAULT_MAX_KEYS),
+                ),
                 down: AtomicBool::new(false),
                 failures: AtomicU64::new(0),
             }),
@@ -304,7 +324,7 @@ impl RedisStore {
             prefix: "palisade:".into(),
             timeout: Duration::from_millis(100),
             on_outage: OnOutage::FailClosed,
-            local_max_keys: super::memory::DEFAULT_MAX_KEYS,
+            local_max_keys: None,
             key_secret: None,
             #[cfg(feature = "redis-tls")]
             tls: None,
@@ -508,6 +528,21 @@ mod tests {
             prop_assert!(tag.bytes().all(|c| c.is_ascii_hexdigit()));
             let suffix = format!("}}:{i}:7");
             prop_assert_eq!(&ka["palisade:{".len() + 32..], suffix.as_str());
+        }
+    }
+
+    #[tokio::test]
+    async fn the_local_fallbacks_bound_takes_effect_or_is_refused() {
+        let b = || RedisStore::builder("redis://127.0.0.1:1/");
+        let local = OnOutage::Local { instances: 2 };
+        assert!(b().on_outage(local).local_max_keys(10).build().is_ok());
+        for builder in [
+            b().local_max_keys(10),
+            b().on_outage(OnOutage::FailOpen).local_max_keys(10),
+            b().on_outage(local).local_max_keys(0),
+        ] {
+            let err = builder.build().unwrap_err().to_string();
+            assert!(err.contains("quota.store.local_max_keys"), "{err}");
         }
     }
 

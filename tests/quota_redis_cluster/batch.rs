@@ -11,7 +11,7 @@ use palisade::quota::{
 };
 
 use super::Fixture;
-use super::redis_cluster::Cluster;
+use super::redis_cluster::{Cluster, Sentinels};
 use super::support::{self, TestServer};
 
 /// The script calls (`EVALSHA`, `EVAL`) every node of `cluster` ran.
@@ -37,7 +37,13 @@ fn script_calls(cluster: &Cluster) -> u64 {
 }
 
 async fn instance(fx: &Fixture, cluster: &Cluster) -> TestServer {
-    let store = RedisStore::cluster(cluster.urls())
+    guarded(fx, RedisStore::cluster(cluster.urls())).await
+}
+
+/// An instance whose layer has a per-address rule (12 an hour) and a per-user rule (1 an
+/// hour) in the store `store` builds.
+async fn guarded(fx: &Fixture, store: palisade::quota::RedisStoreBuilder) -> TestServer {
+    let store = store
         .timeout(Duration::from_millis(500))
         .on_outage(OnOutage::FailClosed)
         .build()
@@ -99,6 +105,66 @@ async fn on_a_cluster_a_request_the_per_user_rule_refuses_costs_no_per_address_u
         );
     }
     let over = a.get("/", &[("x-api-key", &users[12])]).await;
+    assert_eq!(over.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(over.json()["violated-policies"][0], "address");
+}
+
+/// Behind Sentinel the primary holds every key, so a request's rules are one script there, as
+/// on a single server; a refusal by the per-user rule takes no per-address unit and needs no
+/// refund script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_sentinel_a_request_under_two_rules_costs_one_script_call_on_the_primary() {
+    let Some(set) = Sentinels::start("sentinel_one_script_per_request").await else {
+        return;
+    };
+    let calls = || {
+        let info = set
+            .server(set.primary_port())
+            .cli(&["INFO", "commandstats"]);
+        info.lines()
+            .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+            .filter_map(|l| {
+                l.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum::<u64>()
+    };
+    let fx = Fixture::new();
+    let server = guarded(&fx, RedisStore::sentinel(set.service, set.urls())).await;
+    let users: Vec<String> = (0..13).map(|i| fx.issue(&format!("user-{i}"))).collect();
+    // The first request loads the script (`NOSCRIPT`, then `EVAL`): counted from the second.
+    let first = server.get("/", &[("x-api-key", &users[0])]).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let before = calls();
+    for key in &users[1..6] {
+        assert_eq!(
+            server.get("/", &[("x-api-key", key)]).await.status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(calls() - before, 5, "one script per admitted request");
+    let before = calls();
+    for key in &users[..6] {
+        let refused = server.get("/", &[("x-api-key", key)]).await;
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert_eq!(
+        calls() - before,
+        6,
+        "one script per refused request, no refund"
+    );
+    // The address was charged for the six admitted requests only.
+    for key in &users[6..12] {
+        assert_eq!(
+            server.get("/", &[("x-api-key", key)]).await.status,
+            StatusCode::OK
+        );
+    }
+    let over = server.get("/", &[("x-api-key", &users[12])]).await;
     assert_eq!(over.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(over.json()["violated-policies"][0], "address");
 }

@@ -78,6 +78,10 @@ pub struct JwtConfig {
     /// only with an `invalidation` section or a host bus).
     #[serde(default, deserialize_with = "opt_duration")]
     pub revocation_horizon: Option<Duration>,
+    /// How many token revocations of each kind are remembered (default 65,536; only with an
+    /// `invalidation` section or a host bus).
+    #[serde(default)]
+    pub revocation_capacity: Option<usize>,
     /// Challenge realm.
     #[serde(default)]
     pub realm: Option<String>,
@@ -176,6 +180,9 @@ impl JwtConfig {
         if let Some(v) = self.revocation_horizon {
             b = b.revocation_horizon(v);
         }
+        if let Some(v) = self.revocation_capacity {
+            b = b.revocation_capacity(v);
+        }
         if let Some(v) = &self.realm {
             b = b.realm(v);
         }
@@ -271,6 +278,10 @@ pub struct IntrospectionConfig {
     /// only with an `invalidation` section or a host bus).
     #[serde(default, deserialize_with = "opt_duration")]
     pub revocation_horizon: Option<Duration>,
+    /// How many token revocations of each kind are remembered (default 65,536; only with an
+    /// `invalidation` section or a host bus).
+    #[serde(default)]
+    pub revocation_capacity: Option<usize>,
     /// Challenge realm.
     #[serde(default)]
     pub realm: Option<String>,
@@ -358,6 +369,9 @@ impl IntrospectionConfig {
         }
         if let Some(v) = self.revocation_horizon {
             b = b.revocation_horizon(v);
+        }
+        if let Some(v) = self.revocation_capacity {
+            b = b.revocation_capacity(v);
         }
         if let Some(v) = &self.realm {
             b = b.realm(v);

@@ -696,13 +696,15 @@ async fn the_files_key_cache_fronts_the_host_store_and_hears_revocations_on_the_
     assert!(err.contains("tll"), "{err}");
 }
 
-/// `jwt.revocation_horizon` takes effect: a `jti` revoked on the stack's bus is refused, and
-/// forgotten once the file's horizon (1 s here) has passed, while the default horizon (24 h)
-/// still refuses it. Without a bus the item fails startup
+/// `jwt.revocation_horizon` and `jwt.revocation_capacity` take effect: a `jti` revoked on the
+/// stack's bus is refused, and forgotten once the file's horizon (1 s here) has passed, while
+/// the default horizon (24 h) still refuses it; past a capacity of 16, an older token nobody
+/// revoked is refused too (the floor), where the default capacity still serves it. Without a
+/// bus either item fails startup
 /// (`tests/fixtures/cli/config-errors/jwt-revocation-horizon-without-bus.yaml`).
 #[cfg(feature = "jwt")]
 #[tokio::test]
-async fn the_files_revocation_horizon_bounds_how_long_a_token_revocation_is_kept() {
+async fn the_files_revocation_horizon_and_capacity_bound_what_is_kept() {
     use jsonwebtoken::{EncodingKey, Header};
     use palisade::clock::{Clock, SystemClock};
     use palisade::invalidation::{InProcessBus, Invalidation, InvalidationBus};
@@ -714,21 +716,24 @@ async fn the_files_revocation_horizon_bounds_how_long_a_token_revocation_is_kept
     let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
     header.kid = Some("es256".into());
     let key = EncodingKey::from_ec_der(&std::fs::read(fixtures.join("es256.key.der")).unwrap());
-    let claims = serde_json::json!({
-        "iss": "https://issuer.test", "aud": "orders", "sub": "ada", "jti": "t-1",
-        "iat": now, "exp": now + 3600,
-    });
-    let token = format!(
-        "Bearer {}",
-        support::encode_jwt(&header, &claims, &key).unwrap()
-    );
-    let served = |horizon: &'static str| {
+    let token = |jti: &str| {
+        let claims = serde_json::json!({
+            "iss": "https://issuer.test", "aud": "orders", "sub": "ada", "jti": jti,
+            "iat": now, "exp": now + 3600,
+        });
+        format!(
+            "Bearer {}",
+            support::encode_jwt(&header, &claims, &key).unwrap()
+        )
+    };
+    let (token, bystander) = (token("t-1"), token("t-2"));
+    let served = |extra: &'static str| {
         let pem = pem.clone();
         async move {
             let text = format!(
                 "api_keys: {{enabled: false}}\nroutes: [{{path: /orders, methods: [GET]}}]\n\
                  jwt:\n  issuers:\n    - issuer: https://issuer.test\n      audiences: [orders]\n      \
-                 keys:\n        - kid: es256\n          pem: |\n{pem}{horizon}"
+                 keys:\n        - kid: es256\n          pem: |\n{pem}{extra}"
             );
             let bus = InProcessBus::new();
             let guard = Config::parse(&text, Format::Yaml)
@@ -767,4 +772,25 @@ async fn the_files_revocation_horizon_bounds_how_long_a_token_revocation_is_kept
     );
     let (addr, _) = &default;
     assert_eq!(get_bearer(*addr, "/orders", &token).await.status, 401);
+
+    let small = served("  revocation_capacity: 16\n").await;
+    for (addr, bus) in [&small, &default] {
+        assert_eq!(get_bearer(*addr, "/orders", &bystander).await.status, 200);
+        for i in 0..200 {
+            bus.publish(&Invalidation::TokenRevoked {
+                issuer: "https://issuer.test".into(),
+                jti: format!("other-{i}").into(),
+            })
+            .await
+            .unwrap();
+        }
+    }
+    let (addr, _) = &small;
+    assert_eq!(
+        get_bearer(*addr, "/orders", &bystander).await.status,
+        401,
+        "past the file's capacity, older tokens are refused"
+    );
+    let (addr, _) = &default;
+    assert_eq!(get_bearer(*addr, "/orders", &bystander).await.status, 200);
 }

@@ -38,6 +38,28 @@ pub(crate) fn checked_horizon(
     }
 }
 
+/// The most revocations of each kind a builder may be asked to remember.
+pub(crate) const MAX_REVOCATION_CAPACITY: usize = 1 << 22;
+
+/// The revocation capacity a builder was given (`set`), checked: it takes effect only with an
+/// invalidation bus, and must be between 1 and [`MAX_REVOCATION_CAPACITY`].
+pub(crate) fn checked_capacity(
+    set: Option<usize>,
+    bus: bool,
+    field: &'static str,
+) -> Result<usize, crate::error::ConfigError> {
+    let invalid = |message: String| crate::error::ConfigError::Invalid { field, message };
+    match set {
+        Some(_) if !bus => Err(invalid(
+            "revocations come from an invalidation bus (`invalidation`); without one the capacity would be ignored".into(),
+        )),
+        Some(n) if n == 0 || n > MAX_REVOCATION_CAPACITY => Err(invalid(format!(
+            "the capacity is between 1 and {MAX_REVOCATION_CAPACITY} revocations of each kind, not {n}"
+        ))),
+        set => Ok(set.unwrap_or(DEFAULT_REVOCATION_CAPACITY)),
+    }
+}
+
 /// A revocation: tokens issued before the first time are refused until the second.
 type Revoked = (Timestamp, Timestamp);
 
@@ -382,6 +404,22 @@ mod tests {
         for (set, bus) in [(Some(h), false), (Some(Duration::ZERO), true)] {
             let err = checked_horizon(set, bus, "jwt.revocation_horizon").unwrap_err();
             assert!(err.to_string().contains("jwt.revocation_horizon"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_capacity_takes_effect_or_is_refused() {
+        let ok = |set, bus| checked_capacity(set, bus, "jwt.revocation_capacity").unwrap();
+        assert_eq!(ok(Some(1_000_000), true), 1_000_000);
+        assert_eq!(ok(None, true), DEFAULT_REVOCATION_CAPACITY);
+        assert_eq!(ok(None, false), DEFAULT_REVOCATION_CAPACITY);
+        for (set, bus) in [
+            (Some(1_000), false),
+            (Some(0), true),
+            (Some(MAX_REVOCATION_CAPACITY + 1), true),
+        ] {
+            let err = checked_capacity(set, bus, "jwt.revocation_capacity").unwrap_err();
+            assert!(err.to_string().contains("jwt.revocation_capacity"), "{err}");
         }
     }
 

@@ -9,9 +9,7 @@ use oauth2::{AuthType, Client, ClientId, ClientSecret, IntrospectionUrl};
 
 use super::breaker::Breaker;
 use super::{Http, Inner, IntrospectionAuthenticator};
-use crate::authn::bearer::{
-    ClaimMap, DEFAULT_REVOCATION_CAPACITY, Possession, Revocations, TokenCache, TokenSource,
-};
+use crate::authn::bearer::{ClaimMap, Possession, Revocations, TokenCache, TokenSource};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 use crate::fetch::{HttpClient, check_url};
@@ -43,6 +41,7 @@ pub struct IntrospectionBuilder<C = SystemClock> {
     /// The bus whose token revocations apply.
     bus: Option<Hub>,
     revocation_horizon: Option<Duration>,
+    revocation_capacity: Option<usize>,
     clock: C,
 }
 
@@ -72,6 +71,7 @@ impl IntrospectionAuthenticator {
             dpop: None,
             bus: None,
             revocation_horizon: None,
+            revocation_capacity: None,
             clock: SystemClock,
         }
     }
@@ -142,6 +142,15 @@ impl<C: Clock> IntrospectionBuilder<C> {
     /// [`invalidation`](Self::invalidation), and a zero horizon.
     pub fn revocation_horizon(mut self, horizon: Duration) -> Self {
         self.revocation_horizon = Some(horizon);
+        self
+    }
+
+    /// How many revocations of each kind (`jti`s, subjects) are remembered (default 65,536,
+    /// at most 4,194,304); past it, every token issued before a revocation that had to be
+    /// forgotten is refused. [`build`](Self::build) refuses it without
+    /// [`invalidation`](Self::invalidation).
+    pub fn revocation_capacity(mut self, capacity: usize) -> Self {
+        self.revocation_capacity = Some(capacity);
         self
     }
 
@@ -219,6 +228,7 @@ impl<C: Clock> IntrospectionBuilder<C> {
             dpop: self.dpop,
             bus: self.bus,
             revocation_horizon: self.revocation_horizon,
+            revocation_capacity: self.revocation_capacity,
             clock,
         }
     }
@@ -255,9 +265,14 @@ impl<C: Clock> IntrospectionBuilder<C> {
             self.bus.is_some(),
             "introspection.revocation_horizon",
         )?;
+        let capacity = crate::authn::bearer::checked_capacity(
+            self.revocation_capacity,
+            self.bus.is_some(),
+            "introspection.revocation_capacity",
+        )?;
         let revocations = self
             .bus
-            .map(|hub| Revocations::new(&hub, cache.clone(), horizon, DEFAULT_REVOCATION_CAPACITY));
+            .map(|hub| Revocations::new(&hub, cache.clone(), horizon, capacity));
         Ok(IntrospectionAuthenticator {
             inner: Arc::new(Inner {
                 client,

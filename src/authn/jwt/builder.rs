@@ -7,9 +7,7 @@ use super::issuer::Issuer;
 use super::jwks::JwksTiming;
 use super::token::ClaimRules;
 use super::{Inner, IssuerState, JwtAuthenticator};
-use crate::authn::bearer::{
-    ClaimMap, DEFAULT_REVOCATION_CAPACITY, Possession, Revocations, TokenCache, TokenSource,
-};
+use crate::authn::bearer::{ClaimMap, Possession, Revocations, TokenCache, TokenSource};
 use crate::authn::dpop::Dpop;
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
@@ -35,6 +33,7 @@ pub struct JwtBuilder<C = SystemClock> {
     /// The bus whose token revocations apply.
     bus: Option<Hub>,
     revocation_horizon: Option<Duration>,
+    revocation_capacity: Option<usize>,
     clock: C,
 }
 
@@ -62,6 +61,7 @@ impl JwtAuthenticator {
             dpop: None,
             bus: None,
             revocation_horizon: None,
+            revocation_capacity: None,
             clock: SystemClock,
         }
     }
@@ -154,6 +154,15 @@ impl<C: Clock> JwtBuilder<C> {
         self
     }
 
+    /// How many revocations of each kind (`jti`s, subjects) are remembered (default 65,536,
+    /// at most 4,194,304); past it, every token issued before a revocation that had to be
+    /// forgotten is refused. [`build`](Self::build) refuses it without
+    /// [`invalidation`](Self::invalidation).
+    pub fn revocation_capacity(mut self, capacity: usize) -> Self {
+        self.revocation_capacity = Some(capacity);
+        self
+    }
+
     /// The `realm` of the `WWW-Authenticate: Bearer` challenge (default `api`).
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         self.realm = realm.into();
@@ -238,6 +247,7 @@ impl<C: Clock> JwtBuilder<C> {
             dpop: self.dpop,
             bus: self.bus,
             revocation_horizon: self.revocation_horizon,
+            revocation_capacity: self.revocation_capacity,
             clock,
         }
     }
@@ -270,9 +280,14 @@ impl<C: Clock> JwtBuilder<C> {
             self.bus.is_some(),
             "jwt.revocation_horizon",
         )?;
+        let capacity = crate::authn::bearer::checked_capacity(
+            self.revocation_capacity,
+            self.bus.is_some(),
+            "jwt.revocation_capacity",
+        )?;
         let revocations = self
             .bus
-            .map(|hub| Revocations::new(&hub, cache.clone(), horizon, DEFAULT_REVOCATION_CAPACITY));
+            .map(|hub| Revocations::new(&hub, cache.clone(), horizon, capacity));
         Ok(JwtAuthenticator {
             inner: Arc::new(Inner {
                 issuers: issuers.into_boxed_slice(),

@@ -123,12 +123,13 @@ fn sections(c: &Config) -> Result<(), String> {
     }
     step("`routes`", &["routes"], c.route_table())?;
     step("`roles`", &["routes", "roles"], c.policy())?;
-    // A revocation horizon needs the `invalidation` bus: with one, the whole stack's build
-    // checks it.
+    // A revocation horizon or capacity needs the `invalidation` bus: with one, the whole
+    // stack's build checks them.
     if let Some(jwt) = &c.jwt {
         let mut jwt = jwt.clone();
         if c.invalidation.is_some() {
             jwt.revocation_horizon = None;
+            jwt.revocation_capacity = None;
         }
         step(
             "`jwt`",
@@ -140,6 +141,7 @@ fn sections(c: &Config) -> Result<(), String> {
         let mut introspection = introspection.clone();
         if c.invalidation.is_some() {
             introspection.revocation_horizon = None;
+            introspection.revocation_capacity = None;
         }
         step(
             "`introspection`",

@@ -16,7 +16,6 @@ mod cache;
 mod revocations;
 pub use self::revocations::{DEFAULT_REVOCATION_CAPACITY, DEFAULT_REVOCATION_HORIZON};
 pub(crate) use self::revocations::{Revocations, TokenFacts};
-pub(crate) use self::revocations::{checked_capacity, checked_horizon};
 use crate::clock::Timestamp;
 use crate::principal::{AuthMethod, Principal};
 use crate::rejection::AuthnReason;

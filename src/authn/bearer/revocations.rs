@@ -18,7 +18,7 @@ pub const DEFAULT_REVOCATION_CAPACITY: usize = 65_536;
 
 /// The revocation horizon a builder was given (`set`), checked: it takes effect only with an
 /// invalidation bus, and a zero horizon would forget each revocation as it is heard.
-pub(crate) fn checked_horizon(
+fn checked_horizon(
     set: Option<Duration>,
     bus: bool,
     field: &'static str,
@@ -43,7 +43,7 @@ pub(crate) const MAX_REVOCATION_CAPACITY: usize = 1 << 22;
 
 /// The revocation capacity a builder was given (`set`), checked: it takes effect only with an
 /// invalidation bus, and must be between 1 and [`MAX_REVOCATION_CAPACITY`].
-pub(crate) fn checked_capacity(
+fn checked_capacity(
     set: Option<usize>,
     bus: bool,
     field: &'static str,
@@ -238,6 +238,19 @@ impl<V: Clone + Send + Sync + 'static> Revocations<V> {
         let listener: Arc<dyn InvalidationListener> = inner.clone();
         hub.listen(&listener);
         Self { inner }
+    }
+
+    /// The revocations a builder's settings describe: none without a bus (`hub`); the
+    /// `(horizon, capacity)` given are checked, their errors naming `fields`.
+    pub(crate) fn of(
+        hub: Option<&Hub>,
+        cache: &Arc<TokenCache<V>>,
+        (horizon, capacity): (Option<Duration>, Option<usize>),
+        fields: [&'static str; 2],
+    ) -> Result<Option<Self>, crate::error::ConfigError> {
+        let horizon = checked_horizon(horizon, hub.is_some(), fields[0])?;
+        let capacity = checked_capacity(capacity, hub.is_some(), fields[1])?;
+        Ok(hub.map(|hub| Self::new(hub, cache.clone(), horizon, capacity)))
     }
 
     /// Whether the token `facts` describe, of `subject`, was revoked.

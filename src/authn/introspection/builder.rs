@@ -260,19 +260,15 @@ impl<C: Clock> IntrospectionBuilder<C> {
             issuer: Arc::from(self.issuer.as_deref().unwrap_or(self.url.as_str())),
         };
         let cache = Arc::new(TokenCache::new("introspection", self.cache_capacity));
-        let horizon = crate::authn::bearer::checked_horizon(
-            self.revocation_horizon,
-            self.bus.is_some(),
-            "introspection.revocation_horizon",
+        let revocations = Revocations::of(
+            self.bus.as_ref(),
+            &cache,
+            (self.revocation_horizon, self.revocation_capacity),
+            [
+                "introspection.revocation_horizon",
+                "introspection.revocation_capacity",
+            ],
         )?;
-        let capacity = crate::authn::bearer::checked_capacity(
-            self.revocation_capacity,
-            self.bus.is_some(),
-            "introspection.revocation_capacity",
-        )?;
-        let revocations = self
-            .bus
-            .map(|hub| Revocations::new(&hub, cache.clone(), horizon, capacity));
         Ok(IntrospectionAuthenticator {
             inner: Arc::new(Inner {
                 client,

@@ -275,19 +275,12 @@ impl<C: Clock> JwtBuilder<C> {
             issuers.push(issuer.into_state(&client, self.allow_http, self.timing, &self.rules)?);
         }
         let cache = Arc::new(TokenCache::new("jwt", self.cache_capacity));
-        let horizon = crate::authn::bearer::checked_horizon(
-            self.revocation_horizon,
-            self.bus.is_some(),
-            "jwt.revocation_horizon",
+        let revocations = Revocations::of(
+            self.bus.as_ref(),
+            &cache,
+            (self.revocation_horizon, self.revocation_capacity),
+            ["jwt.revocation_horizon", "jwt.revocation_capacity"],
         )?;
-        let capacity = crate::authn::bearer::checked_capacity(
-            self.revocation_capacity,
-            self.bus.is_some(),
-            "jwt.revocation_capacity",
-        )?;
-        let revocations = self
-            .bus
-            .map(|hub| Revocations::new(&hub, cache.clone(), horizon, capacity));
         Ok(JwtAuthenticator {
             inner: Arc::new(Inner {
                 issuers: issuers.into_boxed_slice(),

@@ -26,17 +26,7 @@ async fn script_calls(redis: &Redis) -> u64 {
         .query_async(&mut conn)
         .await
         .unwrap();
-    info.lines()
-        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
+    support::script_calls_in(&info)
 }
 
 /// An instance whose one layer has a per-address, a per-user and a per-tenant-like rule, in

@@ -19,20 +19,7 @@ fn script_calls(cluster: &Cluster) -> u64 {
     cluster
         .nodes
         .iter()
-        .map(|n| n.cli(&["INFO", "commandstats"]))
-        .flat_map(|info| {
-            info.lines()
-                .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-                .filter_map(|l| {
-                    l.split("calls=")
-                        .nth(1)?
-                        .split(',')
-                        .next()?
-                        .parse::<u64>()
-                        .ok()
-                })
-                .collect::<Vec<_>>()
-        })
+        .map(|n| support::script_calls_in(&n.cli(&["INFO", "commandstats"])))
         .sum()
 }
 
@@ -118,20 +105,10 @@ async fn behind_sentinel_a_request_under_two_rules_costs_one_script_call_on_the_
         return;
     };
     let calls = || {
-        let info = set
-            .server(set.primary_port())
-            .cli(&["INFO", "commandstats"]);
-        info.lines()
-            .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-            .filter_map(|l| {
-                l.split("calls=")
-                    .nth(1)?
-                    .split(',')
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .sum::<u64>()
+        support::script_calls_in(
+            &set.server(set.primary_port())
+                .cli(&["INFO", "commandstats"]),
+        )
     };
     let fx = Fixture::new();
     let server = guarded(&fx, RedisStore::sentinel(set.service, set.urls())).await;

@@ -423,3 +423,20 @@ pub async fn at_once(servers: &[&TestServer], keys: &[String], n: usize) -> Vec<
     }
     tasks.join_all().await
 }
+
+/// The script calls (`EVALSHA`, and `EVAL` for a script the server did not know yet) a
+/// Redis server's `INFO commandstats` answer counts.
+#[allow(dead_code)]
+pub fn script_calls_in(info: &str) -> u64 {
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}

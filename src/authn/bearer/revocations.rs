@@ -1,10 +1,10 @@
 //! Revoked tokens, as the invalidation bus announced them: by `jti`, and by subject issued
 //! before a time. Bounded in number and in time; a revocation that has to be forgotten while
-//! it still matters becomes a floor (every token issued before it is refused), never a token
-//! accepted again.
+//! it still matters becomes a floor (every token of its issuer issued before it is refused),
+//! never a token accepted again.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use super::cache::{BuildPrehashed, TokenCache};
@@ -60,8 +60,20 @@ fn checked_capacity(
     }
 }
 
-/// A revocation: tokens issued before the first time are refused until the second.
-type Revoked = (Timestamp, Timestamp);
+/// A revocation: tokens issued before the first time are refused until the second; the third
+/// is the issuer whose tokens it names ([`Scope`]).
+type Revoked = (Timestamp, Timestamp, Scope);
+
+/// The issuer a revocation names, as a hash of its `iss`; [`EVERY_ISSUER`] for a subject's
+/// revocation and a `jti`'s without an issuer, which name the tokens of any issuer.
+type Scope = u64;
+
+/// The scope of a revocation that names the tokens of any issuer.
+const EVERY_ISSUER: Scope = 0;
+
+/// How many issuers may have a floor of their own; a revocation of one more issuer forgotten
+/// while all of them matter raises the floor of every issuer.
+const MAX_ISSUER_FLOORS: usize = 16;
 
 type Map = quick_cache::sync::Cache<u128, Revoked, quick_cache::UnitWeighter, BuildPrehashed, Keep>;
 
@@ -69,33 +81,23 @@ type Map = quick_cache::sync::Cache<u128, Revoked, quick_cache::UnitWeighter, Bu
 /// issuer's clock ahead of ours), when the revocation has to be forgotten.
 const ISSUER_CLOCK_AHEAD: Duration = Duration::from_secs(60);
 
-/// The revocations evicted while they still mattered, as one floor: tokens issued before
+/// Revocations evicted while they still mattered, as one floor: tokens issued before
 /// `before` are refused until `until` (Unix nanoseconds, each the greatest evicted so far).
 #[derive(Debug, Default)]
-struct Forgotten {
+struct Floor {
     before: AtomicU64,
     until: AtomicU64,
 }
 
-impl Forgotten {
-    fn note(&self, (before, until): Revoked) {
-        let now = SystemClock.now();
-        if until <= now {
-            return; // it no longer mattered
-        }
+impl Floor {
+    /// Raises the floor to cover `before` until `until`; whether it was down until now.
+    fn raise(&self, before: Timestamp, until: Timestamp, now: Timestamp) -> bool {
         self.before
             .fetch_max(before.as_unix_nanos(), Ordering::Relaxed);
         let was = self
             .until
             .fetch_max(until.as_unix_nanos(), Ordering::Relaxed);
-        if was <= now.as_unix_nanos() {
-            tracing::warn!(
-                layer = "authn",
-                "more token revocations than can be remembered: every token issued before the \
-                 forgotten ones is refused until they would have expired; revoke subjects or \
-                 rotate the signing key to cut off many tokens at once"
-            );
-        }
+        was <= now.as_unix_nanos()
     }
 
     /// Whether a token issued at `iat` falls under the floor (one without `iat` cannot show
@@ -103,6 +105,87 @@ impl Forgotten {
     fn covers(&self, iat: Option<Timestamp>, now: Timestamp) -> bool {
         self.until.load(Ordering::Relaxed) > now.as_unix_nanos()
             && iat.is_none_or(|iat| iat.as_unix_nanos() < self.before.load(Ordering::Relaxed))
+    }
+
+    fn is_down(&self, now: Timestamp) -> bool {
+        self.until.load(Ordering::Relaxed) <= now.as_unix_nanos()
+    }
+}
+
+/// What the two maps had to forget while it still mattered: a floor for the tokens of every
+/// issuer, and one for each of up to [`MAX_ISSUER_FLOORS`] issuers whose `jti`s were
+/// forgotten, so that a flood of revocations from one issuer refuses the older tokens of that
+/// issuer only.
+#[derive(Debug, Default)]
+struct Forgotten {
+    every: Floor,
+    /// Whether `issuers` holds any floor: the request path takes no lock until then.
+    scoped: AtomicBool,
+    issuers: RwLock<Vec<(Scope, Floor)>>,
+}
+
+impl Forgotten {
+    fn note(&self, (before, until, scope): Revoked) {
+        let now = SystemClock.now();
+        if until <= now {
+            return; // it no longer mattered
+        }
+        let raised = if scope == EVERY_ISSUER {
+            self.every.raise(before, until, now)
+        } else {
+            let mut issuers = self.issuers.write().unwrap_or_else(|e| e.into_inner());
+            let slot = match issuers.iter().position(|(s, _)| *s == scope) {
+                Some(i) => Some(i),
+                None if issuers.len() < MAX_ISSUER_FLOORS => {
+                    issuers.push((scope, Floor::default()));
+                    Some(issuers.len() - 1)
+                }
+                // A floor that is down again is given to this issuer.
+                None => issuers
+                    .iter()
+                    .position(|(_, f)| f.is_down(now))
+                    .inspect(|&i| {
+                        issuers[i] = (scope, Floor::default());
+                    }),
+            };
+            self.scoped.store(true, Ordering::Release);
+            match slot {
+                Some(i) => issuers[i].1.raise(before, until, now),
+                // Too many issuers at once: the floor of every issuer, never forgetting.
+                None => self.every.raise(before, until, now),
+            }
+        };
+        if raised {
+            tracing::warn!(
+                layer = "authn",
+                every_issuer = scope == EVERY_ISSUER,
+                "more token revocations than can be remembered: every token issued before the \
+                 forgotten ones (of their issuer, or of every issuer for subjects) is refused \
+                 until they would have expired; revoke subjects or rotate the signing key to \
+                 cut off many tokens at once"
+            );
+        }
+    }
+
+    /// Whether a token of the issuer `scope` gives, issued at `iat`, falls under a floor.
+    fn covers(
+        &self,
+        scope: impl FnOnce() -> Scope,
+        iat: Option<Timestamp>,
+        now: Timestamp,
+    ) -> bool {
+        if self.every.covers(iat, now) {
+            return true;
+        }
+        if !self.scoped.load(Ordering::Acquire) {
+            return false;
+        }
+        let scope = scope();
+        let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
+        scope != EVERY_ISSUER
+            && issuers
+                .iter()
+                .any(|(s, floor)| *s == scope && floor.covers(iat, now))
     }
 }
 
@@ -209,6 +292,16 @@ fn map(n: usize) -> Map {
     )
 }
 
+/// The scope of revocations naming the tokens of `iss` (every issuer's when empty).
+fn scope_of<V: Clone>(cache: &TokenCache<V>, iss: &str) -> Scope {
+    if iss.is_empty() {
+        EVERY_ISSUER
+    } else {
+        // Never `EVERY_ISSUER`, whatever the hash.
+        (cache.key(iss.as_bytes()) as u64).max(1)
+    }
+}
+
 fn pair_key<V: Clone>(cache: &TokenCache<V>, iss: &str, jti: &str) -> u128 {
     // A separator no text holds, so ("ab", "c") and ("a", "bc") differ.
     let mut bytes = Vec::with_capacity(iss.len() + jti.len() + 1);
@@ -264,20 +357,27 @@ impl<V: Clone + Send + Sync + 'static> Revocations<V> {
             // A revocation without an issuer names the `jti` of any issuer.
             for issuer in [iss, ""] {
                 let key = pair_key(&inner.cache, issuer, jti);
-                if inner.jtis.get(&key).is_some_and(|(_, until)| until > now) {
+                if inner
+                    .jtis
+                    .get(&key)
+                    .is_some_and(|(_, until, _)| until > now)
+                {
                     return true;
                 }
             }
         }
-        if inner.forgotten.covers(facts.iat, now) {
+        let iss = facts.issuer.as_deref().unwrap_or("");
+        if inner
+            .forgotten
+            .covers(|| scope_of(&inner.cache, iss), facts.iat, now)
+        {
             return true;
         }
         let key = inner.cache.key(subject.as_bytes());
         // A token without `iat` cannot show it was issued after: refused while it matters.
-        inner
-            .subjects
-            .get(&key)
-            .is_some_and(|(before, until)| until > now && facts.iat.is_none_or(|iat| iat < before))
+        inner.subjects.get(&key).is_some_and(|(before, until, _)| {
+            until > now && facts.iat.is_none_or(|iat| iat < before)
+        })
     }
 
     /// The latest a token verified now may be cached until: its own expiry, or the bus's safe
@@ -300,7 +400,8 @@ impl<V: Clone + Send + Sync + 'static> InvalidationListener for Inner<V> {
             Invalidation::TokenRevoked { issuer, jti } => {
                 let key = pair_key(&self.cache, issuer, jti);
                 let heard = now.saturating_add(ISSUER_CLOCK_AHEAD);
-                let revoked = (heard, now.saturating_add(self.horizon));
+                let scope = scope_of(&self.cache, issuer);
+                let revoked = (heard, now.saturating_add(self.horizon), scope);
                 self.forgotten.remember(&self.jtis, key, revoked);
             }
             Invalidation::SubjectTokensRevokedBefore { subject, before } => {
@@ -311,10 +412,10 @@ impl<V: Clone + Send + Sync + 'static> InvalidationListener for Inner<V> {
                 }
                 // The latest revocation of a subject covers the earlier ones.
                 let before = match self.subjects.get(&key) {
-                    Some((b, _)) if b > *before => b,
+                    Some((b, _, _)) if b > *before => b,
                     _ => *before,
                 };
-                let revoked = (before, before.saturating_add(self.horizon));
+                let revoked = (before, before.saturating_add(self.horizon), EVERY_ISSUER);
                 self.forgotten.remember(&self.subjects, key, revoked);
             }
             _ => return,
@@ -405,6 +506,95 @@ mod tests {
         // The floor lasts as long as the forgotten revocations would have.
         let later = now.saturating_add(Duration::from_secs(3601));
         assert!(!r.revoked(&token("never-revoked", before), "alice", later));
+    }
+
+    fn revoke_of(hub: &Hub, issuer: &str, jti: &str) {
+        hub.deliver(&Invalidation::TokenRevoked {
+            issuer: issuer.into(),
+            jti: jti.into(),
+        });
+    }
+
+    fn token_of(issuer: Option<&str>, jti: &str, iat: Option<Timestamp>) -> TokenFacts {
+        TokenFacts {
+            issuer: issuer.map(Arc::from),
+            jti: Some(jti.into()),
+            iat,
+        }
+    }
+
+    /// The floor of a flood of one issuer's `jti` revocations refuses that issuer's older
+    /// tokens, and leaves the tokens of every other issuer alone.
+    #[test]
+    fn a_flood_of_one_issuers_revocations_refuses_only_that_issuers_older_tokens() {
+        let now = SystemClock.now();
+        let old = Some(Timestamp::from_unix_secs(now.as_unix_secs() - 600));
+        let (hub, r) = revocations(16);
+        for i in 0..2_000 {
+            revoke_of(&hub, "https://noisy.test", &format!("flood-{i}"));
+        }
+        for i in 0..2_000 {
+            let t = token_of(Some("https://noisy.test"), &format!("flood-{i}"), old);
+            assert!(r.revoked(&t, "alice", now), "flood-{i} is valid again");
+        }
+        let noisy = token_of(Some("https://noisy.test"), "never-revoked", old);
+        assert!(r.revoked(&noisy, "alice", now));
+        let quiet = token_of(Some("https://quiet.test"), "never-revoked", old);
+        assert!(!r.revoked(&quiet, "alice", now), "another issuer's token");
+        assert!(!r.revoked(
+            &token_of(Some("https://quiet.test"), "j", None),
+            "alice",
+            now
+        ));
+        assert!(
+            !r.revoked(&token_of(None, "j", old), "alice", now),
+            "a token without `iss`"
+        );
+        // The quiet issuer's own revocations are still remembered.
+        revoke_of(&hub, "https://quiet.test", "revoked");
+        let revoked = token_of(Some("https://quiet.test"), "revoked", old);
+        assert!(r.revoked(&revoked, "alice", now));
+    }
+
+    /// Revocations that name no issuer, and revocations of more issuers at once than have a
+    /// floor of their own, raise the floor of every issuer: never a revoked token accepted.
+    #[test]
+    fn revocations_of_any_issuer_or_of_too_many_issuers_raise_every_issuers_floor() {
+        let now = SystemClock.now();
+        let old = Some(Timestamp::from_unix_secs(now.as_unix_secs() - 600));
+        let quiet = token_of(Some("https://quiet.test"), "never-revoked", old);
+        let (hub, r) = revocations(16);
+        for i in 0..500 {
+            revoke_of(&hub, "", &format!("any-{i}"));
+        }
+        assert!(r.revoked(&token_of(Some("https://a.test"), "any-1", old), "x", now));
+        assert!(
+            r.revoked(&quiet, "alice", now),
+            "no issuer named: every issuer"
+        );
+
+        let (hub, r) = revocations(16);
+        let issuers: Vec<String> = (0..MAX_ISSUER_FLOORS + 4)
+            .map(|n| format!("https://issuer-{n}.test"))
+            .collect();
+        for i in 0..200 {
+            for issuer in &issuers {
+                revoke_of(&hub, issuer, &format!("flood-{i}"));
+            }
+        }
+        for issuer in &issuers {
+            for i in 0..200 {
+                let t = token_of(Some(issuer), &format!("flood-{i}"), old);
+                assert!(
+                    r.revoked(&t, "alice", now),
+                    "{issuer} flood-{i} is valid again"
+                );
+            }
+        }
+        assert!(
+            r.revoked(&quiet, "alice", now),
+            "past the issuers' floors: every issuer"
+        );
     }
 
     #[test]

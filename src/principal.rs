@@ -23,9 +23,11 @@ use serde::Serialize;
 use crate::clock::Timestamp;
 
 mod key_id;
+mod shared;
 
 pub(crate) use key_id::KEY_ID_LEN;
 pub use key_id::KeyId;
+pub(crate) use shared::Shared;
 
 /// How a [`Principal`] was authenticated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -75,7 +77,7 @@ impl Confirmation {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Principal(Arc<Inner>);
 
-#[derive(PartialEq, Eq, Serialize)]
+#[derive(Serialize)]
 struct Inner {
     subject: Box<str>,
     method: AuthMethod,
@@ -85,116 +87,47 @@ struct Inner {
     tier: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     confirmation: Option<Confirmation>,
-    /// How and when the user authenticated, for step-up rules (RFC 9470); boxed, as most
-    /// principals (API keys) have none.
+    /// What most principals (API keys) do not have, boxed: how and when the user
+    /// authenticated, and the next DPoP nonce.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     auth: Option<Box<AuthContext>>,
     #[serde(skip)]
     role_cache: RoleCache,
 }
 
-/// The OIDC `acr` and `auth_time` of a principal.
-#[derive(Debug, PartialEq, Eq, Serialize)]
+/// Who the caller is: every field but the role cache and the next DPoP nonce, which are not.
+impl PartialEq for Inner {
+    fn eq(&self, other: &Self) -> bool {
+        let auth = |i: &Self| i.auth.as_ref().map(|a| (a.acr.clone(), a.auth_time));
+        self.subject == other.subject
+            && self.method == other.method
+            && self.roles == other.roles
+            && self.scopes == other.scopes
+            && self.tenant == other.tenant
+            && self.tier == other.tier
+            && self.confirmation == other.confirmation
+            && auth(self).unwrap_or_default() == auth(other).unwrap_or_default()
+    }
+}
+
+impl Eq for Inner {}
+
+/// The OIDC `acr` and `auth_time` of a principal (for step-up rules, RFC 9470), and the
+/// fresh DPoP nonce the response to this request carries (RFC 9449 §8.2).
+#[derive(Debug, Serialize)]
 struct AuthContext {
     #[serde(skip_serializing_if = "Option::is_none")]
     acr: Option<Arc<str>>,
     /// Unix seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     auth_time: Option<u64>,
+    #[serde(skip)]
+    dpop_nonce: Option<http::HeaderValue>,
 }
 
 /// A sorted set of role or scope names; shared between the principals that have it in common
 /// (see [`Shared`]).
 type Names = Arc<[Box<str>]>;
-
-/// The role and scope sets, tenants and tiers that many long-lived principals have in common
-/// (a key store's records), held once. Bounded by the distinct values of the principals it
-/// was given; [`release`](Self::release) lets go of a value only a released principal used.
-#[derive(Debug, Default)]
-pub(crate) struct Shared {
-    sets: std::sync::Mutex<std::collections::HashSet<Names>>,
-    strings: std::sync::Mutex<std::collections::HashSet<Arc<str>>>,
-}
-
-impl Shared {
-    /// The value held for `value`; a copy of its own is added if there is none (so that only
-    /// stored principals and the table count as its users).
-    fn one<T: ?Sized + Eq + std::hash::Hash>(
-        table: &std::sync::Mutex<std::collections::HashSet<Arc<T>>>,
-        value: &Arc<T>,
-        copy: impl FnOnce(&T) -> Arc<T>,
-    ) -> Arc<T> {
-        let mut table = table
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(held) = table.get(value) {
-            return held.clone();
-        }
-        let held = copy(value);
-        table.insert(held.clone());
-        held
-    }
-
-    fn drop_unused<T: ?Sized + Eq + std::hash::Hash>(
-        table: &std::sync::Mutex<std::collections::HashSet<Arc<T>>>,
-        value: &Arc<T>,
-    ) {
-        let mut table = table
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Held by the table and by the principal being released: nobody else uses it.
-        if Arc::strong_count(value) <= 2 {
-            table.remove(value);
-        }
-    }
-
-    /// `p`, with its sets and strings replaced by the ones held here (added if new).
-    pub(crate) fn principal(&self, p: &Principal) -> Principal {
-        let i = &p.0;
-        Principal(Arc::new(Inner {
-            subject: i.subject.clone(),
-            method: i.method.clone(),
-            roles: Self::one(&self.sets, &i.roles, |s| s.iter().cloned().collect()),
-            scopes: Self::one(&self.sets, &i.scopes, |s| s.iter().cloned().collect()),
-            tenant: i
-                .tenant
-                .as_ref()
-                .map(|t| Self::one(&self.strings, t, |s| Arc::from(s))),
-            tier: i
-                .tier
-                .as_ref()
-                .map(|t| Self::one(&self.strings, t, |s| Arc::from(s))),
-            confirmation: i.confirmation,
-            auth: i.auth.as_ref().map(|a| {
-                Box::new(AuthContext {
-                    acr: a
-                        .acr
-                        .as_ref()
-                        .map(|t| Self::one(&self.strings, t, |s| Arc::from(s))),
-                    auth_time: a.auth_time,
-                })
-            }),
-            role_cache: RoleCache::default(),
-        }))
-    }
-
-    /// How many sets and strings are held.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> (usize, usize) {
-        let sets = self.sets.lock().map_or(0, |s| s.len());
-        (sets, self.strings.lock().map_or(0, |s| s.len()))
-    }
-
-    /// Lets go of what only `p` (no longer stored) used.
-    pub(crate) fn release(&self, p: &Principal) {
-        let i = &p.0;
-        Self::drop_unused(&self.sets, &i.roles);
-        Self::drop_unused(&self.sets, &i.scopes);
-        for s in [&i.tenant, &i.tier].into_iter().flatten() {
-            Self::drop_unused(&self.strings, s);
-        }
-    }
-}
 
 /// The principal's roles as a compiled policy's bit set, cached per policy generation, so
 /// authorization does not look role names up on every request. Two slots: the enforced policy
@@ -208,14 +141,6 @@ struct CachedBits {
     generation: u64,
     bits: Box<[u64]>,
 }
-
-impl PartialEq for RoleCache {
-    fn eq(&self, _: &Self) -> bool {
-        true // a cache, not part of the identity
-    }
-}
-
-impl Eq for RoleCache {}
 
 impl Principal {
     /// Starts a principal for `subject`, authenticated by `method`.
@@ -309,6 +234,34 @@ impl Principal {
     #[must_use]
     pub fn confirmation(&self) -> Option<Confirmation> {
         self.0.confirmation
+    }
+
+    /// The fresh DPoP nonce the response to this request carries in `DPoP-Nonce` (RFC 9449
+    /// §8.2): set when the request's proof used a nonce past half its lifetime.
+    #[must_use]
+    pub fn dpop_nonce(&self) -> Option<&http::HeaderValue> {
+        self.0.auth.as_ref()?.dpop_nonce.as_ref()
+    }
+
+    /// This principal, carrying `nonce` back to its client in `DPoP-Nonce`.
+    #[cfg(feature = "jwt")]
+    pub(crate) fn with_dpop_nonce(self, nonce: http::HeaderValue) -> Self {
+        let i = &*self.0;
+        Self(Arc::new(Inner {
+            subject: i.subject.clone(),
+            method: i.method.clone(),
+            roles: i.roles.clone(),
+            scopes: i.scopes.clone(),
+            tenant: i.tenant.clone(),
+            tier: i.tier.clone(),
+            confirmation: i.confirmation,
+            auth: Some(Box::new(AuthContext {
+                acr: i.auth.as_ref().and_then(|a| a.acr.clone()),
+                auth_time: i.auth.as_ref().and_then(|a| a.auth_time),
+                dpop_nonce: Some(nonce),
+            })),
+            role_cache: RoleCache::default(),
+        }))
     }
 
     /// How the user authenticated: the token's `acr` (Authentication Context Class Reference,
@@ -468,6 +421,7 @@ impl PrincipalBuilder {
                 Box::new(AuthContext {
                     acr: self.acr.map(Arc::from),
                     auth_time: self.auth_time,
+                    dpop_nonce: None,
                 })
             }),
             role_cache: RoleCache::default(),

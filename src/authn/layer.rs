@@ -247,9 +247,10 @@ where
                 Ok(principal) => {
                     decision.allowed(Some(&principal));
                     parts.extensions.insert(principal.clone());
-                    let mut res = inner.call(Request::from_parts(parts, body)).await?;
-                    res.extensions_mut().insert(principal);
-                    Ok(res.map(ResponseBody::inner))
+                    let res = inner.call(Request::from_parts(parts, body)).await?;
+                    let mut res = res.map(ResponseBody::inner);
+                    principal.finish(&mut res);
+                    Ok(res)
                 }
                 Err(rejection) => Ok(refusal_response(
                     "authn",
@@ -290,6 +291,11 @@ pub type ResponseFuture<F, B, E> = crate::future::ResponseFuture<F, B, E, Princi
 
 impl Finish for Principal {
     fn finish<B>(self, res: &mut Response<ResponseBody<B>>) {
+        // RFC 9449 §8.2: the next nonce rides on the successful response.
+        if let Some(nonce) = self.dpop_nonce() {
+            res.headers_mut()
+                .insert(http::HeaderName::from_static("dpop-nonce"), nonce.clone());
+        }
         res.extensions_mut().insert(self);
     }
 }

@@ -160,7 +160,7 @@ impl Possession {
             Admission::Remember(principal, proof) => {
                 let dpop = self.dpop.as_ref()?;
                 Some(match dpop.remember_now(&proof, now)? {
-                    Ok(()) => Authentication::Authenticated(principal),
+                    Ok(()) => Authentication::Authenticated(proven(principal, proof)),
                     Err(rejection) => Authentication::Refused(rejection),
                 })
             }
@@ -179,7 +179,7 @@ impl Possession {
                     return Authentication::Authenticated(principal);
                 };
                 match dpop.remember(&proof, now).await {
-                    Ok(()) => Authentication::Authenticated(principal),
+                    Ok(()) => Authentication::Authenticated(proven(principal, proof)),
                     Err(rejection) => Authentication::Refused(rejection),
                 }
             }
@@ -193,6 +193,15 @@ impl Possession {
         if let Some(dpop) = &self.dpop {
             out.push(dpop.challenges.plain().clone());
         }
+    }
+}
+
+/// `principal`, admitted by `proof`: carrying the fresh nonce the proof earned, if any.
+#[cfg(feature = "jwt")]
+fn proven(principal: Principal, proof: crate::authn::dpop::Proof) -> Principal {
+    match proof.next_nonce {
+        Some(nonce) => principal.with_dpop_nonce(nonce),
+        None => principal,
     }
 }
 

@@ -554,6 +554,45 @@ async fn rfc9449_9_a_required_nonce_is_handed_out_and_then_checked() {
     });
     let reply = send(&server, Method::GET, "/orders", &token, &proof).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
+    // A nonce well within its lifetime: no new one.
+    assert!(
+        !reply.headers.contains_key("dpop-nonce"),
+        "{:?}",
+        reply.headers
+    );
+}
+
+/// RFC 9449 §8.2 and §9: a proof whose nonce is past half its lifetime is served, and the
+/// response carries a fresh nonce, so the client moves on before its nonce expires and never
+/// pays a refused round trip for it; the fresh nonce is accepted in turn.
+#[tokio::test]
+async fn rfc9449_8_2_a_successful_response_carries_a_new_nonce_before_the_old_one_expires() {
+    let idp = Idp::start(jwks(&["es256"])).await;
+    let dpop = Dpop::new(ORIGIN).require_nonce(Duration::from_secs(2));
+    let server = dpop_server(&idp, dpop).await;
+    let client = client();
+    let token = bound_token(&client);
+    let proof = client.proof("GET", "/orders", &token);
+    let reply = send(&server, Method::GET, "/orders", &token, &proof).await;
+    assert_eq!(reply.status, 401);
+    let first = reply.headers["dpop-nonce"].to_str().unwrap().to_owned();
+    // Nonces count whole seconds: past 1.1 s, this one is past half its 2 s lifetime.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let with =
+        |nonce: &str| client.proof_with("GET", "/orders", &token, |_, c| c["nonce"] = json!(nonce));
+    let reply = send(&server, Method::GET, "/orders", &token, &with(&first)).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(server.hits(), 1);
+    let next = reply.headers["dpop-nonce"].to_str().unwrap().to_owned();
+    assert_ne!(next, first);
+    // RFC 9449 §8.1: `NQCHAR`s only.
+    assert!(
+        next.bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+    );
+    let reply = send(&server, Method::GET, "/orders", &token, &with(&next)).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(server.hits(), 2);
 }
 
 #[tokio::test]

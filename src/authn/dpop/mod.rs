@@ -39,8 +39,8 @@ mod uri;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderName;
 use http::request::Parts;
+use http::{HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -187,7 +187,10 @@ impl Dpop {
     /// Requires a server nonce in every proof (RFC 9449 §9): a proof without a valid one gets
     /// 401 `use_dpop_nonce` with a fresh nonce in `DPoP-Nonce`. A nonce is accepted for
     /// `lifetime` after it was made, and then stands in for `iat` as the proof's time (§4.3
-    /// check 11), which spares clients with a wrong clock.
+    /// check 11), which spares clients with a wrong clock. A proof whose nonce is past half
+    /// its lifetime is served, and the response carries a fresh nonce in `DPoP-Nonce` (§8.2),
+    /// so a client that takes the newest nonce it was given never has a proof refused for an
+    /// expired one.
     #[must_use]
     pub fn require_nonce(mut self, lifetime: Duration) -> Self {
         self.nonce_lifetime = Some(lifetime);
@@ -326,6 +329,10 @@ pub(crate) struct Proof {
     id: u128,
     /// Until when it could be accepted: how long its id must be remembered.
     until: Timestamp,
+    /// A fresh nonce for the client, when the proof's nonce is past half its lifetime (RFC
+    /// 9449 §8.2: sent with the successful response, so the client moves on before its nonce
+    /// expires and never pays a refused round trip for it).
+    pub(crate) next_nonce: Option<HeaderValue>,
 }
 
 impl DpopCheck {
@@ -355,14 +362,17 @@ impl DpopCheck {
         if expected.is_none() || uri::normalize(htu) != expected {
             return Err(AuthnReason::DpopProofUri);
         }
+        let mut next_nonce = None;
         let (made, lifetime) = match &self.nonces {
             Some(nonces) => {
                 let nonce = claims.get("nonce").and_then(serde_json::Value::as_str);
                 let made = nonce.and_then(|n| nonces.check(n, now, self.leeway));
-                (
-                    made.ok_or(AuthnReason::DpopNonceRequired)?,
-                    nonces.lifetime(),
-                )
+                let made = made.ok_or(AuthnReason::DpopNonceRequired)?;
+                let half = nonces.lifetime().as_secs() / 2;
+                if made.saturating_add(half) <= now.as_unix_secs() {
+                    next_nonce = Some(nonces.issue(now));
+                }
+                (made, nonces.lifetime())
             }
             None => {
                 let now_secs = now.as_unix_secs();
@@ -387,6 +397,7 @@ impl DpopCheck {
             thumbprint: signed.thumbprint,
             id: u128::from_be_bytes(id),
             until,
+            next_nonce,
         })
     }
 

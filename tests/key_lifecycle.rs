@@ -170,7 +170,8 @@ async fn a_wrong_key_under_an_old_version_is_refused_like_any_wrong_key() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A store that counts the batches of last uses handed to it.
+/// A store that counts the batches of last uses handed to it, once each is written (so a
+/// test that saw the count can read the rows).
 #[derive(Clone)]
 struct CountingBatches(SqliteKeyStore, Arc<AtomicUsize>);
 
@@ -180,8 +181,9 @@ impl KeyStore for CountingBatches {
     }
 
     async fn record_last_used(&self, uses: &[LastUsed]) -> Result<(), StoreError> {
+        let written = self.0.record_last_used(uses).await;
         self.1.fetch_add(1, Ordering::SeqCst);
-        self.0.record_last_used(uses).await
+        written
     }
 }
 

@@ -119,8 +119,9 @@ impl Floor {
 #[derive(Debug, Default)]
 struct Forgotten {
     every: Floor,
-    /// Whether `issuers` holds any floor: the request path takes no lock until then.
-    scoped: AtomicBool,
+    /// Until when any floor of `issuers` is up (Unix nanoseconds): the request path takes no
+    /// lock but then.
+    scoped_until: AtomicU64,
     issuers: RwLock<Vec<(Scope, Floor)>>,
 }
 
@@ -148,7 +149,8 @@ impl Forgotten {
                         issuers[i] = (scope, Floor::default());
                     }),
             };
-            self.scoped.store(true, Ordering::Release);
+            self.scoped_until
+                .fetch_max(until.as_unix_nanos(), Ordering::Release);
             match slot {
                 Some(i) => issuers[i].1.raise(before, until, now),
                 // Too many issuers at once: the floor of every issuer, never forgetting.
@@ -177,7 +179,7 @@ impl Forgotten {
         if self.every.covers(iat, now) {
             return true;
         }
-        if !self.scoped.load(Ordering::Acquire) {
+        if self.scoped_until.load(Ordering::Acquire) <= now.as_unix_nanos() {
             return false;
         }
         let scope = scope();

@@ -722,6 +722,56 @@ async fn a_flood_of_revocations_never_makes_a_revoked_token_valid_again() {
     assert_eq!(reply.status, 200, "{:?}", reply.body);
 }
 
+/// Fail closed, and no wider than needed: a flood of one issuer's `jti` revocations past the
+/// capacity raises the floor of that issuer's tokens only. Its older tokens are refused,
+/// revoked or not; another issuer's older tokens, on the same authenticator, are served.
+#[tokio::test]
+async fn a_flood_of_one_issuers_revocations_leaves_another_issuers_tokens_alone() {
+    use palisade::invalidation::{InProcessBus, Invalidation, InvalidationBus};
+
+    const BETA: &str = "https://idp.palisade.test/realms/beta";
+    let idp = Idp::start(jwks(&["es256"])).await;
+    let bus = InProcessBus::new();
+    let jwt = provider(&idp)
+        .issuer(Issuer::new(BETA).jwks_url(idp.jwks_url()).audience(AUD))
+        .invalidation(&bus)
+        .revocation_capacity(16)
+        .build()
+        .unwrap();
+    let server = TestServer::start(Palisade::builder().authenticate(jwt).build().unwrap()).await;
+    let issued = |iss: &str, jti: &str| {
+        let mut c = claims();
+        c["iss"] = json!(iss);
+        c["jti"] = json!(jti);
+        c["iat"] = json!(now() - 60);
+        mint("es256", &c)
+    };
+    let (acme, beta) = (issued(ISS, "acme-old"), issued(BETA, "beta-old"));
+    for token in [&acme, &beta] {
+        let reply = server.get("/", &[("authorization", &bearer(token))]).await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    for i in 0..200 {
+        bus.publish(&Invalidation::TokenRevoked {
+            issuer: ISS.into(),
+            jti: format!("flood-{i}").into(),
+        })
+        .await
+        .unwrap();
+    }
+    for token in [issued(ISS, "flood-7"), acme] {
+        let reply = server.get("/", &[("authorization", &bearer(&token))]).await;
+        assert_eq!(reply.status, 401, "{:?}", reply.body);
+        assert_eq!(server.last_refusal().unwrap().reason(), "token_revoked");
+    }
+    let reply = server.get("/", &[("authorization", &bearer(&beta))]).await;
+    assert_eq!(
+        reply.status, 200,
+        "another issuer's token: {:?}",
+        reply.body
+    );
+}
+
 #[tokio::test]
 async fn after_max_stale_of_provider_outage_every_token_gets_503_with_retry_after() {
     let idp = Idp::start(jwks(&["es256"])).await;

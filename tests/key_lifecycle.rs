@@ -96,6 +96,7 @@ fn new_keys() -> ApiKeys {
     ApiKeys::new()
         .with_hasher(KeyHasher::keyed(NEW_PEPPER).unwrap())
         .with_hash_version(2)
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +111,9 @@ async fn a_key_under_the_old_pepper_is_accepted_then_stored_under_the_new_one() 
     let bus = InProcessBus::new();
 
     // The new pepper is current (version 2); the old one is kept as version 1.
-    let migrating = new_keys().with_previous_hasher(1, KeyHasher::keyed(OLD_PEPPER).unwrap());
+    let migrating = new_keys()
+        .with_previous_hasher(1, KeyHasher::keyed(OLD_PEPPER).unwrap())
+        .unwrap();
     let cached = SqliteKeyStore::cached(db.clone(), Duration::from_secs(60), &bus);
     let addr = serve(migrating.authenticator(cached.clone())).await;
     assert_eq!(get_with(addr, ada_key).await, (200, String::new()));
@@ -156,7 +159,9 @@ async fn a_wrong_key_under_an_old_version_is_refused_like_any_wrong_key() {
     let new_issued = new_keys().generate(KeySpec::new("bob")).unwrap();
     db.insert_key(&old_issued.record).await.unwrap();
     db.insert_key(&new_issued.record).await.unwrap();
-    let migrating = new_keys().with_previous_hasher(1, KeyHasher::keyed(OLD_PEPPER).unwrap());
+    let migrating = new_keys()
+        .with_previous_hasher(1, KeyHasher::keyed(OLD_PEPPER).unwrap())
+        .unwrap();
     let addr = serve(migrating.authenticator(SqliteKeyStore(db.clone()))).await;
 
     let wrong_old = wrong_secret_for(&old_keys(), old_issued.plaintext.expose_secret());
@@ -267,7 +272,9 @@ async fn a_store_whose_writes_fail_or_hang_never_changes_an_answer() {
             hang,
             calls: calls.clone(),
         };
-        let migrating = new_keys().with_previous_hasher(1, KeyHasher::keyed(OLD_PEPPER).unwrap());
+        let migrating = new_keys()
+            .with_previous_hasher(1, KeyHasher::keyed(OLD_PEPPER).unwrap())
+            .unwrap();
         let auth = migrating
             .authenticator(store)
             .with_last_used_batch(1)

@@ -62,32 +62,29 @@ pub struct PreviousHasherConfig {
 }
 
 impl PreviousHasherConfig {
-    /// The hasher of item `i` of `c.previous_hashers`, checked against the current version and
-    /// the items already in `keys`.
-    fn hasher(&self, i: usize, c: &ApiKeyConfig, keys: &ApiKeys) -> Result<KeyHasher, ConfigError> {
+    /// `keys` with item `i` of `previous_hashers` added; its errors name the item.
+    fn add_to(&self, i: usize, keys: ApiKeys) -> Result<ApiKeys, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             field: "api_keys.previous_hashers",
             message: format!("[{i}] (version {}): {message}", self.version),
         };
-        if self.version == c.hash_version {
-            return Err(invalid(
-                "the current `hash_version` has this version; a previous hasher needs its own"
-                    .into(),
-            ));
-        }
-        if keys.previous_versions().any(|v| v == self.version) {
-            return Err(invalid("this version is given twice".into()));
-        }
-        let Some(var) = &self.pepper_env else {
-            return Ok(KeyHasher::sha256());
+        let hasher = match &self.pepper_env {
+            None => KeyHasher::sha256(),
+            Some(var) => {
+                let secret = env_secret(var).map_err(|_| {
+                    invalid(format!(
+                        "`pepper_env`: environment variable `{var}` is not set or not valid UTF-8"
+                    ))
+                })?;
+                KeyHasher::keyed(secret.as_bytes())
+                    .map_err(|e| invalid(format!("`pepper_env` (`{var}`): {e}")))?
+            }
         };
-        let secret = env_secret(var).map_err(|_| {
-            invalid(format!(
-                "`pepper_env`: environment variable `{var}` is not set or not valid UTF-8"
-            ))
-        })?;
-        KeyHasher::keyed(secret.as_bytes())
-            .map_err(|e| invalid(format!("`pepper_env` (`{var}`): {e}")))
+        keys.with_previous_hasher(self.version, hasher)
+            .map_err(|e| match e {
+                ConfigError::Invalid { message, .. } => invalid(message),
+                e => e,
+            })
     }
 }
 
@@ -171,7 +168,7 @@ impl Config {
         let c = &self.api_keys;
         let mut keys = ApiKeys::new()
             .with_format(KeyFormat::new(&c.prefix)?)
-            .with_hash_version(c.hash_version);
+            .with_hash_version(c.hash_version)?;
         if let Some(var) = &c.pepper_env {
             let secret = env_secret(var).map_err(|_| ConfigError::Env {
                 field: "api_keys.pepper_env",
@@ -180,8 +177,7 @@ impl Config {
             keys = keys.with_hasher(KeyHasher::keyed(secret.as_bytes())?);
         }
         for (i, previous) in c.previous_hashers.iter().enumerate() {
-            let hasher = previous.hasher(i, c, &keys)?;
-            keys = keys.with_previous_hasher(previous.version, hasher);
+            keys = previous.add_to(i, keys)?;
         }
         Ok(keys)
     }

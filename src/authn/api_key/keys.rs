@@ -6,6 +6,7 @@ use super::hash::{Hashers, KeyHash, KeyHasher};
 use super::record::{KeyRecord, KeySpec};
 use super::store::KeyStore;
 use crate::clock::Timestamp;
+use crate::error::ConfigError;
 use crate::rejection::AuthnReason;
 
 /// A freshly generated key: the plaintext, to show its owner once, and the record to store.
@@ -50,10 +51,20 @@ impl ApiKeys {
 
     /// Numbers the current hasher `version` (default [`DEFAULT_HASH_VERSION`](super::DEFAULT_HASH_VERSION)): new keys are
     /// stored with it, and records of this version are checked with the current hasher.
-    #[must_use]
-    pub fn with_hash_version(mut self, version: u16) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when a previous hasher was given this version: records of it
+    /// could be checked by only one of the two.
+    pub fn with_hash_version(mut self, version: u16) -> Result<Self, ConfigError> {
+        if self.previous_versions().any(|v| v == version) {
+            return Err(invalid_version(
+                "ApiKeys::with_hash_version",
+                "a previous hasher has this version; the current one needs its own",
+            ));
+        }
         self.hashers.version = version;
-        self
+        Ok(self)
     }
 
     /// Also checks records of hash version `version` with `hasher`: a scheme used before the
@@ -63,8 +74,8 @@ impl ApiKeys {
     /// has moved, the previous hasher can go. A record of a version neither current nor
     /// previous is refused (`unknown_hash_version`).
     ///
-    /// The same version twice: the later hasher replaces the earlier. A previous hasher under
-    /// the current version is never consulted (the configuration file refuses it).
+    /// Each version is given once, and never the current one (the configuration file refuses
+    /// both too).
     ///
     /// ```
     /// use palisade::authn::api_key::{ApiKeys, KeyHasher};
@@ -72,16 +83,34 @@ impl ApiKeys {
     /// # let (old_pepper, new_pepper) = ([1u8; 32], [2u8; 32]);
     /// let keys = ApiKeys::new()
     ///     .with_hasher(KeyHasher::keyed(&new_pepper)?)
-    ///     .with_hash_version(3)
-    ///     .with_previous_hasher(2, KeyHasher::keyed(&old_pepper)?)
-    ///     .with_previous_hasher(1, KeyHasher::sha256());
+    ///     .with_hash_version(3)?
+    ///     .with_previous_hasher(2, KeyHasher::keyed(&old_pepper)?)?
+    ///     .with_previous_hasher(1, KeyHasher::sha256())?;
     /// assert_eq!(keys.hash_version(), 3);
     /// # Ok::<(), palisade::ConfigError>(())
     /// ```
-    #[must_use]
-    pub fn with_previous_hasher(mut self, version: u16, hasher: KeyHasher) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when `version` is the current hasher's, or was given to a
+    /// previous hasher already: records of it could be checked by only one of the two.
+    pub fn with_previous_hasher(
+        mut self,
+        version: u16,
+        hasher: KeyHasher,
+    ) -> Result<Self, ConfigError> {
+        const FIELD: &str = "ApiKeys::with_previous_hasher";
+        if version == self.hashers.version {
+            return Err(invalid_version(
+                FIELD,
+                "the current `hash_version` has this version; a previous hasher needs its own",
+            ));
+        }
+        if self.previous_versions().any(|v| v == version) {
+            return Err(invalid_version(FIELD, "this version is given twice"));
+        }
         self.hashers.add_previous(version, hasher);
-        self
+        Ok(self)
     }
 
     /// The version of the current hasher.
@@ -176,5 +205,13 @@ impl ApiKeys {
     /// An authenticator for these keys, looking records up in `store`.
     pub fn authenticator<S: KeyStore>(&self, store: S) -> ApiKeyAuthenticator<S> {
         ApiKeyAuthenticator::new(self.clone(), store)
+    }
+}
+
+/// The error of a hash version that would leave a hasher unused.
+fn invalid_version(field: &'static str, message: &str) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        message: message.into(),
     }
 }

@@ -428,8 +428,42 @@ fn migrating() -> (ApiKeys, ApiKeys) {
     let new = ApiKeys::new()
         .with_hasher(KeyHasher::keyed(&NEW_PEPPER).unwrap())
         .with_hash_version(2)
-        .with_previous_hasher(1, KeyHasher::keyed(&OLD_PEPPER).unwrap());
+        .unwrap()
+        .with_previous_hasher(1, KeyHasher::keyed(&OLD_PEPPER).unwrap())
+        .unwrap();
     (old, new)
+}
+
+/// Nothing configured is ignored: a previous hasher under the current version, a version
+/// given twice, or a current version a previous hasher already has would leave one of two
+/// hashers unused, so each is refused, whatever the order of the calls.
+#[test]
+fn a_hash_version_that_would_leave_a_hasher_unused_is_refused() {
+    let sha = KeyHasher::sha256;
+    let refused = |r: Result<ApiKeys, crate::ConfigError>, field: &str, needle: &str| {
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains(field) && e.contains(needle), "{e}");
+    };
+    let current = ApiKeys::new().with_hash_version(2).unwrap();
+    refused(
+        current.clone().with_previous_hasher(2, sha()),
+        "ApiKeys::with_previous_hasher",
+        "current",
+    );
+    let one = current.with_previous_hasher(1, sha()).unwrap();
+    refused(
+        one.clone().with_previous_hasher(1, sha()),
+        "ApiKeys::with_previous_hasher",
+        "twice",
+    );
+    refused(
+        one.clone().with_hash_version(1),
+        "ApiKeys::with_hash_version",
+        "previous hasher",
+    );
+    let both = one.with_previous_hasher(3, sha()).unwrap();
+    assert_eq!(both.previous_versions().collect::<Vec<_>>(), [1, 3]);
+    assert_eq!(both.hash_version(), 2);
 }
 
 #[tokio::test]
@@ -461,7 +495,8 @@ async fn a_key_under_a_previous_hasher_is_accepted_and_rehashed_off_the_request_
     // The old pepper gone, the key still works.
     let only_new = ApiKeys::new()
         .with_hasher(KeyHasher::keyed(&NEW_PEPPER).unwrap())
-        .with_hash_version(2);
+        .with_hash_version(2)
+        .unwrap();
     assert!(matches!(
         only_new.authenticator(store).authenticate(&p).await,
         Authentication::Authenticated(_)

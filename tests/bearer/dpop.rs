@@ -143,8 +143,13 @@ fn assert_refused(server: &TestServer, reply: &Reply, error: &str, reason: &str,
 
 /// One server, one bound token, and the client; a proof for each case.
 async fn setup() -> (Idp, TestServer, Client, String) {
+    setup_with(Dpop::new(ORIGIN)).await
+}
+
+/// A provider, a server checking proofs as `dpop` says, a client and a token bound to its key.
+async fn setup_with(dpop: Dpop) -> (Idp, TestServer, Client, String) {
     let idp = Idp::start(jwks(&["es256"])).await;
-    let server = dpop_server(&idp, Dpop::new(ORIGIN)).await;
+    let server = dpop_server(&idp, dpop).await;
     let client = client();
     let token = bound_token(&client);
     (idp, server, client, token)
@@ -519,11 +524,8 @@ async fn rfc9449_11_1_a_replayed_proof_is_refused() {
 
 #[tokio::test]
 async fn rfc9449_9_a_required_nonce_is_handed_out_and_then_checked() {
-    let idp = Idp::start(jwks(&["es256"])).await;
     let dpop = Dpop::new(ORIGIN).require_nonce(Duration::from_secs(300));
-    let server = dpop_server(&idp, dpop).await;
-    let client = client();
-    let token = bound_token(&client);
+    let (_idp, server, client, token) = setup_with(dpop).await;
     // No nonce: 401 use_dpop_nonce, and the nonce to use.
     let proof = client.proof("GET", "/orders", &token);
     let reply = send(&server, Method::GET, "/orders", &token, &proof).await;
@@ -567,11 +569,8 @@ async fn rfc9449_9_a_required_nonce_is_handed_out_and_then_checked() {
 /// pays a refused round trip for it; the fresh nonce is accepted in turn.
 #[tokio::test]
 async fn rfc9449_8_2_a_successful_response_carries_a_new_nonce_before_the_old_one_expires() {
-    let idp = Idp::start(jwks(&["es256"])).await;
     let dpop = Dpop::new(ORIGIN).require_nonce(Duration::from_secs(2));
-    let server = dpop_server(&idp, dpop).await;
-    let client = client();
-    let token = bound_token(&client);
+    let (_idp, server, client, token) = setup_with(dpop).await;
     let proof = client.proof("GET", "/orders", &token);
     let reply = send(&server, Method::GET, "/orders", &token, &proof).await;
     assert_eq!(reply.status, 401);

@@ -187,7 +187,8 @@ impl Dpop {
     /// Requires a server nonce in every proof (RFC 9449 §9): a proof without a valid one gets
     /// 401 `use_dpop_nonce` with a fresh nonce in `DPoP-Nonce`. A nonce is accepted for
     /// `lifetime` after it was made, and then stands in for `iat` as the proof's time (§4.3
-    /// check 11), which spares clients with a wrong clock. A proof whose nonce is past half
+    /// check 11), which spares clients with a wrong clock. Nonces count whole seconds: a
+    /// lifetime under one second is refused at build. A proof whose nonce is past half
     /// its lifetime is served, and the response carries a fresh nonce in `DPoP-Nonce` (§8.2),
     /// so a client that takes the newest nonce it was given never has a proof refused for an
     /// expired one.
@@ -250,6 +251,13 @@ impl Dpop {
                 ));
             }
             (None, None) => None,
+            // Nonces count whole seconds: under one, a nonce would expire when the clock's
+            // second turns, and clients would be refused at random.
+            (Some(lifetime), _) if lifetime < Duration::from_secs(1) => {
+                return Err(invalid(format!(
+                    "a nonce lifetime of {lifetime:?} is under a second: nonces count whole seconds"
+                )));
+            }
             (Some(lifetime), secret) => Some(Nonces::new(nonce_key(secret)?, lifetime)),
         };
         let skew = self.leeway.saturating_mul(2);
@@ -484,6 +492,10 @@ mod tests {
             .require_nonce(Duration::from_secs(60))
             .nonce_secret(b"short".to_vec());
         assert!(err(short).contains("32 bytes"));
+        for lifetime in [Duration::ZERO, Duration::from_millis(999)] {
+            let d = Dpop::new("https://a.example").require_nonce(lifetime);
+            assert!(err(d).contains("under a second"));
+        }
         // A trailing slash or a path prefix is fine.
         Dpop::new("https://a.example/").build("api").unwrap();
         Dpop::new("https://a.example/api").build("api").unwrap();

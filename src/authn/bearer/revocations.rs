@@ -131,8 +131,9 @@ impl Forgotten {
         if until <= now {
             return; // it no longer mattered
         }
-        let raised = if scope == EVERY_ISSUER {
-            self.every.raise(before, until, now)
+        // Whether a floor went up, and whether it was every issuer's.
+        let (raised, every) = if scope == EVERY_ISSUER {
+            (self.every.raise(before, until, now), true)
         } else {
             let mut issuers = self.issuers.write().unwrap_or_else(|e| e.into_inner());
             let slot = match issuers.iter().position(|(s, _)| *s == scope) {
@@ -152,15 +153,15 @@ impl Forgotten {
             self.scoped_until
                 .fetch_max(until.as_unix_nanos(), Ordering::Release);
             match slot {
-                Some(i) => issuers[i].1.raise(before, until, now),
+                Some(i) => (issuers[i].1.raise(before, until, now), false),
                 // Too many issuers at once: the floor of every issuer, never forgetting.
-                None => self.every.raise(before, until, now),
+                None => (self.every.raise(before, until, now), true),
             }
         };
         if raised {
             tracing::warn!(
                 layer = "authn",
-                every_issuer = scope == EVERY_ISSUER,
+                every_issuer = every,
                 "more token revocations than can be remembered: every token issued before the \
                  forgotten ones (of their issuer, or of every issuer for subjects) is refused \
                  until they would have expired; revoke subjects or rotate the signing key to \

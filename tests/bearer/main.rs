@@ -764,6 +764,11 @@ async fn a_flood_of_one_issuers_revocations_leaves_another_issuers_tokens_alone(
         assert_eq!(reply.status, 401, "{:?}", reply.body);
         assert_eq!(server.last_refusal().unwrap().reason(), "token_revoked");
     }
+    assert_eq!(
+        server.hits(),
+        2,
+        "a refused token never reaches the handler"
+    );
     let reply = server.get("/", &[("authorization", &bearer(&beta))]).await;
     assert_eq!(
         reply.status, 200,
